@@ -1,0 +1,6 @@
+// The one module the runner and the services share. Export JSON Schema with `npm run contract:schema`.
+export * from './jobs.ts';
+export * from './storage-layout.ts';
+export * from './runner-env.ts';
+export * from './callbacks.ts';
+export * from './results-file.ts';

@@ -1,0 +1,138 @@
+// The runner's whole configuration, as environment variables. The executors build it with
+// `toRunnerEnv`; the runner reads it with `parseRunnerEnv`. Seed names are kept; additions are
+// documented on each field.
+import { z } from 'zod';
+import { InferenceType, InputConfig, TaskType, XaiMethod } from './jobs.ts';
+import { parseStorageUri } from './storage-layout.ts';
+
+const boolFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const storageUri = z.string().min(1).superRefine((uri, ctx) => {
+  try {
+    parseStorageUri(uri);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const positiveInt = z.coerce.number().int().positive();
+
+export const RunnerEnv = z
+  .object({
+    /** Database id of the test run or inference job (UUID). */
+    JOB_ID: z.uuid(),
+    /** Correlates every log line and callback of one job across processes. */
+    TRACE_ID: z.string().min(1).max(128),
+    INFERENCE_TYPE: InferenceType,
+    /** Base URL of the callback service, e.g. http://127.0.0.1:8081. */
+    BACKEND_BASE_URL: z.url(),
+    /** Bearer token minted by the controller for this one job. */
+    CALLBACK_TOKEN: z.string().min(1),
+    TASK_TYPE: TaskType,
+    /** ONNX model: s3://, file:// or an absolute path. */
+    CHECKPOINT_PATH: storageUri,
+    DATASET_ID: z.string().optional(),
+    /** Labeled dataset root (test runs): `{DATASET_PATH}/{SPLIT}/{class_name}/*`. */
+    DATASET_PATH: storageUri.optional(),
+    SPLIT: z.string().min(1).default('test'),
+    /** JSON InputConfig (inference jobs). */
+    INPUT_CONFIG: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (raw === undefined || raw === '') return undefined;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+          return z.NEVER;
+        }
+        const result = InputConfig.safeParse(parsed);
+        if (!result.success) {
+          ctx.addIssue({ code: 'custom', message: `must be {image_path} | {image_paths} | {dataset_path}` });
+          return z.NEVER;
+        }
+        return result.data;
+      }),
+    COMPUTE_METRICS: boolFromEnv.optional(),
+    ENABLE_XAI: boolFromEnv.default(false),
+    XAI_METHOD: XaiMethod.optional(),
+    XAI_TARGET_LAYER: z.string().optional(),
+    XAI_NUM_SAMPLES: positiveInt.optional(),
+    /** S3-compatible endpoint (path-style addressing is used when set). */
+    S3_ENDPOINT: z.url().optional(),
+    AWS_ACCESS_KEY_ID: z.string().optional(),
+    AWS_SECRET_ACCESS_KEY: z.string().optional(),
+    AWS_REGION: z.string().default('us-east-1'),
+    /** Artifacts bucket (seed name); used when ARTIFACTS_URI is not set. */
+    BUCKET_NAME: z.string().optional(),
+    /** Added: where artifacts go, `s3://bucket[/prefix]` or `file:///dir`. Overrides BUCKET_NAME. */
+    ARTIFACTS_URI: storageUri.optional(),
+    /** Added: images per `session.run`. */
+    BATCH_SIZE: positiveInt.max(1024).default(16),
+    /** Added: ONNX Runtime intra-op threads; default = CPUs available to this process. */
+    INTRA_OP_THREADS: positiveInt.optional(),
+    /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */
+    EXECUTION_PROVIDERS: z.string().default('cpu'),
+    /** Added: images decoded ahead of inference, in parallel (sharp uses the libuv pool). */
+    DECODE_CONCURRENCY: positiveInt.max(64).default(4),
+    /** Added: a progress callback after this many images... */
+    PROGRESS_EVERY_IMAGES: positiveInt.default(50),
+    /** ...or after this many milliseconds, whichever comes first. */
+    PROGRESS_INTERVAL_MS: positiveInt.default(2000),
+    /** Added: per-image results sent per callback. */
+    RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
+  })
+  .superRefine((env, ctx) => {
+    if (env.INFERENCE_TYPE === 'test_run' && !env.DATASET_PATH) {
+      ctx.addIssue({ code: 'custom', path: ['DATASET_PATH'], message: 'is required when INFERENCE_TYPE=test_run' });
+    }
+    if (env.INFERENCE_TYPE !== 'test_run' && !env.INPUT_CONFIG) {
+      ctx.addIssue({ code: 'custom', path: ['INPUT_CONFIG'], message: `is required when INFERENCE_TYPE=${env.INFERENCE_TYPE}` });
+    }
+    if (!env.ARTIFACTS_URI && !env.BUCKET_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['ARTIFACTS_URI'], message: 'or BUCKET_NAME is required' });
+    }
+  })
+  .transform((env) => ({
+    ...env,
+    ARTIFACTS_URI: env.ARTIFACTS_URI ?? `s3://${env.BUCKET_NAME}`,
+    COMPUTE_METRICS: env.COMPUTE_METRICS ?? env.INFERENCE_TYPE === 'test_run',
+  }));
+export type RunnerEnv = z.output<typeof RunnerEnv>;
+export type RunnerEnvInput = z.input<typeof RunnerEnv>;
+
+export class RunnerConfigError extends Error {
+  readonly code = 'RUNNER_CONFIG_INVALID';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`runner configuration is invalid: ${problems.join('; ')}`);
+    this.problems = problems;
+    this.name = 'RunnerConfigError';
+  }
+}
+
+/** Reads the runner's configuration; throws one error that names every bad variable. */
+export function parseRunnerEnv(env: NodeJS.ProcessEnv): RunnerEnv {
+  const result = RunnerEnv.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'environment');
+    const missing = issue.code === 'invalid_type' && env[name] === undefined;
+    return missing ? `${name} is missing` : `${name} ${issue.message}`;
+  });
+  throw new RunnerConfigError(problems);
+}
+
+/** Serializes a runner configuration into environment variables (strings only, unset fields left out). */
+export function toRunnerEnv(input: RunnerEnvInput): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(input)) {
+    if (value === undefined || value === null) continue;
+    env[name] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  }
+  return env;
+}

@@ -1,0 +1,73 @@
+// Where a job's artifacts live, and what a storage URI means. Part of the runner contract: a runner
+// in any language writes to these keys and the services read them back.
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { JobKind } from './jobs.ts';
+
+export type StorageLocation =
+  | { scheme: 's3'; bucket: string; key: string }
+  | { scheme: 'file'; path: string };
+
+export class InvalidStorageUriError extends Error {
+  readonly code = 'INVALID_STORAGE_URI';
+  readonly uri: string;
+  constructor(uri: string, reason: string) {
+    super(`invalid storage location "${uri}": ${reason}`);
+    this.uri = uri;
+    this.name = 'InvalidStorageUriError';
+  }
+}
+
+/**
+ * `s3://bucket/key`, `file:///abs/path`, or a plain absolute path (a local file). Relative paths
+ * are refused: a job runs in another process and directory than the one that submitted it.
+ */
+export function parseStorageUri(uri: string): StorageLocation {
+  if (uri.startsWith('s3://')) {
+    const rest = uri.slice('s3://'.length);
+    const slash = rest.indexOf('/');
+    const bucket = slash === -1 ? rest : rest.slice(0, slash);
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+      throw new InvalidStorageUriError(uri, 'bucket name must be 3-63 lowercase letters, digits, dots or hyphens');
+    }
+    return { scheme: 's3', bucket, key: slash === -1 ? '' : rest.slice(slash + 1) };
+  }
+  if (uri.startsWith('file://')) {
+    if (!uri.startsWith('file:///')) throw new InvalidStorageUriError(uri, 'file:// URIs need an absolute path (file:///...)');
+    return { scheme: 'file', path: fileURLToPath(uri) };
+  }
+  if (uri.startsWith('/')) return { scheme: 'file', path: uri };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
+    throw new InvalidStorageUriError(uri, 'only s3:// and file:// are supported');
+  }
+  throw new InvalidStorageUriError(uri, 'use s3://bucket/key, file:///absolute/path or an absolute path');
+}
+
+export function formatStorageUri(loc: StorageLocation): string {
+  return loc.scheme === 's3' ? `s3://${loc.bucket}/${loc.key}` : pathToFileURL(loc.path).href;
+}
+
+/** The one spelling of a location: plain paths become file:// URIs, trailing slashes go. */
+export function canonicalStorageUri(uri: string): string {
+  return formatStorageUri(parseStorageUri(uri)).replace(/\/+$/, '');
+}
+
+/** Appends path segments to a storage URI, with exactly one slash between parts. */
+export function joinStorageUri(base: string, ...parts: string[]): string {
+  const trimmed = base.replace(/\/+$/, '');
+  return [trimmed, ...parts.map((p) => p.replace(/^\/+|\/+$/g, ''))].filter((p) => p !== '').join('/');
+}
+
+const KIND_PREFIX: Record<JobKind, string> = { test_run: 'test-runs', inference_job: 'inference-jobs' };
+
+/** `{artifacts}/test-runs/{id}` or `{artifacts}/inference-jobs/{id}`. */
+export function jobArtifactsUri(artifactsUri: string, kind: JobKind, jobId: string): string {
+  return joinStorageUri(artifactsUri, KIND_PREFIX[kind], jobId);
+}
+
+export const ARTIFACT_NAMES = {
+  results: 'results.json',
+  /** One JSON object a line, one line an image: streamed, so memory does not grow with the dataset. */
+  images: 'images.jsonl',
+  visualizations: 'visualizations',
+  xai: 'xai',
+} as const;

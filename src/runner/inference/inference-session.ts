@@ -1,0 +1,87 @@
+// Main-thread handle to the session worker: one `run` at a time per worker, awaited as a promise.
+import { Worker } from 'node:worker_threads';
+import type { WorkerOutput, WorkerReply, WorkerRequest } from './worker-protocol.ts';
+
+export type SessionInfo = Extract<WorkerReply, { type: 'ready' }>;
+
+export interface RunOutput {
+  outputs: WorkerOutput[];
+  ms: number;
+}
+
+export class ModelLoadError extends Error {
+  readonly code = 'MODEL_LOAD_FAILED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelLoadError';
+  }
+}
+
+export class WorkerSession {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
+  #nextId = 1;
+  #ready: Promise<SessionInfo>;
+
+  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number) {
+    this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
+    this.#ready = new Promise((resolve, reject) => {
+      const onMessage = (msg: WorkerReply) => {
+        if (msg.type === 'ready') resolve(msg);
+        else if (msg.type === 'error' && msg.id === -1) reject(new ModelLoadError(`cannot load the model: ${msg.message}`));
+        else this.#settle(msg);
+      };
+      this.#worker.on('message', onMessage);
+      this.#worker.on('error', (err: Error) => {
+        reject(err);
+        this.#failAll(err);
+      });
+      this.#worker.on('exit', (code) => this.#failAll(new Error(`inference worker exited with code ${code}`)));
+    });
+    // Copy: the caller may keep using its buffer, and the worker must own what it is sent.
+    const copy = model.slice().buffer as ArrayBuffer;
+    this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads }, [copy]);
+  }
+
+  static async open(model: Uint8Array, opts: { executionProviders: string[]; intraOpNumThreads: number }): Promise<{ session: WorkerSession; info: SessionInfo }> {
+    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads);
+    try {
+      return { session, info: await session.#ready };
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+  }
+
+  /** Runs one batch; `data` is transferred to the worker (the caller must not reuse it). */
+  run(data: Float32Array, dims: number[]): Promise<RunOutput> {
+    const id = this.#nextId++;
+    const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? (data.buffer as ArrayBuffer) : (data.slice().buffer as ArrayBuffer);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#post({ type: 'run', id, data: buffer, dims }, [buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  #post(msg: WorkerRequest, transfer: ArrayBuffer[]): void {
+    this.#worker.postMessage(msg, transfer);
+  }
+
+  #settle(msg: WorkerReply): void {
+    if (msg.type === 'ready') return;
+    const pending = this.#pending.get(msg.id);
+    if (!pending) return;
+    this.#pending.delete(msg.id);
+    if (msg.type === 'result') pending.resolve({ outputs: msg.outputs, ms: msg.ms });
+    else pending.reject(new Error(`inference failed: ${msg.message}`));
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}

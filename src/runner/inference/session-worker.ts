@@ -1,0 +1,69 @@
+// Worker thread that owns the ONNX Runtime session. `session.run` blocks the thread it runs on,
+// so it lives here and the main thread keeps decoding images and sending callbacks meanwhile.
+import { parentPort } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
+
+if (!parentPort) throw new Error('session-worker must run in a worker thread');
+const port = parentPort;
+let session: ort.InferenceSession | undefined;
+
+async function createSession(model: Uint8Array, providers: string[], threads: number): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
+  const options = (eps: string[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders: eps,
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  try {
+    return { session: await ort.InferenceSession.create(model, options(providers)), provider: providers[0] ?? 'cpu' };
+  } catch (err) {
+    if (providers.length === 1 && providers[0] === 'cpu') throw err;
+    // A GPU provider that cannot load (no driver, no CUDA libraries) must not fail the job.
+    return {
+      session: await ort.InferenceSession.create(model, options(['cpu'])),
+      provider: 'cpu',
+      warning: `execution providers [${providers.join(', ')}] unavailable (${(err as Error).message.split('\n')[0]}); fell back to cpu`,
+    };
+  }
+}
+
+function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+port.on('message', async (msg: WorkerRequest) => {
+  try {
+    if (msg.type === 'init') {
+      const started = performance.now();
+      const created = await createSession(new Uint8Array(msg.model), msg.executionProviders, msg.intraOpNumThreads);
+      session = created.session;
+      const input = session.inputNames[0]!;
+      const inputMeta = session.inputMetadata.find((m) => m.name === input);
+      reply({
+        type: 'ready',
+        inputNames: [...session.inputNames],
+        outputNames: [...session.outputNames],
+        inputShape: inputMeta && inputMeta.isTensor ? inputMeta.shape.map((d) => (typeof d === 'number' ? d : -1)) : [],
+        outputShapes: session.outputMetadata.map((m) => (m.isTensor ? m.shape.map((d) => (typeof d === 'number' ? d : -1)) : [])),
+        provider: created.provider,
+        warning: created.warning,
+        loadMs: performance.now() - started,
+      });
+      return;
+    }
+    if (!session) throw new Error('session not initialised');
+    const started = performance.now();
+    const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(msg.data), msg.dims) };
+    const results = await session.run(feeds);
+    const outputs = session.outputNames.map((name) => {
+      const t = results[name]!;
+      const data = t.data as Float32Array;
+      return { name, dims: [...t.dims], data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer };
+    });
+    reply({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, outputs.map((o) => o.data));
+  } catch (err) {
+    reply({ type: 'error', id: msg.type === 'run' ? msg.id : -1, message: (err as Error).message });
+  }
+});

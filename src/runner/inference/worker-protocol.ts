@@ -1,0 +1,25 @@
+// Messages between the runner's main thread and its session worker.
+export type WorkerRequest =
+  | { type: 'init'; model: ArrayBuffer; executionProviders: string[]; intraOpNumThreads: number }
+  | { type: 'run'; id: number; data: ArrayBuffer; dims: number[] };
+
+export interface WorkerOutput {
+  name: string;
+  dims: number[];
+  data: ArrayBuffer;
+}
+
+export type WorkerReply =
+  | {
+      type: 'ready';
+      inputNames: string[];
+      outputNames: string[];
+      /** -1 for a dynamic dimension. */
+      inputShape: number[];
+      outputShapes: number[][];
+      provider: string;
+      warning: string | undefined;
+      loadMs: number;
+    }
+  | { type: 'result'; id: number; outputs: WorkerOutput[]; ms: number }
+  | { type: 'error'; id: number; message: string };

@@ -1,0 +1,149 @@
+// The runner's view of object storage: read models and images, list datasets, write artifacts.
+// s3:// goes through the AWS SDK (path-style when S3_ENDPOINT is set); file:// is a local directory.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { formatStorageUri, parseStorageUri } from '../../contract/index.ts';
+
+export interface S3Settings {
+  endpoint?: string | undefined;
+  region: string;
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
+}
+
+export class ObjectNotFoundError extends Error {
+  readonly code = 'OBJECT_NOT_FOUND';
+  readonly uri: string;
+  constructor(uri: string) {
+    super(`not found: ${uri}`);
+    this.uri = uri;
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+/** A stream being written; `done` settles once the object is durable (or the write failed). */
+export interface ObjectWriter {
+  stream: Writable;
+  done: Promise<void>;
+}
+
+export class ObjectStore {
+  #s3: S3Client | undefined;
+  readonly #settings: S3Settings;
+
+  constructor(settings: S3Settings) {
+    this.#settings = settings;
+  }
+
+  #client(): S3Client {
+    this.#s3 ??= new S3Client({
+      region: this.#settings.region,
+      ...(this.#settings.endpoint ? { endpoint: this.#settings.endpoint, forcePathStyle: true } : {}),
+      ...(this.#settings.accessKeyId && this.#settings.secretAccessKey
+        ? { credentials: { accessKeyId: this.#settings.accessKeyId, secretAccessKey: this.#settings.secretAccessKey } }
+        : {}),
+    });
+    return this.#s3;
+  }
+
+  async read(uri: string): Promise<Buffer> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      try {
+        return await readFile(loc.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(uri);
+        throw err;
+      }
+    }
+    try {
+      const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+      if (!res.Body) throw new ObjectNotFoundError(uri);
+      return Buffer.from(await res.Body.transformToByteArray());
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey') throw new ObjectNotFoundError(uri);
+      throw err;
+    }
+  }
+
+  async readStream(uri: string): Promise<Readable> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') return createReadStream(loc.path);
+    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+    if (!res.Body) throw new ObjectNotFoundError(uri);
+    return res.Body as Readable;
+  }
+
+  /**
+   * Every object under a prefix, recursively, in lexicographic order of the full URI (S3's own
+   * order; local directories are sorted the same way). Pages are fetched as the caller consumes.
+   */
+  async *list(prefixUri: string): AsyncGenerator<string> {
+    const loc = parseStorageUri(prefixUri);
+    if (loc.scheme === 'file') {
+      yield* walkSorted(loc.path.replace(/\/+$/, ''));
+      return;
+    }
+    const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
+    let token: string | undefined;
+    do {
+      const page = await this.#client().send(
+        new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key && !obj.Key.endsWith('/')) yield formatStorageUri({ scheme: 's3', bucket: loc.bucket, key: obj.Key });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async write(uri: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      await mkdir(dirname(loc.path), { recursive: true });
+      await writeFile(loc.path, body);
+      return;
+    }
+    await this.#client().send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body, ContentType: contentType }));
+  }
+
+  /** Streams an object of unknown length (multipart upload on S3), so large artifacts never sit in memory. */
+  async openWriter(uri: string, contentType = 'application/octet-stream'): Promise<ObjectWriter> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      await mkdir(dirname(loc.path), { recursive: true });
+      const stream = new PassThrough();
+      return { stream, done: pipeline(stream, createWriteStream(loc.path)) };
+    }
+    const stream = new PassThrough();
+    const upload = new Upload({
+      client: this.#client(),
+      params: { Bucket: loc.bucket, Key: loc.key, Body: stream, ContentType: contentType },
+    });
+    return { stream, done: upload.done().then(() => undefined) };
+  }
+}
+
+async function* walkSorted(dir: string): AsyncGenerator<string> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR' && (await stat(dir)).isFile()) return;
+    throw err;
+  }
+  // Sort by the name as it appears inside a full path ("a/" sorts after "a.b"), matching S3 key order.
+  const keyed = entries.map((e) => ({ e, key: e.isDirectory() ? `${e.name}/` : e.name }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { e } of keyed) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) yield* walkSorted(full);
+    else if (e.isFile()) yield formatStorageUri({ scheme: 'file', path: full });
+  }
+}

@@ -1,0 +1,133 @@
+// One job from start to done: load the model, enumerate inputs, classify, accumulate metrics,
+// write artifacts, and report. Returns the done payload; the caller sends it and sets the exit code.
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import {
+  ARTIFACT_NAMES,
+  jobArtifactsUri,
+  jobKindOf,
+  joinStorageUri,
+  RESULTS_SCHEMA_VERSION,
+  type DonePayload,
+  type ImageResult,
+  type JobTimings,
+  type ResultsFile,
+  type RunnerEnv,
+} from '../contract/index.ts';
+import { ClassificationMetrics } from './classification/metrics.ts';
+import type { CallbackClient } from './io/callback-client.ts';
+import type { ObjectStore } from './io/object-store.ts';
+import { loadModel } from './model/classifier.ts';
+import { classifyImages } from './pipeline/classify-images.ts';
+import { imageFolderSource, inferenceInputSource } from './pipeline/inputs.ts';
+import { JobReporter } from './pipeline/reporter.ts';
+
+export class UnsupportedTaskError extends Error {
+  readonly code = 'TASK_NOT_SUPPORTED';
+  constructor(task: string) {
+    super(`task_type ${task} is not supported by this runner yet (supported: image_classification)`);
+    this.name = 'UnsupportedTaskError';
+  }
+}
+
+export interface JobContext {
+  env: RunnerEnv;
+  store: ObjectStore;
+  callbacks: CallbackClient;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+export async function runJob({ env, store, callbacks, log, signal }: JobContext): Promise<DonePayload> {
+  const started = performance.now();
+  if (env.TASK_TYPE !== 'image_classification') throw new UnsupportedTaskError(env.TASK_TYPE);
+  const kind = jobKindOf(env.INFERENCE_TYPE);
+  const artifacts = jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
+
+  const model = await loadModel(store, env.CHECKPOINT_PATH, {
+    executionProviders: env.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean),
+    intraOpNumThreads: env.INTRA_OP_THREADS ?? availableParallelism(),
+    expectedTask: env.TASK_TYPE,
+  });
+  if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
+  log.info({ provider: model.info.provider, load_ms: Math.round(model.loadMs), input: model.info.inputShape, classes: model.metadata.classNames.length }, 'model loaded');
+
+  try {
+    const source =
+      env.INFERENCE_TYPE === 'test_run'
+        ? await imageFolderSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata.classNames)
+        : await inferenceInputSource(store, env.INPUT_CONFIG!, model.metadata.classNames);
+    const metrics = env.COMPUTE_METRICS && env.INFERENCE_TYPE === 'test_run' ? new ClassificationMetrics(source.classNames) : undefined;
+    const imagesPath = joinStorageUri(artifacts, ARTIFACT_NAMES.images);
+    const reporter = new JobReporter({
+      callbacks,
+      imagesFile: await store.openWriter(imagesPath, 'application/x-ndjson'),
+      total: source.total,
+      resultsBatchSize: env.RESULTS_BATCH_SIZE,
+      progressEveryImages: env.PROGRESS_EVERY_IMAGES,
+      progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+    });
+    try {
+      await reporter.started();
+      log.info({ total_images: source.total }, 'processing');
+      const processingStarted = performance.now();
+      const stats = await classifyImages(store, model, source, {
+        batchSize: env.BATCH_SIZE,
+        decodeConcurrency: env.DECODE_CONCURRENCY,
+        signal,
+        onResult: async (result: ImageResult) => {
+          if (metrics && result.predictions && result.true_class_id != null) {
+            metrics.add(result.true_class_id, result.predictions.map((p) => p.class_id));
+          }
+          await reporter.add(result);
+        },
+      });
+      if (signal.aborted) throw signal.reason;
+      await reporter.finish();
+      const processingMs = performance.now() - processingStarted;
+      const timings: JobTimings = {
+        total_ms: performance.now() - started,
+        model_load_ms: model.loadMs,
+        preprocess_ms: stats.preprocessMs,
+        inference_ms: stats.inferenceMs,
+        images_per_second: processingMs > 0 ? (stats.processed * 1000) / processingMs : 0,
+      };
+      const evaluation = metrics ? metrics.result() : null;
+      const resultsPath = joinStorageUri(artifacts, ARTIFACT_NAMES.results);
+      const results: ResultsFile = {
+        schema_version: RESULTS_SCHEMA_VERSION,
+        job_id: env.JOB_ID,
+        kind,
+        inference_type: env.INFERENCE_TYPE,
+        task_type: env.TASK_TYPE,
+        checkpoint_path: env.CHECKPOINT_PATH,
+        dataset_path: env.DATASET_PATH ?? null,
+        split: env.INFERENCE_TYPE === 'test_run' ? env.SPLIT : null,
+        class_names: source.classNames,
+        total_images: source.total,
+        processed_images: reporter.processed,
+        failed_images: reporter.failed,
+        metrics: evaluation,
+        timings,
+        images_path: imagesPath,
+        finished_at: new Date().toISOString(),
+      };
+      await store.write(resultsPath, `${JSON.stringify(results, null, 2)}\n`, 'application/json');
+      log.info({ processed: reporter.processed, failed: reporter.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath }, 'job finished');
+      return {
+        status: 'completed',
+        processed_images: reporter.processed,
+        total_images: source.total,
+        failed_images: reporter.failed,
+        results_path: resultsPath,
+        timings,
+        metrics: evaluation,
+      };
+    } catch (err) {
+      reporter.abandon();
+      throw err;
+    }
+  } finally {
+    await model.session.close();
+  }
+}

@@ -1,0 +1,84 @@
+// Runner entrypoint: configuration from the environment only, one job, then exit.
+// Exit codes: 0 completed or stopped on request, 1 failed (reported), 2 configuration invalid,
+// 143 terminated by SIGTERM (cancelled reported).
+import { jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
+import { CallbackClient, JobNoLongerActiveError } from './io/callback-client.ts';
+import { ObjectStore } from './io/object-store.ts';
+import { runJob } from './job.ts';
+import { runnerLogger } from './log.ts';
+
+class TerminatedError extends Error {
+  constructor(signal: string) {
+    super(`runner received ${signal}`);
+    this.name = 'TerminatedError';
+  }
+}
+
+async function main(): Promise<number> {
+  let env: RunnerEnv;
+  try {
+    env = parseRunnerEnv(process.env);
+  } catch (err) {
+    if (!(err instanceof RunnerConfigError)) throw err;
+    runnerLogger(process.env.JOB_ID, process.env.TRACE_ID).fatal({ problems: err.problems }, err.message);
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+  const log = runnerLogger(env.JOB_ID, env.TRACE_ID);
+  const callbacks = new CallbackClient({
+    baseUrl: env.BACKEND_BASE_URL,
+    token: env.CALLBACK_TOKEN,
+    traceId: env.TRACE_ID,
+    jobId: env.JOB_ID,
+    kind: jobKindOf(env.INFERENCE_TYPE),
+  });
+  const store = new ObjectStore({
+    endpoint: env.S3_ENDPOINT,
+    region: env.AWS_REGION,
+    accessKeyId: env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+  });
+  const abort = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.warn({ signal: sig }, 'stopping on signal');
+      abort.abort(new TerminatedError(sig));
+    });
+  }
+
+  const counts = { processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null };
+  let done: DonePayload;
+  let code: number;
+  try {
+    done = await runJob({ env, store, callbacks, log, signal: abort.signal });
+    code = 0;
+  } catch (err) {
+    if (err instanceof JobNoLongerActiveError) {
+      log.info({ status: err.status }, 'job is no longer active; stopped');
+      await callbacks.close();
+      return 0;
+    }
+    if (err instanceof TerminatedError) {
+      done = { status: 'cancelled', ...counts, error_message: err.message };
+      code = 143;
+    } else {
+      const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+      log.error({ err }, 'job failed');
+      done = { status: 'failed', ...counts, error_message: message.slice(0, 8000) };
+      code = 1;
+    }
+  }
+  try {
+    await callbacks.done(done);
+  } catch (err) {
+    if (!(err instanceof JobNoLongerActiveError)) {
+      log.error({ err }, 'could not report completion');
+      code = code === 0 ? 1 : code;
+    }
+  }
+  await callbacks.close();
+  return code;
+}
+
+// Exit explicitly: pooled S3 and HTTP sockets must not keep a finished runner alive.
+process.exit(await main());

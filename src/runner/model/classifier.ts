@@ -1,0 +1,68 @@
+// A loaded classification model: the session worker plus everything needed to feed it.
+import type { TaskType } from '../../contract/index.ts';
+import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
+import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
+import { readOnnxMetadataProps } from './onnx-metadata-props.ts';
+import { fromMetadataProps, ModelMetadataError, resolveModelMetadata, Sidecar, type ModelMetadata } from './model-metadata.ts';
+
+export interface LoadedModel {
+  session: WorkerSession;
+  info: SessionInfo;
+  metadata: ModelMetadata;
+  /** The model's fixed batch dimension, or undefined when it is dynamic. */
+  fixedBatch: number | undefined;
+  loadMs: number;
+}
+
+export interface LoadModelOptions {
+  executionProviders: string[];
+  intraOpNumThreads: number;
+  expectedTask: TaskType;
+}
+
+async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
+  const uri = `${checkpointUri}.json`;
+  let raw: Buffer;
+  try {
+    raw = await store.read(uri);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return undefined;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new ModelMetadataError(`sidecar ${uri} is not valid JSON`);
+  }
+  const parsed = Sidecar.safeParse(json);
+  if (!parsed.success) throw new ModelMetadataError(`sidecar ${uri} is invalid: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+export async function loadModel(store: ObjectStore, checkpointUri: string, opts: LoadModelOptions): Promise<LoadedModel> {
+  const started = performance.now();
+  const bytes = await store.read(checkpointUri);
+  const props = readOnnxMetadataProps(bytes);
+  const sidecar = await readSidecar(store, checkpointUri);
+  const { session, info } = await WorkerSession.open(bytes, opts);
+  try {
+    const [batchDim, , h, w] = info.inputShape;
+    const outputShape = info.outputShapes[0] ?? [];
+    const metadata = resolveModelMetadata([fromMetadataProps(props), ...(sidecar ? [sidecar] : [])], {
+      inputSize: h && w && h > 0 && w > 0 ? [h, w] : undefined,
+      numClasses: outputShape.length === 2 && outputShape[1]! > 0 ? outputShape[1] : undefined,
+    });
+    if (metadata.task && metadata.task !== opts.expectedTask) {
+      throw new ModelMetadataError(`the model's task is ${metadata.task} but the job asks for ${opts.expectedTask}`);
+    }
+    if (info.inputShape.length !== 4 || (info.inputShape[1] !== 3 && info.inputShape[1] !== -1)) {
+      throw new ModelMetadataError(`expected an NCHW input with 3 channels, the model's input is [${info.inputShape.join(', ')}]`);
+    }
+    return { session, info, metadata, fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined, loadMs: performance.now() - started };
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+}
+

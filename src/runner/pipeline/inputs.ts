@@ -1,0 +1,106 @@
+// What a job reads: an ImageFolder split for test runs (`{root}/{split}/{class_name}/...`), or the
+// images named by an inference job's input config. Listings are streamed twice (count, then read)
+// rather than held in memory.
+import { canonicalStorageUri, joinStorageUri, type InputConfig } from '../../contract/index.ts';
+import type { ObjectStore } from '../io/object-store.ts';
+
+/** torchvision's IMG_EXTENSIONS. */
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp']);
+
+export function isImagePath(uri: string): boolean {
+  const dot = uri.lastIndexOf('.');
+  return dot !== -1 && IMAGE_EXTENSIONS.has(uri.slice(dot).toLowerCase());
+}
+
+export interface Sample {
+  index: number;
+  uri: string;
+  /** Path relative to the dataset split or input folder; the image's own URI for listed images. */
+  name: string;
+  trueClassId?: number;
+}
+
+export class DatasetError extends Error {
+  readonly code = 'DATASET_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatasetError';
+  }
+}
+
+/** A finite, re-iterable stream of samples whose length is known up front. */
+export interface SampleSource {
+  total: number;
+  /** Class names in class-id order (the model's when it has them). */
+  classNames: string[];
+  samples(): AsyncGenerator<Sample>;
+}
+
+function relative(root: string, uri: string): string {
+  return uri.slice(root.length).replace(/^\/+/, '');
+}
+
+export async function imageFolderSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
+  const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
+  const folders = new Map<string, number>();
+  let total = 0;
+  for await (const uri of store.list(root)) {
+    const rel = relative(root, uri);
+    const slash = rel.indexOf('/');
+    if (slash === -1 || !isImagePath(uri)) continue;
+    const folder = rel.slice(0, slash);
+    folders.set(folder, (folders.get(folder) ?? 0) + 1);
+    total++;
+  }
+  if (total === 0) {
+    throw new DatasetError(`no images found under ${root}/<class_name>/ (expected ImageFolder layout: {dataset}/{split}/{class_name}/*.jpg)`);
+  }
+  const hasNames = modelClassNames.length > 0 && !modelClassNames.every((n, i) => n === `class_${i}`);
+  // Without class names in the model, classes are the sorted folder names (torchvision ImageFolder).
+  const classNames = hasNames ? modelClassNames : [...folders.keys()].sort();
+  const classIds = new Map(classNames.map((n, i) => [n, i]));
+  const unknown = [...folders.keys()].filter((f) => !classIds.has(f));
+  if (unknown.length > 0) {
+    throw new DatasetError(
+      `dataset class folders not among the model's classes: ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', ...' : ''} (model classes: ${classNames.slice(0, 10).join(', ')}${classNames.length > 10 ? ', ...' : ''})`,
+    );
+  }
+  return {
+    total,
+    classNames,
+    async *samples() {
+      let index = 0;
+      for await (const uri of store.list(root)) {
+        const rel = relative(root, uri);
+        const slash = rel.indexOf('/');
+        if (slash === -1 || !isImagePath(uri)) continue;
+        yield { index: index++, uri, name: rel, trueClassId: classIds.get(rel.slice(0, slash))! };
+      }
+    },
+  };
+}
+
+export async function inferenceInputSource(store: ObjectStore, input: InputConfig, classNames: string[]): Promise<SampleSource> {
+  if ('image_path' in input || 'image_paths' in input) {
+    const uris = 'image_path' in input ? [input.image_path] : input.image_paths;
+    return {
+      total: uris.length,
+      classNames,
+      async *samples() {
+        for (const [index, uri] of uris.entries()) yield { index, uri, name: uri };
+      },
+    };
+  }
+  const root = canonicalStorageUri(input.dataset_path);
+  let total = 0;
+  for await (const uri of store.list(root)) if (isImagePath(uri)) total++;
+  if (total === 0) throw new DatasetError(`no images found under ${root}`);
+  return {
+    total,
+    classNames,
+    async *samples() {
+      let index = 0;
+      for await (const uri of store.list(root)) if (isImagePath(uri)) yield { index: index++, uri, name: relative(root, uri) };
+    },
+  };
+}

@@ -1,0 +1,86 @@
+// Everything a job tells the outside while it runs: per-image results in callback batches and in
+// images.jsonl, and throttled progress. One flush in flight at a time; the pipeline waits when a
+// second batch is ready before the first is sent, so memory stays bounded.
+import { once } from 'node:events';
+import type { ImageResult } from '../../contract/index.ts';
+import type { CallbackClient } from '../io/callback-client.ts';
+import type { ObjectWriter } from '../io/object-store.ts';
+
+export interface ReporterOptions {
+  callbacks: CallbackClient;
+  imagesFile: ObjectWriter;
+  total: number;
+  resultsBatchSize: number;
+  progressEveryImages: number;
+  progressIntervalMs: number;
+}
+
+export class JobReporter {
+  readonly #o: ReporterOptions;
+  #buffer: ImageResult[] = [];
+  #inFlight: Promise<unknown> = Promise.resolve();
+  #processed = 0;
+  #failed = 0;
+  #lastProgressAt = Date.now();
+  #lastProgressCount = 0;
+
+  constructor(opts: ReporterOptions) {
+    this.#o = opts;
+  }
+
+  get processed(): number {
+    return this.#processed;
+  }
+
+  get failed(): number {
+    return this.#failed;
+  }
+
+  async started(): Promise<void> {
+    await this.#o.callbacks.progress({ processed_images: 0, total_images: this.#o.total, failed_images: 0 });
+  }
+
+  async add(result: ImageResult): Promise<void> {
+    this.#processed++;
+    if (result.error !== null) this.#failed++;
+    const { stream } = this.#o.imagesFile;
+    if (!stream.write(`${JSON.stringify(result)}\n`)) await once(stream, 'drain');
+    this.#buffer.push(result);
+    if (this.#buffer.length >= this.#o.resultsBatchSize) await this.#flush();
+    const now = Date.now();
+    if (
+      this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages ||
+      now - this.#lastProgressAt >= this.#o.progressIntervalMs
+    ) {
+      this.#lastProgressAt = now;
+      this.#lastProgressCount = this.#processed;
+      // Results go first, so that progress never counts images the API cannot list yet.
+      await this.#inFlight;
+      await this.#o.callbacks.progress({ processed_images: this.#processed, total_images: this.#o.total, failed_images: this.#failed });
+    }
+  }
+
+  /** Sends what is buffered, closes images.jsonl and waits until both are durable. */
+  async finish(): Promise<void> {
+    await this.#flush();
+    await this.#inFlight;
+    this.#o.imagesFile.stream.end();
+    await this.#o.imagesFile.done;
+  }
+
+  /** On failure: stop writing without waiting for storage or the callback service. */
+  abandon(): void {
+    this.#o.imagesFile.stream.destroy();
+    this.#inFlight.catch(() => undefined);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#buffer.length === 0) return;
+    await this.#inFlight;
+    const batch = this.#buffer;
+    this.#buffer = [];
+    this.#inFlight = this.#o.callbacks.imageResults(batch);
+    // Surface a refusal at the next add/finish rather than as an unhandled rejection.
+    this.#inFlight.catch(() => undefined);
+  }
+}
