@@ -1,0 +1,41 @@
+// Callback service entrypoint. Needs DATABASE_URL and the token public key; never the private key.
+import { z } from 'zod';
+import { openDatabase } from '../db/data-source.ts';
+import { JobStore } from '../db/job-store.ts';
+import { pemFromEnv } from '../http/keys.ts';
+import { serviceLogger } from '../http/logger.ts';
+import { listen } from '../http/plumbing.ts';
+import { createCallbackApp } from './app.ts';
+import { TokenVerifier } from './token-verifier.ts';
+
+const Config = z.object({
+  DATABASE_URL: z.string().min(1),
+  KINFER_CALLBACK_HOST: z.string().default('127.0.0.1'),
+  KINFER_CALLBACK_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+});
+
+const log = serviceLogger('callback');
+try {
+  const config = Config.parse(process.env);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 10 });
+  const app = createCallbackApp({
+    store: new JobStore(ds),
+    verifier: new TokenVerifier(pemFromEnv(process.env, 'KINFER_TOKEN_PUBLIC_KEY')),
+    log,
+    ready: async () => {
+      await ds.query('SELECT 1');
+    },
+  });
+  const server = await listen(app, config.KINFER_CALLBACK_HOST, config.KINFER_CALLBACK_PORT);
+  log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
+  const stop = async () => {
+    await server.close();
+    await ds.destroy();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+} catch (err) {
+  log.fatal({ err }, 'callback service failed to start');
+  process.exit(1);
+}

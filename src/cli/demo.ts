@@ -1,0 +1,85 @@
+// `npm run demo`: start the stack on embedded defaults, generate a model and a labeled dataset,
+// run a test run and an inference job through the REST API, show progress, print the results.
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { writeSamples } from '../samples/write-samples.ts';
+import { ApiClient } from './api-client.ts';
+import { startStack } from './stack.ts';
+
+type Job = Record<string, unknown> & { id: string; status: string; processed_images: number; total_images: number | null };
+
+async function follow(api: ApiClient, path: string, label: string, print: (s: string) => void): Promise<Job> {
+  const bar = new cliProgress.SingleBar(
+    { format: `${label.padEnd(14)} [{bar}] {percentage}% | {value}/{total} images | {status}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 1000 },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(1, 0, { status: 'pending' });
+  for (;;) {
+    const job = await api.call<Job>('GET', path);
+    bar.setTotal(job.total_images ?? 1);
+    bar.update(job.processed_images, { status: job.status });
+    if (['completed', 'failed', 'cancelled'].includes(job.status)) {
+      bar.stop();
+      if (job.status !== 'completed') print(`${label} ${job.status}: ${String(job.error_message)}`);
+      return job;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : 'n/a');
+
+export async function runDemo(opts: { home: string; apiPort: number; callbackPort: number; pgPort: number }, print: (s: string) => void): Promise<boolean> {
+  print(`Starting kinfer on embedded defaults (KINFER_HOME=${opts.home}) ...`);
+  const stack = await startStack({ ...opts, env: process.env, serviceLogs: 'files' });
+  try {
+    print(`  API      ${stack.apiUrl}\n  callback ${stack.callbackUrl}\n  storage  ${stack.artifactsUri}\n  logs     ${join(stack.home, 'logs')}`);
+    const samples = await writeSamples(join(stack.home, 'samples'));
+    print(`Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`);
+    const api = new ApiClient(stack.apiUrl);
+
+    const run = await api.call<Job>('POST', '/test-runs', {
+      name: 'demo test run',
+      checkpoint_path: samples.checkpoint,
+      dataset_path: samples.datasetRoot,
+      dataset_split: 'test',
+      task_type: 'image_classification',
+    });
+    print(`POST /test-runs -> ${run.id}`);
+    const finished = await follow(api, `/test-runs/${run.id}`, 'test run', print);
+    if (finished.status === 'completed') {
+      const m = finished.overall_metrics as Record<string, number>;
+      print(`\nMetrics (${finished.processed_images} images, ${String(finished.failed_images)} unreadable):`);
+      print(`  accuracy ${pct(m.accuracy)}   top-5 ${pct(m.top5_accuracy)}   macro precision ${pct(m.precision)}   recall ${pct(m.recall)}   F1 ${pct(m.f1)}`);
+      print('  per class:');
+      for (const c of finished.per_class_metrics as Array<Record<string, number | string>>) {
+        print(`    ${String(c.class_name).padEnd(8)} precision ${pct(c.precision)}  recall ${pct(c.recall)}  f1 ${pct(c.f1)}  support ${c.support}`);
+      }
+      const names = finished.class_names as string[];
+      print(`  confusion matrix (rows = true, columns = predicted):\n    ${''.padEnd(8)} ${names.map((n) => n.slice(0, 7).padStart(7)).join(' ')}`);
+      (finished.confusion_matrix as number[][]).forEach((row, i) => print(`    ${names[i]!.padEnd(8)} ${row.map((v) => String(v).padStart(7)).join(' ')}`));
+      const wrong = await api.call<{ images: Array<Record<string, unknown>> }>('GET', `/test-runs/${run.id}/images?filter_correct=false`);
+      for (const img of wrong.images) print(`  misclassified: ${String(img.image_path)} (true ${String(img.true_label)}, predicted ${String(img.predicted_label)})`);
+      print(`  results: ${String(finished.results_path)}\n`);
+    }
+
+    const job = await api.call<Job>('POST', '/inference-jobs', {
+      name: 'demo inference',
+      checkpoint_path: samples.checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'batch',
+      input_config: { image_paths: samples.images },
+    });
+    print(`POST /inference-jobs -> ${job.id}`);
+    const inferred = await follow(api, `/inference-jobs/${job.id}`, 'inference job', print);
+    if (inferred.status === 'completed') {
+      const results = await api.call<{ results: Array<Record<string, unknown>> }>('GET', `/inference-jobs/${job.id}/results`);
+      for (const r of results.results) print(`  ${String(r.image_path).split('/').pop()}: ${String(r.predicted_label)} (${pct(r.confidence)})`);
+      print(`  results: ${String(inferred.results_path)}`);
+    }
+    return finished.status === 'completed' && inferred.status === 'completed';
+  } finally {
+    await stack.stop();
+    print('\nStopped.');
+  }
+}

@@ -1,0 +1,62 @@
+// The kinfer command line: `serve` (the stack on embedded defaults), `demo`, and `run` (local).
+import { Command, InvalidArgumentError } from 'commander';
+import { runDemo } from './demo.ts';
+import { CliError, localRun } from './local-run.ts';
+import { startStack } from './stack.ts';
+
+const int = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const env = process.env;
+const home = env.KINFER_HOME ?? '.kinfer';
+const ports = {
+  apiPort: Number(env.KINFER_API_PORT ?? 8080),
+  callbackPort: Number(env.KINFER_CALLBACK_PORT ?? 8081),
+  pgPort: Number(env.KINFER_PG_PORT ?? 54329),
+};
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+const program = new Command('kinfer')
+  .description('Evaluate and run computer-vision models: test runs and inference jobs')
+  .showHelpAfterError(false)
+  .configureOutput({ outputError: (str, write) => write(`kinfer: ${str.replace(/^error: /, '')}`) });
+
+program
+  .command('serve')
+  .description('run the controller and callback service on embedded defaults (Postgres, file storage, subprocess runners)')
+  .action(async () => {
+    const stack = await startStack({ home, ...ports, env, serviceLogs: 'inherit' });
+    print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
+    const stop = () => void stack.stop().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+program
+  .command('demo')
+  .description('start the stack, run a test run and an inference job on generated data, print the results, stop')
+  .action(async () => {
+    process.exitCode = (await runDemo({ home, ...ports }, print)) ? 0 : 1;
+  });
+
+program
+  .command('run')
+  .description('classify local images with a model, without a server')
+  .requiredOption('--checkpoint <path>', 'ONNX model (local path, file:// or s3://)')
+  .option('--image <path>', 'one image: prints the class and per-class confidences')
+  .option('--input-dir <dir>', 'every image under a folder: writes --output')
+  .option('--output <file>', 'where --input-dir results go', 'batch_results.json')
+  .option('--top-k <n>', 'classes to show per image', int('--top-k'), 5)
+  .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
+  .action(async (opts: { checkpoint: string; image?: string; inputDir?: string; output: string; topK: number; batchSize: number }) => {
+    await localRun(opts, print);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`kinfer: error: ${err instanceof CliError ? err.message : (err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,105 @@
+// Starts the controller and callback service as two processes, on embedded defaults unless told
+// otherwise: a real Postgres under KINFER_HOME (or DATABASE_URL), file:// artifacts under
+// KINFER_HOME (or KINFER_ARTIFACTS_URI), the subprocess tier. Used by `kinfer serve` and the demo.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded-postgres.ts';
+import { ensureSigningKeys } from './keys.ts';
+
+export interface StackOptions {
+  home: string;
+  apiPort: number;
+  callbackPort: number;
+  pgPort: number;
+  env: NodeJS.ProcessEnv;
+  /** Where service logs go: inherited stdio, or files under KINFER_HOME/logs. */
+  serviceLogs: 'inherit' | 'files';
+}
+
+export interface Stack {
+  apiUrl: string;
+  callbackUrl: string;
+  artifactsUri: string;
+  home: string;
+  stop(): Promise<void>;
+}
+
+const entry = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+
+async function waitReady(url: string, child: ChildProcess, name: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} during start-up (see its log)`);
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} not ready at ${url} after ${timeoutMs} ms`);
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const home = resolve(opts.home);
+  await mkdir(join(home, 'logs'), { recursive: true });
+  let db: EmbeddedDatabase | undefined;
+  const databaseUrl = opts.env.DATABASE_URL ?? (db = await startEmbeddedPostgres({ dataDir: join(home, 'postgres'), port: opts.pgPort, persistent: true })).url;
+  const keys = await ensureSigningKeys(join(home, 'keys'));
+  const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
+  const callbackUrl = `http://127.0.0.1:${opts.callbackPort}`;
+  const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
+  const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
+  const children: ChildProcess[] = [];
+  const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
+    const child = spawn(process.execPath, [file], {
+      env,
+      stdio: opts.serviceLogs === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+    });
+    if (opts.serviceLogs === 'files') {
+      const out = createWriteStream(join(home, 'logs', `${name}.log`), { flags: 'a' });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+    }
+    children.push(child);
+    return child;
+  };
+  const stop = async () => {
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null
+          ? undefined
+          : new Promise<void>((done) => {
+              c.once('exit', () => done());
+              c.kill('SIGTERM');
+            }),
+      ),
+    );
+    await db?.stop();
+  };
+  try {
+    // The controller migrates the schema; the callback service starts once that is done.
+    const controller = start('controller', entry('../controller/main.ts'), {
+      ...shared,
+      KINFER_API_PORT: String(opts.apiPort),
+      KINFER_CALLBACK_URL: callbackUrl,
+      KINFER_ARTIFACTS_URI: artifactsUri,
+      KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
+    });
+    await waitReady(apiUrl, controller, 'controller');
+    const callback = start('callback', entry('../callback/main.ts'), {
+      ...shared,
+      KINFER_CALLBACK_PORT: String(opts.callbackPort),
+      KINFER_TOKEN_PUBLIC_KEY_FILE: keys.publicKeyFile,
+    });
+    await waitReady(callbackUrl, callback, 'callback service');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, stop };
+}

@@ -1,0 +1,120 @@
+// The control loop of the subprocess tier. Each pass reads the world (pending jobs, live
+// runners), decides what to start, then writes: claims a job, mints its token, starts its runner.
+// It also acts for runners that cannot report: a runner that exits without `done` fails its job,
+// and after a restart, jobs whose runner is gone are failed instead of left "running".
+import type { JobKind } from '../contract/index.ts';
+import type { Job, JobStore } from '../db/job-store.ts';
+import type { Logger } from '../http/logger.ts';
+import type { Executor } from './executors/executor.ts';
+
+export interface ReconcilerOptions {
+  store: JobStore;
+  executor: Executor;
+  log: Logger;
+  envFor: (kind: JobKind, job: Job) => Record<string, string>;
+  maxConcurrent: number;
+  /** Safety-net interval; work is normally triggered by `kick()`. */
+  intervalMs: number;
+}
+
+export class Reconciler {
+  readonly #o: ReconcilerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  /** Runners left by a previous controller process: watched by polling, as they are not our children. */
+  readonly #adopted = new Map<string, { kind: JobKind; ref: string }>();
+
+  constructor(opts: ReconcilerOptions) {
+    this.#o = opts;
+    opts.executor.onExit(({ kind, jobId, reason }) => {
+      void this.#failIfActive(kind, jobId, reason).finally(() => this.kick());
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.#adoptOrFailOrphans();
+    this.#timer = setInterval(() => this.kick(), this.#o.intervalMs);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Runs a pass now, or right after the current one: passes never overlap. */
+  kick(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#pass()
+      .catch((err) => this.#o.log.error({ err }, 'reconcile pass failed'))
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Waits for the pass in progress (tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    const { store, executor, maxConcurrent } = this.#o;
+    for (const [jobId, { kind, ref }] of this.#adopted) {
+      if (executor.isAlive(ref)) continue;
+      this.#adopted.delete(jobId);
+      await this.#failIfActive(kind, jobId, 'runner process ended without reporting completion (it was started by a previous controller)');
+    }
+    const free = maxConcurrent - executor.active - this.#adopted.size;
+    if (free <= 0) return;
+    const candidates = [...(await store.oldestPending('test_run', free)), ...(await store.oldestPending('inference_job', free))]
+      .sort((a, b) => a.created_at.getTime() - b.created_at.getTime())
+      .slice(0, free);
+    for (const { kind, id } of candidates) {
+      const job = await store.claim(kind, id, executor.name);
+      if (!job) continue;
+      await this.#launch(kind, job);
+    }
+  }
+
+  async #launch(kind: JobKind, job: Job): Promise<void> {
+    const log = this.#o.log.child({ job_id: job.id, trace_id: job.trace_id });
+    try {
+      const ref = await this.#o.executor.start(kind, job.id, this.#o.envFor(kind, job));
+      await this.#o.store.setExecutorRef(kind, job.id, ref);
+      log.info({ kind, executor: this.#o.executor.name, ref }, 'runner started');
+    } catch (err) {
+      log.error({ err }, 'runner could not start');
+      await this.#o.store.failIfActive(kind, job.id, `runner could not start: ${(err as Error).message}`);
+    }
+  }
+
+  async #failIfActive(kind: JobKind, jobId: string, reason: string): Promise<void> {
+    const outcome = await this.#o.store.failIfActive(kind, jobId, reason);
+    if (outcome.outcome === 'applied') this.#o.log.warn({ job_id: jobId, reason }, 'job failed: runner ended without reporting');
+  }
+
+  /** After a restart: a runner still alive keeps running (it reports by itself); one that is gone fails its job. */
+  async #adoptOrFailOrphans(): Promise<void> {
+    const { store, executor, log } = this.#o;
+    for (const kind of ['test_run', 'inference_job'] as const) {
+      for (const job of await store.activeFor(kind, executor.name)) {
+        if (!job.executor_ref) {
+          await store.release(kind, job.id);
+        } else if (!executor.isAlive(job.executor_ref)) {
+          await this.#failIfActive(kind, job.id, 'runner process lost: the controller restarted and the runner is no longer running');
+        } else {
+          this.#adopted.set(job.id, { kind, ref: job.executor_ref });
+          log.warn({ job_id: job.id, ref: job.executor_ref }, 'runner from a previous controller is still alive; its callbacks will finish the job');
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,23 @@
+// Mints the per-job callback token: ES256-signed, bound to one job id and kind, with an expiry.
+import jwt from 'jsonwebtoken';
+import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER, type JobKind } from '../contract/index.ts';
+
+export class TokenIssuer {
+  readonly #privateKey: string;
+  readonly #ttlSeconds: number;
+
+  constructor(privateKeyPem: string, ttlSeconds: number) {
+    this.#privateKey = privateKeyPem;
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  issue(kind: JobKind, jobId: string): string {
+    return jwt.sign({ kind }, this.#privateKey, {
+      algorithm: TOKEN_ALGORITHM,
+      subject: jobId,
+      audience: TOKEN_AUDIENCE,
+      issuer: TOKEN_ISSUER,
+      expiresIn: this.#ttlSeconds,
+    });
+  }
+}

@@ -1,0 +1,163 @@
+// The four tables, as TypeORM entity schemas (no decorators: sources run under Node's type
+// stripping). Property names are the column names, which are also the REST API's field names.
+import { EntitySchema } from 'typeorm';
+import type { ClassScore, EvaluationMetrics, InferenceType, InputConfig, JobStatus, JobTimings, TaskType, XaiMethod } from '../contract/index.ts';
+
+interface JobColumns {
+  id: string;
+  name: string | null;
+  checkpoint_path: string;
+  task_type: TaskType;
+  status: JobStatus;
+  progress_percent: number;
+  processed_images: number;
+  total_images: number | null;
+  failed_images: number;
+  timings: JobTimings | null;
+  results_path: string | null;
+  error_message: string | null;
+  enable_xai: boolean;
+  xai_method: XaiMethod | null;
+  xai_config: Record<string, unknown> | null;
+  trace_id: string;
+  /** Which executor runs it ('subprocess', 'kubernetes') and its handle there (pid, Job name). */
+  executor: string | null;
+  executor_ref: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  completed_at: Date | null;
+  updated_at: Date;
+}
+
+export interface TestRun extends JobColumns {
+  training_job_id: string | null;
+  dataset_path: string;
+  dataset_split: string;
+  primary_metric_name: string | null;
+  primary_metric_value: number | null;
+  overall_metrics: EvaluationMetrics['overall_metrics'] | null;
+  per_class_metrics: EvaluationMetrics['per_class_metrics'] | null;
+  confusion_matrix: number[][] | null;
+  class_names: string[] | null;
+}
+
+export interface InferenceJob extends JobColumns {
+  inference_type: Exclude<InferenceType, 'test_run'>;
+  input_config: InputConfig;
+}
+
+interface ImageColumns {
+  id: string;
+  image_index: number;
+  image_path: string;
+  predicted_class_id: number | null;
+  predicted_label: string | null;
+  confidence: number | null;
+  predictions: ClassScore[] | null;
+  preprocess_ms: number | null;
+  inference_ms: number | null;
+  error_message: string | null;
+  visualization_path: string | null;
+  xai_path: string | null;
+  created_at: Date;
+}
+
+export interface TestImageResult extends ImageColumns {
+  test_run_id: string;
+  true_class_id: number | null;
+  true_label: string | null;
+  is_correct: boolean | null;
+}
+
+export interface InferenceResult extends ImageColumns {
+  inference_job_id: string;
+}
+
+const jobColumns = {
+  // Ids are minted by the controller (crypto.randomUUID), so TypeORM needs no uuid extension.
+  id: { type: 'uuid', primary: true },
+  name: { type: 'varchar', length: 255, nullable: true },
+  checkpoint_path: { type: 'text' },
+  task_type: { type: 'varchar', length: 64 },
+  status: { type: 'varchar', length: 16, default: 'pending' },
+  progress_percent: { type: 'double precision', default: 0 },
+  processed_images: { type: 'int', default: 0 },
+  total_images: { type: 'int', nullable: true },
+  failed_images: { type: 'int', default: 0 },
+  timings: { type: 'jsonb', nullable: true },
+  results_path: { type: 'text', nullable: true },
+  error_message: { type: 'text', nullable: true },
+  enable_xai: { type: 'boolean', default: false },
+  xai_method: { type: 'varchar', length: 64, nullable: true },
+  xai_config: { type: 'jsonb', nullable: true },
+  trace_id: { type: 'varchar', length: 128 },
+  executor: { type: 'varchar', length: 32, nullable: true },
+  executor_ref: { type: 'text', nullable: true },
+  created_at: { type: 'timestamptz', createDate: true },
+  started_at: { type: 'timestamptz', nullable: true },
+  completed_at: { type: 'timestamptz', nullable: true },
+  updated_at: { type: 'timestamptz', updateDate: true },
+} as const;
+
+const imageColumns = {
+  id: { type: 'bigint', primary: true, generated: 'increment' },
+  image_index: { type: 'int' },
+  image_path: { type: 'text' },
+  predicted_class_id: { type: 'int', nullable: true },
+  predicted_label: { type: 'varchar', length: 255, nullable: true },
+  confidence: { type: 'double precision', nullable: true },
+  predictions: { type: 'jsonb', nullable: true },
+  preprocess_ms: { type: 'double precision', nullable: true },
+  inference_ms: { type: 'double precision', nullable: true },
+  error_message: { type: 'text', nullable: true },
+  visualization_path: { type: 'text', nullable: true },
+  xai_path: { type: 'text', nullable: true },
+  created_at: { type: 'timestamptz', createDate: true },
+} as const;
+
+export const TestRunEntity = new EntitySchema<TestRun>({
+  name: 'TestRun',
+  tableName: 'test_runs',
+  columns: {
+    ...jobColumns,
+    training_job_id: { type: 'varchar', length: 255, nullable: true },
+    dataset_path: { type: 'text' },
+    dataset_split: { type: 'varchar', length: 64, default: 'test' },
+    primary_metric_name: { type: 'varchar', length: 64, nullable: true },
+    primary_metric_value: { type: 'double precision', nullable: true },
+    overall_metrics: { type: 'jsonb', nullable: true },
+    per_class_metrics: { type: 'jsonb', nullable: true },
+    confusion_matrix: { type: 'jsonb', nullable: true },
+    class_names: { type: 'jsonb', nullable: true },
+  },
+});
+
+export const InferenceJobEntity = new EntitySchema<InferenceJob>({
+  name: 'InferenceJob',
+  tableName: 'inference_jobs',
+  columns: {
+    ...jobColumns,
+    inference_type: { type: 'varchar', length: 16 },
+    input_config: { type: 'jsonb' },
+  },
+});
+
+export const TestImageResultEntity = new EntitySchema<TestImageResult>({
+  name: 'TestImageResult',
+  tableName: 'test_image_results',
+  columns: {
+    ...imageColumns,
+    test_run_id: { type: 'uuid' },
+    true_class_id: { type: 'int', nullable: true },
+    true_label: { type: 'varchar', length: 255, nullable: true },
+    is_correct: { type: 'boolean', nullable: true },
+  },
+});
+
+export const InferenceResultEntity = new EntitySchema<InferenceResult>({
+  name: 'InferenceResult',
+  tableName: 'inference_results',
+  columns: { ...imageColumns, inference_job_id: { type: 'uuid' } },
+});
+
+export const ENTITIES = [TestRunEntity, InferenceJobEntity, TestImageResultEntity, InferenceResultEntity];

@@ -1,0 +1,245 @@
+// Every read and write of job state, for both services. Updates are conditional in SQL, so state
+// only moves forward (pending -> running -> completed | failed | cancelled) whatever the order or
+// number of calls, and each change is announced on the `kinfer_job_events` channel.
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import type { DonePayload, ImageResult, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
+import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type TestRun } from './entities.ts';
+
+export const JOB_EVENTS_CHANNEL = 'kinfer_job_events';
+
+const TABLES = {
+  test_run: { jobs: 'test_runs', images: 'test_image_results', fk: 'test_run_id' },
+  inference_job: { jobs: 'inference_jobs', images: 'inference_results', fk: 'inference_job_id' },
+} as const;
+
+export type Job = TestRun | InferenceJob;
+export type NewTestRun = Pick<TestRun, 'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'>;
+export type NewInferenceJob = Pick<InferenceJob, 'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'>;
+
+/** The outcome of a state change: applied, refused because the job already ended, or no such job. */
+export type UpdateOutcome = { outcome: 'applied' | 'unchanged'; status: JobStatus } | { outcome: 'terminal'; status: JobStatus } | { outcome: 'not_found' };
+
+export interface Page<T> {
+  total: number;
+  items: T[];
+}
+
+/** `SELECT pg_notify(...)` over the rows an UPDATE ... RETURNING produced. */
+function notifying(kind: JobKind, update: string): string {
+  return `WITH changed AS (${update} RETURNING id, status, processed_images, total_images)
+    SELECT changed.*, pg_notify('${JOB_EVENTS_CHANNEL}', json_build_object('kind', '${kind}', 'id', changed.id, 'status', changed.status, 'processed_images', changed.processed_images, 'total_images', changed.total_images)::text)
+    FROM changed`;
+}
+
+export class JobStore {
+  readonly #ds: DataSource;
+
+  constructor(ds: DataSource) {
+    this.#ds = ds;
+  }
+
+  async createTestRun(input: NewTestRun): Promise<TestRun> {
+    const repo = this.#ds.getRepository(TestRunEntity);
+    return repo.save(repo.create({ ...input, id: randomUUID(), trace_id: randomUUID(), status: 'pending' }));
+  }
+
+  async createInferenceJob(input: NewInferenceJob): Promise<InferenceJob> {
+    const repo = this.#ds.getRepository(InferenceJobEntity);
+    return repo.save(repo.create({ ...input, id: randomUUID(), trace_id: randomUUID(), status: 'pending' }));
+  }
+
+  async get(kind: 'test_run', id: string): Promise<TestRun | null>;
+  async get(kind: 'inference_job', id: string): Promise<InferenceJob | null>;
+  async get(kind: JobKind, id: string): Promise<Job | null>;
+  async get(kind: JobKind, id: string): Promise<Job | null> {
+    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
+    return (await this.#ds.getRepository<Job>(entity).findOneBy({ id })) ?? null;
+  }
+
+  async list(kind: JobKind, opts: { status?: JobStatus | undefined; skip: number; limit: number }): Promise<Page<Job>> {
+    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
+    const [items, total] = await this.#ds.getRepository<Job>(entity).findAndCount({
+      where: opts.status ? { status: opts.status } : {},
+      order: { created_at: 'DESC', id: 'ASC' },
+      skip: opts.skip,
+      take: opts.limit,
+    });
+    return { total, items };
+  }
+
+  async listTestImages(testRunId: string, opts: { skip: number; limit: number; isCorrect?: boolean | undefined }) {
+    const repo = this.#ds.getRepository(TestImageResultEntity);
+    const [counts] = (await this.#ds.query(
+      `SELECT count(*)::int AS total, count(*) FILTER (WHERE is_correct)::int AS correct, count(*) FILTER (WHERE is_correct = false)::int AS incorrect
+       FROM test_image_results WHERE test_run_id = $1`,
+      [testRunId],
+    )) as Array<{ total: number; correct: number; incorrect: number }>;
+    const [items, filteredTotal] = await repo.findAndCount({
+      where: { test_run_id: testRunId, ...(opts.isCorrect === undefined ? {} : { is_correct: opts.isCorrect }) },
+      order: { image_index: 'ASC' },
+      skip: opts.skip,
+      take: opts.limit,
+    });
+    return { counts: counts!, filteredTotal, items };
+  }
+
+  async listInferenceResults(jobId: string, opts: { skip: number; limit: number }) {
+    const [items, total] = await this.#ds.getRepository(InferenceResultEntity).findAndCount({
+      where: { inference_job_id: jobId },
+      order: { image_index: 'ASC' },
+      skip: opts.skip,
+      take: opts.limit,
+    });
+    return { total, items };
+  }
+
+  /** Pending jobs no executor has taken yet, oldest first. */
+  async oldestPending(kind: JobKind, limit: number): Promise<Array<{ kind: JobKind; id: string; created_at: Date }>> {
+    if (limit <= 0) return [];
+    const rows = (await this.#ds.query(
+      `SELECT id, created_at FROM ${TABLES[kind].jobs} WHERE status = 'pending' AND executor IS NULL ORDER BY created_at LIMIT $1`,
+      [limit],
+    )) as Array<{ id: string; created_at: Date }>;
+    return rows.map((r) => ({ kind, ...r }));
+  }
+
+  /** Takes a pending job for an executor; null when another controller (or a cancel) got there first. */
+  async claim(kind: JobKind, id: string, executor: string): Promise<Job | null> {
+    const [rows] = (await this.#ds.query(
+      `UPDATE ${TABLES[kind].jobs} SET executor = $2, updated_at = now() WHERE id = $1 AND status = 'pending' AND executor IS NULL RETURNING id`,
+      [id, executor],
+    )) as [Array<{ id: string }>, number];
+    return rows.length === 0 ? null : this.get(kind, id);
+  }
+
+  async setExecutorRef(kind: JobKind, id: string, ref: string): Promise<void> {
+    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor_ref = $2, updated_at = now() WHERE id = $1`, [id, ref]);
+  }
+
+  /** Active jobs of one executor (to re-adopt or fail after a controller restart). */
+  async activeFor(kind: JobKind, executor: string): Promise<Job[]> {
+    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
+    return this.#ds
+      .getRepository<Job>(entity)
+      .createQueryBuilder('j')
+      .where('j.executor = :executor', { executor })
+      .andWhere(`j.status IN ('pending', 'running')`)
+      .getMany();
+  }
+
+  /** Gives a claimed but never started job back to the queue. */
+  async release(kind: JobKind, id: string): Promise<void> {
+    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor = NULL, executor_ref = NULL WHERE id = $1 AND status = 'pending'`, [id]);
+  }
+
+  /** The runner's progress; the first one moves pending -> running. */
+  async applyProgress(kind: JobKind, id: string, p: ProgressPayload): Promise<UpdateOutcome> {
+    const table = TABLES[kind].jobs;
+    const rows = (await this.#ds.query(
+      notifying(
+        kind,
+        `UPDATE ${table} SET
+           status = 'running',
+           started_at = COALESCE(started_at, now()),
+           processed_images = GREATEST(processed_images, $2),
+           failed_images = GREATEST(failed_images, $3),
+           total_images = COALESCE($4, total_images),
+           progress_percent = CASE WHEN COALESCE($4, total_images) > 0
+             THEN LEAST(100, GREATEST(progress_percent, 100.0 * GREATEST(processed_images, $2) / COALESCE($4, total_images)))
+             ELSE progress_percent END,
+           updated_at = now()
+         WHERE id = $1 AND status IN ('pending', 'running')`,
+      ),
+      [id, p.processed_images, p.failed_images ?? 0, p.total_images ?? null],
+    )) as Array<{ status: JobStatus }>;
+    if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
+    return this.#whyNot(kind, id);
+  }
+
+  /** Stores per-image results; a result already stored for the same index is kept as it was. */
+  async insertImageResults(kind: JobKind, id: string, results: ImageResult[]): Promise<UpdateOutcome> {
+    const { jobs, images, fk } = TABLES[kind];
+    return this.#ds.transaction(async (tx) => {
+      const [job] = (await tx.query(`SELECT status FROM ${jobs} WHERE id = $1 FOR SHARE`, [id])) as Array<{ status: JobStatus }>;
+      if (!job) return { outcome: 'not_found' as const };
+      if (job.status !== 'pending' && job.status !== 'running') return { outcome: 'terminal' as const, status: job.status };
+      const testRun = kind === 'test_run';
+      const columns = [fk, 'image_index', 'image_path', 'predicted_class_id', 'predicted_label', 'confidence', 'predictions', 'preprocess_ms', 'inference_ms', 'error_message', ...(testRun ? ['true_class_id', 'true_label', 'is_correct'] : [])];
+      const params: unknown[] = [];
+      const tuples = results.map((r) => {
+        const values = [id, r.image_index, r.image_path, r.predicted_class_id, r.predicted_label, r.confidence, r.predictions === null ? null : JSON.stringify(r.predictions), r.timings?.preprocess_ms ?? null, r.timings?.inference_ms ?? null, r.error, ...(testRun ? [r.true_class_id ?? null, r.true_label ?? null, r.is_correct ?? null] : [])];
+        const placeholders = values.map((v) => {
+          params.push(v);
+          return `$${params.length}`;
+        });
+        return `(${placeholders.join(', ')})`;
+      });
+      await tx.query(`INSERT INTO ${images} (${columns.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${fk}, image_index) DO NOTHING`, params);
+      return { outcome: 'applied' as const, status: job.status };
+    });
+  }
+
+  /** The runner's final report. A repeated or late done changes nothing. */
+  async applyDone(kind: JobKind, id: string, done: DonePayload): Promise<UpdateOutcome> {
+    const table = TABLES[kind].jobs;
+    const metrics = done.status === 'completed' ? done.metrics : null;
+    const sets = [
+      `status = $2::varchar`,
+      `processed_images = GREATEST(processed_images, $3)`,
+      `total_images = $4`,
+      `failed_images = $5`,
+      `results_path = COALESCE($6, results_path)`,
+      `timings = COALESCE($7::jsonb, timings)`,
+      `error_message = $8`,
+      `progress_percent = CASE WHEN $2::varchar = 'completed' THEN 100 ELSE progress_percent END`,
+      `started_at = COALESCE(started_at, now())`,
+      `completed_at = now()`,
+      `updated_at = now()`,
+    ];
+    const params: unknown[] = [
+      id,
+      done.status,
+      done.processed_images,
+      done.total_images,
+      done.failed_images,
+      done.results_path,
+      done.timings ? JSON.stringify(done.timings) : null,
+      done.status === 'completed' ? null : done.error_message,
+    ];
+    if (kind === 'test_run' && metrics) {
+      params.push(metrics.primary_metric_name, metrics.primary_metric_value, JSON.stringify(metrics.overall_metrics), JSON.stringify(metrics.per_class_metrics), JSON.stringify(metrics.confusion_matrix), JSON.stringify(metrics.class_names));
+      const n = params.length;
+      sets.push(`primary_metric_name = $${n - 5}`, `primary_metric_value = $${n - 4}`, `overall_metrics = $${n - 3}::jsonb`, `per_class_metrics = $${n - 2}::jsonb`, `confusion_matrix = $${n - 1}::jsonb`, `class_names = $${n}::jsonb`);
+    }
+    const rows = (await this.#ds.query(notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running')`), params)) as Array<{ status: JobStatus }>;
+    if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
+    const why = await this.#whyNot(kind, id);
+    // A repeated done is harmless: report the state it already reached.
+    return why.outcome === 'terminal' ? { outcome: 'unchanged', status: why.status } : why;
+  }
+
+  /** Cancels an active job. */
+  async cancel(kind: JobKind, id: string): Promise<UpdateOutcome> {
+    return this.#finish(kind, id, 'cancelled', 'cancelled by user');
+  }
+
+  /** Fails an active job for a reason the runner could not report itself (it died, it never started). */
+  async failIfActive(kind: JobKind, id: string, reason: string): Promise<UpdateOutcome> {
+    return this.#finish(kind, id, 'failed', reason);
+  }
+
+  async #finish(kind: JobKind, id: string, status: 'failed' | 'cancelled', message: string): Promise<UpdateOutcome> {
+    const rows = (await this.#ds.query(
+      notifying(kind, `UPDATE ${TABLES[kind].jobs} SET status = $2::varchar, error_message = $3, completed_at = now(), updated_at = now() WHERE id = $1 AND status IN ('pending', 'running')`),
+      [id, status, message.slice(0, 8000)],
+    )) as Array<{ status: JobStatus }>;
+    if (rows.length > 0) return { outcome: 'applied', status };
+    return this.#whyNot(kind, id);
+  }
+
+  async #whyNot(kind: JobKind, id: string): Promise<UpdateOutcome> {
+    const [row] = (await this.#ds.query(`SELECT status FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{ status: JobStatus }>;
+    return row ? { outcome: 'terminal', status: row.status } : { outcome: 'not_found' };
+  }
+}

@@ -1,0 +1,103 @@
+// Express pieces both services use: trace ids, request logs, JSON errors, health endpoints.
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
+import type { z } from 'zod';
+import type { Logger } from './logger.ts';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    traceId: string;
+    log: Logger;
+  }
+}
+
+/** An error that is the client's fault, with the HTTP status and body to answer. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  constructor(status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = status;
+    this.body = { error: code, message, ...extra };
+  }
+}
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** zod issues as `{field, message}`, the field as a dotted path (`input_config.image_paths.2`). */
+export function fieldProblems(error: z.ZodError): FieldProblem[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return { field: [...issue.path, ...issue.keys].join('.'), message: 'unknown field' };
+    }
+    return { field: issue.path.length > 0 ? issue.path.join('.') : '(body)', message: issue.message };
+  });
+}
+
+/** Parses with zod or throws an HttpError that names every bad field. */
+export function parseOr<T extends z.ZodType>(schema: T, value: unknown, status: number, what: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const fields = fieldProblems(result.error);
+  throw new HttpError(status, status === 422 ? 'invalid_payload' : 'validation_error', `invalid ${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+}
+
+export function requestContext(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.header('x-trace-id');
+    req.traceId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
+    res.setHeader('x-trace-id', req.traceId);
+    req.log = log.child({ trace_id: req.traceId });
+    const started = performance.now();
+    res.on('finish', () => {
+      req.log.info({ method: req.method, path: req.originalUrl, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+    });
+    next();
+  };
+}
+
+export function errorHandler(): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    if (err instanceof HttpError) {
+      res.status(err.status).json(err.body);
+      return;
+    }
+    // express.json() parse failures and oversize bodies carry their own status.
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) req.log.error({ err }, 'request failed');
+    res.status(status).json({ error: status === 500 ? 'internal_error' : 'bad_request', message: status === 500 ? 'internal error' : String(err.message) });
+  };
+}
+
+export function healthRoutes(app: Express, ready: () => Promise<void>): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await ready();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'not_ready', message: (err as Error).message });
+    }
+  });
+}
+
+/** Listens and resolves with the bound port (0 picks a free one). */
+export function listen(app: Express, host: string, port: number): Promise<{ port: number; close: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host, (err?: Error) => {
+      if (err) return reject(err);
+      const address = server.address();
+      resolve({
+        port: typeof address === 'object' && address ? address.port : port,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+    server.on('error', reject);
+  });
+}
