@@ -86,17 +86,6 @@ export const RunnerEnv = z
     /** Added: per-image results sent per callback. */
     RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
   })
-  .superRefine((env, ctx) => {
-    if (env.INFERENCE_TYPE === 'test_run' && !env.DATASET_PATH) {
-      ctx.addIssue({ code: 'custom', path: ['DATASET_PATH'], message: 'is required when INFERENCE_TYPE=test_run' });
-    }
-    if (env.INFERENCE_TYPE !== 'test_run' && !env.INPUT_CONFIG) {
-      ctx.addIssue({ code: 'custom', path: ['INPUT_CONFIG'], message: `is required when INFERENCE_TYPE=${env.INFERENCE_TYPE}` });
-    }
-    if (!env.ARTIFACTS_URI && !env.BUCKET_NAME) {
-      ctx.addIssue({ code: 'custom', path: ['ARTIFACTS_URI'], message: 'or BUCKET_NAME is required' });
-    }
-  })
   .transform((env) => ({
     ...env,
     ARTIFACTS_URI: env.ARTIFACTS_URI ?? `s3://${env.BUCKET_NAME}`,
@@ -115,16 +104,29 @@ export class RunnerConfigError extends Error {
   }
 }
 
+/** Rules that span variables; checked on the raw strings so they are reported with field errors. */
+function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  const type = env.INFERENCE_TYPE;
+  if (type === 'test_run' && !env.DATASET_PATH) problems.push('DATASET_PATH is required when INFERENCE_TYPE=test_run');
+  if (type && type !== 'test_run' && !env.INPUT_CONFIG) problems.push(`INPUT_CONFIG is required when INFERENCE_TYPE=${type}`);
+  if (!env.ARTIFACTS_URI && !env.BUCKET_NAME) problems.push('ARTIFACTS_URI or BUCKET_NAME is required');
+  return problems;
+}
+
 /** Reads the runner's configuration; throws one error that names every bad variable. */
 export function parseRunnerEnv(env: NodeJS.ProcessEnv): RunnerEnv {
   const result = RunnerEnv.safeParse(env);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const name = String(issue.path[0] ?? 'environment');
-    const missing = issue.code === 'invalid_type' && env[name] === undefined;
-    return missing ? `${name} is missing` : `${name} ${issue.message}`;
-  });
-  throw new RunnerConfigError(problems);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? 'environment');
+        const missing = issue.code === 'invalid_type' && env[name] === undefined;
+        return missing ? `${name} is missing` : `${name} ${issue.message}`;
+      });
+  problems.push(...crossFieldProblems(env));
+  if (problems.length > 0 || !result.success) throw new RunnerConfigError(problems);
+  return result.data;
 }
 
 /** Serializes a runner configuration into environment variables (strings only, unset fields left out). */

@@ -38,8 +38,10 @@ export class WorkerSession {
       });
       this.#worker.on('exit', (code) => this.#failAll(new Error(`inference worker exited with code ${code}`)));
     });
-    // Copy: the caller may keep using its buffer, and the worker must own what it is sent.
-    const copy = model.slice().buffer as ArrayBuffer;
+    // Copy into a fresh ArrayBuffer: the caller may keep its buffer, and Buffers from some
+    // sources (the S3 client, Node's pool) are not transferable.
+    const copy = new ArrayBuffer(model.byteLength);
+    new Uint8Array(copy).set(model);
     this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads }, [copy]);
   }
 

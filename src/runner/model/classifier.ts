@@ -1,6 +1,6 @@
 // A loaded classification model: the session worker plus everything needed to feed it.
 import type { TaskType } from '../../contract/index.ts';
-import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
+import { ModelLoadError, WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import { readOnnxMetadataProps } from './onnx-metadata-props.ts';
 import { fromMetadataProps, ModelMetadataError, resolveModelMetadata, Sidecar, type ModelMetadata } from './model-metadata.ts';
@@ -43,7 +43,12 @@ async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<S
 export async function loadModel(store: ObjectStore, checkpointUri: string, opts: LoadModelOptions): Promise<LoadedModel> {
   const started = performance.now();
   const bytes = await store.read(checkpointUri);
-  const props = readOnnxMetadataProps(bytes);
+  let props: Record<string, string>;
+  try {
+    props = readOnnxMetadataProps(bytes);
+  } catch (err) {
+    throw new ModelLoadError(`cannot load the model ${checkpointUri}: not an ONNX protobuf (${(err as Error).message})`);
+  }
   const sidecar = await readSidecar(store, checkpointUri);
   const { session, info } = await WorkerSession.open(bytes, opts);
   try {

@@ -1,0 +1,283 @@
+// One job end to end through every real component: REST API -> Postgres -> subprocess runner
+// (real ONNX Runtime) -> callback service -> Postgres + S3 -> REST API.
+import pLimit from 'p-limit';
+import { ResultsFile } from '../../src/contract/index.ts';
+import { COLOR_CLASSES, normalizedColor } from '../../src/samples/color-classifier.ts';
+import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
+import { referenceMetrics } from '../support/reference-metrics.ts';
+import { startTestStack, type TestStack } from '../support/test-stack.ts';
+
+const NAMES = COLOR_CLASSES.map((c) => c.name);
+const idOf = (name: string) => NAMES.indexOf(name);
+
+let stack: TestStack;
+let checkpoint: string;
+let datasetPath: string;
+let dataset: DatasetFile[];
+
+async function uploadAll(prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>) {
+  const limit = pLimit(16);
+  await Promise.all(files.map((f) => limit(() => stack.store.write(`${prefix}/${f.path}`, Buffer.from(f.bytes)))));
+}
+
+beforeAll(async () => {
+  stack = await startTestStack({ KINFER_RUNNER_BATCH_SIZE: '4' });
+  checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
+  await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
+  dataset = await buildColorDataset({
+    perClass: 5,
+    mislabeled: [['red', 'green'], ['blue', 'cyan'], ['yellow', 'red']],
+    corrupt: ['magenta'],
+  });
+  datasetPath = `${stack.s3Prefix}/datasets/colors`;
+  await uploadAll(datasetPath, dataset);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('test run (evaluate)', () => {
+  let run: any;
+
+  beforeAll(async () => {
+    const created = await stack.api('POST', '/test-runs', {
+      name: 'colours',
+      checkpoint_path: checkpoint,
+      dataset_path: datasetPath,
+      task_type: 'image_classification',
+      training_job_id: 'train-42',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: 'pending', dataset_split: 'test', training_job_id: 'train-42' });
+    expect(created.body.id).toMatch(/^[0-9a-f-]{36}$/);
+    run = await stack.waitFor('test-runs', created.body.id);
+  });
+
+  it('completes with metrics equal to an independent computation', () => {
+    expect(run.status).toBe('completed');
+    const evaluated = dataset.filter((f) => f.drawn !== null);
+    // By construction the model predicts the drawn colour: it scores nearness to each prototype.
+    const ref = referenceMetrics(evaluated.map((f) => idOf(f.label)), evaluated.map((f) => idOf(f.drawn!)), NAMES.length);
+    expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
+    expect(run.overall_metrics.precision).toBeCloseTo(ref.precision, 12);
+    expect(run.overall_metrics.recall).toBeCloseTo(ref.recall, 12);
+    expect(run.overall_metrics.f1).toBeCloseTo(ref.f1, 12);
+    expect(run.confusion_matrix).toEqual(ref.confusion);
+    expect(run.confusion_matrix[idOf('green')][idOf('red')]).toBe(1); // not diagonal
+    run.per_class_metrics.forEach((c: any, i: number) => {
+      expect(c).toMatchObject({ class_id: i, class_name: NAMES[i], support: ref.perClass[i]!.support });
+      expect(c.precision).toBeCloseTo(ref.perClass[i]!.precision, 12);
+      expect(c.recall).toBeCloseTo(ref.perClass[i]!.recall, 12);
+      expect(c.f1).toBeCloseTo(ref.perClass[i]!.f1, 12);
+    });
+    expect(run.class_names).toEqual(NAMES);
+    expect(run.primary_metric_name).toBe('accuracy');
+    expect(run.primary_metric_value).toBeCloseTo(ref.accuracy, 12);
+  });
+
+  it('computes top-5 accuracy from the ranking by prototype distance', () => {
+    const evaluated = dataset.filter((f) => f.drawn !== null);
+    const proto = COLOR_CLASSES.map((c) => normalizedColor(c.rgb));
+    const hits = evaluated.filter((f) => {
+      const d = proto[idOf(f.drawn!)]!;
+      const ranked = proto.map((p, k) => ({ k, dist: p.reduce((a, v, i) => a + (v - d[i]!) ** 2, 0) })).sort((a, b) => a.dist - b.dist);
+      return ranked.slice(0, 5).some((r) => r.k === idOf(f.label));
+    }).length;
+    expect(run.overall_metrics.top5_accuracy).toBeCloseTo(hits / evaluated.length, 12);
+  });
+
+  it('counts the corrupt image as failed and still completes', () => {
+    expect(run).toMatchObject({ total_images: dataset.length, processed_images: dataset.length, failed_images: 1, progress_percent: 100 });
+    expect(run.overall_metrics.evaluated_images).toBe(dataset.length - 1);
+    expect(run.started_at).not.toBeNull();
+    expect(new Date(run.completed_at).getTime()).toBeGreaterThanOrEqual(new Date(run.started_at).getTime());
+    expect(run.timings.images_per_second).toBeGreaterThan(0);
+  });
+
+  it('lists per-image results, filterable by correctness, with the error entry', async () => {
+    const all = await stack.api('GET', `/test-runs/${run.id}/images?limit=1000`);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ total_count: dataset.length, correct_count: dataset.length - 4, incorrect_count: 3, error_count: 1 });
+    const wrong = await stack.api('GET', `/test-runs/${run.id}/images?filter_correct=false`);
+    const planted = dataset.filter((f) => f.drawn !== null && f.drawn !== f.label).map((f) => f.path.replace(/^test\//, ''));
+    expect(planted).toHaveLength(3);
+    expect(wrong.body.images.map((i: any) => i.image_path).sort()).toEqual(planted.sort());
+    for (const img of wrong.body.images) {
+      const file = dataset.find((f) => f.path.endsWith(img.image_path))!;
+      expect(img).toMatchObject({ true_label: file.label, predicted_label: file.drawn, is_correct: false });
+      expect(img.predictions).toHaveLength(5);
+    }
+    const corrupt = all.body.images.find((i: any) => i.image_path.includes('corrupt'));
+    expect(corrupt).toMatchObject({ is_correct: null, predicted_label: null, true_label: 'magenta' });
+    expect(corrupt.error_message).toMatch(/cannot decode image/);
+    const page = await stack.api('GET', `/test-runs/${run.id}/images?skip=10&limit=5`);
+    expect(page.body.images.map((i: any) => i.image_index)).toEqual([10, 11, 12, 13, 14]);
+  });
+
+  it('writes results.json and images.jsonl in S3 under test-runs/{id}/', async () => {
+    expect(run.results_path).toBe(`${stack.s3Prefix}/artifacts/test-runs/${run.id}/results.json`);
+    const results = ResultsFile.parse(JSON.parse((await stack.store.read(run.results_path)).toString()));
+    expect(results.metrics?.confusion_matrix).toEqual(run.confusion_matrix);
+    expect(results.failed_images).toBe(1);
+    const lines = (await stack.store.read(results.images_path)).toString().trim().split('\n');
+    expect(lines).toHaveLength(dataset.length);
+  });
+
+  it('shows the run in the list, newest first, filterable by status', async () => {
+    const list = await stack.api('GET', '/test-runs?status=completed');
+    expect(list.body.items.map((r: any) => r.id)).toContain(run.id);
+    const none = await stack.api('GET', '/test-runs?status=cancelled');
+    expect(none.body.items.map((r: any) => r.id)).not.toContain(run.id);
+  });
+
+  it('refuses to cancel a finished run with 409', async () => {
+    const res = await stack.api('POST', `/test-runs/${run.id}/cancel`);
+    expect(res.status).toBe(409);
+    expect(res.body.status).toBe('completed');
+  });
+});
+
+describe('inference jobs (predict)', () => {
+  it('runs a batch, with a per-image error for a missing image', async () => {
+    const red = dataset.find((f) => f.path.startsWith('test/red/red_0000'))!;
+    const mislabeled = dataset.find((f) => f.path.includes('mislabeled_0'))!;
+    const paths = [`${datasetPath}/${red.path}`, `${datasetPath}/${mislabeled.path}`, `${stack.s3Prefix}/nope.png`];
+    const created = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'batch',
+      input_config: { image_paths: paths },
+    });
+    expect(created.status).toBe(201);
+    const job = await stack.waitFor('inference-jobs', created.body.id);
+    expect(job).toMatchObject({ status: 'completed', total_images: 3, processed_images: 3, failed_images: 1 });
+    const results = await stack.api('GET', `/inference-jobs/${job.id}/results`);
+    expect(results.body.total_count).toBe(3);
+    expect(results.body.results.map((r: any) => r.predicted_label)).toEqual(['red', 'red', null]);
+    expect(results.body.results[2].error_message).toMatch(/not found/);
+    expect(job.results_path).toBe(`${stack.s3Prefix}/artifacts/inference-jobs/${job.id}/results.json`);
+  });
+
+  it('runs a single image and a whole prefix', async () => {
+    const single = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'single',
+      input_config: { image_path: `${datasetPath}/${dataset[0]!.path}` },
+    });
+    const folder = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'dataset',
+      input_config: { dataset_path: `${datasetPath}/test/blue` },
+    });
+    const [a, b] = await Promise.all([stack.waitFor('inference-jobs', single.body.id), stack.waitFor('inference-jobs', folder.body.id)]);
+    expect(a).toMatchObject({ status: 'completed', total_images: 1, failed_images: 0 });
+    expect(b).toMatchObject({ status: 'completed', total_images: dataset.filter((f) => f.path.startsWith('test/blue/')).length });
+    const results = await stack.api('GET', `/inference-jobs/${b.id}/results?limit=2`);
+    expect(results.body.results).toHaveLength(2);
+    expect(results.body.results.every((r: any) => r.predicted_label === 'blue')).toBe(true);
+  });
+});
+
+describe('bad input', () => {
+  it('names every bad field with 400', async () => {
+    const res = await stack.api('POST', '/test-runs', { checkpoint_path: 'ftp://x', task_type: 'image_segmentation', surprise: 1 });
+    expect(res.status).toBe(400);
+    const fields = res.body.fields.map((f: any) => f.field).sort();
+    expect(fields).toEqual(['checkpoint_path', 'dataset_path', 'surprise', 'task_type']);
+  });
+
+  it('refuses a model or dataset split that does not exist', async () => {
+    const res = await stack.api('POST', '/test-runs', { checkpoint_path: `${stack.s3Prefix}/models/missing.onnx`, dataset_path: datasetPath, task_type: 'image_classification' });
+    expect(res.status).toBe(400);
+    expect(res.body.fields).toEqual([{ field: 'checkpoint_path', message: expect.stringContaining('no such object') }]);
+    const split = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: datasetPath, dataset_split: 'val', task_type: 'image_classification' });
+    expect(split.status).toBe(400);
+    expect(split.body.fields[0].field).toBe('dataset_split');
+  });
+
+  it('refuses tasks and XAI that this runner does not implement, instead of pretending', async () => {
+    const res = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'object_detection',
+      inference_type: 'single',
+      input_config: { image_paths: ['/a.png'] },
+      enable_xai: true,
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.fields.map((f: any) => f.field).sort()).toEqual(['enable_xai', 'input_config', 'task_type']);
+  });
+
+  it('answers 404 for unknown or malformed ids', async () => {
+    expect((await stack.api('GET', '/test-runs/6f1c2d4e-8a3b-4c5d-9e7f-0a1b2c3d4e5f')).status).toBe(404);
+    expect((await stack.api('GET', '/inference-jobs/not-a-uuid')).status).toBe(404);
+    expect((await stack.api('POST', '/inference-jobs/6f1c2d4e-8a3b-4c5d-9e7f-0a1b2c3d4e5f/cancel')).status).toBe(404);
+  });
+
+  it('rejects bad pagination with the parameter named', async () => {
+    const res = await stack.api('GET', '/test-runs?limit=0');
+    expect(res.status).toBe(400);
+    expect(res.body.fields[0].field).toBe('limit');
+  });
+
+  it('fails a job whose checkpoint is not an ONNX model, with the reason', async () => {
+    const bogus = `${stack.s3Prefix}/models/bogus.onnx`;
+    await stack.store.write(bogus, Buffer.from('definitely not protobuf'));
+    const created = await stack.api('POST', '/test-runs', { checkpoint_path: bogus, dataset_path: datasetPath, task_type: 'image_classification' });
+    const run = await stack.waitFor('test-runs', created.body.id);
+    expect(run.status).toBe('failed');
+    expect(run.error_message).toMatch(/model/i);
+  });
+});
+
+describe('runner lifecycle', () => {
+  let bigDataset: string;
+
+  beforeAll(async () => {
+    const files = await buildColorDataset({ perClass: 100, seed: 3 });
+    bigDataset = `${stack.s3Prefix}/datasets/big`;
+    await uploadAll(bigDataset, files);
+  });
+
+  const startBigRun = async () => {
+    const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: bigDataset, task_type: 'image_classification' });
+    expect(created.status).toBe(201);
+    await stack.waitFor('test-runs', created.body.id, (j) => j.status !== 'pending');
+    const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [created.body.id]);
+    return { id: created.body.id as string, pid: Number(String(rows[0].executor_ref).replace('pid:', '')) };
+  };
+
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('cancels a running job: status cancelled, the runner process group stopped', async () => {
+    const { id, pid } = await startBigRun();
+    const res = await stack.api('POST', `/test-runs/${id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('cancelled');
+    const deadline = Date.now() + 15_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(pid)).toBe(false);
+    const after = await stack.api('GET', `/test-runs/${id}`);
+    expect(after.body.status).toBe('cancelled');
+    expect(after.body.completed_at).not.toBeNull();
+    expect((await stack.api('POST', `/test-runs/${id}/cancel`)).status).toBe(409);
+  });
+
+  it('fails a job whose runner dies without reporting, with the signal in the reason', async () => {
+    const { id, pid } = await startBigRun();
+    process.kill(pid, 'SIGKILL');
+    const run = await stack.waitFor('test-runs', id);
+    expect(run.status).toBe('failed');
+    expect(run.error_message).toMatch(/runner was killed by SIGKILL without reporting completion/);
+  });
+});

