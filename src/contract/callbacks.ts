@@ -102,6 +102,8 @@ export const JobTimings = z.object({
   preprocess_ms: z.number().nonnegative(),
   inference_ms: z.number().nonnegative(),
   images_per_second: z.number().nonnegative(),
+  /** Peak resident memory of the runner process. */
+  peak_rss_bytes: z.number().int().nonnegative().optional(),
 });
 export type JobTimings = z.infer<typeof JobTimings>;
 

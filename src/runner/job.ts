@@ -91,6 +91,7 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
         preprocess_ms: stats.preprocessMs,
         inference_ms: stats.inferenceMs,
         images_per_second: processingMs > 0 ? (stats.processed * 1000) / processingMs : 0,
+        peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
       const evaluation = metrics ? metrics.result() : null;
       const resultsPath = joinStorageUri(artifacts, ARTIFACT_NAMES.results);

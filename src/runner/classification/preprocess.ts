@@ -3,6 +3,10 @@
 // scale to [0,1], normalize per channel, lay out as CHW float32.
 import sharp from 'sharp';
 
+// One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
+// more threads per image only contend with inference for the same cores.
+sharp.concurrency(Number(process.env.KINFER_VIPS_THREADS ?? 1));
+
 export interface ClassificationPreprocess {
   /** [height, width] of the network input. */
   inputSize: [number, number];

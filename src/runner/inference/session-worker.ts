@@ -15,6 +15,8 @@ async function createSession(model: Uint8Array, providers: string[], threads: nu
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Spinning pool threads would steal the cores that decode the next batch meanwhile.
+    extra: { session: { intra_op: { allow_spinning: process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
   });
   try {
     return { session: await ort.InferenceSession.create(model, options(providers)), provider: providers[0] ?? 'cpu' };
