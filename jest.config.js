@@ -12,4 +12,5 @@ export default {
   testTimeout: 60_000,
   maxWorkers: 2,
   verbose: true,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };
