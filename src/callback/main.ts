@@ -4,7 +4,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { listen } from '../http/plumbing.ts';
+import { listen, stopOnSignals } from '../http/plumbing.ts';
 import { createCallbackApp } from './app.ts';
 import { TokenVerifier } from './token-verifier.ts';
 
@@ -28,13 +28,10 @@ try {
   });
   const server = await listen(app, config.KINFER_CALLBACK_HOST, config.KINFER_CALLBACK_PORT);
   log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
-  const stop = async () => {
+  stopOnSignals(async () => {
     await server.close();
     await ds.destroy();
-    process.exit(0);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  });
 } catch (err) {
   log.fatal({ err }, 'callback service failed to start');
   process.exit(1);

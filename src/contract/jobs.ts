@@ -28,11 +28,6 @@ export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
 
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
-export const ACTIVE_STATUSES: readonly JobStatus[] = ['pending', 'running'];
-
-export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
-}
 
 export function jobKindOf(inferenceType: InferenceType): JobKind {
   return inferenceType === 'test_run' ? 'test_run' : 'inference_job';

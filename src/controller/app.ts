@@ -21,6 +21,7 @@ export interface ControllerAppDeps {
 }
 
 const HIDDEN = new Set(['executor', 'executor_ref']);
+const SEGMENT: Record<JobKind, string> = { test_run: 'test-runs', inference_job: 'inference-jobs' };
 
 /** A job row as the API shows it (executor internals left out). */
 export function present(job: Job): Record<string, unknown> {
@@ -70,7 +71,28 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     return present((await store.get(kind, job.id))!);
   };
 
+  const created = (kind: JobKind, job: Job, req: Request, res: express.Response) => {
+    req.log.child({ job_id: job.id }).info(`${kind === 'test_run' ? 'test run' : 'inference job'} created`);
+    deps.onCreated();
+    res.status(201).location(`/api/v1/${SEGMENT[kind]}/${job.id}`).json(present(job));
+  };
+
   const router = express.Router();
+
+  // The same three routes for both kinds: list (newest first), one, cancel.
+  for (const kind of ['test_run', 'inference_job'] as const) {
+    router.get(`/${SEGMENT[kind]}`, async (req, res) => {
+      const q = parseOr(ListQuery, req.query, 400, 'query');
+      const page = await store.list(kind, q);
+      res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
+    });
+    router.get(`/${SEGMENT[kind]}/:id`, async (req, res) => {
+      res.json(present(await found(kind, req)));
+    });
+    router.post(`/${SEGMENT[kind]}/:id/cancel`, async (req, res) => {
+      res.json(await cancel(kind, req));
+    });
+  }
 
   router.post('/test-runs', async (req, res) => {
     const body = parseOr(CreateTestRun, req.body, 400, 'test run');
@@ -90,19 +112,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       xai_method: body.xai_method ?? null,
       xai_config: null,
     });
-    req.log.child({ job_id: run.id }).info('test run created');
-    deps.onCreated();
-    res.status(201).location(`/api/v1/test-runs/${run.id}`).json(present(run));
-  });
-
-  router.get('/test-runs', async (req, res) => {
-    const q = parseOr(ListQuery, req.query, 400, 'query');
-    const page = await store.list('test_run', q);
-    res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
-  });
-
-  router.get('/test-runs/:id', async (req, res) => {
-    res.json(present(await found('test_run', req)));
+    created('test_run', run, req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -119,10 +129,6 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       limit: q.limit,
       images: page.items,
     });
-  });
-
-  router.post('/test-runs/:id/cancel', async (req, res) => {
-    res.json(await cancel('test_run', req));
   });
 
   router.post('/inference-jobs', async (req, res) => {
@@ -143,19 +149,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       xai_method: body.xai_method ?? null,
       xai_config: null,
     });
-    req.log.child({ job_id: job.id }).info('inference job created');
-    deps.onCreated();
-    res.status(201).location(`/api/v1/inference-jobs/${job.id}`).json(present(job));
-  });
-
-  router.get('/inference-jobs', async (req, res) => {
-    const q = parseOr(ListQuery, req.query, 400, 'query');
-    const page = await store.list('inference_job', q);
-    res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
-  });
-
-  router.get('/inference-jobs/:id', async (req, res) => {
-    res.json(present(await found('inference_job', req)));
+    created('inference_job', job, req, res);
   });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {
@@ -163,10 +157,6 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     const job = await found('inference_job', req);
     const page = await store.listInferenceResults(job.id, q);
     res.json({ total_count: page.total, skip: q.skip, limit: q.limit, results: page.items });
-  });
-
-  router.post('/inference-jobs/:id/cancel', async (req, res) => {
-    res.json(await cancel('inference_job', req));
   });
 
   app.use('/api/v1', router);

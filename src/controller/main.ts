@@ -6,7 +6,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { listen } from '../http/plumbing.ts';
+import { listen, stopOnSignals } from '../http/plumbing.ts';
 import { StorageReader } from '../storage/object-store.ts';
 import { createControllerApp } from './app.ts';
 import { SubprocessExecutor } from './executors/subprocess.ts';
@@ -74,14 +74,11 @@ try {
   await reconciler.start();
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
   log.info({ host: config.KINFER_API_HOST, port: server.port, callback_url: config.KINFER_CALLBACK_URL, artifacts: config.KINFER_ARTIFACTS_URI }, 'controller listening');
-  const stop = async () => {
+  stopOnSignals(async () => {
     reconciler.stop();
     await server.close();
     await ds.destroy();
-    process.exit(0);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  });
 } catch (err) {
   log.fatal({ err }, 'controller failed to start');
   process.exit(1);

@@ -101,3 +101,13 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
     server.on('error', reject);
   });
 }
+
+/** Runs `cleanup` once on SIGTERM or SIGINT, then exits 0. */
+export function stopOnSignals(cleanup: () => Promise<void>): void {
+  const stop = async () => {
+    await cleanup();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

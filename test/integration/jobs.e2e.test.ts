@@ -1,12 +1,10 @@
 // One job end to end through every real component: REST API -> Postgres -> subprocess runner
 // (real ONNX Runtime) -> callback service -> Postgres + S3 -> REST API.
-import pLimit from 'p-limit';
 import { ResultsFile } from '../../src/contract/index.ts';
-import { COLOR_CLASSES, normalizedColor } from '../../src/samples/color-classifier.ts';
-import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
+import { buildColorClassifier, COLOR_CLASSES, normalizedColor } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
-import { startTestStack, type TestStack } from '../support/test-stack.ts';
+import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 const idOf = (name: string) => NAMES.indexOf(name);
@@ -16,10 +14,7 @@ let checkpoint: string;
 let datasetPath: string;
 let dataset: DatasetFile[];
 
-async function uploadAll(prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>) {
-  const limit = pLimit(16);
-  await Promise.all(files.map((f) => limit(() => stack.store.write(`${prefix}/${f.path}`, Buffer.from(f.bytes)))));
-}
+const uploadAll = (prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>) => upload(stack.store, prefix, files);
 
 beforeAll(async () => {
   stack = await startTestStack({ KINFER_RUNNER_BATCH_SIZE: '4' });

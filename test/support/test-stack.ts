@@ -3,8 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import pg from 'pg';
 import { startStack, type Stack } from '../../src/cli/stack.ts';
+import { TERMINAL_STATUSES } from '../../src/contract/index.ts';
 import { ObjectStore } from '../../src/runner/io/object-store.ts';
 import { freePort } from './ports.ts';
 
@@ -91,7 +93,7 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     publicKey: readFileSync(join(home, 'keys', 'token-signing.pub.pem'), 'utf8'),
     api,
     callback: (path, body, headers) => http(`${stack.callbackUrl}${path}`, 'POST', body, headers),
-    async waitFor(kind, id, until = (job) => ['completed', 'failed', 'cancelled'].includes(job.status), timeoutMs = 45_000) {
+    async waitFor(kind, id, until = (job) => TERMINAL_STATUSES.includes(job.status), timeoutMs = 45_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const { body } = await api('GET', `/${kind}/${id}`);
@@ -107,8 +109,8 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
   };
 }
 
-/** Uploads generated files under an S3 prefix; returns the prefix URI. */
-export async function upload(store: ObjectStore, prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<string> {
-  await Promise.all(files.map((f) => store.write(`${prefix}/${f.path}`, Buffer.from(f.bytes))));
-  return prefix;
+/** Uploads generated files under a storage prefix, 16 at a time. */
+export async function upload(store: ObjectStore, prefix: string, files: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<void> {
+  const limit = pLimit(16);
+  await Promise.all(files.map((f) => limit(() => store.write(`${prefix}/${f.path}`, Buffer.from(f.bytes)))));
 }

@@ -1,9 +1,9 @@
 // The runner's view of object storage: read models and images, list datasets, write artifacts.
 // s3:// goes through the AWS SDK (path-style when S3_ENDPOINT is set); file:// is a local directory.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -69,14 +69,6 @@ export class ObjectStore {
       if ((err as { name?: string }).name === 'NoSuchKey') throw new ObjectNotFoundError(uri);
       throw err;
     }
-  }
-
-  async readStream(uri: string): Promise<Readable> {
-    const loc = parseStorageUri(uri);
-    if (loc.scheme === 'file') return createReadStream(loc.path);
-    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
-    if (!res.Body) throw new ObjectNotFoundError(uri);
-    return res.Body as Readable;
   }
 
   /**

@@ -4,6 +4,7 @@
 // then defaults (Ultralytics classification: shorter side to imgsz, center crop, /255, no mean/std).
 import { z } from 'zod';
 import type { TaskType } from '../../contract/index.ts';
+import type { ClassificationPreprocess } from '../classification/preprocess.ts';
 
 const ULTRALYTICS_TASKS: Record<string, TaskType> = {
   classify: 'image_classification',
@@ -29,14 +30,9 @@ export const Sidecar = z
   .passthrough();
 export type Sidecar = z.infer<typeof Sidecar>;
 
-export interface ModelMetadata {
+export interface ModelMetadata extends ClassificationPreprocess {
   task: TaskType | undefined;
   classNames: string[];
-  /** Network input [height, width]. */
-  inputSize: [number, number];
-  resizeShorter: number;
-  mean: [number, number, number];
-  std: [number, number, number];
 }
 
 export class ModelMetadataError extends Error {
