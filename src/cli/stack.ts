@@ -24,6 +24,8 @@ export interface Stack {
   callbackUrl: string;
   artifactsUri: string;
   home: string;
+  /** Stops the controller with `signal` (SIGKILL simulates a crash), runs `whileDown`, starts a new one. */
+  restartController(signal: NodeJS.Signals, whileDown?: () => void | Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +56,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const callbackUrl = `http://127.0.0.1:${opts.callbackPort}`;
   const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
-  const children: ChildProcess[] = [];
+  const children = new Set<ChildProcess>();
   const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
     const child = spawn(process.execPath, [file], {
       env,
@@ -65,32 +67,36 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       child.stdout!.pipe(out);
       child.stderr!.pipe(out);
     }
-    children.push(child);
+    children.add(child);
+    child.once('exit', () => children.delete(child));
     return child;
   };
+  const kill = (c: ChildProcess, signal: NodeJS.Signals) =>
+    c.exitCode !== null || c.signalCode !== null
+      ? Promise.resolve()
+      : new Promise<void>((done) => {
+          c.once('exit', () => done());
+          c.kill(signal);
+        });
   const stop = async () => {
-    await Promise.all(
-      children.map((c) =>
-        c.exitCode !== null || c.signalCode !== null
-          ? undefined
-          : new Promise<void>((done) => {
-              c.once('exit', () => done());
-              c.kill('SIGTERM');
-            }),
-      ),
-    );
+    await Promise.all([...children].map((c) => kill(c, 'SIGTERM')));
     await db?.stop();
   };
-  try {
-    // The controller migrates the schema; the callback service starts once that is done.
-    const controller = start('controller', entry('../controller/main.ts'), {
+  const startController = async () => {
+    const child = start('controller', entry('../controller/main.ts'), {
       ...shared,
       KINFER_API_PORT: String(opts.apiPort),
       KINFER_CALLBACK_URL: callbackUrl,
       KINFER_ARTIFACTS_URI: artifactsUri,
       KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
     });
-    await waitReady(apiUrl, controller, 'controller');
+    await waitReady(apiUrl, child, 'controller');
+    return child;
+  };
+  let controller: ChildProcess;
+  try {
+    // The controller migrates the schema; the callback service starts once that is done.
+    controller = await startController();
     const callback = start('callback', entry('../callback/main.ts'), {
       ...shared,
       KINFER_CALLBACK_PORT: String(opts.callbackPort),
@@ -101,5 +107,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await stop();
     throw err;
   }
-  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, stop };
+  const restartController = async (signal: NodeJS.Signals, whileDown?: () => void | Promise<void>) => {
+    await kill(controller, signal);
+    await whileDown?.();
+    controller = await startController();
+  };
+  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, restartController, stop };
 }

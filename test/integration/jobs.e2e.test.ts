@@ -242,7 +242,7 @@ describe('runner lifecycle', () => {
     expect(created.status).toBe(201);
     await stack.waitFor('test-runs', created.body.id, (j) => j.status !== 'pending');
     const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [created.body.id]);
-    return { id: created.body.id as string, pid: Number(String(rows[0].executor_ref).replace('pid:', '')) };
+    return { id: created.body.id as string, ref: String(rows[0].executor_ref), pid: Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]) };
   };
 
   const alive = (pid: number) => {
@@ -274,5 +274,48 @@ describe('runner lifecycle', () => {
     const run = await stack.waitFor('test-runs', id);
     expect(run.status).toBe('failed');
     expect(run.error_message).toMatch(/runner was killed by SIGKILL without reporting completion/);
+  });
+
+  describe('controller restarts (the runner is held with SIGSTOP so the restart lands mid-run)', () => {
+    const imageCount = async (id: string) => (await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n;
+
+    it('keeps a running job: the runner goes on, no second runner starts, the job completes', async () => {
+      const { id, pid, ref } = await startBigRun();
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await stack.restartController('SIGKILL');
+        await new Promise((r) => setTimeout(r, 500));
+        expect((await stack.api('GET', `/test-runs/${id}`)).body.status).toBe('running');
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const run = await stack.waitFor('test-runs', id);
+      expect(run).toMatchObject({ status: 'completed', processed_images: 600, failed_images: 0 });
+      const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [id]);
+      expect(rows[0].executor_ref).toBe(ref);
+      expect(await imageCount(id)).toBe(600);
+    });
+
+    it('fails a job whose runner was lost while the controller was down', async () => {
+      const { id, pid } = await startBigRun();
+      process.kill(pid, 'SIGSTOP');
+      await stack.restartController('SIGKILL', () => {
+        process.kill(pid, 'SIGKILL');
+      });
+      const run = await stack.waitFor('test-runs', id);
+      expect(run.status).toBe('failed');
+      expect(run.error_message).toMatch(/runner process lost/);
+    });
+
+    it('fails a job when a runner adopted after a restart dies later', async () => {
+      const { id, pid } = await startBigRun();
+      process.kill(pid, 'SIGSTOP');
+      await stack.restartController('SIGKILL');
+      expect((await stack.api('GET', `/test-runs/${id}`)).body.status).toBe('running');
+      process.kill(pid, 'SIGKILL');
+      const run = await stack.waitFor('test-runs', id);
+      expect(run.status).toBe('failed');
+      expect(run.error_message).toMatch(/started by a previous controller/);
+    });
   });
 });

@@ -1,9 +1,11 @@
 // The subprocess tier: each runner is a child process in its own process group, with only the
 // contract's environment (the controller's database URL and signing key never reach it). Its
-// output goes to `{logDir}/{job_id}.log`; the tail of stderr is kept to explain a crash.
+// stdout goes straight to `{logDir}/{job_id}.log` and stderr to `{job_id}.stderr.log` (files,
+// not pipes through the controller, so a runner outlives a controller restart); the tail of
+// stderr explains a crash.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobKind } from '../../contract/index.ts';
 import type { Executor, RunnerExit } from './executor.ts';
@@ -44,43 +46,49 @@ export class SubprocessExecutor implements Executor {
     for (const name of PASSTHROUGH_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     Object.assign(env, runnerEnv);
     const [file, ...args] = this.#opts.command;
-    const child = spawn(file!, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(join(this.#opts.logDir, `${jobId}.log`), { flags: 'a' });
-    let tail = Buffer.alloc(0);
-    child.stdout!.pipe(log, { end: false });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log.write(chunk);
-      tail = Buffer.concat([tail, chunk]).subarray(-STDERR_TAIL_BYTES);
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
+    const stderrPath = join(this.#opts.logDir, `${jobId}.stderr.log`);
+    const out = openSync(join(this.#opts.logDir, `${jobId}.log`), 'a');
+    const err = openSync(stderrPath, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(file!, args, { env, detached: true, stdio: ['ignore', out, err] });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
     this.#children.set(jobId, child);
-    child.once('close', (code, signal) => {
+    child.once('exit', (code, signal) => {
       this.#children.delete(jobId);
-      log.end();
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const stderr = tail.toString('utf8').trim();
-      const reason = `runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;
-      for (const listener of this.#listeners) listener({ kind, jobId, reason });
+      void tailOf(stderrPath).then((stderr) => {
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        const reason = `runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;
+        for (const listener of this.#listeners) listener({ kind, jobId, reason });
+      });
     });
-    return `pid:${child.pid}`;
+    return runnerRef(child.pid!);
   }
 
   async stop(jobId: string, ref: string | null): Promise<void> {
     const child = this.#children.get(jobId);
-    const pid = child?.pid ?? (ref && this.isAlive(ref) ? Number(ref.slice('pid:'.length)) : undefined);
+    const pid = child?.pid ?? (ref && this.isAlive(ref) ? Number(/^pid:(\d+)/.exec(ref)![1]) : undefined);
     if (!pid) return;
     signalGroup(-pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(-pid, 'SIGKILL'), this.#opts.stopGraceMs);
     timer.unref();
-    child?.once('close', () => clearTimeout(timer));
+    child?.once('exit', () => clearTimeout(timer));
   }
 
   isAlive(ref: string): boolean {
-    const pid = Number(ref.replace(/^pid:/, ''));
-    if (!Number.isInteger(pid) || pid <= 0) return false;
+    const parsed = /^pid:(\d+)(?:@(\d+))?$/.exec(ref);
+    if (!parsed) return false;
+    const pid = Number(parsed[1]);
+    const stat = procStat(pid);
+    // Linux: a zombie is dead, and a different start time means the pid was reused.
+    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (parsed[2] === undefined || parsed[2] === stat.startTime);
     try {
       process.kill(pid, 0);
       return true;
@@ -90,10 +98,40 @@ export class SubprocessExecutor implements Executor {
   }
 }
 
+/** `pid:<pid>@<start time>` where /proc is available, so a reused pid is not taken for the runner. */
+function runnerRef(pid: number): string {
+  const stat = procStat(pid);
+  return stat ? `pid:${pid}@${stat.startTime}` : `pid:${pid}`;
+}
+
+function procStat(pid: number): { state: string; startTime: string } | undefined {
+  let line: string;
+  try {
+    line = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return existsSync('/proc/self/stat') ? { state: 'X', startTime: '' } : undefined;
+  }
+  // Fields after "pid (comm)": state is the 3rd field of the line, starttime the 22nd.
+  const fields = line.slice(line.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0]!, startTime: fields[19]! };
+}
+
 function signalGroup(group: number, signal: NodeJS.Signals): void {
   try {
     process.kill(group, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+async function tailOf(path: string): Promise<string> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    const length = Math.min(size, STDERR_TAIL_BYTES);
+    const { buffer } = await file.read(Buffer.alloc(length), 0, length, size - length);
+    return buffer.toString('utf8').trim();
+  } finally {
+    await file.close();
   }
 }
