@@ -60,19 +60,20 @@ export class CallbackClient {
     return this.#post(callbackPaths.imageResults(this.#opts.kind, this.#opts.jobId), { results });
   }
 
+  /** Retried for longer (about a minute): a lost done turns a finished job into a failed one. */
   done(payload: DonePayload): Promise<CallbackReply> {
-    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload);
+    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, this.#opts.attempts + 4);
   }
 
   async close(): Promise<void> {
     await this.#agent.close();
   }
 
-  async #post(path: string, body: unknown): Promise<CallbackReply> {
+  async #post(path: string, body: unknown, attempts = this.#opts.attempts): Promise<CallbackReply> {
     const url = new URL(path, this.#opts.baseUrl);
     const payload = JSON.stringify(body);
     let lastError: unknown;
-    for (let attempt = 1; attempt <= this.#opts.attempts; attempt++) {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         const res = await request(url, {
           method: 'POST',
@@ -99,7 +100,7 @@ export class CallbackClient {
         if (err instanceof JobNoLongerActiveError || err instanceof CallbackRejectedError) throw err;
         lastError = err;
       }
-      if (attempt < this.#opts.attempts) await sleep(this.#opts.retryBaseMs * 2 ** (attempt - 1));
+      if (attempt < attempts) await sleep(Math.min(this.#opts.retryBaseMs * 2 ** (attempt - 1), 15_000));
     }
     throw lastError;
   }

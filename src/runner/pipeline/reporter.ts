@@ -55,6 +55,7 @@ export class JobReporter {
       this.#lastProgressAt = now;
       this.#lastProgressCount = this.#processed;
       // Results go first, so that progress never counts images the API cannot list yet.
+      await this.#flush();
       await this.#inFlight;
       await this.#o.callbacks.progress({ processed_images: this.#processed, total_images: this.#o.total, failed_images: this.#failed });
     }
@@ -70,6 +71,8 @@ export class JobReporter {
 
   /** On failure: stop writing without waiting for storage or the callback service. */
   abandon(): void {
+    // The upload fails once its stream is destroyed: nobody waits for it any more.
+    this.#o.imagesFile.done.catch(() => undefined);
     this.#o.imagesFile.stream.destroy();
     this.#inFlight.catch(() => undefined);
   }
