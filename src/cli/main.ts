@@ -1,8 +1,8 @@
 // The kinfer command line: `serve` (the stack on embedded defaults), `demo`, and `run` (local).
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './demo.ts';
-import { CliError, localRun } from './local-run.ts';
-import { startStack } from './stack.ts';
+import { localRun } from './local-run.ts';
+import { startStack, type Stack } from './stack.ts';
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -27,11 +27,18 @@ program
   .command('serve')
   .description('run the controller and callback service on embedded defaults (Postgres, file storage, subprocess runners)')
   .action(async () => {
-    const stack = await startStack({ home, ...ports, env, serviceLogs: 'inherit' });
-    print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
-    const stop = () => void stack.stop().then(() => process.exit(0));
+    // Handlers first: a Ctrl-C during start-up must still stop what was started.
+    let stack: Stack | undefined;
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+      void (stack?.stop() ?? Promise.resolve()).then(() => process.exit(0));
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    stack = await startStack({ home, ...ports, env, serviceLogs: 'inherit' });
+    if (stopping) return stop();
+    print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
   });
 
 program
@@ -57,6 +64,6 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`kinfer: error: ${err instanceof CliError ? err.message : (err as Error).message}\n`);
+  process.stderr.write(`kinfer: error: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }

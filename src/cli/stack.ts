@@ -58,9 +58,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
   const children = new Set<ChildProcess>();
   const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
+    // stdin is a pipe we never write: it closes when this process dies, and the service stops.
     const child = spawn(process.execPath, [file], {
-      env,
-      stdio: opts.serviceLogs === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+      env: { ...env, KINFER_EXIT_WITH_PARENT: '1' },
+      stdio: opts.serviceLogs === 'inherit' ? ['pipe', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'],
     });
     if (opts.serviceLogs === 'files') {
       const out = createWriteStream(join(home, 'logs', `${name}.log`), { flags: 'a' });

@@ -34,7 +34,8 @@ export function fieldProblems(error: z.ZodError): FieldProblem[] {
     if (issue.code === 'unrecognized_keys') {
       return { field: [...issue.path, ...issue.keys].join('.'), message: 'unknown field' };
     }
-    return { field: issue.path.length > 0 ? issue.path.join('.') : '(body)', message: issue.message };
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(body)';
+    return { field, message: issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message };
   });
 }
 
@@ -102,12 +103,21 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
   });
 }
 
-/** Runs `cleanup` once on SIGTERM or SIGINT, then exits 0. */
+/**
+ * Runs `cleanup` once on SIGTERM or SIGINT, then exits 0. Started by `kinfer serve`
+ * (KINFER_EXIT_WITH_PARENT=1), a service also stops when its parent dies and stdin closes.
+ */
 export function stopOnSignals(cleanup: () => Promise<void>): void {
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     await cleanup();
     process.exit(0);
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  if (process.env.KINFER_EXIT_WITH_PARENT === '1') {
+    process.stdin.on('end', stop).on('close', stop).resume();
+  }
 }
