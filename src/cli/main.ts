@@ -1,5 +1,7 @@
 // The kinfer command line: `serve` (the stack on embedded defaults), `demo`, and `run` (local).
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { clusterDown, clusterUp } from '../kube/local-cluster/local-cluster.ts';
 import { runDemo } from './demo.ts';
 import { localRun } from './local-run.ts';
 import { startStack, type Stack } from './stack.ts';
@@ -59,6 +61,30 @@ program
   .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
   .action(async (opts: { checkpoint: string; image?: string; inputDir?: string; output: string; topK: number; batchSize: number }) => {
     await localRun(opts, print);
+  });
+
+const cluster = program.command('cluster').description('a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) with a node agent');
+const clusterDir = () => join(resolve(home), 'cluster');
+cluster
+  .command('up')
+  .description('start it in the background (binaries built from Go modules on first use) and install the CRD')
+  .option('--fake-gpus <n>', 'nvidia.com/gpu the node advertises (a FAKE: nothing uses a GPU)', (v) => Number(v), 0)
+  .action(async (opts: { fakeGpus: number }) => {
+    const state = await clusterUp({
+      dir: clusterDir(),
+      apiserverPort: Number(env.KINFER_CLUSTER_API_PORT ?? 16443),
+      etcdPort: Number(env.KINFER_CLUSTER_ETCD_PORT ?? 12379),
+      fakeGpus: opts.fakeGpus,
+    });
+    print(`local cluster up at ${state.server}
+  export KUBECONFIG=${state.kubeconfig}
+  kubectl get inferencejobs`);
+  });
+cluster
+  .command('down')
+  .description('stop the local cluster started by "cluster up" (its data stays in KINFER_HOME/cluster)')
+  .action(async () => {
+    print((await clusterDown(clusterDir())) ? 'local cluster stopped' : 'no local cluster is running');
   });
 
 try {

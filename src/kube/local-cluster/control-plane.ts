@@ -76,13 +76,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const pki = ensurePki(join(opts.dir, 'pki'));
   const detached = opts.detached ?? false;
   const children: ChildProcess[] = [];
+  // SIGTERM, then SIGKILL after 5 s: the API server's graceful shutdown can wait on open watches.
   const stop = async () => {
     await Promise.all(
       [...children].reverse().map(
         (c) =>
           new Promise<void>((done) => {
             if (c.exitCode !== null || c.signalCode !== null) return done();
-            c.once('exit', () => done());
+            const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              done();
+            });
             c.kill('SIGTERM');
           }),
       ),

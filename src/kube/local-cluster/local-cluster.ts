@@ -1,0 +1,89 @@
+// `kinfer cluster up|down`: the local control plane, the InferenceJob CRD and the node agent as
+// background processes, their pids in {dir}/state.json so that `down` stops exactly them.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startControlPlane } from './control-plane.ts';
+import { kubeTools } from './kube-tools.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CRD_DIR = join(REPO_ROOT, 'deploy', 'crds');
+
+interface State {
+  server: string;
+  kubeconfig: string;
+  pids: number[];
+}
+
+export interface UpOptions {
+  dir: string;
+  apiserverPort: number;
+  etcdPort: number;
+  fakeGpus: number;
+}
+
+export async function clusterUp(opts: UpOptions): Promise<State> {
+  const stateFile = join(opts.dir, 'state.json');
+  if (existsSync(stateFile)) {
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+    if (state.pids.some(alive)) throw new Error(`a local cluster is already running (${state.server}); run "kinfer cluster down" first`);
+  }
+  mkdirSync(opts.dir, { recursive: true });
+  const cp = await startControlPlane({ dir: opts.dir, apiserverPort: opts.apiserverPort, etcdPort: opts.etcdPort, etcdPeerPort: opts.etcdPort + 1, detached: true });
+  try {
+    execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const log = openSync(join(opts.dir, 'logs', 'node-agent.log'), 'a');
+    const agent = spawn(process.execPath, [fileURLToPath(new URL('./node-agent-main.ts', import.meta.url))], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: {
+        ...process.env,
+        KUBECONFIG: cp.kubeconfig,
+        KINFER_NODE_FAKE_GPUS: String(opts.fakeGpus),
+        KINFER_NODE_WORKDIRS: JSON.stringify({ '/app': REPO_ROOT }),
+        KINFER_NODE_LOG_DIR: join(opts.dir, 'pods'),
+      },
+    });
+    agent.unref();
+    const deadline = Date.now() + 30_000;
+    const kubectl = kubeTools().kubectl;
+    for (;;) {
+      const nodes = execFileSync(kubectl, ['--kubeconfig', cp.kubeconfig, 'get', 'nodes', '-o', 'name']).toString();
+      if (nodes.trim() !== '') break;
+      if (Date.now() > deadline) throw new Error(`the node agent did not register a Node (log: ${join(opts.dir, 'logs', 'node-agent.log')})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const state: State = { server: cp.server, kubeconfig: cp.kubeconfig, pids: [...cp.pids, agent.pid!] };
+    writeFileSync(stateFile, JSON.stringify(state, null, 2));
+    return state;
+  } catch (err) {
+    await cp.stop();
+    throw err;
+  }
+}
+
+export async function clusterDown(dir: string): Promise<boolean> {
+  const stateFile = join(dir, 'state.json');
+  if (!existsSync(stateFile)) return false;
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+  // Agent first, etcd last: the reverse of start-up.
+  for (const pid of [...state.pids].reverse()) {
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(stateFile);
+  return true;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,29 @@
+// The node agent as its own process (started by `kinfer cluster up`). Configuration by env:
+// KUBECONFIG, KINFER_NODE_NAME, KINFER_NODE_FAKE_GPUS (advertised nvidia.com/gpu: a FAKE, no GPU
+// is used), KINFER_NODE_PULLABLE_IMAGES (regex), KINFER_NODE_WORKDIRS (JSON {"/app": "/repo"}),
+// KINFER_NODE_LOG_DIR.
+import { availableParallelism, totalmem } from 'node:os';
+import { NodeAgent } from './node-agent.ts';
+
+const env = process.env;
+const gpus = Number(env.KINFER_NODE_FAKE_GPUS ?? 0);
+const agent = new NodeAgent({
+  kubeconfig: env.KUBECONFIG!,
+  nodeName: env.KINFER_NODE_NAME ?? 'kinfer-local-node',
+  labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
+  taints: [],
+  capacity: { cpu: String(availableParallelism()), memory: `${Math.floor(totalmem() / 2 ** 20)}Mi`, pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
+  pullableImages: new RegExp(env.KINFER_NODE_PULLABLE_IMAGES ?? '^(kinfer|ghcr\\.io/kinfer)/'),
+  workingDirs: JSON.parse(env.KINFER_NODE_WORKDIRS ?? '{}'),
+  logDir: env.KINFER_NODE_LOG_DIR ?? 'pods',
+  baseEnv: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/tmp' },
+  log: (msg) => process.stderr.write(`${msg}\n`),
+});
+await agent.start();
+process.stderr.write(`node agent ready\n`);
+const stop = async () => {
+  await agent.stop();
+  process.exit(0);
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

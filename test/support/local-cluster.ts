@@ -1,0 +1,82 @@
+// A real control plane and node agent for one suite, on free loopback ports.
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../src/kube/local-cluster/control-plane.ts';
+import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
+import { CRD_DIR, REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
+import { NodeAgent } from '../../src/kube/local-cluster/node-agent.ts';
+import { freePort } from './ports.ts';
+
+export interface TestCluster {
+  cp: ControlPlane;
+  agent: NodeAgent;
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  batch: k8s.BatchV1Api;
+  dir: string;
+  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V1Taint[] } = {}): Promise<TestCluster> {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'cluster-'));
+  const etcdPort = await freePort();
+  const cp = await startControlPlane({ dir, apiserverPort: await freePort(), etcdPort, etcdPeerPort: await freePort() });
+  const gpus = node.fakeGpus ?? 0;
+  const agent = new NodeAgent({
+    kubeconfig: cp.kubeconfig,
+    nodeName: 'kinfer-test-node',
+    labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
+    taints: node.taints ?? [],
+    capacity: { cpu: '2', memory: '8Gi', pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
+    pullableImages: /^kinfer\//,
+    workingDirs: { '/app': REPO_ROOT },
+    logDir: join(dir, 'pods'),
+    baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' },
+  });
+  await agent.start();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const { kubectl: kubectlBin } = kubeTools();
+  const kubectl = (args: string[], stdin?: string) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(kubectlBin, ['--kubeconfig', cp.kubeconfig, ...args], (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      if (stdin !== undefined) child.stdin!.end(stdin);
+    });
+  const crd = await kubectl(['apply', '--server-side', '-f', CRD_DIR]);
+  if (crd.code !== 0) throw new Error(`CRD install failed: ${crd.stderr}`);
+  await kubectl(['wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io', '--timeout=30s']);
+  return {
+    cp,
+    agent,
+    kc,
+    core: kc.makeApiClient(k8s.CoreV1Api),
+    batch: kc.makeApiClient(k8s.BatchV1Api),
+    dir,
+    kubectl,
+    async stop() {
+      await agent.stop();
+      await cp.stop();
+    },
+  };
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
