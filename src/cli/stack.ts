@@ -24,6 +24,8 @@ export interface Stack {
   callbackUrl: string;
   artifactsUri: string;
   home: string;
+  /** The controller's environment, to start more replicas of it. */
+  controllerEnv: NodeJS.ProcessEnv;
   /** Stops the controller with `signal` (SIGKILL simulates a crash), runs `whileDown`, starts a new one. */
   restartController(signal: NodeJS.Signals, whileDown?: () => void | Promise<void>): Promise<void>;
   stop(): Promise<void>;
@@ -83,14 +85,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await Promise.all([...children].map((c) => kill(c, 'SIGTERM')));
     await db?.stop();
   };
+  const controllerEnv = {
+    ...shared,
+    KINFER_API_PORT: String(opts.apiPort),
+    KINFER_CALLBACK_URL: callbackUrl,
+    KINFER_ARTIFACTS_URI: artifactsUri,
+    KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
+  };
   const startController = async () => {
-    const child = start('controller', entry('../controller/main.ts'), {
-      ...shared,
-      KINFER_API_PORT: String(opts.apiPort),
-      KINFER_CALLBACK_URL: callbackUrl,
-      KINFER_ARTIFACTS_URI: artifactsUri,
-      KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
-    });
+    const child = start('controller', entry('../controller/main.ts'), controllerEnv);
     await waitReady(apiUrl, child, 'controller');
     return child;
   };
@@ -113,5 +116,5 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await whileDown?.();
     controller = await startController();
   };
-  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, restartController, stop };
+  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, stop };
 }

@@ -7,6 +7,7 @@ import type { Job, JobStore } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
 import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../http/plumbing.ts';
 import type { StorageReader } from '../storage/object-store.ts';
+import type { Tier } from './tier.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
 
 export interface ControllerAppDeps {
@@ -14,10 +15,7 @@ export interface ControllerAppDeps {
   storage: StorageReader;
   log: Logger;
   ready: () => Promise<void>;
-  /** A job was created: reconcile now. */
-  onCreated: () => void;
-  /** A job was cancelled: stop its runner. */
-  onCancelled: (kind: JobKind, job: Job) => Promise<void>;
+  tier: Tier;
 }
 
 const HIDDEN = new Set(['executor', 'executor_ref']);
@@ -66,15 +64,23 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     if (outcome.outcome === 'terminal') {
       throw new HttpError(409, 'conflict', `cannot cancel: the job is already ${outcome.status}`, { status: outcome.status });
     }
-    await deps.onCancelled(kind, job);
+    await deps.tier.onCancelled(kind, job);
     req.log.info('job cancelled');
     return present((await store.get(kind, job.id))!);
   };
 
-  const created = (kind: JobKind, job: Job, req: Request, res: express.Response) => {
-    req.log.child({ job_id: job.id }).info(`${kind === 'test_run' ? 'test run' : 'inference job'} created`);
-    deps.onCreated();
-    res.status(201).location(`/api/v1/${SEGMENT[kind]}/${job.id}`).json(present(job));
+  const created = async (kind: JobKind, job: Job, req: Request, res: express.Response) => {
+    const log = req.log.child({ job_id: job.id });
+    try {
+      await deps.tier.onCreated(kind, job);
+    } catch (err) {
+      // Never leave a pending job that nothing will run.
+      await store.failIfActive(kind, job.id, `could not hand the job to the executor: ${(err as Error).message}`);
+      log.error({ err }, 'job could not be handed to the executor');
+      throw new HttpError(503, 'executor_unavailable', `the job was not started: ${(err as Error).message}`, { id: job.id });
+    }
+    log.info(`${kind === 'test_run' ? 'test run' : 'inference job'} created`);
+    res.status(201).location(`/api/v1/${SEGMENT[kind]}/${job.id}`).json(present((await store.get(kind, job.id)) ?? job));
   };
 
   const router = express.Router();
@@ -112,7 +118,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       xai_method: body.xai_method ?? null,
       xai_config: null,
     });
-    created('test_run', run, req, res);
+    await created('test_run', run, req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -149,7 +155,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       xai_method: body.xai_method ?? null,
       xai_config: null,
     });
-    created('inference_job', job, req, res);
+    await created('inference_job', job, req, res);
   });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {

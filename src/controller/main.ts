@@ -1,4 +1,6 @@
-// Controller entrypoint: REST API + reconciler + subprocess executor. Applies migrations at start.
+// Controller entrypoint: REST API + the tier that runs jobs (KINFER_EXECUTOR: subprocess or
+// kubernetes). Applies database migrations at start.
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -9,12 +11,13 @@ import { serviceLogger } from '../http/logger.ts';
 import { listen, stopOnSignals } from '../http/plumbing.ts';
 import { StorageReader } from '../storage/object-store.ts';
 import { createControllerApp } from './app.ts';
-import { SubprocessExecutor } from './executors/subprocess.ts';
-import { Reconciler } from './reconciler.ts';
-import { runnerEnvFor } from './runner-env.ts';
+import { startSubprocessTier } from './executors/subprocess-tier.ts';
+import { startKubernetesTier } from './kubernetes/kubernetes-tier.ts';
+import { runnerEnvFor, type RunnerSettings } from './runner-env.ts';
 import { TokenIssuer } from './token-issuer.ts';
 
 const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
+const jsonArgv = (raw: string) => z.array(z.string()).min(1).parse(JSON.parse(raw));
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
@@ -24,11 +27,24 @@ const Config = z.object({
   KINFER_CALLBACK_URL: z.url().default('http://127.0.0.1:8081'),
   KINFER_ARTIFACTS_URI: z.string().min(1),
   KINFER_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().default(86_400),
-  /** JSON array argv of the runner. */
-  KINFER_RUNNER_COMMAND: z.string().default(defaultRunner).transform((raw) => z.array(z.string()).min(1).parse(JSON.parse(raw))),
-  KINFER_MAX_CONCURRENT_RUNNERS: z.coerce.number().int().positive().default(2),
+  KINFER_EXECUTOR: z.enum(['subprocess', 'kubernetes']).default('subprocess'),
   KINFER_RUNNER_BATCH_SIZE: z.coerce.number().int().positive().optional(),
   KINFER_RUNNER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+  // subprocess tier
+  /** JSON array argv of the runner. */
+  KINFER_RUNNER_COMMAND: z.string().default(defaultRunner).transform(jsonArgv),
+  KINFER_MAX_CONCURRENT_RUNNERS: z.coerce.number().int().positive().default(2),
+  // kubernetes tier
+  KUBECONFIG: z.string().optional(),
+  KINFER_NAMESPACE: z.string().default('default'),
+  KINFER_RUNNER_IMAGE: z.string().default('kinfer/runner:0.1.0'),
+  /** JSON array: the runner's command inside the image (working directory /app). */
+  KINFER_RUNNER_POD_COMMAND: z.string().default('["node","src/runner/main.ts"]').transform(jsonArgv),
+  KINFER_POD_START_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+  KINFER_JOB_TTL_SECONDS: z.coerce.number().int().min(0).default(86_400),
+  KINFER_LEADER_ELECTION: z.enum(['true', 'false']).default('true'),
+  KINFER_LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
+  KINFER_IDENTITY: z.string().default(`${hostname()}-${process.pid}`),
   S3_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().optional(),
@@ -42,25 +58,39 @@ try {
   const store = new JobStore(ds);
   const s3 = { endpoint: config.S3_ENDPOINT, region: config.AWS_REGION, accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY };
   const tokens = new TokenIssuer(pemFromEnv(process.env, 'KINFER_TOKEN_PRIVATE_KEY'), config.KINFER_TOKEN_TTL_SECONDS);
-  const executor = new SubprocessExecutor({ command: config.KINFER_RUNNER_COMMAND, logDir: join(resolve(config.KINFER_HOME), 'logs'), stopGraceMs: 10_000 });
-  const reconciler = new Reconciler({
-    store,
-    executor,
-    log,
-    maxConcurrent: config.KINFER_MAX_CONCURRENT_RUNNERS,
-    intervalMs: 2000,
-    envFor: (kind, job) =>
-      runnerEnvFor(kind, job, {
-        callbackUrl: config.KINFER_CALLBACK_URL,
-        artifactsUri: config.KINFER_ARTIFACTS_URI,
-        s3Endpoint: s3.endpoint,
-        awsRegion: s3.region,
-        awsAccessKeyId: s3.accessKeyId,
-        awsSecretAccessKey: s3.secretAccessKey,
-        batchSize: config.KINFER_RUNNER_BATCH_SIZE,
-        intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
-      }, tokens),
-  });
+  const runner: RunnerSettings = {
+    callbackUrl: config.KINFER_CALLBACK_URL,
+    artifactsUri: config.KINFER_ARTIFACTS_URI,
+    s3Endpoint: s3.endpoint,
+    awsRegion: s3.region,
+    awsAccessKeyId: s3.accessKeyId,
+    awsSecretAccessKey: s3.secretAccessKey,
+    batchSize: config.KINFER_RUNNER_BATCH_SIZE,
+    intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
+  };
+  const tier =
+    config.KINFER_EXECUTOR === 'kubernetes'
+      ? await startKubernetesTier({
+          store,
+          databaseUrl: config.DATABASE_URL,
+          tokens,
+          runner,
+          pod: { image: config.KINFER_RUNNER_IMAGE, command: config.KINFER_RUNNER_POD_COMMAND, defaultTtlSecondsAfterFinished: config.KINFER_JOB_TTL_SECONDS },
+          kubeconfig: config.KUBECONFIG,
+          namespace: config.KINFER_NAMESPACE,
+          identity: config.KINFER_IDENTITY,
+          podStartTimeoutMs: config.KINFER_POD_START_TIMEOUT_SECONDS * 1000,
+          leaderElection: { enabled: config.KINFER_LEADER_ELECTION === 'true', leaseDurationSeconds: config.KINFER_LEASE_DURATION_SECONDS },
+          log,
+        })
+      : await startSubprocessTier({
+          store,
+          log,
+          command: config.KINFER_RUNNER_COMMAND,
+          logDir: join(resolve(config.KINFER_HOME), 'logs'),
+          maxConcurrent: config.KINFER_MAX_CONCURRENT_RUNNERS,
+          envFor: (kind, job) => runnerEnvFor(kind, job, runner, tokens),
+        });
   const app = createControllerApp({
     store,
     storage: new StorageReader(s3),
@@ -68,14 +98,12 @@ try {
     ready: async () => {
       await ds.query('SELECT 1');
     },
-    onCreated: () => reconciler.kick(),
-    onCancelled: async (_kind, job) => executor.stop(job.id, job.executor_ref),
+    tier,
   });
-  await reconciler.start();
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
-  log.info({ host: config.KINFER_API_HOST, port: server.port, callback_url: config.KINFER_CALLBACK_URL, artifacts: config.KINFER_ARTIFACTS_URI }, 'controller listening');
+  log.info({ host: config.KINFER_API_HOST, port: server.port, executor: config.KINFER_EXECUTOR, callback_url: config.KINFER_CALLBACK_URL, artifacts: config.KINFER_ARTIFACTS_URI }, 'controller listening');
   stopOnSignals(async () => {
-    reconciler.stop();
+    await tier.stop();
     await server.close();
     await ds.destroy();
   });

@@ -2,7 +2,7 @@
 // only moves forward (pending -> running -> completed | failed | cancelled) whatever the order or
 // number of calls, and each change is announced on the `kinfer_job_events` channel.
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntitySchema } from 'typeorm';
 import type { DonePayload, ImageResult, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
 import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type TestRun } from './entities.ts';
 
@@ -47,6 +47,25 @@ export class JobStore {
   async createInferenceJob(input: NewInferenceJob): Promise<InferenceJob> {
     const repo = this.#ds.getRepository(InferenceJobEntity);
     return repo.save(repo.create({ ...input, id: randomUUID(), trace_id: randomUUID(), status: 'pending' }));
+  }
+
+  /**
+   * Creates the row of a job that arrived through Kubernetes (its id is the InferenceJob's), or
+   * leaves an existing one as it is: a controller that restarts mid-way creates nothing twice.
+   */
+  async ensureTestRun(id: string, input: NewTestRun, executor: string, executorRef: string): Promise<TestRun> {
+    await this.#insertIgnoringConflict(TestRunEntity, { ...input, id, trace_id: randomUUID(), status: 'pending', executor, executor_ref: executorRef });
+    return (await this.get('test_run', id))!;
+  }
+
+  async ensureInferenceJob(id: string, input: NewInferenceJob, executor: string, executorRef: string): Promise<InferenceJob> {
+    await this.#insertIgnoringConflict(InferenceJobEntity, { ...input, id, trace_id: randomUUID(), status: 'pending', executor, executor_ref: executorRef });
+    return (await this.get('inference_job', id))!;
+  }
+
+  async #insertIgnoringConflict<T extends object>(entity: EntitySchema<T>, row: Partial<T>): Promise<void> {
+    // TypeORM's deep-partial insert type rejects jsonb Record columns; the row is a plain entity.
+    await this.#ds.createQueryBuilder().insert().into(entity).values(this.#ds.getRepository(entity).create(row as never)).orIgnore().execute();
   }
 
   async get(kind: 'test_run', id: string): Promise<TestRun | null>;
@@ -113,8 +132,8 @@ export class JobStore {
     return rows.length === 0 ? null : this.get(kind, id);
   }
 
-  async setExecutorRef(kind: JobKind, id: string, ref: string): Promise<void> {
-    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor_ref = $2, updated_at = now() WHERE id = $1`, [id, ref]);
+  async setExecutorRef(kind: JobKind, id: string, ref: string, executor?: string): Promise<void> {
+    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor_ref = $2, executor = COALESCE($3, executor), updated_at = now() WHERE id = $1`, [id, ref, executor ?? null]);
   }
 
   /** Active jobs of one executor (to re-adopt or fail after a controller restart). */

@@ -1,0 +1,92 @@
+// What the controller creates for one InferenceJob: a Secret with the job's callback token and
+// S3 credentials, and a batch/v1 Job running the runner image with the contract's environment.
+// Names are derived from the job id, so a restarted controller finds what it created.
+import type * as k8s from '@kubernetes/client-node';
+import { API_VERSION, KIND, LABELS, MANAGED_BY, type InferenceJob } from '../../kube/inference-job.ts';
+
+/** Runner variables that go into the Secret, referenced with secretKeyRef. */
+export const SECRET_ENV = ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+
+export interface RunnerPodSettings {
+  image: string;
+  /** Command inside the image; its working directory is /app. */
+  command: string[];
+  defaultTtlSecondsAfterFinished: number;
+}
+
+export const jobNameFor = (jobId: string) => `kinfer-${jobId}`;
+export const secretNameFor = (jobId: string) => `kinfer-${jobId}-runner`;
+
+function ownedBy(ij: InferenceJob): k8s.V1OwnerReference[] {
+  return [{ apiVersion: API_VERSION, kind: KIND, name: ij.metadata.name, uid: ij.metadata.uid, controller: true, blockOwnerDeletion: true }];
+}
+
+function labelsFor(ij: InferenceJob, jobId: string): Record<string, string> {
+  return {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.name]: 'kinfer-runner',
+    [LABELS.jobId]: jobId,
+    [LABELS.inferenceJob]: ij.metadata.name.slice(0, 63),
+    ...(ij.spec.queueName ? { [LABELS.kueueQueue]: ij.spec.queueName } : {}),
+  };
+}
+
+export function buildSecret(ij: InferenceJob, jobId: string, env: Record<string, string>): k8s.V1Secret {
+  const stringData: Record<string, string> = {};
+  for (const name of SECRET_ENV) if (env[name] !== undefined) stringData[name] = env[name]!;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: secretNameFor(jobId), namespace: ij.metadata.namespace, labels: labelsFor(ij, jobId), ownerReferences: ownedBy(ij) },
+    type: 'Opaque',
+    stringData,
+  };
+}
+
+export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, string>, settings: RunnerPodSettings): k8s.V1Job {
+  const { spec } = ij;
+  const labels = labelsFor(ij, jobId);
+  const gpu = Number(spec.resources?.limits?.['nvidia.com/gpu'] ?? 0) > 0;
+  const plain = Object.entries({ ...env, ...(gpu ? { EXECUTION_PROVIDERS: 'cuda,cpu' } : {}) })
+    .filter(([name]) => !(SECRET_ENV as readonly string[]).includes(name))
+    .map(([name, value]) => ({ name, value }));
+  const fromSecret = SECRET_ENV.filter((name) => env[name] !== undefined).map((name) => ({
+    name,
+    valueFrom: { secretKeyRef: { name: secretNameFor(jobId), key: name } },
+  }));
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: jobNameFor(jobId), namespace: ij.metadata.namespace, labels, ownerReferences: ownedBy(ij) },
+    spec: {
+      backoffLimit: spec.backoffLimit ?? 0,
+      ...(spec.activeDeadlineSeconds ? { activeDeadlineSeconds: spec.activeDeadlineSeconds } : {}),
+      ttlSecondsAfterFinished: spec.ttlSecondsAfterFinished ?? settings.defaultTtlSecondsAfterFinished,
+      // Kueue admits a queued Job by unsuspending it; the controller never touches suspend again.
+      ...(spec.queueName ? { suspend: true } : {}),
+      // Exit 1 (the runner reported failed) and 2 (invalid configuration) are final: retrying
+      // cannot help. Crashes (signals, OOM kills) are retried up to backoffLimit.
+      podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'runner', operator: 'In', values: [1, 2] } }] },
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+          ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+          ...(spec.affinity ? { affinity: spec.affinity } : {}),
+          ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+          containers: [
+            {
+              name: 'runner',
+              image: spec.image ?? settings.image,
+              command: settings.command,
+              workingDir: '/app',
+              env: [...plain, ...fromSecret],
+              ...(spec.resources ? { resources: spec.resources } : {}),
+            },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// The Kubernetes tier: InferenceJobs reconciled into batch/v1 Jobs by the leader among the
+// controller replicas; every replica serves the REST API (whose jobs become InferenceJobs).
+import type { JobStore } from '../../db/job-store.ts';
+import { listenJobEvents } from '../../db/job-events.ts';
+import type { Logger } from '../../http/logger.ts';
+import { kubeClients } from '../../kube/client.ts';
+import { LeaderElector } from '../../kube/leader-election.ts';
+import type { RunnerSettings } from '../runner-env.ts';
+import type { Tier } from '../tier.ts';
+import type { TokenIssuer } from '../token-issuer.ts';
+import type { RunnerPodSettings } from './job-spec.ts';
+import { KubeController } from './kube-controller.ts';
+import { createInferenceJobFor } from './rest-door.ts';
+
+export interface KubernetesTierOptions {
+  store: JobStore;
+  databaseUrl: string;
+  tokens: TokenIssuer;
+  runner: RunnerSettings;
+  pod: RunnerPodSettings;
+  kubeconfig: string | undefined;
+  /** Where REST-submitted InferenceJobs and the leader Lease live. */
+  namespace: string;
+  identity: string;
+  podStartTimeoutMs: number;
+  leaderElection: { enabled: boolean; leaseDurationSeconds: number };
+  log: Logger;
+}
+
+export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tier> {
+  const clients = kubeClients(o.kubeconfig);
+  const controller = new KubeController({
+    clients,
+    store: o.store,
+    tokens: o.tokens,
+    runner: o.runner,
+    pod: o.pod,
+    podStartTimeoutMs: o.podStartTimeoutMs,
+    resyncMs: 30_000,
+    finalizerGiveUpMs: 120_000,
+    identity: o.identity,
+    log: o.log,
+  });
+  const events = listenJobEvents(o.databaseUrl, (e) => controller.enqueueJob(e.id), o.log);
+  const lease = o.leaderElection.leaseDurationSeconds;
+  const elector = o.leaderElection.enabled
+    ? new LeaderElector({
+        coordination: clients.coordination,
+        namespace: o.namespace,
+        name: 'kinfer-controller',
+        identity: o.identity,
+        leaseDurationSeconds: lease,
+        renewDeadlineSeconds: Math.max(1, Math.floor((lease * 2) / 3)),
+        retryPeriodSeconds: Math.max(1, Math.floor(lease / 5)),
+        onStartedLeading: () => controller.start(),
+        onStoppedLeading: () => {
+          // As controller-runtime: a replica that lost the lease exits, and is restarted clean.
+          o.log.fatal('lost the leader lease; exiting');
+          process.exit(1);
+        },
+        log: (msg, extra) => o.log.info(extra ?? {}, msg),
+      })
+    : undefined;
+  if (elector) elector.start();
+  else await controller.start();
+  return {
+    onCreated: async (kind, job) => {
+      const ref = await createInferenceJobFor(clients, o.namespace, kind, job);
+      await o.store.setExecutorRef(kind, job.id, ref, 'kubernetes');
+    },
+    // The cancel is in the database already; its NOTIFY brings the leader to delete the Job.
+    onCancelled: async () => undefined,
+    stop: async () => {
+      await elector?.stop();
+      await controller.stop();
+      await events.stop();
+    },
+  };
+}

@@ -1,0 +1,11 @@
+// What the REST API needs from the tier that runs jobs (subprocess or Kubernetes).
+import type { JobKind } from '../contract/index.ts';
+import type { Job } from '../db/job-store.ts';
+
+export interface Tier {
+  /** A job was stored as pending: start working on it (a failure here refuses the request). */
+  onCreated(kind: JobKind, job: Job): Promise<void>;
+  /** A job was cancelled in the database: stop its runner. */
+  onCancelled(kind: JobKind, job: Job): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,202 @@
+// The Kubernetes tier end to end on a real control plane: kubectl apply -> InferenceJob ->
+// controller -> Job -> Pod (node agent) -> runner -> callbacks -> Postgres -> status, and the
+// REST door into the same system. Controller and callback service run as real processes.
+import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
+import { alive, pidsWithEnv } from '../support/processes.ts';
+import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+
+let cluster: TestCluster;
+let stack: TestStack;
+let checkpoint: string;
+let smallDataset: string;
+let bigDataset: string;
+
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  stack = await startTestStack({
+    KINFER_EXECUTOR: 'kubernetes',
+    KUBECONFIG: cluster.cp.kubeconfig,
+    KINFER_NAMESPACE: 'default',
+    KINFER_RUNNER_IMAGE: 'kinfer/runner:test',
+    KINFER_POD_START_TIMEOUT_SECONDS: '3',
+    KINFER_LEASE_DURATION_SECONDS: '4',
+    KINFER_RUNNER_BATCH_SIZE: '4',
+  });
+  checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
+  await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
+  smallDataset = `${stack.s3Prefix}/datasets/small`;
+  await upload(stack.store, smallDataset, await buildColorDataset({ perClass: 3, mislabeled: [['red', 'green']] }));
+  bigDataset = `${stack.s3Prefix}/datasets/big`;
+  await upload(stack.store, bigDataset, await buildColorDataset({ perClass: 100, seed: 5 }));
+}, 600_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await cluster?.stop();
+});
+
+const ij = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'kinfer.io/v1alpha1', kind: 'InferenceJob', metadata: { name }, spec });
+const testRun = (name: string, dataset: string, extra: Record<string, unknown> = {}) =>
+  ij(name, { type: 'test_run', taskType: 'image_classification', checkpointPath: checkpoint, dataset: { path: dataset }, ...extra });
+const apply = async (obj: unknown) => {
+  const res = await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(obj));
+  expect(res.stderr).toBe('');
+};
+const getIj = async (name: string) => JSON.parse((await cluster.kubectl(['get', 'ij', name, '-o', 'json'])).stdout);
+const phase = (name: string, wanted: string[], timeoutMs = 60_000) =>
+  eventually(`${name} in ${wanted.join('|')}`, async () => {
+    const obj = await getIj(name);
+    return wanted.includes(obj.status?.phase) ? obj : undefined;
+  }, timeoutMs);
+const jobsOf = async (jobId: string) => (await cluster.batch.listNamespacedJob({ namespace: 'default', labelSelector: `kinfer.io/job-id=${jobId}` })).items;
+const runnerPid = (jobId: string) => eventually('runner process', async () => pidsWithEnv('JOB_ID', jobId)[0]);
+
+describe('kubectl door', () => {
+  it('runs a test run: InferenceJob -> Job -> Pod -> runner -> Completed with the metric', async () => {
+    await apply(testRun('colors-eval', smallDataset));
+    const done = await phase('colors-eval', ['Completed', 'Failed']);
+    expect(done.status).toMatchObject({ phase: 'Completed', processedImages: 19, totalImages: 19, progress: '19/19' });
+    // 18 of 19 right by construction (one red image filed under green).
+    expect(done.status.primaryMetric.name).toBe('accuracy');
+    expect(done.status.primaryMetric.value).toBeCloseTo(18 / 19, 12);
+    expect(done.status.resultsPath).toBe(`${stack.s3Prefix}/artifacts/test-runs/${done.metadata.uid}/results.json`);
+    expect(done.status.conditions.map((c: { type: string }) => c.type)).toEqual(['JobCreated', 'Running', 'Completed']);
+    expect(done.metadata.finalizers).toContain('kinfer.io/cleanup');
+
+    // The same run through the REST API, under the InferenceJob's uid.
+    const api = await stack.api('GET', `/test-runs/${done.metadata.uid}`);
+    expect(api.body).toMatchObject({ status: 'completed', name: 'colors-eval', primary_metric_value: done.status.primaryMetric.value });
+
+    const table = (await cluster.kubectl(['get', 'ij', 'colors-eval'])).stdout;
+    expect(table).toMatch(/colors-eval\s+test_run\s+image_classification\s+Completed\s+19\/19\s+accuracy=0\.947/);
+  });
+
+  it('built the Job as specified: owner, labels, secretKeyRef credentials, limits, scheduling, deadlines', async () => {
+    await apply(
+      testRun('colors-spec', smallDataset, {
+        backoffLimit: 1,
+        activeDeadlineSeconds: 600,
+        ttlSecondsAfterFinished: 120,
+        queueName: 'team-a',
+        resources: { limits: { cpu: '1', 'nvidia.com/gpu': 1 } },
+        nodeSelector: { 'kinfer.io/accelerator': 'fake-nvidia-gpu' },
+        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      }),
+    );
+    const obj = await eventually('jobName', async () => (await getIj('colors-spec')).status?.jobName && (await getIj('colors-spec')));
+    const [job] = await jobsOf(obj.metadata.uid);
+    expect(job!.metadata!.name).toBe(obj.status.jobName);
+    expect(job!.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferenceJob', name: 'colors-spec', uid: obj.metadata.uid, controller: true })]);
+    expect(job!.metadata!.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'kinfer', 'kueue.x-k8s.io/queue-name': 'team-a' });
+    // Queued for Kueue: created suspended, and left for Kueue to admit.
+    expect(job!.spec!.suspend).toBe(true);
+    expect(job!.spec).toMatchObject({ backoffLimit: 1, activeDeadlineSeconds: 600, ttlSecondsAfterFinished: 120 });
+    const pod = job!.spec!.template.spec!;
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.nodeSelector).toEqual({ 'kinfer.io/accelerator': 'fake-nvidia-gpu' });
+    const container = pod.containers[0]!;
+    expect(container.image).toBe('kinfer/runner:test');
+    expect(container.resources!.limits).toMatchObject({ 'nvidia.com/gpu': '1' });
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e]));
+    for (const secret of ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(env[secret]!.value).toBeUndefined();
+      expect(env[secret]!.valueFrom!.secretKeyRef!.name).toBe(`kinfer-${obj.metadata.uid}-runner`);
+    }
+    expect(env.EXECUTION_PROVIDERS!.value).toBe('cuda,cpu');
+    expect(env.JOB_ID!.value).toBe(obj.metadata.uid);
+    // Suspended: nothing runs, and the InferenceJob does not claim otherwise.
+    expect((await getIj('colors-spec')).status.phase).toBe('Pending');
+    await cluster.kubectl(['delete', 'ij', 'colors-spec', '--wait=true']);
+  });
+
+  it('runs an inference job applied with kubectl, readable through the REST API', async () => {
+    await apply(ij('colors-predict', { type: 'inference', taskType: 'image_classification', checkpointPath: checkpoint, input: { datasetPath: `${smallDataset}/test/blue` } }));
+    const done = await phase('colors-predict', ['Completed', 'Failed']);
+    expect(done.status.phase).toBe('Completed');
+    const results = await stack.api('GET', `/inference-jobs/${done.metadata.uid}/results`);
+    expect(results.body.total_count).toBe(3);
+    expect(results.body.results.every((r: { predicted_label: string }) => r.predicted_label === 'blue')).toBe(true);
+  });
+});
+
+describe('REST door', () => {
+  it('a test run created through the API appears as an InferenceJob and completes', async () => {
+    const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: smallDataset, task_type: 'image_classification' });
+    expect(created.status).toBe(201);
+    const name = `test-run-${created.body.id.slice(0, 8)}`;
+    const listed = (await cluster.kubectl(['get', 'ij', '-o', 'name'])).stdout;
+    expect(listed).toContain(`inferencejob.kinfer.io/${name}`);
+    const done = await phase(name, ['Completed', 'Failed']);
+    expect(done.status).toMatchObject({ phase: 'Completed', jobId: created.body.id });
+    expect((await stack.api('GET', `/test-runs/${created.body.id}`)).body.status).toBe('completed');
+  });
+
+  it('cancelling through the API deletes the Job and shows Cancelled', async () => {
+    const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: bigDataset, task_type: 'image_classification' });
+    const name = `test-run-${created.body.id.slice(0, 8)}`;
+    await phase(name, ['Running']);
+    const pid = await runnerPid(created.body.id);
+    expect((await stack.api('POST', `/test-runs/${created.body.id}/cancel`)).status).toBe(200);
+    const cancelled = await phase(name, ['Cancelled']);
+    expect(cancelled.status.conditions.at(-1)).toMatchObject({ type: 'Cancelled' });
+    await eventually('Job deleted', async () => ((await jobsOf(created.body.id)).length === 0 ? true : undefined));
+    await eventually('runner stopped', async () => (alive(pid) ? undefined : true));
+  });
+});
+
+describe('failures are reported, never hidden', () => {
+  it('a runner that dies exhausts the Job backoff: Failed with the reason and exit code', async () => {
+    await apply(testRun('crashing', bigDataset));
+    const running = await phase('crashing', ['Running']);
+    process.kill(await runnerPid(running.metadata.uid), 'SIGKILL');
+    const failed = await phase('crashing', ['Failed']);
+    expect(failed.status.message).toMatch(/BackoffLimitExceeded.*exit code 137/);
+    expect((await stack.api('GET', `/test-runs/${running.metadata.uid}`)).body).toMatchObject({ status: 'failed' });
+    const events = (await cluster.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=crashing', '-o', 'json'])).stdout;
+    expect(JSON.parse(events).items.map((e: { reason: string }) => e.reason)).toEqual(expect.arrayContaining(['JobCreated', 'Running', 'Failed']));
+  });
+
+  it('a Pod that can never start fails the job after the timeout, and it never shows Running', async () => {
+    await apply(testRun('unpullable', smallDataset, { image: 'registry.invalid/kinfer:none' }));
+    const seen = new Set<string>();
+    const failed = await eventually('Failed', async () => {
+      const obj = await getIj('unpullable');
+      if (obj.status?.phase) seen.add(obj.status.phase);
+      return obj.status?.phase === 'Failed' ? obj : undefined;
+    });
+    expect([...seen]).not.toContain('Running');
+    expect(failed.status.message).toMatch(/runner Pod did not start within 3s: ErrImagePull/);
+    await eventually('Job deleted', async () => ((await jobsOf(failed.metadata.uid)).length === 0 ? true : undefined));
+  });
+});
+
+describe('lifecycle', () => {
+  it('deleting a running InferenceJob cancels the run and removes its Job; the finalizer does not block', async () => {
+    await apply(testRun('to-delete', bigDataset));
+    const running = await phase('to-delete', ['Running']);
+    const pid = await runnerPid(running.metadata.uid);
+    const res = await cluster.kubectl(['delete', 'ij', 'to-delete', '--timeout=30s']);
+    expect(res.stderr).toBe('');
+    expect((await cluster.kubectl(['get', 'ij', 'to-delete'])).stderr).toMatch(/NotFound/);
+    expect((await stack.api('GET', `/test-runs/${running.metadata.uid}`)).body.status).toBe('cancelled');
+    await eventually('Job deleted', async () => ((await jobsOf(running.metadata.uid)).length === 0 ? true : undefined));
+    await eventually('runner stopped', async () => (alive(pid) ? undefined : true));
+  });
+
+  it('a controller restarted mid-run creates no second Job, and the run completes', async () => {
+    await apply(testRun('survivor', bigDataset));
+    const running = await phase('survivor', ['Running']);
+    const pid = await runnerPid(running.metadata.uid);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await stack.restartController('SIGKILL');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const done = await phase('survivor', ['Completed', 'Failed']);
+    expect(done.status).toMatchObject({ phase: 'Completed', processedImages: 600 });
+    expect(await jobsOf(running.metadata.uid)).toHaveLength(1);
+  });
+});
