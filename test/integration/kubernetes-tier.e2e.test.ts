@@ -1,10 +1,13 @@
 // The Kubernetes tier end to end on a real control plane: kubectl apply -> InferenceJob ->
 // controller -> Job -> Pod (node agent) -> runner -> callbacks -> Postgres -> status, and the
 // REST door into the same system. Controller and callback service run as real processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
 import { alive, pidsWithEnv } from '../support/processes.ts';
+import { freePort } from '../support/ports.ts';
 import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 let cluster: TestCluster;
@@ -198,5 +201,45 @@ describe('lifecycle', () => {
     const done = await phase('survivor', ['Completed', 'Failed']);
     expect(done.status).toMatchObject({ phase: 'Completed', processedImages: 600 });
     expect(await jobsOf(running.metadata.uid)).toHaveLength(1);
+  });
+});
+
+describe('two controller replicas', () => {
+  let replica: ChildProcess;
+
+  afterAll(() => {
+    replica?.kill('SIGKILL');
+  });
+
+  const leaseHolder = async () => (await cluster.kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: 'kinfer-controller', namespace: 'default' })).spec?.holderIdentity;
+  const reporters = async (name: string) => {
+    const events = JSON.parse((await cluster.kubectl(['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])).stdout).items;
+    return new Set(events.map((e: { reportingInstance: string }) => e.reportingInstance));
+  };
+
+  it('only the leader acts, and the standby takes over when the leader dies', async () => {
+    replica = spawn(process.execPath, [fileURLToPath(new URL('../../src/controller/main.ts', import.meta.url))], {
+      env: { ...stack.controllerEnv, KINFER_API_PORT: String(await freePort()), KINFER_IDENTITY: 'replica-b' },
+      stdio: 'ignore',
+    });
+    const first = await eventually('a leader', leaseHolder);
+    await apply(testRun('two-replicas-1', smallDataset));
+    const one = await phase('two-replicas-1', ['Completed', 'Failed']);
+    expect(one.status.phase).toBe('Completed');
+    expect(await jobsOf(one.metadata.uid)).toHaveLength(1);
+    expect([...(await reporters('two-replicas-1'))]).toEqual([first]);
+
+    // Kill whichever replica leads; the other (or the restarted one) takes over after the lease expires.
+    if (first === 'replica-b') replica.kill('SIGKILL');
+    else await stack.restartController('SIGKILL');
+    const second = await eventually('a new leader', async () => {
+      const holder = await leaseHolder();
+      return holder && holder !== first ? holder : undefined;
+    }, 30_000);
+    await apply(testRun('two-replicas-2', smallDataset));
+    const two = await phase('two-replicas-2', ['Completed', 'Failed']);
+    expect(two.status.phase).toBe('Completed');
+    expect(await jobsOf(two.metadata.uid)).toHaveLength(1);
+    expect([...(await reporters('two-replicas-2'))]).toEqual([second]);
   });
 });

@@ -32,6 +32,11 @@ export interface KubeControllerOptions {
   resyncMs: number;
   /** A finalizer is released after this long even if cleanup keeps failing. */
   finalizerGiveUpMs: number;
+  /**
+   * The API server ends every watch after at most 2 x --min-request-timeout (60 min by default)
+   * and the informer reconnects: a watch without a reconnect for longer has gone silent.
+   */
+  watchSilenceMs: number;
   identity: string;
   log: Logger;
 }
@@ -52,11 +57,13 @@ export class KubeController {
   #pods: Informer<k8s.V1Pod> | undefined;
   #resync: NodeJS.Timeout | undefined;
   #stopped = false;
+  readonly #lastConnect = new Map<Informer<k8s.KubernetesObject>, number>();
 
   constructor(opts: KubeControllerOptions) {
     this.#o = opts;
     this.#queue = new WorkQueue((key) => this.#reconcile(key), {
-      workers: 4,
+      // Reconciles wait on the API server and Postgres, not on this CPU.
+      workers: 16,
       baseDelayMs: 200,
       maxDelayMs: 30_000,
       onError: (key, err) => opts.log.warn({ inferencejob: key, err: (err as Error).message }, 'reconcile failed; will retry'),
@@ -77,6 +84,7 @@ export class KubeController {
     await Promise.all([this.#ij.start(), this.#jobs.start(), this.#pods.start()]);
     for (const ij of this.#ij.list()) this.#queue.add(keyOf(ij));
     this.#resync = setInterval(() => {
+      this.#restartSilentWatches();
       for (const ij of this.#ij?.list() ?? []) this.#queue.add(keyOf(ij));
     }, this.#o.resyncMs);
     this.#resync.unref();
@@ -113,12 +121,24 @@ export class KubeController {
     informer.on('add', enqueue);
     informer.on('update', enqueue);
     informer.on('delete', enqueue);
+    const seen = informer as unknown as Informer<k8s.KubernetesObject>;
+    this.#lastConnect.set(seen, Date.now());
+    informer.on('connect', () => this.#lastConnect.set(seen, Date.now()));
     informer.on('error', (err) => {
       // makeInformer stops on errors other than 410 Gone: restart it, the resync covers the gap.
       this.#o.log.warn({ err: (err as Error)?.message }, 'watch failed; restarting informer');
       if (!this.#stopped) setTimeout(() => void informer.start().catch(() => undefined), 1000).unref();
     });
     return informer;
+  }
+
+  #restartSilentWatches(): void {
+    for (const [informer, at] of this.#lastConnect) {
+      if (Date.now() - at < this.#o.watchSilenceMs) continue;
+      this.#o.log.warn({ silent_ms: Date.now() - at }, 'watch silent for too long; restarting informer');
+      this.#lastConnect.set(informer, Date.now());
+      void informer.stop().then(() => informer.start()).catch(() => undefined);
+    }
   }
 
   async #reconcile(key: string): Promise<void> {
@@ -177,13 +197,15 @@ export class KubeController {
     const { core, batch } = this.#o.clients;
     const namespace = ij.metadata.namespace;
     const env = runnerEnvFor(kind, row, this.#o.runner, this.#o.tokens);
+    // Together: the Pod needs the Secret only when it starts, and the kubelet waits for it.
     // An existing Secret keeps its token: the Job may already be running with it.
-    await ignoreConflict(core.createNamespacedSecret({ namespace, body: buildSecret(ij, row.id, env) }));
-    const created = await ignoreConflict(batch.createNamespacedJob({ namespace, body: buildJob(ij, row.id, env, this.#o.pod) }));
+    const [, created] = await Promise.all([
+      ignoreConflict(core.createNamespacedSecret({ namespace, body: buildSecret(ij, row.id, env) })),
+      ignoreConflict(batch.createNamespacedJob({ namespace, body: buildJob(ij, row.id, env, this.#o.pod) })),
+    ]);
     if (!created) return;
-    await this.#o.store.setExecutorRef(kind, row.id, keyOf(ij), 'kubernetes');
     log.info({ job: jobNameFor(row.id) }, 'runner Job created');
-    await this.#event(ij, 'Normal', 'JobCreated', `Created Job ${jobNameFor(row.id)}`);
+    void this.#event(ij, 'Normal', 'JobCreated', `Created Job ${jobNameFor(row.id)}`);
   }
 
   /** A Job that failed, or a runner Pod that cannot start, fails the run with the reason. */
@@ -259,10 +281,11 @@ export class KubeController {
     }
     if (status.phase !== before.phase && status.phase !== 'Pending') {
       const warning = status.phase === 'Failed';
-      await this.#event(ij, warning ? 'Warning' : 'Normal', status.phase!, status.message ?? `${status.progress} images`);
+      void this.#event(ij, warning ? 'Warning' : 'Normal', status.phase!, status.message ?? `${status.progress} images`);
     }
   }
 
+  /** Best effort, off the reconcile path: an Event that cannot be written is logged. */
   async #event(ij: InferenceJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date();
     try {

@@ -38,6 +38,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
     podStartTimeoutMs: o.podStartTimeoutMs,
     resyncMs: 30_000,
     finalizerGiveUpMs: 120_000,
+    watchSilenceMs: 65 * 60_000,
     identity: o.identity,
     log: o.log,
   });
