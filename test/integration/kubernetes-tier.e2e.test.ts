@@ -180,6 +180,10 @@ describe('failures are reported, never hidden', () => {
     const failed = await phase('too-slow', ['Failed', 'Cancelled', 'Completed']);
     expect(failed.status.phase).toBe('Failed');
     expect(failed.status.message).toMatch(/DeadlineExceeded|received SIGTERM before finishing/);
+    const jobFailed = await eventually('JobFailed condition', async () =>
+      (await getIj('too-slow')).status.conditions.find((c: { type: string }) => c.type === 'JobFailed'),
+    );
+    expect(jobFailed.reason).toBe('DeadlineExceeded');
   });
 
   it('a Pod that can never start fails the job after the timeout, and it never shows Running', async () => {

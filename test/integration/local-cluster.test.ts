@@ -43,7 +43,7 @@ describe('local control plane + node agent', () => {
   it('runs a Job to completion through the real Job controller, with Secret and ConfigMap env resolved', async () => {
     await cluster.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'creds' }, stringData: { token: 's3cret' } } });
     await cluster.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'cfg' }, data: { MODE: 'eval' } } });
-    const script = `if (process.env.TOKEN !== 's3cret' || process.env.MODE !== 'eval' || !process.env.POD.startsWith('ok-')) process.exit(3)`;
+    const script = `if (process.env.TOKEN !== 's3cret' || process.env.MODE !== 'eval' || !process.env.POD.startsWith('ok-')) process.exitCode = 3`;
     await cluster.batch.createNamespacedJob({
       namespace: ns,
       body: job('ok', script, {
@@ -64,7 +64,7 @@ describe('local control plane + node agent', () => {
   });
 
   it('fails a Job when its backoff is exhausted, with the exit code on each Pod', async () => {
-    await cluster.batch.createNamespacedJob({ namespace: ns, body: job('boom', 'process.exit(7)', { backoffLimit: 1 }) });
+    await cluster.batch.createNamespacedJob({ namespace: ns, body: job('boom', 'process.exitCode = 7', { backoffLimit: 1 }) });
     const failed = await jobCondition('boom', 'Failed');
     expect(failed.reason).toBe('BackoffLimitExceeded');
     const pods = await podsOf('boom');

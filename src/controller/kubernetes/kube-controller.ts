@@ -144,7 +144,10 @@ export class KubeController {
   async #reconcile(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const ij = this.#ij?.get(name, namespace);
-    if (!ij) return;
+    if (!ij) {
+      for (const [jobId, k] of this.#keyByJobId) if (k === key) this.#keyByJobId.delete(jobId);
+      return;
+    }
     const kind = kindOf(ij.spec);
     const jobId = ij.metadata.annotations?.[JOB_ID_ANNOTATION] ?? ij.metadata.uid;
     this.#keyByJobId.set(jobId, key);
@@ -167,7 +170,8 @@ export class KubeController {
       log.info('runner Job deleted: the run was cancelled');
     }
     const hadJob = Boolean(job) || !isTerminal(row) || Boolean(ij.status?.jobName);
-    await this.#writeStatus(ij, statusFor(row, hadJob ? jobName : undefined, ij.status));
+    const jobFailed = job?.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
+    await this.#writeStatus(ij, statusFor(row, hadJob ? jobName : undefined, ij.status, jobFailed));
   }
 
   async #createRow(ij: InferenceJob, kind: JobKind, jobId: string): Promise<Job> {

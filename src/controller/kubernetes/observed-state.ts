@@ -9,19 +9,33 @@ const PHASE: Record<JobStatus, Phase> = { pending: 'Pending', running: 'Running'
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : undefined);
 
-function condition(type: string, reason: string, message: string, previous: Condition[] | undefined, now: Date): Condition {
-  const old = previous?.find((c) => c.type === type && c.status === 'True');
-  return { type, status: 'True', reason, message, lastTransitionTime: old?.lastTransitionTime ?? now.toISOString() };
+function condition(type: string, reason: string, message: string, previous: Condition[] | undefined, now: Date, status: 'True' | 'False' = 'True'): Condition {
+  const old = previous?.find((c) => c.type === type && c.status === status);
+  return { type, status, reason, message, lastTransitionTime: old?.lastTransitionTime ?? now.toISOString() };
 }
 
 /** The status an InferenceJob should show for its database row. Running means the runner has reported. */
-export function statusFor(row: Job, jobName: string | undefined, previous: InferenceJobStatus | undefined, now = new Date()): InferenceJobStatus {
+export function statusFor(
+  row: Job,
+  jobName: string | undefined,
+  previous: InferenceJobStatus | undefined,
+  /** The Job's own Failed condition (DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy...). */
+  jobFailed?: k8s.V1JobCondition,
+  now = new Date(),
+): InferenceJobStatus {
   const phase = PHASE[row.status];
   const prev = previous?.conditions;
   const conditions: Condition[] = [];
   if (jobName) conditions.push(condition('JobCreated', 'JobCreated', `Job ${jobName} created`, prev, now));
-  if (row.started_at) conditions.push(condition('Running', 'RunnerReported', 'the runner is processing images', prev, now));
+  if (row.started_at) {
+    conditions.push(
+      phase === 'Running'
+        ? condition('Running', 'RunnerReported', 'the runner is processing images', prev, now)
+        : condition('Running', 'Finished', 'the runner is no longer running', prev, now, 'False'),
+    );
+  }
   if (phase === 'Completed') conditions.push(condition('Completed', 'RunnerCompleted', `processed ${row.processed_images} images`, prev, now));
+  if (jobFailed) conditions.push(condition('JobFailed', jobFailed.reason ?? 'Failed', jobFailed.message ?? '', prev, now));
   if (phase === 'Failed') conditions.push(condition('Failed', 'JobFailed', row.error_message ?? 'failed', prev, now));
   if (phase === 'Cancelled') conditions.push(condition('Cancelled', 'Cancelled', row.error_message ?? 'cancelled', prev, now));
   const metricName = 'primary_metric_name' in row ? row.primary_metric_name : null;
