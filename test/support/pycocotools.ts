@@ -1,0 +1,57 @@
+// The reference implementation itself: pycocotools in a venv cached in ~/.cache/kinfer, fed the
+// same ground truth and detections as kinfer's evaluator.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheDir } from '../../src/kube/local-cluster/binaries.ts';
+
+export const PYCOCOTOOLS_VERSION = '2.0.10';
+
+function python(): string {
+  const venv = join(cacheDir(), 'py', `pycocotools-${PYCOCOTOOLS_VERSION}`);
+  const bin = join(venv, 'bin', 'python');
+  if (!existsSync(join(venv, '.ready'))) {
+    execFileSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
+    execFileSync(bin, ['-m', 'pip', 'install', '--quiet', `pycocotools==${PYCOCOTOOLS_VERSION}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(join(venv, '.ready'), '');
+  }
+  return bin;
+}
+
+const SCRIPT = `
+import json, sys, io, contextlib
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+out = []
+for case in json.load(open(sys.argv[1])):
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = case['gt']
+        gt.createIndex()
+        dt = gt.loadRes(case['dt']) if case['dt'] else COCO()
+        if not case['dt']:
+            dt.dataset = {'images': case['gt']['images'], 'categories': case['gt']['categories'], 'annotations': []}
+            dt.createIndex()
+        e = COCOeval(gt, dt, 'bbox')
+        e.evaluate(); e.accumulate(); e.summarize()
+    p, r = e.eval['precision'], e.eval['recall']
+    def m(a):
+        a = a[a > -1]
+        return float(np.mean(a)) if a.size else -1.0
+    per = [{'category_id': int(c), 'ap': m(p[:, :, k, 0, -1]), 'ap50': m(p[0, :, k, 0, -1]), 'recall': m(r[:, k, 0, -1])} for k, c in enumerate(e.params.catIds)]
+    out.append({'stats': [float(s) for s in e.stats], 'perCategory': per})
+print(json.dumps(out))
+`;
+
+export interface ReferenceCase {
+  gt: { info: object; images: Array<{ id: number }>; categories: Array<{ id: number }>; annotations: unknown[] };
+  dt: unknown[];
+}
+
+export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR ?? '/tmp', 'coco-'));
+  writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases));
+  writeFileSync(join(dir, 'eval.py'), SCRIPT);
+  return JSON.parse(execFileSync(python(), [join(dir, 'eval.py'), join(dir, 'cases.json')], { maxBuffer: 64 * 2 ** 20 }).toString());
+}
