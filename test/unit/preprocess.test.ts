@@ -23,7 +23,7 @@ const at = (t: Float32Array, size: number, c: number, y: number, x: number) => t
 
 describe('classification preprocessing', () => {
   it('rounds like Python (half to even), as torchvision crop offsets do', () => {
-    expect([0.5, 1.5, 2.5, -0.5, 2.4, 2.6].map(roundHalfEven)).toEqual([0, 2, 2, -0, 2, 3]);
+    expect([0.5, 1.5, 2.5, -0.5, -0.1, 2.4, 2.6].map(roundHalfEven)).toEqual([0, 2, 2, 0, 0, 2, 3]);
   });
 
   it('resizes the shorter side and truncates the longer one, as torchvision Resize(int)', () => {

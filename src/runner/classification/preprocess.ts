@@ -26,7 +26,8 @@ export class ImageDecodeError extends Error {
 /** Python's round(): half to even. torchvision computes crop offsets with it. */
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  // `|| 0` turns -0 into 0, as Python's int(round(-0.1)) is 0.
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) || 0;
 }
 
 /** Size after "resize shorter side", as torchvision computes it (the long side is truncated). */

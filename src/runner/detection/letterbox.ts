@@ -1,0 +1,71 @@
+// Ultralytics' LetterBox (auto=False, center=True, scaleup=True), as in
+// ultralytics/data/augment.py, and scale_boxes from ultralytics/utils/ops.py for the way back.
+// The rounding is Python's (half to even), the padding split is round(d - 0.1) / round(d + 0.1).
+import sharp from 'sharp';
+import { roundHalfEven } from '../classification/preprocess.ts';
+
+export interface Letterbox {
+  /** Scale applied to the original image. */
+  ratio: number;
+  /** Size of the resized image before padding. */
+  width: number;
+  height: number;
+  top: number;
+  bottom: number;
+  left: number;
+  right: number;
+}
+
+/** Geometry of letterboxing a `width` x `height` image into `inputSize` [height, width]. */
+export function letterboxGeometry(width: number, height: number, inputSize: [number, number]): Letterbox {
+  const [newH, newW] = inputSize;
+  const ratio = Math.min(newH / height, newW / width);
+  const resizedW = roundHalfEven(width * ratio);
+  const resizedH = roundHalfEven(height * ratio);
+  const dw = (newW - resizedW) / 2;
+  const dh = (newH - resizedH) / 2;
+  return {
+    ratio,
+    width: resizedW,
+    height: resizedH,
+    top: roundHalfEven(dh - 0.1),
+    bottom: roundHalfEven(dh + 0.1),
+    left: roundHalfEven(dw - 0.1),
+    right: roundHalfEven(dw + 0.1),
+  };
+}
+
+/** Letterboxed RGB pixels (HWC uint8) of an image, and the geometry used. */
+export async function letterbox(bytes: Uint8Array, inputSize: [number, number]): Promise<{ pixels: Buffer; geometry: Letterbox; original: { width: number; height: number } }> {
+  const image = sharp(bytes, { failOn: 'error', autoOrient: true });
+  const meta = await image.metadata();
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+  if (!width || !height) throw new Error('image has no dimensions');
+  const g = letterboxGeometry(width, height, inputSize);
+  let pipeline = image.removeAlpha().toColourspace('srgb');
+  if (g.width !== width || g.height !== height) pipeline = pipeline.resize({ width: g.width, height: g.height, fit: 'fill', kernel: 'linear' });
+  const pixels = await pipeline
+    .extend({ top: g.top, bottom: g.bottom, left: g.left, right: g.right, background: { r: 114, g: 114, b: 114 } })
+    .raw()
+    .toBuffer();
+  return { pixels, geometry: g, original: { width, height } };
+}
+
+/**
+ * Boxes [x1, y1, x2, y2] from network input pixels back to the original image, clipped to it:
+ * Ultralytics' scale_boxes, which recomputes the padding from the unrounded scaled size.
+ */
+export function scaleBoxes(boxes: number[][], inputSize: [number, number], original: { width: number; height: number }): number[][] {
+  const [inH, inW] = inputSize;
+  const gain = Math.min(inH / original.height, inW / original.width);
+  const padX = roundHalfEven((inW - original.width * gain) / 2 - 0.1);
+  const padY = roundHalfEven((inH - original.height * gain) / 2 - 0.1);
+  const clip = (v: number, max: number) => Math.min(Math.max(v, 0), max);
+  return boxes.map(([x1, y1, x2, y2]) => [
+    clip((x1! - padX) / gain, original.width),
+    clip((y1! - padY) / gain, original.height),
+    clip((x2! - padX) / gain, original.width),
+    clip((y2! - padY) / gain, original.height),
+  ]);
+}

@@ -1,0 +1,81 @@
+import sharp from 'sharp';
+import { letterbox, letterboxGeometry, scaleBoxes } from '../../src/runner/detection/letterbox.ts';
+import { decodeEndToEnd, decodeYolo, nms, PREDICT_DEFAULTS } from '../../src/runner/detection/yolo-postprocess.ts';
+
+describe('Ultralytics letterbox', () => {
+  it.each([
+    // [w, h, input] -> resized and padding, worked out with Ultralytics' formulas
+    [640, 480, 640, { width: 640, height: 480, top: 80, bottom: 80, left: 0, right: 0 }],
+    // r = 1.28: 333 * 1.28 = 426.24 -> 426; dh = 107 -> round(106.9), round(107.1)
+    [500, 333, 640, { width: 640, height: 426, top: 107, bottom: 107, left: 0, right: 0 }],
+    // r = 0.64: h = round(32.64) = 33; dh = 15.5 -> top round(15.4) = 15, bottom round(15.6) = 16
+    [100, 51, 64, { width: 64, height: 33, top: 15, bottom: 16, left: 0, right: 0 }],
+    // r = 0.5: h = Python round(2.5) = 2 (half to even, where Math.round gives 3)
+    [10, 5, 5, { width: 5, height: 2, top: 1, bottom: 2, left: 0, right: 0 }],
+  ])('%i x %i into %i', (w, h, size, expected) => {
+    expect(letterboxGeometry(w, h, [size, size])).toMatchObject(expected);
+  });
+
+  it('places the resized image between grey (114) bars', async () => {
+    const red = await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+    const { pixels, geometry } = await letterbox(red, [32, 32]);
+    expect(geometry).toMatchObject({ ratio: 0.8, width: 32, height: 16, top: 8, bottom: 8 });
+    const px = (row: number, col: number) => [...pixels.subarray((row * 32 + col) * 3, (row * 32 + col) * 3 + 3)];
+    expect(px(0, 0)).toEqual([114, 114, 114]);
+    expect(px(7, 16)).toEqual([114, 114, 114]);
+    expect(px(8, 16)).toEqual([255, 0, 0]);
+    expect(px(23, 16)).toEqual([255, 0, 0]);
+    expect(px(24, 16)).toEqual([114, 114, 114]);
+  });
+
+  it('maps boxes back to original pixels (scale_boxes), clipped to the image', () => {
+    // 500x333 into 640: gain 1.28, pad x round(-0.1) = 0, pad y round(106.78) = 107.
+    const original = { width: 500, height: 333 };
+    const forward = (b: number[]) => [b[0]! * 1.28, b[1]! * 1.28 + 107, b[2]! * 1.28, b[3]! * 1.28 + 107];
+    const [back] = scaleBoxes([forward([10, 20, 110, 220])], [640, 640], original);
+    back!.forEach((v, i) => expect(v).toBeCloseTo([10, 20, 110, 220][i]!, 10));
+    expect(scaleBoxes([[-5, 0, 700, 700]], [640, 640], original)[0]).toEqual([0, 0, 500, 333]);
+  });
+});
+
+describe('NMS as Ultralytics runs it', () => {
+  it('suppresses only overlaps strictly above the threshold, best score first', () => {
+    const boxes = [
+      [0, 0, 10, 10], // best
+      [0, 0, 10, 8], // IoU 0.8 with the best: suppressed
+      [0, 0, 10, 7], // IoU exactly 0.7 with the best: kept (not > 0.7)
+      [50, 50, 60, 60],
+    ];
+    expect(nms(boxes, [0.95, 0.9, 0.5, 0.3], 0.7)).toEqual([0, 2, 3]);
+  });
+
+  /** Channel-major [4 + nc, N], as the ONNX export lays it out. */
+  const tensor = (anchors: Array<[number, number, number, number, ...number[]]>) => {
+    const n = anchors.length;
+    const channels = anchors[0]!.length;
+    const t = new Float32Array(channels * n);
+    anchors.forEach((a, i) => a.forEach((v, c) => (t[c * n + i] = v)));
+    return t;
+  };
+
+  it('decodes cx,cy,w,h with the best class, never suppresses across classes, and caps max_det', () => {
+    const out = tensor([
+      [50, 50, 20, 20, 0.9, 0.1], // class 0
+      [51, 50, 20, 20, 0.1, 0.8], // same place, class 1: kept
+      [50, 51, 20, 20, 0.85, 0.2], // class 0 duplicate: suppressed
+      [200, 200, 10, 10, 0.25, 0.0], // exactly at conf 0.25: dropped (> conf)
+    ]);
+    const dets = decodeYolo(out, 2, 4, PREDICT_DEFAULTS);
+    expect(dets.map((d) => [d.classId, Number(d.score.toFixed(2))])).toEqual([
+      [0, 0.9],
+      [1, 0.8],
+    ]);
+    expect(dets[0]!.box).toEqual([40, 40, 60, 60]);
+    expect(decodeYolo(out, 2, 4, { ...PREDICT_DEFAULTS, maxDet: 1 })).toHaveLength(1);
+  });
+
+  it('filters end-to-end outputs without suppressing them', () => {
+    const rows = new Float32Array([0, 0, 10, 10, 0.9, 2, 0, 0, 10, 10, 0.8, 2, 5, 5, 9, 9, 0.1, 1]);
+    expect(decodeEndToEnd(rows, 3, { conf: 0.25, maxDet: 300 }).map((d) => d.classId)).toEqual([2, 2]);
+  });
+});
