@@ -33,7 +33,7 @@ for case in json.load(open(sys.argv[1])):
         if not case['dt']:
             dt.dataset = {'images': case['gt']['images'], 'categories': case['gt']['categories'], 'annotations': []}
             dt.createIndex()
-        e = COCOeval(gt, dt, 'bbox')
+        e = COCOeval(gt, dt, case.get('iouType', 'bbox'))
         e.evaluate(); e.accumulate(); e.summarize()
     p, r = e.eval['precision'], e.eval['recall']
     def m(a):
@@ -47,6 +47,7 @@ print(json.dumps(out))
 export interface ReferenceCase {
   gt: { info: object; images: Array<{ id: number }>; categories: Array<{ id: number }>; annotations: unknown[] };
   dt: unknown[];
+  iouType?: 'bbox' | 'keypoints';
 }
 
 export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {

@@ -148,4 +148,57 @@ describe('COCO evaluation', () => {
     // The random scenes exercise every branch: some stats must be between 0 and 1.
     expect(reference.slice(handWorked.length).some((r) => r.stats.some((s) => s > 0 && s < 1))).toBe(true);
   });
+
+  it('equals pycocotools for keypoints (OKS with the 17 COCO sigmas), all 10 stats and per-class values', () => {
+    const poseCase = (seed: number): Case => {
+      const r = rng(seed);
+      const images = Array.from({ length: 25 }, (_, i) => i + 1);
+      const gts: CocoGroundTruth[] = [];
+      const dts: CocoDetection[] = [];
+      for (const img of images) {
+        for (let n = 0; n < Math.floor(r() * 4); n++) {
+          const w = 20 + r() * 200;
+          const h = 40 + r() * 250;
+          const x = r() * 300;
+          const y = r() * 300;
+          const unlabelled = r() < 0.1; // num_keypoints 0: ignored like a crowd
+          const keypoints = Array.from({ length: 17 }, () => {
+            const v = unlabelled ? 0 : r() < 0.2 ? 0 : r() < 0.5 ? 1 : 2;
+            return v === 0 ? [0, 0, 0] : [x + r() * w, y + r() * h, v];
+          }).flat();
+          const id = gts.length + 1;
+          gts.push({ id, image_id: img, category_id: 1, bbox: [x, y, w, h], area: w * h * (0.4 + r() * 0.4), iscrowd: r() < 0.05 ? 1 : 0, keypoints, num_keypoints: keypoints.filter((_, j) => j % 3 === 2 && keypoints[j]! > 0).length });
+          if (r() < 0.85) {
+            const spread = Math.sqrt(w * h) * (r() * 0.15);
+            // Labelled keypoints jittered; unlabelled ones guessed at the box corner.
+            const predicted = keypoints.map((v, j) => (j % 3 === 2 ? 1 : (v || (j % 3 === 0 ? x : y)) + (r() - 0.5) * spread));
+            // Even seeds send boxes with the keypoints (as Ultralytics' COCO JSON does), odd ones do not.
+            const withBox = seed % 2 === 0 ? { bbox: [x, y, w * (0.9 + r() * 0.2), h * (0.9 + r() * 0.2)] as Box } : {};
+            dts.push({ image_id: img, category_id: 1, ...withBox, score: Math.round(r() * 100) / 100, keypoints: predicted });
+            if (r() < 0.2) dts.push({ image_id: img, category_id: 1, ...withBox, score: Math.round(r() * 100) / 100, keypoints: predicted.map((v, j) => (j % 3 === 2 ? 1 : v + 3)) });
+          }
+        }
+        if (r() < 0.3) {
+          const fx = r() * 400;
+          const fy = r() * 400;
+          const fp = Array.from({ length: 17 }, () => [fx + r() * 60, fy + r() * 120, 1]).flat();
+          dts.push({ image_id: img, category_id: 1, ...(seed % 2 === 0 ? { bbox: [fx, fy, 60, 120] as Box } : {}), score: Math.round(r() * 100) / 100, keypoints: fp });
+        }
+      }
+      return { name: `pose scene ${seed}`, images, categories: [1], gts, dts };
+    };
+    const cases = [11, 12, 13, 14].map(poseCase);
+    const reference = pycocotoolsEvaluate(cases.map((c) => ({ ...toReference(c), iouType: 'keypoints' as const })));
+    cases.forEach((c, i) => {
+      const ours = cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories, iouType: 'keypoints' });
+      expect(ours.stats).toHaveLength(10);
+      ours.stats.forEach((s, j) => {
+        if (Math.abs(s - reference[i]!.stats[j]!) > 1e-12) throw new Error(`${c.name}: stat ${j} is ${s}, pycocotools ${reference[i]!.stats[j]}`);
+      });
+      for (const f of ['ap', 'ap50', 'recall'] as const) {
+        if (Math.abs(ours.perCategory[0]![f] - reference[i]!.perCategory[0]![f]) > 1e-12) throw new Error(`${c.name}: ${f} differs`);
+      }
+    });
+    expect(reference.every((r) => r.stats[0]! > 0 && r.stats[0]! < 1)).toBe(true);
+  });
 });

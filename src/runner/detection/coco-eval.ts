@@ -12,7 +12,8 @@
 //   - precision is made monotone, then read at 101 recall points with searchsorted(side=left);
 //   - a category without any non-ignored ground truth is left out (-1), not counted as 0;
 //   - a matched ground-truth id of 0 reads as "no match" (pycocotools stores ids in a zeros array).
-// The IoU function is a parameter: boxes here, masks for instance segmentation.
+// Boxes ('bbox') and pose ('keypoints', OKS with pycocotools' own parameters); the IoU function is
+// a parameter so that masks can use the same matching.
 
 export interface CocoGroundTruth {
   id: number;
@@ -23,14 +24,28 @@ export interface CocoGroundTruth {
   /** The annotation's area (for boxes, usually w*h; COCO gives the mask area). */
   area: number;
   iscrowd: 0 | 1;
+  /** Pose: [x1, y1, v1, x2, y2, v2, ...] (v = 0 not labelled, 1 occluded, 2 visible). */
+  keypoints?: number[];
+  num_keypoints?: number;
 }
 
 export interface CocoDetection {
   image_id: number;
   category_id: number;
-  bbox: [number, number, number, number];
+  /**
+   * [x, y, width, height]. Keypoint results may leave it out (or empty): pycocotools then takes
+   * box and area from the keypoints' extent; with a box, its area is the box's (loadRes checks
+   * 'bbox' before 'keypoints').
+   */
+  bbox?: [number, number, number, number] | [];
   score: number;
+  keypoints?: number[];
 }
+
+export type IouType = 'bbox' | 'keypoints';
+
+/** COCO's 17 person keypoint sigmas (pycocotools Params.kpt_oks_sigmas). */
+export const COCO_KEYPOINT_SIGMAS = [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89].map((s) => s / 10);
 
 /** IoU of each detection (rows) with each ground truth (columns); crowd columns divide by the detection area. */
 export type IouFunction<D, G> = (dts: D[], gts: G[], iscrowd: boolean[]) => number[][];
@@ -51,12 +66,27 @@ export function linspace(start: number, stop: number, num: number): number[] {
   return Array.from({ length: num }, (_, i) => (i === num - 1 ? stop : i * step + start));
 }
 
-export function defaultParams(imgIds: number[], catIds: number[]): CocoParams {
-  return {
+export function defaultParams(imgIds: number[], catIds: number[], iouType: IouType = 'bbox'): CocoParams {
+  const common = {
     imgIds: [...new Set(imgIds)].sort((a, b) => a - b),
     catIds: [...new Set(catIds)].sort((a, b) => a - b),
     iouThrs: linspace(0.5, 0.95, Math.round((0.95 - 0.5) / 0.05) + 1),
     recThrs: linspace(0, 1, Math.round((1 - 0) / 0.01) + 1),
+  };
+  if (iouType === 'keypoints') {
+    return {
+      ...common,
+      maxDets: [20],
+      areaRng: [
+        [0, 1e5 ** 2],
+        [32 ** 2, 96 ** 2],
+        [96 ** 2, 1e5 ** 2],
+      ],
+      areaRngLbl: ['all', 'medium', 'large'],
+    };
+  }
+  return {
+    ...common,
     maxDets: [1, 10, 100],
     areaRng: [
       [0, 1e5 ** 2],
@@ -66,6 +96,50 @@ export function defaultParams(imgIds: number[], catIds: number[]): CocoParams {
     ],
     areaRngLbl: ['all', 'small', 'medium', 'large'],
   };
+}
+
+/**
+ * pycocotools' computeOks: per keypoint exp(-d^2 / (2 * area * (2 sigma)^2)), averaged over the
+ * labelled ones; a ground truth without labelled keypoints measures the distance to a box twice
+ * its size around its bbox instead.
+ */
+export function oksIou(sigmas: number[]): IouFunction<{ keypoints?: number[] }, CocoGroundTruth> {
+  const vars = sigmas.map((s) => (s * 2) ** 2);
+  const EPS = 2.220446049250313e-16;
+  return (dts, gts) =>
+    dts.map((dt) =>
+      gts.map((gt) => {
+        const g = gt.keypoints ?? [];
+        const d = dt.keypoints ?? [];
+        const labelled = sigmas.map((_, k) => g[3 * k + 2]! > 0);
+        const k1 = labelled.filter(Boolean).length;
+        const [bx, by, bw, bh] = gt.bbox;
+        const x0 = bx - bw;
+        const x1 = bx + bw * 2;
+        const y0 = by - bh;
+        const y1 = by + bh * 2;
+        let sum = 0;
+        let count = 0;
+        sigmas.forEach((_, k) => {
+          const xd = d[3 * k]!;
+          const yd = d[3 * k + 1]!;
+          let dx: number;
+          let dy: number;
+          if (k1 > 0) {
+            if (!labelled[k]) return;
+            dx = xd - g[3 * k]!;
+            dy = yd - g[3 * k + 1]!;
+          } else {
+            dx = Math.max(0, x0 - xd) + Math.max(0, xd - x1);
+            dy = Math.max(0, y0 - yd) + Math.max(0, yd - y1);
+          }
+          const e = (dx ** 2 + dy ** 2) / vars[k]! / (gt.area + EPS) / 2;
+          sum += Math.exp(-e);
+          count++;
+        });
+        return sum / count;
+      }),
+    );
 }
 
 /** pycocotools' bbox IoU (maskApi bbIou). */
@@ -86,6 +160,7 @@ export const boxIou: IouFunction<{ bbox: number[] }, { bbox: number[] }> = (dts,
 interface Dt extends CocoDetection {
   id: number;
   area: number;
+  bbox: [number, number, number, number];
 }
 
 interface EvalImg {
@@ -102,21 +177,34 @@ function argsortStable(keys: number[]): number[] {
 }
 
 export interface CocoEvalResult {
-  /** The 12 numbers of COCOeval.summarize(), in its order (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl). */
+  /**
+   * COCOeval.summarize() in its order. Boxes (12): AP, AP50, AP75, APs, APm, APl, AR1, AR10,
+   * AR100, ARs, ARm, ARl. Keypoints (10): AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl.
+   */
   stats: number[];
-  /** Per category: AP@[.5:.95], AP@.5 and recall@[.5:.95] (all areas, 100 detections); -1 where pycocotools has no value. */
+  /** Per category: AP@[.5:.95], AP@.5 and recall@[.5:.95] (all areas, most detections); -1 where pycocotools has no value. */
   perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }>;
 }
 
 export function cocoEvaluate<G extends CocoGroundTruth>(
   gts: G[],
   dets: CocoDetection[],
-  opts: { imgIds: number[]; catIds: number[]; iou?: IouFunction<Dt, G> },
+  opts: { imgIds: number[]; catIds: number[]; iouType?: IouType; sigmas?: number[]; iou?: IouFunction<Dt, G> },
 ): CocoEvalResult {
-  const p = defaultParams(opts.imgIds, opts.catIds);
-  const iouFn = opts.iou ?? (boxIou as unknown as IouFunction<Dt, G>);
-  // loadRes: ids from 1 in load order, area = w*h, not crowd.
-  const dts: Dt[] = dets.map((d, i) => ({ ...d, id: i + 1, area: d.bbox[2] * d.bbox[3] }));
+  const iouType = opts.iouType ?? 'bbox';
+  const p = defaultParams(opts.imgIds, opts.catIds, iouType);
+  const iouFn = opts.iou ?? ((iouType === 'keypoints' ? oksIou(opts.sigmas ?? COCO_KEYPOINT_SIGMAS) : boxIou) as unknown as IouFunction<Dt, G>);
+  // loadRes: ids from 1 in load order; boxes: area = w*h; keypoints: bbox and area of their extent.
+  const dts: Dt[] = dets.map((d, i) => {
+    if (d.bbox && d.bbox.length === 4) return { ...d, bbox: d.bbox, id: i + 1, area: d.bbox[2] * d.bbox[3] };
+    if (iouType !== 'keypoints' || !d.keypoints) throw new Error(`detection ${i + 1} has neither a bbox nor keypoints`);
+    const xs = d.keypoints!.filter((_, j) => j % 3 === 0);
+    const ys = d.keypoints!.filter((_, j) => j % 3 === 1);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    return { ...d, id: i + 1, area: (x1 - x0) * (y1 - y0), bbox: [x0, y0, x1 - x0, y1 - y0] };
+  });
+  // _prepare: keypoint ground truths without labelled keypoints are ignored, like crowds.
+  const ignored = (g: G) => g.iscrowd === 1 || (iouType === 'keypoints' && g.num_keypoints === 0);
   const key = (img: number, cat: number) => `${img}:${cat}`;
   const gtsBy = new Map<string, G[]>();
   const dtsBy = new Map<string, Dt[]>();
@@ -141,7 +229,7 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
     const gt0 = gtsBy.get(key(img, cat)) ?? [];
     const dt0 = dtsBy.get(key(img, cat)) ?? [];
     if (gt0.length === 0 && dt0.length === 0) return null;
-    const ignoreOf = gt0.map((g) => (g.iscrowd === 1 || g.area < aRng[0] || g.area > aRng[1] ? 1 : 0));
+    const ignoreOf = gt0.map((g) => (ignored(g) || g.area < aRng[0] || g.area > aRng[1] ? 1 : 0));
     const gtind = argsortStable(ignoreOf);
     const gt = gtind.map((i) => gt0[i]!);
     const gtIg = gtind.map((i) => ignoreOf[i]!);
@@ -243,27 +331,31 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
     for (const t of tIdx ?? [...Array(T).keys()]) for (let r = 0; r < R; r++) for (const k of ks) vals.push(precision[pIdx(t, r, k, a, m)]!);
     return mean(vals);
   };
-  const ar = (a: number, m: number, ks = [...Array(K).keys()]) => {
+  const ar = (tIdx: number[] | null, a: number, m: number, ks = [...Array(K).keys()]) => {
     const vals: number[] = [];
-    for (let t = 0; t < T; t++) for (const k of ks) vals.push(recall[rIdx(t, k, a, m)]!);
+    for (const t of tIdx ?? [...Array(T).keys()]) for (const k of ks) vals.push(recall[rIdx(t, k, a, m)]!);
     return mean(vals);
   };
   const last = M - 1;
   const at = (thr: number) => [p.iouThrs.findIndex((x) => x === thr)];
-  const stats = [
-    ap(null, 0, last),
-    ap(at(0.5), 0, last),
-    ap(at(0.75), 0, last),
-    ap(null, 1, last),
-    ap(null, 2, last),
-    ap(null, 3, last),
-    ar(0, 0),
-    ar(0, 1),
-    ar(0, last),
-    ar(1, last),
-    ar(2, last),
-    ar(3, last),
-  ];
-  const perCategory = p.catIds.map((category_id, k) => ({ category_id, ap: ap(null, 0, last, [k]), ap50: ap(at(0.5), 0, last, [k]), recall: ar(0, last, [k]) }));
+  // summarize(): _summarizeDets (12 numbers) or _summarizeKps (10 numbers, 20 detections).
+  const stats =
+    iouType === 'keypoints'
+      ? [ap(null, 0, 0), ap(at(0.5), 0, 0), ap(at(0.75), 0, 0), ap(null, 1, 0), ap(null, 2, 0), ar(null, 0, 0), ar(at(0.5), 0, 0), ar(at(0.75), 0, 0), ar(null, 1, 0), ar(null, 2, 0)]
+      : [
+          ap(null, 0, last),
+          ap(at(0.5), 0, last),
+          ap(at(0.75), 0, last),
+          ap(null, 1, last),
+          ap(null, 2, last),
+          ap(null, 3, last),
+          ar(null, 0, 0),
+          ar(null, 0, 1),
+          ar(null, 0, last),
+          ar(null, 1, last),
+          ar(null, 2, last),
+          ar(null, 3, last),
+        ];
+  const perCategory = p.catIds.map((category_id, k) => ({ category_id, ap: ap(null, 0, last, [k]), ap50: ap(at(0.5), 0, last, [k]), recall: ar(null, 0, last, [k]) }));
   return { stats, perCategory };
 }
