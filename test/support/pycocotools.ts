@@ -56,3 +56,35 @@ export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: numb
   writeFileSync(join(dir, 'eval.py'), SCRIPT);
   return JSON.parse(execFileSync(python(), [join(dir, 'eval.py'), join(dir, 'cases.json')], { maxBuffer: 64 * 2 ** 20 }).toString());
 }
+
+const MASK_SCRIPT = `
+import json, sys
+import numpy as np
+from pycocotools import mask as M
+case = json.load(open(sys.argv[1]))
+h, w = case['height'], case['width']
+def rle(m):
+    return M.encode(np.asfortranarray(np.array(m, dtype=np.uint8).reshape(h, w)))
+dts = [rle(m) for m in case['dts']]
+gts = [rle(m) for m in case['gts']]
+ious = M.iou(dts, gts, case['iscrowd'])
+print(json.dumps({
+    'strings': [r['counts'].decode() for r in dts + gts],
+    'areas': [int(a) for a in M.area(dts + gts)],
+    'boxes': M.toBbox(dts + gts).tolist(),
+    'ious': np.asarray(ious).tolist(),
+}))
+`;
+
+/** pycocotools.mask on row-major 0/1 masks of one size: encodings, areas, boxes, IoU (dts x gts). */
+export function pycocotoolsMasks(input: { height: number; width: number; dts: number[][]; gts: number[][]; iscrowd: number[] }): {
+  strings: string[];
+  areas: number[];
+  boxes: number[][];
+  ious: number[][];
+} {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR ?? '/tmp', 'masks-'));
+  writeFileSync(join(dir, 'case.json'), JSON.stringify(input));
+  writeFileSync(join(dir, 'masks.py'), MASK_SCRIPT);
+  return JSON.parse(execFileSync(python(), [join(dir, 'masks.py'), join(dir, 'case.json')], { maxBuffer: 64 * 2 ** 20 }).toString());
+}
