@@ -47,7 +47,7 @@ print(json.dumps(out))
 export interface ReferenceCase {
   gt: { info: object; images: Array<{ id: number }>; categories: Array<{ id: number }>; annotations: unknown[] };
   dt: unknown[];
-  iouType?: 'bbox' | 'keypoints';
+  iouType?: 'bbox' | 'segm' | 'keypoints';
 }
 
 export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {

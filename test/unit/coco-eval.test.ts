@@ -1,4 +1,5 @@
 import { cocoEvaluate, linspace, type CocoDetection, type CocoGroundTruth } from '../../src/runner/detection/coco-eval.ts';
+import { encodeMask, rleArea, rleToBbox, rleToString, type Rle } from '../../src/runner/segmentation/rle.ts';
 import { rng } from '../../src/samples/images.ts';
 import { pycocotoolsEvaluate, type ReferenceCase } from '../support/pycocotools.ts';
 
@@ -126,6 +127,14 @@ describe('COCO evaluation', () => {
     expect(linspace(0, 1, 101)[100]).toBe(1);
   });
 
+  it('refuses results that mix boxes and no boxes (pycocotools would crash on them)', () => {
+    const seg = encodeMask([1, 1, 0, 0], 2, 2);
+    const gts = [gt(1, 1, 1, [0, 0, 2, 1], { segmentation: seg })];
+    expect(() =>
+      cocoEvaluate(gts, [{ ...dt(1, 1, [0, 0, 2, 1], 0.9), segmentation: seg }, { image_id: 1, category_id: 1, score: 0.5, segmentation: seg }], { imgIds: [1], catIds: [1], iouType: 'segm' }),
+    ).toThrow(/result 2 has no bbox, but the first result has one/);
+  });
+
   describe.each(handWorked)('$name', (c) => {
     it('gives the hand-worked result', () => c.expect(evaluate(c)));
   });
@@ -198,6 +207,61 @@ describe('COCO evaluation', () => {
       for (const f of ['ap', 'ap50', 'recall'] as const) {
         if (Math.abs(ours.perCategory[0]![f] - reference[i]!.perCategory[0]![f]) > 1e-12) throw new Error(`${c.name}: ${f} differs`);
       }
+    });
+    expect(reference.every((r) => r.stats[0]! > 0 && r.stats[0]! < 1)).toBe(true);
+  });
+
+  it('equals pycocotools for masks (segm), with and without boxes on the results', () => {
+    const H = 40;
+    const W = 50;
+    const blob = (r: () => number, x0: number, y0: number, w: number, h: number): number[] => {
+      const m = new Array<number>(H * W).fill(0);
+      for (let y = Math.max(0, y0); y < Math.min(H, y0 + h); y++) for (let x = Math.max(0, x0); x < Math.min(W, x0 + w); x++) if (r() < 0.9) m[y * W + x] = 1;
+      return m;
+    };
+    const segmCase = (seed: number) => {
+      const r = rng(seed);
+      const images = Array.from({ length: 15 }, (_, i) => i + 1);
+      const gts: CocoGroundTruth[] = [];
+      const dts: CocoDetection[] = [];
+      for (const img of images) {
+        for (let n = 0; n < Math.floor(r() * 4); n++) {
+          const [x0, y0, w, h] = [Math.floor(r() * 40), Math.floor(r() * 30), 3 + Math.floor(r() * 20), 3 + Math.floor(r() * 15)];
+          const seg = encodeMask(blob(r, x0, y0, w, h), H, W);
+          if (rleArea(seg) === 0) continue;
+          const cat = 1 + Math.floor(r() * 2);
+          gts.push({ id: gts.length + 1, image_id: img, category_id: cat, bbox: rleToBbox(seg), area: rleArea(seg), iscrowd: r() < 0.08 ? 1 : 0, segmentation: seg });
+          if (r() < 0.85) {
+            const d = encodeMask(blob(r, x0 + Math.floor(r() * 3) - 1, y0 + Math.floor(r() * 3) - 1, w, h), H, W);
+            if (rleArea(d) > 0) dts.push({ image_id: img, category_id: cat, score: Math.round(r() * 100) / 100, segmentation: d, ...(seed % 2 ? { bbox: rleToBbox(d) } : {}) });
+          }
+        }
+        if (r() < 0.4) {
+          const fp = encodeMask(blob(r, Math.floor(r() * 40), Math.floor(r() * 30), 8, 8), H, W);
+          if (rleArea(fp) > 0) dts.push({ image_id: img, category_id: 1 + Math.floor(r() * 2), score: Math.round(r() * 100) / 100, segmentation: fp, ...(seed % 2 ? { bbox: rleToBbox(fp) } : {}) });
+        }
+      }
+      return { name: `mask scene ${seed}`, images, categories: [1, 2], gts, dts };
+    };
+    const compressed = (rle: Rle) => ({ size: rle.size, counts: rleToString(rle) });
+    const cases = [21, 22, 23].map(segmCase);
+    const reference = pycocotoolsEvaluate(
+      cases.map((c) => ({
+        gt: { info: {}, images: c.images.map((id) => ({ id, height: H, width: W })), categories: c.categories.map((id) => ({ id, name: `c${id}` })), annotations: c.gts.map((g) => ({ ...g, segmentation: compressed(g.segmentation!) })) },
+        dt: c.dts.map((d) => ({ ...d, segmentation: compressed(d.segmentation!) })),
+        iouType: 'segm' as const,
+      })),
+    );
+    cases.forEach((c, i) => {
+      const ours = cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories, iouType: 'segm' });
+      ours.stats.forEach((s, j) => {
+        if (Math.abs(s - reference[i]!.stats[j]!) > 1e-12) throw new Error(`${c.name}: stat ${j} is ${s}, pycocotools ${reference[i]!.stats[j]}`);
+      });
+      ours.perCategory.forEach((pc, k) => {
+        for (const f of ['ap', 'ap50', 'recall'] as const) {
+          if (Math.abs(pc[f] - reference[i]!.perCategory[k]![f]) > 1e-12) throw new Error(`${c.name}: category ${pc.category_id} ${f} differs`);
+        }
+      });
     });
     expect(reference.every((r) => r.stats[0]! > 0 && r.stats[0]! < 1)).toBe(true);
   });

@@ -6,14 +6,16 @@
 //   - precision is tp / (tp + fp + 2.2e-16), so a perfect AP is 0.9999999999999999, not 1;
 //   - a crowd ground truth's IoU is intersection / detection area, and it can match many times;
 //   - ground truths are ignored by `iscrowd` or by their annotation `area` outside the range,
-//     detections by their box area (w*h) when unmatched;
+//     unmatched detections by their area: the box's when the result has one (loadRes checks
+//     'bbox' first), else the mask's or the keypoints' extent;
 //   - matching walks the score-sorted detections (stable sort) against ground truths ordered
 //     non-ignored first, and stops at the first ignored one once a regular match is found;
 //   - precision is made monotone, then read at 101 recall points with searchsorted(side=left);
 //   - a category without any non-ignored ground truth is left out (-1), not counted as 0;
 //   - a matched ground-truth id of 0 reads as "no match" (pycocotools stores ids in a zeros array).
-// Boxes ('bbox') and pose ('keypoints', OKS with pycocotools' own parameters); the IoU function is
-// a parameter so that masks can use the same matching.
+// Modes: boxes ('bbox'), masks ('segm', RLE IoU from ../segmentation/rle.ts) and pose
+// ('keypoints', OKS with pycocotools' own parameters); a custom IoU function can be passed too.
+import { rleArea, rleIou, rleToBbox, type Rle } from '../segmentation/rle.ts';
 
 export interface CocoGroundTruth {
   id: number;
@@ -27,6 +29,8 @@ export interface CocoGroundTruth {
   /** Pose: [x1, y1, v1, x2, y2, v2, ...] (v = 0 not labelled, 1 occluded, 2 visible). */
   keypoints?: number[];
   num_keypoints?: number;
+  /** Instance segmentation: the mask as RLE (polygons must be rasterized first). */
+  segmentation?: Rle;
 }
 
 export interface CocoDetection {
@@ -40,9 +44,10 @@ export interface CocoDetection {
   bbox?: [number, number, number, number] | [];
   score: number;
   keypoints?: number[];
+  segmentation?: Rle;
 }
 
-export type IouType = 'bbox' | 'keypoints';
+export type IouType = 'bbox' | 'segm' | 'keypoints';
 
 /** COCO's 17 person keypoint sigmas (pycocotools Params.kpt_oks_sigmas). */
 export const COCO_KEYPOINT_SIGMAS = [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89].map((s) => s / 10);
@@ -193,11 +198,18 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
 ): CocoEvalResult {
   const iouType = opts.iouType ?? 'bbox';
   const p = defaultParams(opts.imgIds, opts.catIds, iouType);
-  const iouFn = opts.iou ?? ((iouType === 'keypoints' ? oksIou(opts.sigmas ?? COCO_KEYPOINT_SIGMAS) : boxIou) as unknown as IouFunction<Dt, G>);
+  const maskIou: IouFunction<Dt, G> = (d, g, crowd) => rleIou(d.map((x) => x.segmentation!), g.map((x) => x.segmentation!), crowd);
+  const iouFn = opts.iou ?? (iouType === 'segm' ? maskIou : ((iouType === 'keypoints' ? oksIou(opts.sigmas ?? COCO_KEYPOINT_SIGMAS) : boxIou) as unknown as IouFunction<Dt, G>));
   // loadRes: ids from 1 in load order; boxes: area = w*h; keypoints: bbox and area of their extent.
+  // pycocotools picks the loadRes branch from the first result and applies it to all of them.
+  const byBox = (dets[0]?.bbox?.length ?? 0) === 4;
   const dts: Dt[] = dets.map((d, i) => {
-    if (d.bbox && d.bbox.length === 4) return { ...d, bbox: d.bbox, id: i + 1, area: d.bbox[2] * d.bbox[3] };
-    if (iouType !== 'keypoints' || !d.keypoints) throw new Error(`detection ${i + 1} has neither a bbox nor keypoints`);
+    if (byBox) {
+      if (d.bbox?.length !== 4) throw new Error(`result ${i + 1} has no bbox, but the first result has one: give all results a bbox, or none`);
+      return { ...d, bbox: d.bbox, id: i + 1, area: d.bbox[2] * d.bbox[3] };
+    }
+    if (d.segmentation) return { ...d, id: i + 1, area: rleArea(d.segmentation), bbox: rleToBbox(d.segmentation) };
+    if (iouType !== 'keypoints' || !d.keypoints) throw new Error(`detection ${i + 1} has neither a bbox, a segmentation nor keypoints`);
     const xs = d.keypoints!.filter((_, j) => j % 3 === 0);
     const ys = d.keypoints!.filter((_, j) => j % 3 === 1);
     const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
