@@ -13,10 +13,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { availableParallelism, homedir, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { cacheDir } from '../src/kube/local-cluster/binaries.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 
@@ -27,7 +28,7 @@ const IMAGES = Number(args.images);
 const BATCH = Number(args.batch);
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();
-const cache = join(process.env.KINFER_CACHE ?? join(homedir(), '.cache', 'kinfer'), 'bench');
+const cache = join(cacheDir(), 'bench');
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
 async function prepare(): Promise<{ model: string; images: string }> {

@@ -2,15 +2,13 @@
 // pinned version and cached in ~/.cache/kinfer/bin. Listens on loopback only.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { cacheDir } from '../../src/kube/local-cluster/binaries.ts';
 
 export const VERSITYGW_VERSION = 'v1.8.0';
 
-export function cacheDir(): string {
-  return process.env.KINFER_CACHE ?? join(homedir(), '.cache', 'kinfer');
-}
 
 /** The cached binary, built with `go install` when missing (about 75 s on 2 cores). */
 export function versitygwBinary(): string {
