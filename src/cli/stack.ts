@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded-postgres.ts';
+import { stopChild } from '../process/local-processes.ts';
 import { ensureSigningKeys } from './keys.ts';
 
 export interface StackOptions {
@@ -74,15 +75,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     child.once('exit', () => children.delete(child));
     return child;
   };
-  const kill = (c: ChildProcess, signal: NodeJS.Signals) =>
-    c.exitCode !== null || c.signalCode !== null
-      ? Promise.resolve()
-      : new Promise<void>((done) => {
-          c.once('exit', () => done());
-          c.kill(signal);
-        });
   const stop = async () => {
-    await Promise.all([...children].map((c) => kill(c, 'SIGTERM')));
+    await Promise.all([...children].map((c) => stopChild(c, 'SIGTERM')));
     await db?.stop();
   };
   const controllerEnv = {
@@ -112,7 +106,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     throw err;
   }
   const restartController = async (signal: NodeJS.Signals, whileDown?: () => void | Promise<void>) => {
-    await kill(controller, signal);
+    await stopChild(controller, signal);
     await whileDown?.();
     controller = await startController();
   };

@@ -4,6 +4,7 @@ import { ResultsFile } from '../../src/contract/index.ts';
 import { buildColorClassifier, COLOR_CLASSES, normalizedColor } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
+import { alive } from '../support/processes.ts';
 import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const NAMES = COLOR_CLASSES.map((c) => c.name);
@@ -245,14 +246,6 @@ describe('runner lifecycle', () => {
     return { id: created.body.id as string, ref: String(rows[0].executor_ref), pid: Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]) };
   };
 
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
 
   it('cancels a running job: status cancelled, the runner process group stopped', async () => {
     const { id, pid } = await startBigRun();

@@ -15,11 +15,4 @@ export function pidsWithEnv(name: string, value: string): number[] {
   return pids;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) [ZX] /.test(state);
-  } catch {
-    return false;
-  }
-}
+export { isProcessAlive as alive } from '../../src/process/local-processes.ts';

@@ -4,10 +4,11 @@
 // not pipes through the controller, so a runner outlives a controller restart); the tail of
 // stderr explains a crash.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobKind } from '../../contract/index.ts';
+import { isProcessAlive, procStat, signalGroup } from '../../process/local-processes.ts';
 import type { Executor, RunnerExit } from './executor.ts';
 
 const STDERR_TAIL_BYTES = 4096;
@@ -76,25 +77,15 @@ export class SubprocessExecutor implements Executor {
     const child = this.#children.get(jobId);
     const pid = child?.pid ?? (ref && this.isAlive(ref) ? Number(/^pid:(\d+)/.exec(ref)![1]) : undefined);
     if (!pid) return;
-    signalGroup(-pid, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(-pid, 'SIGKILL'), this.#opts.stopGraceMs);
+    signalGroup(pid, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.stopGraceMs);
     timer.unref();
     child?.once('exit', () => clearTimeout(timer));
   }
 
   isAlive(ref: string): boolean {
     const parsed = /^pid:(\d+)(?:@(\d+))?$/.exec(ref);
-    if (!parsed) return false;
-    const pid = Number(parsed[1]);
-    const stat = procStat(pid);
-    // Linux: a zombie is dead, and a different start time means the pid was reused.
-    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (parsed[2] === undefined || parsed[2] === stat.startTime);
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return parsed ? isProcessAlive(Number(parsed[1]), parsed[2]) : false;
   }
 }
 
@@ -102,26 +93,6 @@ export class SubprocessExecutor implements Executor {
 function runnerRef(pid: number): string {
   const stat = procStat(pid);
   return stat ? `pid:${pid}@${stat.startTime}` : `pid:${pid}`;
-}
-
-function procStat(pid: number): { state: string; startTime: string } | undefined {
-  let line: string;
-  try {
-    line = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return existsSync('/proc/self/stat') ? { state: 'X', startTime: '' } : undefined;
-  }
-  // Fields after "pid (comm)": state is the 3rd field of the line, starttime the 22nd.
-  const fields = line.slice(line.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0]!, startTime: fields[19]! };
-}
-
-function signalGroup(group: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(group, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
 }
 
 async function tailOf(path: string): Promise<string> {

@@ -6,6 +6,7 @@ import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
+import { stopChild } from '../../process/local-processes.ts';
 import { controlPlaneBinaries } from './binaries.ts';
 import { ensurePki } from './pki.ts';
 
@@ -78,20 +79,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const children: ChildProcess[] = [];
   // SIGTERM, then SIGKILL after 5 s: the API server's graceful shutdown can wait on open watches.
   const stop = async () => {
-    await Promise.all(
-      [...children].reverse().map(
-        (c) =>
-          new Promise<void>((done) => {
-            if (c.exitCode !== null || c.signalCode !== null) return done();
-            const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
-            c.once('exit', () => {
-              clearTimeout(timer);
-              done();
-            });
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
+    await Promise.all([...children].reverse().map((c) => stopChild(c, 'SIGTERM', 5000)));
   };
   try {
     const etcdUrl = `http://127.0.0.1:${opts.etcdPort}`;

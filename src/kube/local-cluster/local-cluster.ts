@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isProcessAlive } from '../../process/local-processes.ts';
 import { startControlPlane } from './control-plane.ts';
 import { kubeTools } from './kube-tools.ts';
 
@@ -27,7 +28,7 @@ export async function clusterUp(opts: UpOptions): Promise<State> {
   const stateFile = join(opts.dir, 'state.json');
   if (existsSync(stateFile)) {
     const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
-    if (state.pids.some(alive)) throw new Error(`a local cluster is already running (${state.server}); run "kinfer cluster down" first`);
+    if (state.pids.some((pid) => isProcessAlive(pid))) throw new Error(`a local cluster is already running (${state.server}); run "kinfer cluster down" first`);
   }
   mkdirSync(opts.dir, { recursive: true });
   const cp = await startControlPlane({ dir: opts.dir, apiserverPort: opts.apiserverPort, etcdPort: opts.etcdPort, etcdPeerPort: opts.etcdPort + 1, detached: true });
@@ -69,21 +70,12 @@ export async function clusterDown(dir: string): Promise<boolean> {
   const state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
   // Agent first, etcd last: the reverse of start-up.
   for (const pid of [...state.pids].reverse()) {
-    if (!alive(pid)) continue;
+    if (!isProcessAlive(pid)) continue;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 15_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
   }
   rmSync(stateFile);
   return true;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

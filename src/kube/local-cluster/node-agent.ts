@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { signalGroup } from '../../process/local-processes.ts';
 
 export interface NodeAgentOptions {
   kubeconfig: string;
@@ -73,7 +74,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#informer?.stop();
-    for (const run of this.#running.values()) for (const p of run.processes.values()) signalGroup(p, 'SIGKILL');
+    for (const run of this.#running.values()) for (const p of run.processes.values()) signalContainer(p, 'SIGKILL');
   }
 
   async #registerNode(): Promise<void> {
@@ -123,7 +124,7 @@ export class NodeAgent {
   #forget(pod: k8s.V1Pod): void {
     const k = key(pod);
     const run = this.#running.get(k);
-    if (run) for (const p of run.processes.values()) signalGroup(p, 'SIGKILL');
+    if (run) for (const p of run.processes.values()) signalContainer(p, 'SIGKILL');
     this.#running.delete(k);
     this.#handled.delete(k);
   }
@@ -341,10 +342,10 @@ export class NodeAgent {
       return;
     }
     if (run.killTimer) return;
-    for (const p of run.processes.values()) signalGroup(p, 'SIGTERM');
+    for (const p of run.processes.values()) signalContainer(p, 'SIGTERM');
     const grace = (pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
     run.killTimer = setTimeout(() => {
-      for (const p of run.processes.values()) signalGroup(p, 'SIGKILL');
+      for (const p of run.processes.values()) signalContainer(p, 'SIGKILL');
     }, grace);
   }
 
@@ -377,11 +378,7 @@ function waiting(c: k8s.V1Container, reason: string, message: string): k8s.V1Con
   return { name: c.name, image: c.image!, imageID: '', ready: false, restartCount: 0, started: false, state: { waiting: { reason, message } } };
 }
 
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // already gone
-  }
+/** Signals a container's process group, unless it has already exited. */
+function signalContainer(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid && child.exitCode === null && child.signalCode === null) signalGroup(child.pid, signal);
 }
