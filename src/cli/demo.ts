@@ -2,7 +2,7 @@
 // run a test run and an inference job through the REST API, show progress, print the results.
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { TERMINAL_STATUSES, type JobStatus } from '../contract/index.ts';
+import { isTerminal, type JobStatus } from '../contract/index.ts';
 import { writeSamples } from '../samples/write-samples.ts';
 import { ApiClient } from './api-client.ts';
 import { startStack } from './stack.ts';
@@ -19,7 +19,7 @@ async function follow(api: ApiClient, path: string, label: string, print: (s: st
     const job = await api.call<Job>('GET', path);
     bar.setTotal(job.total_images ?? 1);
     bar.update(job.processed_images, { status: job.status });
-    if (TERMINAL_STATUSES.includes(job.status as JobStatus)) {
+    if (isTerminal(job.status as JobStatus)) {
       bar.stop();
       if (job.status !== 'completed') print(`${label} ${job.status}: ${String(job.error_message)}`);
       return job;

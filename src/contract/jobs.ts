@@ -29,6 +29,10 @@ export type JobStatus = z.infer<typeof JobStatus>;
 
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
 export function jobKindOf(inferenceType: InferenceType): JobKind {
   return inferenceType === 'test_run' ? 'test_run' : 'inference_job';
 }

@@ -8,6 +8,7 @@ import {
   jobKindOf,
   joinStorageUri,
   RESULTS_SCHEMA_VERSION,
+  SUPPORTED_TASK_TYPES,
   type DonePayload,
   type ImageResult,
   type JobTimings,
@@ -25,7 +26,7 @@ import { JobReporter } from './pipeline/reporter.ts';
 export class UnsupportedTaskError extends Error {
   readonly code = 'TASK_NOT_SUPPORTED';
   constructor(task: string) {
-    super(`task_type ${task} is not supported by this runner yet (supported: image_classification)`);
+    super(`task_type ${task} is not supported by this runner yet (supported: ${SUPPORTED_TASK_TYPES.join(', ')})`);
     this.name = 'UnsupportedTaskError';
   }
 }
@@ -40,7 +41,7 @@ export interface JobContext {
 
 export async function runJob({ env, store, callbacks, log, signal }: JobContext): Promise<DonePayload> {
   const started = performance.now();
-  if (env.TASK_TYPE !== 'image_classification') throw new UnsupportedTaskError(env.TASK_TYPE);
+  if (!SUPPORTED_TASK_TYPES.includes(env.TASK_TYPE)) throw new UnsupportedTaskError(env.TASK_TYPE);
   const kind = jobKindOf(env.INFERENCE_TYPE);
   const artifacts = jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 

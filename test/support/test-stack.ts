@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import pg from 'pg';
 import { startStack, type Stack } from '../../src/cli/stack.ts';
-import { TERMINAL_STATUSES } from '../../src/contract/index.ts';
+import { isTerminal } from '../../src/contract/index.ts';
 import { ObjectStore } from '../../src/runner/io/object-store.ts';
 import { freePort } from './ports.ts';
 
@@ -93,7 +93,7 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     publicKey: readFileSync(join(home, 'keys', 'token-signing.pub.pem'), 'utf8'),
     api,
     callback: (path, body, headers) => http(`${stack.callbackUrl}${path}`, 'POST', body, headers),
-    async waitFor(kind, id, until = (job) => TERMINAL_STATUSES.includes(job.status), timeoutMs = 45_000) {
+    async waitFor(kind, id, until = (job) => isTerminal(job.status), timeoutMs = 45_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const { body } = await api('GET', `/${kind}/${id}`);

@@ -9,7 +9,7 @@
 //   6. mirror the row into status, with an Event for each phase change
 // Database changes reach it through Postgres LISTEN/NOTIFY (`enqueueJob`).
 import * as k8s from '@kubernetes/client-node';
-import { TERMINAL_STATUSES, type JobKind } from '../../contract/index.ts';
+import { isTerminal, type JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import { mergePatch, statusOf, type KubeClients } from '../../kube/client.ts';
@@ -44,7 +44,6 @@ export interface KubeControllerOptions {
 type Informer<T extends k8s.KubernetesObject> = k8s.Informer<T> & k8s.ObjectCache<T>;
 
 const kindOf = (spec: InferenceJobSpec): JobKind => (spec.type === 'test_run' ? 'test_run' : 'inference_job');
-const isTerminal = (row: Job) => TERMINAL_STATUSES.includes(row.status);
 const jobFinished = (job: k8s.V1Job) => Boolean(job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True'));
 
 export class KubeController {
@@ -160,7 +159,7 @@ export class KubeController {
     const job = this.#jobs?.get(jobName, namespace);
     const pods = (this.#pods?.list(namespace) ?? []).filter((p) => p.metadata?.labels?.[LABELS.jobId] === jobId);
 
-    if (!isTerminal(row)) {
+    if (!isTerminal(row.status)) {
       if (!job) await this.#createRunner(ij, kind, row, log);
       else await this.#failIfStuck(ij, kind, jobId, job, pods, log);
       row = (await this.#o.store.get(kind, jobId))!;
@@ -169,7 +168,7 @@ export class KubeController {
       await this.#deleteJob(namespace, jobName);
       log.info('runner Job deleted: the run was cancelled');
     }
-    const hadJob = Boolean(job) || !isTerminal(row) || Boolean(ij.status?.jobName);
+    const hadJob = Boolean(job) || !isTerminal(row.status) || Boolean(ij.status?.jobName);
     const jobFailed = job?.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
     await this.#writeStatus(ij, statusFor(row, hadJob ? jobName : undefined, ij.status, jobFailed));
   }

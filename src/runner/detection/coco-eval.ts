@@ -218,10 +218,10 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
   // _prepare: keypoint ground truths without labelled keypoints are ignored, like crowds.
   const ignored = (g: G) => g.iscrowd === 1 || (iouType === 'keypoints' && g.num_keypoints === 0);
   const key = (img: number, cat: number) => `${img}:${cat}`;
-  const gtsBy = new Map<string, G[]>();
-  const dtsBy = new Map<string, Dt[]>();
-  for (const g of gts) (gtsBy.get(key(g.image_id, g.category_id)) ?? gtsBy.set(key(g.image_id, g.category_id), []).get(key(g.image_id, g.category_id))!).push(g);
-  for (const d of dts) (dtsBy.get(key(d.image_id, d.category_id)) ?? dtsBy.set(key(d.image_id, d.category_id), []).get(key(d.image_id, d.category_id))!).push(d);
+  const byImageAndCategory = <T extends { image_id: number; category_id: number }>(items: T[]) =>
+    Map.groupBy(items, (x) => key(x.image_id, x.category_id));
+  const gtsBy = byImageAndCategory(gts);
+  const dtsBy = byImageAndCategory(dts);
   const maxDetAll = p.maxDets.at(-1)!;
 
   // computeIoU: detections by score (stable), at most maxDets[-1]; ground truths in load order.
