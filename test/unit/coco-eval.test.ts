@@ -1,4 +1,4 @@
-import { cocoEvaluate, linspace, type CocoDetection, type CocoGroundTruth } from '../../src/runner/detection/coco-eval.ts';
+import { cocoEvaluate, linspace, type CocoDetection, type CocoEvalResult, type CocoGroundTruth } from '../../src/runner/detection/coco-eval.ts';
 import { encodeMask, rleArea, rleToBbox, rleToString, type Rle } from '../../src/runner/segmentation/rle.ts';
 import { rng } from '../../src/samples/images.ts';
 import { pycocotoolsEvaluate, type ReferenceCase } from '../support/pycocotools.ts';
@@ -21,6 +21,18 @@ interface Case {
   categories: number[];
   gts: CocoGroundTruth[];
   dts: CocoDetection[];
+}
+
+/** Every summary number and every per-category value within 1e-12 of pycocotools', naming the first that is not. */
+function expectSameAsPycocotools(name: string, ours: CocoEvalResult, ref: CocoEvalResult): void {
+  ours.stats.forEach((s, j) => {
+    if (Math.abs(s - ref.stats[j]!) > 1e-12) throw new Error(`${name}: stat ${j} is ${s}, pycocotools ${ref.stats[j]}`);
+  });
+  ours.perCategory.forEach((pc, k) => {
+    for (const f of ['ap', 'ap50', 'recall'] as const) {
+      if (Math.abs(pc[f] - ref.perCategory[k]![f]) > 1e-12) throw new Error(`${name}: category ${pc.category_id} ${f} is ${pc[f]}, pycocotools ${ref.perCategory[k]![f]}`);
+    }
+  });
 }
 
 const evaluate = (c: Case) => cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories });
@@ -143,16 +155,7 @@ describe('COCO evaluation', () => {
     const cases: Case[] = [...handWorked, ...[1, 2, 3, 4, 5, 6].map(randomCase)];
     const reference = pycocotoolsEvaluate(cases.map(toReference));
     cases.forEach((c, i) => {
-      const ours = evaluate(c);
-      const ref = reference[i]!;
-      ours.stats.forEach((s, j) => {
-        if (Math.abs(s - ref.stats[j]!) > 1e-12) throw new Error(`${c.name}: stat ${j} is ${s}, pycocotools ${ref.stats[j]}`);
-      });
-      ours.perCategory.forEach((pc, k) => {
-        for (const f of ['ap', 'ap50', 'recall'] as const) {
-          if (Math.abs(pc[f] - ref.perCategory[k]![f]) > 1e-12) throw new Error(`${c.name}: category ${pc.category_id} ${f} is ${pc[f]}, pycocotools ${ref.perCategory[k]![f]}`);
-        }
-      });
+      expectSameAsPycocotools(c.name, evaluate(c), reference[i]!);
     });
     // The random scenes exercise every branch: some stats must be between 0 and 1.
     expect(reference.slice(handWorked.length).some((r) => r.stats.some((s) => s > 0 && s < 1))).toBe(true);
@@ -201,12 +204,7 @@ describe('COCO evaluation', () => {
     cases.forEach((c, i) => {
       const ours = cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories, iouType: 'keypoints' });
       expect(ours.stats).toHaveLength(10);
-      ours.stats.forEach((s, j) => {
-        if (Math.abs(s - reference[i]!.stats[j]!) > 1e-12) throw new Error(`${c.name}: stat ${j} is ${s}, pycocotools ${reference[i]!.stats[j]}`);
-      });
-      for (const f of ['ap', 'ap50', 'recall'] as const) {
-        if (Math.abs(ours.perCategory[0]![f] - reference[i]!.perCategory[0]![f]) > 1e-12) throw new Error(`${c.name}: ${f} differs`);
-      }
+      expectSameAsPycocotools(c.name, ours, reference[i]!);
     });
     expect(reference.every((r) => r.stats[0]! > 0 && r.stats[0]! < 1)).toBe(true);
   });
@@ -253,15 +251,7 @@ describe('COCO evaluation', () => {
       })),
     );
     cases.forEach((c, i) => {
-      const ours = cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories, iouType: 'segm' });
-      ours.stats.forEach((s, j) => {
-        if (Math.abs(s - reference[i]!.stats[j]!) > 1e-12) throw new Error(`${c.name}: stat ${j} is ${s}, pycocotools ${reference[i]!.stats[j]}`);
-      });
-      ours.perCategory.forEach((pc, k) => {
-        for (const f of ['ap', 'ap50', 'recall'] as const) {
-          if (Math.abs(pc[f] - reference[i]!.perCategory[k]![f]) > 1e-12) throw new Error(`${c.name}: category ${pc.category_id} ${f} differs`);
-        }
-      });
+      expectSameAsPycocotools(c.name, cocoEvaluate(c.gts, c.dts, { imgIds: c.images, catIds: c.categories, iouType: 'segm' }), reference[i]!);
     });
     expect(reference.every((r) => r.stats[0]! > 0 && r.stats[0]! < 1)).toBe(true);
   });
