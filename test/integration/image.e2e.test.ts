@@ -1,0 +1,117 @@
+// The one image, exercised: built with buildah from trainer-image/Dockerfile on a locally
+// assembled Debian + Node 24 base, then the subprocess tier runs its runners from inside the
+// image's filesystem (trainer-image/run-in-image.sh, a local stand-in for a container runtime),
+// against the real callback service, Postgres and S3 server.
+import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { noiseImage } from '../../src/samples/images.ts';
+import { buildResnet18 } from '../../src/samples/resnet.ts';
+import { buildah, buildTestImage, repoRoot } from '../support/container-image.ts';
+import { referenceMetrics } from '../support/reference-metrics.ts';
+import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+
+const NAMES = COLOR_CLASSES.map((c) => c.name);
+let stack: TestStack;
+let image: string;
+
+beforeAll(async () => {
+  const built = await buildTestImage();
+  image = built.image;
+  // Printed for the record (CI log): the size users pull.
+  process.stderr.write(`kinfer image ${image}: ${(built.sizeBytes / 1e6).toFixed(0)} MB uncompressed\n`);
+  stack = await startTestStack({
+    KINFER_RUNNER_COMMAND: JSON.stringify([`${repoRoot}/trainer-image/run-in-image.sh`, image]),
+    KINFER_RUNNER_BATCH_SIZE: '8',
+  });
+}, 25 * 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('the image', () => {
+  it('runs as a non-root user with tini as init and the runner as its default command', async () => {
+    const { config } = JSON.parse(await buildah('inspect', '--type', 'image', image)).OCIv1;
+    expect(config.User).toBe('10001:10001');
+    expect(config.Entrypoint).toEqual(['/usr/bin/tini', '--', '/usr/local/bin/kinfer-entrypoint']);
+    expect(config.Cmd).toEqual(['runner']);
+    expect(config.WorkingDir).toBe('/app');
+  });
+
+  it('holds production dependencies only', async () => {
+    const ctr = await buildah('from', '--pull-never', '--quiet', image);
+    try {
+      const root = await buildah('mount', ctr);
+      const { existsSync } = await import('node:fs');
+      expect(existsSync(`${root}/app/node_modules/onnxruntime-node`)).toBe(true);
+      expect(existsSync(`${root}/app/node_modules/sharp`)).toBe(true);
+      for (const dev of ['jest', 'typescript', '@swc/core', 'dependency-cruiser', '@aws-cdk/lambda-layer-kubectl-v33']) {
+        expect([dev, existsSync(`${root}/app/node_modules/${dev}`)]).toEqual([dev, false]);
+      }
+      expect(existsSync(`${root}/app/test`)).toBe(false);
+      // ONNX Runtime's binaries for other platforms are dropped.
+      expect(existsSync(`${root}/app/node_modules/onnxruntime-node/bin/napi-v6/win32`)).toBe(false);
+    } finally {
+      await buildah('rm', ctr);
+    }
+  });
+});
+
+describe('a runner from the image', () => {
+  it('completes a test run, calling back to the callback service, with the reference metrics', async () => {
+    const checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
+    await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
+    const dataset = await buildColorDataset({ perClass: 3, mislabeled: [['red', 'green']], corrupt: ['blue'] });
+    await upload(stack.store, `${stack.s3Prefix}/datasets/colors`, dataset);
+
+    const created = await stack.api('POST', '/test-runs', {
+      name: 'from-the-image',
+      checkpoint_path: checkpoint,
+      dataset_path: `${stack.s3Prefix}/datasets/colors`,
+      task_type: 'image_classification',
+    });
+    expect(created.status).toBe(201);
+    const run = await stack.waitFor('test-runs', created.body.id, undefined, 120_000);
+    expect(run.status).toBe('completed');
+    const evaluated = dataset.filter((f) => f.drawn !== null);
+    const ref = referenceMetrics(evaluated.map((f) => NAMES.indexOf(f.label)), evaluated.map((f) => NAMES.indexOf(f.drawn!)), NAMES.length);
+    expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
+    expect(run.confusion_matrix).toEqual(ref.confusion);
+    expect(run.processed_images).toBe(dataset.length);
+    expect(run.failed_images).toBe(1);
+    // The artifacts were written by the runner inside the image, to the S3 server.
+    expect(run.results_path).toBe(`${stack.s3Prefix}/artifacts/test-runs/${run.id}/results.json`);
+    expect(JSON.parse((await stack.store.read(run.results_path)).toString()).job_id).toBe(run.id);
+  }, 180_000);
+
+  it('on SIGTERM to the container, the runner reports the job failed before it exits', async () => {
+    const checkpoint = `${stack.s3Prefix}/models/resnet18-like.onnx`;
+    await stack.store.write(checkpoint, Buffer.from(buildResnet18({ numClasses: 10 })));
+    const images = await Promise.all(Array.from({ length: 240 }, async (_, i) => ({ path: `img_${i}.jpg`, bytes: await noiseImage(224, 224, i) })));
+    await upload(stack.store, `${stack.s3Prefix}/unlabeled`, images);
+
+    const created = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'image_classification',
+      inference_type: 'dataset',
+      input_config: { dataset_path: `${stack.s3Prefix}/unlabeled` },
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    const running = await stack.waitFor('inference-jobs', id, (j) => j.processed_images > 0 || (j.status !== 'pending' && j.status !== 'running'), 120_000);
+    expect(running.status).toBe('running');
+
+    // What a kubelet does on eviction or a deadline: SIGTERM to the container's PID 1.
+    const { execFileSync } = await import('node:child_process');
+    const tini = execFileSync('pgrep', ['-f', `^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$`]).toString().trim().split('\n');
+    expect(tini).toHaveLength(1);
+    process.kill(Number(tini[0]), 'SIGTERM');
+
+    const job = await stack.waitFor('inference-jobs', id, undefined, 60_000);
+    expect(job.status).toBe('failed');
+    // This message is the runner's own done callback, not the controller's exit handling.
+    expect(job.error_message).toMatch(/SIGTERM before finishing/);
+    expect(job.processed_images).toBeGreaterThan(0);
+    expect(job.processed_images).toBeLessThan(images.length);
+  }, 300_000);
+});

@@ -1,0 +1,18 @@
+#!/bin/sh
+# The image's entrypoint: `runner` (default), `controller`, `callback`, or `kinfer <cli args>`;
+# anything else is executed as given. The application root is the directory above this script's
+# `trainer-image/` when run from a checkout, else /app (inside the image).
+set -e
+case "$0" in
+  */trainer-image/entrypoint.sh) app=$(cd "$(dirname "$0")/.." && pwd) ;;
+  *) app=/app ;;
+esac
+cmd=${1:-runner}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  runner) exec node "$app/src/runner/main.ts" "$@" ;;
+  controller) exec node "$app/src/controller/main.ts" "$@" ;;
+  callback) exec node "$app/src/callback/main.ts" "$@" ;;
+  kinfer) exec node "$app/src/cli/main.ts" "$@" ;;
+  *) exec "$cmd" "$@" ;;
+esac
