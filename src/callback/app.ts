@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DonePayload, ImageResultsBatch, ProgressPayload, type CallbackReply, type JobKind } from '../contract/index.ts';
 import type { JobStore, UpdateOutcome } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
+import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, HttpError, parseOr, requestContext } from '../http/plumbing.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 
@@ -28,6 +29,7 @@ export function createCallbackApp({ store, verifier, log, ready }: CallbackAppDe
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(log));
+  metricsRoutes(app, 'callback');
   app.use(express.json({ limit: '8mb' }));
   healthRoutes(app, ready);
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { joinStorageUri, type JobKind } from '../contract/index.ts';
 import type { Job, JobStore } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
+import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../http/plumbing.ts';
 import type { StorageReader } from '../storage/object-store.ts';
 import type { Tier } from './tier.ts';
@@ -33,6 +34,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(log));
+  metricsRoutes(app, 'controller');
   app.use(express.json({ limit: '2mb' }));
   healthRoutes(app, deps.ready);
 

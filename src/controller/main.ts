@@ -13,6 +13,7 @@ import { StorageReader } from '../storage/object-store.ts';
 import { createControllerApp } from './app.ts';
 import { startSubprocessTier } from './executors/subprocess-tier.ts';
 import { startKubernetesTier } from './kubernetes/kubernetes-tier.ts';
+import { parseRunnerPodDefaults } from './kubernetes/runner-pod-defaults.ts';
 import { runnerEnvFor, type RunnerSettings } from './runner-env.ts';
 import { TokenIssuer } from './token-issuer.ts';
 
@@ -38,8 +39,10 @@ const Config = z.object({
   KUBECONFIG: z.string().optional(),
   KINFER_NAMESPACE: z.string().default('default'),
   KINFER_RUNNER_IMAGE: z.string().default('kinfer/runner:0.1.0'),
-  /** JSON array: the runner's command inside the image (working directory /app). */
-  KINFER_RUNNER_POD_COMMAND: z.string().default('["node","src/runner/main.ts"]').transform(jsonArgv),
+  /** JSON array: arguments to the image's entrypoint that start the runner. */
+  KINFER_RUNNER_POD_ARGS: z.string().default('["runner"]').transform(jsonArgv),
+  /** JSON: resources, nodeSelector, tolerations, gpu placement... (runner-pod-defaults.ts). */
+  KINFER_RUNNER_POD_DEFAULTS: z.string().optional().transform((raw) => parseRunnerPodDefaults(raw)),
   KINFER_POD_START_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
   KINFER_JOB_TTL_SECONDS: z.coerce.number().int().min(0).default(86_400),
   KINFER_LEADER_ELECTION: z.enum(['true', 'false']).default('true'),
@@ -75,7 +78,12 @@ try {
           databaseUrl: config.DATABASE_URL,
           tokens,
           runner,
-          pod: { image: config.KINFER_RUNNER_IMAGE, command: config.KINFER_RUNNER_POD_COMMAND, defaultTtlSecondsAfterFinished: config.KINFER_JOB_TTL_SECONDS },
+          pod: {
+            image: config.KINFER_RUNNER_IMAGE,
+            args: config.KINFER_RUNNER_POD_ARGS,
+            defaultTtlSecondsAfterFinished: config.KINFER_JOB_TTL_SECONDS,
+            defaults: config.KINFER_RUNNER_POD_DEFAULTS,
+          },
           kubeconfig: config.KUBECONFIG,
           namespace: config.KINFER_NAMESPACE,
           identity: config.KINFER_IDENTITY,

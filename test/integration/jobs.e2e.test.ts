@@ -312,3 +312,15 @@ describe('runner lifecycle', () => {
     });
   });
 });
+
+describe('metrics', () => {
+  it('both services expose Prometheus metrics, with request durations by route pattern', async () => {
+    await stack.api('GET', '/test-runs');
+    const controller = await (await fetch(`${stack.apiUrl.replace(/\/api\/v1$/, '')}/metrics`)).text();
+    expect(controller).toMatch(/kinfer_http_request_duration_seconds_count\{service="controller",method="GET",route="\/api\/v1\/test-runs",status="200"\} [1-9]/);
+    expect(controller).toMatch(/route="\/api\/v1\/test-runs\/:id"/);
+    expect(controller).toMatch(/^kinfer_process_resident_memory_bytes\{service="controller"\} \d+/m);
+    const callback = await (await fetch(`${stack.callbackUrl}/metrics`)).text();
+    expect(callback).toMatch(/kinfer_nodejs_eventloop_lag_seconds\{service="callback"\}/);
+  });
+});

@@ -101,6 +101,12 @@ describe('kubectl door', () => {
     expect(pod.nodeSelector).toEqual({ 'kinfer.io/accelerator': 'fake-nvidia-gpu' });
     const container = pod.containers[0]!;
     expect(container.image).toBe('kinfer/runner:test');
+    // The image's entrypoint (tini) stays: only its arguments are set.
+    expect(container.command).toBeUndefined();
+    expect(container.args).toEqual(['runner']);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(container.resources!.limits).toMatchObject({ 'nvidia.com/gpu': '1' });
     const env = Object.fromEntries(container.env!.map((e) => [e.name, e]));
     for (const secret of ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {

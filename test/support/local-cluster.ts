@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../src/kube/local-cluster/control-plane.ts';
 import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
-import { CRD_DIR, REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
+import { CRD_DIR, IMAGE_ENTRYPOINT, REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
 import { NodeAgent } from '../../src/kube/local-cluster/node-agent.ts';
 import { freePort } from './ports.ts';
 
@@ -33,6 +33,7 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
     capacity: { cpu: '2', memory: '8Gi', pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
     pullableImages: /^kinfer\//,
     workingDirs: { '/app': REPO_ROOT },
+    imageEntrypoint: IMAGE_ENTRYPOINT,
     logDir: join(dir, 'pods'),
     baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' },
   });

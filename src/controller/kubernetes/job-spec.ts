@@ -3,15 +3,18 @@
 // Names are derived from the job id, so a restarted controller finds what it created.
 import type * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, LABELS, MANAGED_BY, type InferenceJob } from '../../kube/inference-job.ts';
+import { placementFor, type RunnerPodDefaults } from './runner-pod-defaults.ts';
 
 /** Runner variables that go into the Secret, referenced with secretKeyRef. */
 export const SECRET_ENV = ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
 
 export interface RunnerPodSettings {
   image: string;
-  /** Command inside the image; its working directory is /app. */
-  command: string[];
+  /** Arguments to the image's entrypoint (tini + kinfer-entrypoint), e.g. ["runner"]. The
+   * entrypoint is kept so that tini stays PID 1 and forwards SIGTERM to the runner. */
+  args: string[];
   defaultTtlSecondsAfterFinished: number;
+  defaults: RunnerPodDefaults;
 }
 
 export const jobNameFor = (jobId: string) => `kinfer-${jobId}`;
@@ -21,8 +24,9 @@ function ownedBy(ij: InferenceJob): k8s.V1OwnerReference[] {
   return [{ apiVersion: API_VERSION, kind: KIND, name: ij.metadata.name, uid: ij.metadata.uid, controller: true, blockOwnerDeletion: true }];
 }
 
-function labelsFor(ij: InferenceJob, jobId: string): Record<string, string> {
+function labelsFor(ij: InferenceJob, jobId: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    ...extra,
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.name]: 'kinfer-runner',
     [LABELS.jobId]: jobId,
@@ -45,8 +49,9 @@ export function buildSecret(ij: InferenceJob, jobId: string, env: Record<string,
 
 export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, string>, settings: RunnerPodSettings): k8s.V1Job {
   const { spec } = ij;
-  const labels = labelsFor(ij, jobId);
-  const gpu = Number(spec.resources?.limits?.['nvidia.com/gpu'] ?? 0) > 0;
+  const { defaults } = settings;
+  const labels = labelsFor(ij, jobId, defaults.podLabels);
+  const { gpu, resources, nodeSelector, tolerations } = placementFor(spec, defaults);
   const plain = Object.entries({ ...env, ...(gpu ? { EXECUTION_PROVIDERS: 'cuda,cpu' } : {}) })
     .filter(([name]) => !(SECRET_ENV as readonly string[]).includes(name))
     .map(([name, value]) => ({ name, value }));
@@ -71,18 +76,25 @@ export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, st
         metadata: { labels },
         spec: {
           restartPolicy: 'Never',
-          ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
-          ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+          // The runner needs no Kubernetes API access: it talks to the callback service only.
+          automountServiceAccountToken: false,
+          ...(defaults.serviceAccountName ? { serviceAccountName: defaults.serviceAccountName } : {}),
+          ...(defaults.imagePullSecrets ? { imagePullSecrets: defaults.imagePullSecrets } : {}),
+          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          ...(nodeSelector ? { nodeSelector } : {}),
+          ...(tolerations ? { tolerations } : {}),
           ...(spec.affinity ? { affinity: spec.affinity } : {}),
           ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
           containers: [
             {
               name: 'runner',
               image: spec.image ?? settings.image,
-              command: settings.command,
+              args: settings.args,
+              ...(defaults.imagePullPolicy ? { imagePullPolicy: defaults.imagePullPolicy } : {}),
               workingDir: '/app',
               env: [...plain, ...fromSecret],
-              ...(spec.resources ? { resources: spec.resources } : {}),
+              ...(resources ? { resources } : {}),
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
             },
           ],
         },

@@ -10,6 +10,8 @@ import { kubeTools } from './kube-tools.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CRD_DIR = join(REPO_ROOT, 'deploy', 'crds');
+/** The image's entrypoint script, run from the checkout: the node agent's stand-in for the image. */
+export const IMAGE_ENTRYPOINT = [join(REPO_ROOT, 'trainer-image', 'entrypoint.sh')];
 
 interface State {
   server: string;
@@ -43,6 +45,7 @@ export async function clusterUp(opts: UpOptions): Promise<State> {
         KUBECONFIG: cp.kubeconfig,
         KINFER_NODE_FAKE_GPUS: String(opts.fakeGpus),
         KINFER_NODE_WORKDIRS: JSON.stringify({ '/app': REPO_ROOT }),
+        KINFER_NODE_IMAGE_ENTRYPOINT: JSON.stringify(IMAGE_ENTRYPOINT),
         KINFER_NODE_LOG_DIR: join(opts.dir, 'pods'),
       },
     });

@@ -1,7 +1,7 @@
 // The node agent as its own process (started by `kinfer cluster up`). Configuration by env:
 // KUBECONFIG, KINFER_NODE_NAME, KINFER_NODE_FAKE_GPUS (advertised nvidia.com/gpu: a FAKE, no GPU
 // is used), KINFER_NODE_PULLABLE_IMAGES (regex), KINFER_NODE_WORKDIRS (JSON {"/app": "/repo"}),
-// KINFER_NODE_LOG_DIR.
+// KINFER_NODE_IMAGE_ENTRYPOINT (JSON argv standing in for images' ENTRYPOINT), KINFER_NODE_LOG_DIR.
 import { availableParallelism, totalmem } from 'node:os';
 import { NodeAgent } from './node-agent.ts';
 
@@ -15,6 +15,7 @@ const agent = new NodeAgent({
   capacity: { cpu: String(availableParallelism()), memory: `${Math.floor(totalmem() / 2 ** 20)}Mi`, pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
   pullableImages: new RegExp(env.KINFER_NODE_PULLABLE_IMAGES ?? '^(kinfer|ghcr\\.io/kinfer)/'),
   workingDirs: JSON.parse(env.KINFER_NODE_WORKDIRS ?? '{}'),
+  imageEntrypoint: JSON.parse(env.KINFER_NODE_IMAGE_ENTRYPOINT ?? '[]'),
   logDir: env.KINFER_NODE_LOG_DIR ?? 'pods',
   baseEnv: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/tmp' },
   log: (msg) => process.stderr.write(`${msg}\n`),

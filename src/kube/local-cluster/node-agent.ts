@@ -21,6 +21,8 @@ export interface NodeAgentOptions {
   pullableImages: RegExp;
   /** Maps a container's workingDir (inside the image) to a local directory. */
   workingDirs: Record<string, string>;
+  /** The local stand-in for every image's ENTRYPOINT, used for containers without `command`. */
+  imageEntrypoint: string[];
   /** Container stdout/stderr go to `{logDir}/{namespace}_{pod}_{container}.log`. */
   logDir: string;
   /** Extra environment for every container (e.g. PATH with the right Node). */
@@ -255,7 +257,7 @@ export class NodeAgent {
     this.#running.set(k, run);
     const startedAt = now();
     containers.forEach((c, i) => {
-      const [file, ...args] = [...(c.command ?? []), ...(c.args ?? [])];
+      const [file, ...args] = [...(c.command ?? this.#o.imageEntrypoint), ...(c.args ?? [])];
       const logFile = join(this.#o.logDir, `${pod.metadata!.namespace}_${pod.metadata!.name}_${c.name}.log`);
       const out = openSync(logFile, 'a');
       const child = spawn(file!, args, {
