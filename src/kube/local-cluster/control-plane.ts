@@ -1,5 +1,5 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager
-// (Job and garbage-collector controllers), flags as controller-runtime's envtest. No scheduler
+// (Job, garbage-collector, Deployment and ReplicaSet controllers), flags as controller-runtime's envtest. No scheduler
 // and no kubelet: the node agent (node-agent.ts) binds and runs Pods. Writes a kubeconfig.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
@@ -132,7 +132,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const kcmLog = join(logs, 'kube-controller-manager.log');
     const kcm = startProcess(bins.kubeControllerManager, [
       `--kubeconfig=${kubeconfig}`,
-      '--controllers=job-controller,garbage-collector-controller',
+      '--controllers=job-controller,garbage-collector-controller,deployment-controller,replicaset-controller',
       '--leader-elect=false',
       '--secure-port=0',
     ], kcmLog, detached);

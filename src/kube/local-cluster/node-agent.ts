@@ -3,10 +3,11 @@
 // Pending Pods that fit it (nodeSelector, taints, extended resources such as a fake
 // nvidia.com/gpu), runs each container's command as a local process with the Pod's environment
 // (Secret and ConfigMap references resolved from the API), and writes Pod status as a kubelet
-// would: Running, then Succeeded or Failed with the exit code. Images are not pulled: an image
+// would: Running, then Succeeded or Failed with the exit code. A Pod's service account token comes
+// as a KUBECONFIG (see #serviceAccountCredentials). Images are not pulled: an image
 // that does not match `pullableImages` stays in ErrImagePull, as an unpullable image does.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { signalGroup } from '../../process/local-processes.ts';
@@ -232,6 +233,36 @@ export class NodeAgent {
     return env;
   }
 
+  /**
+   * A kubelet mounts the Pod's service account token; with no container filesystem, this agent
+   * hands the process a kubeconfig holding a TokenRequest token for the same account instead, so
+   * the process has exactly that account's RBAC. Only for Pods that name an account and do not
+   * opt out of the token.
+   */
+  async #serviceAccountCredentials(pod: k8s.V1Pod): Promise<Record<string, string>> {
+    const account = pod.spec!.serviceAccountName;
+    if (!account || pod.spec!.automountServiceAccountToken === false) return {};
+    const namespace = pod.metadata!.namespace!;
+    const request = await this.#core.createNamespacedServiceAccountToken({
+      name: account,
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+    });
+    const cluster = this.#kc.getCurrentCluster()!;
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'local', server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: false }],
+      users: [{ name: `${namespace}/${account}`, token: request.status!.token }],
+      contexts: [{ name: 'pod', cluster: 'local', user: `${namespace}/${account}`, namespace }],
+      currentContext: 'pod',
+    });
+    const dir = join(this.#o.logDir, '..', 'service-account-tokens');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${namespace}_${pod.metadata!.name}.kubeconfig`);
+    writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+    return { KUBECONFIG: file };
+  }
+
   async #run(pod: k8s.V1Pod): Promise<void> {
     const k = key(pod);
     const containers = pod.spec!.containers;
@@ -245,7 +276,8 @@ export class NodeAgent {
     }
     const envs: Array<Record<string, string>> = [];
     try {
-      for (const c of containers) envs.push(await this.#resolveEnv(pod, c));
+      const credentials = await this.#serviceAccountCredentials(pod);
+      for (const c of containers) envs.push({ ...credentials, ...(await this.#resolveEnv(pod, c)) });
     } catch (err) {
       // Like the kubelet: the Pod stays Pending until the reference can be resolved.
       await this.#updateStatus(pod, (status) => {
