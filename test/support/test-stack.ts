@@ -30,7 +30,7 @@ export interface TestStack extends Stack {
   waitFor(kind: 'test-runs' | 'inference-jobs', id: string, until?: (job: any) => boolean, timeoutMs?: number): Promise<any>;
 }
 
-async function createDatabase(adminUrl: string, name: string): Promise<string> {
+export async function createDatabase(adminUrl: string, name: string): Promise<string> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);

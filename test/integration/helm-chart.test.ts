@@ -1,0 +1,220 @@
+// The Helm chart, verified for real: helm lint --strict and helm template over several value
+// sets, a server-side dry run of every rendered object against the real local control plane,
+// then `helm install` into it. The chart's Deployments run through the real Deployment and
+// ReplicaSet controllers; the node agent (a FAKE kubelet: host processes, no images) runs their
+// Pods with the env the chart wrote and a token of the chart's ServiceAccount, so the controller
+// works under exactly the chart's RBAC. An InferenceJob then runs to completion through it.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
+import { REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
+import { ObjectStore } from '../../src/runner/io/object-store.ts';
+import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
+import { freePort } from '../support/ports.ts';
+import { referenceMetrics } from '../support/reference-metrics.ts';
+import { createDatabase, upload } from '../support/test-stack.ts';
+
+const CHART = join(REPO_ROOT, 'charts', 'kinfer');
+const VALUE_SETS = [
+  ...readdirSync(join(CHART, 'ci')).map((f) => join(CHART, 'ci', f)),
+  join(REPO_ROOT, 'deploy', 'kind-values.yaml'),
+];
+const NAMES = COLOR_CLASSES.map((c) => c.name);
+
+let cluster: TestCluster;
+
+function helm(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(kubeTools().helm, [...args, '--kubeconfig', cluster.cp.kubeconfig], { maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (stdin !== undefined) child.stdin!.end(stdin);
+  });
+}
+
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  // A stand-in (FAKE schema, any fields) for the Prometheus Operator's ServiceMonitor CRD, so
+  // that the dry run can judge the rest of a ServiceMonitor object: its kind must be served.
+  const crd = await cluster.kubectl(['apply', '--server-side', '-f', '-'], JSON.stringify({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+    spec: {
+      group: 'monitoring.coreos.com',
+      scope: 'Namespaced',
+      names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor', listKind: 'ServiceMonitorList' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  }));
+  expect(crd.stderr).toBe('');
+  await cluster.kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', '--timeout=30s']);
+  expect((await cluster.kubectl(['create', 'namespace', 'kinfer-system'])).code).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+describe('helm lint and template', () => {
+  it.each(VALUE_SETS.map((f) => [f.slice(REPO_ROOT.length)]))('lints strictly with %s', async (file) => {
+    const { code, stdout, stderr } = await helm(['lint', '--strict', CHART, '-f', join(REPO_ROOT, file)]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toContain('0 chart(s) failed');
+  });
+
+  it('refuses bad values through values.schema.json, naming the value', async () => {
+    const wrongType = await helm(['template', 'k', CHART, '--set', 'database.url=postgres://x/y', '--set', 'controller.replicaCount=two']);
+    expect(wrongType.code).not.toBe(0);
+    expect(wrongType.stderr).toMatch(/\/controller\/replicaCount': got string, want integer/);
+    const unknown = await helm(['template', 'k', CHART, '--set', 'database.url=postgres://x/y', '--set', 'runner.gpus=1']);
+    expect(unknown.stderr).toMatch(/additional properties 'gpus' not allowed/);
+    const badUri = await helm(['template', 'k', CHART, '--set', 'database.url=postgres://x/y', '--set', 'objectStorage.artifactsUri=/data']);
+    expect(badUri.stderr).toMatch(/\/objectStorage\/artifactsUri/);
+  });
+
+  it('refuses to render without a database', async () => {
+    const { code, stderr } = await helm(['template', 'k', CHART]);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/database\.url or database\.existingSecret is required/);
+  });
+
+  it.each(VALUE_SETS.map((f) => [f.slice(REPO_ROOT.length)]))('every object rendered with %s passes a server-side dry run', async (file) => {
+    const rendered = await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '--include-crds', '-f', join(REPO_ROOT, file)]);
+    expect(rendered.stderr).toBe('');
+    const kinds = [...rendered.stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
+    expect(kinds).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'Service']));
+    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=helm-dry-run', '-n', 'kinfer-system', '-f', '-'], rendered.stdout);
+    expect(dry.stderr).toBe('');
+    expect(dry.code).toBe(0);
+    // One line per object: nothing was skipped.
+    expect(dry.stdout.trim().split('\n')).toHaveLength(kinds.length);
+  });
+
+  it('renders what each value set asks for', async () => {
+    const render = async (file: string) => (await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '-f', join(CHART, 'ci', file)])).stdout;
+    const all = await render('all-features-values.yaml');
+    expect(all).toContain('kind: ServiceMonitor');
+    expect(all.match(/kind: PodDisruptionBudget/g)).toHaveLength(2);
+    expect(all).toContain('nodePort: 30080');
+    // The runner defaults reach the controller as one JSON value (escaped inside YAML quotes).
+    expect(all).toContain('\\"gpu\\":{\\"nodeSelector\\":{\\"kinfer.io/accelerator\\":\\"nvidia-gpu\\"}');
+    const minimal = await render('minimal-values.yaml');
+    for (const kind of ['ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy', 'ClusterRole', 'ServiceAccount', 'Pod']) expect(minimal).not.toContain(`kind: ${kind}\n`);
+    expect(minimal).toContain('serviceAccountName: kinfer-platform');
+    const existing = await render('existing-secrets-values.yaml');
+    // No Secret is generated when all three are given.
+    expect(existing).not.toContain('kind: Secret');
+    expect(existing).toContain('name: kinfer-token-keys, key: private.pem');
+  });
+});
+
+describe('installed with helm into the local control plane', () => {
+  const ns = 'kinfer-e2e';
+  let apiUrl: string;
+  let store: ObjectStore;
+  let prefix: string;
+  let valuesArgs: string[];
+
+  beforeAll(async () => {
+    const suite = `h${randomUUID().slice(0, 8)}`;
+    const databaseUrl = await createDatabase(process.env.DATABASE_URL!, `kinfer_${suite}`);
+    const [apiPort, callbackPort] = [await freePort(), await freePort()];
+    apiUrl = `http://127.0.0.1:${apiPort}`;
+    prefix = `s3://${process.env.KINFER_TEST_BUCKET}/${suite}`;
+    store = new ObjectStore({ endpoint: process.env.S3_ENDPOINT, region: process.env.AWS_REGION!, accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY });
+    // Only what differs on this machine: where Postgres and S3 are, host ports instead of a Pod
+    // network, and an image name the node agent accepts.
+    valuesArgs = [
+      '--set', 'image.repository=kinfer/kinfer',
+      '--set', 'image.tag=test',
+      '--set-string', `database.url=${databaseUrl}`,
+      '--set', `objectStorage.endpoint=${process.env.S3_ENDPOINT}`,
+      '--set', `objectStorage.accessKeyId=${process.env.AWS_ACCESS_KEY_ID}`,
+      '--set', `objectStorage.secretAccessKey=${process.env.AWS_SECRET_ACCESS_KEY}`,
+      '--set', `objectStorage.artifactsUri=${prefix}/artifacts`,
+      '--set', `controller.containerPort=${apiPort}`,
+      '--set', `callback.containerPort=${callbackPort}`,
+      '--set', `callback.url=http://127.0.0.1:${callbackPort}`,
+      '--set', 'controller.replicaCount=1',
+      '--set', 'callback.replicaCount=1',
+      '--set', 'controller.leaderElection.leaseDurationSeconds=4',
+      '--set', 'runner.resources.requests.cpu=100m',
+      '--set', 'runner.podLabels.team=vision',
+      '--set', 'runner.batchSize=4',
+    ];
+    const installed = await helm(['install', 'kinfer', CHART, '-n', ns, '--create-namespace', ...valuesArgs]);
+    expect(installed.stderr).toBe('');
+    expect(installed.code).toBe(0);
+    expect(installed.stdout).toContain('STATUS: deployed');
+    await eventually('the controller Pod to serve /readyz', async () => ((await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 90_000);
+    await eventually('the callback Pod to serve /readyz', async () => ((await fetch(`http://127.0.0.1:${callbackPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+  }, 180_000);
+
+  it('ran both Deployments through the ReplicaSet controller', async () => {
+    const pods = JSON.parse((await cluster.kubectl(['get', 'pods', '-n', ns, '-o', 'json'])).stdout).items;
+    const components = pods.map((p: any) => [p.metadata.labels['app.kubernetes.io/component'], p.status.phase, p.metadata.ownerReferences[0].kind]).sort();
+    expect(components).toEqual([
+      ['callback', 'Running', 'ReplicaSet'],
+      ['controller', 'Running', 'ReplicaSet'],
+    ]);
+  });
+
+  it('runs an InferenceJob to completion under the chart RBAC, signed with the chart-generated key', async () => {
+    const checkpoint = `${prefix}/models/colors.onnx`;
+    await store.write(checkpoint, Buffer.from(buildColorClassifier().model));
+    const dataset = await buildColorDataset({ perClass: 3, mislabeled: [['red', 'green']] });
+    await upload(store, `${prefix}/datasets/colors`, dataset);
+    const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
+      apiVersion: 'kinfer.io/v1alpha1',
+      kind: 'InferenceJob',
+      metadata: { name: 'colors-eval' },
+      spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: checkpoint, dataset: { path: `${prefix}/datasets/colors` } },
+    }));
+    expect(applied.code).toBe(0);
+    const ij = await eventually('the InferenceJob to finish', async () => {
+      const obj = JSON.parse((await cluster.kubectl(['get', 'ij', 'colors-eval', '-n', ns, '-o', 'json'])).stdout);
+      return ['Completed', 'Failed'].includes(obj.status?.phase) ? obj : undefined;
+    }, 90_000);
+    expect(ij.status.phase).toBe('Completed');
+    const ref = referenceMetrics(dataset.map((f) => NAMES.indexOf(f.label)), dataset.map((f) => NAMES.indexOf(f.drawn!)), NAMES.length);
+    const run: any = await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}`)).json();
+    expect(run.status).toBe('completed');
+    expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
+
+    // The runner's Job carries the chart's runner defaults.
+    const job = JSON.parse((await cluster.kubectl(['get', 'job', `kinfer-${ij.metadata.uid}`, '-n', ns, '-o', 'json'])).stdout);
+    const pod = job.spec.template;
+    expect(pod.metadata.labels).toMatchObject({ team: 'vision', 'app.kubernetes.io/name': 'kinfer-runner' });
+    expect(pod.spec.containers[0]).toMatchObject({ image: 'kinfer/kinfer:test', args: ['runner'], resources: { requests: { cpu: '100m', memory: '1Gi' }, limits: { memory: '4Gi' } } });
+    // Leader election went through the chart's Role.
+    const lease = await cluster.kubectl(['get', 'lease', '-n', ns, '-o', 'jsonpath={.items[*].spec.holderIdentity}']);
+    expect(lease.stdout).toMatch(/^kinfer-controller-/);
+  }, 120_000);
+
+  it('the controller account has only what the chart grants', async () => {
+    const can = async (verb: string, resource: string, namespace = ns) =>
+      (await cluster.kubectl(['auth', 'can-i', verb, resource, '-n', namespace, `--as=system:serviceaccount:${ns}:kinfer-controller`])).stdout.trim();
+    expect(await can('create', 'jobs.batch', 'default')).toBe('yes');
+    expect(await can('patch', 'inferencejobs.kinfer.io/status')).toBe('yes');
+    expect(await can('get', 'secrets')).toBe('no');
+    expect(await can('delete', 'pods')).toBe('no');
+    expect(await can('create', 'deployments.apps')).toBe('no');
+    expect(await can('patch', 'leases.coordination.k8s.io', 'default')).toBe('no');
+    const callback = await cluster.kubectl(['auth', 'can-i', '--list', '-n', ns, `--as=system:serviceaccount:${ns}:kinfer-callback`]);
+    expect(callback.stdout).not.toMatch(/inferencejobs|secrets|jobs/);
+  });
+
+  it('helm upgrade keeps the token signing key', async () => {
+    const key = async () => (await cluster.kubectl(['get', 'secret', 'kinfer-token-signing', '-n', ns, '-o', 'jsonpath={.data.private\\.pem}'])).stdout;
+    const before = await key();
+    expect(Buffer.from(before, 'base64').toString()).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
+    const upgraded = await helm(['upgrade', 'kinfer', CHART, '-n', ns, ...valuesArgs]);
+    expect(upgraded.code).toBe(0);
+    expect(await key()).toBe(before);
+  }, 60_000);
+});
