@@ -1,6 +1,11 @@
-// The kinfer command line: `serve` (the stack on embedded defaults), `demo`, and `run` (local).
+// The kinfer command line: `serve` (the stack on embedded defaults), `demo`, `run` (local),
+// `samples` (example data to any storage) and `cluster` (a local control plane).
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import pLimit from 'p-limit';
+import { buildSamples } from '../samples/write-samples.ts';
+import { StorageClient } from '../storage/object-store.ts';
 import { clusterDown, clusterUp } from '../kube/local-cluster/local-cluster.ts';
 import { runDemo } from './demo.ts';
 import { localRun } from './local-run.ts';
@@ -61,6 +66,20 @@ program
   .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
   .action(async (opts: { checkpoint: string; image?: string; inputDir?: string; output: string; topK: number; batchSize: number }) => {
     await localRun(opts, print);
+  });
+
+program
+  .command('samples')
+  .description('write the sample model and labeled dataset (the example jobs use them) to a folder or s3:// prefix')
+  .argument('<uri>', 'destination: a local folder, file:// or s3://bucket/prefix (S3_ENDPOINT, AWS_* from the environment)')
+  .option('--per-class <n>', 'labeled images per class', int('--per-class'), 40)
+  .action(async (uri: string, opts: { perClass: number }) => {
+    const root = /^[a-z0-9]+:\/\//.test(uri) ? uri.replace(/\/+$/, '') : pathToFileURL(resolve(uri)).href;
+    const storage = new StorageClient({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION ?? 'us-east-1', accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY });
+    const files = await buildSamples({ perClass: opts.perClass });
+    const limit = pLimit(16);
+    await Promise.all(files.map((f) => limit(() => storage.write(`${root}/${f.path}`, f.bytes))));
+    print(`wrote ${files.length} files: model ${root}/color-classifier.onnx, dataset ${root}/colors (split "test"), unlabeled images ${root}/colors/unlabeled`);
   });
 
 const cluster = program.command('cluster').description('a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) with a node agent');

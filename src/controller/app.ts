@@ -7,13 +7,13 @@ import type { Job, JobStore } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../http/plumbing.ts';
-import type { StorageReader } from '../storage/object-store.ts';
+import type { StorageClient } from '../storage/object-store.ts';
 import type { Tier } from './tier.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
 
 export interface ControllerAppDeps {
   store: JobStore;
-  storage: StorageReader;
+  storage: StorageClient;
   log: Logger;
   ready: () => Promise<void>;
   tier: Tier;

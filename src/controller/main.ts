@@ -9,7 +9,7 @@ import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
 import { listen, stopOnSignals } from '../http/plumbing.ts';
-import { StorageReader } from '../storage/object-store.ts';
+import { StorageClient } from '../storage/object-store.ts';
 import { createControllerApp } from './app.ts';
 import { startSubprocessTier } from './executors/subprocess-tier.ts';
 import { startKubernetesTier } from './kubernetes/kubernetes-tier.ts';
@@ -101,7 +101,7 @@ try {
         });
   const app = createControllerApp({
     store,
-    storage: new StorageReader(s3),
+    storage: new StorageClient(s3),
     log,
     ready: async () => {
       await ds.query('SELECT 1');

@@ -1,8 +1,8 @@
-// Writes the sample model and dataset used by the demo and the quick start.
-import { mkdir, writeFile } from 'node:fs/promises';
+// The sample model and dataset used by the demo, the quick start and every tier's example job:
+// `color-classifier.onnx` and `colors/{test/<class>/*, unlabeled/*}` under one root.
 import { join } from 'node:path';
 import { buildColorClassifier } from './color-classifier.ts';
-import { buildColorDataset, writeFiles } from './color-dataset.ts';
+import { buildColorDataset, writeFiles, type ColorDatasetOptions } from './color-dataset.ts';
 
 export interface SamplePaths {
   checkpoint: string;
@@ -11,14 +11,30 @@ export interface SamplePaths {
   images: string[];
 }
 
-export async function writeSamples(dir: string, opts: { perClass?: number } = {}): Promise<SamplePaths> {
-  await mkdir(dir, { recursive: true });
-  const checkpoint = join(dir, 'color-classifier.onnx');
-  await writeFile(checkpoint, buildColorClassifier().model);
-  const datasetRoot = join(dir, 'colors');
-  const files = await buildColorDataset({ perClass: opts.perClass ?? 40, mislabeled: [['red', 'green'], ['blue', 'cyan']], corrupt: ['yellow'] });
-  await writeFiles(datasetRoot, files);
+export interface SampleFile {
+  /** Relative to the samples root. */
+  path: string;
+  bytes: Uint8Array;
+}
+
+/** The labeled part: two deliberately mislabeled images and one corrupt file. */
+export const sampleDatasetOptions = (perClass = 40): ColorDatasetOptions => ({ perClass, mislabeled: [['red', 'green'], ['blue', 'cyan']], corrupt: ['yellow'] });
+
+export async function buildSamples(opts: { perClass?: number } = {}): Promise<SampleFile[]> {
+  const dataset = await buildColorDataset(sampleDatasetOptions(opts.perClass));
   const unlabeled = (await buildColorDataset({ perClass: 1, split: 'unlabeled', seed: 99 })).map((f) => ({ ...f, path: f.path.replace(/^unlabeled\/[^/]+\//, 'unlabeled/') }));
-  await writeFiles(datasetRoot, unlabeled);
-  return { checkpoint, datasetRoot, images: unlabeled.map((f) => join(datasetRoot, f.path)) };
+  return [
+    { path: 'color-classifier.onnx', bytes: buildColorClassifier().model },
+    ...[...dataset, ...unlabeled].map((f) => ({ path: `colors/${f.path}`, bytes: f.bytes })),
+  ];
+}
+
+export async function writeSamples(dir: string, opts: { perClass?: number } = {}): Promise<SamplePaths> {
+  const files = await buildSamples(opts);
+  await writeFiles(dir, files);
+  return {
+    checkpoint: join(dir, 'color-classifier.onnx'),
+    datasetRoot: join(dir, 'colors'),
+    images: files.filter((f) => f.path.startsWith('colors/unlabeled/')).map((f) => join(dir, f.path)),
+  };
 }

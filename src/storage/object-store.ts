@@ -1,7 +1,9 @@
-// The services' view of object storage: does a model or dataset exist, and read an artifact.
+// The services' and CLI's view of object storage: does a model or dataset exist, read an
+// artifact, write sample data.
 // (The runner has its own client: it shares only src/contract with the services.)
-import { readFile, stat } from 'node:fs/promises';
-import { HeadObjectCommand, ListObjectsV2Command, S3Client, GetObjectCommand } from '@aws-sdk/client-s3';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseStorageUri } from '../contract/index.ts';
 
 export interface StorageSettings {
@@ -11,7 +13,7 @@ export interface StorageSettings {
   secretAccessKey?: string | undefined;
 }
 
-export class StorageReader {
+export class StorageClient {
   readonly #settings: StorageSettings;
   #s3: S3Client | undefined;
 
@@ -57,5 +59,15 @@ export class StorageReader {
     if (loc.scheme === 'file') return readFile(loc.path);
     const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
     return Buffer.from(await res.Body!.transformToByteArray());
+  }
+
+  async write(uri: string, body: Uint8Array): Promise<void> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      await mkdir(dirname(loc.path), { recursive: true });
+      await writeFile(loc.path, body);
+      return;
+    }
+    await this.#client().send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body }));
   }
 }

@@ -6,17 +6,18 @@
 // works under exactly the chart's RBAC. An InferenceJob then runs to completion through it.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
 import { REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
-import { ObjectStore } from '../../src/runner/io/object-store.ts';
-import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { MANIFESTS, renderManifests } from '../../scripts/render-manifests.ts';
+import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { sampleDatasetOptions } from '../../src/samples/write-samples.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
 import { freePort } from '../support/ports.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
-import { createDatabase, upload } from '../support/test-stack.ts';
+import { createDatabase } from '../support/test-stack.ts';
 
 const CHART = join(REPO_ROOT, 'charts', 'kinfer');
 const VALUE_SETS = [
@@ -95,6 +96,12 @@ describe('helm lint and template', () => {
     expect(dry.stdout.trim().split('\n')).toHaveLength(kinds.length);
   });
 
+  it.each(readdirSync(join(REPO_ROOT, 'deploy', 'examples')).map((f) => [f]))('the example %s passes a server-side dry run against the CRD', async (file) => {
+    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '-n', 'kinfer-system', '-f', join(REPO_ROOT, 'deploy', 'examples', file)]);
+    expect(dry.stderr).toBe('');
+    expect(dry.stdout).toMatch(/inferencejob\.kinfer\.io\/[\w-]+ serverside-applied \(server dry run\)/);
+  });
+
   it('renders what each value set asks for', async () => {
     const render = async (file: string) => (await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '-f', join(CHART, 'ci', file)])).stdout;
     const all = await render('all-features-values.yaml');
@@ -116,7 +123,6 @@ describe('helm lint and template', () => {
 describe('installed with helm into the local control plane', () => {
   const ns = 'kinfer-e2e';
   let apiUrl: string;
-  let store: ObjectStore;
   let prefix: string;
   let valuesArgs: string[];
 
@@ -126,7 +132,6 @@ describe('installed with helm into the local control plane', () => {
     const [apiPort, callbackPort] = [await freePort(), await freePort()];
     apiUrl = `http://127.0.0.1:${apiPort}`;
     prefix = `s3://${process.env.KINFER_TEST_BUCKET}/${suite}`;
-    store = new ObjectStore({ endpoint: process.env.S3_ENDPOINT, region: process.env.AWS_REGION!, accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY });
     // Only what differs on this machine: where Postgres and S3 are, host ports instead of a Pod
     // network, and an image name the node agent accepts.
     valuesArgs = [
@@ -164,27 +169,27 @@ describe('installed with helm into the local control plane', () => {
     ]);
   });
 
-  it('runs an InferenceJob to completion under the chart RBAC, signed with the chart-generated key', async () => {
-    const checkpoint = `${prefix}/models/colors.onnx`;
-    await store.write(checkpoint, Buffer.from(buildColorClassifier().model));
-    const dataset = await buildColorDataset({ perClass: 3, mislabeled: [['red', 'green']] });
-    await upload(store, `${prefix}/datasets/colors`, dataset);
-    const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
-      apiVersion: 'kinfer.io/v1alpha1',
-      kind: 'InferenceJob',
-      metadata: { name: 'colors-eval' },
-      spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: checkpoint, dataset: { path: `${prefix}/datasets/colors` } },
-    }));
+  it('runs the example InferenceJob to completion under the chart RBAC, signed with the chart-generated key', async () => {
+    // The sample data as every tier gets it (`kinfer samples`), and the example job as shipped,
+    // pointed at this suite's bucket and prefix.
+    const samples = `${prefix}/demo`;
+    await new Promise<void>((resolve, reject) =>
+      execFile(join(REPO_ROOT, 'bin', 'kinfer'), ['samples', samples, '--per-class', '4'], (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve())),
+    );
+    const example = readFileSync(join(REPO_ROOT, 'deploy', 'examples', 'colors-test-run.yaml'), 'utf8').replaceAll('s3://kinfer-demo', samples);
+    const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], example);
     expect(applied.code).toBe(0);
     const ij = await eventually('the InferenceJob to finish', async () => {
       const obj = JSON.parse((await cluster.kubectl(['get', 'ij', 'colors-eval', '-n', ns, '-o', 'json'])).stdout);
       return ['Completed', 'Failed'].includes(obj.status?.phase) ? obj : undefined;
     }, 90_000);
     expect(ij.status.phase).toBe('Completed');
+    const dataset = (await buildColorDataset(sampleDatasetOptions(4))).filter((f) => f.drawn !== null);
     const ref = referenceMetrics(dataset.map((f) => NAMES.indexOf(f.label)), dataset.map((f) => NAMES.indexOf(f.drawn!)), NAMES.length);
     const run: any = await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}`)).json();
     expect(run.status).toBe('completed');
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
+    expect(run.failed_images).toBe(1);
 
     // The runner's Job carries the chart's runner defaults.
     const job = JSON.parse((await cluster.kubectl(['get', 'job', `kinfer-${ij.metadata.uid}`, '-n', ns, '-o', 'json'])).stdout);
@@ -217,4 +222,45 @@ describe('installed with helm into the local control plane', () => {
     expect(upgraded.code).toBe(0);
     expect(await key()).toBe(before);
   }, 60_000);
+});
+
+describe('plain manifests (deploy/manifests) for users without Helm', () => {
+  it('are what the chart renders now', async () => {
+    expect(readFileSync(MANIFESTS, 'utf8')).toBe(renderManifests());
+  });
+
+  it('the CRD in the chart is the one in deploy/crds', () => {
+    const crd = 'kinfer.io_inferencejobs.yaml';
+    expect(readFileSync(join(CHART, 'crds', crd), 'utf8')).toBe(readFileSync(join(REPO_ROOT, 'deploy', 'crds', crd), 'utf8'));
+  });
+
+  it('pass a server-side dry run with kubectl apply -k', async () => {
+    // --force-conflicts: the helm install above owns cluster-scoped objects of the same names.
+    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=manifests-dry-run', '--force-conflicts', '-k', join(REPO_ROOT, 'deploy', 'manifests')]);
+    expect(dry.stderr).toBe('');
+    expect(dry.stdout).toMatch(/deployment\.apps\/kinfer-controller serverside-applied \(server dry run\)/);
+    expect(dry.stdout).toMatch(/customresourcedefinition\.apiextensions\.k8s\.io\/inferencejobs\.kinfer\.io serverside-applied/);
+  });
+});
+
+describe('the Kind tier script', () => {
+  it('maps the NodePort that kind-values gives the API', () => {
+    const kindConfig = readFileSync(join(REPO_ROOT, 'kind-config.yaml'), 'utf8');
+    const values = readFileSync(join(REPO_ROOT, 'deploy', 'kind-values.yaml'), 'utf8');
+    const nodePort = /nodePort: (\d+)/.exec(values)![1];
+    expect(kindConfig).toMatch(new RegExp(`containerPort: ${nodePort}\\b`));
+    // The GPU worker pattern matches the chart's GPU placement in kind-values.
+    expect(kindConfig).toContain('kinfer.io/accelerator: nvidia-gpu');
+    expect(values).toContain('kinfer.io/accelerator: nvidia-gpu');
+  });
+
+  it('is valid bash, and says what it needs when tools are missing', async () => {
+    const script = join(REPO_ROOT, 'scripts', 'kind-up.sh');
+    const run = (args: string[], env: NodeJS.ProcessEnv) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => execFile('/bin/bash', args, { env }, (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr })));
+    expect((await run(['-n', script], process.env)).code).toBe(0);
+    const missing = await run([script], { PATH: '/nonexistent' });
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/kind:up needs docker kind kubectl helm/);
+  });
 });

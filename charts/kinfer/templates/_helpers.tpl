@@ -16,8 +16,13 @@
 {{- end -}}
 
 {{- define "kinfer.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "kinfer.metaLabels" . }}
+{{- end -}}
+
+{{/* Labels besides the selector's: pod templates add these to kinfer.selectorLabels. */}}
+{{- define "kinfer.metaLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kinfer
