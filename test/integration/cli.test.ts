@@ -1,9 +1,9 @@
 // `kinfer run`, the local CLI, as a user runs it: a real process, real files, exit codes.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, writeFiles, type DatasetFile } from '../../src/samples/color-dataset.ts';
+import { runCommand } from '../support/processes.ts';
 
 const KINFER = resolve('bin/kinfer');
 let dir: string;
@@ -11,13 +11,7 @@ let images: DatasetFile[];
 /** The generated file of a class (the generator picks PNG or JPEG). */
 const fileOf = (prefix: string) => `images/${images.find((f) => f.path.startsWith(prefix))!.path}`;
 
-function kinfer(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(KINFER, args, { cwd: dir, env: { ...process.env, NODE_OPTIONS: '' } }, (err, stdout, stderr) => {
-      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const kinfer = (args: string[]) => runCommand(KINFER, args, { cwd: dir, env: { ...process.env, NODE_OPTIONS: '' } });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'cli-'));

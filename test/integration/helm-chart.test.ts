@@ -4,7 +4,6 @@
 // ReplicaSet controllers; the node agent (a FAKE kubelet: host processes, no images) runs their
 // Pods with the env the chart wrote and a token of the chart's ServiceAccount, so the controller
 // works under exactly the chart's RBAC. An InferenceJob then runs to completion through it.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { sampleDatasetOptions } from '../../src/samples/write-samples.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
 import { freePort } from '../support/ports.ts';
+import { runCommand } from '../support/processes.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
 import { createDatabase } from '../support/test-stack.ts';
 
@@ -28,14 +28,7 @@ const NAMES = COLOR_CLASSES.map((c) => c.name);
 
 let cluster: TestCluster;
 
-function helm(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(kubeTools().helm, [...args, '--kubeconfig', cluster.cp.kubeconfig], { maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    if (stdin !== undefined) child.stdin!.end(stdin);
-  });
-}
+const helm = (args: string[]) => runCommand(kubeTools().helm, [...args, '--kubeconfig', cluster.cp.kubeconfig]);
 
 beforeAll(async () => {
   cluster = await startTestCluster();
@@ -173,9 +166,8 @@ describe('installed with helm into the local control plane', () => {
     // The sample data as every tier gets it (`kinfer samples`), and the example job as shipped,
     // pointed at this suite's bucket and prefix.
     const samples = `${prefix}/demo`;
-    await new Promise<void>((resolve, reject) =>
-      execFile(join(REPO_ROOT, 'bin', 'kinfer'), ['samples', samples, '--per-class', '4'], (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve())),
-    );
+    const wrote = await runCommand(join(REPO_ROOT, 'bin', 'kinfer'), ['samples', samples, '--per-class', '4']);
+    expect(wrote).toMatchObject({ code: 0 });
     const example = readFileSync(join(REPO_ROOT, 'deploy', 'examples', 'colors-test-run.yaml'), 'utf8').replaceAll('s3://kinfer-demo', samples);
     const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], example);
     expect(applied.code).toBe(0);
@@ -256,8 +248,7 @@ describe('the Kind tier script', () => {
 
   it('is valid bash, and says what it needs when tools are missing', async () => {
     const script = join(REPO_ROOT, 'scripts', 'kind-up.sh');
-    const run = (args: string[], env: NodeJS.ProcessEnv) =>
-      new Promise<{ code: number; stderr: string }>((resolve) => execFile('/bin/bash', args, { env }, (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr })));
+    const run = (args: string[], env: NodeJS.ProcessEnv) => runCommand('/bin/bash', args, { env });
     expect((await run(['-n', script], process.env)).code).toBe(0);
     const missing = await run([script], { PATH: '/nonexistent' });
     expect(missing.code).toBe(127);

@@ -2,6 +2,8 @@
 // assembled Debian + Node 24 base, then the subprocess tier runs its runners from inside the
 // image's filesystem (trainer-image/run-in-image.sh, a local stand-in for a container runtime),
 // against the real callback service, Postgres and S3 server.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { noiseImage } from '../../src/samples/images.ts';
@@ -42,7 +44,6 @@ describe('the image', () => {
     const ctr = await buildah('from', '--pull-never', '--quiet', image);
     try {
       const root = await buildah('mount', ctr);
-      const { existsSync } = await import('node:fs');
       expect(existsSync(`${root}/app/node_modules/onnxruntime-node`)).toBe(true);
       expect(existsSync(`${root}/app/node_modules/sharp`)).toBe(true);
       for (const dev of ['jest', 'typescript', '@swc/core', 'dependency-cruiser', '@aws-cdk/lambda-layer-kubectl-v33']) {
@@ -102,7 +103,6 @@ describe('a runner from the image', () => {
     expect(running.status).toBe('running');
 
     // What a kubelet does on eviction or a deadline: SIGTERM to the container's PID 1.
-    const { execFileSync } = await import('node:child_process');
     const tini = execFileSync('pgrep', ['-f', `^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$`]).toString().trim().split('\n');
     expect(tini).toHaveLength(1);
     process.kill(Number(tini[0]), 'SIGTERM');

@@ -1,5 +1,4 @@
 // A real control plane and node agent for one suite, on free loopback ports.
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -8,6 +7,7 @@ import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
 import { CRD_DIR, IMAGE_ENTRYPOINT, REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
 import { NodeAgent } from '../../src/kube/local-cluster/node-agent.ts';
 import { freePort } from './ports.ts';
+import { runCommand, type CommandResult } from './processes.ts';
 
 export interface TestCluster {
   cp: ControlPlane;
@@ -16,7 +16,7 @@ export interface TestCluster {
   core: k8s.CoreV1Api;
   batch: k8s.BatchV1Api;
   dir: string;
-  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  kubectl(args: string[], stdin?: string): Promise<CommandResult>;
   stop(): Promise<void>;
 }
 
@@ -41,13 +41,7 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cp.kubeconfig);
   const { kubectl: kubectlBin } = kubeTools();
-  const kubectl = (args: string[], stdin?: string) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(kubectlBin, ['--kubeconfig', cp.kubeconfig, ...args], (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-      if (stdin !== undefined) child.stdin!.end(stdin);
-    });
+  const kubectl = (args: string[], stdin?: string) => runCommand(kubectlBin, ['--kubeconfig', cp.kubeconfig, ...args], { stdin });
   const crd = await kubectl(['apply', '--server-side', '-f', CRD_DIR]);
   if (crd.code !== 0) throw new Error(`CRD install failed: ${crd.stderr}`);
   await kubectl(['wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io', '--timeout=30s']);

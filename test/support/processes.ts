@@ -1,4 +1,22 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+
+export interface CommandResult {
+  /** Exit status; a spawn error (e.g. ENOENT) as its code string. */
+  code: number | string;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, never rejecting: the exit status says how it went. */
+export function runCommand(file: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile(file, args, { env: opts.env, cwd: opts.cwd, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number | string }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+  });
+}
 
 /** Pids of processes whose environment has NAME=value (Linux /proc). */
 export function pidsWithEnv(name: string, value: string): number[] {
