@@ -86,3 +86,67 @@ app.kubernetes.io/component: {{ .component }}
 {{- with .Values.imagePullSecrets }}{{ $_ := set $d "imagePullSecrets" . }}{{ end -}}
 {{- toJson $d -}}
 {{- end -}}
+
+{{/* The controller's and callback's containers end alike: probes on the named http port,
+resources, security context, a writable /tmp. Args: root, c (the component's values). */}}
+{{- define "kinfer.containerCommon" -}}
+livenessProbe:
+  httpGet: { path: /healthz, port: http }
+  periodSeconds: 10
+  failureThreshold: 3
+readinessProbe:
+  httpGet: { path: /readyz, port: http }
+  periodSeconds: 5
+startupProbe:
+  httpGet: { path: /healthz, port: http }
+  periodSeconds: 2
+  failureThreshold: 60
+resources:
+  {{- toYaml .c.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .root.Values.securityContext | nindent 2 }}
+volumeMounts:
+  - { name: tmp, mountPath: /tmp }
+{{- end -}}
+
+{{/* ...and their Pods likewise: the /tmp volume and the component's placement. Args: c. */}}
+{{- define "kinfer.podCommon" -}}
+volumes:
+  - name: tmp
+    emptyDir: {}
+{{- with .c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The Service in front of a component. Args: root, component, c. */}}
+{{- define "kinfer.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "kinfer.fullname" .root }}-{{ .component }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "kinfer.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  type: {{ .c.service.type }}
+  selector:
+    {{- include "kinfer.selectorLabels" (dict "root" .root "component" .component) | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ .c.service.port }}
+      targetPort: http
+      {{- if and (eq .c.service.type "NodePort") .c.service.nodePort }}
+      nodePort: {{ .c.service.nodePort }}
+      {{- end }}
+{{- end -}}
