@@ -4,8 +4,9 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { ImageResult, InputConfig } from '../contract/index.ts';
 import { ObjectNotFoundError, ObjectStore } from '../runner/io/object-store.ts';
-import { loadModel } from '../runner/model/classifier.ts';
-import { classifyImages } from '../runner/pipeline/classify-images.ts';
+import { loadModel } from '../runner/model/load-model.ts';
+import { processImages } from '../runner/pipeline/process-images.ts';
+import { ClassificationTask } from '../runner/tasks/classification-task.ts';
 import { inferenceInputSource } from '../runner/pipeline/inputs.ts';
 
 export class CliError extends Error {
@@ -42,7 +43,7 @@ export async function localRun(opts: LocalRunOptions, out: (line: string) => voi
       throw new CliError(err.message);
     });
     const results: ImageResult[] = [];
-    await classifyImages(store, model, source, { batchSize: opts.batchSize, decodeConcurrency: 4, onResult: (r) => void results.push(r) });
+    await processImages(store, model, new ClassificationTask(model.metadata, source.classNames, false), source, { batchSize: opts.batchSize, decodeConcurrency: 4, onResult: (r) => void results.push(r) });
     results.sort((a, b) => a.image_index - b.image_index);
     if (opts.image) {
       const r = results[0]!;

@@ -51,9 +51,49 @@ export const ImageTimings = z.object({
   inference_ms: z.number().nonnegative(),
 });
 
+/** [x1, y1, x2, y2] in the original image's pixels. */
+export const Box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+export type Box = z.infer<typeof Box>;
+
+/** A binary mask as COCO compressed RLE (pycocotools' `counts` string), `size` = [height, width]. */
+export const CompressedRle = z.object({
+  size: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
+  counts: z.string(),
+});
+export type CompressedRle = z.infer<typeof CompressedRle>;
+
+/** One object found by a detection, instance segmentation or pose model. */
+export const DetectedObject = z.object({
+  class_id: z.number().int().nonnegative(),
+  class_name: z.string(),
+  /** The dataset's category id (COCO `category_id`); the class id when the dataset has none. */
+  category_id: z.number().int(),
+  confidence: z.number().min(0).max(1),
+  bbox: Box,
+  /** Instance segmentation: the mask in original pixels. */
+  mask: CompressedRle.optional(),
+  /** Pose: x, y, score for each keypoint, in original pixels. */
+  keypoints: z.array(z.number()).optional(),
+  /** Test runs: IoU (boxes, masks) or OKS (pose) with the ground truth it matched at 0.5, else null. */
+  match_iou: z.number().nullable().optional(),
+});
+export type DetectedObject = z.infer<typeof DetectedObject>;
+
+/** One labelled object of a test run's image, as the dataset gives it. */
+export const GroundTruthObject = z.object({
+  class_id: z.number().int().nonnegative(),
+  class_name: z.string(),
+  bbox: Box,
+  iscrowd: z.boolean(),
+  keypoints: z.array(z.number()).optional(),
+});
+export type GroundTruthObject = z.infer<typeof GroundTruthObject>;
+
 /**
- * One image's outcome. `predictions` is task-specific (classification: top-k scores, best first);
- * `error` is set, and the prediction fields are null, when the image could not be read or decoded.
+ * One image's outcome. `predictions` holds a classifier's top-k scores (best first); detection,
+ * instance segmentation and pose fill `detections`, semantic segmentation `mask_path`.
+ * `predicted_class_id`/`confidence` name the best class or object. `error` is set, and the
+ * prediction fields are null, when the image could not be read or decoded.
  */
 export const ImageResult = z.object({
   image_index: count,
@@ -66,6 +106,21 @@ export const ImageResult = z.object({
   true_class_id: z.number().int().nonnegative().nullable().optional(),
   true_label: z.string().nullable().optional(),
   is_correct: z.boolean().nullable().optional(),
+  /** Objects found (detection, instance segmentation, pose), best first. */
+  detections: z.array(DetectedObject).nullable().optional(),
+  /** Test runs of object tasks: the labelled objects. */
+  ground_truth: z.array(GroundTruthObject).nullable().optional(),
+  /** Semantic segmentation: storage URI of the predicted class-id PNG (pixel value = class id). */
+  mask_path: z.string().nullable().optional(),
+  /**
+   * Test runs: this image's own figures. Objects: tp, fp, fn at IoU (OKS) 0.5 among detections
+   * with confidence >= 0.25, mean_iou of the matches; semantic: pixel_accuracy, mean_iou.
+   */
+  image_metrics: z.record(z.string(), z.number().nullable()).nullable().optional(),
+  /** The dataset's image id (COCO `image_id`); the image index when the dataset has none. */
+  image_id: z.number().int().nonnegative().optional(),
+  /** Storage URI of the image drawn with its predictions. */
+  visualization_path: z.string().nullable().optional(),
   timings: ImageTimings.nullable(),
   error: z.string().max(4000).nullable(),
 });
@@ -74,17 +129,32 @@ export type ImageResult = z.infer<typeof ImageResult>;
 export const ImageResultsBatch = z.object({ results: z.array(ImageResult).min(1).max(1000) });
 export type ImageResultsBatch = z.infer<typeof ImageResultsBatch>;
 
+/**
+ * Per class. precision/recall/f1: classification over images; objects at IoU 0.5 among
+ * detections with confidence >= 0.25; semantic segmentation over pixels (f1 = Dice). null where
+ * undefined (pycocotools' -1, an empty union). support: labelled images, objects or pixels.
+ */
 export const PerClassMetric = z.object({
   class_id: z.number().int().nonnegative(),
   class_name: z.string(),
-  precision: z.number(),
-  recall: z.number(),
-  f1: z.number(),
+  precision: z.number().nullable(),
+  recall: z.number().nullable(),
+  f1: z.number().nullable(),
   support: count,
+  /** Objects: COCO AP@[.5:.95] and AP@.5 of this category (pycocotools). */
+  ap: z.number().nullable().optional(),
+  ap50: z.number().nullable().optional(),
+  /** Semantic segmentation: IoU of this class over the dataset. */
+  iou: z.number().nullable().optional(),
 });
 export type PerClassMetric = z.infer<typeof PerClassMetric>;
 
-/** Evaluation output of a test run. Classification fills accuracy/top5/macro P-R-F1. */
+/**
+ * Evaluation output of a test run. Classification: accuracy, top5 accuracy, macro P/R/F1 and a
+ * confusion matrix. Objects: pycocotools' summary under `bbox/`, `segm/` or `keypoints/` (mAP50-95,
+ * mAP50, mAP75, ...), null where pycocotools prints -1; the confusion matrix is empty. Semantic
+ * segmentation: mIoU, mAcc, pixel_accuracy.
+ */
 export const EvaluationMetrics = z.object({
   overall_metrics: z.record(z.string(), z.number().nullable()),
   per_class_metrics: z.array(PerClassMetric),

@@ -11,8 +11,8 @@ export const TASK_TYPES = [
 export const TaskType = z.enum(TASK_TYPES);
 export type TaskType = z.infer<typeof TaskType>;
 
-/** Tasks whose runner is implemented; the others are refused at the door with a clear 400. */
-export const SUPPORTED_TASK_TYPES: readonly TaskType[] = ['image_classification'];
+/** Tasks whose predictions are objects (boxes, with masks or keypoints), evaluated the COCO way. */
+export const OBJECT_TASK_TYPES: readonly TaskType[] = ['object_detection', 'instance_segmentation', 'pose_estimation'];
 
 /** `test_run` evaluates a labeled dataset; the other three are the input shapes of an inference job. */
 export const INFERENCE_TYPES = ['test_run', 'single', 'batch', 'dataset'] as const;

@@ -34,7 +34,11 @@ export const RunnerEnv = z
     /** ONNX model: s3://, file:// or an absolute path. */
     CHECKPOINT_PATH: storageUri,
     DATASET_ID: z.string().optional(),
-    /** Labeled dataset root (test runs): `{DATASET_PATH}/{SPLIT}/{class_name}/*`. */
+    /**
+     * Labeled dataset root (test runs). Classification: `{DATASET_PATH}/{SPLIT}/{class_name}/*`;
+     * objects: `{SPLIT}/annotations.json` (COCO) or `{SPLIT}/images` + `{SPLIT}/labels` (YOLO);
+     * semantic segmentation: `{SPLIT}/images` + `{SPLIT}/masks` (PNG class ids).
+     */
     DATASET_PATH: storageUri.optional(),
     SPLIT: z.string().min(1).default('test'),
     /** JSON InputConfig (inference jobs). */
@@ -85,6 +89,16 @@ export const RunnerEnv = z
     PROGRESS_INTERVAL_MS: positiveInt.default(2000),
     /** Added: per-image results sent per callback. */
     RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
+    /** Added, object tasks: minimum confidence; default Ultralytics' 0.001 for test runs, 0.25 for inference. */
+    CONF_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
+    /** Added, object tasks: NMS IoU threshold (Ultralytics' YOLOv8/11 default 0.7; YOLOv5 used 0.45). */
+    IOU_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.7),
+    /** Added, object tasks: at most this many objects per image. */
+    MAX_DET: positiveInt.max(10_000).default(300),
+    /** Added, semantic segmentation: the ground-truth value that is not scored. */
+    IGNORE_INDEX: z.coerce.number().int().min(0).max(65535).default(255),
+    /** Added: draw each image with its predictions under `visualizations/` (not for classification). */
+    SAVE_VISUALIZATIONS: boolFromEnv.default(true),
   })
   .transform((env) => ({
     ...env,

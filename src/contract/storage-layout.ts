@@ -68,6 +68,9 @@ export const ARTIFACT_NAMES = {
   results: 'results.json',
   /** One JSON object a line, one line an image: streamed, so memory does not grow with the dataset. */
   images: 'images.jsonl',
+  /** Pictures of each image's predictions, `{index}.jpg`. */
   visualizations: 'visualizations',
+  /** Semantic segmentation: predicted class-id PNGs, `{index}.png`. */
+  masks: 'masks',
   xai: 'xai',
 } as const;

@@ -1,6 +1,6 @@
 // Request schemas of the REST API: what a client may send, with the field named on every refusal.
 import { z } from 'zod';
-import { InputConfig, JobStatus, parseStorageUri, SUPPORTED_TASK_TYPES, TaskType, XaiMethod } from '../contract/index.ts';
+import { InputConfig, JobStatus, parseStorageUri, TaskType, XaiMethod } from '../contract/index.ts';
 
 const storageUri = z.string().min(1).superRefine((uri, ctx) => {
   try {
@@ -8,10 +8,6 @@ const storageUri = z.string().min(1).superRefine((uri, ctx) => {
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: (err as Error).message });
   }
-});
-
-const supportedTask = TaskType.refine((t) => SUPPORTED_TASK_TYPES.includes(t), {
-  message: `not supported yet by this runner (supported: ${SUPPORTED_TASK_TYPES.join(', ')})`,
 });
 
 const xaiFields = {
@@ -29,7 +25,7 @@ export const CreateTestRun = z
     checkpoint_path: storageUri,
     dataset_path: storageUri,
     dataset_split: z.string().regex(/^[\w.-]{1,64}$/, 'must be a folder name (letters, digits, _ . -)').default('test'),
-    task_type: supportedTask,
+    task_type: TaskType,
     training_job_id: z.string().min(1).max(255).optional(),
     name: z.string().min(1).max(255).optional(),
     ...xaiFields,
@@ -43,7 +39,7 @@ const INPUT_SHAPE = { single: 'image_path', batch: 'image_paths', dataset: 'data
 export const CreateInferenceJob = z
   .object({
     checkpoint_path: storageUri,
-    task_type: supportedTask,
+    task_type: TaskType,
     inference_type: z.enum(['single', 'batch', 'dataset']),
     input_config: InputConfig,
     name: z.string().min(1).max(255).optional(),

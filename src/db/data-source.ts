@@ -2,8 +2,9 @@
 import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities.ts';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-initial-schema.ts';
+import { ObjectResults1764100000000 } from './migrations/1764100000000-object-results.ts';
 
-export const MIGRATIONS = [InitialSchema1764000000000];
+export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
   return new DataSource({

@@ -1,7 +1,7 @@
 // The four tables, as TypeORM entity schemas (no decorators: sources run under Node's type
 // stripping). Property names are the column names, which are also the REST API's field names.
 import { EntitySchema } from 'typeorm';
-import type { ClassScore, EvaluationMetrics, InferenceType, InputConfig, JobStatus, JobTimings, TaskType, XaiMethod } from '../contract/index.ts';
+import type { ClassScore, DetectedObject, EvaluationMetrics, GroundTruthObject, InferenceType, InputConfig, JobStatus, JobTimings, TaskType, XaiMethod } from '../contract/index.ts';
 
 interface JobColumns {
   id: string;
@@ -54,6 +54,10 @@ interface ImageColumns {
   predicted_label: string | null;
   confidence: number | null;
   predictions: ClassScore[] | null;
+  image_id: number | null;
+  detections: DetectedObject[] | null;
+  mask_path: string | null;
+  image_metrics: Record<string, number | null> | null;
   preprocess_ms: number | null;
   inference_ms: number | null;
   error_message: string | null;
@@ -67,6 +71,7 @@ export interface TestImageResult extends ImageColumns {
   true_class_id: number | null;
   true_label: string | null;
   is_correct: boolean | null;
+  ground_truth: GroundTruthObject[] | null;
 }
 
 export interface InferenceResult extends ImageColumns {
@@ -107,6 +112,10 @@ const imageColumns = {
   predicted_label: { type: 'varchar', length: 255, nullable: true },
   confidence: { type: 'double precision', nullable: true },
   predictions: { type: 'jsonb', nullable: true },
+  image_id: { type: 'int', nullable: true },
+  detections: { type: 'jsonb', nullable: true },
+  mask_path: { type: 'text', nullable: true },
+  image_metrics: { type: 'jsonb', nullable: true },
   preprocess_ms: { type: 'double precision', nullable: true },
   inference_ms: { type: 'double precision', nullable: true },
   error_message: { type: 'text', nullable: true },
@@ -151,6 +160,7 @@ export const TestImageResultEntity = new EntitySchema<TestImageResult>({
     true_class_id: { type: 'int', nullable: true },
     true_label: { type: 'varchar', length: 255, nullable: true },
     is_correct: { type: 'boolean', nullable: true },
+    ground_truth: { type: 'jsonb', nullable: true },
   },
 });
 

@@ -184,10 +184,11 @@ export class JobStore {
       if (!job) return { outcome: 'not_found' as const };
       if (job.status !== 'pending' && job.status !== 'running') return { outcome: 'terminal' as const, status: job.status };
       const testRun = kind === 'test_run';
-      const columns = [fk, 'image_index', 'image_path', 'predicted_class_id', 'predicted_label', 'confidence', 'predictions', 'preprocess_ms', 'inference_ms', 'error_message', ...(testRun ? ['true_class_id', 'true_label', 'is_correct'] : [])];
+      const columns = [fk, 'image_index', 'image_path', 'predicted_class_id', 'predicted_label', 'confidence', 'predictions', 'image_id', 'detections', 'mask_path', 'image_metrics', 'visualization_path', 'preprocess_ms', 'inference_ms', 'error_message', ...(testRun ? ['true_class_id', 'true_label', 'is_correct', 'ground_truth'] : [])];
       const params: unknown[] = [];
+      const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
       const tuples = results.map((r) => {
-        const values = [id, r.image_index, r.image_path, r.predicted_class_id, r.predicted_label, r.confidence, r.predictions === null ? null : JSON.stringify(r.predictions), r.timings?.preprocess_ms ?? null, r.timings?.inference_ms ?? null, r.error, ...(testRun ? [r.true_class_id ?? null, r.true_label ?? null, r.is_correct ?? null] : [])];
+        const values = [id, r.image_index, r.image_path, r.predicted_class_id, r.predicted_label, r.confidence, json(r.predictions), r.image_id ?? null, json(r.detections), r.mask_path ?? null, json(r.image_metrics), r.visualization_path ?? null, r.timings?.preprocess_ms ?? null, r.timings?.inference_ms ?? null, r.error, ...(testRun ? [r.true_class_id ?? null, r.true_label ?? null, r.is_correct ?? null, json(r.ground_truth)] : [])];
         const placeholders = values.map((v) => {
           params.push(v);
           return `$${params.length}`;

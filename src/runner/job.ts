@@ -8,28 +8,18 @@ import {
   jobKindOf,
   joinStorageUri,
   RESULTS_SCHEMA_VERSION,
-  SUPPORTED_TASK_TYPES,
   type DonePayload,
-  type ImageResult,
   type JobTimings,
   type ResultsFile,
   type RunnerEnv,
 } from '../contract/index.ts';
-import { ClassificationMetrics } from './classification/metrics.ts';
+import { BackgroundWrites } from './io/background-writes.ts';
 import type { CallbackClient } from './io/callback-client.ts';
 import type { ObjectStore } from './io/object-store.ts';
-import { loadModel } from './model/classifier.ts';
-import { classifyImages } from './pipeline/classify-images.ts';
-import { imageFolderSource, inferenceInputSource } from './pipeline/inputs.ts';
+import { loadModel } from './model/load-model.ts';
+import { processImages } from './pipeline/process-images.ts';
 import { JobReporter } from './pipeline/reporter.ts';
-
-export class UnsupportedTaskError extends Error {
-  readonly code = 'TASK_NOT_SUPPORTED';
-  constructor(task: string) {
-    super(`task_type ${task} is not supported by this runner yet (supported: ${SUPPORTED_TASK_TYPES.join(', ')})`);
-    this.name = 'UnsupportedTaskError';
-  }
-}
+import { createTask, openSource } from './tasks/create-task.ts';
 
 export interface JobContext {
   env: RunnerEnv;
@@ -41,7 +31,6 @@ export interface JobContext {
 
 export async function runJob({ env, store, callbacks, log, signal }: JobContext): Promise<DonePayload> {
   const started = performance.now();
-  if (!SUPPORTED_TASK_TYPES.includes(env.TASK_TYPE)) throw new UnsupportedTaskError(env.TASK_TYPE);
   const kind = jobKindOf(env.INFERENCE_TYPE);
   const artifacts = jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 
@@ -54,11 +43,9 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
   log.info({ provider: model.info.provider, load_ms: Math.round(model.loadMs), input: model.info.inputShape, classes: model.metadata.classNames.length }, 'model loaded');
 
   try {
-    const source =
-      env.INFERENCE_TYPE === 'test_run'
-        ? await imageFolderSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata.classNames)
-        : await inferenceInputSource(store, env.INPUT_CONFIG!, model.metadata.classNames);
-    const metrics = env.COMPUTE_METRICS && env.INFERENCE_TYPE === 'test_run' ? new ClassificationMetrics(source.classNames) : undefined;
+    const source = await openSource(env, store, model);
+    const writes = new BackgroundWrites(log);
+    const task = createTask(env, { store, model, source, artifactsUri: artifacts, writes });
     const imagesPath = joinStorageUri(artifacts, ARTIFACT_NAMES.images);
     const reporter = new JobReporter({
       callbacks,
@@ -70,21 +57,17 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
     });
     try {
       await reporter.started();
-      log.info({ total_images: source.total }, 'processing');
+      log.info({ total_images: source.total, task: env.TASK_TYPE }, 'processing');
       const processingStarted = performance.now();
-      const stats = await classifyImages(store, model, source, {
+      const stats = await processImages(store, model, task, source, {
         batchSize: env.BATCH_SIZE,
         decodeConcurrency: env.DECODE_CONCURRENCY,
         signal,
-        onResult: async (result: ImageResult) => {
-          if (metrics && result.predictions && result.true_class_id != null) {
-            metrics.add(result.true_class_id, result.predictions.map((p) => p.class_id));
-          }
-          await reporter.add(result);
-        },
+        onResult: (result) => reporter.add(result),
       });
       if (signal.aborted) throw signal.reason;
       await reporter.finish();
+      if (writes.failed > 0) log.warn({ failed: writes.failed }, 'some visualizations or masks could not be written');
       const processingMs = performance.now() - processingStarted;
       const timings: JobTimings = {
         total_ms: performance.now() - started,
@@ -94,7 +77,7 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
         images_per_second: processingMs > 0 ? (stats.processed * 1000) / processingMs : 0,
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
-      const evaluation = metrics ? metrics.result() : null;
+      const evaluation = task.metrics();
       const resultsPath = joinStorageUri(artifacts, ARTIFACT_NAMES.results);
       const results: ResultsFile = {
         schema_version: RESULTS_SCHEMA_VERSION,

@@ -195,7 +195,10 @@ describe('bad input', () => {
     expect(split.body.fields[0].field).toBe('dataset_split');
   });
 
-  it('refuses tasks and XAI that this runner does not implement, instead of pretending', async () => {
+  it('refuses unknown tasks and XAI that this runner does not implement, instead of pretending', async () => {
+    const unknown = await stack.api('POST', '/inference-jobs', { checkpoint_path: checkpoint, task_type: 'depth_estimation', inference_type: 'single', input_config: { image_path: '/a.png' } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.fields.map((f: any) => f.field)).toEqual(['task_type']);
     const res = await stack.api('POST', '/inference-jobs', {
       checkpoint_path: checkpoint,
       task_type: 'object_detection',
@@ -204,7 +207,7 @@ describe('bad input', () => {
       enable_xai: true,
     });
     expect(res.status).toBe(400);
-    expect(res.body.fields.map((f: any) => f.field).sort()).toEqual(['enable_xai', 'input_config', 'task_type']);
+    expect(res.body.fields.map((f: any) => f.field).sort()).toEqual(['enable_xai', 'input_config']);
   });
 
   it('answers 404 for unknown or malformed ids', async () => {

@@ -51,10 +51,7 @@ export interface ReferenceCase {
 }
 
 export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {
-  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR ?? '/tmp', 'coco-'));
-  writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases));
-  writeFileSync(join(dir, 'eval.py'), SCRIPT);
-  return JSON.parse(execFileSync(python(), [join(dir, 'eval.py'), join(dir, 'cases.json')], { maxBuffer: 64 * 2 ** 20 }).toString());
+  return runPython(SCRIPT, cases);
 }
 
 const MASK_SCRIPT = `
@@ -83,8 +80,29 @@ export function pycocotoolsMasks(input: { height: number; width: number; dts: nu
   boxes: number[][];
   ious: number[][];
 } {
-  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR ?? '/tmp', 'masks-'));
-  writeFileSync(join(dir, 'case.json'), JSON.stringify(input));
-  writeFileSync(join(dir, 'masks.py'), MASK_SCRIPT);
-  return JSON.parse(execFileSync(python(), [join(dir, 'masks.py'), join(dir, 'case.json')], { maxBuffer: 64 * 2 ** 20 }).toString());
+  return runPython(MASK_SCRIPT, input);
+}
+
+const POLYGON_SCRIPT = `
+import json, sys
+from pycocotools import mask as M
+case = json.load(open(sys.argv[1]))
+out = []
+for polygons in case['objects']:
+    rle = M.merge(M.frPyObjects(polygons, case['height'], case['width']))
+    out.append({'counts': rle['counts'].decode(), 'area': int(M.area(rle))})
+print(json.dumps(out))
+`;
+
+/** pycocotools' annToRLE for polygon segmentations: frPyObjects, then merge. */
+export function pycocotoolsPolygons(input: { height: number; width: number; objects: number[][][] }): Array<{ counts: string; area: number }> {
+  return runPython(POLYGON_SCRIPT, input);
+}
+
+/** Runs a script with the pycocotools venv's Python on one JSON input file; parses its stdout. */
+function runPython<T>(script: string, input: unknown): T {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR ?? '/tmp', 'pycoco-'));
+  writeFileSync(join(dir, 'input.json'), JSON.stringify(input));
+  writeFileSync(join(dir, 'script.py'), script);
+  return JSON.parse(execFileSync(python(), [join(dir, 'script.py'), join(dir, 'input.json')], { maxBuffer: 256 * 2 ** 20 }).toString()) as T;
 }

@@ -1,6 +1,7 @@
 import { decodeMask, encodeMask, rleArea, rleFromString, rleIou, rleToBbox, rleToString } from '../../src/runner/segmentation/rle.ts';
 import { rng } from '../../src/samples/images.ts';
-import { pycocotoolsMasks } from '../support/pycocotools.ts';
+import { rleFromPolygons } from '../../src/runner/segmentation/polygon.ts';
+import { pycocotoolsMasks, pycocotoolsPolygons } from '../support/pycocotools.ts';
 
 const H = 17;
 const W = 23;
@@ -55,5 +56,26 @@ describe('COCO RLE (pycocotools maskApi)', () => {
   it('round-trips large counts and negative deltas through the compressed form', () => {
     const rle = { size: [4000, 3000] as [number, number], counts: [5_999_000, 1000, 3, 11_999_000 - 5_999_003 - 1000, 0] };
     expect(rleFromString(rleToString(rle), 4000, 3000)).toEqual(rle);
+  });
+});
+
+describe('COCO polygons (pycocotools frPyObjects + merge)', () => {
+  it('rasterizes polygons exactly as pycocotools, including fractional, outside and multi-part ones', () => {
+    const h = 31;
+    const w = 27;
+    const r = rng(77);
+    const objects: number[][][] = [
+      [[2, 2, 20, 2, 20, 12, 2, 12]], // axis-aligned rectangle
+      [[3.3, 4.7, 18.2, 6.1, 11.5, 25.9]], // triangle with fractional vertices
+      [[-4, -3, 10, -2, 12, 9, -1, 11]], // partly outside the image
+      [[1, 1, 6, 1, 6, 6, 1, 6], [14, 15, 24, 15, 24, 29, 14, 29]], // two parts
+      [[5, 5, 5.2, 5.1, 5.1, 5.3]], // smaller than a pixel
+      ...Array.from({ length: 6 }, () => [Array.from({ length: 2 * (3 + Math.floor(r() * 6)) }, (_, i) => (i % 2 === 0 ? r() * w : r() * h))]),
+    ];
+    const ref = pycocotoolsPolygons({ height: h, width: w, objects });
+    objects.forEach((polygons, i) => {
+      const rle = rleFromPolygons(polygons, h, w);
+      expect({ i, counts: rleToString(rle), area: rleArea(rle) }).toEqual({ i, ...ref[i]! });
+    });
   });
 });

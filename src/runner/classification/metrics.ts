@@ -47,8 +47,8 @@ export class ClassificationMetrics {
       perClass.push(metric);
       if (support > 0 || predicted > 0) present.push(metric);
     }
-    const mean = (pick: (m: PerClassMetric) => number) =>
-      present.length === 0 ? null : present.reduce((a, m) => a + pick(m), 0) / present.length;
+    const mean = (pick: (m: PerClassMetric) => number | null) =>
+      present.length === 0 ? null : present.reduce((a, m) => a + pick(m)!, 0) / present.length;
     const accuracy = this.#count === 0 ? null : this.#top1 / this.#count;
     return {
       overall_metrics: {

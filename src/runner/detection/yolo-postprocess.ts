@@ -9,6 +9,8 @@ export interface Detection {
   box: [number, number, number, number];
   score: number;
   classId: number;
+  /** The output column (anchor) or row it came from: where its mask coefficients or keypoints are. */
+  anchor: number;
 }
 
 export interface NmsOptions {
@@ -66,7 +68,7 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
     const cy = output[numAnchors + a]!;
     const w = output[2 * numAnchors + a]!;
     const h = output[3 * numAnchors + a]!;
-    candidates.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score: best, classId });
+    candidates.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score: best, classId, anchor: a });
   }
   const maxNms = opts.maxNms ?? 30_000;
   const pool = candidates.length > maxNms ? [...candidates].sort((a, b) => b.score - a.score).slice(0, maxNms) : candidates;
@@ -83,7 +85,7 @@ export function decodeEndToEnd(output: Float32Array, rows: number, opts: Pick<Nm
     const o = r * 6;
     const score = output[o + 4]!;
     if (!(score > opts.conf)) continue;
-    out.push({ box: [output[o]!, output[o + 1]!, output[o + 2]!, output[o + 3]!], score, classId: Math.round(output[o + 5]!) });
+    out.push({ box: [output[o]!, output[o + 1]!, output[o + 2]!, output[o + 3]!], score, classId: Math.round(output[o + 5]!), anchor: r });
   }
   return out;
 }

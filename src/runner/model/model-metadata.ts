@@ -1,6 +1,6 @@
 // What the runner must know about a model besides its weights: task, class names and how to
 // preprocess. Sources, first wins per field: the model's metadata_props (Ultralytics export
-// convention: names, imgsz, stride, task; plus kinfer.* keys), a sidecar `<checkpoint>.json`,
+// convention: names, imgsz, stride, task, kpt_shape; plus kinfer.* keys), a sidecar `<checkpoint>.json`,
 // then defaults (Ultralytics classification: shorter side to imgsz, center crop, /255, no mean/std).
 import { z } from 'zod';
 import type { TaskType } from '../../contract/index.ts';
@@ -21,6 +21,9 @@ export const Sidecar = z
     names: z.union([z.array(z.string()), z.record(z.string(), z.string())]).optional(),
     imgsz: z.union([z.number().int().positive(), z.tuple([z.number().int().positive(), z.number().int().positive()])]).optional(),
     task: z.string().optional(),
+    stride: z.number().int().positive().optional(),
+    /** Pose: [keypoints, values per keypoint (2: x, y; 3: x, y, visibility)]. */
+    kpt_shape: z.tuple([z.number().int().positive(), z.union([z.literal(2), z.literal(3)])]).optional(),
     /** Shorter side before the center crop (torchvision: 256 for a 224 crop). Default: the crop size. */
     resize: z.number().int().positive().optional(),
     /** Per-channel mean/std on [0,1] RGB values. */
@@ -33,6 +36,8 @@ export type Sidecar = z.infer<typeof Sidecar>;
 export interface ModelMetadata extends ClassificationPreprocess {
   task: TaskType | undefined;
   classNames: string[];
+  stride: number | undefined;
+  kptShape: [number, 2 | 3] | undefined;
 }
 
 export class ModelMetadataError extends Error {
@@ -79,6 +84,8 @@ export function fromMetadataProps(props: Record<string, string>): Sidecar {
   if (props.names) out.names = parsePythonNames(props.names);
   if (props.imgsz) out.imgsz = parseImgsz(props.imgsz);
   if (props.task) out.task = props.task;
+  if (props.stride && /^\d+$/.test(props.stride.trim())) out.stride = Number(props.stride);
+  if (props.kpt_shape) out.kpt_shape = props.kpt_shape.match(/\d+/g)?.map(Number);
   for (const [key, value] of Object.entries(props)) {
     if (!key.startsWith('kinfer.')) continue;
     try {
@@ -111,6 +118,8 @@ export function resolveModelMetadata(
     task,
     classNames,
     inputSize,
+    stride: pick('stride'),
+    kptShape: pick('kpt_shape'),
     resizeShorter: pick('resize') ?? Math.min(...inputSize),
     mean: pick('mean') ?? [0, 0, 0],
     std: pick('std') ?? [1, 1, 1],

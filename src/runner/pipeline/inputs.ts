@@ -2,6 +2,7 @@
 // images named by an inference job's input config. Listings are streamed twice (count, then read)
 // rather than held in memory.
 import { canonicalStorageUri, joinStorageUri, type InputConfig } from '../../contract/index.ts';
+import type { CocoAnnotation, CocoImage } from '../datasets/coco-annotations.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 
 /** torchvision's IMG_EXTENSIONS. */
@@ -17,8 +18,20 @@ export interface Sample {
   uri: string;
   /** Path relative to the dataset split or input folder; the image's own URI for listed images. */
   name: string;
+  /** The dataset's image id (COCO); the index otherwise. */
+  imageId?: number;
+  /** Classification test runs. */
   trueClassId?: number;
+  /** Object test runs: where this image's labelled objects are. */
+  objects?: ObjectLabels;
+  /** Semantic segmentation test runs: the ground-truth class-id PNG. */
+  maskUri?: string;
 }
+
+export type ObjectLabels =
+  | { kind: 'coco'; image: CocoImage; annotations: CocoAnnotation[] }
+  /** A YOLO label file; null when the image has none (no objects). */
+  | { kind: 'yolo'; labelUri: string | null };
 
 export class DatasetError extends Error {
   readonly code = 'DATASET_INVALID';
@@ -33,10 +46,17 @@ export interface SampleSource {
   total: number;
   /** Class names in class-id order (the model's when it has them). */
   classNames: string[];
+  /**
+   * The dataset's category id of each class (COCO); absent when ids are the class ids. Classes
+   * the dataset does not know get ids above its own, so their detections are never scored.
+   */
+  categoryIds?: number[];
+  /** Categories the evaluation covers (COCO: every category of the file). */
+  evaluatedCategoryIds?: number[];
   samples(): AsyncGenerator<Sample>;
 }
 
-function relative(root: string, uri: string): string {
+export function relative(root: string, uri: string): string {
   return uri.slice(root.length).replace(/^\/+/, '');
 }
 

@@ -12,7 +12,7 @@ export interface SegmentationMetrics {
   /** Pixel accuracy: correctly labelled / labelled pixels. */
   aAcc: number;
   /** Per class; NaN where undefined (union or label area 0). */
-  perClass: Array<{ class_id: number; iou: number; acc: number; label_pixels: number }>;
+  perClass: Array<{ class_id: number; iou: number; acc: number; label_pixels: number; pred_pixels: number; intersect_pixels: number }>;
 }
 
 export class SegmentationAccumulator {
@@ -53,6 +53,8 @@ export class SegmentationAccumulator {
         iou: union === 0 ? NaN : this.#intersect[c]! / union,
         acc: this.#label[c] === 0 ? NaN : this.#intersect[c]! / this.#label[c]!,
         label_pixels: this.#label[c]!,
+        pred_pixels: this.#pred[c]!,
+        intersect_pixels: this.#intersect[c]!,
       };
     });
     const nanmean = (xs: number[]) => {

@@ -1,4 +1,4 @@
-// A loaded classification model: the session worker plus everything needed to feed it.
+// A loaded model: the session worker plus everything needed to feed it and read its outputs.
 import type { TaskType } from '../../contract/index.ts';
 import { ModelLoadError, WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
@@ -40,6 +40,21 @@ async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<S
   return parsed.data;
 }
 
+/**
+ * The class count an output layout implies, for models without `names`: classification
+ * [B, nc]; semantic segmentation [B, nc, H, W]; YOLO [B, 4 + nc (+ 32 mask coefficients | + keypoints), N].
+ */
+function classesFromOutputs(task: TaskType, shapes: number[][], kptShape: [number, number] | undefined): number | undefined {
+  const [first] = shapes;
+  if (!first || !(first[1]! > 0)) return undefined;
+  if (task === 'image_classification') return first.length === 2 ? first[1] : undefined;
+  if (task === 'semantic_segmentation') return first.length === 4 ? first[1] : undefined;
+  if (first.length !== 3) return undefined;
+  const extra = task === 'instance_segmentation' ? (shapes[1]?.[1] ?? 32) : task === 'pose_estimation' ? (kptShape ? kptShape[0] * kptShape[1] : 51) : 0;
+  const nc = first[1]! - 4 - extra;
+  return nc > 0 ? nc : undefined;
+}
+
 export async function loadModel(store: ObjectStore, checkpointUri: string, opts: LoadModelOptions): Promise<LoadedModel> {
   const started = performance.now();
   const bytes = await store.read(checkpointUri);
@@ -53,10 +68,10 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   const { session, info } = await WorkerSession.open(bytes, opts);
   try {
     const [batchDim, , h, w] = info.inputShape;
-    const outputShape = info.outputShapes[0] ?? [];
-    const metadata = resolveModelMetadata([fromMetadataProps(props), ...(sidecar ? [sidecar] : [])], {
+    const sources = [fromMetadataProps(props), ...(sidecar ? [sidecar] : [])];
+    const metadata = resolveModelMetadata(sources, {
       inputSize: h && w && h > 0 && w > 0 ? [h, w] : undefined,
-      numClasses: outputShape.length === 2 && outputShape[1]! > 0 ? outputShape[1] : undefined,
+      numClasses: classesFromOutputs(opts.expectedTask, info.outputShapes, sources.find((s) => s.kpt_shape)?.kpt_shape),
     });
     if (metadata.task && metadata.task !== opts.expectedTask) {
       throw new ModelMetadataError(`the model's task is ${metadata.task} but the job asks for ${opts.expectedTask}`);

@@ -1,0 +1,56 @@
+// Image classification: torchvision-style resize + center crop, top-k of the softmaxed scores,
+// accuracy / top-5 / macro P-R-F1 and the confusion matrix over a labelled ImageFolder.
+import type { EvaluationMetrics } from '../../contract/index.ts';
+import { ClassificationMetrics } from '../classification/metrics.ts';
+import { toProbabilities, topK } from '../classification/postprocess.ts';
+import { preprocessClassification } from '../classification/preprocess.ts';
+import type { WorkerOutput } from '../inference/worker-protocol.ts';
+import type { ModelMetadata } from '../model/model-metadata.ts';
+import type { Sample } from '../pipeline/inputs.ts';
+import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+
+export const TOP_K = 5;
+
+export class ClassificationTask implements VisionTask<null> {
+  readonly #metadata: ModelMetadata;
+  readonly #classNames: string[];
+  readonly #metrics: ClassificationMetrics | undefined;
+
+  constructor(metadata: ModelMetadata, classNames: string[], evaluate: boolean) {
+    this.#metadata = metadata;
+    this.#classNames = classNames;
+    this.#metrics = evaluate ? new ClassificationMetrics(classNames) : undefined;
+  }
+
+  async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: null }> {
+    return { tensor: await preprocessClassification(bytes, this.#metadata), context: null };
+  }
+
+  #labels(sample: Sample) {
+    return sample.trueClassId === undefined ? {} : { true_class_id: sample.trueClassId, true_label: this.#classNames[sample.trueClassId] ?? null };
+  }
+
+  async interpret(outputs: WorkerOutput[], row: number, _context: null, sample: Sample): Promise<TaskFields> {
+    const ranked = topK(toProbabilities(outputRow(outputs[0]!, row)), TOP_K, this.#classNames);
+    const best = ranked[0]!;
+    if (this.#metrics && sample.trueClassId !== undefined) this.#metrics.add(sample.trueClassId, ranked.map((p) => p.class_id));
+    return {
+      predicted_class_id: best.class_id,
+      predicted_label: best.class_name,
+      confidence: best.confidence,
+      predictions: ranked,
+      ...this.#labels(sample),
+      ...(sample.trueClassId === undefined ? {} : { is_correct: best.class_id === sample.trueClassId }),
+    };
+  }
+
+  unreadable(sample: Sample): TaskFields {
+    return { ...NO_PREDICTION, ...this.#labels(sample), ...(sample.trueClassId === undefined ? {} : { is_correct: null }) };
+  }
+
+  metrics(): EvaluationMetrics | null {
+    return this.#metrics?.result() ?? null;
+  }
+
+  async flush(): Promise<void> {}
+}

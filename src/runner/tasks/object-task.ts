@@ -1,0 +1,220 @@
+// Object detection, instance segmentation and pose estimation with YOLOv8/YOLO11-style exports:
+// Ultralytics' letterbox in, [B, 4 + nc (+ 32 | + K*D), N] out (plus prototypes [B, 32, H/4, W/4]
+// for segmentation), or an end-to-end [B, N, 6] detection output. Boxes, masks and keypoints go
+// back to the original image's pixels; a test run is scored against COCO or YOLO labels.
+import type { DetectedObject, EvaluationMetrics, GroundTruthObject, TaskType } from '../../contract/index.ts';
+import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
+import { parseYoloLabels } from '../datasets/yolo-labels.ts';
+import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
+import { instanceMask, type Prototypes } from '../detection/instance-masks.ts';
+import { letterbox, scaleBoxes } from '../detection/letterbox.ts';
+import { ObjectEvaluator } from '../detection/object-evaluator.ts';
+import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
+import { ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
+import type { WorkerOutput } from '../inference/worker-protocol.ts';
+import type { ObjectStore } from '../io/object-store.ts';
+import type { ModelMetadata } from '../model/model-metadata.ts';
+import type { Sample } from '../pipeline/inputs.ts';
+import { rleToString, type Rle } from '../segmentation/rle.ts';
+import type { Visualizer } from '../visualize/visualizer.ts';
+import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+
+const IOU_TYPE: Partial<Record<TaskType, IouType>> = { object_detection: 'bbox', instance_segmentation: 'segm', pose_estimation: 'keypoints' };
+
+export interface ObjectTaskOptions {
+  task: TaskType;
+  metadata: ModelMetadata;
+  classNames: string[];
+  /** Dataset category id of each class (defaults to the class id). */
+  categoryIds?: number[] | undefined;
+  evaluatedCategoryIds?: number[] | undefined;
+  nms: NmsOptions;
+  /** Output shapes as the session reports them, to tell the layouts apart. */
+  outputShapes: number[][];
+  evaluate: boolean;
+  store: ObjectStore;
+  visualizer?: Visualizer | undefined;
+}
+
+interface Context {
+  original: { width: number; height: number };
+  bytes: Uint8Array;
+  gts: CocoGroundTruth[] | undefined;
+}
+
+export class ObjectTask implements VisionTask<Context> {
+  readonly #o: ObjectTaskOptions;
+  readonly #nc: number;
+  readonly #kpt: [number, number] | undefined;
+  readonly #endToEnd: boolean;
+  readonly #categoryIds: number[];
+  readonly #evaluator: ObjectEvaluator | undefined;
+  #nextAnnotationId = 1;
+
+  constructor(o: ObjectTaskOptions) {
+    this.#o = o;
+    this.#nc = o.classNames.length;
+    this.#kpt = o.task === 'pose_estimation' ? (o.metadata.kptShape ?? [17, 3]) : undefined;
+    const first = o.outputShapes[0] ?? [];
+    const extra = o.task === 'instance_segmentation' ? (o.outputShapes[1]?.[1] ?? 32) : this.#kpt ? this.#kpt[0] * this.#kpt[1] : 0;
+    // [B, N, 6] (x1, y1, x2, y2, score, class) unless the channel count says [B, 4 + nc + extra, N].
+    this.#endToEnd = o.task === 'object_detection' && first.length === 3 && first[1] !== 4 + this.#nc && first[2] === 6;
+    if (!this.#endToEnd && first.length === 3 && first[1]! > 0 && first[1] !== 4 + this.#nc + extra) {
+      throw new ImageDecodeError(`the model's output [${first.join(', ')}] does not fit ${this.#nc} classes${extra ? ` + ${extra} ${o.task === 'pose_estimation' ? 'keypoint values' : 'mask coefficients'}` : ''}: expected [B, ${4 + this.#nc + extra}, N]`);
+    }
+    if (o.task === 'instance_segmentation' && (o.outputShapes[1]?.length ?? 0) !== 4) {
+      throw new ImageDecodeError('an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]');
+    }
+    this.#categoryIds = o.categoryIds ?? o.classNames.map((_, i) => i);
+    this.#evaluator = o.evaluate
+      ? new ObjectEvaluator({
+          iouType: IOU_TYPE[o.task]!,
+          classNames: o.classNames,
+          categoryIds: this.#categoryIds,
+          evaluatedCategoryIds: o.evaluatedCategoryIds ?? this.#categoryIds,
+          keypoints: this.#kpt?.[0],
+        })
+      : undefined;
+  }
+
+  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
+    const { inputSize, mean, std } = this.#o.metadata;
+    let lb;
+    try {
+      lb = await letterbox(bytes, inputSize);
+    } catch (err) {
+      throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const gts = this.#o.evaluate ? await this.#groundTruth(sample, lb.original) : undefined;
+    const [h, w] = inputSize;
+    const plane = h * w;
+    const tensor = new Float32Array(3 * plane);
+    for (let c = 0; c < 3; c++) {
+      const scale = 1 / (255 * std[c]!);
+      const shift = mean[c]! / std[c]!;
+      for (let i = 0, j = c; i < plane; i++, j += 3) tensor[c * plane + i] = lb.pixels[j]! * scale - shift;
+    }
+    return { tensor, context: { original: lb.original, bytes, gts } };
+  }
+
+  async #groundTruth(sample: Sample, size: { width: number; height: number }): Promise<CocoGroundTruth[] | undefined> {
+    const labels = sample.objects;
+    if (!labels) return undefined;
+    if (labels.kind === 'coco') return cocoGroundTruth(labels.annotations, labels.image, this.#o.task === 'instance_segmentation');
+    if (labels.labelUri === null) return [];
+    const text = (await this.#o.store.read(labels.labelUri)).toString('utf8');
+    // Ids are handed out as images are prepared: unique, which is all pycocotools needs of them.
+    const firstId = this.#nextAnnotationId;
+    this.#nextAnnotationId += text.split('\n').length + 1;
+    try {
+      return parseYoloLabels(text, { task: this.#o.task, numClasses: this.#nc, kptShape: this.#kpt as [number, 2 | 3] | undefined, imageId: sample.imageId ?? sample.index, firstId, ...size });
+    } catch (err) {
+      throw new Error(`${labels.labelUri}: ${(err as Error).message}`);
+    }
+  }
+
+  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<TaskFields> {
+    const { inputSize } = this.#o.metadata;
+    const out = outputRow(outputs[0]!, row);
+    const dims = outputs[0]!.dims;
+    const raw = this.#endToEnd ? decodeEndToEnd(out, dims[1]!, this.#o.nms) : decodeYolo(out, this.#nc, dims[2]!, this.#o.nms);
+    const found = raw.filter((d) => d.classId >= 0 && d.classId < this.#nc);
+    const boxes = scaleBoxes(found.map((d) => d.box), inputSize, ctx.original);
+    const protos: Prototypes | undefined =
+      this.#o.task === 'instance_segmentation' ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! } : undefined;
+    const anchors = dims[2]!;
+    const masks: Rle[] = [];
+    const detections: DetectedObject[] = found.map((d, i) => {
+      const bbox = boxes[i] as [number, number, number, number];
+      const object: DetectedObject = { class_id: d.classId, class_name: this.#o.classNames[d.classId]!, category_id: this.#categoryIds[d.classId]!, confidence: d.score, bbox };
+      if (protos) {
+        const coefficients = Array.from({ length: protos.channels }, (_, k) => out[(4 + this.#nc + k) * anchors + d.anchor]!);
+        const rle = instanceMask(protos, coefficients, bbox, { inputSize, original: ctx.original });
+        masks[i] = rle;
+        object.mask = { size: rle.size, counts: rleToString(rle) };
+      }
+      if (this.#kpt) object.keypoints = this.#keypoints(out, anchors, d.anchor, ctx.original);
+      return object;
+    });
+
+    const fields: TaskFields = {
+      ...(detections[0]
+        ? { predicted_class_id: detections[0].class_id, predicted_label: detections[0].class_name, confidence: detections[0].confidence, predictions: null }
+        : NO_PREDICTION),
+      image_id: sample.imageId ?? sample.index,
+      detections,
+    };
+    if (this.#evaluator && ctx.gts) {
+      const dets: CocoDetection[] = detections.map((d, i) => ({
+        image_id: fields.image_id!,
+        category_id: d.category_id,
+        bbox: [d.bbox[0], d.bbox[1], d.bbox[2] - d.bbox[0], d.bbox[3] - d.bbox[1]],
+        score: d.confidence,
+        ...(masks[i] ? { segmentation: masks[i] } : {}),
+        ...(d.keypoints ? { keypoints: d.keypoints } : {}),
+      }));
+      const score = this.#evaluator.add(fields.image_id!, ctx.gts, dets);
+      detections.forEach((d, i) => (d.match_iou = score.matchIous[i]!));
+      const matched = score.matchIous.filter((v): v is number => v !== null);
+      fields.ground_truth = this.#groundTruthObjects(ctx.gts);
+      fields.image_metrics = { tp: score.tp, fp: score.fp, fn: score.fn, mean_iou: matched.length ? matched.reduce((a, b) => a + b, 0) / matched.length : null };
+      fields.is_correct = score.fp === 0 && score.fn === 0;
+    }
+    if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.objects(sample, ctx.bytes, detections, this.#kpt?.[0]);
+    return fields;
+  }
+
+  #keypoints(out: Float32Array, anchors: number, anchor: number, original: { width: number; height: number }): number[] {
+    const [k, d] = this.#kpt!;
+    const [inH, inW] = this.#o.metadata.inputSize;
+    const gain = Math.min(inH / original.height, inW / original.width);
+    const padX = roundHalfEven((inW - original.width * gain) / 2 - 0.1);
+    const padY = roundHalfEven((inH - original.height * gain) / 2 - 0.1);
+    const base = 4 + this.#nc;
+    const values: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const at = (j: number) => out[(base + i * d + j) * anchors + anchor]!;
+      // Ultralytics' scale_coords: remove the padding, undo the gain, clip to the image.
+      const x = Math.min(Math.max((at(0) - padX) / gain, 0), original.width);
+      const y = Math.min(Math.max((at(1) - padY) / gain, 0), original.height);
+      values.push(x, y, d === 3 ? at(2) : 1);
+    }
+    return values;
+  }
+
+  #groundTruthObjects(gts: CocoGroundTruth[]): GroundTruthObject[] {
+    const classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
+    return gts.map((g) => {
+      const cls = classOf.get(g.category_id) ?? 0;
+      return {
+        class_id: cls,
+        class_name: this.#o.classNames[cls] ?? String(g.category_id),
+        bbox: [g.bbox[0], g.bbox[1], g.bbox[0] + g.bbox[2], g.bbox[1] + g.bbox[3]],
+        iscrowd: g.iscrowd === 1,
+        ...(g.keypoints ? { keypoints: g.keypoints } : {}),
+      };
+    });
+  }
+
+  unreadable(sample: Sample): TaskFields {
+    const fields: TaskFields = { ...NO_PREDICTION, image_id: sample.imageId ?? sample.index, detections: null };
+    // A COCO image that cannot be read still has its objects: they count as missed. YOLO labels
+    // are normalized to an image size nobody could read, so that image is left out.
+    if (this.#evaluator && sample.objects?.kind === 'coco') {
+      const gts = cocoGroundTruth(sample.objects.annotations, sample.objects.image, this.#o.task === 'instance_segmentation');
+      const score = this.#evaluator.add(fields.image_id!, gts, []);
+      fields.ground_truth = this.#groundTruthObjects(gts);
+      fields.image_metrics = { tp: 0, fp: 0, fn: score.fn, mean_iou: null };
+      fields.is_correct = null;
+    }
+    return fields;
+  }
+
+  metrics(): EvaluationMetrics | null {
+    return this.#evaluator?.result() ?? null;
+  }
+
+  async flush(): Promise<void> {
+    await this.#o.visualizer?.flush();
+  }
+}

@@ -1,0 +1,168 @@
+// Semantic segmentation: letterboxed input, per-pixel class scores [B, nc, h, w] out (any output
+// resolution), argmax, taken back to the original pixels (nearest, through the letterbox). The
+// class map is written as a PNG of class ids; a test run scores it against the ground-truth PNG
+// (mIoU, mAcc, pixel accuracy over the dataset, mmsegmentation's definitions).
+import sharp from 'sharp';
+import { joinStorageUri, type EvaluationMetrics, type PerClassMetric } from '../../contract/index.ts';
+import { ImageDecodeError } from '../classification/preprocess.ts';
+import { letterbox, letterboxGeometry } from '../detection/letterbox.ts';
+import type { BackgroundWrites } from '../io/background-writes.ts';
+import type { ObjectStore } from '../io/object-store.ts';
+import type { WorkerOutput } from '../inference/worker-protocol.ts';
+import type { ModelMetadata } from '../model/model-metadata.ts';
+import type { Sample } from '../pipeline/inputs.ts';
+import { SegmentationAccumulator } from '../segmentation/miou.ts';
+import type { Visualizer } from '../visualize/visualizer.ts';
+import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+
+export interface SemanticTaskOptions {
+  metadata: ModelMetadata;
+  classNames: string[];
+  evaluate: boolean;
+  ignoreIndex: number;
+  store: ObjectStore;
+  /** Where the predicted class-id PNGs go (`{artifacts}/masks`). */
+  masksUri: string;
+  writes: BackgroundWrites;
+  visualizer?: Visualizer | undefined;
+}
+
+interface Context {
+  original: { width: number; height: number };
+  bytes: Uint8Array;
+  label: Uint8Array | undefined;
+}
+
+/** A ground-truth PNG as class ids: one 8-bit grey channel, the image's size. */
+export async function readLabelPng(bytes: Uint8Array, size: { width: number; height: number }, uri: string): Promise<Uint8Array> {
+  const image = sharp(bytes, { failOn: 'error' });
+  const meta = await image.metadata();
+  if (meta.format !== 'png') throw new ImageDecodeError(`ground-truth mask ${uri} is ${meta.format}, not PNG`);
+  if (meta.isPalette || (meta.channels ?? 1) > 2 || meta.depth !== 'uchar') {
+    throw new ImageDecodeError(`ground-truth mask ${uri} must be an 8-bit greyscale PNG of class ids (it is ${meta.isPalette ? 'a palette' : `${meta.channels}-channel ${meta.depth}`} PNG)`);
+  }
+  if (meta.width !== size.width || meta.height !== size.height) {
+    throw new ImageDecodeError(`ground-truth mask ${uri} is ${meta.width}x${meta.height}, its image ${size.width}x${size.height}`);
+  }
+  const { data } = await image.extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+export class SemanticTask implements VisionTask<Context> {
+  readonly #o: SemanticTaskOptions;
+  readonly #total: SegmentationAccumulator | undefined;
+
+  constructor(o: SemanticTaskOptions) {
+    if (o.classNames.length > 255) throw new ImageDecodeError(`semantic segmentation handles up to 255 classes (class maps are 8-bit PNGs); the model has ${o.classNames.length}`);
+    this.#o = o;
+    this.#total = o.evaluate ? new SegmentationAccumulator(o.classNames.length, o.ignoreIndex) : undefined;
+  }
+
+  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
+    const { inputSize, mean, std } = this.#o.metadata;
+    let lb;
+    try {
+      lb = await letterbox(bytes, inputSize);
+    } catch (err) {
+      throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const label = this.#o.evaluate && sample.maskUri ? await readLabelPng(await this.#o.store.read(sample.maskUri), lb.original, sample.maskUri) : undefined;
+    const [h, w] = inputSize;
+    const plane = h * w;
+    const tensor = new Float32Array(3 * plane);
+    for (let c = 0; c < 3; c++) {
+      const scale = 1 / (255 * std[c]!);
+      const shift = mean[c]! / std[c]!;
+      for (let i = 0, j = c; i < plane; i++, j += 3) tensor[c * plane + i] = lb.pixels[j]! * scale - shift;
+    }
+    return { tensor, context: { original: lb.original, bytes, label } };
+  }
+
+  /** Argmax at the output's resolution, then each original pixel reads the cell under its centre. */
+  #classMap(scores: Float32Array, dims: number[], original: { width: number; height: number }): Uint8Array {
+    const [, nc, oh, ow] = dims as [number, number, number, number];
+    const plane = oh * ow;
+    const best = new Uint16Array(plane);
+    for (let i = 0; i < plane; i++) {
+      let arg = 0;
+      let max = scores[i]!;
+      for (let c = 1; c < nc; c++) {
+        const v = scores[c * plane + i]!;
+        if (v > max) {
+          max = v;
+          arg = c;
+        }
+      }
+      best[i] = arg;
+    }
+    const [inH, inW] = this.#o.metadata.inputSize;
+    const g = letterboxGeometry(original.width, original.height, this.#o.metadata.inputSize);
+    const { width: W, height: H } = original;
+    const col = Int32Array.from({ length: W }, (_, x) => Math.min(ow - 1, Math.floor(((g.left + ((x + 0.5) * g.width) / W) * ow) / inW)));
+    const out = new Uint8Array(W * H);
+    for (let y = 0; y < H; y++) {
+      const row = Math.min(oh - 1, Math.floor(((g.top + ((y + 0.5) * g.height) / H) * oh) / inH)) * ow;
+      for (let x = 0; x < W; x++) out[y * W + x] = best[row + col[x]!]!;
+    }
+    return out;
+  }
+
+  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<TaskFields> {
+    const map = this.#classMap(outputRow(outputs[0]!, row), outputs[0]!.dims, ctx.original);
+    const { width, height } = ctx.original;
+    const counts = new Uint32Array(this.#o.classNames.length);
+    for (const c of map) counts[c]!++;
+    const dominant = counts.reduce((best, n, c) => (n > counts[best]! ? c : best), 0);
+    const maskPath = joinStorageUri(this.#o.masksUri, `${String(sample.index).padStart(6, '0')}.png`);
+    await this.#o.writes.add(maskPath, async () =>
+      this.#o.store.write(maskPath, await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } }).png().toBuffer(), 'image/png'),
+    );
+    const fields: TaskFields = {
+      predicted_class_id: dominant,
+      predicted_label: this.#o.classNames[dominant] ?? null,
+      confidence: counts[dominant]! / map.length,
+      predictions: null,
+      image_id: sample.imageId ?? sample.index,
+      mask_path: maskPath,
+    };
+    if (this.#total && ctx.label) {
+      this.#total.add(map, ctx.label);
+      const own = new SegmentationAccumulator(this.#o.classNames.length, this.#o.ignoreIndex);
+      own.add(map, ctx.label);
+      const r = own.result();
+      const num = (v: number) => (Number.isNaN(v) ? null : v);
+      fields.image_metrics = { pixel_accuracy: num(r.aAcc), mean_iou: num(r.mIoU) };
+      fields.is_correct = Number.isNaN(r.mIoU) ? null : r.mIoU >= 0.5;
+    }
+    if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.classMap(sample, ctx.bytes, map, width, height);
+    return fields;
+  }
+
+  unreadable(sample: Sample): TaskFields {
+    return { ...NO_PREDICTION, image_id: sample.imageId ?? sample.index, mask_path: null, ...(this.#total ? { is_correct: null } : {}) };
+  }
+
+  metrics(): EvaluationMetrics | null {
+    if (!this.#total) return null;
+    const r = this.#total.result();
+    const num = (v: number) => (Number.isNaN(v) ? null : v);
+    const perClass: PerClassMetric[] = r.perClass.map((c) => {
+      const precision = c.pred_pixels === 0 ? null : c.intersect_pixels / c.pred_pixels;
+      const recall = num(c.acc);
+      const f1 = c.pred_pixels + c.label_pixels === 0 ? null : (2 * c.intersect_pixels) / (c.pred_pixels + c.label_pixels);
+      return { class_id: c.class_id, class_name: this.#o.classNames[c.class_id]!, precision, recall, f1, support: c.label_pixels, iou: num(c.iou) };
+    });
+    return {
+      overall_metrics: { mIoU: num(r.mIoU), mAcc: num(r.mAcc), pixel_accuracy: num(r.aAcc) },
+      per_class_metrics: perClass,
+      confusion_matrix: [],
+      class_names: [...this.#o.classNames],
+      primary_metric_name: 'mIoU',
+      primary_metric_value: num(r.mIoU),
+    };
+  }
+
+  async flush(): Promise<void> {
+    await this.#o.writes.flush();
+  }
+}

@@ -1,0 +1,31 @@
+// What differs between vision tasks, behind one interface so that the pipeline (read ahead,
+// batch, infer, report) is written once: how an image becomes a tensor, how a row of the model's
+// outputs becomes a result, and how results are scored.
+import type { EvaluationMetrics, ImageResult } from '../../contract/index.ts';
+import type { WorkerOutput } from '../inference/worker-protocol.ts';
+import type { Sample } from '../pipeline/inputs.ts';
+
+/** The fields a task fills in an image's result (the pipeline adds index, path, timings, error). */
+export type TaskFields = Omit<ImageResult, 'image_index' | 'image_path' | 'timings' | 'error'>;
+
+export interface VisionTask<C> {
+  /** Reads the image's labels, decodes and preprocesses it (runs ahead of inference, in parallel). */
+  prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: C }>;
+  /** Row `row` of a batch's outputs to the image's result; in a test run also scores it. */
+  interpret(outputs: WorkerOutput[], row: number, context: C, sample: Sample): Promise<TaskFields>;
+  /** The result of an image that could not be read or decoded (its labels still count where they can). */
+  unreadable(sample: Sample): TaskFields;
+  /** The evaluation, once every image went through; null when not scoring. */
+  metrics(): EvaluationMetrics | null;
+  /** Waits for the task's background writes (visualizations, masks). */
+  flush(): Promise<void>;
+}
+
+/** Row `row` of an output whose first dimension is the batch. */
+export function outputRow(output: WorkerOutput, row: number): Float32Array {
+  const perRow = output.dims.slice(1).reduce((a, b) => a * b, 1);
+  return new Float32Array(output.data, row * perRow * 4, perRow);
+}
+
+/** The empty prediction fields of an image without a prediction. */
+export const NO_PREDICTION = { predicted_class_id: null, predicted_label: null, confidence: null, predictions: null } as const;

@@ -1,0 +1,40 @@
+// Where pictures of predictions go: `{artifacts}/visualizations/{index}.jpg`, one per image,
+// written in the background so drawing overlaps inference.
+import { ARTIFACT_NAMES, joinStorageUri, type DetectedObject } from '../../contract/index.ts';
+import type { BackgroundWrites } from '../io/background-writes.ts';
+import type { ObjectStore } from '../io/object-store.ts';
+import type { Sample } from '../pipeline/inputs.ts';
+import { drawClassMap, drawObjects } from './draw.ts';
+
+export class Visualizer {
+  readonly #store: ObjectStore;
+  readonly #root: string;
+  readonly #writes: BackgroundWrites;
+
+  constructor(store: ObjectStore, artifactsUri: string, writes: BackgroundWrites) {
+    this.#store = store;
+    this.#root = joinStorageUri(artifactsUri, ARTIFACT_NAMES.visualizations);
+    this.#writes = writes;
+  }
+
+  #path(sample: Sample): string {
+    return joinStorageUri(this.#root, `${String(sample.index).padStart(6, '0')}.jpg`);
+  }
+
+  /** Schedules the picture; returns where it will be. */
+  async objects(sample: Sample, bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<string> {
+    const uri = this.#path(sample);
+    await this.#writes.add(uri, async () => this.#store.write(uri, await drawObjects(bytes, detections, keypointCount), 'image/jpeg'));
+    return uri;
+  }
+
+  async classMap(sample: Sample, bytes: Uint8Array, map: Uint8Array | Uint16Array, width: number, height: number): Promise<string> {
+    const uri = this.#path(sample);
+    await this.#writes.add(uri, async () => this.#store.write(uri, await drawClassMap(bytes, map, width, height), 'image/jpeg'));
+    return uri;
+  }
+
+  async flush(): Promise<void> {
+    await this.#writes.flush();
+  }
+}
