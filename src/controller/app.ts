@@ -9,6 +9,7 @@ import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../http/plumbing.ts';
 import type { StorageClient } from '../storage/object-store.ts';
 import type { Tier } from './tier.ts';
+import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
 
 export interface ControllerAppDeps {
@@ -99,6 +100,17 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     });
     router.post(`/${SEGMENT[kind]}/:id/cancel`, async (req, res) => {
       res.json(await cancel(kind, req));
+    });
+    router.get(`/${SEGMENT[kind]}/:id/export`, async (req, res) => {
+      const { format } = parseOr(ExportQuery, req.query, 400, 'query');
+      const job = await found(kind, req);
+      checkExportable(format, job.task_type);
+      const ext = format === 'csv' ? 'csv' : 'json';
+      res.status(200).type(EXPORT_CONTENT_TYPES[format]).attachment(`${SEGMENT[kind]}-${job.id}-${format}.${ext}`);
+      for await (const chunk of exportChunks(format, job.task_type, store.allImages(kind, job.id))) {
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
     });
   }
 

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySchema } from 'typeorm';
 import type { DonePayload, ImageResult, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
-import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type TestRun } from './entities.ts';
+import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type InferenceResult, type TestImageResult, type TestRun } from './entities.ts';
 
 export const JOB_EVENTS_CHANNEL = 'kinfer_job_events';
 
@@ -111,6 +111,26 @@ export class JobStore {
       take: opts.limit,
     });
     return { total, items };
+  }
+
+  /** Every per-image row of a job in image order, read a page at a time (exports of any size). */
+  async *allImages(kind: JobKind, jobId: string, pageSize = 500): AsyncGenerator<TestImageResult | InferenceResult> {
+    const { fk } = TABLES[kind];
+    const entity = kind === 'test_run' ? TestImageResultEntity : InferenceResultEntity;
+    let after = -1;
+    for (;;) {
+      const page = (await this.#ds
+        .getRepository<TestImageResult | InferenceResult>(entity)
+        .createQueryBuilder('r')
+        .where(`r.${fk} = :jobId`, { jobId })
+        .andWhere('r.image_index > :after', { after })
+        .orderBy('r.image_index', 'ASC')
+        .take(pageSize)
+        .getMany()) as Array<TestImageResult | InferenceResult>;
+      yield* page;
+      if (page.length < pageSize) return;
+      after = page.at(-1)!.image_index;
+    }
   }
 
   /** Pending jobs no executor has taken yet, oldest first. */

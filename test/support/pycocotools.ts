@@ -23,12 +23,17 @@ import json, sys, io, contextlib
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from pycocotools import mask as mask_utils
 out = []
 for case in json.load(open(sys.argv[1])):
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = case['gt']
         gt.createIndex()
+        # Ground truth given without an area gets its mask's, as COCO files store it.
+        for a in gt.dataset['annotations']:
+            if a.get('area') is None:
+                a['area'] = float(mask_utils.area(gt.annToRLE(a)))
         dt = gt.loadRes(case['dt']) if case['dt'] else COCO()
         if not case['dt']:
             dt.dataset = {'images': case['gt']['images'], 'categories': case['gt']['categories'], 'annotations': []}

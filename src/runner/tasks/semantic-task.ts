@@ -115,7 +115,7 @@ export class SemanticTask implements VisionTask<Context> {
     const dominant = counts.reduce((best, n, c) => (n > counts[best]! ? c : best), 0);
     const maskPath = joinStorageUri(this.#o.masksUri, `${String(sample.index).padStart(6, '0')}.png`);
     await this.#o.writes.add(maskPath, async () =>
-      this.#o.store.write(maskPath, await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } }).png().toBuffer(), 'image/png'),
+      this.#o.store.write(maskPath, await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer(), 'image/png'),
     );
     const fields: TaskFields = {
       predicted_class_id: dominant,
