@@ -1,4 +1,7 @@
 // A small client of the REST API, for the CLI and the demo.
+import { createWriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 
 export class ApiError extends Error {
@@ -30,5 +33,18 @@ export class ApiClient {
     const json = text ? JSON.parse(text) : undefined;
     if (res.statusCode >= 400) throw new ApiError(res.statusCode, json);
     return json as T;
+  }
+
+  /** Streams a response body to a file (or standard output); returns the bytes written. */
+  async download(path: string, file?: string): Promise<number> {
+    const res = await request(`${this.#base}${path}`);
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      throw new ApiError(res.statusCode, text ? JSON.parse(text) : undefined);
+    }
+    let bytes = 0;
+    res.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    await pipeline(res.body, file ? createWriteStream(file) : new Writable({ write: (chunk, _enc, done) => (process.stdout.write(chunk) ? done() : process.stdout.once('drain', done)) }));
+    return bytes;
   }
 }

@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { clusterDown, clusterUp } from '../kube/local-cluster/local-cluster.ts';
+import { ApiClient } from './api-client.ts';
 import { runDemo } from './demo.ts';
 import { localRun } from './local-run.ts';
 import { startStack, type Stack } from './stack.ts';
@@ -79,7 +80,23 @@ program
     const files = await buildSamples({ perClass: opts.perClass });
     const limit = pLimit(16);
     await Promise.all(files.map((f) => limit(() => storage.write(`${root}/${f.path}`, f.bytes))));
-    print(`wrote ${files.length} files: model ${root}/color-classifier.onnx, dataset ${root}/colors (split "test"), unlabeled images ${root}/colors/unlabeled`);
+    print(`wrote ${files.length} files: model ${root}/color-classifier.onnx, dataset ${root}/colors (split "test"), unlabeled images ${root}/colors/unlabeled;`);
+    print(`  detection, instance segmentation, pose and semantic segmentation: ${root}/shapes/{detect,segment,pose,semantic}/{model.onnx,data} (split "val")`);
+  });
+
+program
+  .command('export')
+  .description('download a job\'s results: COCO results JSON (objects), CSV or JSON')
+  .argument('<kind>', 'test-run or inference-job')
+  .argument('<id>', 'the job id')
+  .option('--format <format>', 'coco | csv | json', 'json')
+  .option('-o, --output <file>', 'where to write it (default: standard output)')
+  .option('--api <url>', 'the REST API', env.KINFER_API_URL ?? `http://127.0.0.1:${ports.apiPort}/api/v1`)
+  .action(async (kind: string, id: string, opts: { format: string; output?: string; api: string }) => {
+    const segment = { 'test-run': 'test-runs', 'inference-job': 'inference-jobs' }[kind];
+    if (!segment) throw new InvalidArgumentError(`kind must be test-run or inference-job, not "${kind}"`);
+    const bytes = await new ApiClient(opts.api).download(`/${segment}/${encodeURIComponent(id)}/export?format=${encodeURIComponent(opts.format)}`, opts.output);
+    if (opts.output) process.stderr.write(`wrote ${bytes} bytes to ${opts.output}\n`);
   });
 
 const cluster = program.command('cluster').description('a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) with a node agent');

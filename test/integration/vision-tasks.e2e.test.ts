@@ -3,9 +3,13 @@
 // (src/samples/shape-models.ts) and datasets with planted faults (src/samples/shape-datasets.ts).
 // Expected metrics come from pycocotools itself, fed the dataset's own ground truth and the job's
 // COCO export; semantic figures from a plain count over the PNGs written.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { buildShapeDataset, type ShapeDataset, type ShapeTask } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel, CONFIDENCE, KEYPOINT_SCORE, POSE_TEMPLATE, SHAPE_CLASSES } from '../../src/samples/shape-models.ts';
+import { runCommand } from '../support/processes.ts';
 import { pycocotoolsEvaluate } from '../support/pycocotools.ts';
 import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
@@ -153,6 +157,17 @@ describe('object detection (COCO layout)', () => {
     const bad = await stack.api('GET', `/test-runs/${run.id}/export?format=xml`);
     expect(bad.status).toBe(400);
     expect(bad.body.fields[0].field).toBe('format');
+  });
+
+  it('exports through the CLI as through the API', async () => {
+    const out = join(mkdtempSync(join(process.env.KINFER_TEST_DIR ?? tmpdir(), 'export-')), 'results.json');
+    const kinfer = (args: string[]) => runCommand(resolve('bin/kinfer'), args, { env: { ...process.env, NODE_OPTIONS: '' } });
+    const res = await kinfer(['export', 'test-run', run.id, '--format', 'coco', '-o', out, '--api', stack.apiUrl]);
+    expect(res.code).toBe(0);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(coco);
+    const missing = await kinfer(['export', 'test-run', '6f1c2d4e-8a3b-4c5d-9e7f-0a1b2c3d4e5f', '--api', stack.apiUrl]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/HTTP 404: test run .* not found/);
   });
 });
 
