@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
 
-const [modelPath, batchArg, imagesArg, threadsArg] = process.argv.slice(2);
+const [modelPath, batchArg, imagesArg, threadsArg, sizeArg] = process.argv.slice(2);
+const size = Number(sizeArg ?? 224);
 const batch = Number(batchArg);
 const images = Number(imagesArg);
 const session = await ort.InferenceSession.create(readFileSync(modelPath!), {
@@ -14,9 +15,9 @@ const session = await ort.InferenceSession.create(readFileSync(modelPath!), {
 });
 const input = session.inputNames[0]!;
 // Pre-decoded: one tensor per batch, built before the clock starts.
-const data = new Float32Array(batch * 3 * 224 * 224);
+const data = new Float32Array(batch * 3 * size * size);
 for (let i = 0; i < data.length; i++) data[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
-const tensor = new ort.Tensor('float32', data, [batch, 3, 224, 224]);
+const tensor = new ort.Tensor('float32', data, [batch, 3, size, size]);
 await session.run({ [input]: tensor }); // warm-up
 const runs = Math.ceil(images / batch);
 const started = performance.now();

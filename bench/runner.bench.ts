@@ -1,17 +1,21 @@
 // bench:runner — end-to-end runner throughput against raw ONNX Runtime, measured in the same run.
 //
-//   npm run bench:runner [-- --images 256 --batch 16 --repeats 3]
+//   npm run bench:runner [-- --images 256 --batch 16 --det-images 64 --det-batch 4 --repeats 3]
 //
-// Model: a generated ResNet-18-shaped classifier (11.7 M parameters). Inputs: 224x224 JPEGs.
+// Two models, each with its own baseline:
+//   classification: a generated ResNet-18-shaped classifier (11.7 M parameters), 224x224 JPEGs;
+//   detection: a generated YOLOv8n-shaped detector (~2.8 M parameters, 640 input, [1, 84, 8400]),
+//   640x480 JPEGs; the runner letterboxes, infers, decodes and runs class-aware NMS.
 // Baseline: `session.run` on pre-decoded tensors (bench/raw-session.ts), same batch and threads.
 // Runner: the real runner process (src/runner/main.ts) over a file:// folder: read, decode,
-// resize 256 + crop 224 + normalize, infer in its worker, rank, write images.jsonl + results.json
-// and post callbacks to a FAKE callback receiver (this benchmark measures the runner alone).
-// Figures are medians over the repeats; ratio = runner / raw. Peak RSS is each process's maxRSS.
+// preprocess, infer in its worker, postprocess, write images.jsonl + results.json (+ one
+// visualization per detection image, unless off) and post callbacks to a FAKE callback receiver
+// (this benchmark measures the runner alone). Figures are medians over the repeats; ratio =
+// runner / raw. Peak RSS is each process's maxRSS.
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,27 +24,46 @@ import { parseArgs, promisify } from 'node:util';
 import { cacheDir } from '../src/kube/local-cluster/binaries.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
+import { buildYoloLike } from '../src/samples/yolo-like.ts';
 
 const { values: args } = parseArgs({
-  options: { images: { type: 'string', default: '256' }, batch: { type: 'string', default: '16' }, repeats: { type: 'string', default: '3' } },
+  options: {
+    images: { type: 'string', default: '256' },
+    batch: { type: 'string', default: '16' },
+    'det-images': { type: 'string', default: '64' },
+    'det-batch': { type: 'string', default: '4' },
+    repeats: { type: 'string', default: '3' },
+  },
 });
-const IMAGES = Number(args.images);
-const BATCH = Number(args.batch);
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();
 const cache = join(cacheDir(), 'bench');
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
-async function prepare(): Promise<{ model: string; images: string }> {
-  const model = join(cache, 'resnet18-like.onnx');
-  const images = join(cache, `jpeg224-${IMAGES}`);
-  await mkdir(cache, { recursive: true });
-  if (!existsSync(model)) await writeFile(model, buildResnet18());
-  if (!existsSync(images) || (await readdir(images)).length !== IMAGES) {
-    await mkdir(images, { recursive: true });
-    for (let i = 0; i < IMAGES; i++) await writeFile(join(images, `img_${String(i).padStart(5, '0')}.jpg`), await noiseImage(224, 224, i));
+interface Case {
+  title: string;
+  task: 'image_classification' | 'object_detection';
+  model: string;
+  images: string;
+  count: number;
+  batch: number;
+  size: number;
+  extraEnv?: Record<string, string>;
+}
+
+async function prepareImages(name: string, count: number, width: number, height: number): Promise<string> {
+  const dir = join(cache, `${name}-${count}`);
+  if (!existsSync(dir) || (await readdir(dir)).length !== count) {
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < count; i++) await writeFile(join(dir, `img_${String(i).padStart(5, '0')}.jpg`), await noiseImage(width, height, i));
   }
-  return { model, images };
+  return dir;
+}
+
+async function prepareModel(name: string, build: () => Uint8Array): Promise<string> {
+  const file = join(cache, name);
+  if (!existsSync(file)) await writeFile(file, build());
+  return file;
 }
 
 interface Figures {
@@ -48,8 +71,8 @@ interface Figures {
   peak_rss_bytes: number;
 }
 
-async function raw(model: string): Promise<Figures> {
-  const { stdout } = await promisify(execFile)(process.execPath, [here('./raw-session.ts'), model, String(BATCH), String(IMAGES), String(THREADS)]);
+async function raw(c: Case): Promise<Figures> {
+  const { stdout } = await promisify(execFile)(process.execPath, [here('./raw-session.ts'), c.model, String(c.batch), String(c.count), String(THREADS), String(c.size)]);
   return JSON.parse(stdout);
 }
 
@@ -69,26 +92,30 @@ async function fakeCallbackReceiver() {
   return { url: `http://127.0.0.1:${port}`, done: () => done, close: () => new Promise((r) => server.close(r)) };
 }
 
-async function runner(model: string, images: string): Promise<Figures & { wall_images_per_second: number }> {
+type RunnerFigures = Figures & { wall_images_per_second: number; objects_per_image: number };
+
+async function runner(c: Case, extraEnv: Record<string, string> = {}): Promise<RunnerFigures> {
   const receiver = await fakeCallbackReceiver();
   const artifacts = await mkdtemp(join(tmpdir(), 'kinfer-bench-'));
+  const jobId = randomUUID();
   const started = performance.now();
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn(process.execPath, [here('../src/runner/main.ts')], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         PATH: process.env.PATH,
-        JOB_ID: randomUUID(),
+        JOB_ID: jobId,
         TRACE_ID: 'bench',
         INFERENCE_TYPE: 'dataset',
-        INPUT_CONFIG: JSON.stringify({ dataset_path: images }),
+        INPUT_CONFIG: JSON.stringify({ dataset_path: c.images }),
         BACKEND_BASE_URL: receiver.url,
         CALLBACK_TOKEN: 'bench',
-        TASK_TYPE: 'image_classification',
-        CHECKPOINT_PATH: model,
+        TASK_TYPE: c.task,
+        CHECKPOINT_PATH: c.model,
         ARTIFACTS_URI: pathToFileURL(artifacts).href,
-        BATCH_SIZE: String(BATCH),
+        BATCH_SIZE: String(c.batch),
         INTRA_OP_THREADS: String(THREADS),
+        ...extraEnv,
       },
     });
     child.on('close', resolve);
@@ -96,30 +123,66 @@ async function runner(model: string, images: string): Promise<Figures & { wall_i
   const wallMs = performance.now() - started;
   const done = receiver.done();
   await receiver.close();
+  const lines = (await readFile(join(artifacts, 'inference-jobs', jobId, 'images.jsonl'), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
+  const objects = lines.reduce((n, l) => n + (JSON.parse(l).detections?.length ?? 0), 0);
   await rm(artifacts, { recursive: true, force: true });
   if (code !== 0 || done?.status !== 'completed') throw new Error(`runner failed (exit ${code}): ${JSON.stringify(done)}`);
   if (process.env.BENCH_VERBOSE) process.stderr.write(`runner timings: ${JSON.stringify(done.timings)}\n`);
-  return { images_per_second: done.timings.images_per_second, peak_rss_bytes: done.timings.peak_rss_bytes, wall_images_per_second: (IMAGES * 1000) / wallMs };
+  return { images_per_second: done.timings.images_per_second, peak_rss_bytes: done.timings.peak_rss_bytes, wall_images_per_second: (c.count * 1000) / wallMs, objects_per_image: objects / Math.max(1, lines.length) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
-const { model, images } = await prepare();
-const raws: Figures[] = [];
-const runs: Array<Figures & { wall_images_per_second: number }> = [];
-for (let i = 0; i < REPEATS; i++) {
-  raws.push(await raw(model));
-  runs.push(await runner(model, images));
-}
-const rawIps = median(raws.map((r) => r.images_per_second));
-const runIps = median(runs.map((r) => r.images_per_second));
-const rows = [
-  ['raw session.run, pre-decoded tensors', rawIps.toFixed(1), '1.00', mb(median(raws.map((r) => r.peak_rss_bytes)))],
-  ['kinfer runner, JPEG in -> results out', runIps.toFixed(1), (runIps / rawIps).toFixed(2), mb(median(runs.map((r) => r.peak_rss_bytes)))],
-  ['  same, wall clock incl. process start + model load', median(runs.map((r) => r.wall_images_per_second)).toFixed(1), (median(runs.map((r) => r.wall_images_per_second)) / rawIps).toFixed(2), ''],
+const yolo = buildYoloLike();
+const cases: Case[] = [
+  {
+    title: `classification: ResNet-18-like (11.7 M params), JPEG 224x224, batch ${args.batch}`,
+    task: 'image_classification',
+    model: await prepareModel('resnet18-like.onnx', () => buildResnet18()),
+    images: await prepareImages('jpeg224', Number(args.images), 224, 224),
+    count: Number(args.images),
+    batch: Number(args.batch),
+    size: 224,
+  },
+  {
+    title: `detection: YOLOv8n-like (${(yolo.parameters / 1e6).toFixed(1)} M params, 640, [1, 84, 8400]), JPEG 640x480, batch ${args['det-batch']}`,
+    task: 'object_detection',
+    model: await prepareModel('yolov8n-like-v1.onnx', () => yolo.model),
+    images: await prepareImages('jpeg640x480', Number(args['det-images']), 640, 480),
+    count: Number(args['det-images']),
+    batch: Number(args['det-batch']),
+    size: 640,
+  },
 ];
-process.stdout.write(`\nbench:runner  ResNet-18-like (11.7 M params), ${IMAGES} JPEG 224x224, batch ${BATCH}, ${THREADS} intra-op threads, median of ${REPEATS}\n\n`);
-process.stdout.write(`| ${'measurement'.padEnd(52)} | images/s | ratio | peak RSS |\n|${'-'.repeat(54)}|---------:|------:|---------:|\n`);
-for (const [name, ips, ratio, rss] of rows) process.stdout.write(`| ${name!.padEnd(52)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${rss!.padStart(8)} |\n`);
-process.stdout.write(`\nratio runner/raw = ${(runIps / rawIps).toFixed(3)} (goal >= 0.9)\n`);
+
+const rows: string[][] = [];
+const ratios: string[] = [];
+for (const c of cases) {
+  const raws: Figures[] = [];
+  const runs: RunnerFigures[] = [];
+  const quiet: RunnerFigures[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    raws.push(await raw(c));
+    runs.push(await runner(c));
+    if (c.task === 'object_detection') quiet.push(await runner(c, { SAVE_VISUALIZATIONS: 'false' }));
+  }
+  const rawIps = median(raws.map((r) => r.images_per_second));
+  const row = (name: string, rs: RunnerFigures[]) => {
+    const ips = median(rs.map((r) => r.images_per_second));
+    rows.push([name, ips.toFixed(1), (ips / rawIps).toFixed(2), mb(median(rs.map((r) => r.peak_rss_bytes)))]);
+    return ips / rawIps;
+  };
+  rows.push([c.title, '', '', '']);
+  rows.push(['  raw session.run, pre-decoded tensors', rawIps.toFixed(1), '1.00', mb(median(raws.map((r) => r.peak_rss_bytes)))]);
+  const ratio = row(`  kinfer runner, JPEG in -> results out${c.task === 'object_detection' ? ' (+ visualizations)' : ''}`, runs);
+  if (quiet.length) row('  same, without visualizations', quiet);
+  const wall = median(runs.map((r) => r.wall_images_per_second));
+  rows.push(['  same, wall clock incl. process start + model load', wall.toFixed(1), (wall / rawIps).toFixed(2), '']);
+  if (c.task === 'object_detection') rows.push([`  objects per image after NMS (conf 0.25, IoU 0.7): ${median(runs.map((r) => r.objects_per_image)).toFixed(1)}`, '', '', '']);
+  ratios.push(`${c.task}: runner/raw = ${ratio.toFixed(3)}`);
+}
+process.stdout.write(`\nbench:runner  ${THREADS} intra-op threads, median of ${REPEATS}\n\n`);
+process.stdout.write(`| ${'measurement'.padEnd(96)} | images/s | ratio | peak RSS |\n|${'-'.repeat(98)}|---------:|------:|---------:|\n`);
+for (const [name, ips, ratio, rss] of rows) process.stdout.write(`| ${name!.padEnd(96)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${rss!.padStart(8)} |\n`);
+process.stdout.write(`\n${ratios.join('; ')} (goal >= 0.9)\n`);

@@ -52,23 +52,26 @@ export function nms(boxes: number[][], scores: number[], iouThreshold: number): 
 
 /** Decodes one image's [4+nc, N] output (channel-major, as exported) and applies class-aware NMS. */
 export function decodeYolo(output: Float32Array, numClasses: number, numAnchors: number, opts: NmsOptions): Detection[] {
-  const candidates: Detection[] = [];
-  for (let a = 0; a < numAnchors; a++) {
-    let best = -Infinity;
-    let classId = 0;
-    for (let c = 0; c < numClasses; c++) {
-      const s = output[(4 + c) * numAnchors + a]!;
-      if (s > best) {
-        best = s;
-        classId = c;
+  // Class-major walk (each class row read in order): the anchor-major one strides 4*N bytes a read.
+  const best = new Float32Array(numAnchors).fill(-Infinity);
+  const bestClass = new Uint16Array(numAnchors);
+  for (let c = 0; c < numClasses; c++) {
+    const row = output.subarray((4 + c) * numAnchors, (5 + c) * numAnchors);
+    for (let a = 0; a < numAnchors; a++) {
+      if (row[a]! > best[a]!) {
+        best[a] = row[a]!;
+        bestClass[a] = c;
       }
     }
-    if (!(best > opts.conf)) continue;
+  }
+  const candidates: Detection[] = [];
+  for (let a = 0; a < numAnchors; a++) {
+    if (!(best[a]! > opts.conf)) continue;
     const cx = output[a]!;
     const cy = output[numAnchors + a]!;
     const w = output[2 * numAnchors + a]!;
     const h = output[3 * numAnchors + a]!;
-    candidates.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score: best, classId, anchor: a });
+    candidates.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score: best[a]!, classId: bestClass[a]!, anchor: a });
   }
   const maxNms = opts.maxNms ?? 30_000;
   const pool = candidates.length > maxNms ? [...candidates].sort((a, b) => b.score - a.score).slice(0, maxNms) : candidates;
