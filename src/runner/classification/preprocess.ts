@@ -71,10 +71,15 @@ export async function preprocessClassification(bytes: Uint8Array, p: Classificat
   }
   const plane = cropH * cropW;
   if (pixels.length !== plane * 3) throw new ImageDecodeError(`expected 3 channels, got ${pixels.length / plane}`);
+  return hwcToChw(pixels, plane, p.mean, p.std);
+}
+
+/** RGB bytes (HWC) to the network's CHW float32: /255, then (x - mean) / std per channel. */
+export function hwcToChw(pixels: Uint8Array, plane: number, mean: [number, number, number], std: [number, number, number]): Float32Array {
   const out = new Float32Array(plane * 3);
   for (let c = 0; c < 3; c++) {
-    const scale = 1 / (255 * p.std[c]!);
-    const shift = p.mean[c]! / p.std[c]!;
+    const scale = 1 / (255 * std[c]!);
+    const shift = mean[c]! / std[c]!;
     const base = c * plane;
     for (let i = 0, j = c; i < plane; i++, j += 3) out[base + i] = pixels[j]! * scale - shift;
   }

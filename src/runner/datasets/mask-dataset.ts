@@ -3,14 +3,13 @@
 // scored). An image without a mask is an error entry of its own, not a silent skip.
 import { canonicalStorageUri, joinStorageUri } from '../../contract/index.ts';
 import type { ObjectStore } from '../io/object-store.ts';
-import { DatasetError, isImagePath, relative, type SampleSource } from '../pipeline/inputs.ts';
+import { countImages, DatasetError, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
 
 export async function maskDatasetSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
   const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
   const imagesRoot = joinStorageUri(root, 'images');
   const masksRoot = joinStorageUri(root, 'masks');
-  let total = 0;
-  for await (const uri of store.list(imagesRoot)) if (isImagePath(uri)) total++;
+  const total = await countImages(store, imagesRoot);
   if (total === 0) throw new DatasetError(`no images found under ${imagesRoot} (semantic segmentation layout: {split}/images/*.jpg and {split}/masks/*.png)`);
   let masks = 0;
   for await (const uri of store.list(masksRoot)) if (uri.endsWith('.png')) masks++;
@@ -18,14 +17,6 @@ export async function maskDatasetSource(store: ObjectStore, datasetPath: string,
   return {
     total,
     classNames: modelClassNames,
-    async *samples() {
-      let index = 0;
-      for await (const uri of store.list(imagesRoot)) {
-        if (!isImagePath(uri)) continue;
-        const rel = relative(imagesRoot, uri);
-        const i = index++;
-        yield { index: i, uri, name: `images/${rel}`, imageId: i, maskUri: joinStorageUri(masksRoot, `${rel.replace(/\.[^./]+$/, '')}.png`) };
-      }
-    },
+    samples: () => stemLabelledSamples(store, imagesRoot, (stem) => ({ maskUri: joinStorageUri(masksRoot, `${stem}.png`) })),
   };
 }

@@ -4,7 +4,7 @@
 // the same stem (an image without a label file has no objects).
 import { canonicalStorageUri, joinStorageUri } from '../../contract/index.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
-import { DatasetError, isImagePath, relative, type SampleSource } from '../pipeline/inputs.ts';
+import { countImages, DatasetError, relative, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
 import { parseCocoAnnotationFile, type CocoAnnotation } from './coco-annotations.ts';
 
 export const COCO_ANNOTATIONS_FILE = 'annotations.json';
@@ -72,8 +72,7 @@ async function yoloSource(store: ObjectStore, root: string, modelClassNames: str
   const labelsRoot = joinStorageUri(root, 'labels');
   const labels = new Set<string>();
   for await (const uri of store.list(labelsRoot)) if (uri.endsWith('.txt')) labels.add(relative(labelsRoot, uri));
-  let total = 0;
-  for await (const uri of store.list(imagesRoot)) if (isImagePath(uri)) total++;
+  const total = await countImages(store, imagesRoot);
   if (total === 0) {
     throw new DatasetError(
       `no dataset found under ${root}: expected COCO (${root}/${COCO_ANNOTATIONS_FILE}) or YOLO (${imagesRoot}/*.jpg with ${labelsRoot}/*.txt)`,
@@ -85,15 +84,7 @@ async function yoloSource(store: ObjectStore, root: string, modelClassNames: str
   return {
     total,
     classNames: modelClassNames,
-    async *samples() {
-      let index = 0;
-      for await (const uri of store.list(imagesRoot)) {
-        if (!isImagePath(uri)) continue;
-        const rel = relative(imagesRoot, uri);
-        const label = `${rel.replace(/\.[^./]+$/, '')}.txt`;
-        const i = index++;
-        yield { index: i, uri, name: `images/${rel}`, imageId: i, objects: { kind: 'yolo', labelUri: labels.has(label) ? joinStorageUri(labelsRoot, label) : null } };
-      }
-    },
+    samples: () =>
+      stemLabelledSamples(store, imagesRoot, (stem) => ({ objects: { kind: 'yolo', labelUri: labels.has(`${stem}.txt`) ? joinStorageUri(labelsRoot, `${stem}.txt`) : null } })),
   };
 }

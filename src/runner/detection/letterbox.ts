@@ -2,7 +2,7 @@
 // ultralytics/data/augment.py, and scale_boxes from ultralytics/utils/ops.py for the way back.
 // The rounding is Python's (half to even), the padding split is round(d - 0.1) / round(d + 0.1).
 import sharp from 'sharp';
-import { roundHalfEven } from '../classification/preprocess.ts';
+import { hwcToChw, ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
 
 export interface Letterbox {
   /** Scale applied to the original image. */
@@ -50,6 +50,17 @@ export async function letterbox(bytes: Uint8Array, inputSize: [number, number]):
     .raw()
     .toBuffer();
   return { pixels, geometry: g, original: { width, height } };
+}
+
+/** Decodes, letterboxes and normalizes one image into the network's CHW float32 input. */
+export async function letterboxTensor(bytes: Uint8Array, inputSize: [number, number], norm: { mean: [number, number, number]; std: [number, number, number] }): Promise<{ tensor: Float32Array; original: { width: number; height: number } }> {
+  let lb;
+  try {
+    lb = await letterbox(bytes, inputSize);
+  } catch (err) {
+    throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return { tensor: hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std), original: lb.original };
 }
 
 /**

@@ -60,6 +60,29 @@ export function relative(root: string, uri: string): string {
   return uri.slice(root.length).replace(/^\/+/, '');
 }
 
+/** The images under a folder or prefix, in listing order, with their paths relative to it. */
+export async function* imagesUnder(store: ObjectStore, root: string): AsyncGenerator<{ uri: string; rel: string }> {
+  for await (const uri of store.list(root)) if (isImagePath(uri)) yield { uri, rel: relative(root, uri) };
+}
+
+/**
+ * The samples of a labelled `{split}/images/**` folder, named `images/<rel>`, with what `labels`
+ * finds for each image's stem (its path without the extension: where a same-named label lives).
+ */
+export async function* stemLabelledSamples(store: ObjectStore, imagesRoot: string, labels: (stem: string) => Partial<Sample>): AsyncGenerator<Sample> {
+  let index = 0;
+  for await (const { uri, rel } of imagesUnder(store, imagesRoot)) {
+    const i = index++;
+    yield { index: i, uri, name: `images/${rel}`, imageId: i, ...labels(rel.replace(/\.[^./]+$/, '')) };
+  }
+}
+
+export async function countImages(store: ObjectStore, root: string): Promise<number> {
+  let total = 0;
+  for await (const _ of imagesUnder(store, root)) total++;
+  return total;
+}
+
 export async function imageFolderSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
   const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
   const folders = new Map<string, number>();
@@ -112,15 +135,14 @@ export async function inferenceInputSource(store: ObjectStore, input: InputConfi
     };
   }
   const root = canonicalStorageUri(input.dataset_path);
-  let total = 0;
-  for await (const uri of store.list(root)) if (isImagePath(uri)) total++;
+  const total = await countImages(store, root);
   if (total === 0) throw new DatasetError(`no images found under ${root}`);
   return {
     total,
     classNames,
     async *samples() {
       let index = 0;
-      for await (const uri of store.list(root)) if (isImagePath(uri)) yield { index: index++, uri, name: relative(root, uri) };
+      for await (const { uri, rel } of imagesUnder(store, root)) yield { index: index++, uri, name: rel };
     },
   };
 }

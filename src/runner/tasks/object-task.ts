@@ -7,7 +7,7 @@ import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
 import { parseYoloLabels } from '../datasets/yolo-labels.ts';
 import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
 import { instanceMask, type Prototypes } from '../detection/instance-masks.ts';
-import { letterbox, scaleBoxes } from '../detection/letterbox.ts';
+import { letterboxTensor, scaleBoxes } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
 import { ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
@@ -78,23 +78,9 @@ export class ObjectTask implements VisionTask<Context> {
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
-    const { inputSize, mean, std } = this.#o.metadata;
-    let lb;
-    try {
-      lb = await letterbox(bytes, inputSize);
-    } catch (err) {
-      throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
-    }
-    const gts = this.#o.evaluate ? await this.#groundTruth(sample, lb.original) : undefined;
-    const [h, w] = inputSize;
-    const plane = h * w;
-    const tensor = new Float32Array(3 * plane);
-    for (let c = 0; c < 3; c++) {
-      const scale = 1 / (255 * std[c]!);
-      const shift = mean[c]! / std[c]!;
-      for (let i = 0, j = c; i < plane; i++, j += 3) tensor[c * plane + i] = lb.pixels[j]! * scale - shift;
-    }
-    return { tensor, context: { original: lb.original, bytes, gts } };
+    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata);
+    const gts = this.#o.evaluate ? await this.#groundTruth(sample, original) : undefined;
+    return { tensor, context: { original, bytes, gts } };
   }
 
   async #groundTruth(sample: Sample, size: { width: number; height: number }): Promise<CocoGroundTruth[] | undefined> {

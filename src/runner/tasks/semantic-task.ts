@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { joinStorageUri, type EvaluationMetrics, type PerClassMetric } from '../../contract/index.ts';
 import { ImageDecodeError } from '../classification/preprocess.ts';
-import { letterbox, letterboxGeometry } from '../detection/letterbox.ts';
+import { letterboxGeometry, letterboxTensor } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -59,23 +59,9 @@ export class SemanticTask implements VisionTask<Context> {
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
-    const { inputSize, mean, std } = this.#o.metadata;
-    let lb;
-    try {
-      lb = await letterbox(bytes, inputSize);
-    } catch (err) {
-      throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
-    }
-    const label = this.#o.evaluate && sample.maskUri ? await readLabelPng(await this.#o.store.read(sample.maskUri), lb.original, sample.maskUri) : undefined;
-    const [h, w] = inputSize;
-    const plane = h * w;
-    const tensor = new Float32Array(3 * plane);
-    for (let c = 0; c < 3; c++) {
-      const scale = 1 / (255 * std[c]!);
-      const shift = mean[c]! / std[c]!;
-      for (let i = 0, j = c; i < plane; i++, j += 3) tensor[c * plane + i] = lb.pixels[j]! * scale - shift;
-    }
-    return { tensor, context: { original: lb.original, bytes, label } };
+    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata);
+    const label = this.#o.evaluate && sample.maskUri ? await readLabelPng(await this.#o.store.read(sample.maskUri), original, sample.maskUri) : undefined;
+    return { tensor, context: { original, bytes, label } };
   }
 
   /** Argmax at the output's resolution, then each original pixel reads the cell under its centre. */
