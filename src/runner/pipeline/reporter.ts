@@ -6,6 +6,12 @@ import type { ImageResult } from '../../contract/index.ts';
 import type { CallbackClient } from '../io/callback-client.ts';
 import type { ObjectWriter } from '../io/object-store.ts';
 
+/**
+ * A batch is sent once it holds this much JSON, whatever its count: 300 detections with masks per
+ * image make megabytes, and the callback service takes at most 8 MB a request.
+ */
+export const MAX_BATCH_BYTES = 4 * 2 ** 20;
+
 export interface ReporterOptions {
   callbacks: CallbackClient;
   imagesFile: ObjectWriter;
@@ -18,6 +24,7 @@ export interface ReporterOptions {
 export class JobReporter {
   readonly #o: ReporterOptions;
   #buffer: ImageResult[] = [];
+  #bufferBytes = 0;
   #inFlight: Promise<unknown> = Promise.resolve();
   #processed = 0;
   #failed = 0;
@@ -44,9 +51,11 @@ export class JobReporter {
     this.#processed++;
     if (result.error !== null) this.#failed++;
     const { stream } = this.#o.imagesFile;
-    if (!stream.write(`${JSON.stringify(result)}\n`)) await once(stream, 'drain');
+    const line = `${JSON.stringify(result)}\n`;
+    if (!stream.write(line)) await once(stream, 'drain');
     this.#buffer.push(result);
-    if (this.#buffer.length >= this.#o.resultsBatchSize) await this.#flush();
+    this.#bufferBytes += line.length;
+    if (this.#buffer.length >= this.#o.resultsBatchSize || this.#bufferBytes >= MAX_BATCH_BYTES) await this.#flush();
     const now = Date.now();
     if (
       this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages ||
@@ -82,6 +91,7 @@ export class JobReporter {
     await this.#inFlight;
     const batch = this.#buffer;
     this.#buffer = [];
+    this.#bufferBytes = 0;
     this.#inFlight = this.#o.callbacks.imageResults(batch);
     // Surface a refusal at the next add/finish rather than as an unhandled rejection.
     this.#inFlight.catch(() => undefined);
