@@ -4,6 +4,7 @@
 // prototype grid is one bilinear resample (PyTorch align_corners=False) through the letterbox:
 // original pixel centre -> network input -> prototype cell. Only the box's window is computed.
 import { roundHalfEven } from '../classification/preprocess.ts';
+import { inputToOriginal } from './letterbox.ts';
 import { encodeMask, type Rle } from '../segmentation/rle.ts';
 
 export interface Prototypes {
@@ -22,11 +23,7 @@ export interface InputMapping {
 
 function crop(m: InputMapping): { left: number; top: number; width: number; height: number } {
   const [inH, inW] = m.inputSize;
-  const gain = Math.min(inH / m.original.height, inW / m.original.width);
-  const padX = (inW - m.original.width * gain) / 2;
-  const padY = (inH - m.original.height * gain) / 2;
-  const top = roundHalfEven(padY - 0.1);
-  const left = roundHalfEven(padX - 0.1);
+  const { padX, padY, left, top } = inputToOriginal(m.inputSize, m.original);
   return { top, left, height: roundHalfEven(inH - padY + 0.1) - top, width: roundHalfEven(inW - padX + 0.1) - left };
 }
 

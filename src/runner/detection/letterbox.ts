@@ -64,19 +64,26 @@ export async function letterboxTensor(bytes: Uint8Array, inputSize: [number, num
 }
 
 /**
- * Boxes [x1, y1, x2, y2] from network input pixels back to the original image, clipped to it:
- * Ultralytics' scale_boxes, which recomputes the padding from the unrounded scaled size.
+ * The way back from network input to original pixels, as Ultralytics' scale_boxes, scale_coords
+ * and scale_image compute it: the gain, and the padding recomputed from the unrounded scaled size
+ * (`pad*`), whose first row/column is `round(pad - 0.1)` (`left`, `top`).
  */
-export function scaleBoxes(boxes: number[][], inputSize: [number, number], original: { width: number; height: number }): number[][] {
+export function inputToOriginal(inputSize: [number, number], original: { width: number; height: number }) {
   const [inH, inW] = inputSize;
   const gain = Math.min(inH / original.height, inW / original.width);
-  const padX = roundHalfEven((inW - original.width * gain) / 2 - 0.1);
-  const padY = roundHalfEven((inH - original.height * gain) / 2 - 0.1);
+  const padX = (inW - original.width * gain) / 2;
+  const padY = (inH - original.height * gain) / 2;
+  return { gain, padX, padY, left: roundHalfEven(padX - 0.1), top: roundHalfEven(padY - 0.1) };
+}
+
+/** A point in network input pixels back in the original image, clipped to it (scale_coords). */
+export function pointToOriginal(x: number, y: number, back: ReturnType<typeof inputToOriginal>, original: { width: number; height: number }): [number, number] {
   const clip = (v: number, max: number) => Math.min(Math.max(v, 0), max);
-  return boxes.map(([x1, y1, x2, y2]) => [
-    clip((x1! - padX) / gain, original.width),
-    clip((y1! - padY) / gain, original.height),
-    clip((x2! - padX) / gain, original.width),
-    clip((y2! - padY) / gain, original.height),
-  ]);
+  return [clip((x - back.left) / back.gain, original.width), clip((y - back.top) / back.gain, original.height)];
+}
+
+/** Boxes [x1, y1, x2, y2] from network input pixels back to the original image, clipped to it (scale_boxes). */
+export function scaleBoxes(boxes: number[][], inputSize: [number, number], original: { width: number; height: number }): number[][] {
+  const back = inputToOriginal(inputSize, original);
+  return boxes.map(([x1, y1, x2, y2]) => [...pointToOriginal(x1!, y1!, back, original), ...pointToOriginal(x2!, y2!, back, original)]);
 }

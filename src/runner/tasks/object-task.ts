@@ -7,10 +7,10 @@ import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
 import { parseYoloLabels } from '../datasets/yolo-labels.ts';
 import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
 import { instanceMask, type Prototypes } from '../detection/instance-masks.ts';
-import { letterboxTensor, scaleBoxes } from '../detection/letterbox.ts';
+import { inputToOriginal, letterboxTensor, pointToOriginal, scaleBoxes } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
-import { ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
+import { ImageDecodeError } from '../classification/preprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { ModelMetadata } from '../model/model-metadata.ts';
@@ -152,18 +152,12 @@ export class ObjectTask implements VisionTask<Context> {
 
   #keypoints(out: Float32Array, anchors: number, anchor: number, original: { width: number; height: number }): number[] {
     const [k, d] = this.#kpt!;
-    const [inH, inW] = this.#o.metadata.inputSize;
-    const gain = Math.min(inH / original.height, inW / original.width);
-    const padX = roundHalfEven((inW - original.width * gain) / 2 - 0.1);
-    const padY = roundHalfEven((inH - original.height * gain) / 2 - 0.1);
+    const back = inputToOriginal(this.#o.metadata.inputSize, original);
     const base = 4 + this.#nc;
     const values: number[] = [];
     for (let i = 0; i < k; i++) {
       const at = (j: number) => out[(base + i * d + j) * anchors + anchor]!;
-      // Ultralytics' scale_coords: remove the padding, undo the gain, clip to the image.
-      const x = Math.min(Math.max((at(0) - padX) / gain, 0), original.width);
-      const y = Math.min(Math.max((at(1) - padY) / gain, 0), original.height);
-      values.push(x, y, d === 3 ? at(2) : 1);
+      values.push(...pointToOriginal(at(0), at(1), back, original), d === 3 ? at(2) : 1);
     }
     return values;
   }
