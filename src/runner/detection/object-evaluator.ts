@@ -33,6 +33,7 @@ export class ObjectEvaluator {
   readonly #iouType: IouType;
   readonly #classNames: string[];
   readonly #categoryIds: number[];
+  readonly #classOf: Map<number, number>;
   readonly #evaluated: number[];
   readonly #sigmas: number[];
   readonly #imageIds: number[] = [];
@@ -44,6 +45,7 @@ export class ObjectEvaluator {
     this.#iouType = opts.iouType;
     this.#classNames = opts.classNames;
     this.#categoryIds = opts.categoryIds;
+    this.#classOf = new Map(opts.categoryIds.map((c, i) => [c, i]));
     this.#evaluated = opts.evaluatedCategoryIds;
     this.#sigmas = keypointSigmas(opts.keypoints ?? 17);
     this.#counts = opts.classNames.map(() => ({ tp: 0, fp: 0, fn: 0, support: 0 }));
@@ -61,12 +63,11 @@ export class ObjectEvaluator {
     this.#imageIds.push(imageId);
     this.#gts.push(...gts);
     this.#dets.push(...dets);
-    const classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
     const ignored = (g: CocoGroundTruth) => g.iscrowd === 1 || (this.#iouType === 'keypoints' && g.num_keypoints === 0);
     const score: ImageScore = { tp: 0, fp: 0, fn: 0, matchIous: dets.map(() => null) };
     const categories = new Set([...gts.map((g) => g.category_id), ...dets.map((d) => d.category_id)]);
     for (const cat of categories) {
-      const cls = classOf.get(cat);
+      const cls = this.#classOf.get(cat);
       const g = gts.filter((x) => x.category_id === cat);
       const dIdx = dets.map((d, i) => [d, i] as const).filter(([d]) => d.category_id === cat && d.score >= PREDICT_CONFIDENCE);
       const ious = g.length === 0 || dIdx.length === 0 ? [] : this.#iou(dIdx.map(([d]) => d), g);

@@ -48,6 +48,7 @@ export class ObjectTask implements VisionTask<Context> {
   readonly #kpt: [number, number] | undefined;
   readonly #endToEnd: boolean;
   readonly #categoryIds: number[];
+  readonly #classOf: Map<number, number>;
   readonly #evaluator: ObjectEvaluator | undefined;
   #nextAnnotationId = 1;
 
@@ -66,6 +67,7 @@ export class ObjectTask implements VisionTask<Context> {
       throw new ImageDecodeError('an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]');
     }
     this.#categoryIds = o.categoryIds ?? o.classNames.map((_, i) => i);
+    this.#classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
     this.#evaluator = o.evaluate
       ? new ObjectEvaluator({
           iouType: IOU_TYPE[o.task]!,
@@ -163,9 +165,8 @@ export class ObjectTask implements VisionTask<Context> {
   }
 
   #groundTruthObjects(gts: CocoGroundTruth[]): GroundTruthObject[] {
-    const classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
     return gts.map((g) => {
-      const cls = classOf.get(g.category_id) ?? 0;
+      const cls = this.#classOf.get(g.category_id) ?? 0;
       return {
         class_id: cls,
         class_name: this.#o.classNames[cls] ?? String(g.category_id),
