@@ -10,10 +10,9 @@ import { instanceMask, type Prototypes } from '../detection/instance-masks.ts';
 import { inputToOriginal, letterboxTensor, pointToOriginal, scaleBoxes } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
-import { ImageDecodeError } from '../classification/preprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ObjectStore } from '../io/object-store.ts';
-import type { ModelMetadata } from '../model/model-metadata.ts';
+import { ModelMetadataError, type ModelMetadata } from '../model/model-metadata.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { rleToString, type Rle } from '../segmentation/rle.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
@@ -61,10 +60,10 @@ export class ObjectTask implements VisionTask<Context> {
     // [B, N, 6] (x1, y1, x2, y2, score, class) unless the channel count says [B, 4 + nc + extra, N].
     this.#endToEnd = o.task === 'object_detection' && first.length === 3 && first[1] !== 4 + this.#nc && first[2] === 6;
     if (!this.#endToEnd && first.length === 3 && first[1]! > 0 && first[1] !== 4 + this.#nc + extra) {
-      throw new ImageDecodeError(`the model's output [${first.join(', ')}] does not fit ${this.#nc} classes${extra ? ` + ${extra} ${o.task === 'pose_estimation' ? 'keypoint values' : 'mask coefficients'}` : ''}: expected [B, ${4 + this.#nc + extra}, N]`);
+      throw new ModelMetadataError(`the model's output [${first.join(', ')}] does not fit ${this.#nc} classes${extra ? ` + ${extra} ${o.task === 'pose_estimation' ? 'keypoint values' : 'mask coefficients'}` : ''}: expected [B, ${4 + this.#nc + extra}, N]`);
     }
     if (o.task === 'instance_segmentation' && (o.outputShapes[1]?.length ?? 0) !== 4) {
-      throw new ImageDecodeError('an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]');
+      throw new ModelMetadataError('an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]');
     }
     this.#categoryIds = o.categoryIds ?? o.classNames.map((_, i) => i);
     this.#classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));

@@ -9,7 +9,7 @@ import { letterboxGeometry, letterboxTensor } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
-import type { ModelMetadata } from '../model/model-metadata.ts';
+import { ModelMetadataError, type ModelMetadata } from '../model/model-metadata.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { SegmentationAccumulator } from '../segmentation/miou.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
@@ -53,7 +53,7 @@ export class SemanticTask implements VisionTask<Context> {
   readonly #total: SegmentationAccumulator | undefined;
 
   constructor(o: SemanticTaskOptions) {
-    if (o.classNames.length > 255) throw new ImageDecodeError(`semantic segmentation handles up to 255 classes (class maps are 8-bit PNGs); the model has ${o.classNames.length}`);
+    if (o.classNames.length > 255) throw new ModelMetadataError(`semantic segmentation handles up to 255 classes (class maps are 8-bit PNGs); the model has ${o.classNames.length}`);
     this.#o = o;
     this.#total = o.evaluate ? new SegmentationAccumulator(o.classNames.length, o.ignoreIndex) : undefined;
   }
