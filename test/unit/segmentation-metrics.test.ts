@@ -43,6 +43,14 @@ describe('semantic segmentation metrics (mmsegmentation convention)', () => {
     b.add(preds.slice(0, 3), labels.slice(0, 3));
     b.add(preds.slice(3), labels.slice(3));
     expect(b.result()).toEqual(a.result());
+    // Per-image accumulators merged into a dataset one give the same figures.
+    const merged = new SegmentationAccumulator(3);
+    for (const [from, to] of [[0, 3], [3, 8]]) {
+      const image = new SegmentationAccumulator(3);
+      image.add(preds.slice(from, to), labels.slice(from, to));
+      merged.merge(image);
+    }
+    expect(merged.result()).toEqual(a.result());
   });
 
   it('refuses a prediction of another size', () => {

@@ -45,6 +45,16 @@ export class SegmentationAccumulator {
     }
   }
 
+  /** Adds another accumulator's counts (one image's, scored on its own first). */
+  merge(other: SegmentationAccumulator): void {
+    if (other.#numClasses !== this.#numClasses) throw new Error(`cannot merge ${other.#numClasses} classes into ${this.#numClasses}`);
+    for (let c = 0; c < this.#numClasses; c++) {
+      this.#intersect[c]! += other.#intersect[c]!;
+      this.#pred[c]! += other.#pred[c]!;
+      this.#label[c]! += other.#label[c]!;
+    }
+  }
+
   result(): SegmentationMetrics {
     const perClass = Array.from({ length: this.#numClasses }, (_, c) => {
       const union = this.#pred[c]! + this.#label[c]! - this.#intersect[c]!;

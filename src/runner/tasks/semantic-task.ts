@@ -112,9 +112,10 @@ export class SemanticTask implements VisionTask<Context> {
       mask_path: maskPath,
     };
     if (this.#total && ctx.label) {
-      this.#total.add(map, ctx.label);
+      // One pass over the pixels: the image's own counts, then into the dataset's.
       const own = new SegmentationAccumulator(this.#o.classNames.length, this.#o.ignoreIndex);
       own.add(map, ctx.label);
+      this.#total.merge(own);
       const r = own.result();
       const num = (v: number) => (Number.isNaN(v) ? null : v);
       fields.image_metrics = { pixel_accuracy: num(r.aAcc), mean_iou: num(r.mIoU) };
