@@ -66,6 +66,8 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
         onResult: (result) => reporter.add(result),
       });
       if (signal.aborted) throw signal.reason;
+      // Visualizations and masks named in the results exist before the job says it is done.
+      await writes.flush();
       await reporter.finish();
       if (writes.failed > 0) log.warn({ failed: writes.failed }, 'some visualizations or masks could not be written');
       const processingMs = performance.now() - processingStarted;

@@ -81,6 +81,5 @@ export async function processImages<C>(store: ObjectStore, model: LoadedModel, t
     }
   }
   if (batch.length > 0 && !opts.signal?.aborted) await runBatch(batch);
-  await task.flush();
   return stats;
 }

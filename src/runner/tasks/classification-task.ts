@@ -51,6 +51,4 @@ export class ClassificationTask implements VisionTask<null> {
   metrics(): EvaluationMetrics | null {
     return this.#metrics?.result() ?? null;
   }
-
-  async flush(): Promise<void> {}
 }

@@ -193,8 +193,4 @@ export class ObjectTask implements VisionTask<Context> {
   metrics(): EvaluationMetrics | null {
     return this.#evaluator?.result() ?? null;
   }
-
-  async flush(): Promise<void> {
-    await this.#o.visualizer?.flush();
-  }
 }

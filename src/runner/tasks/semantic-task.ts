@@ -148,8 +148,4 @@ export class SemanticTask implements VisionTask<Context> {
       primary_metric_value: num(r.mIoU),
     };
   }
-
-  async flush(): Promise<void> {
-    await this.#o.writes.flush();
-  }
 }

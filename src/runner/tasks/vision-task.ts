@@ -17,8 +17,6 @@ export interface VisionTask<C> {
   unreadable(sample: Sample): TaskFields;
   /** The evaluation, once every image went through; null when not scoring. */
   metrics(): EvaluationMetrics | null;
-  /** Waits for the task's background writes (visualizations, masks). */
-  flush(): Promise<void>;
 }
 
 /** Row `row` of an output whose first dimension is the batch. */

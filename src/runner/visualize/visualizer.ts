@@ -33,8 +33,4 @@ export class Visualizer {
     await this.#writes.add(uri, async () => this.#store.write(uri, await drawClassMap(bytes, map, width, height), 'image/jpeg'));
     return uri;
   }
-
-  async flush(): Promise<void> {
-    await this.#writes.flush();
-  }
 }
