@@ -27,14 +27,17 @@ export type ShapeModelKind = 'detect' | 'detect-e2e' | 'segment' | 'pose' | 'sem
 
 const names = (list: string[]) => `{${list.map((n, i) => `${i}: '${n}'`).join(', ')}}`;
 
+/** Per colour class c < `classes`, [B, 1, S, S]: channel c minus the larger of the other two. */
+function colourMargins(g: GraphBuilder, x: string, classes: number): string[] {
+  const ch = [0, 1, 2].map((c) => g.node('Slice', [x, g.int64s(`c${c}_start`, [c]), g.int64s(`c${c}_end`, [c + 1]), g.int64s(`c${c}_axis`, [1])]));
+  return Array.from({ length: classes }, (_, c) => g.node('Sub', [ch[c]!, g.node('Max', [0, 1, 2].filter((o) => o !== c).map((o) => ch[o]!))]));
+}
+
 /** Per-class binary maps [B, nc, S, S] and their per-class boxes [B, 1, nc] (x1, y1, x2, y2, present). */
 function classPixels(g: GraphBuilder, x: string, s: number, classes: number) {
-  const ch = [0, 1, 2].map((c) => g.node('Slice', [x, g.int64s(`c${c}_start`, [c]), g.int64s(`c${c}_end`, [c + 1]), g.int64s(`c${c}_axis`, [1])]));
-  const maps = Array.from({ length: classes }, (_, c) => {
-    const others = [0, 1, 2].filter((o) => o !== c).map((o) => ch[o]!);
-    const margin = g.node('Sub', [ch[c]!, g.node('Max', others)]);
-    return g.node('Cast', [g.node('Greater', [margin, g.weight(`margin_${c}`, [1], new Float32Array([MARGIN]))])], { to: { i: 1 } });
-  });
+  const maps = colourMargins(g, x, classes).map((margin, c) =>
+    g.node('Cast', [g.node('Greater', [margin, g.weight(`margin_${c}`, [1], new Float32Array([MARGIN]))])], { to: { i: 1 } }),
+  );
   const m = classes === 1 ? maps[0]! : g.node('Concat', maps, { axis: { i: 1 } }); // [B, nc, S, S]
   const cols = g.node('ReduceMax', [m], { axes: { ints: [2] }, keepdims: { i: 0 } }); // [B, nc, S]
   const rows = g.node('ReduceMax', [m], { axes: { ints: [3] }, keepdims: { i: 0 } });
@@ -69,9 +72,8 @@ export function buildShapeModel(kind: ShapeModelKind, opts: { imgsz?: number } =
   const meta = (task: string, extra: Record<string, string> = {}) => ({ task, names: names(kind === 'semantic' ? ['background', ...classNames] : classNames), imgsz: `[${s}, ${s}]`, stride: '32', batch: '1', ...extra });
 
   if (kind === 'semantic') {
-    const ch = [0, 1, 2].map((c) => g.node('Slice', [x, g.int64s(`c${c}_start`, [c]), g.int64s(`c${c}_end`, [c + 1]), g.int64s(`c${c}_axis`, [1])]));
-    const margins = [0, 1, 2].map((c) => g.node('Sub', [ch[c]!, g.node('Max', [0, 1, 2].filter((o) => o !== c).map((o) => ch[o]!))]));
-    const background = g.node('Add', [g.node('Mul', [ch[0]!, g.weight('zero', [1], new Float32Array([0]))]), g.weight('bg', [1], new Float32Array([MARGIN / 2]))]);
+    const margins = colourMargins(g, x, 3);
+    const background = g.node('Add', [g.node('Mul', [margins[0]!, g.weight('zero', [1], new Float32Array([0]))]), g.weight('bg', [1], new Float32Array([MARGIN / 2]))]);
     g.node('Concat', [background, ...margins], { axis: { i: 1 } }, 'output0');
     g.output('output0', ['batch', nc + 1, s, s]);
     return g.toModel({ metadata: meta('semantic_segmentation'), name: 'shape-semantic' });

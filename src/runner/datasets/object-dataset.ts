@@ -4,14 +4,10 @@
 // the same stem (an image without a label file has no objects).
 import { canonicalStorageUri, joinStorageUri } from '../../contract/index.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
-import { countImages, DatasetError, relative, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
+import { countImages, DatasetError, hasRealNames, relative, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
 import { parseCocoAnnotationFile, type CocoAnnotation } from './coco-annotations.ts';
 
 export const COCO_ANNOTATIONS_FILE = 'annotations.json';
-
-function hasRealNames(names: string[]): boolean {
-  return names.length > 0 && !names.every((n, i) => n === `class_${i}`);
-}
 
 async function readOptional(store: ObjectStore, uri: string): Promise<Buffer | undefined> {
   try {

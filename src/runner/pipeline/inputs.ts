@@ -56,6 +56,11 @@ export interface SampleSource {
   samples(): AsyncGenerator<Sample>;
 }
 
+/** False when the model carries no class names, only the `class_<i>` placeholders. */
+export function hasRealNames(names: string[]): boolean {
+  return names.length > 0 && !names.every((n, i) => n === `class_${i}`);
+}
+
 export function relative(root: string, uri: string): string {
   return uri.slice(root.length).replace(/^\/+/, '');
 }
@@ -98,9 +103,8 @@ export async function imageFolderSource(store: ObjectStore, datasetPath: string,
   if (total === 0) {
     throw new DatasetError(`no images found under ${root}/<class_name>/ (expected ImageFolder layout: {dataset}/{split}/{class_name}/*.jpg)`);
   }
-  const hasNames = modelClassNames.length > 0 && !modelClassNames.every((n, i) => n === `class_${i}`);
   // Without class names in the model, classes are the sorted folder names (torchvision ImageFolder).
-  const classNames = hasNames ? modelClassNames : [...folders.keys()].sort();
+  const classNames = hasRealNames(modelClassNames) ? modelClassNames : [...folders.keys()].sort();
   const classIds = new Map(classNames.map((n, i) => [n, i]));
   const unknown = [...folders.keys()].filter((f) => !classIds.has(f));
   if (unknown.length > 0) {
