@@ -5,7 +5,7 @@ import { buildColorClassifier, COLOR_CLASSES, normalizedColor } from '../../src/
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
 import { alive } from '../support/processes.ts';
-import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 const idOf = (name: string) => NAMES.indexOf(name);
@@ -52,7 +52,7 @@ describe('test run (evaluate)', () => {
   });
 
   it('completes with metrics equal to an independent computation', () => {
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     const evaluated = dataset.filter((f) => f.drawn !== null);
     // By construction the model predicts the drawn colour: it scores nearness to each prototype.
     const ref = referenceMetrics(evaluated.map((f) => idOf(f.label)), evaluated.map((f) => idOf(f.drawn!)), NAMES.length);
@@ -131,7 +131,7 @@ describe('test run (evaluate)', () => {
   it('refuses to cancel a finished run with 409', async () => {
     const res = await stack.api('POST', `/test-runs/${run.id}/cancel`);
     expect(res.status).toBe(409);
-    expect(res.body.status).toBe('completed');
+    expect(outcome(res.body)).toEqual({ status: 'completed', error_message: null });
   });
 });
 

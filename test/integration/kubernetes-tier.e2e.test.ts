@@ -8,7 +8,7 @@ import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
 import { alive, pidsWithEnv } from '../support/processes.ts';
 import { freePort } from '../support/ports.ts';
-import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 let cluster: TestCluster;
 let stack: TestStack;
@@ -139,7 +139,7 @@ describe('REST door', () => {
     expect(listed).toContain(`inferencejob.kinfer.io/${name}`);
     const done = await phase(name, ['Completed', 'Failed']);
     expect(done.status).toMatchObject({ phase: 'Completed', jobId: created.body.id });
-    expect((await stack.api('GET', `/test-runs/${created.body.id}`)).body.status).toBe('completed');
+    expect(outcome((await stack.api('GET', `/test-runs/${created.body.id}`)).body)).toEqual({ status: 'completed', error_message: null });
   });
 
   it('an inference job created through the API appears as an InferenceJob and completes', async () => {

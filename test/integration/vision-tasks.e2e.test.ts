@@ -11,7 +11,7 @@ import { buildShapeDataset, type ShapeDataset, type ShapeTask } from '../../src/
 import { buildShapeModel, CONFIDENCE, KEYPOINT_SCORE, POSE_TEMPLATE, SHAPE_CLASSES } from '../../src/samples/shape-models.ts';
 import { runCommand } from '../support/processes.ts';
 import { pycocotoolsEvaluate } from '../support/pycocotools.ts';
-import { startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 let stack: TestStack;
 
@@ -94,7 +94,7 @@ describe('object detection (COCO layout)', () => {
   }, 120_000);
 
   it('completes, with the corrupt file as a per-image error', () => {
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.total_images).toBe(data.images.length);
     expect(run.failed_images).toBe(1);
     expect(run.primary_metric_name).toBe('bbox/mAP50-95');
@@ -174,7 +174,7 @@ describe('object detection (COCO layout)', () => {
 describe('object detection with an end-to-end export ([1, N, 6], no NMS)', () => {
   it('gives the same detections and metrics as the [1, 4+nc, N] model', async () => {
     const { run, data } = await testRun('detect', 'object_detection', 'detect-e2e');
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     const images = await allImages(run.id);
     expectDrawnObjects(images, data);
     const annotations = JSON.parse(data.files.find((f) => f.path.endsWith('annotations.json'))!.bytes.toString());
@@ -194,7 +194,7 @@ describe('instance segmentation (YOLO layout)', () => {
   }, 120_000);
 
   it('finds what was drawn and gives each object a mask', () => {
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.failed_images).toBe(1);
     expectDrawnObjects(images, data);
     const d = images.find((r) => r.detections?.length)!.detections[0];
@@ -233,7 +233,7 @@ describe('instance segmentation (YOLO layout)', () => {
 describe('pose estimation (COCO keypoints)', () => {
   it('places keypoints in original pixels and has keypoint AP equal to pycocotools (OKS, COCO sigmas)', async () => {
     const { run, data } = await testRun('pose', 'pose_estimation');
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     const images = await allImages(run.id);
     expectDrawnObjects(images, data, () => 0);
     for (const truth of data.images.filter((t) => t.drawn.length)) {
@@ -265,7 +265,7 @@ describe('pose estimation (COCO keypoints)', () => {
 describe('semantic segmentation (PNG masks)', () => {
   it('writes class-id masks and has mIoU, pixel accuracy and per-class IoU of a plain count over them', async () => {
     const { run, data, root } = await testRun('semantic', 'semantic_segmentation');
-    expect(run.status).toBe('completed');
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.failed_images).toBe(1);
     const images = await allImages(run.id);
     const classes = 4; // background, red, green, blue (blue is in no image)
@@ -310,7 +310,7 @@ describe('inference job (detection, single image)', () => {
     const created = await stack.api('POST', '/inference-jobs', { checkpoint_path: `${root}/model.onnx`, task_type: 'object_detection', inference_type: 'single', input_config: { image_path: `${root}/photo.png` } });
     expect(created.status).toBe(201);
     const job = await stack.waitFor('inference-jobs', created.body.id, undefined, 60_000);
-    expect(job.status).toBe('completed');
+    expect(outcome(job)).toEqual({ status: 'completed', error_message: null });
     const { body } = await stack.api('GET', `/inference-jobs/${job.id}/results`);
     const [result] = body.results;
     expect(result.detections.map((d: any) => d.class_name)).toEqual(['green', 'blue']);

@@ -30,6 +30,11 @@ export interface TestStack extends Stack {
   waitFor(kind: 'test-runs' | 'inference-jobs', id: string, until?: (job: any) => boolean, timeoutMs?: number): Promise<any>;
 }
 
+/** A job's status with its reason, so that an unexpected failure shows why in the test's output. */
+export function outcome(job: { status: string; error_message?: string | null }): { status: string; error_message: string | null } {
+  return { status: job.status, error_message: job.error_message ?? null };
+}
+
 export async function createDatabase(adminUrl: string, name: string): Promise<string> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
