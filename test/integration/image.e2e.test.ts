@@ -58,6 +58,32 @@ describe('the image', () => {
       await buildah('rm', ctr);
     }
   });
+
+  it('draws the labels of visualizations in a real font, not as empty boxes', async () => {
+    // The runner's own drawing code, in the image: a font that is missing renders every glyph as
+    // the same box, so a label of wide letters and one of narrow letters would have equal ink.
+    const script = `
+      import sharp from 'sharp';
+      import { drawObjects } from './src/runner/visualize/draw.ts';
+      const blank = await sharp({ create: { width: 320, height: 160, channels: 3, background: '#000000' } }).png().toBuffer();
+      const ink = async (name) => {
+        const jpeg = await drawObjects(blank, [{ class_id: 0, class_name: name, category_id: 0, confidence: 0.5, bbox: [20, 80, 300, 150] }]);
+        const { data } = await sharp(jpeg).greyscale().raw().toBuffer({ resolveWithObject: true });
+        return data.reduce((sum, v) => sum + v, 0);
+      };
+      console.log(JSON.stringify({ wide: await ink('WWWW'), narrow: await ink('iiii') }));`;
+    const ctr = await buildah('from', '--pull-never', '--quiet', image);
+    try {
+      // stderr too: fontconfig complains there when it has no configuration or no font cache.
+      const printed = await buildah('run', '--isolation', 'chroot', ctr, '--', 'sh', '-c', 'node --input-type=module -e "$0" 2>&1', script);
+      expect(printed).not.toMatch(/fontconfig/i);
+      const { wide, narrow } = JSON.parse(printed.split('\n').at(-1)!);
+      // At least 20 more white pixels' worth of ink for "WWWW" than for "iiii".
+      expect(wide - narrow).toBeGreaterThan(20 * 255);
+    } finally {
+      await buildah('rm', ctr);
+    }
+  });
 });
 
 describe('a runner from the image', () => {
