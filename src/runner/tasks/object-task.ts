@@ -6,7 +6,7 @@ import type { DetectedObject, EvaluationMetrics, GroundTruthObject, TaskType } f
 import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
 import { parseYoloLabels } from '../datasets/yolo-labels.ts';
 import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
-import { instanceMask, type Prototypes } from '../detection/instance-masks.ts';
+import { instanceMask } from '../detection/instance-masks.ts';
 import { inputToOriginal, letterboxTensor, pointToOriginal, scaleBoxes } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
@@ -107,8 +107,8 @@ export class ObjectTask implements VisionTask<Context> {
     const raw = this.#endToEnd ? decodeEndToEnd(out, dims[1]!, this.#o.nms) : decodeYolo(out, this.#nc, dims[2]!, this.#o.nms);
     const found = raw.filter((d) => d.classId >= 0 && d.classId < this.#nc);
     const boxes = scaleBoxes(found.map((d) => d.box), inputSize, ctx.original);
-    const protos: Prototypes | undefined =
-      this.#o.task === 'instance_segmentation' ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! } : undefined;
+    const protos = this.#o.task === 'instance_segmentation' ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! } : undefined;
+    const back = this.#kpt && inputToOriginal(inputSize, ctx.original);
     const anchors = dims[2]!;
     const masks: Rle[] = [];
     const detections: DetectedObject[] = found.map((d, i) => {
@@ -120,7 +120,7 @@ export class ObjectTask implements VisionTask<Context> {
         masks[i] = rle;
         object.mask = { size: rle.size, counts: rleToString(rle) };
       }
-      if (this.#kpt) object.keypoints = this.#keypoints(out, anchors, d.anchor, ctx.original);
+      if (back) object.keypoints = this.#keypoints(out, anchors, d.anchor, back, ctx.original);
       return object;
     });
 
@@ -151,9 +151,8 @@ export class ObjectTask implements VisionTask<Context> {
     return fields;
   }
 
-  #keypoints(out: Float32Array, anchors: number, anchor: number, original: { width: number; height: number }): number[] {
+  #keypoints(out: Float32Array, anchors: number, anchor: number, back: ReturnType<typeof inputToOriginal>, original: { width: number; height: number }): number[] {
     const [k, d] = this.#kpt!;
-    const back = inputToOriginal(this.#o.metadata.inputSize, original);
     const base = 4 + this.#nc;
     const values: number[] = [];
     for (let i = 0; i < k; i++) {

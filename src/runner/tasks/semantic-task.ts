@@ -33,6 +33,9 @@ interface Context {
   label: Uint8Array | undefined;
 }
 
+/** A figure that no pixel defines (NaN in the accumulator) as the API writes it. */
+const num = (v: number): number | null => (Number.isNaN(v) ? null : v);
+
 /** A ground-truth PNG as class ids: one 8-bit grey channel, the image's size. */
 export async function readLabelPng(bytes: Uint8Array, size: { width: number; height: number }, uri: string): Promise<Uint8Array> {
   const image = sharp(bytes, { failOn: 'error' });
@@ -117,7 +120,6 @@ export class SemanticTask implements VisionTask<Context> {
       own.add(map, ctx.label);
       this.#total.merge(own);
       const r = own.result();
-      const num = (v: number) => (Number.isNaN(v) ? null : v);
       fields.image_metrics = { pixel_accuracy: num(r.aAcc), mean_iou: num(r.mIoU) };
       fields.is_correct = Number.isNaN(r.mIoU) ? null : r.mIoU >= 0.5;
     }
@@ -132,7 +134,6 @@ export class SemanticTask implements VisionTask<Context> {
   metrics(): EvaluationMetrics | null {
     if (!this.#total) return null;
     const r = this.#total.result();
-    const num = (v: number) => (Number.isNaN(v) ? null : v);
     const perClass: PerClassMetric[] = r.perClass.map((c) => {
       const precision = c.pred_pixels === 0 ? null : c.intersect_pixels / c.pred_pixels;
       const recall = num(c.acc);

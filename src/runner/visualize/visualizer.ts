@@ -17,20 +17,18 @@ export class Visualizer {
     this.#writes = writes;
   }
 
-  #path(sample: Sample): string {
-    return joinStorageUri(this.#root, `${String(sample.index).padStart(6, '0')}.jpg`);
-  }
-
   /** Schedules the picture; returns where it will be. */
-  async objects(sample: Sample, bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<string> {
-    const uri = this.#path(sample);
-    await this.#writes.add(uri, async () => this.#store.write(uri, await drawObjects(bytes, detections, keypointCount), 'image/jpeg'));
+  async #schedule(sample: Sample, draw: () => Promise<Buffer>): Promise<string> {
+    const uri = joinStorageUri(this.#root, `${String(sample.index).padStart(6, '0')}.jpg`);
+    await this.#writes.add(uri, async () => this.#store.write(uri, await draw(), 'image/jpeg'));
     return uri;
   }
 
-  async classMap(sample: Sample, bytes: Uint8Array, map: Uint8Array | Uint16Array, width: number, height: number): Promise<string> {
-    const uri = this.#path(sample);
-    await this.#writes.add(uri, async () => this.#store.write(uri, await drawClassMap(bytes, map, width, height), 'image/jpeg'));
-    return uri;
+  objects(sample: Sample, bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<string> {
+    return this.#schedule(sample, () => drawObjects(bytes, detections, keypointCount));
+  }
+
+  classMap(sample: Sample, bytes: Uint8Array, map: Uint8Array | Uint16Array, width: number, height: number): Promise<string> {
+    return this.#schedule(sample, () => drawClassMap(bytes, map, width, height));
   }
 }
