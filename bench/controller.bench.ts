@@ -17,9 +17,9 @@ import * as k8s from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { startStack } from '../src/cli/stack.ts';
 import { kubeClients } from '../src/kube/client.ts';
-import { startControlPlane } from '../src/kube/local-cluster/control-plane.ts';
-import { kubeTools } from '../src/kube/local-cluster/kube-tools.ts';
-import { CRD_DIR } from '../src/kube/local-cluster/local-cluster.ts';
+import { startControlPlane } from '../src/local/cluster/control-plane.ts';
+import { kubeTools } from '../src/local/cluster/kube-tools.ts';
+import { CRD_DIR } from '../src/local/cluster/local-cluster.ts';
 import { execFileSync } from 'node:child_process';
 import { freePort } from '../test/support/ports.ts';
 

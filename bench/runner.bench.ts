@@ -21,7 +21,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { cacheDir } from '../src/kube/local-cluster/binaries.ts';
+import { cacheDir } from '../src/local/cache-dir.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { buildYoloLike } from '../src/samples/yolo-like.ts';

@@ -4,8 +4,8 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kubeTools } from '../src/kube/local-cluster/kube-tools.ts';
-import { REPO_ROOT } from '../src/kube/local-cluster/local-cluster.ts';
+import { kubeTools } from '../src/local/cluster/kube-tools.ts';
+import { REPO_ROOT } from '../src/local/cluster/local-cluster.ts';
 
 export const MANIFESTS = join(REPO_ROOT, 'deploy', 'manifests', 'kinfer.yaml');
 

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
-import { clusterDown, clusterUp } from '../kube/local-cluster/local-cluster.ts';
+import { clusterDown, clusterUp } from '../local/cluster/local-cluster.ts';
 import { ApiClient } from './api-client.ts';
 import { runDemo } from './demo.ts';
 import { localRun } from './local-run.ts';

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded-postgres.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../local/embedded-postgres.ts';
 import { stopChild } from '../process/local-processes.ts';
 import { ensureSigningKeys } from './keys.ts';
 

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
-import { REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
+import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
+import { REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
 import { MANIFESTS, renderManifests } from '../../scripts/render-manifests.ts';
 import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';

@@ -4,9 +4,9 @@
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
-import { controlPlaneBinaries } from '../../src/kube/local-cluster/binaries.ts';
-import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
+import { startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
+import { controlPlaneBinaries } from '../../src/local/cluster/binaries.ts';
+import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
 import { freePort } from './ports.ts';
 import { startS3Server } from './s3-server.ts';
 

@@ -2,10 +2,10 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../src/kube/local-cluster/control-plane.ts';
-import { kubeTools } from '../../src/kube/local-cluster/kube-tools.ts';
-import { CRD_DIR, IMAGE_ENTRYPOINT, REPO_ROOT } from '../../src/kube/local-cluster/local-cluster.ts';
-import { NodeAgent } from '../../src/kube/local-cluster/node-agent.ts';
+import { startControlPlane, type ControlPlane } from '../../src/local/cluster/control-plane.ts';
+import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
+import { CRD_DIR, IMAGE_ENTRYPOINT, REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
+import { NodeAgent } from '../../src/local/cluster/node-agent.ts';
 import { freePort } from './ports.ts';
 import { runCommand, type CommandResult } from './processes.ts';
 

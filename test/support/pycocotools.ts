@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir } from '../../src/kube/local-cluster/binaries.ts';
+import { cacheDir } from '../../src/local/cache-dir.ts';
 
 export const PYCOCOTOOLS_VERSION = '2.0.10';
 

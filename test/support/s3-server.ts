@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { cacheDir } from '../../src/kube/local-cluster/binaries.ts';
+import { cacheDir } from '../../src/local/cache-dir.ts';
 
 export const VERSITYGW_VERSION = 'v1.8.0';
 

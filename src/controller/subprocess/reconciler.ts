@@ -2,10 +2,10 @@
 // runners), decides what to start, then writes: claims a job, mints its token, starts its runner.
 // It also acts for runners that cannot report: a runner that exits without `done` fails its job,
 // and after a restart, jobs whose runner is gone are failed instead of left "running".
-import type { JobKind } from '../contract/index.ts';
-import type { Job, JobStore } from '../db/job-store.ts';
-import type { Logger } from '../http/logger.ts';
-import type { Executor } from './executors/executor.ts';
+import type { JobKind } from '../../contract/index.ts';
+import type { Job, JobStore } from '../../db/job-store.ts';
+import type { Logger } from '../../http/logger.ts';
+import type { Executor } from './executor.ts';
 
 export interface ReconcilerOptions {
   store: JobStore;

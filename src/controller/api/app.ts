@@ -2,13 +2,13 @@
 // dataset that does not exist), stored as pending, and handed to the reconciler.
 import express, { type Request } from 'express';
 import { z } from 'zod';
-import { joinStorageUri, type JobKind } from '../contract/index.ts';
-import type { Job, JobStore } from '../db/job-store.ts';
-import type { Logger } from '../http/logger.ts';
-import { metricsRoutes } from '../http/metrics.ts';
-import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../http/plumbing.ts';
-import type { StorageClient } from '../storage/object-store.ts';
-import type { Tier } from './tier.ts';
+import { joinStorageUri, type JobKind } from '../../contract/index.ts';
+import type { Job, JobStore } from '../../db/job-store.ts';
+import type { Logger } from '../../http/logger.ts';
+import { metricsRoutes } from '../../http/metrics.ts';
+import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../../http/plumbing.ts';
+import type { StorageClient } from '../../storage/object-store.ts';
+import type { Tier } from '../tier.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
 

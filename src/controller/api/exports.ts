@@ -3,9 +3,9 @@
 // semantic segmentation) and JSON (the per-image records as the API shows them). Rows are
 // streamed from the database a page at a time, so an export of any size stays small in memory.
 import { z } from 'zod';
-import { OBJECT_TASK_TYPES, type TaskType } from '../contract/index.ts';
-import type { InferenceResult, TestImageResult } from '../db/entities.ts';
-import { HttpError } from '../http/plumbing.ts';
+import { OBJECT_TASK_TYPES, type TaskType } from '../../contract/index.ts';
+import type { InferenceResult, TestImageResult } from '../../db/entities.ts';
+import { HttpError } from '../../http/plumbing.ts';
 
 export const EXPORT_FORMATS = ['coco', 'csv', 'json'] as const;
 export const ExportQuery = z.object({ format: z.enum(EXPORT_FORMATS).default('json') });

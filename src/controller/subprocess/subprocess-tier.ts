@@ -2,9 +2,9 @@
 import type { JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
-import { Reconciler } from '../reconciler.ts';
+import { Reconciler } from './reconciler.ts';
 import type { Tier } from '../tier.ts';
-import { SubprocessExecutor } from './subprocess.ts';
+import { SubprocessExecutor } from './subprocess-executor.ts';
 
 export async function startSubprocessTier(opts: {
   store: JobStore;

@@ -5,8 +5,8 @@
 // replaces every staging module; etcd is built from its own wrapper module.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { cacheDir } from '../cache-dir.ts';
 
 export const KUBERNETES_VERSION = '1.34.4';
 export const ETCD_VERSION = '3.6.16';
@@ -23,10 +23,6 @@ export interface ControlPlaneBinaries {
   etcd: string;
   kubeApiserver: string;
   kubeControllerManager: string;
-}
-
-export function cacheDir(): string {
-  return process.env.KINFER_CACHE ?? join(homedir(), '.cache', 'kinfer');
 }
 
 function goBuild(moduleDir: string, goMod: string, imports: string[], outputs: Array<{ pkg: string; out: string; ldflags: string }>, log: (line: string) => void): void {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { cacheDir } from './binaries.ts';
+import { cacheDir } from '../cache-dir.ts';
 
 export interface KubeTools {
   kubectl: string;

@@ -1,6 +1,6 @@
 // Request schemas of the REST API: what a client may send, with the field named on every refusal.
 import { z } from 'zod';
-import { InputConfig, JobStatus, parseStorageUri, TaskType, XaiMethod } from '../contract/index.ts';
+import { InputConfig, JobStatus, parseStorageUri, TaskType, XaiMethod } from '../../contract/index.ts';
 
 const storageUri = z.string().min(1).superRefine((uri, ctx) => {
   try {
