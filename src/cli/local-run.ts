@@ -43,7 +43,7 @@ export async function localRun(opts: LocalRunOptions, out: (line: string) => voi
       throw new CliError(err.message);
     });
     const results: ImageResult[] = [];
-    await processImages(store, model, new ClassificationTask(model.metadata, source.classNames, false), source, { batchSize: opts.batchSize, decodeConcurrency: 4, onResult: (r) => void results.push(r) });
+    await processImages(store, model, new ClassificationTask(model.metadata, source.classNames, undefined), source, { batchSize: opts.batchSize, decodeConcurrency: 4, onResult: (r) => void results.push(r) });
     results.sort((a, b) => a.image_index - b.image_index);
     if (opts.image) {
       const r = results[0]!;

@@ -4,3 +4,6 @@ export * from './storage-layout.ts';
 export * from './runner-env.ts';
 export * from './callbacks.ts';
 export * from './results-file.ts';
+export * from './model/onnx-header.ts';
+export * from './model/metadata.ts';
+export * from './model/class-match.ts';

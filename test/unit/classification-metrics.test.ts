@@ -68,3 +68,28 @@ describe('classification metrics', () => {
     expect(r.primary_metric_value).toBeNull();
   });
 });
+
+describe('a model with more classes than the dataset', () => {
+  // Model classes 0..5; the dataset has folders for 1, 3 and 4 only. Predictions 0 and 5 fall
+  // outside it. Expected: scikit-learn's report over unique_labels(y_true, y_pred) plus the
+  // dataset's classes, computed by the naive reference on the remapped labels.
+  const names = ['n0', 'n1', 'n2', 'n3', 'n4', 'n5'];
+  const yTrue = [1, 1, 3, 3, 4, 4, 4];
+  const yPred = [1, 0, 3, 5, 4, 4, 0];
+
+  it('reports the dataset classes and every class predicted, errors in their own columns', () => {
+    const m = new ClassificationMetrics(names, [1, 3, 4]);
+    yTrue.forEach((t, i) => m.add(t, [yPred[i]!, ...names.map((_, c) => c).filter((c) => c !== yPred[i])]));
+    const r = m.result();
+    const labels = [0, 1, 3, 4, 5];
+    const ref = referenceMetrics(yTrue.map((t) => labels.indexOf(t)), yPred.map((p) => labels.indexOf(p)), labels.length);
+    expect(r.class_names).toEqual(['n0', 'n1', 'n3', 'n4', 'n5']);
+    expect(r.confusion_matrix).toEqual(ref.confusion);
+    expect(r.per_class_metrics.map((c) => c.class_id)).toEqual(labels);
+    expect(r.overall_metrics.precision).toBeCloseTo(ref.precision, 12);
+    expect(r.overall_metrics.recall).toBeCloseTo(ref.recall, 12);
+    expect(r.overall_metrics.f1).toBeCloseTo(ref.f1, 12);
+    expect(r.overall_metrics.accuracy).toBeCloseTo(4 / 7, 12);
+    expect(r.per_class_metrics.every((c) => Number.isFinite(c.support))).toBe(true);
+  });
+});

@@ -5,7 +5,7 @@ import { canonicalStorageUri, joinStorageUri } from '../../contract/index.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import { countImages, DatasetError, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
 
-export async function maskDatasetSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
+export async function maskDatasetSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: readonly string[]): Promise<SampleSource> {
   const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
   const imagesRoot = joinStorageUri(root, 'images');
   const masksRoot = joinStorageUri(root, 'masks');
@@ -16,7 +16,7 @@ export async function maskDatasetSource(store: ObjectStore, datasetPath: string,
   if (masks === 0) throw new DatasetError(`no ground-truth masks found under ${masksRoot} (one PNG of class ids per image, same stem)`);
   return {
     total,
-    classNames: modelClassNames,
+    classNames: [...modelClassNames],
     samples: () => stemLabelledSamples(store, imagesRoot, (stem) => ({ maskUri: joinStorageUri(masksRoot, `${stem}.png`) })),
   };
 }

@@ -2,9 +2,9 @@
 // layouts users have: COCO, `{split}/annotations.json` with image `file_name`s relative to
 // `{split}/` or `{split}/images/`; and YOLO, `{split}/images/**` with `{split}/labels/**.txt` of
 // the same stem (an image without a label file has no objects).
-import { canonicalStorageUri, joinStorageUri } from '../../contract/index.ts';
+import { canonicalStorageUri, cocoDatasetClasses, joinStorageUri, matchDatasetClasses, type ModelMetadata } from '../../contract/index.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
-import { countImages, DatasetError, hasRealNames, relative, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
+import { countImages, DatasetError, relative, stemLabelledSamples, type SampleSource } from '../pipeline/inputs.ts';
 import { parseCocoAnnotationFile, type CocoAnnotation } from './coco-annotations.ts';
 
 export const COCO_ANNOTATIONS_FILE = 'annotations.json';
@@ -18,25 +18,21 @@ async function readOptional(store: ObjectStore, uri: string): Promise<Buffer | u
   }
 }
 
-export async function objectDatasetSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
+export async function objectDatasetSource(store: ObjectStore, datasetPath: string, split: string, model: ModelMetadata): Promise<SampleSource> {
   const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
   const annotationsUri = joinStorageUri(root, COCO_ANNOTATIONS_FILE);
   const annotations = await readOptional(store, annotationsUri);
-  if (annotations) return cocoSource(store, root, parseCocoAnnotationFile(annotations.toString('utf8'), annotationsUri), modelClassNames);
-  return yoloSource(store, root, modelClassNames);
+  if (annotations) return cocoSource(store, root, parseCocoAnnotationFile(annotations.toString('utf8'), annotationsUri), model);
+  return yoloSource(store, root, model.classNames);
 }
 
-async function cocoSource(store: ObjectStore, root: string, file: ReturnType<typeof parseCocoAnnotationFile>, modelClassNames: string[]): Promise<SampleSource> {
+async function cocoSource(store: ObjectStore, root: string, file: ReturnType<typeof parseCocoAnnotationFile>, model: ModelMetadata): Promise<SampleSource> {
   const categories = [...file.categories].sort((a, b) => a.id - b.id);
-  // Classes are the model's; the dataset's categories are matched to them by name.
-  const classNames = hasRealNames(modelClassNames) ? modelClassNames : categories.map((c) => c.name);
+  // Classes are the model's; the dataset's categories are matched to them by name (in id order
+  // when the model names none, as Ultralytics' COCO models are).
+  const { classNames, problems } = matchDatasetClasses(model, cocoDatasetClasses(file));
+  if (problems.length > 0) throw new DatasetError(problems.join('; '));
   const byName = new Map(categories.map((c) => [c.name, c.id]));
-  const unknown = categories.filter((c) => !classNames.includes(c.name)).map((c) => c.name);
-  const used = new Set(file.annotations.map((a) => a.category_id));
-  const unknownUsed = unknown.filter((n) => used.has(byName.get(n)!));
-  if (unknownUsed.length > 0) {
-    throw new DatasetError(`annotated categories the model does not know: ${unknownUsed.slice(0, 10).join(', ')} (model classes: ${classNames.slice(0, 10).join(', ')}${classNames.length > 10 ? ', ...' : ''})`);
-  }
   const maxId = Math.max(...categories.map((c) => c.id));
   const categoryIds = classNames.map((name, classId) => byName.get(name) ?? maxId + 1 + classId);
   const known = new Set(categories.map((c) => c.id));

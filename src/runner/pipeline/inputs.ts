@@ -1,7 +1,7 @@
 // What a job reads: an ImageFolder split for test runs (`{root}/{split}/{class_name}/...`), or the
 // images named by an inference job's input config. Listings are streamed twice (count, then read)
 // rather than held in memory.
-import { canonicalStorageUri, joinStorageUri, type InputConfig } from '../../contract/index.ts';
+import { canonicalStorageUri, joinStorageUri, matchDatasetClasses, type InputConfig, type ModelMetadata } from '../../contract/index.ts';
 import type { CocoAnnotation, CocoImage } from '../datasets/coco-annotations.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 
@@ -53,12 +53,9 @@ export interface SampleSource {
   categoryIds?: number[];
   /** Categories the evaluation covers (COCO: every category of the file). */
   evaluatedCategoryIds?: number[];
+  /** Classification: the class ids the dataset has folders for (a model may know more). */
+  datasetClassIds?: number[];
   samples(): AsyncGenerator<Sample>;
-}
-
-/** False when the model carries no class names, only the `class_<i>` placeholders. */
-export function hasRealNames(names: string[]): boolean {
-  return names.length > 0 && !names.every((n, i) => n === `class_${i}`);
 }
 
 export function relative(root: string, uri: string): string {
@@ -88,7 +85,7 @@ export async function countImages(store: ObjectStore, root: string): Promise<num
   return total;
 }
 
-export async function imageFolderSource(store: ObjectStore, datasetPath: string, split: string, modelClassNames: string[]): Promise<SampleSource> {
+export async function imageFolderSource(store: ObjectStore, datasetPath: string, split: string, model: ModelMetadata): Promise<SampleSource> {
   const root = joinStorageUri(canonicalStorageUri(datasetPath), split);
   const folders = new Map<string, number>();
   let total = 0;
@@ -104,17 +101,13 @@ export async function imageFolderSource(store: ObjectStore, datasetPath: string,
     throw new DatasetError(`no images found under ${root}/<class_name>/ (expected ImageFolder layout: {dataset}/{split}/{class_name}/*.jpg)`);
   }
   // Without class names in the model, classes are the sorted folder names (torchvision ImageFolder).
-  const classNames = hasRealNames(modelClassNames) ? modelClassNames : [...folders.keys()].sort();
+  const { classNames, problems } = matchDatasetClasses(model, { classes: [...folders.keys()], ordered: false, what: 'class folders' });
+  if (problems.length > 0) throw new DatasetError(problems.join('; '));
   const classIds = new Map(classNames.map((n, i) => [n, i]));
-  const unknown = [...folders.keys()].filter((f) => !classIds.has(f));
-  if (unknown.length > 0) {
-    throw new DatasetError(
-      `dataset class folders not among the model's classes: ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', ...' : ''} (model classes: ${classNames.slice(0, 10).join(', ')}${classNames.length > 10 ? ', ...' : ''})`,
-    );
-  }
   return {
     total,
     classNames,
+    datasetClassIds: [...folders.keys()].map((f) => classIds.get(f)!).sort((a, b) => a - b),
     async *samples() {
       let index = 0;
       for await (const uri of store.list(root)) {

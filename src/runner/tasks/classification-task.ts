@@ -5,7 +5,7 @@ import { ClassificationMetrics } from '../classification/metrics.ts';
 import { toProbabilities, topK } from '../classification/postprocess.ts';
 import { preprocessClassification } from '../classification/preprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
-import type { ModelMetadata } from '../model/model-metadata.ts';
+import type { ModelMetadata } from '../../contract/index.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
 
@@ -16,10 +16,11 @@ export class ClassificationTask implements VisionTask<null> {
   readonly #classNames: string[];
   readonly #metrics: ClassificationMetrics | undefined;
 
-  constructor(metadata: ModelMetadata, classNames: string[], evaluate: boolean) {
+  /** `evaluateClassIds`: when evaluating, the classes the dataset defines (see ClassificationMetrics). */
+  constructor(metadata: ModelMetadata, classNames: string[], evaluateClassIds: readonly number[] | undefined) {
     this.#metadata = metadata;
     this.#classNames = classNames;
-    this.#metrics = evaluate ? new ClassificationMetrics(classNames) : undefined;
+    this.#metrics = evaluateClassIds ? new ClassificationMetrics(classNames, evaluateClassIds) : undefined;
   }
 
   async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: null }> {

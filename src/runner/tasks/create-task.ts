@@ -16,16 +16,18 @@ import type { VisionTask } from './vision-task.ts';
 export async function openSource(env: RunnerEnv, store: ObjectStore, model: LoadedModel): Promise<SampleSource> {
   const names = model.metadata.classNames;
   if (env.INFERENCE_TYPE !== 'test_run') return inferenceInputSource(store, env.INPUT_CONFIG!, names);
-  if (env.TASK_TYPE === 'image_classification') return imageFolderSource(store, env.DATASET_PATH!, env.SPLIT, names);
+  if (env.TASK_TYPE === 'image_classification') return imageFolderSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata);
   if (env.TASK_TYPE === 'semantic_segmentation') return maskDatasetSource(store, env.DATASET_PATH!, env.SPLIT, names);
-  return objectDatasetSource(store, env.DATASET_PATH!, env.SPLIT, names);
+  return objectDatasetSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata);
 }
 
 export function createTask(env: RunnerEnv, ctx: { store: ObjectStore; model: LoadedModel; source: SampleSource; artifactsUri: string; writes: BackgroundWrites }): VisionTask<unknown> {
   const { store, model, source } = ctx;
   const evaluate = env.COMPUTE_METRICS && env.INFERENCE_TYPE === 'test_run';
   const visualizer = env.SAVE_VISUALIZATIONS ? new Visualizer(store, ctx.artifactsUri, ctx.writes) : undefined;
-  if (env.TASK_TYPE === 'image_classification') return new ClassificationTask(model.metadata, source.classNames, evaluate) as VisionTask<unknown>;
+  if (env.TASK_TYPE === 'image_classification') {
+    return new ClassificationTask(model.metadata, source.classNames, evaluate ? (source.datasetClassIds ?? source.classNames.map((_, i) => i)) : undefined) as VisionTask<unknown>;
+  }
   if (env.TASK_TYPE === 'semantic_segmentation') {
     return new SemanticTask({
       metadata: model.metadata,
@@ -47,7 +49,7 @@ export function createTask(env: RunnerEnv, ctx: { store: ObjectStore; model: Loa
     categoryIds: source.categoryIds,
     evaluatedCategoryIds: source.evaluatedCategoryIds,
     nms: { conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET },
-    outputShapes: model.info.outputShapes,
+    outputShapes: model.outputShapes,
     evaluate,
     store,
     visualizer,

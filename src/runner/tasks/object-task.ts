@@ -12,7 +12,7 @@ import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ObjectStore } from '../io/object-store.ts';
-import { ModelMetadataError, type ModelMetadata } from '../model/model-metadata.ts';
+import { isEndToEndDetection, type ModelMetadata } from '../../contract/index.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { rleToString, type Rle } from '../segmentation/rle.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
@@ -55,16 +55,8 @@ export class ObjectTask implements VisionTask<Context> {
     this.#o = o;
     this.#nc = o.classNames.length;
     this.#kpt = o.task === 'pose_estimation' ? (o.metadata.kptShape ?? [17, 3]) : undefined;
-    const first = o.outputShapes[0] ?? [];
-    const extra = o.task === 'instance_segmentation' ? (o.outputShapes[1]?.[1] ?? 32) : this.#kpt ? this.#kpt[0] * this.#kpt[1] : 0;
-    // [B, N, 6] (x1, y1, x2, y2, score, class) unless the channel count says [B, 4 + nc + extra, N].
-    this.#endToEnd = o.task === 'object_detection' && first.length === 3 && first[1] !== 4 + this.#nc && first[2] === 6;
-    if (!this.#endToEnd && first.length === 3 && first[1]! > 0 && first[1] !== 4 + this.#nc + extra) {
-      throw new ModelMetadataError(`the model's output [${first.join(', ')}] does not fit ${this.#nc} classes${extra ? ` + ${extra} ${o.task === 'pose_estimation' ? 'keypoint values' : 'mask coefficients'}` : ''}: expected [B, ${4 + this.#nc + extra}, N]`);
-    }
-    if (o.task === 'instance_segmentation' && (o.outputShapes[1]?.length ?? 0) !== 4) {
-      throw new ModelMetadataError('an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]');
-    }
+    // The layout was checked against the task when the model was loaded (describeModel).
+    this.#endToEnd = isEndToEndDetection(o.task, o.outputShapes, this.#nc);
     this.#categoryIds = o.categoryIds ?? o.classNames.map((_, i) => i);
     this.#classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
     this.#evaluator = o.evaluate

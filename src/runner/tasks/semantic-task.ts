@@ -3,13 +3,12 @@
 // class map is written as a PNG of class ids; a test run scores it against the ground-truth PNG
 // (mIoU, mAcc, pixel accuracy over the dataset, mmsegmentation's definitions).
 import sharp from 'sharp';
-import { joinStorageUri, type EvaluationMetrics, type PerClassMetric } from '../../contract/index.ts';
+import { joinStorageUri, type EvaluationMetrics, type ModelMetadata, type PerClassMetric } from '../../contract/index.ts';
 import { ImageDecodeError } from '../classification/preprocess.ts';
 import { letterboxGeometry, letterboxTensor } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
-import { ModelMetadataError, type ModelMetadata } from '../model/model-metadata.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { SegmentationAccumulator } from '../segmentation/miou.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
@@ -56,7 +55,6 @@ export class SemanticTask implements VisionTask<Context> {
   readonly #total: SegmentationAccumulator | undefined;
 
   constructor(o: SemanticTaskOptions) {
-    if (o.classNames.length > 255) throw new ModelMetadataError(`semantic segmentation handles up to 255 classes (class maps are 8-bit PNGs); the model has ${o.classNames.length}`);
     this.#o = o;
     this.#total = o.evaluate ? new SegmentationAccumulator(o.classNames.length, o.ignoreIndex) : undefined;
   }
