@@ -6,7 +6,8 @@ import { DonePayload, ImageResultsBatch, ProgressPayload, type CallbackReply, ty
 import type { JobStore, UpdateOutcome } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
-import { errorHandler, healthRoutes, HttpError, parseOr, requestContext } from '../http/plumbing.ts';
+import { HttpError } from '../http/errors.ts';
+import { errorHandler, healthRoutes, parseOr, requestContext } from '../http/plumbing.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 
 export interface CallbackAppDeps {
@@ -20,7 +21,7 @@ const KIND_BY_SEGMENT: Record<string, JobKind> = { 'test-runs': 'test_run', 'inf
 const JobId = z.uuid();
 
 function reply(res: Response, outcome: UpdateOutcome): void {
-  if (outcome.outcome === 'not_found') throw new HttpError(404, 'not_found', 'no such job');
+  if (outcome.outcome === 'not_found') throw new HttpError('not_found', 'no such job');
   const body: CallbackReply = { status: outcome.status, applied: outcome.outcome === 'applied' };
   res.status(outcome.outcome === 'terminal' ? 409 : 200).json(body);
 }
@@ -38,37 +39,37 @@ export function createCallbackApp({ store, verifier, log, ready }: CallbackAppDe
     const claims = verifier.verify(req.header('authorization'));
     const id = String(req.params.id);
     verifier.authorize(claims, id, kindFromPath);
-    if (!JobId.safeParse(id).success) throw new HttpError(404, 'not_found', 'no such job');
+    if (!JobId.safeParse(id).success) throw new HttpError('not_found', 'no such job');
     req.log = req.log.child({ job_id: id });
     return { id, kind: claims.kind };
   };
 
   app.post('/api/v1/inference/:id/progress', async (req, res) => {
     const { id, kind } = caller(req);
-    const payload = parseOr(ProgressPayload, req.body, 422, 'progress payload');
+    const payload = parseOr(ProgressPayload, req.body, 'invalid_payload', 'progress payload');
     reply(res, await store.applyProgress(kind, id, payload));
   });
 
   app.post('/api/v1/:segment/:id/image-results', async (req, res) => {
     const kind = KIND_BY_SEGMENT[String(req.params.segment)];
-    if (!kind) throw new HttpError(404, 'not_found', 'no such endpoint');
+    if (!kind) throw new HttpError('not_found', 'no such endpoint');
     const { id } = caller(req, kind);
-    const batch = parseOr(ImageResultsBatch, req.body, 422, 'image results');
+    const batch = parseOr(ImageResultsBatch, req.body, 'invalid_payload', 'image results');
     reply(res, await store.insertImageResults(kind, id, batch.results));
   });
 
   app.post('/api/v1/:segment/:id/done', async (req, res) => {
     const kind = KIND_BY_SEGMENT[String(req.params.segment)];
-    if (!kind) throw new HttpError(404, 'not_found', 'no such endpoint');
+    if (!kind) throw new HttpError('not_found', 'no such endpoint');
     const { id } = caller(req, kind);
-    const done = parseOr(DonePayload, req.body, 422, 'done payload');
+    const done = parseOr(DonePayload, req.body, 'invalid_payload', 'done payload');
     const outcome = await store.applyDone(kind, id, done);
     req.log.info({ status: done.status, outcome: outcome.outcome }, 'done received');
     reply(res, outcome);
   });
 
   app.use((_req, _res) => {
-    throw new HttpError(404, 'not_found', 'no such endpoint');
+    throw new HttpError('not_found', 'no such endpoint');
   });
   app.use(errorHandler());
   return app;

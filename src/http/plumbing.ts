@@ -2,30 +2,16 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
+import { HTTP_ERRORS, HttpError, type ErrorCode, type FieldProblem } from './errors.ts';
 import type { Logger } from './logger.ts';
+
+export { HttpError, type FieldProblem };
 
 declare module 'express-serve-static-core' {
   interface Request {
     traceId: string;
     log: Logger;
   }
-}
-
-/** An error that is the client's fault, with the HTTP status and body to answer. */
-export class HttpError extends Error {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-  constructor(status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
-    super(message);
-    this.name = 'HttpError';
-    this.status = status;
-    this.body = { error: code, message, ...extra };
-  }
-}
-
-export interface FieldProblem {
-  field: string;
-  message: string;
 }
 
 /** zod issues as `{field, message}`, the field as a dotted path (`input_config.image_paths.2`). */
@@ -39,12 +25,12 @@ export function fieldProblems(error: z.ZodError): FieldProblem[] {
   });
 }
 
-/** Parses with zod or throws an HttpError that names every bad field. */
-export function parseOr<T extends z.ZodType>(schema: T, value: unknown, status: number, what: string): z.output<T> {
+/** Parses with zod or throws an HttpError that names every bad field (400 validation_error, or 422 invalid_payload for callbacks). */
+export function parseOr<T extends z.ZodType>(schema: T, value: unknown, code: 'validation_error' | 'invalid_payload', what: string): z.output<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const fields = fieldProblems(result.error);
-  throw new HttpError(status, status === 422 ? 'invalid_payload' : 'validation_error', `invalid ${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+  throw new HttpError(code, `invalid ${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
 }
 
 export function requestContext(log: Logger) {
@@ -70,7 +56,8 @@ export function errorHandler(): ErrorRequestHandler {
     // express.json() parse failures and oversize bodies carry their own status.
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) req.log.error({ err }, 'request failed');
-    res.status(status).json({ error: status === 500 ? 'internal_error' : 'bad_request', message: status === 500 ? 'internal error' : String(err.message) });
+    const code: ErrorCode = status === 500 ? 'internal_error' : status === 413 ? 'payload_too_large' : 'bad_request';
+    res.status(HTTP_ERRORS[code].status).json({ error: code, message: status === 500 ? 'internal error' : String(err.message) });
   };
 }
 

@@ -6,7 +6,8 @@ import { joinStorageUri, type JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
-import { errorHandler, healthRoutes, HttpError, parseOr, requestContext, type FieldProblem } from '../../http/plumbing.ts';
+import { HttpError, type FieldProblem } from '../../http/errors.ts';
+import { errorHandler, healthRoutes, parseOr, requestContext } from '../../http/plumbing.ts';
 import type { StorageClient } from '../../storage/object-store.ts';
 import type { Tier } from '../tier.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
@@ -42,7 +43,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   const found = async (kind: JobKind, req: Request): Promise<Job> => {
     const id = String(req.params.id);
     const job = JobId.safeParse(id).success ? await store.get(kind, id) : null;
-    if (!job) throw new HttpError(404, 'not_found', `${kind === 'test_run' ? 'test run' : 'inference job'} ${id} not found`);
+    if (!job) throw new HttpError('not_found', `${kind === 'test_run' ? 'test run' : 'inference job'} ${id} not found`);
     req.log = req.log.child({ job_id: job.id });
     return job;
   };
@@ -57,7 +58,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       }),
     );
     if (missing.length > 0) {
-      throw new HttpError(400, 'validation_error', missing.map((m) => `${m.field}: ${m.message}`).join('; '), { fields: missing });
+      throw new HttpError('validation_error', missing.map((m) => `${m.field}: ${m.message}`).join('; '), { fields: missing });
     }
   };
 
@@ -65,7 +66,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     const job = await found(kind, req);
     const outcome = await store.cancel(kind, job.id);
     if (outcome.outcome === 'terminal') {
-      throw new HttpError(409, 'conflict', `cannot cancel: the job is already ${outcome.status}`, { status: outcome.status });
+      throw new HttpError('conflict', `cannot cancel: the job is already ${outcome.status}`, { status: outcome.status });
     }
     await deps.tier.onCancelled(kind, job);
     req.log.info('job cancelled');
@@ -80,7 +81,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       // Never leave a pending job that nothing will run.
       await store.failIfActive(kind, job.id, `could not hand the job to the executor: ${(err as Error).message}`);
       log.error({ err }, 'job could not be handed to the executor');
-      throw new HttpError(503, 'executor_unavailable', `the job was not started: ${(err as Error).message}`, { id: job.id });
+      throw new HttpError('executor_unavailable', `the job was not started: ${(err as Error).message}`, { id: job.id });
     }
     log.info(`${kind === 'test_run' ? 'test run' : 'inference job'} created`);
     res.status(201).location(`/api/v1/${SEGMENT[kind]}/${job.id}`).json(present((await store.get(kind, job.id)) ?? job));
@@ -91,7 +92,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   // The same three routes for both kinds: list (newest first), one, cancel.
   for (const kind of ['test_run', 'inference_job'] as const) {
     router.get(`/${SEGMENT[kind]}`, async (req, res) => {
-      const q = parseOr(ListQuery, req.query, 400, 'query');
+      const q = parseOr(ListQuery, req.query, 'validation_error', 'query');
       const page = await store.list(kind, q);
       res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
     });
@@ -102,7 +103,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       res.json(await cancel(kind, req));
     });
     router.get(`/${SEGMENT[kind]}/:id/export`, async (req, res) => {
-      const { format } = parseOr(ExportQuery, req.query, 400, 'query');
+      const { format } = parseOr(ExportQuery, req.query, 'validation_error', 'query');
       const job = await found(kind, req);
       checkExportable(format, job.task_type);
       const ext = format === 'csv' ? 'csv' : 'json';
@@ -115,7 +116,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   }
 
   router.post('/test-runs', async (req, res) => {
-    const body = parseOr(CreateTestRun, req.body, 400, 'test run');
+    const body = parseOr(CreateTestRun, req.body, 'validation_error', 'test run');
     await mustExist([
       { field: 'checkpoint_path', uri: body.checkpoint_path, what: 'object' },
       { field: 'dataset_path', uri: body.dataset_path, what: 'prefix' },
@@ -136,7 +137,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
-    const q = parseOr(ImagesQuery, req.query, 400, 'query');
+    const q = parseOr(ImagesQuery, req.query, 'validation_error', 'query');
     const run = await found('test_run', req);
     const page = await store.listTestImages(run.id, { skip: q.skip, limit: q.limit, isCorrect: q.filter_correct });
     res.json({
@@ -152,7 +153,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   });
 
   router.post('/inference-jobs', async (req, res) => {
-    const body = parseOr(CreateInferenceJob, req.body, 400, 'inference job');
+    const body = parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job');
     const input = body.input_config;
     await mustExist([
       { field: 'checkpoint_path', uri: body.checkpoint_path, what: 'object' },
@@ -173,7 +174,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {
-    const q = parseOr(PageQuery, req.query, 400, 'query');
+    const q = parseOr(PageQuery, req.query, 'validation_error', 'query');
     const job = await found('inference_job', req);
     const page = await store.listInferenceResults(job.id, q);
     res.json({ total_count: page.total, skip: q.skip, limit: q.limit, results: page.items });
@@ -181,7 +182,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   app.use('/api/v1', router);
   app.use((_req, _res) => {
-    throw new HttpError(404, 'not_found', 'no such endpoint');
+    throw new HttpError('not_found', 'no such endpoint');
   });
   app.use(errorHandler());
   return app;

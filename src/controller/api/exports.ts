@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { OBJECT_TASK_TYPES, type TaskType } from '../../contract/index.ts';
 import type { InferenceResult, TestImageResult } from '../../db/entities.ts';
-import { HttpError } from '../../http/plumbing.ts';
+import { HttpError } from '../../http/errors.ts';
 
 export const EXPORT_FORMATS = ['coco', 'csv', 'json'] as const;
 export const ExportQuery = z.object({ format: z.enum(EXPORT_FORMATS).default('json') });
@@ -17,7 +17,7 @@ export const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = { coco: 'appli
 
 export function checkExportable(format: ExportFormat, task: TaskType): void {
   if (format === 'coco' && !OBJECT_TASK_TYPES.includes(task)) {
-    throw new HttpError(400, 'validation_error', `format: COCO results hold objects; a ${task} job exports as csv or json`, { fields: [{ field: 'format', message: `coco needs an object task (${OBJECT_TASK_TYPES.join(', ')})` }] });
+    throw new HttpError('validation_error', `format: COCO results hold objects; a ${task} job exports as csv or json`, { fields: [{ field: 'format', message: `coco needs an object task (${OBJECT_TASK_TYPES.join(', ')})` }] });
   }
 }
 
