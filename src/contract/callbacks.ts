@@ -1,6 +1,7 @@
 // The runner -> callback service protocol: paths, the token's claims and every payload.
 // All requests carry `Authorization: Bearer <CALLBACK_TOKEN>` and `X-Trace-ID`.
 import { z } from 'zod';
+import { ErrorCodeField } from './job-errors.ts';
 import { JobKind } from './jobs.ts';
 
 export const TOKEN_AUDIENCE = 'kinfer-callback';
@@ -187,9 +188,10 @@ const DoneCommon = {
 
 export const DonePayload = z.discriminatedUnion('status', [
   z.object({ status: z.literal('completed'), ...DoneCommon, metrics: EvaluationMetrics.nullable() }),
-  z.object({ status: z.literal('failed'), ...DoneCommon, error_message: z.string().min(1).max(8000) }),
+  /** `error_code`: one of JOB_ERROR_CODES (job-errors.ts); it becomes the InferenceJob's condition reason. */
+  z.object({ status: z.literal('failed'), ...DoneCommon, error_message: z.string().min(1).max(8000), error_code: ErrorCodeField.optional() }),
   /** The runner was told to stop (SIGTERM, or a callback answered that the job is no longer active). */
-  z.object({ status: z.literal('cancelled'), ...DoneCommon, error_message: z.string().max(8000).nullable() }),
+  z.object({ status: z.literal('cancelled'), ...DoneCommon, error_message: z.string().max(8000).nullable(), error_code: ErrorCodeField.optional() }),
 ]);
 export type DonePayload = z.infer<typeof DonePayload>;
 

@@ -7,3 +7,5 @@ export * from './results-file.ts';
 export * from './model/onnx-header.ts';
 export * from './model/metadata.ts';
 export * from './model/class-match.ts';
+export * from './job-fields.ts';
+export * from './job-errors.ts';

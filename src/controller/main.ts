@@ -10,11 +10,13 @@ import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
 import { listen, stopOnSignals } from '../http/plumbing.ts';
 import { StorageClient } from '../storage/object-store.ts';
+import { Admission } from './admission/admission.ts';
+import { ModelInspector } from './admission/model-inspector.ts';
 import { createControllerApp } from './api/app.ts';
 import { startSubprocessTier } from './subprocess/subprocess-tier.ts';
 import { startKubernetesTier } from './kubernetes/kubernetes-tier.ts';
 import { parseRunnerPodDefaults } from './kubernetes/runner-pod-defaults.ts';
-import { runnerEnvFor, type RunnerSettings } from './runner-env.ts';
+import { runnerEnvFor, type RunnerSettings } from './job-mapping.ts';
 import { TokenIssuer } from './token-issuer.ts';
 
 const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
@@ -48,6 +50,8 @@ const Config = z.object({
   KINFER_LEADER_ELECTION: z.enum(['true', 'false']).default('true'),
   KINFER_LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
   KINFER_IDENTITY: z.string().default(`${hostname()}-${process.pid}`),
+  /** Submit-time checks in object storage (existence, the model's header, the dataset's classes). */
+  KINFER_ADMISSION_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
   S3_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().optional(),
@@ -71,10 +75,13 @@ try {
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
   };
+  const storage = new StorageClient(s3);
+  const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000 });
   const tier =
     config.KINFER_EXECUTOR === 'kubernetes'
       ? await startKubernetesTier({
           store,
+          admission,
           databaseUrl: config.DATABASE_URL,
           tokens,
           runner,
@@ -97,11 +104,11 @@ try {
           command: config.KINFER_RUNNER_COMMAND,
           logDir: join(resolve(config.KINFER_HOME), 'logs'),
           maxConcurrent: config.KINFER_MAX_CONCURRENT_RUNNERS,
-          envFor: (kind, job) => runnerEnvFor(kind, job, runner, tokens),
+          envFor: (kind, job) => runnerEnvFor(kind, job, runner, tokens.issue(kind, job.id)),
         });
   const app = createControllerApp({
     store,
-    storage: new StorageClient(s3),
+    admission,
     log,
     ready: async () => {
       await ds.query('SELECT 1');

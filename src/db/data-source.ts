@@ -3,8 +3,9 @@ import { DataSource } from 'typeorm';
 import { ENTITIES } from './entities.ts';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-initial-schema.ts';
 import { ObjectResults1764100000000 } from './migrations/1764100000000-object-results.ts';
+import { ErrorCodes1764200000000 } from './migrations/1764200000000-error-codes.ts';
 
-export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000];
+export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000, ErrorCodes1764200000000];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
   return new DataSource({

@@ -16,6 +16,8 @@ interface JobColumns {
   timings: JobTimings | null;
   results_path: string | null;
   error_message: string | null;
+  /** Why it ended other than completed: a JOB_ERROR_CODES key (contract). */
+  error_code: string | null;
   enable_xai: boolean;
   xai_method: XaiMethod | null;
   xai_config: Record<string, unknown> | null;
@@ -92,6 +94,7 @@ const jobColumns = {
   timings: { type: 'jsonb', nullable: true },
   results_path: { type: 'text', nullable: true },
   error_message: { type: 'text', nullable: true },
+  error_code: { type: 'varchar', length: 64, nullable: true },
   enable_xai: { type: 'boolean', default: false },
   xai_method: { type: 'varchar', length: 64, nullable: true },
   xai_config: { type: 'jsonb', nullable: true },

@@ -3,7 +3,7 @@
 // number of calls, and each change is announced on the `kinfer_job_events` channel.
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySchema } from 'typeorm';
-import type { DonePayload, ImageResult, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
+import type { DonePayload, ImageResult, JobErrorCode, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
 import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type InferenceResult, type TestImageResult, type TestRun } from './entities.ts';
 
 export const JOB_EVENTS_CHANNEL = 'kinfer_job_events';
@@ -232,6 +232,7 @@ export class JobStore {
       `results_path = COALESCE($6, results_path)`,
       `timings = COALESCE($7::jsonb, timings)`,
       `error_message = $8`,
+      `error_code = $9`,
       `progress_percent = CASE WHEN $2::varchar = 'completed' THEN 100 ELSE progress_percent END`,
       `started_at = COALESCE(started_at, now())`,
       `completed_at = now()`,
@@ -246,6 +247,7 @@ export class JobStore {
       done.results_path,
       done.timings ? JSON.stringify(done.timings) : null,
       done.status === 'completed' ? null : done.error_message,
+      done.status === 'completed' ? null : (done.error_code ?? (done.status === 'failed' ? 'RUNNER_ERROR' : null)),
     ];
     if (kind === 'test_run' && metrics) {
       params.push(metrics.primary_metric_name, metrics.primary_metric_value, JSON.stringify(metrics.overall_metrics), JSON.stringify(metrics.per_class_metrics), JSON.stringify(metrics.confusion_matrix), JSON.stringify(metrics.class_names));
@@ -260,19 +262,19 @@ export class JobStore {
   }
 
   /** Cancels an active job. */
-  async cancel(kind: JobKind, id: string): Promise<UpdateOutcome> {
-    return this.#finish(kind, id, 'cancelled', 'cancelled by user');
+  async cancel(kind: JobKind, id: string, code: 'CANCELLED_BY_USER' | 'INFERENCE_JOB_DELETED' = 'CANCELLED_BY_USER'): Promise<UpdateOutcome> {
+    return this.#finish(kind, id, 'cancelled', code === 'CANCELLED_BY_USER' ? 'cancelled by user' : 'cancelled: its InferenceJob was deleted', code);
   }
 
   /** Fails an active job for a reason the runner could not report itself (it died, it never started). */
-  async failIfActive(kind: JobKind, id: string, reason: string): Promise<UpdateOutcome> {
-    return this.#finish(kind, id, 'failed', reason);
+  async failIfActive(kind: JobKind, id: string, reason: string, code: JobErrorCode): Promise<UpdateOutcome> {
+    return this.#finish(kind, id, 'failed', reason, code);
   }
 
-  async #finish(kind: JobKind, id: string, status: 'failed' | 'cancelled', message: string): Promise<UpdateOutcome> {
+  async #finish(kind: JobKind, id: string, status: 'failed' | 'cancelled', message: string, code: JobErrorCode): Promise<UpdateOutcome> {
     const rows = (await this.#ds.query(
-      notifying(kind, `UPDATE ${TABLES[kind].jobs} SET status = $2::varchar, error_message = $3, completed_at = now(), updated_at = now() WHERE id = $1 AND status IN ('pending', 'running')`),
-      [id, status, message.slice(0, 8000)],
+      notifying(kind, `UPDATE ${TABLES[kind].jobs} SET status = $2::varchar, error_message = $3, error_code = $4, completed_at = now(), updated_at = now() WHERE id = $1 AND status IN ('pending', 'running')`),
+      [id, status, message.slice(0, 8000), code],
     )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status };
     return this.#whyNot(kind, id);

@@ -1,6 +1,11 @@
-// The InferenceJob resource as TypeScript (deploy/crds/kinfer.io_inferencejobs.yaml is the
-// source of truth) and the names the controller puts on what it creates.
+// The InferenceJob resource, defined once: its spec and status as zod schemas, from which the
+// TypeScript types come (z.infer) and the CRD's OpenAPI schema is generated (`npm run generate`,
+// src/kube/crd.ts; a test fails when the committed CRD is stale). Condition types and reasons
+// are constants beside the types, as in kubernetes-sigs/jobset. Also the names the controller
+// puts on what it creates.
 import type * as k8s from '@kubernetes/client-node';
+import { z } from 'zod';
+import { DatasetSplit, ImagePaths, NumSamples, StorageUriField, TargetLayer, TaskType, TrainingJobId, XaiMethod } from '../contract/index.ts';
 
 export const GROUP = 'kinfer.io';
 export const VERSION = 'v1alpha1';
@@ -20,57 +25,157 @@ export const LABELS = {
 } as const;
 export const MANAGED_BY = 'kinfer';
 
-export type Phase = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Cancelled';
+/** Condition types of an InferenceJob, in the order a run meets them. */
+export const CONDITION = {
+  /** The request passed admission (True) or was refused (False, reason Invalid). */
+  Admitted: 'Admitted',
+  JobCreated: 'JobCreated',
+  /** True while the runner reports; False once it has stopped. */
+  Running: 'Running',
+  Completed: 'Completed',
+  /** The batch/v1 Job's own Failed condition (DeadlineExceeded, BackoffLimitExceeded...). */
+  JobFailed: 'JobFailed',
+  Failed: 'Failed',
+  Cancelled: 'Cancelled',
+} as const;
+export type ConditionType = (typeof CONDITION)[keyof typeof CONDITION];
 
-export interface InferenceJobSpec {
-  type: 'test_run' | 'inference';
-  taskType: string;
-  checkpointPath: string;
-  dataset?: { path: string; split?: string };
-  input?: { imagePath?: string; imagePaths?: string[]; datasetPath?: string };
-  xai?: { enabled?: boolean; method?: string; targetLayer?: string; numSamples?: number };
-  resources?: k8s.V1ResourceRequirements;
-  nodeSelector?: Record<string, string>;
-  tolerations?: k8s.V1Toleration[];
-  affinity?: k8s.V1Affinity;
-  priorityClassName?: string;
-  backoffLimit?: number;
-  activeDeadlineSeconds?: number;
-  ttlSecondsAfterFinished?: number;
-  image?: string;
-  queueName?: string;
-}
+/** Condition reasons set by the controller; a runner's own failure reason is its error code in CamelCase. */
+export const REASON = {
+  Admitted: 'Admitted',
+  Invalid: 'Invalid',
+  JobCreated: 'JobCreated',
+  RunnerReported: 'RunnerReported',
+  Finished: 'Finished',
+  RunnerCompleted: 'RunnerCompleted',
+  CancelledByUser: 'CancelledByUser',
+  InferenceJobDeleted: 'InferenceJobDeleted',
+  /** A failure whose code is unknown (a row written before codes existed). */
+  Failed: 'Failed',
+} as const;
 
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-}
+export const PHASES = ['Pending', 'Running', 'Completed', 'Failed', 'Cancelled'] as const;
+export type Phase = (typeof PHASES)[number];
 
-export interface InferenceJobStatus {
-  phase?: Phase;
-  conditions?: Condition[];
-  jobId?: string;
-  jobName?: string;
-  processedImages?: number;
-  totalImages?: number;
-  progressPercent?: number;
-  progress?: string;
-  primaryMetric?: { name: string; value: number; display: string };
-  resultsPath?: string;
-  startTime?: string;
-  completionTime?: string;
-  message?: string;
-  observedGeneration?: number;
-}
+const Quantity = z.union([z.number().int(), z.string()]).meta({ 'x-kubernetes-int-or-string': true });
+/** Kubernetes objects kinfer passes through without reading them: kept as they are. */
+const PassThrough = z.looseObject({});
+
+const Dataset = z
+  .object({
+    path: StorageUriField.describe('Dataset root: s3://bucket/prefix, file:///path or an absolute path.'),
+    split: DatasetSplit.default('test').describe('Folder under the root holding the split.'),
+  })
+  .strict()
+  .describe(
+    'Labeled dataset of a test_run, under {path}/{split}/: {class_name}/* (ImageFolder) for classification; annotations.json (COCO) or images/ + labels/ (YOLO) for detection, instance segmentation and pose; images/ + masks/ (PNG class ids) for semantic segmentation.',
+  );
+
+const Input = z
+  .object({
+    imagePath: StorageUriField.optional().describe('One image.'),
+    imagePaths: ImagePaths.optional().describe('A list of images.'),
+    datasetPath: StorageUriField.optional().describe('Every image under a folder or prefix.'),
+  })
+  .strict()
+  .describe('Images of an inference job: exactly one of imagePath, imagePaths, datasetPath.')
+  .meta({
+    'x-kubernetes-validations': [{ rule: '[has(self.imagePath), has(self.imagePaths), has(self.datasetPath)].filter(x, x).size() == 1', message: 'set exactly one of imagePath, imagePaths, datasetPath' }],
+  });
+
+const Xai = z
+  .object({
+    enabled: z.boolean().default(false),
+    method: XaiMethod.optional(),
+    targetLayer: TargetLayer.optional().describe('ONNX tensor name of the layer to explain.'),
+    numSamples: NumSamples.optional().describe('Perturbed samples (LIME, SHAP).'),
+  })
+  .strict()
+  .describe('Explanations of the predictions.');
+
+export const InferenceJobSpec = z
+  .object({
+    type: z.enum(['test_run', 'inference']).describe('test_run evaluates a labeled dataset (metrics); inference predicts on images.'),
+    taskType: TaskType,
+    checkpointPath: StorageUriField.describe('ONNX model: s3://bucket/key, file:///path or an absolute path.'),
+    trainingJobId: TrainingJobId.optional().describe('Free-form reference to the training job that produced the checkpoint (test runs).'),
+    dataset: Dataset.optional(),
+    input: Input.optional(),
+    xai: Xai.optional(),
+    resources: z
+      .object({ requests: z.record(z.string(), Quantity).optional(), limits: z.record(z.string(), Quantity).optional() })
+      .strict()
+      .optional()
+      .describe('The runner container\'s requests and limits; GPUs as limits["nvidia.com/gpu"].'),
+    nodeSelector: z.record(z.string(), z.string()).optional(),
+    tolerations: z.array(PassThrough).optional(),
+    affinity: PassThrough.optional(),
+    priorityClassName: z.string().max(253).optional(),
+    backoffLimit: z.number().int().min(0).max(100).default(0).describe('Retries of a runner Pod that crashed (a runner that reported failure is not retried).'),
+    activeDeadlineSeconds: z.number().int().min(1).optional(),
+    ttlSecondsAfterFinished: z.number().int().min(0).optional(),
+    image: z.string().min(1).max(1024).optional().describe('Runner image override (default from the controller\'s configuration).'),
+    queueName: z.string().min(1).max(253).optional().describe('Kueue LocalQueue; becomes the kueue.x-k8s.io/queue-name label of the Job.'),
+  })
+  .strict()
+  .describe('What to run. Immutable after creation.')
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: 'self == oldSelf', message: 'spec is immutable; create a new InferenceJob instead' },
+      { rule: "self.type != 'test_run' || has(self.dataset)", message: 'a test_run needs spec.dataset', fieldPath: '.dataset' },
+      { rule: "self.type != 'inference' || has(self.input)", message: 'an inference job needs spec.input', fieldPath: '.input' },
+      { rule: "self.type != 'test_run' || !has(self.input)", message: 'a test_run reads spec.dataset, not spec.input', fieldPath: '.input' },
+    ],
+  });
+export type InferenceJobSpec = z.output<typeof InferenceJobSpec>;
+
+export const Condition = z.object({
+  type: z.string().max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string().meta({ format: 'date-time' }),
+  reason: z.string().max(1024),
+  message: z.string().max(32768),
+});
+export type Condition = z.infer<typeof Condition>;
+
+export const InferenceJobStatus = z.object({
+  phase: z.enum(PHASES).optional(),
+  conditions: z
+    .array(Condition)
+    .optional()
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  jobId: z.string().optional().describe('Database id of the test run or inference job.'),
+  jobName: z.string().optional().describe('Name of the batch/v1 Job that runs the runner.'),
+  processedImages: z.number().int().optional(),
+  totalImages: z.number().int().optional(),
+  progressPercent: z.number().optional(),
+  progress: z.string().optional().describe('processed/total, for kubectl get.'),
+  primaryMetric: z
+    .object({ name: z.string(), value: z.number(), display: z.string().describe('name=value, for kubectl get.') })
+    .optional(),
+  resultsPath: z.string().optional(),
+  startTime: z.string().meta({ format: 'date-time' }).optional(),
+  completionTime: z.string().meta({ format: 'date-time' }).optional(),
+  message: z.string().optional(),
+  observedGeneration: z.number().int().optional(),
+});
+export type InferenceJobStatus = z.infer<typeof InferenceJobStatus>;
 
 export interface InferenceJob extends k8s.KubernetesObject {
   metadata: k8s.V1ObjectMeta & { name: string; namespace: string; uid: string };
   spec: InferenceJobSpec;
   status?: InferenceJobStatus;
 }
+
+/** `kubectl get ij` columns. */
+export const PRINTER_COLUMNS = [
+  { name: 'Type', type: 'string', jsonPath: '.spec.type' },
+  { name: 'Task', type: 'string', jsonPath: '.spec.taskType' },
+  { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+  { name: 'Progress', type: 'string', jsonPath: '.status.progress' },
+  { name: 'Metric', type: 'string', jsonPath: '.status.primaryMetric.display' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
 
 export const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;

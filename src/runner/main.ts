@@ -1,7 +1,7 @@
 // Runner entrypoint: configuration from the environment only, one job, then exit.
 // Exit codes: 0 completed or stopped on request, 1 failed (reported), 2 configuration invalid,
 // 143 terminated by SIGTERM (reported as failed unless the job had already ended).
-import { jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
+import { errorCodeOf, jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
 import { CallbackClient, JobNoLongerActiveError } from './io/callback-client.ts';
 import { ObjectStore } from './io/object-store.ts';
 import { runJob } from './job.ts';
@@ -61,12 +61,12 @@ async function main(): Promise<number> {
     if (err instanceof TerminatedError) {
       // The runner cannot tell why it was stopped. A user's cancel is already recorded (this
       // report then changes nothing); a deadline, eviction or shutdown must show as a failure.
-      done = { status: 'failed', ...counts, error_message: `${err.message} before finishing (cancelled, past its deadline, evicted or shut down)` };
+      done = { status: 'failed', ...counts, error_message: `${err.message} before finishing (cancelled, past its deadline, evicted or shut down)`, error_code: 'TERMINATED' };
       code = 143;
     } else {
       const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
       log.error({ err }, 'job failed');
-      done = { status: 'failed', ...counts, error_message: message.slice(0, 8000) };
+      done = { status: 'failed', ...counts, error_message: message.slice(0, 8000), error_code: errorCodeOf(err) };
       code = 1;
     }
   }

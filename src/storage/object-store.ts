@@ -1,7 +1,10 @@
-// The services' and CLI's view of object storage: does a model or dataset exist, read an
-// artifact, write sample data.
+// The services' and CLI's view of object storage: does a model or dataset exist, what is under a
+// dataset split, stream a model's bytes, read an artifact, write sample data.
 // (The runner has its own client: it shares only src/contract with the services.)
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+// Every call takes an optional AbortSignal: submit-time checks are bounded in time, and an
+// endpoint that accepts and never answers must not hold a request forever.
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseStorageUri } from '../contract/index.ts';
@@ -12,6 +15,18 @@ export interface StorageSettings {
   accessKeyId?: string | undefined;
   secretAccessKey?: string | undefined;
 }
+
+/** What identifies one version of an object: its size and ETag (S3) or modification time (files). */
+export interface ObjectVersion {
+  size: number;
+  version: string;
+}
+
+const notFound = (err: unknown) => {
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const name = (err as { name?: string }).name;
+  return status === 404 || name === 'NotFound' || name === 'NoSuchKey';
+};
 
 export class StorageClient {
   readonly #settings: StorageSettings;
@@ -31,33 +46,79 @@ export class StorageClient {
     return this.#s3;
   }
 
-  /** True when an object (not a folder) exists at the URI. */
-  async objectExists(uri: string): Promise<boolean> {
+  /** The object's size and version, or null when there is no object (a folder is not one). */
+  async stat(uri: string, signal?: AbortSignal): Promise<ObjectVersion | null> {
     const loc = parseStorageUri(uri);
-    if (loc.scheme === 'file') return stat(loc.path).then((s) => s.isFile(), () => false);
+    if (loc.scheme === 'file') {
+      const s = await stat(loc.path).catch(() => null);
+      return s?.isFile() ? { size: s.size, version: String(s.mtimeMs) } : null;
+    }
     try {
-      await this.#client().send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
-      return true;
+      const head = await this.#client().send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+      return { size: head.ContentLength ?? 0, version: head.ETag ?? String(head.LastModified?.getTime() ?? '') };
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404 || (err as { name?: string }).name === 'NotFound') return false;
+      if (notFound(err)) return null;
       throw err;
     }
   }
 
+  /** True when an object (not a folder) exists at the URI. */
+  async objectExists(uri: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.stat(uri, signal)) !== null;
+  }
+
   /** True when at least one object lies under the prefix (a local directory counts if it exists). */
-  async prefixExists(uri: string): Promise<boolean> {
+  async prefixExists(uri: string, signal?: AbortSignal): Promise<boolean> {
     const loc = parseStorageUri(uri);
     if (loc.scheme === 'file') return stat(loc.path).then((s) => s.isDirectory(), () => false);
     const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
-    const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, MaxKeys: 1 }));
+    const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, MaxKeys: 1 }), { abortSignal: signal });
     return (page.KeyCount ?? 0) > 0;
   }
 
-  async read(uri: string): Promise<Buffer> {
+  /** The names of the folders directly under a prefix (S3 common prefixes; directories). */
+  async listFolders(uri: string, signal?: AbortSignal): Promise<string[]> {
     const loc = parseStorageUri(uri);
-    if (loc.scheme === 'file') return readFile(loc.path);
-    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+    if (loc.scheme === 'file') {
+      const entries = await readdir(loc.path, { withFileTypes: true }).catch(() => []);
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    }
+    const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
+    const folders: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), { abortSignal: signal });
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return folders;
+  }
+
+  /** The object's bytes as a stream of chunks (a model is read in constant memory). */
+  async *stream(uri: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      const file = createReadStream(loc.path, { highWaterMark: 1 << 20, signal });
+      try {
+        for await (const chunk of file) yield chunk as Buffer;
+      } finally {
+        file.destroy();
+      }
+      return;
+    }
+    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+    const body = res.Body as AsyncIterable<Uint8Array> & { destroy?: () => void };
+    try {
+      yield* body;
+    } finally {
+      body.destroy?.();
+    }
+  }
+
+  async read(uri: string, signal?: AbortSignal): Promise<Buffer> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') return readFile(loc.path, { signal });
+    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
     return Buffer.from(await res.Body!.transformToByteArray());
   }
 

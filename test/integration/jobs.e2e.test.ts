@@ -222,13 +222,12 @@ describe('bad input', () => {
     expect(res.body.fields[0].field).toBe('limit');
   });
 
-  it('fails a job whose checkpoint is not an ONNX model, with the reason', async () => {
+  it('refuses at submit a checkpoint that is not an ONNX model, with the reason', async () => {
     const bogus = `${stack.s3Prefix}/models/bogus.onnx`;
     await stack.store.write(bogus, Buffer.from('definitely not protobuf'));
-    const created = await stack.api('POST', '/test-runs', { checkpoint_path: bogus, dataset_path: datasetPath, task_type: 'image_classification' });
-    const run = await stack.waitFor('test-runs', created.body.id);
-    expect(run.status).toBe('failed');
-    expect(run.error_message).toMatch(/model/i);
+    const res = await stack.api('POST', '/test-runs', { checkpoint_path: bogus, dataset_path: datasetPath, task_type: 'image_classification' });
+    expect(res.status).toBe(400);
+    expect(res.body.fields).toEqual([{ field: 'checkpoint_path', message: expect.stringMatching(/^not an ONNX model: /) }]);
   });
 });
 

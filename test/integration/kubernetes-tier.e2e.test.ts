@@ -65,7 +65,7 @@ describe('kubectl door', () => {
     expect(done.status.primaryMetric.name).toBe('accuracy');
     expect(done.status.primaryMetric.value).toBeCloseTo(18 / 19, 12);
     expect(done.status.resultsPath).toBe(`${stack.s3Prefix}/artifacts/test-runs/${done.metadata.uid}/results.json`);
-    expect(done.status.conditions.map((c: { type: string }) => c.type)).toEqual(['JobCreated', 'Running', 'Completed']);
+    expect(done.status.conditions.map((c: { type: string }) => c.type)).toEqual(['Admitted', 'JobCreated', 'Running', 'Completed']);
     expect(done.metadata.finalizers).toContain('kinfer.io/cleanup');
 
     // The same run through the REST API, under the InferenceJob's uid.
@@ -134,7 +134,7 @@ describe('REST door', () => {
   it('a test run created through the API appears as an InferenceJob and completes', async () => {
     const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: smallDataset, task_type: 'image_classification' });
     expect(created.status).toBe(201);
-    const name = `test-run-${created.body.id.slice(0, 8)}`;
+    const name = `test-run-${created.body.id}`;
     const listed = (await cluster.kubectl(['get', 'ij', '-o', 'name'])).stdout;
     expect(listed).toContain(`inferencejob.kinfer.io/${name}`);
     const done = await phase(name, ['Completed', 'Failed']);
@@ -150,7 +150,7 @@ describe('REST door', () => {
       input_config: { dataset_path: `${smallDataset}/test/green` },
     });
     expect(created.status).toBe(201);
-    const name = `inference-${created.body.id.slice(0, 8)}`;
+    const name = `inference-${created.body.id}`;
     expect((await getIj(name)).spec).toMatchObject({ type: 'inference', input: { datasetPath: `${smallDataset}/test/green` } });
     const done = await phase(name, ['Completed', 'Failed']);
     expect(done.status).toMatchObject({ phase: 'Completed', jobId: created.body.id, totalImages: 4 });
@@ -158,7 +158,7 @@ describe('REST door', () => {
 
   it('cancelling through the API deletes the Job and shows Cancelled', async () => {
     const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: bigDataset, task_type: 'image_classification' });
-    const name = `test-run-${created.body.id.slice(0, 8)}`;
+    const name = `test-run-${created.body.id}`;
     await phase(name, ['Running']);
     const pid = await runnerPid(created.body.id);
     expect((await stack.api('POST', `/test-runs/${created.body.id}/cancel`)).status).toBe(200);

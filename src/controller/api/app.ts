@@ -1,21 +1,23 @@
-// The REST API, base /api/v1. A job is validated (400 naming each bad field, including a model or
-// dataset that does not exist), stored as pending, and handed to the reconciler.
+// The REST API, base /api/v1. A job request goes through the one admission (400 naming each field
+// at fault, including a model or dataset that does not exist or does not fit), is stored as
+// pending, and is handed to the tier that runs jobs.
 import express, { type Request } from 'express';
 import { z } from 'zod';
-import { joinStorageUri, type JobKind } from '../../contract/index.ts';
+import type { JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
-import { HttpError, type FieldProblem } from '../../http/errors.ts';
+import { HttpError, validationError } from '../../http/errors.ts';
 import { errorHandler, healthRoutes, parseOr, requestContext } from '../../http/plumbing.ts';
-import type { StorageClient } from '../../storage/object-store.ts';
+import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
+import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
 
 export interface ControllerAppDeps {
   store: JobStore;
-  storage: StorageClient;
+  admission: Admission;
   log: Logger;
   ready: () => Promise<void>;
   tier: Tier;
@@ -32,7 +34,7 @@ export function present(job: Job): Record<string, unknown> {
 const JobId = z.uuid();
 
 export function createControllerApp(deps: ControllerAppDeps): express.Express {
-  const { store, storage, log } = deps;
+  const { store, admission, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(log));
@@ -48,18 +50,17 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     return job;
   };
 
-  /** Refuses paths that do not exist in storage, naming the field. */
-  const mustExist = async (checks: Array<{ field: string; uri: string; what: 'object' | 'prefix' }>) => {
-    const missing: FieldProblem[] = [];
-    await Promise.all(
-      checks.map(async ({ field, uri, what }) => {
-        const ok = what === 'object' ? await storage.objectExists(uri) : await storage.prefixExists(uri);
-        if (!ok) missing.push({ field, message: `${what === 'object' ? 'no such object' : 'no such folder or prefix'}: ${uri}` });
-      }),
-    );
-    if (missing.length > 0) {
-      throw new HttpError('validation_error', missing.map((m) => `${m.field}: ${m.message}`).join('; '), { fields: missing });
+  /** Admits a definition and stores it as a pending job, or throws the 400 / 503 that says why not. */
+  const admitAndStore = async (def: JobDefinition): Promise<Job> => {
+    let result;
+    try {
+      result = await admission.admit(def);
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) throw new HttpError('storage_unavailable', err.message);
+      throw err;
     }
+    if (!result.admitted) throw validationError(result.problems);
+    return result.job.kind === 'test_run' ? store.createTestRun(result.job.row) : store.createInferenceJob(result.job.row);
   };
 
   const cancel = async (kind: JobKind, req: Request) => {
@@ -79,7 +80,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       await deps.tier.onCreated(kind, job);
     } catch (err) {
       // Never leave a pending job that nothing will run.
-      await store.failIfActive(kind, job.id, `could not hand the job to the executor: ${(err as Error).message}`);
+      await store.failIfActive(kind, job.id, `could not hand the job to the executor: ${(err as Error).message}`, 'EXECUTOR_UNAVAILABLE');
       log.error({ err }, 'job could not be handed to the executor');
       throw new HttpError('executor_unavailable', `the job was not started: ${(err as Error).message}`, { id: job.id });
     }
@@ -117,23 +118,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   router.post('/test-runs', async (req, res) => {
     const body = parseOr(CreateTestRun, req.body, 'validation_error', 'test run');
-    await mustExist([
-      { field: 'checkpoint_path', uri: body.checkpoint_path, what: 'object' },
-      { field: 'dataset_path', uri: body.dataset_path, what: 'prefix' },
-    ]);
-    await mustExist([{ field: 'dataset_split', uri: joinStorageUri(body.dataset_path, body.dataset_split), what: 'prefix' }]);
-    const run = await store.createTestRun({
-      checkpoint_path: body.checkpoint_path,
-      dataset_path: body.dataset_path,
-      dataset_split: body.dataset_split,
-      task_type: body.task_type,
-      name: body.name ?? null,
-      training_job_id: body.training_job_id ?? null,
-      enable_xai: body.enable_xai,
-      xai_method: body.xai_method ?? null,
-      xai_config: null,
-    });
-    await created('test_run', run, req, res);
+    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body)), req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -154,23 +139,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   router.post('/inference-jobs', async (req, res) => {
     const body = parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job');
-    const input = body.input_config;
-    await mustExist([
-      { field: 'checkpoint_path', uri: body.checkpoint_path, what: 'object' },
-      ...('image_path' in input ? [{ field: 'input_config.image_path', uri: input.image_path, what: 'object' as const }] : []),
-      ...('dataset_path' in input ? [{ field: 'input_config.dataset_path', uri: input.dataset_path, what: 'prefix' as const }] : []),
-    ]);
-    const job = await store.createInferenceJob({
-      checkpoint_path: body.checkpoint_path,
-      task_type: body.task_type,
-      inference_type: body.inference_type,
-      input_config: input,
-      name: body.name ?? null,
-      enable_xai: body.enable_xai,
-      xai_method: body.xai_method ?? null,
-      xai_config: null,
-    });
-    await created('inference_job', job, req, res);
+    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body)), req, res);
   });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {

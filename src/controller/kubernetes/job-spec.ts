@@ -47,11 +47,20 @@ export function buildSecret(ij: InferenceJob, jobId: string, env: Record<string,
   };
 }
 
+/** Quantities as the API writes them (strings); the spec also allows integers. */
+function quantities(r: NonNullable<InferenceJob['spec']['resources']>): k8s.V1ResourceRequirements {
+  const str = (m: Record<string, string | number> | undefined) => m && Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
+  return { ...(r.limits ? { limits: str(r.limits) } : {}), ...(r.requests ? { requests: str(r.requests) } : {}) };
+}
+
 export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, string>, settings: RunnerPodSettings): k8s.V1Job {
   const { spec } = ij;
   const { defaults } = settings;
   const labels = labelsFor(ij, jobId, defaults.podLabels);
-  const { gpu, resources, nodeSelector, tolerations } = placementFor(spec, defaults);
+  const { gpu, resources, nodeSelector, tolerations } = placementFor(
+    { resources: spec.resources && quantities(spec.resources), nodeSelector: spec.nodeSelector, tolerations: spec.tolerations as k8s.V1Toleration[] | undefined },
+    defaults,
+  );
   const plain = Object.entries({ ...env, ...(gpu ? { EXECUTION_PROVIDERS: 'cuda,cpu' } : {}) })
     .filter(([name]) => !(SECRET_ENV as readonly string[]).includes(name))
     .map(([name, value]) => ({ name, value }));
@@ -83,7 +92,7 @@ export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, st
           securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
           ...(nodeSelector ? { nodeSelector } : {}),
           ...(tolerations ? { tolerations } : {}),
-          ...(spec.affinity ? { affinity: spec.affinity } : {}),
+          ...(spec.affinity ? { affinity: spec.affinity as k8s.V1Affinity } : {}),
           ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
           containers: [
             {

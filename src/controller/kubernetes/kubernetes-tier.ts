@@ -1,19 +1,45 @@
 // The Kubernetes tier: InferenceJobs reconciled into batch/v1 Jobs by the leader among the
 // controller replicas; every replica serves the REST API (whose jobs become InferenceJobs).
-import type { JobStore } from '../../db/job-store.ts';
+import type { JobKind } from '../../contract/index.ts';
+import type { Job, JobStore } from '../../db/job-store.ts';
 import { listenJobEvents } from '../../db/job-events.ts';
 import type { Logger } from '../../http/logger.ts';
-import { kubeClients } from '../../kube/client.ts';
+import { kubeClients, type KubeClients } from '../../kube/client.ts';
+import { API_VERSION, GROUP, JOB_ID_ANNOTATION, KIND, LABELS, PLURAL, VERSION } from '../../kube/inference-job.ts';
 import { LeaderElector } from '../../kube/leader-election.ts';
-import type { RunnerSettings } from '../runner-env.ts';
+import type { Admission } from '../admission/admission.ts';
+import { specFromRow, type RunnerSettings } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import type { RunnerPodSettings } from './job-spec.ts';
 import { KubeController } from './kube-controller.ts';
-import { createInferenceJobFor } from './rest-door.ts';
+
+/** The InferenceJob of a REST-submitted job: the whole id in the name, so names never collide. */
+export function inferenceJobNameFor(kind: JobKind, jobId: string): string {
+  return `${kind === 'test_run' ? 'test-run' : 'inference'}-${jobId}`;
+}
+
+/** One system, two doors: a job submitted through the REST API also becomes an InferenceJob. */
+async function createInferenceJobFor(clients: KubeClients, namespace: string, kind: JobKind, row: Job): Promise<string> {
+  const name = inferenceJobNameFor(kind, row.id);
+  await clients.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    body: {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name, namespace, annotations: { [JOB_ID_ANNOTATION]: row.id }, labels: { [LABELS.jobId]: row.id } },
+      spec: specFromRow(kind, row),
+    },
+  });
+  return `${namespace}/${name}`;
+}
 
 export interface KubernetesTierOptions {
   store: JobStore;
+  admission: Admission;
   databaseUrl: string;
   tokens: TokenIssuer;
   runner: RunnerSettings;
@@ -32,6 +58,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
   const controller = new KubeController({
     clients,
     store: o.store,
+    admission: o.admission,
     tokens: o.tokens,
     runner: o.runner,
     pod: o.pod,

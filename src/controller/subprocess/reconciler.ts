@@ -2,7 +2,7 @@
 // runners), decides what to start, then writes: claims a job, mints its token, starts its runner.
 // It also acts for runners that cannot report: a runner that exits without `done` fails its job,
 // and after a restart, jobs whose runner is gone are failed instead of left "running".
-import type { JobKind } from '../../contract/index.ts';
+import type { JobErrorCode, JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import type { Executor } from './executor.ts';
@@ -28,7 +28,7 @@ export class Reconciler {
   constructor(opts: ReconcilerOptions) {
     this.#o = opts;
     opts.executor.onExit(({ kind, jobId, reason }) => {
-      void this.#failIfActive(kind, jobId, reason).finally(() => this.kick());
+      void this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED').finally(() => this.kick());
     });
   }
 
@@ -70,7 +70,7 @@ export class Reconciler {
     for (const [jobId, { kind, ref }] of this.#adopted) {
       if (executor.isAlive(ref)) continue;
       this.#adopted.delete(jobId);
-      await this.#failIfActive(kind, jobId, 'runner process ended without reporting completion (it was started by a previous controller)');
+      await this.#failIfActive(kind, jobId, 'runner process ended without reporting completion (it was started by a previous controller)', 'RUNNER_EXITED');
     }
     const free = maxConcurrent - executor.active - this.#adopted.size;
     if (free <= 0) return;
@@ -92,12 +92,12 @@ export class Reconciler {
       log.info({ kind, executor: this.#o.executor.name, ref }, 'runner started');
     } catch (err) {
       log.error({ err }, 'runner could not start');
-      await this.#o.store.failIfActive(kind, job.id, `runner could not start: ${(err as Error).message}`);
+      await this.#o.store.failIfActive(kind, job.id, `runner could not start: ${(err as Error).message}`, 'RUNNER_NOT_STARTED');
     }
   }
 
-  async #failIfActive(kind: JobKind, jobId: string, reason: string): Promise<void> {
-    const outcome = await this.#o.store.failIfActive(kind, jobId, reason);
+  async #failIfActive(kind: JobKind, jobId: string, reason: string, code: JobErrorCode): Promise<void> {
+    const outcome = await this.#o.store.failIfActive(kind, jobId, reason, code);
     if (outcome.outcome === 'applied') this.#o.log.warn({ job_id: jobId, reason }, 'job failed: runner ended without reporting');
   }
 
@@ -109,7 +109,7 @@ export class Reconciler {
         if (!job.executor_ref) {
           await store.release(kind, job.id);
         } else if (!executor.isAlive(job.executor_ref)) {
-          await this.#failIfActive(kind, job.id, 'runner process lost: the controller restarted and the runner is no longer running');
+          await this.#failIfActive(kind, job.id, 'runner process lost: the controller restarted and the runner is no longer running', 'RUNNER_LOST');
         } else {
           this.#adopted.set(job.id, { kind, ref: job.executor_ref });
           log.warn({ job_id: job.id, ref: job.executor_ref }, 'runner from a previous controller is still alive; its callbacks will finish the job');

@@ -13,7 +13,7 @@ import {
   type Sidecar,
   type TaskType,
 } from '../../contract/index.ts';
-import { ModelLoadError, WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
+import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 
 export interface LoadedModel {
@@ -51,7 +51,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     header = await readOnnxHeader(bytes);
   } catch (err) {
     if (!(err instanceof OnnxFormatError)) throw err;
-    throw new ModelLoadError(`cannot load the model ${checkpointUri}: not an ONNX protobuf (${err.message})`);
+    throw new OnnxFormatError(`cannot load the model ${checkpointUri}: not an ONNX protobuf (${err.message})`);
   }
   const { model, problems } = describeModel(header, await readSidecar(store, checkpointUri), opts.expectedTask);
   if (problems.length > 0 || !model) throw new ModelMetadataError(problems.map((p) => p.message).join('; '));

@@ -1,0 +1,52 @@
+// The fields of a job request, each defined once with its limits and its messages. The REST
+// request schemas and the InferenceJob spec are both made of them, so both doors refuse the same
+// values with the same words, and the CRD's OpenAPI schema (generated from the spec) carries the
+// same limits for the API server to check. `.meta()` adds what only the CRD can use (a pattern, a
+// CEL rule) where zod checks the same thing with a refinement.
+import { z } from 'zod';
+import { parseStorageUri } from './storage-layout.ts';
+
+export const LIMITS = {
+  /** Job names and training job ids, as their varchar(255) columns. */
+  name: 255,
+  /** Any storage URI. */
+  uri: 2048,
+  /** Images of one batch inference job. */
+  imagePaths: 10_000,
+  /** Dataset split folder name, as its varchar(64) column. */
+  split: 64,
+  targetLayer: 256,
+  numSamples: 10_000,
+} as const;
+
+/** No NUL characters: Postgres text columns cannot store them. */
+const noNul = (s: string) => !s.includes('\u0000');
+const NUL_MESSAGE = 'must not contain NUL characters';
+
+/** `s3://bucket/key`, `file:///abs/path` or an absolute path. */
+export const StorageUriField = z
+  .string()
+  .min(1)
+  .max(LIMITS.uri)
+  .refine(noNul, NUL_MESSAGE)
+  .superRefine((uri, ctx) => {
+    try {
+      parseStorageUri(uri);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  })
+  .meta({ pattern: '^(s3://|file:///|/)' });
+
+/** A folder name directly under the dataset: letters, digits, `_ . -`, not `.` or `..`. */
+export const DatasetSplit = z
+  .string()
+  .regex(/^[\w.-]{1,64}$/, 'must be a folder name (letters, digits, _ . -)')
+  .refine((s) => s !== '.' && s !== '..', 'must be a folder name, not . or ..')
+  .meta({ pattern: '^[A-Za-z0-9_.-]{1,64}$', 'x-kubernetes-validations': [{ rule: "self != '.' && self != '..'", message: 'must be a folder name, not . or ..' }] });
+
+export const JobName = z.string().min(1).max(LIMITS.name).refine(noNul, NUL_MESSAGE);
+export const TrainingJobId = z.string().min(1).max(LIMITS.name).refine(noNul, NUL_MESSAGE);
+export const ImagePaths = z.array(StorageUriField).min(1).max(LIMITS.imagePaths);
+export const TargetLayer = z.string().min(1).max(LIMITS.targetLayer).refine(noNul, NUL_MESSAGE);
+export const NumSamples = z.number().int().min(1).max(LIMITS.numSamples);

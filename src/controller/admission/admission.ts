@@ -1,0 +1,99 @@
+// The one admission of a job, whichever door it came by (REST API, kubectl): the definition's own
+// rules, then, in object storage, that the model and data exist, that the model can serve the
+// task (its outputs and class names, read from the ONNX header before any image is), and that a
+// test run's dataset classes are the model's. Every problem comes back with its field; the doors
+// spell the fields their way. Storage that does not answer in time is not a problem of the request:
+// it throws StorageUnavailableError (503 at the REST door, a retry at the kubectl door).
+import { canonicalStorageUri, describeModel, joinStorageUri, ModelMetadataError, OnnxFormatError, type ModelDescription } from '../../contract/index.ts';
+import type { FieldProblem } from '../../http/errors.ts';
+import type { StorageClient } from '../../storage/object-store.ts';
+import { newJobOf, type JobDefinition, type NewJob } from '../job-mapping.ts';
+import { datasetProblems } from './dataset-check.ts';
+import type { ModelInspector } from './model-inspector.ts';
+import { definitionProblems, type Spell } from './rules.ts';
+
+export type AdmissionResult = { admitted: true; job: NewJob; model: ModelDescription } | { admitted: false; problems: FieldProblem[] };
+
+export class StorageUnavailableError extends Error {
+  readonly code = 'STORAGE_UNAVAILABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+export interface AdmissionOptions {
+  storage: StorageClient;
+  models: ModelInspector;
+  /** All storage reads of one admission together, model header included. */
+  timeoutMs: number;
+}
+
+const identity: Spell = (field) => field;
+
+/** S3 refusing access is a fact about the request's location, not an outage. */
+const accessDenied = (err: unknown) => (err as { name?: string }).name === 'AccessDenied' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403;
+
+export class Admission {
+  readonly #o: AdmissionOptions;
+
+  constructor(opts: AdmissionOptions) {
+    this.#o = opts;
+  }
+
+  async admit(def: JobDefinition, spell: Spell = identity): Promise<AdmissionResult> {
+    const ruled = definitionProblems(def, spell);
+    if (ruled.length > 0) return { admitted: false, problems: ruled };
+    const signal = AbortSignal.timeout(this.#o.timeoutMs);
+    try {
+      return await this.#checkStorage(def, signal);
+    } catch (err) {
+      if (signal.aborted) throw new StorageUnavailableError(`object storage did not answer the submit-time checks within ${this.#o.timeoutMs / 1000}s`);
+      if (err instanceof StorageUnavailableError) throw err;
+      throw new StorageUnavailableError(`object storage failed a submit-time check: ${(err as Error).message}`);
+    }
+  }
+
+  async #checkStorage(def: JobDefinition, signal: AbortSignal): Promise<AdmissionResult> {
+    const { storage, models } = this.#o;
+    const problems: FieldProblem[] = [];
+    const check = async (field: string, uri: string, what: 'object' | 'prefix') => {
+      try {
+        const ok = what === 'object' ? await storage.objectExists(uri, signal) : await storage.prefixExists(uri, signal);
+        if (!ok) problems.push({ field, message: `${what === 'object' ? 'no such object' : 'no such folder or prefix'}: ${uri}` });
+        return ok;
+      } catch (err) {
+        if (!accessDenied(err)) throw err;
+        problems.push({ field, message: `access denied: ${uri}` });
+        return false;
+      }
+    };
+    const inspected = models.inspect(def.checkpoint_path, signal).then(
+      (files) => ({ files, error: undefined }),
+      (error: unknown) => ({ files: undefined, error }),
+    );
+    if (def.kind === 'test_run') {
+      if (await check('dataset_path', def.dataset_path, 'prefix')) await check('dataset_split', joinStorageUri(canonicalStorageUri(def.dataset_path), def.dataset_split), 'prefix');
+    } else if (def.inference_type === 'single') {
+      await check('input_config.image_path', def.input_config.image_path!, 'object');
+    } else if (def.inference_type === 'dataset') {
+      await check('input_config.dataset_path', def.input_config.dataset_path!, 'prefix');
+    }
+
+    const { files, error } = await inspected;
+    let model: ModelDescription | undefined;
+    if (error instanceof OnnxFormatError) problems.unshift({ field: 'checkpoint_path', message: `not an ONNX model: ${error.message}` });
+    else if (error instanceof ModelMetadataError) problems.unshift({ field: 'checkpoint_path', message: error.message });
+    else if (error !== undefined && accessDenied(error)) problems.unshift({ field: 'checkpoint_path', message: `access denied: ${def.checkpoint_path}` });
+    else if (error !== undefined) throw error;
+    else if (files === null) problems.unshift({ field: 'checkpoint_path', message: `no such object: ${def.checkpoint_path}` });
+    else if (files) {
+      const described = describeModel(files.header, files.sidecar, def.task_type);
+      problems.unshift(...described.problems);
+      model = described.problems.length === 0 ? described.model : undefined;
+    }
+    if (problems.length === 0 && model && def.kind === 'test_run') problems.push(...(await datasetProblems(storage, def, model.metadata, signal)));
+    if (problems.length > 0 || !model) return { admitted: false, problems };
+    return { admitted: true, job: newJobOf(def), model };
+  }
+}
