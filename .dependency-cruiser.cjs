@@ -1,4 +1,12 @@
-// The isolation rule of DESIGN.md, enforced in CI (`npm run lint:deps`, part of `npm test`).
+// The boundaries of DESIGN.md, enforced in CI (`npm run lint:deps`, part of `npm test`).
+//   processes:       src/controller, src/callback, src/runner, src/cli
+//   shared modules:  src/contract, src/db, src/http, src/storage, src/kube, src/process
+//   local tooling:   src/local (embedded Postgres, the local control plane, a FAKE kubelet) and
+//                    src/samples (generated models and datasets): for the CLI, tests, benchmarks
+const PROCESSES = '^src/(controller|callback|runner|cli)/';
+const SHARED = '^src/(contract|db|http|storage|kube|process)/';
+const PRODUCTION = '^src/(controller|callback|runner|contract|db|http|storage|kube|process)/';
+
 module.exports = {
   forbidden: [
     {
@@ -19,8 +27,22 @@ module.exports = {
       name: 'services-never-import-runner',
       comment: 'Controller, callback service and their shared parts talk to the runner through the contract only.',
       severity: 'error',
-      from: { path: '^src/(controller|callback|db|storage|kube|http)/' },
+      from: { path: '^src/(controller|callback|db|storage|kube|http|process)/' },
       to: { path: '^src/runner/' },
+    },
+    {
+      name: 'controller-and-callback-apart',
+      comment: 'The two services share modules, never each other: the callback service holds no private key and no Kubernetes client.',
+      severity: 'error',
+      from: { path: '^src/(controller|callback)/' },
+      to: { path: '^src/(controller|callback)/', pathNot: '^src/$1/' },
+    },
+    {
+      name: 'shared-modules-import-no-process',
+      comment: 'db, http, storage, kube, process and the contract serve every process and depend on none.',
+      severity: 'error',
+      from: { path: SHARED },
+      to: { path: PROCESSES },
     },
     {
       name: 'contract-is-a-leaf',
@@ -28,6 +50,20 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/contract/' },
       to: { path: '^src/', pathNot: '^src/contract/' },
+    },
+    {
+      name: 'production-code-imports-no-local-tooling',
+      comment: 'Services and runner never load the local stand-ins (embedded Postgres, local control plane, FAKE kubelet) or the sample generators; the image leaves src/local out.',
+      severity: 'error',
+      from: { path: PRODUCTION },
+      to: { path: '^src/(local|samples)/' },
+    },
+    {
+      name: 'production-code-imports-no-dev-dependencies',
+      comment: 'What the image installs (npm ci --omit=dev) is all production code may load.',
+      severity: 'error',
+      from: { path: PRODUCTION },
+      to: { dependencyTypes: ['npm-dev'] },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],

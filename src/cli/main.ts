@@ -6,11 +6,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
-import { clusterDown, clusterUp } from '../local/cluster/local-cluster.ts';
 import { ApiClient } from './api-client.ts';
-import { runDemo } from './demo.ts';
 import { localRun } from './local-run.ts';
-import { startStack, type Stack } from './stack.ts';
+import type { Stack } from './stack.ts';
+
+// `serve`, `demo` and `cluster` run local stand-ins (embedded Postgres, a local control plane):
+// loaded only by the verbs that need them, which the image does not ship (src/local).
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -44,6 +45,7 @@ program
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    const { startStack } = await import('./stack.ts');
     stack = await startStack({ home, ...ports, env, serviceLogs: 'inherit' });
     if (stopping) return stop();
     print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
@@ -53,6 +55,7 @@ program
   .command('demo')
   .description('start the stack, run a test run and an inference job on generated data, print the results, stop')
   .action(async () => {
+    const { runDemo } = await import('./demo.ts');
     process.exitCode = (await runDemo({ home, ...ports }, print)) ? 0 : 1;
   });
 
@@ -106,6 +109,7 @@ cluster
   .description('start it in the background (binaries built from Go modules on first use) and install the CRD')
   .option('--fake-gpus <n>', 'nvidia.com/gpu the node advertises (a FAKE: nothing uses a GPU)', (v) => Number(v), 0)
   .action(async (opts: { fakeGpus: number }) => {
+    const { clusterUp } = await import('../local/cluster/local-cluster.ts');
     const state = await clusterUp({
       dir: clusterDir(),
       apiserverPort: Number(env.KINFER_CLUSTER_API_PORT ?? 16443),
@@ -120,6 +124,7 @@ cluster
   .command('down')
   .description('stop the local cluster started by "cluster up" (its data stays in KINFER_HOME/cluster)')
   .action(async () => {
+    const { clusterDown } = await import('../local/cluster/local-cluster.ts');
     print((await clusterDown(clusterDir())) ? 'local cluster stopped' : 'no local cluster is running');
   });
 

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../local/embedded-postgres.ts';
+import type { EmbeddedDatabase } from '../local/embedded-postgres.ts';
 import { stopChild } from '../process/local-processes.ts';
 import { ensureSigningKeys } from './keys.ts';
 
@@ -49,11 +49,22 @@ async function waitReady(url: string, child: ChildProcess, name: string, timeout
   throw new Error(`${name} not ready at ${url} after ${timeoutMs} ms`);
 }
 
+/** The embedded default: a development install has it (a devDependency); the image does not. */
+async function embeddedPostgres(dataDir: string, port: number): Promise<EmbeddedDatabase> {
+  let local: typeof import('../local/embedded-postgres.ts');
+  try {
+    local = await import('../local/embedded-postgres.ts');
+  } catch (err) {
+    throw new Error(`no DATABASE_URL, and the embedded PostgreSQL of a development install is not here (${(err as Error).message}): set DATABASE_URL`);
+  }
+  return local.startEmbeddedPostgres({ dataDir, port, persistent: true });
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const home = resolve(opts.home);
   await mkdir(join(home, 'logs'), { recursive: true });
   let db: EmbeddedDatabase | undefined;
-  const databaseUrl = opts.env.DATABASE_URL ?? (db = await startEmbeddedPostgres({ dataDir: join(home, 'postgres'), port: opts.pgPort, persistent: true })).url;
+  const databaseUrl = opts.env.DATABASE_URL ?? (db = await embeddedPostgres(join(home, 'postgres'), opts.pgPort)).url;
   const keys = await ensureSigningKeys(join(home, 'keys'));
   const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
   const callbackUrl = `http://127.0.0.1:${opts.callbackPort}`;

