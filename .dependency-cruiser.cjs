@@ -53,7 +53,8 @@ module.exports = {
     },
     {
       name: 'production-code-imports-no-local-tooling',
-      comment: 'Services and runner never load the local stand-ins (embedded Postgres, local control plane, FAKE kubelet) or the sample generators; the image leaves src/local out.',
+      comment:
+        'Services and runner never load the local stand-ins (embedded Postgres, local control plane, FAKE kubelet) or the sample generators; the image leaves src/local out.',
       severity: 'error',
       from: { path: PRODUCTION },
       to: { path: '^src/(local|samples)/' },

@@ -42,7 +42,14 @@ try {
     callbackPort: await freePort(),
     pgPort: await freePort(),
     serviceLogs: 'files',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KINFER_EXECUTOR: 'kubernetes', KUBECONFIG: cp.kubeconfig, KINFER_POD_START_TIMEOUT_SECONDS: '86400', LOG_LEVEL: 'warn' },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KINFER_EXECUTOR: 'kubernetes',
+      KUBECONFIG: cp.kubeconfig,
+      KINFER_POD_START_TIMEOUT_SECONDS: '86400',
+      LOG_LEVEL: 'warn',
+    },
   });
   stops.unshift(stack.stop);
   const { core, batch, custom, kc } = kubeClients(cp.kubeconfig);
@@ -50,7 +57,10 @@ try {
 
   const rawJob = (i: number): k8s.V1Job => ({
     metadata: { name: `raw-${i}` },
-    spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'kinfer/runner:bench', command: ['node', 'src/runner/main.ts'] }] } } },
+    spec: {
+      backoffLimit: 0,
+      template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'kinfer/runner:bench', command: ['node', 'src/runner/main.ts'] }] } },
+    },
   });
   const inferenceJob = (i: number) => ({
     apiVersion: 'kinfer.io/v1alpha1',
@@ -92,7 +102,13 @@ try {
   await Promise.all(
     Array.from({ length: COUNT }, (_, i) =>
       limit(async () => {
-        await custom.createNamespacedCustomObject({ group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: 'bench', body: inferenceJob(i) });
+        await custom.createNamespacedCustomObject({
+          group: 'kinfer.io',
+          version: 'v1alpha1',
+          plural: 'inferencejobs',
+          namespace: 'bench',
+          body: inferenceJob(i),
+        });
         created.set(`ij-${i}`, performance.now());
       }),
     ),
@@ -103,17 +119,25 @@ try {
   const lastSeen = Math.max(...seen.values());
   watch.abort();
 
-  const latencies = [...created.entries()].filter(([name]) => seen.has(name)).map(([name, at]) => Math.max(0, seen.get(name)! - at)).sort((a, b) => a - b);
+  const latencies = [...created.entries()]
+    .filter(([name]) => seen.has(name))
+    .map(([name, at]) => Math.max(0, seen.get(name)! - at))
+    .sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
   const rawRate = (COUNT * 1000) / rawMs;
   const ctlRate = (seen.size * 1000) / (lastSeen - firstCreate);
 
-  process.stdout.write(`\nbench:controller  ${COUNT} objects, client concurrency ${CONCURRENCY}, local control plane (Kubernetes 1.34), 2 cores shared by everything\n\n`);
-  process.stdout.write('| measurement                                   | per second | ratio | p50 ms | p99 ms |\n|-----------------------------------------------|-----------:|------:|-------:|-------:|\n');
+  process.stdout.write(
+    `\nbench:controller  ${COUNT} objects, client concurrency ${CONCURRENCY}, local control plane (Kubernetes 1.34), 2 cores shared by everything\n\n`,
+  );
+  process.stdout.write(
+    '| measurement                                   | per second | ratio | p50 ms | p99 ms |\n|-----------------------------------------------|-----------:|------:|-------:|-------:|\n',
+  );
   process.stdout.write(`| raw: Jobs created directly                    | ${rawRate.toFixed(1).padStart(10)} |  1.00 |        |        |\n`);
-  process.stdout.write(`| controller: InferenceJobs turned into Jobs    | ${ctlRate.toFixed(1).padStart(10)} | ${(ctlRate / rawRate).toFixed(2).padStart(5)} | ${pct(50).toFixed(0).padStart(6)} | ${pct(99).toFixed(0).padStart(6)} |\n`);
+  process.stdout.write(
+    `| controller: InferenceJobs turned into Jobs    | ${ctlRate.toFixed(1).padStart(10)} | ${(ctlRate / rawRate).toFixed(2).padStart(5)} | ${pct(50).toFixed(0).padStart(6)} | ${pct(99).toFixed(0).padStart(6)} |\n`,
+  );
   process.stdout.write(`\n${seen.size}/${COUNT} InferenceJobs got their Job.\n`);
-
 } finally {
   // Also after a failure: nothing of the control plane or the stack is left running.
   for (const stop of stops) await stop().catch(() => undefined);

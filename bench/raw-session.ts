@@ -23,4 +23,6 @@ const runs = Math.ceil(images / batch);
 const started = performance.now();
 for (let i = 0; i < runs; i++) await session.run({ [input]: tensor });
 const ms = performance.now() - started;
-process.stdout.write(`${JSON.stringify({ images_per_second: (runs * batch * 1000) / ms, ms_per_batch: ms / runs, peak_rss_bytes: process.resourceUsage().maxRSS * 1024 })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ images_per_second: (runs * batch * 1000) / ms, ms_per_batch: ms / runs, peak_rss_bytes: process.resourceUsage().maxRSS * 1024 })}\n`,
+);

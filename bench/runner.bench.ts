@@ -72,7 +72,14 @@ interface Figures {
 }
 
 async function raw(c: Case): Promise<Figures> {
-  const { stdout } = await promisify(execFile)(process.execPath, [here('./raw-session.ts'), c.model, String(c.batch), String(c.count), String(THREADS), String(c.size)]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    here('./raw-session.ts'),
+    c.model,
+    String(c.batch),
+    String(c.count),
+    String(THREADS),
+    String(c.size),
+  ]);
   return JSON.parse(stdout);
 }
 
@@ -128,7 +135,12 @@ async function runner(c: Case, extraEnv: Record<string, string> = {}): Promise<R
   await rm(artifacts, { recursive: true, force: true });
   if (code !== 0 || done?.status !== 'completed') throw new Error(`runner failed (exit ${code}): ${JSON.stringify(done)}`);
   if (process.env.BENCH_VERBOSE) process.stderr.write(`runner timings: ${JSON.stringify(done.timings)}\n`);
-  return { images_per_second: done.timings.images_per_second, peak_rss_bytes: done.timings.peak_rss_bytes, wall_images_per_second: (c.count * 1000) / wallMs, objects_per_image: objects / Math.max(1, lines.length) };
+  return {
+    images_per_second: done.timings.images_per_second,
+    peak_rss_bytes: done.timings.peak_rss_bytes,
+    wall_images_per_second: (c.count * 1000) / wallMs,
+    objects_per_image: objects / Math.max(1, lines.length),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -179,10 +191,12 @@ for (const c of cases) {
   if (quiet.length) row('  same, without visualizations', quiet);
   const wall = median(runs.map((r) => r.wall_images_per_second));
   rows.push(['  same, wall clock incl. process start + model load', wall.toFixed(1), (wall / rawIps).toFixed(2), '']);
-  if (c.task === 'object_detection') rows.push([`  objects per image after NMS (conf 0.25, IoU 0.7): ${median(runs.map((r) => r.objects_per_image)).toFixed(1)}`, '', '', '']);
+  if (c.task === 'object_detection')
+    rows.push([`  objects per image after NMS (conf 0.25, IoU 0.7): ${median(runs.map((r) => r.objects_per_image)).toFixed(1)}`, '', '', '']);
   ratios.push(`${c.task}: runner/raw = ${ratio.toFixed(3)}`);
 }
 process.stdout.write(`\nbench:runner  ${THREADS} intra-op threads, median of ${REPEATS}\n\n`);
 process.stdout.write(`| ${'measurement'.padEnd(96)} | images/s | ratio | peak RSS |\n|${'-'.repeat(98)}|---------:|------:|---------:|\n`);
-for (const [name, ips, ratio, rss] of rows) process.stdout.write(`| ${name!.padEnd(96)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${rss!.padStart(8)} |\n`);
+for (const [name, ips, ratio, rss] of rows)
+  process.stdout.write(`| ${name!.padEnd(96)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${rss!.padStart(8)} |\n`);
 process.stdout.write(`\n${ratios.join('; ')} (goal >= 0.9)\n`);

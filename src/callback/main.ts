@@ -31,7 +31,7 @@ try {
   stopOnSignals(async () => {
     await server.close();
     await ds.destroy();
-  });
+  }, log);
 } catch (err) {
   log.fatal({ err }, 'callback service failed to start');
   process.exit(1);

@@ -44,7 +44,12 @@ export class ApiClient {
     }
     let bytes = 0;
     res.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
-    await pipeline(res.body, file ? createWriteStream(file) : new Writable({ write: (chunk, _enc, done) => (process.stdout.write(chunk) ? done() : process.stdout.once('drain', done)) }));
+    await pipeline(
+      res.body,
+      file
+        ? createWriteStream(file)
+        : new Writable({ write: (chunk, _enc, done) => (process.stdout.write(chunk) ? done() : process.stdout.once('drain', done)) }),
+    );
     return bytes;
   }
 }

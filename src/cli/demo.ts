@@ -36,7 +36,9 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
   try {
     print(`  API      ${stack.apiUrl}\n  callback ${stack.callbackUrl}\n  storage  ${stack.artifactsUri}\n  logs     ${join(stack.home, 'logs')}`);
     const samples = await writeSamples(join(stack.home, 'samples'));
-    print(`Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`);
+    print(
+      `Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`,
+    );
     const api = new ApiClient(stack.apiUrl);
 
     const run = await api.call<Job>('POST', '/test-runs', {
@@ -60,7 +62,8 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
       print(`  confusion matrix (rows = true, columns = predicted):\n    ${''.padEnd(8)} ${names.map((n) => n.slice(0, 7).padStart(7)).join(' ')}`);
       (finished.confusion_matrix as number[][]).forEach((row, i) => print(`    ${names[i]!.padEnd(8)} ${row.map((v) => String(v).padStart(7)).join(' ')}`));
       const wrong = await api.call<{ images: Array<Record<string, unknown>> }>('GET', `/test-runs/${run.id}/images?filter_correct=false`);
-      for (const img of wrong.images) print(`  misclassified: ${String(img.image_path)} (true ${String(img.true_label)}, predicted ${String(img.predicted_label)})`);
+      for (const img of wrong.images)
+        print(`  misclassified: ${String(img.image_path)} (true ${String(img.true_label)}, predicted ${String(img.predicted_label)})`);
       print(`  results: ${String(finished.results_path)}\n`);
     }
 

@@ -31,19 +31,34 @@ export async function localRun(opts: LocalRunOptions, out: (line: string) => voi
   const local = (p: string) => (p.includes('://') ? p : resolve(p));
   let model;
   try {
-    model = await loadModel(store, local(opts.checkpoint), { executionProviders: ['cpu'], intraOpNumThreads: availableParallelism(), expectedTask: 'image_classification' });
+    model = await loadModel(store, local(opts.checkpoint), {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: availableParallelism(),
+      expectedTask: 'image_classification',
+    });
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new CliError(`checkpoint not found: ${opts.checkpoint}`);
     throw new CliError(`cannot load checkpoint ${opts.checkpoint}: ${(err as Error).message}`);
   }
   try {
     const input: InputConfig = opts.image ? { image_path: local(opts.image) } : { dataset_path: local(opts.inputDir!) };
-    if ('image_path' in input && !(await store.read(input.image_path).then(() => true, () => false))) throw new CliError(`image not found: ${opts.image}`);
+    if (
+      'image_path' in input &&
+      !(await store.read(input.image_path).then(
+        () => true,
+        () => false,
+      ))
+    )
+      throw new CliError(`image not found: ${opts.image}`);
     const source = await inferenceInputSource(store, input, model.metadata.classNames).catch((err: Error) => {
       throw new CliError(err.message);
     });
     const results: ImageResult[] = [];
-    await processImages(store, model, new ClassificationTask(model.metadata, source.classNames, undefined), source, { batchSize: opts.batchSize, decodeConcurrency: 4, onResult: (r) => void results.push(r) });
+    await processImages(store, model, new ClassificationTask(model.metadata, source.classNames, undefined), source, {
+      batchSize: opts.batchSize,
+      decodeConcurrency: 4,
+      onResult: (r) => void results.push(r),
+    });
     results.sort((a, b) => a.image_index - b.image_index);
     if (opts.image) {
       const r = results[0]!;
@@ -63,7 +78,8 @@ export async function localRun(opts: LocalRunOptions, out: (line: string) => voi
       results: results.map((r) => ({ ...r, predictions: r.predictions?.slice(0, opts.topK) ?? null })),
     };
     await writeFile(file, `${JSON.stringify(payload, null, 2)}\n`);
-    for (const r of results) out(r.error ? `${r.image_path}: ERROR ${r.error}` : `${r.image_path}: ${r.predicted_label} (${(r.confidence! * 100).toFixed(1)}%)`);
+    for (const r of results)
+      out(r.error ? `${r.image_path}: ERROR ${r.error}` : `${r.image_path}: ${r.predicted_label} (${(r.confidence! * 100).toFixed(1)}%)`);
     out(`${results.length} images, ${failed} failed; results written to ${file}`);
   } finally {
     await model.session.close();

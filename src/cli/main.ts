@@ -79,17 +79,24 @@ program
   .option('--per-class <n>', 'labeled images per class', int('--per-class'), 40)
   .action(async (uri: string, opts: { perClass: number }) => {
     const root = /^[a-z0-9]+:\/\//.test(uri) ? uri.replace(/\/+$/, '') : pathToFileURL(resolve(uri)).href;
-    const storage = new StorageClient({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION ?? 'us-east-1', accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY });
+    const storage = new StorageClient({
+      endpoint: env.S3_ENDPOINT,
+      region: env.AWS_REGION ?? 'us-east-1',
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+    });
     const files = await buildSamples({ perClass: opts.perClass });
     const limit = pLimit(16);
     await Promise.all(files.map((f) => limit(() => storage.write(`${root}/${f.path}`, f.bytes))));
-    print(`wrote ${files.length} files: model ${root}/color-classifier.onnx, dataset ${root}/colors (split "test"), unlabeled images ${root}/colors/unlabeled;`);
+    print(
+      `wrote ${files.length} files: model ${root}/color-classifier.onnx, dataset ${root}/colors (split "test"), unlabeled images ${root}/colors/unlabeled;`,
+    );
     print(`  detection, instance segmentation, pose and semantic segmentation: ${root}/shapes/{detect,segment,pose,semantic}/{model.onnx,data} (split "val")`);
   });
 
 program
   .command('export')
-  .description('download a job\'s results: COCO results JSON (objects), CSV or JSON')
+  .description("download a job's results: COCO results JSON (objects), CSV or JSON")
   .argument('<kind>', 'test-run or inference-job')
   .argument('<id>', 'the job id')
   .option('--format <format>', 'coco | csv | json', 'json')
@@ -102,7 +109,9 @@ program
     if (opts.output) process.stderr.write(`wrote ${bytes} bytes to ${opts.output}\n`);
   });
 
-const cluster = program.command('cluster').description('a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) with a node agent');
+const cluster = program
+  .command('cluster')
+  .description('a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) with a node agent');
 const clusterDir = () => join(resolve(home), 'cluster');
 cluster
   .command('up')

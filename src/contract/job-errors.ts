@@ -21,7 +21,7 @@ export const JOB_ERROR_CODES = {
   RUNNER_LOST: 'The controller restarted and the runner was gone (subprocess tier).',
   RUNNER_NOT_STARTED: 'The runner could not be started.',
   POD_NOT_STARTING: 'The runner Pod did not start in time (image pull, scheduling, configuration).',
-  BACKOFF_LIMIT_EXCEEDED: "The runner Job failed: its Pods failed more often than backoffLimit allows.",
+  BACKOFF_LIMIT_EXCEEDED: 'The runner Job failed: its Pods failed more often than backoffLimit allows.',
   DEADLINE_EXCEEDED: 'The runner Job ran longer than activeDeadlineSeconds.',
   JOB_FAILED: 'The runner Job failed for another reason (its condition says which).',
   JOB_SUCCEEDED_WITHOUT_REPORT: 'The runner Job succeeded but the runner never reported completion.',

@@ -43,7 +43,10 @@ export const DatasetSplit = z
   .string()
   .regex(/^[\w.-]{1,64}$/, 'must be a folder name (letters, digits, _ . -)')
   .refine((s) => s !== '.' && s !== '..', 'must be a folder name, not . or ..')
-  .meta({ pattern: '^[A-Za-z0-9_.-]{1,64}$', 'x-kubernetes-validations': [{ rule: "self != '.' && self != '..'", message: 'must be a folder name, not . or ..' }] });
+  .meta({
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    'x-kubernetes-validations': [{ rule: "self != '.' && self != '..'", message: 'must be a folder name, not . or ..' }],
+  });
 
 export const JobName = z.string().min(1).max(LIMITS.name).refine(noNul, NUL_MESSAGE);
 export const TrainingJobId = z.string().min(1).max(LIMITS.name).refine(noNul, NUL_MESSAGE);

@@ -1,13 +1,7 @@
 // Vocabulary shared by every process: what kinds of work exist and which states a job moves through.
 import { z } from 'zod';
 
-export const TASK_TYPES = [
-  'image_classification',
-  'object_detection',
-  'instance_segmentation',
-  'semantic_segmentation',
-  'pose_estimation',
-] as const;
+export const TASK_TYPES = ['image_classification', 'object_detection', 'instance_segmentation', 'semantic_segmentation', 'pose_estimation'] as const;
 export const TaskType = z.enum(TASK_TYPES);
 export type TaskType = z.infer<typeof TaskType>;
 

@@ -5,17 +5,18 @@ import { z } from 'zod';
 import { InferenceType, InputConfig, TaskType, XaiMethod } from './jobs.ts';
 import { parseStorageUri } from './storage-layout.ts';
 
-const boolFromEnv = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const boolFromEnv = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const storageUri = z.string().min(1).superRefine((uri, ctx) => {
-  try {
-    parseStorageUri(uri);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
+const storageUri = z
+  .string()
+  .min(1)
+  .superRefine((uri, ctx) => {
+    try {
+      parseStorageUri(uri);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
 
 const positiveInt = z.coerce.number().int().positive();
 

@@ -3,9 +3,7 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { JobKind } from './jobs.ts';
 
-export type StorageLocation =
-  | { scheme: 's3'; bucket: string; key: string }
-  | { scheme: 'file'; path: string };
+export type StorageLocation = { scheme: 's3'; bucket: string; key: string } | { scheme: 'file'; path: string };
 
 export class InvalidStorageUriError extends Error {
   readonly code = 'INVALID_STORAGE_URI';

@@ -102,7 +102,13 @@ export function definitionFromSpec(name: string, spec: InferenceJobSpec): JobDef
     xai_config: xaiConfigOf(spec.xai && { target_layer: spec.xai.targetLayer, num_samples: spec.xai.numSamples }),
   };
   if (spec.type === 'test_run') {
-    return { kind: 'test_run', ...common, dataset_path: spec.dataset?.path ?? '', dataset_split: spec.dataset?.split ?? 'test', training_job_id: spec.trainingJobId ?? null };
+    return {
+      kind: 'test_run',
+      ...common,
+      dataset_path: spec.dataset?.path ?? '',
+      dataset_split: spec.dataset?.split ?? 'test',
+      training_job_id: spec.trainingJobId ?? null,
+    };
   }
   const input = spec.input ?? {};
   const given = (['single', 'batch', 'dataset'] as const).filter((t) => input[SPEC_INPUT_KEY[t]] !== undefined);
@@ -125,7 +131,14 @@ export function inputConfigOf(type: Exclude<InferenceType, 'test_run'>, input: R
 
 /** The row of an admitted definition. */
 export function newJobOf(def: JobDefinition): NewJob {
-  const common = { name: def.name, task_type: def.task_type, checkpoint_path: def.checkpoint_path, enable_xai: def.enable_xai, xai_method: def.xai_method, xai_config: def.xai_config as Record<string, unknown> | null };
+  const common = {
+    name: def.name,
+    task_type: def.task_type,
+    checkpoint_path: def.checkpoint_path,
+    enable_xai: def.enable_xai,
+    xai_method: def.xai_method,
+    xai_config: def.xai_config as Record<string, unknown> | null,
+  };
   if (def.kind === 'test_run') {
     return { kind: 'test_run', row: { ...common, dataset_path: def.dataset_path, dataset_split: def.dataset_split, training_job_id: def.training_job_id } };
   }
@@ -150,13 +163,23 @@ export function specFromRow(kind: JobKind, row: Job): InferenceJobSpec {
   const common = { taskType: row.task_type, checkpointPath: row.checkpoint_path, backoffLimit: 0, ...xai };
   if (kind === 'test_run') {
     const run = row as TestRun;
-    return { type: 'test_run', ...common, ...(run.training_job_id ? { trainingJobId: run.training_job_id } : {}), dataset: { path: run.dataset_path, split: run.dataset_split } };
+    return {
+      type: 'test_run',
+      ...common,
+      ...(run.training_job_id ? { trainingJobId: run.training_job_id } : {}),
+      dataset: { path: run.dataset_path, split: run.dataset_split },
+    };
   }
   const input = (row as InferenceJobRow).input_config;
   return {
     type: 'inference',
     ...common,
-    input: 'image_path' in input ? { imagePath: input.image_path } : 'image_paths' in input ? { imagePaths: input.image_paths } : { datasetPath: input.dataset_path },
+    input:
+      'image_path' in input
+        ? { imagePath: input.image_path }
+        : 'image_paths' in input
+          ? { imagePaths: input.image_paths }
+          : { datasetPath: input.dataset_path },
   };
 }
 

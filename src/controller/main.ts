@@ -44,7 +44,10 @@ const Config = z.object({
   /** JSON array: arguments to the image's entrypoint that start the runner. */
   KINFER_RUNNER_POD_ARGS: z.string().default('["runner"]').transform(jsonArgv),
   /** JSON: resources, nodeSelector, tolerations, gpu placement... (runner-pod-defaults.ts). */
-  KINFER_RUNNER_POD_DEFAULTS: z.string().optional().transform((raw) => parseRunnerPodDefaults(raw)),
+  KINFER_RUNNER_POD_DEFAULTS: z
+    .string()
+    .optional()
+    .transform((raw) => parseRunnerPodDefaults(raw)),
   KINFER_POD_START_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
   KINFER_JOB_TTL_SECONDS: z.coerce.number().int().min(0).default(86_400),
   KINFER_LEADER_ELECTION: z.enum(['true', 'false']).default('true'),
@@ -116,12 +119,21 @@ try {
     tier,
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
-  log.info({ host: config.KINFER_API_HOST, port: server.port, executor: config.KINFER_EXECUTOR, callback_url: config.KINFER_CALLBACK_URL, artifacts: config.KINFER_ARTIFACTS_URI }, 'controller listening');
+  log.info(
+    {
+      host: config.KINFER_API_HOST,
+      port: server.port,
+      executor: config.KINFER_EXECUTOR,
+      callback_url: config.KINFER_CALLBACK_URL,
+      artifacts: config.KINFER_ARTIFACTS_URI,
+    },
+    'controller listening',
+  );
   stopOnSignals(async () => {
     await tier.stop();
     await server.close();
     await ds.destroy();
-  });
+  }, log);
 } catch (err) {
   log.fatal({ err }, 'controller failed to start');
   process.exit(1);

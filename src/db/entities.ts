@@ -1,7 +1,18 @@
 // The four tables, as TypeORM entity schemas (no decorators: sources run under Node's type
 // stripping). Property names are the column names, which are also the REST API's field names.
 import { EntitySchema } from 'typeorm';
-import type { ClassScore, DetectedObject, EvaluationMetrics, GroundTruthObject, InferenceType, InputConfig, JobStatus, JobTimings, TaskType, XaiMethod } from '../contract/index.ts';
+import type {
+  ClassScore,
+  DetectedObject,
+  EvaluationMetrics,
+  GroundTruthObject,
+  InferenceType,
+  InputConfig,
+  JobStatus,
+  JobTimings,
+  TaskType,
+  XaiMethod,
+} from '../contract/index.ts';
 
 interface JobColumns {
   id: string;

@@ -4,7 +4,16 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySchema } from 'typeorm';
 import type { DonePayload, ImageResult, JobErrorCode, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
-import { InferenceJobEntity, InferenceResultEntity, TestImageResultEntity, TestRunEntity, type InferenceJob, type InferenceResult, type TestImageResult, type TestRun } from './entities.ts';
+import {
+  InferenceJobEntity,
+  InferenceResultEntity,
+  TestImageResultEntity,
+  TestRunEntity,
+  type InferenceJob,
+  type InferenceResult,
+  type TestImageResult,
+  type TestRun,
+} from './entities.ts';
 
 export const JOB_EVENTS_CHANNEL = 'kinfer_job_events';
 
@@ -14,8 +23,14 @@ const TABLES = {
 } as const;
 
 export type Job = TestRun | InferenceJob;
-export type NewTestRun = Pick<TestRun, 'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'>;
-export type NewInferenceJob = Pick<InferenceJob, 'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'>;
+export type NewTestRun = Pick<
+  TestRun,
+  'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'
+>;
+export type NewInferenceJob = Pick<
+  InferenceJob,
+  'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'
+>;
 
 /** The outcome of a state change: applied, refused because the job already ended, or no such job. */
 export type UpdateOutcome = { outcome: 'applied' | 'unchanged'; status: JobStatus } | { outcome: 'terminal'; status: JobStatus } | { outcome: 'not_found' };
@@ -65,7 +80,13 @@ export class JobStore {
 
   async #insertIgnoringConflict<T extends object>(entity: EntitySchema<T>, row: Partial<T>): Promise<void> {
     // TypeORM's deep-partial insert type rejects jsonb Record columns; the row is a plain entity.
-    await this.#ds.createQueryBuilder().insert().into(entity).values(this.#ds.getRepository(entity).create(row as never)).orIgnore().execute();
+    await this.#ds
+      .createQueryBuilder()
+      .insert()
+      .into(entity)
+      .values(this.#ds.getRepository(entity).create(row as never))
+      .orIgnore()
+      .execute();
   }
 
   async get(kind: 'test_run', id: string): Promise<TestRun | null>;
@@ -153,7 +174,11 @@ export class JobStore {
   }
 
   async setExecutorRef(kind: JobKind, id: string, ref: string, executor?: string): Promise<void> {
-    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor_ref = $2, executor = COALESCE($3, executor), updated_at = now() WHERE id = $1`, [id, ref, executor ?? null]);
+    await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor_ref = $2, executor = COALESCE($3, executor), updated_at = now() WHERE id = $1`, [
+      id,
+      ref,
+      executor ?? null,
+    ]);
   }
 
   /** Active jobs of one executor (to re-adopt or fail after a controller restart). */
@@ -204,11 +229,45 @@ export class JobStore {
       if (!job) return { outcome: 'not_found' as const };
       if (job.status !== 'pending' && job.status !== 'running') return { outcome: 'terminal' as const, status: job.status };
       const testRun = kind === 'test_run';
-      const columns = [fk, 'image_index', 'image_path', 'predicted_class_id', 'predicted_label', 'confidence', 'predictions', 'image_id', 'detections', 'mask_path', 'image_metrics', 'visualization_path', 'preprocess_ms', 'inference_ms', 'error_message', ...(testRun ? ['true_class_id', 'true_label', 'is_correct', 'ground_truth'] : [])];
+      const columns = [
+        fk,
+        'image_index',
+        'image_path',
+        'predicted_class_id',
+        'predicted_label',
+        'confidence',
+        'predictions',
+        'image_id',
+        'detections',
+        'mask_path',
+        'image_metrics',
+        'visualization_path',
+        'preprocess_ms',
+        'inference_ms',
+        'error_message',
+        ...(testRun ? ['true_class_id', 'true_label', 'is_correct', 'ground_truth'] : []),
+      ];
       const params: unknown[] = [];
       const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
       const tuples = results.map((r) => {
-        const values = [id, r.image_index, r.image_path, r.predicted_class_id, r.predicted_label, r.confidence, json(r.predictions), r.image_id ?? null, json(r.detections), r.mask_path ?? null, json(r.image_metrics), r.visualization_path ?? null, r.timings?.preprocess_ms ?? null, r.timings?.inference_ms ?? null, r.error, ...(testRun ? [r.true_class_id ?? null, r.true_label ?? null, r.is_correct ?? null, json(r.ground_truth)] : [])];
+        const values = [
+          id,
+          r.image_index,
+          r.image_path,
+          r.predicted_class_id,
+          r.predicted_label,
+          r.confidence,
+          json(r.predictions),
+          r.image_id ?? null,
+          json(r.detections),
+          r.mask_path ?? null,
+          json(r.image_metrics),
+          r.visualization_path ?? null,
+          r.timings?.preprocess_ms ?? null,
+          r.timings?.inference_ms ?? null,
+          r.error,
+          ...(testRun ? [r.true_class_id ?? null, r.true_label ?? null, r.is_correct ?? null, json(r.ground_truth)] : []),
+        ];
         const placeholders = values.map((v) => {
           params.push(v);
           return `$${params.length}`;
@@ -250,11 +309,28 @@ export class JobStore {
       done.status === 'completed' ? null : (done.error_code ?? (done.status === 'failed' ? 'RUNNER_ERROR' : null)),
     ];
     if (kind === 'test_run' && metrics) {
-      params.push(metrics.primary_metric_name, metrics.primary_metric_value, JSON.stringify(metrics.overall_metrics), JSON.stringify(metrics.per_class_metrics), JSON.stringify(metrics.confusion_matrix), JSON.stringify(metrics.class_names));
+      params.push(
+        metrics.primary_metric_name,
+        metrics.primary_metric_value,
+        JSON.stringify(metrics.overall_metrics),
+        JSON.stringify(metrics.per_class_metrics),
+        JSON.stringify(metrics.confusion_matrix),
+        JSON.stringify(metrics.class_names),
+      );
       const n = params.length;
-      sets.push(`primary_metric_name = $${n - 5}`, `primary_metric_value = $${n - 4}`, `overall_metrics = $${n - 3}::jsonb`, `per_class_metrics = $${n - 2}::jsonb`, `confusion_matrix = $${n - 1}::jsonb`, `class_names = $${n}::jsonb`);
+      sets.push(
+        `primary_metric_name = $${n - 5}`,
+        `primary_metric_value = $${n - 4}`,
+        `overall_metrics = $${n - 3}::jsonb`,
+        `per_class_metrics = $${n - 2}::jsonb`,
+        `confusion_matrix = $${n - 1}::jsonb`,
+        `class_names = $${n}::jsonb`,
+      );
     }
-    const rows = (await this.#ds.query(notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running')`), params)) as Array<{ status: JobStatus }>;
+    const rows = (await this.#ds.query(
+      notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running')`),
+      params,
+    )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
     const why = await this.#whyNot(kind, id);
     // A repeated done is harmless: report the state it already reached.
@@ -273,7 +349,10 @@ export class JobStore {
 
   async #finish(kind: JobKind, id: string, status: 'failed' | 'cancelled', message: string, code: JobErrorCode): Promise<UpdateOutcome> {
     const rows = (await this.#ds.query(
-      notifying(kind, `UPDATE ${TABLES[kind].jobs} SET status = $2::varchar, error_message = $3, error_code = $4, completed_at = now(), updated_at = now() WHERE id = $1 AND status IN ('pending', 'running')`),
+      notifying(
+        kind,
+        `UPDATE ${TABLES[kind].jobs} SET status = $2::varchar, error_message = $3, error_code = $4, completed_at = now(), updated_at = now() WHERE id = $1 AND status IN ('pending', 'running')`,
+      ),
       [id, status, message.slice(0, 8000), code],
     )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status };

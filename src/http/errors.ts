@@ -4,14 +4,18 @@
 // rendered from this table (`renderErrorCatalog`; a test keeps it current).
 
 export const HTTP_ERRORS = {
-  validation_error: { status: 400, meaning: 'The request is invalid: `fields` names each field at fault and why (schema, cross-field rules, missing storage objects, a model that cannot serve the task).' },
+  validation_error: {
+    status: 400,
+    meaning:
+      'The request is invalid: `fields` names each field at fault and why (schema, cross-field rules, missing storage objects, a model that cannot serve the task).',
+  },
   bad_request: { status: 400, meaning: 'The body is not JSON, or not what the route takes.' },
   unauthorized: { status: 401, meaning: 'No valid bearer token.' },
   forbidden: { status: 403, meaning: 'The token is valid but not for this job.' },
   not_found: { status: 404, meaning: 'No such job, or no such endpoint.' },
   conflict: { status: 409, meaning: 'The job is already finished (cancel of a finished job; a callback after the end).' },
-  payload_too_large: { status: 413, meaning: 'The body is over the route\'s limit.' },
-  invalid_payload: { status: 422, meaning: 'A runner callback\'s payload does not match the contract (`fields` says where).' },
+  payload_too_large: { status: 413, meaning: "The body is over the route's limit." },
+  invalid_payload: { status: 422, meaning: "A runner callback's payload does not match the contract (`fields` says where)." },
   internal_error: { status: 500, meaning: 'A bug: the log line with the same trace id says what happened.' },
   executor_unavailable: { status: 503, meaning: 'The job was stored but could not be handed to the tier that runs jobs; it is failed, not left pending.' },
   storage_unavailable: { status: 503, meaning: 'Object storage did not answer a submit-time check; nothing was created. Retry.' },

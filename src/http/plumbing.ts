@@ -94,13 +94,18 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
  * Runs `cleanup` once on SIGTERM or SIGINT, then exits 0. Started by `kinfer serve`
  * (KINFER_EXIT_WITH_PARENT=1), a service also stops when its parent dies and stdin closes.
  */
-export function stopOnSignals(cleanup: () => Promise<void>): void {
+export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void {
   let stopping = false;
-  const stop = async () => {
+  const stop = () => {
     if (stopping) return;
     stopping = true;
-    await cleanup();
-    process.exit(0);
+    cleanup().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log?.error({ err }, 'clean stop failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -54,7 +54,8 @@ export function inferenceJobCrd(): Json {
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description: 'One test run (labeled dataset -> metrics) or inference job (images -> predictions), run by kinfer as a batch/v1 Job of its runner image. Status is written by the kinfer controller only.',
+              description:
+                'One test run (labeled dataset -> metrics) or inference job (images -> predictions), run by kinfer as a batch/v1 Job of its runner image. Status is written by the kinfer controller only.',
               required: ['spec'],
               properties: {
                 apiVersion: { type: 'string' },

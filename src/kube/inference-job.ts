@@ -80,7 +80,12 @@ const Input = z
   .strict()
   .describe('Images of an inference job: exactly one of imagePath, imagePaths, datasetPath.')
   .meta({
-    'x-kubernetes-validations': [{ rule: '[has(self.imagePath), has(self.imagePaths), has(self.datasetPath)].filter(x, x).size() == 1', message: 'set exactly one of imagePath, imagePaths, datasetPath' }],
+    'x-kubernetes-validations': [
+      {
+        rule: '[has(self.imagePath), has(self.imagePaths), has(self.datasetPath)].filter(x, x).size() == 1',
+        message: 'set exactly one of imagePath, imagePaths, datasetPath',
+      },
+    ],
   });
 
 const Xai = z
@@ -114,7 +119,7 @@ export const InferenceJobSpec = z
     backoffLimit: z.number().int().min(0).max(100).default(0).describe('Retries of a runner Pod that crashed (a runner that reported failure is not retried).'),
     activeDeadlineSeconds: z.number().int().min(1).optional(),
     ttlSecondsAfterFinished: z.number().int().min(0).optional(),
-    image: z.string().min(1).max(1024).optional().describe('Runner image override (default from the controller\'s configuration).'),
+    image: z.string().min(1).max(1024).optional().describe("Runner image override (default from the controller's configuration)."),
     queueName: z.string().min(1).max(253).optional().describe('Kueue LocalQueue; becomes the kueue.x-k8s.io/queue-name label of the Job.'),
   })
   .strict()
@@ -151,9 +156,7 @@ export const InferenceJobStatus = z.object({
   totalImages: z.number().int().optional(),
   progressPercent: z.number().optional(),
   progress: z.string().optional().describe('processed/total, for kubectl get.'),
-  primaryMetric: z
-    .object({ name: z.string(), value: z.number(), display: z.string().describe('name=value, for kubectl get.') })
-    .optional(),
+  primaryMetric: z.object({ name: z.string(), value: z.number(), display: z.string().describe('name=value, for kubectl get.') }).optional(),
   resultsPath: z.string().optional(),
   startTime: z.string().meta({ format: 'date-time' }).optional(),
   completionTime: z.string().meta({ format: 'date-time' }).optional(),

@@ -86,7 +86,10 @@ export class LeaderElector {
       if (statusOf(err) !== 404) throw err;
       try {
         // Times are set by the patch below: client-node cannot serialize MicroTime (see #patch).
-        lease = await coordination.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, leaseTransitions: 0 } } });
+        lease = await coordination.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, leaseTransitions: 0 } },
+        });
       } catch (createErr) {
         if (statusOf(createErr) === 409) return false;
         throw createErr;

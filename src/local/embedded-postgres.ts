@@ -9,7 +9,12 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
-export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; persistent: boolean; onLog?: (message: unknown) => void }): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(opts: {
+  dataDir: string;
+  port: number;
+  persistent: boolean;
+  onLog?: (message: unknown) => void;
+}): Promise<EmbeddedDatabase> {
   const user = 'kinfer';
   const password = 'kinfer';
   const pg = new EmbeddedPostgres({

@@ -35,12 +35,17 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
   const artifacts = jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 
   const model = await loadModel(store, env.CHECKPOINT_PATH, {
-    executionProviders: env.EXECUTION_PROVIDERS.split(',').map((p) => p.trim()).filter(Boolean),
+    executionProviders: env.EXECUTION_PROVIDERS.split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     intraOpNumThreads: env.INTRA_OP_THREADS ?? availableParallelism(),
     expectedTask: env.TASK_TYPE,
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
-  log.info({ provider: model.info.provider, load_ms: Math.round(model.loadMs), input: model.info.inputShape, classes: model.metadata.classNames.length }, 'model loaded');
+  log.info(
+    { provider: model.info.provider, load_ms: Math.round(model.loadMs), input: model.info.inputShape, classes: model.metadata.classNames.length },
+    'model loaded',
+  );
 
   try {
     const source = await openSource(env, store, model);
@@ -100,7 +105,10 @@ export async function runJob({ env, store, callbacks, log, signal }: JobContext)
         finished_at: new Date().toISOString(),
       };
       await store.write(resultsPath, `${JSON.stringify(results, null, 2)}\n`, 'application/json');
-      log.info({ processed: reporter.processed, failed: reporter.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath }, 'job finished');
+      log.info(
+        { processed: reporter.processed, failed: reporter.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath },
+        'job finished',
+      );
       return {
         status: 'completed',
         processed_images: reporter.processed,

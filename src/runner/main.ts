@@ -61,7 +61,12 @@ async function main(): Promise<number> {
     if (err instanceof TerminatedError) {
       // The runner cannot tell why it was stopped. A user's cancel is already recorded (this
       // report then changes nothing); a deadline, eviction or shutdown must show as a failure.
-      done = { status: 'failed', ...counts, error_message: `${err.message} before finishing (cancelled, past its deadline, evicted or shut down)`, error_code: 'TERMINATED' };
+      done = {
+        status: 'failed',
+        ...counts,
+        error_message: `${err.message} before finishing (cancelled, past its deadline, evicted or shut down)`,
+        error_code: 'TERMINATED',
+      };
       code = 143;
     } else {
       const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);

@@ -52,5 +52,7 @@ export async function noiseImage(width: number, height: number, seed: number): P
       pixels[o + 2] = ((x + y) * 127) / (width + height) + random() * 40;
     }
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }

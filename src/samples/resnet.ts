@@ -32,7 +32,12 @@ export function buildResnet18(opts: { numClasses?: number; seed?: number } = {})
   x = conv(x, 3, 64, 7, 2, true);
   x = g.node('MaxPool', [x], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } });
   let channels = 64;
-  for (const [cout, stride] of [[64, 1], [128, 2], [256, 2], [512, 2]] as const) {
+  for (const [cout, stride] of [
+    [64, 1],
+    [128, 2],
+    [256, 2],
+    [512, 2],
+  ] as const) {
     x = block(x, channels, cout, stride);
     x = block(x, cout, cout, 1);
     channels = cout;

@@ -55,7 +55,10 @@ function placeObjects(r: () => number, width: number, height: number, classes: n
 
 export async function renderShapes(width: number, height: number, objects: ShapeObject[], format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
   const pixels = Buffer.alloc(width * height * 3, BACKGROUND);
-  for (const { classId, box: [x0, y0, w, h] } of objects) {
+  for (const {
+    classId,
+    box: [x0, y0, w, h],
+  } of objects) {
     const rgb = SHAPE_CLASSES[classId]!.rgb;
     for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) pixels.set(rgb, (y * width + x) * 3);
   }
@@ -82,11 +85,15 @@ export async function buildShapeDataset(task: ShapeTask, opts: { split?: string;
     const drawn = i === 0 ? [] : placeObjects(r, width, height, classes.length ? classes : [0]); // image 0: empty
     const file = `${task === 'semantic' || task === 'segment' ? 'images/' : ''}img_${String(i).padStart(3, '0')}.${ext(i)}`;
     images.push({ file, width, height, drawn, corrupt: false });
-    labels.set(file, drawn.map((o) => ({ ...o, box: [...o.box] as ShapeObject['box'] })));
+    labels.set(
+      file,
+      drawn.map((o) => ({ ...o, box: [...o.box] as ShapeObject['box'] })),
+    );
   }
   // Planted faults on the labels (the pictures stay right).
   const [, second, third, fourth, fifth] = images;
-  const jitter = (o: ShapeObject) => (o.box = [o.box[0] + (r() < 0.5 ? 1 : -1), o.box[1] + Math.floor(r() * 3) - 1, o.box[2] + Math.floor(r() * 5) - 2, o.box[3] + 1]);
+  const jitter = (o: ShapeObject) =>
+    (o.box = [o.box[0] + (r() < 0.5 ? 1 : -1), o.box[1] + Math.floor(r() * 3) - 1, o.box[2] + Math.floor(r() * 5) - 2, o.box[3] + 1]);
   for (const [n, img] of images.entries()) if (n % 2 === 1) labels.get(img.file)!.forEach(jitter);
   if (task !== 'semantic') {
     labels.get(second!.file)!.push({ classId: 0, box: [2, 2, 10, 10] }); // labelled, not drawn: a miss
@@ -97,7 +104,8 @@ export async function buildShapeDataset(task: ShapeTask, opts: { split?: string;
     const wrong = labels.get(fifth!.file)![0];
     if (wrong) wrong.classId = 1 - wrong.classId; // the other class
   }
-  for (const img of images) files.push({ path: `${split}/${img.file}`, bytes: await renderShapes(img.width, img.height, img.drawn, img.file.endsWith('.jpg') ? 'jpeg' : 'png') });
+  for (const img of images)
+    files.push({ path: `${split}/${img.file}`, bytes: await renderShapes(img.width, img.height, img.drawn, img.file.endsWith('.jpg') ? 'jpeg' : 'png') });
   // A corrupt file, labelled with one object.
   const corrupt = `${task === 'semantic' || task === 'segment' ? 'images/' : ''}img_corrupt.png`;
   images.push({ file: corrupt, width: 64, height: 48, drawn: [], corrupt: true });
@@ -106,12 +114,23 @@ export async function buildShapeDataset(task: ShapeTask, opts: { split?: string;
 
   if (task === 'detect' || task === 'pose') {
     // COCO; categories with gaps in their ids and one nobody labelled.
-    const categories = task === 'pose' ? [{ id: 1, name: 'person', keypoints: Array.from({ length: 17 }, (_, k) => `kp${k}`) }] : [...SHAPE_CLASSES.map((c, i) => ({ id: 1 + 2 * i, name: c.name })), { id: 7, name: 'yellow' }];
+    const categories =
+      task === 'pose'
+        ? [{ id: 1, name: 'person', keypoints: Array.from({ length: 17 }, (_, k) => `kp${k}`) }]
+        : [...SHAPE_CLASSES.map((c, i) => ({ id: 1 + 2 * i, name: c.name })), { id: 7, name: 'yellow' }];
     const annotations: object[] = [];
     images.forEach((img, index) => {
       for (const o of labels.get(img.file)!) {
         const [x, y, w, h] = o.box;
-        const ann: Record<string, unknown> = { id: annotations.length + 1, image_id: 100 + index, category_id: task === 'pose' ? 1 : 1 + 2 * o.classId, bbox: [x, y, w, h], area: w * h, iscrowd: o.crowd ? 1 : 0, segmentation: [poly(o.box)] };
+        const ann: Record<string, unknown> = {
+          id: annotations.length + 1,
+          image_id: 100 + index,
+          category_id: task === 'pose' ? 1 : 1 + 2 * o.classId,
+          bbox: [x, y, w, h],
+          area: w * h,
+          iscrowd: o.crowd ? 1 : 0,
+          segmentation: [poly(o.box)],
+        };
         if (task === 'pose') {
           const kps: number[] = [];
           POSE_TEMPLATE.forEach(([fx, fy], k) => {
@@ -126,12 +145,20 @@ export async function buildShapeDataset(task: ShapeTask, opts: { split?: string;
         annotations.push(ann);
       }
     });
-    const coco = { info: { description: `kinfer shapes (${task})` }, images: images.map((img, index) => ({ id: 100 + index, file_name: img.file, width: img.width, height: img.height })), annotations, categories };
+    const coco = {
+      info: { description: `kinfer shapes (${task})` },
+      images: images.map((img, index) => ({ id: 100 + index, file_name: img.file, width: img.width, height: img.height })),
+      annotations,
+      categories,
+    };
     files.push({ path: `${split}/annotations.json`, bytes: Buffer.from(JSON.stringify(coco, null, 1)) });
   } else if (task === 'segment') {
     for (const img of images) {
-      const lines = labels.get(img.file)!.map((o) => [o.classId, ...poly(o.box).map((v, i) => (i % 2 === 0 ? v / img.width : v / img.height).toFixed(6))].join(' '));
-      if (lines.length > 0) files.push({ path: `${split}/labels/${img.file.slice('images/'.length).replace(/\.\w+$/, '.txt')}`, bytes: Buffer.from(`${lines.join('\n')}\n`) });
+      const lines = labels
+        .get(img.file)!
+        .map((o) => [o.classId, ...poly(o.box).map((v, i) => (i % 2 === 0 ? v / img.width : v / img.height).toFixed(6))].join(' '));
+      if (lines.length > 0)
+        files.push({ path: `${split}/labels/${img.file.slice('images/'.length).replace(/\.\w+$/, '.txt')}`, bytes: Buffer.from(`${lines.join('\n')}\n`) });
     }
   } else {
     for (const [n, img] of images.entries()) {
@@ -146,7 +173,10 @@ export async function buildShapeDataset(task: ShapeTask, opts: { split?: string;
           }
         }
       }
-      const png = await sharp(mask, { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+      const png = await sharp(mask, { raw: { width: img.width, height: img.height, channels: 1 } })
+        .toColourspace('b-w')
+        .png()
+        .toBuffer();
       files.push({ path: `${split}/masks/${img.file.slice('images/'.length).replace(/\.\w+$/, '.png')}`, bytes: png });
     }
   }

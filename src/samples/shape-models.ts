@@ -20,7 +20,7 @@ export const SHAPE_CLASSES = [
 export const CONFIDENCE = [0.9, 0.8, 0.7];
 export const MARGIN = 0.4;
 /** Pose: keypoint k at (x1 + fx * w, y1 + fy * h) of the box. */
-export const POSE_TEMPLATE: Array<[number, number]> = Array.from({ length: 17 }, (_, k) => [0.1 + 0.8 * ((k * 7) % 17) / 16, 0.1 + (0.8 * k) / 16]);
+export const POSE_TEMPLATE: Array<[number, number]> = Array.from({ length: 17 }, (_, k) => [0.1 + (0.8 * ((k * 7) % 17)) / 16, 0.1 + (0.8 * k) / 16]);
 export const KEYPOINT_SCORE = 0.9;
 
 export type ShapeModelKind = 'detect' | 'detect-e2e' | 'segment' | 'pose' | 'semantic';
@@ -30,7 +30,15 @@ const names = (list: string[]) => `{${list.map((n, i) => `${i}: '${n}'`).join(',
 /** Per colour class c < `classes`, [B, 1, S, S]: channel c minus the larger of the other two. */
 function colourMargins(g: GraphBuilder, x: string, classes: number): string[] {
   const ch = [0, 1, 2].map((c) => g.node('Slice', [x, g.int64s(`c${c}_start`, [c]), g.int64s(`c${c}_end`, [c + 1]), g.int64s(`c${c}_axis`, [1])]));
-  return Array.from({ length: classes }, (_, c) => g.node('Sub', [ch[c]!, g.node('Max', [0, 1, 2].filter((o) => o !== c).map((o) => ch[o]!))]));
+  return Array.from({ length: classes }, (_, c) =>
+    g.node('Sub', [
+      ch[c]!,
+      g.node(
+        'Max',
+        [0, 1, 2].filter((o) => o !== c).map((o) => ch[o]!),
+      ),
+    ]),
+  );
 }
 
 /** Per-class binary maps [B, nc, S, S] and their per-class boxes [B, 1, nc] (x1, y1, x2, y2, present). */
@@ -41,8 +49,16 @@ function classPixels(g: GraphBuilder, x: string, s: number, classes: number) {
   const m = classes === 1 ? maps[0]! : g.node('Concat', maps, { axis: { i: 1 } }); // [B, nc, S, S]
   const cols = g.node('ReduceMax', [m], { axes: { ints: [2] }, keepdims: { i: 0 } }); // [B, nc, S]
   const rows = g.node('ReduceMax', [m], { axes: { ints: [3] }, keepdims: { i: 0 } });
-  const up = g.weight('idx_plus_1', [s], Float32Array.from({ length: s }, (_, i) => i + 1));
-  const down = g.weight('s_minus_idx', [s], Float32Array.from({ length: s }, (_, i) => s - i));
+  const up = g.weight(
+    'idx_plus_1',
+    [s],
+    Float32Array.from({ length: s }, (_, i) => i + 1),
+  );
+  const down = g.weight(
+    's_minus_idx',
+    [s],
+    Float32Array.from({ length: s }, (_, i) => s - i),
+  );
   const size = g.weight('size', [1], new Float32Array([s]));
   const last = (t: string, w: string) => g.node('ReduceMax', [g.node('Mul', [t, w])], { axes: { ints: [2] }, keepdims: { i: 1 } }); // [B, nc, 1]
   const x1 = g.node('Sub', [size, last(cols, down)]);
@@ -69,11 +85,21 @@ export function buildShapeModel(kind: ShapeModelKind, opts: { imgsz?: number } =
   const x = g.input('images', ['batch', 3, s, s]);
   const classNames = kind === 'pose' ? ['person'] : SHAPE_CLASSES.map((c) => c.name);
   const nc = classNames.length;
-  const meta = (task: string, extra: Record<string, string> = {}) => ({ task, names: names(kind === 'semantic' ? ['background', ...classNames] : classNames), imgsz: `[${s}, ${s}]`, stride: '32', batch: '1', ...extra });
+  const meta = (task: string, extra: Record<string, string> = {}) => ({
+    task,
+    names: names(kind === 'semantic' ? ['background', ...classNames] : classNames),
+    imgsz: `[${s}, ${s}]`,
+    stride: '32',
+    batch: '1',
+    ...extra,
+  });
 
   if (kind === 'semantic') {
     const margins = colourMargins(g, x, 3);
-    const background = g.node('Add', [g.node('Mul', [margins[0]!, g.weight('zero', [1], new Float32Array([0]))]), g.weight('bg', [1], new Float32Array([MARGIN / 2]))]);
+    const background = g.node('Add', [
+      g.node('Mul', [margins[0]!, g.weight('zero', [1], new Float32Array([0]))]),
+      g.weight('bg', [1], new Float32Array([MARGIN / 2])),
+    ]);
     g.node('Concat', [background, ...margins], { axis: { i: 1 } }, 'output0');
     g.output('output0', ['batch', nc + 1, s, s]);
     return g.toModel({ metadata: meta('semantic_segmentation'), name: 'shape-semantic' });
@@ -89,7 +115,14 @@ export function buildShapeModel(kind: ShapeModelKind, opts: { imgsz?: number } =
   if (kind === 'detect-e2e') {
     // End-to-end export (NMS inside): [B, N, 6] rows of x1, y1, x2, y2, score, class.
     const score = g.node('Mul', [b.present, g.weight('class_confidence', [1, 1, nc], Float32Array.from(CONFIDENCE.slice(0, nc)))]);
-    const cls = g.node('Mul', [ones, g.weight('class_ids', [1, 1, nc], Float32Array.from({ length: nc }, (_, c) => c))]);
+    const cls = g.node('Mul', [
+      ones,
+      g.weight(
+        'class_ids',
+        [1, 1, nc],
+        Float32Array.from({ length: nc }, (_, c) => c),
+      ),
+    ]);
     const rows = g.node('Concat', [b.x1, b.y1, b.x2, b.y2, score, cls], { axis: { i: 1 } }); // [B, 6, nc]
     g.node('Transpose', [rows], { perm: { ints: [0, 2, 1] } }, 'output0');
     g.output('output0', ['batch', nc, 6]);
@@ -118,15 +151,30 @@ export function buildShapeModel(kind: ShapeModelKind, opts: { imgsz?: number } =
   }
 
   // pose: one class; keypoints from the box.
-  const fx = g.weight('fx', [1, 17, 1], Float32Array.from(POSE_TEMPLATE, ([f]) => f));
-  const fy = g.weight('fy', [1, 17, 1], Float32Array.from(POSE_TEMPLATE, ([, f]) => f));
+  const fx = g.weight(
+    'fx',
+    [1, 17, 1],
+    Float32Array.from(POSE_TEMPLATE, ([f]) => f),
+  );
+  const fy = g.weight(
+    'fy',
+    [1, 17, 1],
+    Float32Array.from(POSE_TEMPLATE, ([, f]) => f),
+  );
   const bw = g.node('Sub', [b.x2, b.x1]);
   const bh = g.node('Sub', [b.y2, b.y1]);
   const kx = g.node('Add', [b.x1, g.node('Mul', [bw, fx])]); // [B, 17, 1]
   const ky = g.node('Add', [b.y1, g.node('Mul', [bh, fy])]);
-  const kv = g.node('Mul', [g.node('Mul', [ones, g.weight('kpt_ones', [1, 17, 1], new Float32Array(17).fill(1))]), g.weight('kpt_score', [1], new Float32Array([KEYPOINT_SCORE]))]);
+  const kv = g.node('Mul', [
+    g.node('Mul', [ones, g.weight('kpt_ones', [1, 17, 1], new Float32Array(17).fill(1))]),
+    g.weight('kpt_score', [1], new Float32Array([KEYPOINT_SCORE])),
+  ]);
   const axis2 = g.int64s('axis2', [2]);
-  const stacked = g.node('Concat', [kx, ky, kv].map((t) => g.node('Unsqueeze', [t, axis2])), { axis: { i: 2 } }); // [B, 17, 3, 1]
+  const stacked = g.node(
+    'Concat',
+    [kx, ky, kv].map((t) => g.node('Unsqueeze', [t, axis2])),
+    { axis: { i: 2 } },
+  ); // [B, 17, 3, 1]
   const keypoints = g.node('Reshape', [stacked, g.int64s('kpt_shape', [0, 51, 1])]);
   g.node('Concat', [boxes, scores, keypoints], { axis: { i: 1 } }, 'output0');
   g.output('output0', ['batch', 4 + nc + 51, nc]);

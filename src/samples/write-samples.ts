@@ -8,7 +8,12 @@ import { buildShapeDataset, type ShapeTask } from './shape-datasets.ts';
 import { buildShapeModel } from './shape-models.ts';
 
 /** Folder under `shapes/` of each task's sample (the REST task_type to use with it). */
-export const SHAPE_SAMPLES: Record<ShapeTask, string> = { detect: 'object_detection', segment: 'instance_segmentation', pose: 'pose_estimation', semantic: 'semantic_segmentation' };
+export const SHAPE_SAMPLES: Record<ShapeTask, string> = {
+  detect: 'object_detection',
+  segment: 'instance_segmentation',
+  pose: 'pose_estimation',
+  semantic: 'semantic_segmentation',
+};
 
 export interface SamplePaths {
   checkpoint: string;
@@ -24,11 +29,21 @@ export interface SampleFile {
 }
 
 /** The labeled part: two deliberately mislabeled images and one corrupt file. */
-export const sampleDatasetOptions = (perClass = 40): ColorDatasetOptions => ({ perClass, mislabeled: [['red', 'green'], ['blue', 'cyan']], corrupt: ['yellow'] });
+export const sampleDatasetOptions = (perClass = 40): ColorDatasetOptions => ({
+  perClass,
+  mislabeled: [
+    ['red', 'green'],
+    ['blue', 'cyan'],
+  ],
+  corrupt: ['yellow'],
+});
 
 export async function buildSamples(opts: { perClass?: number } = {}): Promise<SampleFile[]> {
   const dataset = await buildColorDataset(sampleDatasetOptions(opts.perClass));
-  const unlabeled = (await buildColorDataset({ perClass: 1, split: 'unlabeled', seed: 99 })).map((f) => ({ ...f, path: f.path.replace(/^unlabeled\/[^/]+\//, 'unlabeled/') }));
+  const unlabeled = (await buildColorDataset({ perClass: 1, split: 'unlabeled', seed: 99 })).map((f) => ({
+    ...f,
+    path: f.path.replace(/^unlabeled\/[^/]+\//, 'unlabeled/'),
+  }));
   const shapes: SampleFile[] = [];
   for (const task of Object.keys(SHAPE_SAMPLES) as ShapeTask[]) {
     shapes.push({ path: `shapes/${task}/model.onnx`, bytes: buildShapeModel(task) });

@@ -28,7 +28,11 @@ export function buildYoloLike(opts: { imgsz?: number; numClasses?: number; seed?
     const b = g.weight(`b${n++}`, [cout], new Float32Array(cout).fill(bias));
     parameters += cout;
     const pad = Math.floor(k / 2);
-    const y = g.node('Conv', [x, weights([cout, cin, k, k], cin * k * k, gain), b], { kernel_shape: { ints: [k, k] }, strides: { ints: [stride, stride] }, pads: { ints: [pad, pad, pad, pad] } });
+    const y = g.node('Conv', [x, weights([cout, cin, k, k], cin * k * k, gain), b], {
+      kernel_shape: { ints: [k, k] },
+      strides: { ints: [stride, stride] },
+      pads: { ints: [pad, pad, pad, pad] },
+    });
     return act ? g.node('Mul', [y, g.node('Sigmoid', [y])]) : y;
   };
   const stage = (x: string, cin: number, cout: number, repeats: number) => {

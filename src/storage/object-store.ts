@@ -70,7 +70,11 @@ export class StorageClient {
   /** True when at least one object lies under the prefix (a local directory counts if it exists). */
   async prefixExists(uri: string, signal?: AbortSignal): Promise<boolean> {
     const loc = parseStorageUri(uri);
-    if (loc.scheme === 'file') return stat(loc.path).then((s) => s.isDirectory(), () => false);
+    if (loc.scheme === 'file')
+      return stat(loc.path).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
     const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
     const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, MaxKeys: 1 }), { abortSignal: signal });
     return (page.KeyCount ?? 0) > 0;
@@ -87,7 +91,9 @@ export class StorageClient {
     const folders: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), { abortSignal: signal });
+      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), {
+        abortSignal: signal,
+      });
       for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

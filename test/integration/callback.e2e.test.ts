@@ -86,13 +86,23 @@ describe('callback authentication', () => {
   });
 
   it('401 for a token signed by another key (forged)', async () => {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey } = generateKeyPairSync('ec', {
+      namedCurve: 'prime256v1',
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     const res = await stack.callback(callbackPaths.progress(id), progress, bearer(token(id, { key: privateKey })));
     expect(res.status).toBe(401);
   });
 
   it('401 for an HMAC token made with the public key as secret (algorithm confusion)', async () => {
-    const forged = jwt.sign({ kind: 'test_run' }, stack.publicKey, { algorithm: 'HS256', subject: id, audience: TOKEN_AUDIENCE, issuer: TOKEN_ISSUER, expiresIn: 600 });
+    const forged = jwt.sign({ kind: 'test_run' }, stack.publicKey, {
+      algorithm: 'HS256',
+      subject: id,
+      audience: TOKEN_AUDIENCE,
+      issuer: TOKEN_ISSUER,
+      expiresIn: 600,
+    });
     expect((await stack.callback(callbackPaths.progress(id), progress, bearer(forged))).status).toBe(401);
   });
 
@@ -152,7 +162,10 @@ describe('forward-only, idempotent updates', () => {
     const lateFail = await stack.callback(callbackPaths.done('test_run', id), { ...done, status: 'failed', error_message: 'late' }, auth);
     expect(lateFail.body).toEqual({ status: 'completed', applied: false });
     // Late progress and results are refused with 409 and the state the runner should stop on.
-    expect(await stack.callback(callbackPaths.progress(id), { processed_images: 1 }, auth)).toEqual({ status: 409, body: { status: 'completed', applied: false } });
+    expect(await stack.callback(callbackPaths.progress(id), { processed_images: 1 }, auth)).toEqual({
+      status: 409,
+      body: { status: 'completed', applied: false },
+    });
     expect((await stack.callback(callbackPaths.imageResults('test_run', id), { results: [result(7)] }, auth)).status).toBe(409);
 
     row = (await stack.db.query('SELECT status, processed_images, error_message, primary_metric_value FROM test_runs WHERE id = $1', [id])).rows[0];

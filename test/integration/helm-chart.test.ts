@@ -20,10 +20,7 @@ import { referenceMetrics } from '../support/reference-metrics.ts';
 import { createDatabase, outcome } from '../support/test-stack.ts';
 
 const CHART = join(REPO_ROOT, 'charts', 'kinfer');
-const VALUE_SETS = [
-  ...readdirSync(join(CHART, 'ci')).map((f) => join(CHART, 'ci', f)),
-  join(REPO_ROOT, 'deploy', 'kind-values.yaml'),
-];
+const VALUE_SETS = [...readdirSync(join(CHART, 'ci')).map((f) => join(CHART, 'ci', f)), join(REPO_ROOT, 'deploy', 'kind-values.yaml')];
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 
 let cluster: TestCluster;
@@ -34,17 +31,20 @@ beforeAll(async () => {
   cluster = await startTestCluster();
   // A stand-in (FAKE schema, any fields) for the Prometheus Operator's ServiceMonitor CRD, so
   // that the dry run can judge the rest of a ServiceMonitor object: its kind must be served.
-  const crd = await cluster.kubectl(['apply', '--server-side', '-f', '-'], JSON.stringify({
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'servicemonitors.monitoring.coreos.com' },
-    spec: {
-      group: 'monitoring.coreos.com',
-      scope: 'Namespaced',
-      names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor', listKind: 'ServiceMonitorList' },
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-    },
-  }));
+  const crd = await cluster.kubectl(
+    ['apply', '--server-side', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+      spec: {
+        group: 'monitoring.coreos.com',
+        scope: 'Namespaced',
+        names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor', listKind: 'ServiceMonitorList' },
+        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      },
+    }),
+  );
   expect(crd.stderr).toBe('');
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', '--timeout=30s']);
   expect((await cluster.kubectl(['create', 'namespace', 'kinfer-system'])).code).toBe(0);
@@ -82,7 +82,10 @@ describe('helm lint and template', () => {
     expect(rendered.stderr).toBe('');
     const kinds = [...rendered.stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
     expect(kinds).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'Service']));
-    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=helm-dry-run', '-n', 'kinfer-system', '-f', '-'], rendered.stdout);
+    const dry = await cluster.kubectl(
+      ['apply', '--server-side', '--dry-run=server', '--field-manager=helm-dry-run', '-n', 'kinfer-system', '-f', '-'],
+      rendered.stdout,
+    );
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
     // One line per object: nothing was skipped.
@@ -104,7 +107,8 @@ describe('helm lint and template', () => {
     // The runner defaults reach the controller as one JSON value (escaped inside YAML quotes).
     expect(all).toContain('\\"gpu\\":{\\"nodeSelector\\":{\\"kinfer.io/accelerator\\":\\"nvidia-gpu\\"}');
     const minimal = await render('minimal-values.yaml');
-    for (const kind of ['ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy', 'ClusterRole', 'ServiceAccount', 'Pod']) expect(minimal).not.toContain(`kind: ${kind}\n`);
+    for (const kind of ['ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy', 'ClusterRole', 'ServiceAccount', 'Pod'])
+      expect(minimal).not.toContain(`kind: ${kind}\n`);
     expect(minimal).toContain('serviceAccountName: kinfer-platform');
     const existing = await render('existing-secrets-values.yaml');
     // No Secret is generated when all three are given.
@@ -128,29 +132,53 @@ describe('installed with helm into the local control plane', () => {
     // Only what differs on this machine: where Postgres and S3 are, host ports instead of a Pod
     // network, and an image name the node agent accepts.
     valuesArgs = [
-      '--set', 'image.repository=kinfer/kinfer',
-      '--set', 'image.tag=test',
-      '--set-string', `database.url=${databaseUrl}`,
-      '--set', `objectStorage.endpoint=${process.env.S3_ENDPOINT}`,
-      '--set', `objectStorage.accessKeyId=${process.env.AWS_ACCESS_KEY_ID}`,
-      '--set', `objectStorage.secretAccessKey=${process.env.AWS_SECRET_ACCESS_KEY}`,
-      '--set', `objectStorage.artifactsUri=${prefix}/artifacts`,
-      '--set', `controller.containerPort=${apiPort}`,
-      '--set', `callback.containerPort=${callbackPort}`,
-      '--set', `callback.url=http://127.0.0.1:${callbackPort}`,
-      '--set', 'controller.replicaCount=1',
-      '--set', 'callback.replicaCount=1',
-      '--set', 'controller.leaderElection.leaseDurationSeconds=4',
-      '--set', 'runner.resources.requests.cpu=100m',
-      '--set', 'runner.podLabels.team=vision',
-      '--set', 'runner.batchSize=4',
+      '--set',
+      'image.repository=kinfer/kinfer',
+      '--set',
+      'image.tag=test',
+      '--set-string',
+      `database.url=${databaseUrl}`,
+      '--set',
+      `objectStorage.endpoint=${process.env.S3_ENDPOINT}`,
+      '--set',
+      `objectStorage.accessKeyId=${process.env.AWS_ACCESS_KEY_ID}`,
+      '--set',
+      `objectStorage.secretAccessKey=${process.env.AWS_SECRET_ACCESS_KEY}`,
+      '--set',
+      `objectStorage.artifactsUri=${prefix}/artifacts`,
+      '--set',
+      `controller.containerPort=${apiPort}`,
+      '--set',
+      `callback.containerPort=${callbackPort}`,
+      '--set',
+      `callback.url=http://127.0.0.1:${callbackPort}`,
+      '--set',
+      'controller.replicaCount=1',
+      '--set',
+      'callback.replicaCount=1',
+      '--set',
+      'controller.leaderElection.leaseDurationSeconds=4',
+      '--set',
+      'runner.resources.requests.cpu=100m',
+      '--set',
+      'runner.podLabels.team=vision',
+      '--set',
+      'runner.batchSize=4',
     ];
     const installed = await helm(['install', 'kinfer', CHART, '-n', ns, '--create-namespace', ...valuesArgs]);
     expect(installed.stderr).toBe('');
     expect(installed.code).toBe(0);
     expect(installed.stdout).toContain('STATUS: deployed');
-    await eventually('the controller Pod to serve /readyz', async () => ((await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 90_000);
-    await eventually('the callback Pod to serve /readyz', async () => ((await fetch(`http://127.0.0.1:${callbackPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+    await eventually(
+      'the controller Pod to serve /readyz',
+      async () => ((await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),
+      90_000,
+    );
+    await eventually(
+      'the callback Pod to serve /readyz',
+      async () => ((await fetch(`http://127.0.0.1:${callbackPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),
+      60_000,
+    );
   }, 180_000);
 
   it('ran both Deployments through the ReplicaSet controller', async () => {
@@ -171,13 +199,21 @@ describe('installed with helm into the local control plane', () => {
     const example = readFileSync(join(REPO_ROOT, 'deploy', 'examples', 'colors-test-run.yaml'), 'utf8').replaceAll('s3://kinfer-demo', samples);
     const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], example);
     expect(applied.code).toBe(0);
-    const ij = await eventually('the InferenceJob to finish', async () => {
-      const obj = JSON.parse((await cluster.kubectl(['get', 'ij', 'colors-eval', '-n', ns, '-o', 'json'])).stdout);
-      return ['Completed', 'Failed'].includes(obj.status?.phase) ? obj : undefined;
-    }, 90_000);
+    const ij = await eventually(
+      'the InferenceJob to finish',
+      async () => {
+        const obj = JSON.parse((await cluster.kubectl(['get', 'ij', 'colors-eval', '-n', ns, '-o', 'json'])).stdout);
+        return ['Completed', 'Failed'].includes(obj.status?.phase) ? obj : undefined;
+      },
+      90_000,
+    );
     expect(ij.status.phase).toBe('Completed');
     const dataset = (await buildColorDataset(sampleDatasetOptions(4))).filter((f) => f.drawn !== null);
-    const ref = referenceMetrics(dataset.map((f) => NAMES.indexOf(f.label)), dataset.map((f) => NAMES.indexOf(f.drawn!)), NAMES.length);
+    const ref = referenceMetrics(
+      dataset.map((f) => NAMES.indexOf(f.label)),
+      dataset.map((f) => NAMES.indexOf(f.drawn!)),
+      NAMES.length,
+    );
     const run: any = await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}`)).json();
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
@@ -187,7 +223,11 @@ describe('installed with helm into the local control plane', () => {
     const job = JSON.parse((await cluster.kubectl(['get', 'job', `kinfer-${ij.metadata.uid}`, '-n', ns, '-o', 'json'])).stdout);
     const pod = job.spec.template;
     expect(pod.metadata.labels).toMatchObject({ team: 'vision', 'app.kubernetes.io/name': 'kinfer-runner' });
-    expect(pod.spec.containers[0]).toMatchObject({ image: 'kinfer/kinfer:test', args: ['runner'], resources: { requests: { cpu: '100m', memory: '1Gi' }, limits: { memory: '4Gi' } } });
+    expect(pod.spec.containers[0]).toMatchObject({
+      image: 'kinfer/kinfer:test',
+      args: ['runner'],
+      resources: { requests: { cpu: '100m', memory: '1Gi' }, limits: { memory: '4Gi' } },
+    });
     // Leader election went through the chart's Role.
     const lease = await cluster.kubectl(['get', 'lease', '-n', ns, '-o', 'jsonpath={.items[*].spec.holderIdentity}']);
     expect(lease.stdout).toMatch(/^kinfer-controller-/);
@@ -228,7 +268,15 @@ describe('plain manifests (deploy/manifests) for users without Helm', () => {
 
   it('pass a server-side dry run with kubectl apply -k', async () => {
     // --force-conflicts: the helm install above owns cluster-scoped objects of the same names.
-    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=manifests-dry-run', '--force-conflicts', '-k', join(REPO_ROOT, 'deploy', 'manifests')]);
+    const dry = await cluster.kubectl([
+      'apply',
+      '--server-side',
+      '--dry-run=server',
+      '--field-manager=manifests-dry-run',
+      '--force-conflicts',
+      '-k',
+      join(REPO_ROOT, 'deploy', 'manifests'),
+    ]);
     expect(dry.stderr).toBe('');
     expect(dry.stdout).toMatch(/deployment\.apps\/kinfer-controller serverside-applied \(server dry run\)/);
     expect(dry.stdout).toMatch(/customresourcedefinition\.apiextensions\.k8s\.io\/inferencejobs\.kinfer\.io serverside-applied/);

@@ -106,7 +106,11 @@ describe('a runner from the image', () => {
     const run = await stack.waitFor('test-runs', created.body.id, undefined, 120_000);
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     const evaluated = dataset.filter((f) => f.drawn !== null);
-    const ref = referenceMetrics(evaluated.map((f) => NAMES.indexOf(f.label)), evaluated.map((f) => NAMES.indexOf(f.drawn!)), NAMES.length);
+    const ref = referenceMetrics(
+      evaluated.map((f) => NAMES.indexOf(f.label)),
+      evaluated.map((f) => NAMES.indexOf(f.drawn!)),
+      NAMES.length,
+    );
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
     expect(run.confusion_matrix).toEqual(ref.confusion);
     expect(run.processed_images).toBe(dataset.length);

@@ -23,7 +23,11 @@ beforeAll(async () => {
   await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
   dataset = await buildColorDataset({
     perClass: 5,
-    mislabeled: [['red', 'green'], ['blue', 'cyan'], ['yellow', 'red']],
+    mislabeled: [
+      ['red', 'green'],
+      ['blue', 'cyan'],
+      ['yellow', 'red'],
+    ],
     corrupt: ['magenta'],
   });
   datasetPath = `${stack.s3Prefix}/datasets/colors`;
@@ -55,7 +59,11 @@ describe('test run (evaluate)', () => {
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     const evaluated = dataset.filter((f) => f.drawn !== null);
     // By construction the model predicts the drawn colour: it scores nearness to each prototype.
-    const ref = referenceMetrics(evaluated.map((f) => idOf(f.label)), evaluated.map((f) => idOf(f.drawn!)), NAMES.length);
+    const ref = referenceMetrics(
+      evaluated.map((f) => idOf(f.label)),
+      evaluated.map((f) => idOf(f.drawn!)),
+      NAMES.length,
+    );
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
     expect(run.overall_metrics.precision).toBeCloseTo(ref.precision, 12);
     expect(run.overall_metrics.recall).toBeCloseTo(ref.recall, 12);
@@ -187,16 +195,30 @@ describe('bad input', () => {
   });
 
   it('refuses a model or dataset split that does not exist', async () => {
-    const res = await stack.api('POST', '/test-runs', { checkpoint_path: `${stack.s3Prefix}/models/missing.onnx`, dataset_path: datasetPath, task_type: 'image_classification' });
+    const res = await stack.api('POST', '/test-runs', {
+      checkpoint_path: `${stack.s3Prefix}/models/missing.onnx`,
+      dataset_path: datasetPath,
+      task_type: 'image_classification',
+    });
     expect(res.status).toBe(400);
     expect(res.body.fields).toEqual([{ field: 'checkpoint_path', message: expect.stringContaining('no such object') }]);
-    const split = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: datasetPath, dataset_split: 'val', task_type: 'image_classification' });
+    const split = await stack.api('POST', '/test-runs', {
+      checkpoint_path: checkpoint,
+      dataset_path: datasetPath,
+      dataset_split: 'val',
+      task_type: 'image_classification',
+    });
     expect(split.status).toBe(400);
     expect(split.body.fields[0].field).toBe('dataset_split');
   });
 
   it('refuses unknown tasks and XAI that this runner does not implement, instead of pretending', async () => {
-    const unknown = await stack.api('POST', '/inference-jobs', { checkpoint_path: checkpoint, task_type: 'depth_estimation', inference_type: 'single', input_config: { image_path: '/a.png' } });
+    const unknown = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: checkpoint,
+      task_type: 'depth_estimation',
+      inference_type: 'single',
+      input_config: { image_path: '/a.png' },
+    });
     expect(unknown.status).toBe(400);
     expect(unknown.body.fields.map((f: any) => f.field)).toEqual(['task_type']);
     const res = await stack.api('POST', '/inference-jobs', {
@@ -247,7 +269,6 @@ describe('runner lifecycle', () => {
     const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [created.body.id]);
     return { id: created.body.id as string, ref: String(rows[0].executor_ref), pid: Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]) };
   };
-
 
   it('cancels a running job: status cancelled, the runner process group stopped', async () => {
     const { id, pid } = await startBigRun();
@@ -319,7 +340,9 @@ describe('metrics', () => {
   it('both services expose Prometheus metrics, with request durations by route pattern', async () => {
     await stack.api('GET', '/test-runs');
     const controller = await (await fetch(`${stack.apiUrl.replace(/\/api\/v1$/, '')}/metrics`)).text();
-    expect(controller).toMatch(/kinfer_http_request_duration_seconds_count\{service="controller",method="GET",route="\/api\/v1\/test-runs",status="200"\} [1-9]/);
+    expect(controller).toMatch(
+      /kinfer_http_request_duration_seconds_count\{service="controller",method="GET",route="\/api\/v1\/test-runs",status="200"\} [1-9]/,
+    );
     expect(controller).toMatch(/route="\/api\/v1\/test-runs\/:id"/);
     expect(controller).toMatch(/^kinfer_process_resident_memory_bytes\{service="controller"\} \d+/m);
     const callback = await (await fetch(`${stack.callbackUrl}/metrics`)).text();

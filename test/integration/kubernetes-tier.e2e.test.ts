@@ -49,10 +49,14 @@ const apply = async (obj: unknown) => {
 };
 const getIj = async (name: string) => JSON.parse((await cluster.kubectl(['get', 'ij', name, '-o', 'json'])).stdout);
 const phase = (name: string, wanted: string[], timeoutMs = 60_000) =>
-  eventually(`${name} in ${wanted.join('|')}`, async () => {
-    const obj = await getIj(name);
-    return wanted.includes(obj.status?.phase) ? obj : undefined;
-  }, timeoutMs);
+  eventually(
+    `${name} in ${wanted.join('|')}`,
+    async () => {
+      const obj = await getIj(name);
+      return wanted.includes(obj.status?.phase) ? obj : undefined;
+    },
+    timeoutMs,
+  );
 const jobsOf = async (jobId: string) => (await cluster.batch.listNamespacedJob({ namespace: 'default', labelSelector: `kinfer.io/job-id=${jobId}` })).items;
 const runnerPid = (jobId: string) => eventually('runner process', async () => pidsWithEnv('JOB_ID', jobId)[0]);
 
@@ -91,7 +95,9 @@ describe('kubectl door', () => {
     const obj = await eventually('jobName', async () => (await getIj('colors-spec')).status?.jobName && (await getIj('colors-spec')));
     const [job] = await jobsOf(obj.metadata.uid);
     expect(job!.metadata!.name).toBe(obj.status.jobName);
-    expect(job!.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferenceJob', name: 'colors-spec', uid: obj.metadata.uid, controller: true })]);
+    expect(job!.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'InferenceJob', name: 'colors-spec', uid: obj.metadata.uid, controller: true }),
+    ]);
     expect(job!.metadata!.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'kinfer', 'kueue.x-k8s.io/queue-name': 'team-a' });
     // Queued for Kueue: created suspended, and left for Kueue to admit.
     expect(job!.spec!.suspend).toBe(true);
@@ -121,7 +127,14 @@ describe('kubectl door', () => {
   });
 
   it('runs an inference job applied with kubectl, readable through the REST API', async () => {
-    await apply(ij('colors-predict', { type: 'inference', taskType: 'image_classification', checkpointPath: checkpoint, input: { datasetPath: `${smallDataset}/test/blue` } }));
+    await apply(
+      ij('colors-predict', {
+        type: 'inference',
+        taskType: 'image_classification',
+        checkpointPath: checkpoint,
+        input: { datasetPath: `${smallDataset}/test/blue` },
+      }),
+    );
     const done = await phase('colors-predict', ['Completed', 'Failed']);
     expect(done.status.phase).toBe('Completed');
     const results = await stack.api('GET', `/inference-jobs/${done.metadata.uid}/results`);
@@ -242,7 +255,12 @@ describe('two controller replicas', () => {
     replica?.kill('SIGKILL');
   });
 
-  const leaseHolder = async () => (await cluster.kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: 'kinfer-controller', namespace: 'default' })).spec?.holderIdentity;
+  const leaseHolder = async () =>
+    (
+      await cluster.kc
+        .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+        .readNamespacedLease({ name: 'kinfer-controller', namespace: 'default' })
+    ).spec?.holderIdentity;
   const reporters = async (name: string) => {
     const events = JSON.parse((await cluster.kubectl(['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])).stdout).items;
     return new Set(events.map((e: { reportingInstance: string }) => e.reportingInstance));
@@ -263,10 +281,14 @@ describe('two controller replicas', () => {
     // Kill whichever replica leads; the other (or the restarted one) takes over after the lease expires.
     if (first === 'replica-b') replica.kill('SIGKILL');
     else await stack.restartController('SIGKILL');
-    const second = await eventually('a new leader', async () => {
-      const holder = await leaseHolder();
-      return holder && holder !== first ? holder : undefined;
-    }, 30_000);
+    const second = await eventually(
+      'a new leader',
+      async () => {
+        const holder = await leaseHolder();
+        return holder && holder !== first ? holder : undefined;
+      },
+      30_000,
+    );
     await apply(testRun('two-replicas-2', smallDataset));
     const two = await phase('two-replicas-2', ['Completed', 'Failed']);
     expect(two.status.phase).toBe('Completed');

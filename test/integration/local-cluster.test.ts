@@ -14,7 +14,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function job(name: string, script: string, extra: { image?: string; backoffLimit?: number; pod?: Partial<k8s.V1PodSpec>; container?: Partial<k8s.V1Container> } = {}): k8s.V1Job {
+function job(
+  name: string,
+  script: string,
+  extra: { image?: string; backoffLimit?: number; pod?: Partial<k8s.V1PodSpec>; container?: Partial<k8s.V1Container> } = {},
+): k8s.V1Job {
   return {
     metadata: { name },
     spec: {
@@ -81,7 +85,9 @@ describe('local control plane + node agent', () => {
 
   it('marks a Pod that fits no node Unschedulable, as the scheduler does', async () => {
     await cluster.batch.createNamespacedJob({ namespace: ns, body: job('nofit', '0', { pod: { nodeSelector: { 'kinfer.io/accelerator': 'tpu' } } }) });
-    const cond = await eventually('PodScheduled=False', async () => (await podsOf('nofit'))[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'));
+    const cond = await eventually('PodScheduled=False', async () =>
+      (await podsOf('nofit'))[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'),
+    );
     expect(cond.reason).toBe('Unschedulable');
     expect(cond.message).toMatch(/node affinity\/selector/);
   });
@@ -97,7 +103,10 @@ describe('local control plane + node agent', () => {
     await cluster.batch.createNamespacedJob({ namespace: ns, body: gpuJob('gpu-toomany', 2, true) });
     await jobCondition('gpu-ok', 'Complete');
     const reason = (name: string) =>
-      eventually(`${name} unschedulable`, async () => (await podsOf(name))[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False')?.message);
+      eventually(
+        `${name} unschedulable`,
+        async () => (await podsOf(name))[0]?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False')?.message,
+      );
     expect(await reason('gpu-notoleration')).toMatch(/untolerated taint \{nvidia.com\/gpu: present\}/);
     expect(await reason('gpu-toomany')).toMatch(/Insufficient nvidia.com\/gpu/);
   });
@@ -129,11 +138,40 @@ describe('InferenceJob CRD', () => {
   });
 
   it.each([
-    ['a test run without a dataset', { ...valid, metadata: { name: 'a' }, spec: { ...valid.spec, dataset: undefined } }, /spec\.dataset: Invalid value.*a test_run needs spec\.dataset/],
-    ['an inference job without input', { ...valid, metadata: { name: 'b' }, spec: { type: 'inference', taskType: 'image_classification', checkpointPath: 's3://m/m.onnx' } }, /spec\.input.*an inference job needs spec\.input/],
-    ['two input shapes at once', { ...valid, metadata: { name: 'c' }, spec: { type: 'inference', taskType: 'image_classification', checkpointPath: 's3://m/m.onnx', input: { imagePath: 's3://a/b.jpg', datasetPath: 's3://a/' } } }, /spec\.input.*set exactly one of imagePath, imagePaths, datasetPath/],
-    ['an unknown task', { ...valid, metadata: { name: 'd' }, spec: { ...valid.spec, taskType: 'image_generation' } }, /spec\.taskType: Unsupported value: "image_generation"/],
-    ['a checkpoint that is not a storage URI', { ...valid, metadata: { name: 'e' }, spec: { ...valid.spec, checkpointPath: 'http://x/m.onnx' } }, /spec\.checkpointPath: Invalid value/],
+    [
+      'a test run without a dataset',
+      { ...valid, metadata: { name: 'a' }, spec: { ...valid.spec, dataset: undefined } },
+      /spec\.dataset: Invalid value.*a test_run needs spec\.dataset/,
+    ],
+    [
+      'an inference job without input',
+      { ...valid, metadata: { name: 'b' }, spec: { type: 'inference', taskType: 'image_classification', checkpointPath: 's3://m/m.onnx' } },
+      /spec\.input.*an inference job needs spec\.input/,
+    ],
+    [
+      'two input shapes at once',
+      {
+        ...valid,
+        metadata: { name: 'c' },
+        spec: {
+          type: 'inference',
+          taskType: 'image_classification',
+          checkpointPath: 's3://m/m.onnx',
+          input: { imagePath: 's3://a/b.jpg', datasetPath: 's3://a/' },
+        },
+      },
+      /spec\.input.*set exactly one of imagePath, imagePaths, datasetPath/,
+    ],
+    [
+      'an unknown task',
+      { ...valid, metadata: { name: 'd' }, spec: { ...valid.spec, taskType: 'image_generation' } },
+      /spec\.taskType: Unsupported value: "image_generation"/,
+    ],
+    [
+      'a checkpoint that is not a storage URI',
+      { ...valid, metadata: { name: 'e' }, spec: { ...valid.spec, checkpointPath: 'http://x/m.onnx' } },
+      /spec\.checkpointPath: Invalid value/,
+    ],
     ['a negative backoff limit', { ...valid, metadata: { name: 'f' }, spec: { ...valid.spec, backoffLimit: -1 } }, /spec\.backoffLimit: Invalid value: -1/],
   ])('refuses %s, naming the field', async (_what, obj, message) => {
     const res = await apply(obj);

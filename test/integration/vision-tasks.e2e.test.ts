@@ -34,12 +34,21 @@ async function allImages(id: string): Promise<any[]> {
 }
 
 /** Uploads a model and dataset, runs a test run to its end. */
-async function testRun(task: ShapeTask, taskType: string, modelKind: Parameters<typeof buildShapeModel>[0] = task): Promise<{ run: any; data: ShapeDataset; root: string }> {
+async function testRun(
+  task: ShapeTask,
+  taskType: string,
+  modelKind: Parameters<typeof buildShapeModel>[0] = task,
+): Promise<{ run: any; data: ShapeDataset; root: string }> {
   const root = `${stack.s3Prefix}/shapes-${modelKind}`;
   const data = await buildShapeDataset(task);
   await upload(stack.store, `${root}/data`, data.files);
   await stack.store.write(`${root}/model.onnx`, Buffer.from(buildShapeModel(modelKind)));
-  const created = await stack.api('POST', '/test-runs', { checkpoint_path: `${root}/model.onnx`, dataset_path: `${root}/data`, dataset_split: 'val', task_type: taskType });
+  const created = await stack.api('POST', '/test-runs', {
+    checkpoint_path: `${root}/model.onnx`,
+    dataset_path: `${root}/data`,
+    dataset_split: 'val',
+    task_type: taskType,
+  });
   expect(created.status).toBe(201);
   return { run: await stack.waitFor('test-runs', created.body.id, undefined, 90_000), data, root };
 }
@@ -100,7 +109,7 @@ describe('object detection (COCO layout)', () => {
     expect(run.primary_metric_name).toBe('bbox/mAP50-95');
   });
 
-  it('finds what was drawn, in original pixels, with the model\'s confidence and the dataset\'s category ids', () => {
+  it("finds what was drawn, in original pixels, with the model's confidence and the dataset's category ids", () => {
     expectDrawnObjects(images, data);
     const d = images.find((r) => r.detections?.length)!.detections[0];
     expect(d.confidence).toBeCloseTo(CONFIDENCE[d.class_id]!, 6);
@@ -148,7 +157,9 @@ describe('object detection (COCO layout)', () => {
     const csv = await exported('test-runs', run.id, 'csv');
     expect(csv.type).toMatch(/^text\/csv/);
     const lines = csv.text.trimEnd().split('\r\n');
-    expect(lines[0]).toBe('image_index,image_path,image_id,object_index,class_id,class_name,category_id,confidence,x1,y1,x2,y2,match_iou,keypoints,image_correct,error');
+    expect(lines[0]).toBe(
+      'image_index,image_path,image_id,object_index,class_id,class_name,category_id,confidence,x1,y1,x2,y2,match_iou,keypoints,image_correct,error',
+    );
     const objects = images.reduce((n, r) => n + (r.detections?.length ?? 0), 0);
     const withoutObjects = images.filter((r) => !r.detections?.length).length;
     expect(lines.length - 1).toBe(objects + withoutObjects);
@@ -213,7 +224,14 @@ describe('instance segmentation (YOLO layout)', () => {
         const polygon = v.map((x, j) => (j % 2 === 0 ? x! * t.width : x! * t.height));
         const xs = polygon.filter((_, j) => j % 2 === 0);
         const ys = polygon.filter((_, j) => j % 2 === 1);
-        annotations.push({ id: annotations.length + 1, image_id: gtImages[i]!.id, category_id: cls, iscrowd: 0, segmentation: [polygon], bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)] });
+        annotations.push({
+          id: annotations.length + 1,
+          image_id: gtImages[i]!.id,
+          category_id: cls,
+          iscrowd: 0,
+          segmentation: [polygon],
+          bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)],
+        });
       }
     }
     const gt = { info: {}, images: gtImages, categories: SHAPE_CLASSES.map((c, id) => ({ id, name: c.name })), annotations };
@@ -274,12 +292,19 @@ describe('semantic segmentation (PNG masks)', () => {
     const label = new Array<number>(classes).fill(0);
     for (const truth of data.images.filter((t) => !t.corrupt)) {
       const row = images.find((r) => r.image_path === truth.file)!;
-      const p = await sharp(await stack.store.read(row.mask_path)).extractChannel(0).raw().toBuffer();
-      const g = await sharp(await stack.store.read(`${root}/data/val/masks/${truth.file.slice('images/'.length).replace(/\.\w+$/, '.png')}`)).extractChannel(0).raw().toBuffer();
+      const p = await sharp(await stack.store.read(row.mask_path))
+        .extractChannel(0)
+        .raw()
+        .toBuffer();
+      const g = await sharp(await stack.store.read(`${root}/data/val/masks/${truth.file.slice('images/'.length).replace(/\.\w+$/, '.png')}`))
+        .extractChannel(0)
+        .raw()
+        .toBuffer();
       expect(p.length).toBe(truth.width * truth.height);
       // Against what was drawn (not the labels): nearly every pixel right.
       const drawn = new Uint8Array(truth.width * truth.height);
-      for (const o of truth.drawn) for (let y = o.box[1]; y < o.box[1] + o.box[3]; y++) for (let x = o.box[0]; x < o.box[0] + o.box[2]; x++) drawn[y * truth.width + x] = o.classId + 1;
+      for (const o of truth.drawn)
+        for (let y = o.box[1]; y < o.box[1] + o.box[3]; y++) for (let x = o.box[0]; x < o.box[0] + o.box[2]; x++) drawn[y * truth.width + x] = o.classId + 1;
       expect(p.filter((v, i) => v === drawn[i]).length / p.length).toBeGreaterThan(0.97);
       for (let i = 0; i < g.length; i++) {
         if (g[i] === 255) continue;
@@ -301,13 +326,21 @@ describe('semantic segmentation (PNG masks)', () => {
 });
 
 describe('inference job (detection, single image)', () => {
-  it('returns the objects in original pixels with Ultralytics\' predict threshold', async () => {
+  it("returns the objects in original pixels with Ultralytics' predict threshold", async () => {
     const root = `${stack.s3Prefix}/shapes-inference`;
-    const objects = [{ classId: 1, box: [30, 10, 40, 25] as [number, number, number, number] }, { classId: 2, box: [5, 50, 20, 30] as [number, number, number, number] }];
+    const objects = [
+      { classId: 1, box: [30, 10, 40, 25] as [number, number, number, number] },
+      { classId: 2, box: [5, 50, 20, 30] as [number, number, number, number] },
+    ];
     const { renderShapes } = await import('../../src/samples/shape-datasets.ts');
     await stack.store.write(`${root}/photo.png`, await renderShapes(120, 90, objects));
     await stack.store.write(`${root}/model.onnx`, Buffer.from(buildShapeModel('detect')));
-    const created = await stack.api('POST', '/inference-jobs', { checkpoint_path: `${root}/model.onnx`, task_type: 'object_detection', inference_type: 'single', input_config: { image_path: `${root}/photo.png` } });
+    const created = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: `${root}/model.onnx`,
+      task_type: 'object_detection',
+      inference_type: 'single',
+      input_config: { image_path: `${root}/photo.png` },
+    });
     expect(created.status).toBe(201);
     const job = await stack.waitFor('inference-jobs', created.body.id, undefined, 60_000);
     expect(outcome(job)).toEqual({ status: 'completed', error_message: null });

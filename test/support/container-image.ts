@@ -17,9 +17,7 @@ export async function buildah(...args: string[]): Promise<string> {
 export async function buildTestImage(): Promise<{ image: string; sizeBytes: number }> {
   const { stderr } = await run(`${repoRoot}/trainer-image/build.sh`, [TEST_IMAGE], { maxBuffer: 64 * 2 ** 20, timeout: 20 * 60_000 });
   // For the CI log: npm's warnings (a skipped optional dependency, a retried install) inside the build.
-  const warnings = stderr
-    .split('\n')
-    .filter((line) => /npm (warn|error)|installing again/i.test(line) && !/Unknown project config|using --force/.test(line));
+  const warnings = stderr.split('\n').filter((line) => /npm (warn|error)|installing again/i.test(line) && !/Unknown project config|using --force/.test(line));
   if (warnings.length > 0) process.stderr.write(`image build warnings:\n${warnings.slice(0, 40).join('\n')}\n`);
   const size = await buildah('images', '--format', '{{.Size}}', '--noheading', TEST_IMAGE);
   // Uncompressed, as `docker images` shows it.

@@ -11,7 +11,8 @@ import { runCommand, type CommandResult } from './processes.ts';
 
 export interface TestCluster {
   cp: ControlPlane;
-  agent: NodeAgent;
+  /** The FAKE kubelet; absent when the suite wants Pods to stay Pending. */
+  agent: NodeAgent | undefined;
   kc: k8s.KubeConfig;
   core: k8s.CoreV1Api;
   batch: k8s.BatchV1Api;
@@ -20,24 +21,27 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V1Taint[] } = {}): Promise<TestCluster> {
+export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V1Taint[]; nodeAgent?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'cluster-'));
   const etcdPort = await freePort();
   const cp = await startControlPlane({ dir, apiserverPort: await freePort(), etcdPort, etcdPeerPort: await freePort() });
   const gpus = node.fakeGpus ?? 0;
-  const agent = new NodeAgent({
-    kubeconfig: cp.kubeconfig,
-    nodeName: 'kinfer-test-node',
-    labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
-    taints: node.taints ?? [],
-    capacity: { cpu: '2', memory: '8Gi', pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
-    pullableImages: /^kinfer\//,
-    workingDirs: { '/app': REPO_ROOT },
-    imageEntrypoint: IMAGE_ENTRYPOINT,
-    logDir: join(dir, 'pods'),
-    baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' },
-  });
-  await agent.start();
+  const agent =
+    node.nodeAgent === false
+      ? undefined
+      : new NodeAgent({
+          kubeconfig: cp.kubeconfig,
+          nodeName: 'kinfer-test-node',
+          labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
+          taints: node.taints ?? [],
+          capacity: { cpu: '2', memory: '8Gi', pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
+          pullableImages: /^kinfer\//,
+          workingDirs: { '/app': REPO_ROOT },
+          imageEntrypoint: IMAGE_ENTRYPOINT,
+          logDir: join(dir, 'pods'),
+          baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' },
+        });
+  await agent?.start();
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cp.kubeconfig);
   const { kubectl: kubectlBin } = kubeTools();
@@ -54,7 +58,7 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
     dir,
     kubectl,
     async stop() {
-      await agent.stop();
+      await agent?.stop();
       await cp.stop();
     },
   };

@@ -55,7 +55,9 @@ export interface ReferenceCase {
   iouType?: 'bbox' | 'segm' | 'keypoints';
 }
 
-export function pycocotoolsEvaluate(cases: ReferenceCase[]): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {
+export function pycocotoolsEvaluate(
+  cases: ReferenceCase[],
+): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {
   return runPython(SCRIPT, cases);
 }
 

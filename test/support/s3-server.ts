@@ -9,7 +9,6 @@ import { cacheDir } from '../../src/local/cache-dir.ts';
 
 export const VERSITYGW_VERSION = 'v1.8.0';
 
-
 /** The cached binary, built with `go install` when missing (about 75 s on 2 cores). */
 export function versitygwBinary(): string {
   const binDir = join(cacheDir(), 'bin');

@@ -39,7 +39,9 @@ describe('runner callback client', () => {
 
   it('gives done more attempts than progress', async () => {
     script = [503, 503, 503, 503, 503, 503];
-    await expect(client().done({ status: 'failed', processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null, error_message: 'x' })).resolves.toMatchObject({ applied: true });
+    await expect(
+      client().done({ status: 'failed', processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null, error_message: 'x' }),
+    ).resolves.toMatchObject({ applied: true });
     expect(seen).toHaveLength(7);
     script = [503, 503, 503, 503, 503, 503];
     await expect(client().progress({ processed_images: 1 })).rejects.toBeInstanceOf(CallbackRejectedError);

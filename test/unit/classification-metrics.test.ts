@@ -82,7 +82,11 @@ describe('a model with more classes than the dataset', () => {
     yTrue.forEach((t, i) => m.add(t, [yPred[i]!, ...names.map((_, c) => c).filter((c) => c !== yPred[i])]));
     const r = m.result();
     const labels = [0, 1, 3, 4, 5];
-    const ref = referenceMetrics(yTrue.map((t) => labels.indexOf(t)), yPred.map((p) => labels.indexOf(p)), labels.length);
+    const ref = referenceMetrics(
+      yTrue.map((t) => labels.indexOf(t)),
+      yPred.map((p) => labels.indexOf(p)),
+      labels.length,
+    );
     expect(r.class_names).toEqual(['n0', 'n1', 'n3', 'n4', 'n5']);
     expect(r.confusion_matrix).toEqual(ref.confusion);
     expect(r.per_class_metrics.map((c) => c.class_id)).toEqual(labels);

@@ -30,7 +30,8 @@ function expectSameAsPycocotools(name: string, ours: CocoEvalResult, ref: CocoEv
   });
   ours.perCategory.forEach((pc, k) => {
     for (const f of ['ap', 'ap50', 'recall'] as const) {
-      if (Math.abs(pc[f] - ref.perCategory[k]![f]) > 1e-12) throw new Error(`${name}: category ${pc.category_id} ${f} is ${pc[f]}, pycocotools ${ref.perCategory[k]![f]}`);
+      if (Math.abs(pc[f] - ref.perCategory[k]![f]) > 1e-12)
+        throw new Error(`${name}: category ${pc.category_id} ${f} is ${pc[f]}, pycocotools ${ref.perCategory[k]![f]}`);
     }
   });
 }
@@ -143,7 +144,14 @@ describe('COCO evaluation', () => {
     const seg = encodeMask([1, 1, 0, 0], 2, 2);
     const gts = [gt(1, 1, 1, [0, 0, 2, 1], { segmentation: seg })];
     expect(() =>
-      cocoEvaluate(gts, [{ ...dt(1, 1, [0, 0, 2, 1], 0.9), segmentation: seg }, { image_id: 1, category_id: 1, score: 0.5, segmentation: seg }], { imgIds: [1], catIds: [1], iouType: 'segm' }),
+      cocoEvaluate(
+        gts,
+        [
+          { ...dt(1, 1, [0, 0, 2, 1], 0.9), segmentation: seg },
+          { image_id: 1, category_id: 1, score: 0.5, segmentation: seg },
+        ],
+        { imgIds: [1], catIds: [1], iouType: 'segm' },
+      ),
     ).toThrow(/result 2 has no bbox, but the first result has one/);
   });
 
@@ -179,7 +187,16 @@ describe('COCO evaluation', () => {
             return v === 0 ? [0, 0, 0] : [x + r() * w, y + r() * h, v];
           }).flat();
           const id = gts.length + 1;
-          gts.push({ id, image_id: img, category_id: 1, bbox: [x, y, w, h], area: w * h * (0.4 + r() * 0.4), iscrowd: r() < 0.05 ? 1 : 0, keypoints, num_keypoints: keypoints.filter((_, j) => j % 3 === 2 && keypoints[j]! > 0).length });
+          gts.push({
+            id,
+            image_id: img,
+            category_id: 1,
+            bbox: [x, y, w, h],
+            area: w * h * (0.4 + r() * 0.4),
+            iscrowd: r() < 0.05 ? 1 : 0,
+            keypoints,
+            num_keypoints: keypoints.filter((_, j) => j % 3 === 2 && keypoints[j]! > 0).length,
+          });
           if (r() < 0.85) {
             const spread = Math.sqrt(w * h) * (r() * 0.15);
             // Labelled keypoints jittered; unlabelled ones guessed at the box corner.
@@ -187,14 +204,27 @@ describe('COCO evaluation', () => {
             // Even seeds send boxes with the keypoints (as Ultralytics' COCO JSON does), odd ones do not.
             const withBox = seed % 2 === 0 ? { bbox: [x, y, w * (0.9 + r() * 0.2), h * (0.9 + r() * 0.2)] as Box } : {};
             dts.push({ image_id: img, category_id: 1, ...withBox, score: Math.round(r() * 100) / 100, keypoints: predicted });
-            if (r() < 0.2) dts.push({ image_id: img, category_id: 1, ...withBox, score: Math.round(r() * 100) / 100, keypoints: predicted.map((v, j) => (j % 3 === 2 ? 1 : v + 3)) });
+            if (r() < 0.2)
+              dts.push({
+                image_id: img,
+                category_id: 1,
+                ...withBox,
+                score: Math.round(r() * 100) / 100,
+                keypoints: predicted.map((v, j) => (j % 3 === 2 ? 1 : v + 3)),
+              });
           }
         }
         if (r() < 0.3) {
           const fx = r() * 400;
           const fy = r() * 400;
           const fp = Array.from({ length: 17 }, () => [fx + r() * 60, fy + r() * 120, 1]).flat();
-          dts.push({ image_id: img, category_id: 1, ...(seed % 2 === 0 ? { bbox: [fx, fy, 60, 120] as Box } : {}), score: Math.round(r() * 100) / 100, keypoints: fp });
+          dts.push({
+            image_id: img,
+            category_id: 1,
+            ...(seed % 2 === 0 ? { bbox: [fx, fy, 60, 120] as Box } : {}),
+            score: Math.round(r() * 100) / 100,
+            keypoints: fp,
+          });
         }
       }
       return { name: `pose scene ${seed}`, images, categories: [1], gts, dts };
@@ -228,15 +258,31 @@ describe('COCO evaluation', () => {
           const seg = encodeMask(blob(r, x0, y0, w, h), H, W);
           if (rleArea(seg) === 0) continue;
           const cat = 1 + Math.floor(r() * 2);
-          gts.push({ id: gts.length + 1, image_id: img, category_id: cat, bbox: rleToBbox(seg), area: rleArea(seg), iscrowd: r() < 0.08 ? 1 : 0, segmentation: seg });
+          gts.push({
+            id: gts.length + 1,
+            image_id: img,
+            category_id: cat,
+            bbox: rleToBbox(seg),
+            area: rleArea(seg),
+            iscrowd: r() < 0.08 ? 1 : 0,
+            segmentation: seg,
+          });
           if (r() < 0.85) {
             const d = encodeMask(blob(r, x0 + Math.floor(r() * 3) - 1, y0 + Math.floor(r() * 3) - 1, w, h), H, W);
-            if (rleArea(d) > 0) dts.push({ image_id: img, category_id: cat, score: Math.round(r() * 100) / 100, segmentation: d, ...(seed % 2 ? { bbox: rleToBbox(d) } : {}) });
+            if (rleArea(d) > 0)
+              dts.push({ image_id: img, category_id: cat, score: Math.round(r() * 100) / 100, segmentation: d, ...(seed % 2 ? { bbox: rleToBbox(d) } : {}) });
           }
         }
         if (r() < 0.4) {
           const fp = encodeMask(blob(r, Math.floor(r() * 40), Math.floor(r() * 30), 8, 8), H, W);
-          if (rleArea(fp) > 0) dts.push({ image_id: img, category_id: 1 + Math.floor(r() * 2), score: Math.round(r() * 100) / 100, segmentation: fp, ...(seed % 2 ? { bbox: rleToBbox(fp) } : {}) });
+          if (rleArea(fp) > 0)
+            dts.push({
+              image_id: img,
+              category_id: 1 + Math.floor(r() * 2),
+              score: Math.round(r() * 100) / 100,
+              segmentation: fp,
+              ...(seed % 2 ? { bbox: rleToBbox(fp) } : {}),
+            });
         }
       }
       return { name: `mask scene ${seed}`, images, categories: [1, 2], gts, dts };
@@ -245,7 +291,12 @@ describe('COCO evaluation', () => {
     const cases = [21, 22, 23].map(segmCase);
     const reference = pycocotoolsEvaluate(
       cases.map((c) => ({
-        gt: { info: {}, images: c.images.map((id) => ({ id, height: H, width: W })), categories: c.categories.map((id) => ({ id, name: `c${id}` })), annotations: c.gts.map((g) => ({ ...g, segmentation: compressed(g.segmentation!) })) },
+        gt: {
+          info: {},
+          images: c.images.map((id) => ({ id, height: H, width: W })),
+          categories: c.categories.map((id) => ({ id, name: `c${id}` })),
+          annotations: c.gts.map((g) => ({ ...g, segmentation: compressed(g.segmentation!) })),
+        },
         dt: c.dts.map((d) => ({ ...d, segmentation: compressed(d.segmentation!) })),
         iouType: 'segm' as const,
       })),

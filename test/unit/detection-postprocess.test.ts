@@ -17,7 +17,9 @@ describe('Ultralytics letterbox', () => {
   });
 
   it('places the resized image between grey (114) bars', async () => {
-    const red = await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+    const red = await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 255, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
     const { pixels, geometry } = await letterbox(red, [32, 32]);
     expect(geometry).toMatchObject({ ratio: 0.8, width: 32, height: 16, top: 8, bottom: 8 });
     const px = (row: number, col: number) => [...pixels.subarray((row * 32 + col) * 3, (row * 32 + col) * 3 + 3)];

@@ -30,7 +30,12 @@ const SPECS = {
     xai: { enabled: false, method: 'gradcam', targetLayer: '/model.9/Concat_output_0', numSamples: 200 },
   },
   'single image': { type: 'inference', taskType: 'image_classification', checkpointPath: '/models/m.onnx', input: { imagePath: 's3://inbox/a.jpg' } },
-  'image list': { type: 'inference', taskType: 'pose_estimation', checkpointPath: 'file:///models/m.onnx', input: { imagePaths: ['s3://inbox/a.jpg', 's3://inbox/b.png'] } },
+  'image list': {
+    type: 'inference',
+    taskType: 'pose_estimation',
+    checkpointPath: 'file:///models/m.onnx',
+    input: { imagePaths: ['s3://inbox/a.jpg', 's3://inbox/b.png'] },
+  },
   folder: { type: 'inference', taskType: 'semantic_segmentation', checkpointPath: 's3://models/x.onnx', input: { datasetPath: 's3://inbox/folder' } },
 } as const;
 
@@ -41,12 +46,22 @@ describe('InferenceJob spec <-> definition <-> row', () => {
   });
 
   it('keeps the definition through row -> spec -> definition', () => {
-    const def = definitionFromTestRunRequest(CreateTestRun.parse({ checkpoint_path: 's3://models/x.onnx', dataset_path: 's3://datasets/x', task_type: 'image_classification', training_job_id: 't', name: 'eval', xai_config: { num_samples: 5 } }));
+    const def = definitionFromTestRunRequest(
+      CreateTestRun.parse({
+        checkpoint_path: 's3://models/x.onnx',
+        dataset_path: 's3://datasets/x',
+        task_type: 'image_classification',
+        training_job_id: 't',
+        name: 'eval',
+        xai_config: { num_samples: 5 },
+      }),
+    );
     expect(definitionFromSpec('eval', InferenceJobSpec.parse(specFromRow('test_run', rowOf(def))))).toEqual(def);
   });
 
   it('reads the inference type off the input field that is set, and null when it cannot tell', () => {
-    const def = (input: object) => definitionFromSpec('x', InferenceJobSpec.parse({ type: 'inference', taskType: 'image_classification', checkpointPath: '/m.onnx', input }));
+    const def = (input: object) =>
+      definitionFromSpec('x', InferenceJobSpec.parse({ type: 'inference', taskType: 'image_classification', checkpointPath: '/m.onnx', input }));
     expect(def({ imagePaths: ['/a.png'] })).toMatchObject({ kind: 'inference_job', inference_type: 'batch', input_config: { image_paths: ['/a.png'] } });
     expect(def({ imagePath: '/a.png', datasetPath: '/d' })).toMatchObject({ inference_type: null });
     expect(def({})).toMatchObject({ inference_type: null });
@@ -55,7 +70,16 @@ describe('InferenceJob spec <-> definition <-> row', () => {
 
 describe('REST request -> definition -> row -> runner environment', () => {
   it('a test run reaches the runner as the contract says', () => {
-    const def = definitionFromTestRunRequest(CreateTestRun.parse({ checkpoint_path: 's3://models/x.onnx', dataset_path: 's3://datasets/x', dataset_split: 'val', task_type: 'image_classification', xai_method: 'lime', xai_config: { target_layer: 'conv5', num_samples: 300 } }));
+    const def = definitionFromTestRunRequest(
+      CreateTestRun.parse({
+        checkpoint_path: 's3://models/x.onnx',
+        dataset_path: 's3://datasets/x',
+        dataset_split: 'val',
+        task_type: 'image_classification',
+        xai_method: 'lime',
+        xai_config: { target_layer: 'conv5', num_samples: 300 },
+      }),
+    );
     const env = parseRunnerEnv(runnerEnvFor('test_run', rowOf(def), settings, 'token-1'));
     expect(env).toMatchObject({
       JOB_ID: ID,
@@ -77,10 +101,26 @@ describe('REST request -> definition -> row -> runner environment', () => {
   });
 
   it('an inference job keeps only the input its type names', () => {
-    const def = definitionFromInferenceRequest(CreateInferenceJob.parse({ checkpoint_path: '/m.onnx', task_type: 'object_detection', inference_type: 'batch', input_config: { image_paths: ['/a.png', '/b.png'] } }));
+    const def = definitionFromInferenceRequest(
+      CreateInferenceJob.parse({
+        checkpoint_path: '/m.onnx',
+        task_type: 'object_detection',
+        inference_type: 'batch',
+        input_config: { image_paths: ['/a.png', '/b.png'] },
+      }),
+    );
     expect(newJobOf(def)).toEqual({
       kind: 'inference_job',
-      row: { name: null, task_type: 'object_detection', checkpoint_path: '/m.onnx', enable_xai: false, xai_method: null, xai_config: null, inference_type: 'batch', input_config: { image_paths: ['/a.png', '/b.png'] } },
+      row: {
+        name: null,
+        task_type: 'object_detection',
+        checkpoint_path: '/m.onnx',
+        enable_xai: false,
+        xai_method: null,
+        xai_config: null,
+        inference_type: 'batch',
+        input_config: { image_paths: ['/a.png', '/b.png'] },
+      },
     });
     const env = parseRunnerEnv(runnerEnvFor('inference_job', rowOf(def), settings, 't'));
     expect(env).toMatchObject({ INFERENCE_TYPE: 'batch', INPUT_CONFIG: { image_paths: ['/a.png', '/b.png'] }, COMPUTE_METRICS: false });

@@ -13,15 +13,47 @@ const now = new Date('2026-11-24T10:05:00Z');
 const opts = { podStartTimeoutMs: 60_000, finalizerGiveUpMs: 120_000 };
 
 const pod = (status: k8s.V1PodStatus, createdAt = created): k8s.V1Pod => ({ metadata: { name: 'p', creationTimestamp: createdAt }, status });
-const waiting = (reason: string, message = '') => pod({ phase: 'Pending', containerStatuses: [{ name: 'runner', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } }] });
-const exited = (code: number) => pod({ phase: 'Failed', containerStatuses: [{ name: 'runner', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: code, reason: 'Error' } } }] });
-const job = (conditions: k8s.V1JobCondition[] = [], extra: Partial<k8s.V1ObjectMeta> = {}): k8s.V1Job => ({ metadata: { name: JOB_NAME, ...extra }, status: { conditions } });
+const waiting = (reason: string, message = '') =>
+  pod({
+    phase: 'Pending',
+    containerStatuses: [{ name: 'runner', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } }],
+  });
+const exited = (code: number) =>
+  pod({
+    phase: 'Failed',
+    containerStatuses: [{ name: 'runner', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: code, reason: 'Error' } } }],
+  });
+const job = (conditions: k8s.V1JobCondition[] = [], extra: Partial<k8s.V1ObjectMeta> = {}): k8s.V1Job => ({
+  metadata: { name: JOB_NAME, ...extra },
+  status: { conditions },
+});
 const row = (over: Partial<TestRun> = {}): TestRun =>
-  ({ id: JOB_ID, status: 'pending', processed_images: 0, total_images: null, progress_percent: 0, started_at: null, completed_at: null, results_path: null, error_message: null, error_code: null, primary_metric_name: null, primary_metric_value: null, ...over }) as TestRun;
+  ({
+    id: JOB_ID,
+    status: 'pending',
+    processed_images: 0,
+    total_images: null,
+    progress_percent: 0,
+    started_at: null,
+    completed_at: null,
+    results_path: null,
+    error_message: null,
+    error_code: null,
+    primary_metric_name: null,
+    primary_metric_value: null,
+    ...over,
+  }) as TestRun;
 const ij = (over: { status?: InferenceJobStatus; finalizers?: string[]; deletionTimestamp?: Date } = {}): InferenceJob => ({
   apiVersion: 'kinfer.io/v1alpha1',
   kind: 'InferenceJob',
-  metadata: { name: 'eval', namespace: 'default', uid: JOB_ID, generation: 1, finalizers: over.finalizers ?? ['kinfer.io/cleanup'], ...(over.deletionTimestamp ? { deletionTimestamp: over.deletionTimestamp } : {}) },
+  metadata: {
+    name: 'eval',
+    namespace: 'default',
+    uid: JOB_ID,
+    generation: 1,
+    finalizers: over.finalizers ?? ['kinfer.io/cleanup'],
+    ...(over.deletionTimestamp ? { deletionTimestamp: over.deletionTimestamp } : {}),
+  },
   spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: 's3://m/x.onnx', dataset: { path: 's3://d/x', split: 'test' }, backoffLimit: 0 },
   ...(over.status ? { status: over.status } : {}),
 });
@@ -29,17 +61,24 @@ const observed = (over: Partial<Observed>): Observed => ({ ij: ij(), kind: 'test
 const types = (actions: Action[]) => actions.map((a) => a.type);
 const statusOf = (actions: Action[]) => (actions.find((a) => a.type === 'patchStatus') as Extract<Action, { type: 'patchStatus' }> | undefined)?.status;
 const conditionsOf = (status: InferenceJobStatus | undefined) => status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`);
-const events = (actions: Action[]) => actions.filter((a): a is Extract<Action, { type: 'event' }> => a.type === 'event').map((e) => `${e.eventType}/${e.reason}`);
+const events = (actions: Action[]) =>
+  actions.filter((a): a is Extract<Action, { type: 'event' }> => a.type === 'event').map((e) => `${e.eventType}/${e.reason}`);
 /** The status decide() wrote last time: a world in which nothing has changed since. */
 const settled = (o: Observed) => ({ ...o, ij: { ...o.ij, status: statusOf(decide(o, opts, now)) } });
 
 describe('admission at the kubectl door', () => {
   it('adds the finalizer before anything else', () => {
-    expect(types(decide(observed({ ij: ij({ finalizers: [] }), admission: { admitted: true, job: { kind: 'test_run', row: {} as never } } }), opts, now))).toEqual(['addFinalizer', 'createRow', 'requeueAfter']);
+    expect(
+      types(decide(observed({ ij: ij({ finalizers: [] }), admission: { admitted: true, job: { kind: 'test_run', row: {} as never } } }), opts, now)),
+    ).toEqual(['addFinalizer', 'createRow', 'requeueAfter']);
   });
 
   it('refuses: Failed with Admitted=False/Invalid, a Warning Event with the messages, nothing started', () => {
-    const actions = decide(observed({ admission: { admitted: false, problems: [{ field: 'spec.checkpointPath', message: 'no such object: s3://m/x.onnx' }] } }), opts, now);
+    const actions = decide(
+      observed({ admission: { admitted: false, problems: [{ field: 'spec.checkpointPath', message: 'no such object: s3://m/x.onnx' }] } }),
+      opts,
+      now,
+    );
     expect(types(actions)).toEqual(['patchStatus', 'event']);
     const status = statusOf(actions)!;
     expect(status).toMatchObject({ phase: 'Failed', message: 'spec.checkpointPath: no such object: s3://m/x.onnx' });
@@ -54,7 +93,10 @@ describe('admission at the kubectl door', () => {
 
   it('admitted: creates the run and comes back for the rest', () => {
     const newJob = { kind: 'test_run' as const, row: { checkpoint_path: 's3://m/x.onnx' } as never };
-    expect(decide(observed({ admission: { admitted: true, job: newJob } }), opts, now)).toEqual([{ type: 'createRow', job: newJob }, { type: 'requeueAfter', ms: 0 }]);
+    expect(decide(observed({ admission: { admitted: true, job: newJob } }), opts, now)).toEqual([
+      { type: 'createRow', job: newJob },
+      { type: 'requeueAfter', ms: 0 },
+    ]);
   });
 });
 
@@ -76,7 +118,11 @@ describe('an active run', () => {
 
   it('Pending -> Running when the runner reports, with a Normal Running Event', () => {
     const before = settled(observed({ row: row(), job: job() }));
-    const actions = decide({ ...before, row: row({ status: 'running', started_at: created, processed_images: 40, total_images: 100, progress_percent: 40 }) }, opts, now);
+    const actions = decide(
+      { ...before, row: row({ status: 'running', started_at: created, processed_images: 40, total_images: 100, progress_percent: 40 }) },
+      opts,
+      now,
+    );
     expect(types(actions)).toEqual(['patchStatus', 'event']);
     expect(statusOf(actions)).toMatchObject({ phase: 'Running', progress: '40/100', progressPercent: 40 });
     expect(conditionsOf(statusOf(actions))).toEqual(['Admitted=True/Admitted', 'JobCreated=True/JobCreated', 'Running=True/RunnerReported']);
@@ -85,7 +131,16 @@ describe('an active run', () => {
 
   it('Running -> Completed: Running turns False, the metric shows, transition times are kept', () => {
     const running = settled(observed({ row: row({ status: 'running', started_at: created }), job: job() }));
-    const done = row({ status: 'completed', started_at: created, completed_at: now, processed_images: 19, total_images: 19, progress_percent: 100, primary_metric_name: 'accuracy', primary_metric_value: 0.94736 });
+    const done = row({
+      status: 'completed',
+      started_at: created,
+      completed_at: now,
+      processed_images: 19,
+      total_images: 19,
+      progress_percent: 100,
+      primary_metric_name: 'accuracy',
+      primary_metric_value: 0.94736,
+    });
     const actions = decide({ ...running, row: done, job: job([{ type: 'Complete', status: 'True' }]) }, opts, new Date(now.getTime() + 60_000));
     const status = statusOf(actions)!;
     expect(conditionsOf(status)).toEqual(['Admitted=True/Admitted', 'JobCreated=True/JobCreated', 'Running=False/Finished', 'Completed=True/RunnerCompleted']);
@@ -96,8 +151,16 @@ describe('an active run', () => {
   });
 
   it("a runner's own failure code becomes the Failed condition's reason", () => {
-    const failed = row({ status: 'failed', started_at: created, completed_at: now, error_message: "the model's task is object_detection but the job asks for image_classification", error_code: 'MODEL_METADATA_INVALID' });
-    const status = statusOf(decide(observed({ row: failed, job: job([{ type: 'Failed', status: 'True', reason: 'PodFailurePolicy', message: 'exit 1' }]) }), opts, now))!;
+    const failed = row({
+      status: 'failed',
+      started_at: created,
+      completed_at: now,
+      error_message: "the model's task is object_detection but the job asks for image_classification",
+      error_code: 'MODEL_METADATA_INVALID',
+    });
+    const status = statusOf(
+      decide(observed({ row: failed, job: job([{ type: 'Failed', status: 'True', reason: 'PodFailurePolicy', message: 'exit 1' }]) }), opts, now),
+    )!;
     expect(status.conditions!.find((c) => c.type === 'Failed')).toMatchObject({ reason: 'ModelMetadataInvalid', message: failed.error_message });
     expect(status.conditions!.find((c) => c.type === 'JobFailed')).toMatchObject({ reason: 'PodFailurePolicy' });
   });
@@ -107,7 +170,11 @@ describe('an active run', () => {
     ['DeadlineExceeded', 'DEADLINE_EXCEEDED', 'DeadlineExceeded'],
     ['PodFailurePolicy', 'JOB_FAILED', 'JobFailed'],
   ])('a Job that failed with %s fails the run (code %s, reason %s), once', (jobReason, code, reason) => {
-    const o = observed({ row: row({ status: 'running', started_at: created }), job: job([{ type: 'Failed', status: 'True', reason: jobReason, message: 'm' }]), pods: [exited(137)] });
+    const o = observed({
+      row: row({ status: 'running', started_at: created }),
+      job: job([{ type: 'Failed', status: 'True', reason: jobReason, message: 'm' }]),
+      pods: [exited(137)],
+    });
     const actions = decide(o, opts, now);
     expect(actions[0]).toEqual({ type: 'failRun', reason: `Job ${JOB_NAME} failed: ${jobReason}: m; runner exit code 137 (Error)`, code });
     const status = statusOf(actions)!;
@@ -146,7 +213,14 @@ describe('an active run', () => {
 
 describe('cancellation, deletion, leader change', () => {
   it('a cancelled run whose Job still runs: the Job is deleted, Cancelled shows', () => {
-    const actions = decide(observed({ row: row({ status: 'cancelled', started_at: created, completed_at: now, error_message: 'cancelled by user', error_code: 'CANCELLED_BY_USER' }), job: job() }), opts, now);
+    const actions = decide(
+      observed({
+        row: row({ status: 'cancelled', started_at: created, completed_at: now, error_message: 'cancelled by user', error_code: 'CANCELLED_BY_USER' }),
+        job: job(),
+      }),
+      opts,
+      now,
+    );
     expect(actions[0]).toEqual({ type: 'deleteJob', why: 'the run was cancelled' });
     expect(conditionsOf(statusOf(actions))!.at(-1)).toBe('Cancelled=True/CancelledByUser');
     expect(events(actions)).toEqual(['Normal/Cancelled']);
@@ -168,8 +242,14 @@ describe('cancellation, deletion, leader change', () => {
     expect(decide(observed({ ij: ij({ deletionTimestamp: now, finalizers: [] }), row: row() }), opts, now)).toEqual([]);
   });
 
-  it('a new leader finds the old leader\'s Job and status: no second Job, no write', () => {
-    const world = settled(observed({ row: row({ status: 'running', started_at: created, processed_images: 7, total_images: 100, progress_percent: 7 }), job: job(), pods: [pod({ phase: 'Running' })] }));
+  it("a new leader finds the old leader's Job and status: no second Job, no write", () => {
+    const world = settled(
+      observed({
+        row: row({ status: 'running', started_at: created, processed_images: 7, total_images: 100, progress_percent: 7 }),
+        job: job(),
+        pods: [pod({ phase: 'Running' })],
+      }),
+    );
     expect(decide(world, opts, new Date(now.getTime() + 3_600_000))).toEqual([]);
   });
 
@@ -181,8 +261,15 @@ describe('cancellation, deletion, leader change', () => {
 
 describe('why a runner Pod is not starting, why a Job failed', () => {
   it('names image pull errors and unschedulable Pods, since their creation', () => {
-    expect(podNotStarting([waiting('ImagePullBackOff', 'back-off pulling x')])).toEqual({ reason: 'ImagePullBackOff', message: 'back-off pulling x', since: created });
-    expect(podNotStarting([pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] })])?.reason).toBe('Unschedulable');
+    expect(podNotStarting([waiting('ImagePullBackOff', 'back-off pulling x')])).toEqual({
+      reason: 'ImagePullBackOff',
+      message: 'back-off pulling x',
+      since: created,
+    });
+    expect(
+      podNotStarting([pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] })])
+        ?.reason,
+    ).toBe('Unschedulable');
     expect(podNotStarting([pod({ phase: 'Pending' })])?.reason).toBe('PodPending');
     expect(podNotStarting([pod({ phase: 'Running' }), pod({ phase: 'Failed' })])).toBeUndefined();
   });

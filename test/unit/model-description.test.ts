@@ -72,9 +72,23 @@ describe('model metadata', () => {
   });
 
   it('lets metadata_props win over the sidecar, field by field, with Ultralytics defaults', () => {
-    const { model: m, problems } = describeModel(header([[1, 3, -1, -1]], [[1, 2]], { names: "{0: 'cat', 1: 'dog'}", task: 'classify' }), { imgsz: 64, names: ['x', 'y'], mean: [0.5, 0.5, 0.5] }, 'image_classification');
+    const { model: m, problems } = describeModel(
+      header([[1, 3, -1, -1]], [[1, 2]], { names: "{0: 'cat', 1: 'dog'}", task: 'classify' }),
+      { imgsz: 64, names: ['x', 'y'], mean: [0.5, 0.5, 0.5] },
+      'image_classification',
+    );
     expect(problems).toEqual([]);
-    expect(m!.metadata).toEqual({ task: 'image_classification', classNames: ['cat', 'dog'], namedClasses: true, inputSize: [64, 64], stride: undefined, kptShape: undefined, resizeShorter: 64, mean: [0.5, 0.5, 0.5], std: [1, 1, 1] });
+    expect(m!.metadata).toEqual({
+      task: 'image_classification',
+      classNames: ['cat', 'dog'],
+      namedClasses: true,
+      inputSize: [64, 64],
+      stride: undefined,
+      kptShape: undefined,
+      resizeShorter: 64,
+      mean: [0.5, 0.5, 0.5],
+      std: [1, 1, 1],
+    });
   });
 
   it('takes the class count from the output when the model names none', () => {
@@ -85,7 +99,8 @@ describe('model metadata', () => {
 });
 
 describe('does a model fit the task', () => {
-  const fit = (outputs: number[][], props: Record<string, string>, task: Parameters<typeof describeModel>[2], input = [1, 3, 64, 64]) => describeModel(header([input], outputs, props), undefined, task).problems;
+  const fit = (outputs: number[][], props: Record<string, string>, task: Parameters<typeof describeModel>[2], input = [1, 3, 64, 64]) =>
+    describeModel(header([input], outputs, props), undefined, task).problems;
 
   it('refuses a classifier whose output count disagrees with its names', () => {
     expect(fit([[1, 3]], { names: "{0: 'a', 1: 'b', 2: 'c', 3: 'd'}" }, 'image_classification')).toEqual([
@@ -95,7 +110,9 @@ describe('does a model fit the task', () => {
   });
 
   it('names both tasks when the model was exported for another one', () => {
-    expect(fit([[1, 84, 8400]], { task: 'detect' }, 'image_classification')).toEqual([{ field: 'task_type', message: "the model's task is object_detection but the job asks for image_classification" }]);
+    expect(fit([[1, 84, 8400]], { task: 'detect' }, 'image_classification')).toEqual([
+      { field: 'task_type', message: "the model's task is object_detection but the job asks for image_classification" },
+    ]);
   });
 
   it('checks the YOLO layouts: classes, mask prototypes, keypoints, end-to-end', () => {
@@ -104,14 +121,25 @@ describe('does a model fit the task', () => {
     expect(fit([[1, 300, 6]], two, 'object_detection')).toEqual([]);
     expect(fit([[1, 7, 100]], two, 'object_detection')[0]!.message).toBe("the model's output [1, 7, 100] does not fit 2 classes: expected [B, 6, N]");
     expect(fit([[1, 38, 100]], two, 'instance_segmentation')[0]!.message).toMatch(/second output with the mask prototypes/);
-    expect(fit([[1, 38, 100], [1, 32, 16, 16]], two, 'instance_segmentation')).toEqual([]);
+    expect(
+      fit(
+        [
+          [1, 38, 100],
+          [1, 32, 16, 16],
+        ],
+        two,
+        'instance_segmentation',
+      ),
+    ).toEqual([]);
     expect(fit([[1, 4 + 2 + 51, 100]], two, 'pose_estimation')).toEqual([]);
     expect(fit([[1, 4 + 2 + 34, 100]], { ...two, kpt_shape: '[17, 2]' }, 'pose_estimation')).toEqual([]);
     expect(fit([[1, 4 + 2 + 34, 100]], two, 'pose_estimation')[0]!.message).toMatch(/does not fit 2 classes \+ 51 keypoint values/);
   });
 
   it('refuses an input that is not NCHW with 3 channels, and one whose size cannot be known', () => {
-    expect(fit([[1, 2]], {}, 'image_classification', [1, 1, 64, 64])[0]!.message).toBe("expected an NCHW input with 3 channels, the model's input is [1, 1, 64, 64]");
+    expect(fit([[1, 2]], {}, 'image_classification', [1, 1, 64, 64])[0]!.message).toBe(
+      "expected an NCHW input with 3 channels, the model's input is [1, 1, 64, 64]",
+    );
     expect(fit([[1, 2]], {}, 'image_classification', [1, 3, -1, -1])[0]!.message).toMatch(/input size unknown/);
   });
 
@@ -126,7 +154,10 @@ describe('dataset classes against model classes', () => {
 
   it('lets a model know more classes than the dataset, not fewer', () => {
     const imagenet = named(['cat', 'dog', 'fish', 'owl']);
-    expect(matchDatasetClasses(imagenet, { classes: ['owl', 'cat'], ordered: false, what: 'class folders' })).toEqual({ classNames: ['cat', 'dog', 'fish', 'owl'], problems: [] });
+    expect(matchDatasetClasses(imagenet, { classes: ['owl', 'cat'], ordered: false, what: 'class folders' })).toEqual({
+      classNames: ['cat', 'dog', 'fish', 'owl'],
+      problems: [],
+    });
     expect(matchDatasetClasses(imagenet, { classes: ['cat', 'zebra'], ordered: false, what: 'class folders' }).problems).toEqual([
       "dataset class folders not among the model's classes: zebra (model classes: cat, dog, fish, owl)",
     ]);
@@ -134,11 +165,20 @@ describe('dataset classes against model classes', () => {
 
   it('without names, pairs sorted folders with outputs only when the counts agree', () => {
     expect(matchDatasetClasses(unnamed(2), { classes: ['b', 'a'], ordered: false, what: 'class folders' })).toEqual({ classNames: ['a', 'b'], problems: [] });
-    expect(matchDatasetClasses(unnamed(1000), { classes: ['b', 'a'], ordered: false, what: 'class folders' }).problems[0]).toMatch(/names no classes and outputs 1000 class scores, but the dataset has 2 class folders/);
+    expect(matchDatasetClasses(unnamed(1000), { classes: ['b', 'a'], ordered: false, what: 'class folders' }).problems[0]).toMatch(
+      /names no classes and outputs 1000 class scores, but the dataset has 2 class folders/,
+    );
   });
 
   it('takes COCO categories in id order, and requires only the annotated ones to be known', () => {
-    const file = { categories: [{ id: 7, name: 'b' }, { id: 3, name: 'a' }, { id: 9, name: 'unused' }], annotations: [{ category_id: 7 }, { category_id: 3 }] };
+    const file = {
+      categories: [
+        { id: 7, name: 'b' },
+        { id: 3, name: 'a' },
+        { id: 9, name: 'unused' },
+      ],
+      annotations: [{ category_id: 7 }, { category_id: 3 }],
+    };
     expect(matchDatasetClasses(unnamed(3), cocoDatasetClasses(file)).classNames).toEqual(['a', 'b', 'unused']);
     expect(matchDatasetClasses(named(['a', 'b']), cocoDatasetClasses(file)).problems).toEqual([]);
   });

@@ -4,7 +4,14 @@ import { instanceMask } from '../../src/runner/detection/instance-masks.ts';
 import { parseYoloLabels } from '../../src/runner/datasets/yolo-labels.ts';
 import { decodeMask, rleArea, rleToBbox } from '../../src/runner/segmentation/rle.ts';
 
-const gt = (id: number, cat: number, bbox: [number, number, number, number], iscrowd: 0 | 1 = 0) => ({ id, image_id: 1, category_id: cat, bbox, area: bbox[2] * bbox[3], iscrowd });
+const gt = (id: number, cat: number, bbox: [number, number, number, number], iscrowd: 0 | 1 = 0) => ({
+  id,
+  image_id: 1,
+  category_id: cat,
+  bbox,
+  area: bbox[2] * bbox[3],
+  iscrowd,
+});
 const dt = (cat: number, bbox: [number, number, number, number], score: number) => ({ image_id: 1, category_id: cat, bbox, score });
 
 describe('per-image scoring at IoU 0.5 among confident detections', () => {
@@ -12,12 +19,16 @@ describe('per-image scoring at IoU 0.5 among confident detections', () => {
 
   it('matches greedily by confidence: a duplicate is a false positive, an unmatched object a miss', () => {
     const e = evaluator();
-    const score = e.add(1, [gt(1, 0, [0, 0, 10, 10]), gt(2, 1, [50, 50, 10, 10])], [
-      dt(0, [0, 0, 10, 10], 0.9), // IoU 1 with gt 1
-      dt(0, [1, 0, 10, 10], 0.8), // IoU 90/110 with gt 1, already taken: duplicate
-      dt(1, [80, 80, 5, 5], 0.7), // nothing there
-      dt(1, [50, 50, 10, 10], 0.1), // right, but below 0.25: not shown, not counted
-    ]);
+    const score = e.add(
+      1,
+      [gt(1, 0, [0, 0, 10, 10]), gt(2, 1, [50, 50, 10, 10])],
+      [
+        dt(0, [0, 0, 10, 10], 0.9), // IoU 1 with gt 1
+        dt(0, [1, 0, 10, 10], 0.8), // IoU 90/110 with gt 1, already taken: duplicate
+        dt(1, [80, 80, 5, 5], 0.7), // nothing there
+        dt(1, [50, 50, 10, 10], 0.1), // right, but below 0.25: not shown, not counted
+      ],
+    );
     expect(score).toEqual({ tp: 1, fp: 2, fn: 1, matchIous: [1, null, null, null] });
   });
 
@@ -66,7 +77,9 @@ describe('YOLOv8-seg prototype masks', () => {
 describe('YOLO label files', () => {
   it('turns normalized boxes, polygons and keypoints into pixels, with COCO areas', () => {
     const base = { numClasses: 3, imageId: 7, firstId: 1, width: 200, height: 100 };
-    expect(parseYoloLabels('1 0.5 0.5 0.2 0.4\n\n', { ...base, task: 'object_detection' })).toEqual([{ id: 1, image_id: 7, category_id: 1, iscrowd: 0, bbox: [80, 30, 40, 40], area: 1600 }]);
+    expect(parseYoloLabels('1 0.5 0.5 0.2 0.4\n\n', { ...base, task: 'object_detection' })).toEqual([
+      { id: 1, image_id: 7, category_id: 1, iscrowd: 0, bbox: [80, 30, 40, 40], area: 1600 },
+    ]);
     const [seg] = parseYoloLabels('2 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5', { ...base, task: 'instance_segmentation' });
     expect(seg).toMatchObject({ category_id: 2, bbox: [20, 10, 40, 40] });
     expect(seg!.area).toBeGreaterThan(1500);

@@ -50,7 +50,9 @@ describe('classification preprocessing', () => {
   });
 
   it('normalizes with the declared mean and std', async () => {
-    const red = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 255, g: 0, b: 51 } } }).png().toBuffer();
+    const red = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 255, g: 0, b: 51 } } })
+      .png()
+      .toBuffer();
     const t = await preprocessClassification(red, { inputSize: [4, 4], resizeShorter: 4, mean: [0.5, 0.5, 0.1], std: [0.5, 0.25, 0.1] });
     expect(at(t, 4, 0, 2, 2)).toBeCloseTo((1 - 0.5) / 0.5, 4);
     expect(at(t, 4, 1, 2, 2)).toBeCloseTo((0 - 0.5) / 0.25, 4);
@@ -58,7 +60,9 @@ describe('classification preprocessing', () => {
   });
 
   it('reports an undecodable file as a decode error', async () => {
-    await expect(preprocessClassification(Buffer.from('not an image'), { inputSize: [4, 4], resizeShorter: 4, ...plain })).rejects.toMatchObject({ code: 'IMAGE_DECODE_FAILED' });
+    await expect(preprocessClassification(Buffer.from('not an image'), { inputSize: [4, 4], resizeShorter: 4, ...plain })).rejects.toMatchObject({
+      code: 'IMAGE_DECODE_FAILED',
+    });
   });
 });
 

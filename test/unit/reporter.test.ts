@@ -11,13 +11,29 @@ function recordingCallbacks() {
   return { batches, client: client as unknown as CallbackClient };
 }
 
-const result = (i: number, padding: number): ImageResult => ({ image_index: i, image_path: `img_${i}.png`, predicted_class_id: null, predicted_label: 'x'.repeat(padding), confidence: null, predictions: null, timings: null, error: null });
+const result = (i: number, padding: number): ImageResult => ({
+  image_index: i,
+  image_path: `img_${i}.png`,
+  predicted_class_id: null,
+  predicted_label: 'x'.repeat(padding),
+  confidence: null,
+  predictions: null,
+  timings: null,
+  error: null,
+});
 
 async function report(count: number, padding: number, batchSize: number): Promise<number[]> {
   const { batches, client } = recordingCallbacks();
   const stream = new PassThrough();
   stream.resume();
-  const reporter = new JobReporter({ callbacks: client, imagesFile: { stream, done: new Promise((r) => stream.on('end', r)) }, total: count, resultsBatchSize: batchSize, progressEveryImages: 10_000, progressIntervalMs: 3_600_000 });
+  const reporter = new JobReporter({
+    callbacks: client,
+    imagesFile: { stream, done: new Promise((r) => stream.on('end', r)) },
+    total: count,
+    resultsBatchSize: batchSize,
+    progressEveryImages: 10_000,
+    progressIntervalMs: 3_600_000,
+  });
   for (let i = 0; i < count; i++) await reporter.add(result(i, padding));
   await reporter.finish();
   return batches;
@@ -28,7 +44,7 @@ describe('result batches', () => {
     expect(await report(25, 10, 10)).toEqual([10, 10, 5]);
   });
 
-  it('are cut by size before a request could pass the callback service\'s limit', async () => {
+  it("are cut by size before a request could pass the callback service's limit", async () => {
     const batches = await report(10, MAX_BATCH_BYTES / 3, 100);
     expect(batches).toEqual([3, 3, 3, 1]);
   });

@@ -68,7 +68,10 @@ describe('COCO polygons (pycocotools frPyObjects + merge)', () => {
       [[2, 2, 20, 2, 20, 12, 2, 12]], // axis-aligned rectangle
       [[3.3, 4.7, 18.2, 6.1, 11.5, 25.9]], // triangle with fractional vertices
       [[-4, -3, 10, -2, 12, 9, -1, 11]], // partly outside the image
-      [[1, 1, 6, 1, 6, 6, 1, 6], [14, 15, 24, 15, 24, 29, 14, 29]], // two parts
+      [
+        [1, 1, 6, 1, 6, 6, 1, 6],
+        [14, 15, 24, 15, 24, 29, 14, 29],
+      ], // two parts
       [[5, 5, 5.2, 5.1, 5.1, 5.3]], // smaller than a pixel
       ...Array.from({ length: 6 }, () => [Array.from({ length: 2 * (3 + Math.floor(r() * 6)) }, (_, i) => (i % 2 === 0 ? r() * w : r() * h))]),
     ];

@@ -30,7 +30,11 @@ describe('runner environment contract', () => {
 
   it('round-trips an inference job configuration through environment strings', () => {
     const { DATASET_PATH: _, ...rest } = valid;
-    const env = toRunnerEnv({ ...(rest as Parameters<typeof toRunnerEnv>[0]), INFERENCE_TYPE: 'batch', INPUT_CONFIG: JSON.stringify({ image_paths: ['/a.jpg', 's3://b/c.png'] }) });
+    const env = toRunnerEnv({
+      ...(rest as Parameters<typeof toRunnerEnv>[0]),
+      INFERENCE_TYPE: 'batch',
+      INPUT_CONFIG: JSON.stringify({ image_paths: ['/a.jpg', 's3://b/c.png'] }),
+    });
     expect(parseRunnerEnv(env).INPUT_CONFIG).toEqual({ image_paths: ['/a.jpg', 's3://b/c.png'] });
   });
 });

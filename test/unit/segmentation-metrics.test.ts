@@ -45,7 +45,10 @@ describe('semantic segmentation metrics (mmsegmentation convention)', () => {
     expect(b.result()).toEqual(a.result());
     // Per-image accumulators merged into a dataset one give the same figures.
     const merged = new SegmentationAccumulator(3);
-    for (const [from, to] of [[0, 3], [3, 8]]) {
+    for (const [from, to] of [
+      [0, 3],
+      [3, 8],
+    ]) {
       const image = new SegmentationAccumulator(3);
       image.add(preds.slice(from, to), labels.slice(from, to));
       merged.merge(image);

@@ -37,14 +37,24 @@ export function matchDatasetClasses(model: Pick<ModelMetadata, 'classNames' | 'n
   const outputs = model.classNames.length;
   const problems =
     outputs > 0 && sorted.length !== outputs
-      ? [`the model names no classes and outputs ${outputs} class scores, but the dataset has ${sorted.length} ${what} (${listed(sorted)}): give the model its class names (metadata_props names, or a sidecar <checkpoint>.json)`]
+      ? [
+          `the model names no classes and outputs ${outputs} class scores, but the dataset has ${sorted.length} ${what} (${listed(sorted)}): give the model its class names (metadata_props names, or a sidecar <checkpoint>.json)`,
+        ]
       : [];
   return { classNames: sorted, problems };
 }
 
 /** A COCO annotation file's categories as the class rule sees them: all in id order, and those that label something. */
-export function cocoDatasetClasses(file: { categories: ReadonlyArray<{ id: number; name: string }>; annotations: ReadonlyArray<{ category_id: number }> }): DatasetClasses {
+export function cocoDatasetClasses(file: {
+  categories: ReadonlyArray<{ id: number; name: string }>;
+  annotations: ReadonlyArray<{ category_id: number }>;
+}): DatasetClasses {
   const categories = [...file.categories].sort((a, b) => a.id - b.id);
   const used = new Set(file.annotations.map((a) => a.category_id));
-  return { classes: categories.map((c) => c.name), labelled: categories.filter((c) => used.has(c.id)).map((c) => c.name), ordered: true, what: 'annotated categories' };
+  return {
+    classes: categories.map((c) => c.name),
+    labelled: categories.filter((c) => used.has(c.id)).map((c) => c.name),
+    ordered: true,
+    what: 'annotated categories',
+  };
 }

@@ -195,12 +195,15 @@ function outputProblems(task: TaskType, shapes: number[][], metadata: ModelMetad
     if (first.length !== rank) return [`a ${task} model outputs ${layout}; this model's first output is ${fmt(first)}`];
     const problems: string[] = [];
     if (named && first[1]! > 0 && first[1] !== nc) problems.push(`the model outputs ${first[1]} class scores but its metadata names ${nc} classes`);
-    if (nc === 0) problems.push(`cannot tell the model's classes: no names in its metadata_props or sidecar, and its output ${fmt(first)} has a dynamic class dimension`);
-    if (task === 'semantic_segmentation' && nc > MAX_SEMANTIC_CLASSES) problems.push(`semantic segmentation handles up to ${MAX_SEMANTIC_CLASSES} classes (class maps are 8-bit PNGs); the model has ${nc}`);
+    if (nc === 0)
+      problems.push(`cannot tell the model's classes: no names in its metadata_props or sidecar, and its output ${fmt(first)} has a dynamic class dimension`);
+    if (task === 'semantic_segmentation' && nc > MAX_SEMANTIC_CLASSES)
+      problems.push(`semantic segmentation handles up to ${MAX_SEMANTIC_CLASSES} classes (class maps are 8-bit PNGs); the model has ${nc}`);
     return problems;
   }
   if (!OBJECT_TASK_TYPES.includes(task)) return [`no runner for task ${task}`];
-  if (first.length !== 3) return [`a ${task} model outputs [B, 4 + num_classes${task === 'object_detection' ? '' : ' + ...'}, N]; this model's first output is ${fmt(first)}`];
+  if (first.length !== 3)
+    return [`a ${task} model outputs [B, 4 + num_classes${task === 'object_detection' ? '' : ' + ...'}, N]; this model's first output is ${fmt(first)}`];
   if (task === 'instance_segmentation' && shapes[1]?.length !== 4) {
     return ['an instance segmentation model needs a second output with the mask prototypes [B, 32, H/4, W/4]'];
   }
@@ -216,7 +219,11 @@ function outputProblems(task: TaskType, shapes: number[][], metadata: ModelMetad
  * problem is listed (an empty list means it can). The description is present unless the input
  * size or metadata cannot be read at all.
  */
-export function describeModel(header: OnnxHeader, sidecar: Sidecar | undefined, task: TaskType): { model: ModelDescription | undefined; problems: ModelProblem[] } {
+export function describeModel(
+  header: OnnxHeader,
+  sidecar: Sidecar | undefined,
+  task: TaskType,
+): { model: ModelDescription | undefined; problems: ModelProblem[] } {
   const problems: ModelProblem[] = [];
   const onModel = (message: string) => problems.push({ field: 'checkpoint_path', message });
   let props: Sidecar;
@@ -241,7 +248,8 @@ export function describeModel(header: OnnxHeader, sidecar: Sidecar | undefined, 
 
   const imgsz = pick('imgsz');
   const [h, w] = inputShape.slice(2);
-  const inputSize: [number, number] | undefined = imgsz !== undefined ? (typeof imgsz === 'number' ? [imgsz, imgsz] : imgsz) : h && w && h > 0 && w > 0 ? [h, w] : undefined;
+  const inputSize: [number, number] | undefined =
+    imgsz !== undefined ? (typeof imgsz === 'number' ? [imgsz, imgsz] : imgsz) : h && w && h > 0 && w > 0 ? [h, w] : undefined;
   if (!inputSize) {
     onModel('input size unknown: the model input has dynamic dimensions and no imgsz in metadata_props or sidecar');
     return { model: undefined, problems };

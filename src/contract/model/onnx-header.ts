@@ -46,7 +46,12 @@ class ByteSource {
   pos = 0;
 
   constructor(source: AsyncIterable<Uint8Array> | Uint8Array) {
-    const iterable = source instanceof Uint8Array ? (async function* () { yield source; })() : source;
+    const iterable =
+      source instanceof Uint8Array
+        ? (async function* () {
+            yield source;
+          })()
+        : source;
     this.#chunks = iterable[Symbol.asyncIterator]();
   }
 

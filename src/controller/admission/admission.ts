@@ -32,7 +32,8 @@ export interface AdmissionOptions {
 const identity: Spell = (field) => field;
 
 /** S3 refusing access is a fact about the request's location, not an outage. */
-const accessDenied = (err: unknown) => (err as { name?: string }).name === 'AccessDenied' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403;
+const accessDenied = (err: unknown) =>
+  (err as { name?: string }).name === 'AccessDenied' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403;
 
 export class Admission {
   readonly #o: AdmissionOptions;
@@ -73,7 +74,8 @@ export class Admission {
       (error: unknown) => ({ files: undefined, error }),
     );
     if (def.kind === 'test_run') {
-      if (await check('dataset_path', def.dataset_path, 'prefix')) await check('dataset_split', joinStorageUri(canonicalStorageUri(def.dataset_path), def.dataset_split), 'prefix');
+      if (await check('dataset_path', def.dataset_path, 'prefix'))
+        await check('dataset_split', joinStorageUri(canonicalStorageUri(def.dataset_path), def.dataset_split), 'prefix');
     } else if (def.inference_type === 'single') {
       await check('input_config.image_path', def.input_config.image_path!, 'object');
     } else if (def.inference_type === 'dataset') {

@@ -32,7 +32,8 @@ export async function datasetProblems(storage: StorageClient, def: TestRunDefini
   if (def.task_type === 'semantic_segmentation') {
     const missing: FieldProblem[] = [];
     for (const folder of ['images', 'masks']) {
-      if (!(await storage.prefixExists(joinStorageUri(root, folder), signal))) missing.push(problem(`no ${folder}/ under ${root} (semantic segmentation layout: {split}/images/*.jpg and {split}/masks/*.png)`));
+      if (!(await storage.prefixExists(joinStorageUri(root, folder), signal)))
+        missing.push(problem(`no ${folder}/ under ${root} (semantic segmentation layout: {split}/images/*.jpg and {split}/masks/*.png)`));
     }
     return missing;
   }
@@ -52,6 +53,7 @@ export async function datasetProblems(storage: StorageClient, def: TestRunDefini
     throw err;
   }
   const file = CocoCategories.safeParse(json);
-  if (!file.success) return [problem(`${annotationsUri} is not a COCO annotation file: ${file.error.issues[0]!.path.join('.')}: ${file.error.issues[0]!.message}`)];
+  if (!file.success)
+    return [problem(`${annotationsUri} is not a COCO annotation file: ${file.error.issues[0]!.path.join('.')}: ${file.error.issues[0]!.message}`)];
   return matchDatasetClasses(model, cocoDatasetClasses(file.data)).problems.map(problem);
 }

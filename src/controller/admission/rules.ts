@@ -25,7 +25,11 @@ export function definitionProblems(def: JobDefinition, spell: Spell): FieldProbl
     const key = INPUT_KEY[def.inference_type];
     const others = given.filter((k) => k !== key);
     if (!given.includes(key)) problems.push({ field: 'input_config', message: `inference_type ${def.inference_type} needs ${spell(`input_config.${key}`)}` });
-    else if (others.length > 0) problems.push({ field: 'input_config', message: `inference_type ${def.inference_type} reads ${spell(`input_config.${key}`)} only; remove ${others.map((k) => spell(`input_config.${k}`)).join(', ')}` });
+    else if (others.length > 0)
+      problems.push({
+        field: 'input_config',
+        message: `inference_type ${def.inference_type} reads ${spell(`input_config.${key}`)} only; remove ${others.map((k) => spell(`input_config.${k}`)).join(', ')}`,
+      });
   }
   return problems;
 }

@@ -85,7 +85,10 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       throw new HttpError('executor_unavailable', `the job was not started: ${(err as Error).message}`, { id: job.id });
     }
     log.info(`${kind === 'test_run' ? 'test run' : 'inference job'} created`);
-    res.status(201).location(`/api/v1/${SEGMENT[kind]}/${job.id}`).json(present((await store.get(kind, job.id)) ?? job));
+    res
+      .status(201)
+      .location(`/api/v1/${SEGMENT[kind]}/${job.id}`)
+      .json(present((await store.get(kind, job.id)) ?? job));
   };
 
   const router = express.Router();

@@ -17,7 +17,9 @@ export const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = { coco: 'appli
 
 export function checkExportable(format: ExportFormat, task: TaskType): void {
   if (format === 'coco' && !OBJECT_TASK_TYPES.includes(task)) {
-    throw new HttpError('validation_error', `format: COCO results hold objects; a ${task} job exports as csv or json`, { fields: [{ field: 'format', message: `coco needs an object task (${OBJECT_TASK_TYPES.join(', ')})` }] });
+    throw new HttpError('validation_error', `format: COCO results hold objects; a ${task} job exports as csv or json`, {
+      fields: [{ field: 'format', message: `coco needs an object task (${OBJECT_TASK_TYPES.join(', ')})` }],
+    });
   }
 }
 
@@ -30,7 +32,24 @@ function csvField(v: unknown): string {
 const csvLine = (values: unknown[]) => `${values.map(csvField).join(',')}\r\n`;
 
 const CSV_COLUMNS = {
-  objects: ['image_index', 'image_path', 'image_id', 'object_index', 'class_id', 'class_name', 'category_id', 'confidence', 'x1', 'y1', 'x2', 'y2', 'match_iou', 'keypoints', 'image_correct', 'error'],
+  objects: [
+    'image_index',
+    'image_path',
+    'image_id',
+    'object_index',
+    'class_id',
+    'class_name',
+    'category_id',
+    'confidence',
+    'x1',
+    'y1',
+    'x2',
+    'y2',
+    'match_iou',
+    'keypoints',
+    'image_correct',
+    'error',
+  ],
   classification: ['image_index', 'image_path', 'predicted_class_id', 'predicted_label', 'confidence', 'true_class_id', 'true_label', 'is_correct', 'error'],
   semantic: ['image_index', 'image_path', 'mask_path', 'predicted_class_id', 'predicted_label', 'pixel_accuracy', 'mean_iou', 'is_correct', 'error'],
 } as const;
@@ -44,15 +63,49 @@ export async function* exportChunks(format: ExportFormat, task: TaskType, rows: 
     for await (const r of rows) {
       const correct = 'is_correct' in r ? r.is_correct : null;
       if (kind === 'classification') {
-        yield csvLine([r.image_index, r.image_path, r.predicted_class_id, r.predicted_label, r.confidence, 'true_class_id' in r ? r.true_class_id : null, 'true_label' in r ? r.true_label : null, correct, r.error_message]);
+        yield csvLine([
+          r.image_index,
+          r.image_path,
+          r.predicted_class_id,
+          r.predicted_label,
+          r.confidence,
+          'true_class_id' in r ? r.true_class_id : null,
+          'true_label' in r ? r.true_label : null,
+          correct,
+          r.error_message,
+        ]);
       } else if (kind === 'semantic') {
-        yield csvLine([r.image_index, r.image_path, r.mask_path, r.predicted_class_id, r.predicted_label, r.image_metrics?.pixel_accuracy, r.image_metrics?.mean_iou, correct, r.error_message]);
+        yield csvLine([
+          r.image_index,
+          r.image_path,
+          r.mask_path,
+          r.predicted_class_id,
+          r.predicted_label,
+          r.image_metrics?.pixel_accuracy,
+          r.image_metrics?.mean_iou,
+          correct,
+          r.error_message,
+        ]);
       } else if (!r.detections || r.detections.length === 0) {
         // An image without objects (or unreadable) still gets its line.
         yield csvLine([r.image_index, r.image_path, r.image_id, null, null, null, null, null, null, null, null, null, null, null, correct, r.error_message]);
       } else {
         for (const [i, d] of r.detections.entries()) {
-          yield csvLine([r.image_index, r.image_path, r.image_id, i, d.class_id, d.class_name, d.category_id, d.confidence, ...d.bbox, d.match_iou, d.keypoints?.join(' '), correct, null]);
+          yield csvLine([
+            r.image_index,
+            r.image_path,
+            r.image_id,
+            i,
+            d.class_id,
+            d.class_name,
+            d.category_id,
+            d.confidence,
+            ...d.bbox,
+            d.match_iou,
+            d.keypoints?.join(' '),
+            correct,
+            null,
+          ]);
         }
       }
     }

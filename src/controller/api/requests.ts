@@ -2,7 +2,18 @@
 // same the InferenceJob spec is made of), so both doors refuse the same values with the same
 // words; rules across fields and against storage are the admission's (../admission/).
 import { z } from 'zod';
-import { DatasetSplit, ImagePaths, JobName, JobStatus, NumSamples, StorageUriField, TargetLayer, TaskType, TrainingJobId, XaiMethod } from '../../contract/index.ts';
+import {
+  DatasetSplit,
+  ImagePaths,
+  JobName,
+  JobStatus,
+  NumSamples,
+  StorageUriField,
+  TargetLayer,
+  TaskType,
+  TrainingJobId,
+  XaiMethod,
+} from '../../contract/index.ts';
 
 const xaiFields = {
   enable_xai: z.boolean().default(false),
@@ -45,7 +56,10 @@ export const ListQuery = z.object({ ...skipLimit, status: JobStatus.optional() }
 
 export const ImagesQuery = z.object({
   ...skipLimit,
-  filter_correct: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  filter_correct: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
 });
 
 export const PageQuery = z.object(skipLimit);

@@ -45,7 +45,11 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
         case 'addFinalizer':
           return patchFinalizers(ctx, ij, [...(ij.metadata.finalizers ?? []), FINALIZER]);
         case 'removeFinalizer':
-          return patchFinalizers(ctx, ij, (ij.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));
+          return patchFinalizers(
+            ctx,
+            ij,
+            (ij.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+          );
         case 'createRow':
           if (action.job.kind === 'test_run') await ctx.store.ensureTestRun(o.jobId, action.job.row, 'kubernetes', keyOf(ij));
           else await ctx.store.ensureInferenceJob(o.jobId, action.job.row, 'kubernetes', keyOf(ij));
@@ -54,10 +58,12 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
           // An existing Secret keeps its token: the Job may already be running with it.
           return void (await ignoring([409], ctx.clients.core.createNamespacedSecret({ namespace, body: buildSecret(ij, o.jobId, runnerEnv()) })));
         case 'createJob':
-          if (await ignoring([409], ctx.clients.batch.createNamespacedJob({ namespace, body: buildJob(ij, o.jobId, runnerEnv(), ctx.pod) }))) log.info({ job: jobNameFor(o.jobId) }, 'runner Job created');
+          if (await ignoring([409], ctx.clients.batch.createNamespacedJob({ namespace, body: buildJob(ij, o.jobId, runnerEnv(), ctx.pod) })))
+            log.info({ job: jobNameFor(o.jobId) }, 'runner Job created');
           return;
         case 'failRun':
-          if ((await ctx.store.failIfActive(o.kind, o.jobId, action.reason, action.code)).outcome === 'applied') log.warn({ reason: action.reason, code: action.code }, 'run failed');
+          if ((await ctx.store.failIfActive(o.kind, o.jobId, action.reason, action.code)).outcome === 'applied')
+            log.warn({ reason: action.reason, code: action.code }, 'run failed');
           return;
         case 'cancelRun':
           if ((await ctx.store.cancel(o.kind, o.jobId, 'INFERENCE_JOB_DELETED')).outcome === 'applied') log.info('run cancelled: its InferenceJob was deleted');
@@ -87,13 +93,25 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
 async function patchFinalizers(ctx: ActContext, ij: InferenceJob, finalizers: string[]): Promise<void> {
   // resourceVersion makes it a compare-and-swap: a concurrent edit of the list is not lost.
   const body = { metadata: { finalizers, resourceVersion: ij.metadata.resourceVersion } };
-  await ignoring([404], ctx.clients.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ij.metadata.namespace, name: ij.metadata.name, body }, mergePatch));
+  await ignoring(
+    [404],
+    ctx.clients.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, plural: PLURAL, namespace: ij.metadata.namespace, name: ij.metadata.name, body },
+      mergePatch,
+    ),
+  );
 }
 
 async function patchStatus(ctx: ActContext, ij: InferenceJob, status: InferenceJobStatus): Promise<void> {
   // A merge patch replaces lists whole: the conditions written are exactly the ones decided.
   const body = { status: { ...status, observedGeneration: ij.metadata.generation } };
-  await ignoring([404], ctx.clients.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ij.metadata.namespace, name: ij.metadata.name, body }, mergePatch));
+  await ignoring(
+    [404],
+    ctx.clients.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: PLURAL, namespace: ij.metadata.namespace, name: ij.metadata.name, body },
+      mergePatch,
+    ),
+  );
 }
 
 /** Best effort: an Event that cannot be written is logged, never a failed reconcile. */

@@ -53,7 +53,8 @@ export interface DecideOptions {
 
 const JOB_REASON_CODES: Record<string, JobErrorCode> = { BackoffLimitExceeded: 'BACKOFF_LIMIT_EXCEEDED', DeadlineExceeded: 'DEADLINE_EXCEEDED' };
 
-export const jobFinished = (job: k8s.V1Job) => Boolean(job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True'));
+export const jobFinished = (job: k8s.V1Job) =>
+  Boolean(job.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True'));
 const jobFailedCondition = (job: k8s.V1Job | undefined) => job?.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
 
 /** Why a finished Job failed, with the runner's exit code when a Pod shows one. */
@@ -61,13 +62,16 @@ export function jobFailure(job: k8s.V1Job, pods: k8s.V1Pod[]): { reason: string;
   const failed = jobFailedCondition(job);
   if (!failed) {
     const complete = job.status?.conditions?.find((c) => c.type === 'Complete' && c.status === 'True');
-    return complete ? { reason: `Job ${job.metadata?.name} succeeded but the runner never reported completion`, code: 'JOB_SUCCEEDED_WITHOUT_REPORT' } : undefined;
+    return complete
+      ? { reason: `Job ${job.metadata?.name} succeeded but the runner never reported completion`, code: 'JOB_SUCCEEDED_WITHOUT_REPORT' }
+      : undefined;
   }
   const exits = pods
     .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated)
     .filter((t): t is k8s.V1ContainerStateTerminated => Boolean(t))
     .map((t) => `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}`);
-  const reason = `Job ${job.metadata?.name} failed: ${failed.reason ?? 'Failed'}: ${failed.message ?? ''}${exits.length ? `; runner ${exits.join(', ')}` : ''}`.trim();
+  const reason =
+    `Job ${job.metadata?.name} failed: ${failed.reason ?? 'Failed'}: ${failed.message ?? ''}${exits.length ? `; runner ${exits.join(', ')}` : ''}`.trim();
   return { reason, code: JOB_REASON_CODES[failed.reason ?? ''] ?? 'JOB_FAILED' };
 }
 
@@ -93,7 +97,11 @@ export function podNotStarting(pods: k8s.V1Pod[]): { reason: string; message: st
  */
 function secretMissing(pods: k8s.V1Pod[], jobId: string): boolean {
   const name = secretNameFor(jobId);
-  return pods.some((p) => p.status?.containerStatuses?.some((s) => s.state?.waiting?.reason === 'CreateContainerConfigError' && (s.state.waiting.message ?? '').includes(`secret "${name}" not found`)));
+  return pods.some((p) =>
+    p.status?.containerStatuses?.some(
+      (s) => s.state?.waiting?.reason === 'CreateContainerConfigError' && (s.state.waiting.message ?? '').includes(`secret "${name}" not found`),
+    ),
+  );
 }
 
 const refused = (status: InferenceJobStatus | undefined) => Boolean(status?.conditions?.some((c) => c.type === CONDITION.Admitted && c.status === 'False'));
@@ -127,11 +135,7 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
     if (!o.admission.admitted) {
       const messages = o.admission.problems.map((p) => `${p.field}: ${p.message}`);
       const status = refusedStatus(messages, ij.status, now);
-      return [
-        ...actions,
-        { type: 'patchStatus', status },
-        { type: 'event', eventType: 'Warning', reason: REASON.Invalid, message: status.message! },
-      ];
+      return [...actions, { type: 'patchStatus', status }, { type: 'event', eventType: 'Warning', reason: REASON.Invalid, message: status.message! }];
     }
     return [...actions, { type: 'createRow', job: o.admission.job }, { type: 'requeueAfter', ms: 0 }];
   }
@@ -144,7 +148,11 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
   };
   if (!isTerminal(row.status)) {
     if (!o.job) {
-      actions.push({ type: 'createSecret' }, { type: 'createJob' }, { type: 'event', eventType: 'Normal', reason: REASON.JobCreated, message: `Created Job ${jobName}` });
+      actions.push(
+        { type: 'createSecret' },
+        { type: 'createJob' },
+        { type: 'event', eventType: 'Normal', reason: REASON.JobCreated, message: `Created Job ${jobName}` },
+      );
     } else {
       const failure = jobFailure(o.job, o.pods);
       const stuck = failure ? undefined : podNotStarting(o.pods);
@@ -152,7 +160,10 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
       else if (stuck) {
         const waited = now.getTime() - stuck.since.getTime();
         if (waited >= opts.podStartTimeoutMs) {
-          fail(`runner Pod did not start within ${Math.round(opts.podStartTimeoutMs / 1000)}s: ${stuck.reason}${stuck.message ? `: ${stuck.message}` : ''}`, 'POD_NOT_STARTING');
+          fail(
+            `runner Pod did not start within ${Math.round(opts.podStartTimeoutMs / 1000)}s: ${stuck.reason}${stuck.message ? `: ${stuck.message}` : ''}`,
+            'POD_NOT_STARTING',
+          );
           // Nothing will run: stop the image pulls and scheduling attempts.
           actions.push({ type: 'deleteJob', why: 'its Pod never started' });
         } else {
@@ -164,7 +175,8 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
   }
 
   // 5. A cancelled run whose Job still runs.
-  if (row.status === 'cancelled' && o.job && !jobFinished(o.job) && !o.job.metadata?.deletionTimestamp) actions.push({ type: 'deleteJob', why: 'the run was cancelled' });
+  if (row.status === 'cancelled' && o.job && !jobFinished(o.job) && !o.job.metadata?.deletionTimestamp)
+    actions.push({ type: 'deleteJob', why: 'the run was cancelled' });
 
   // 6. Status, and an Event when the phase changes.
   const hadJob = Boolean(o.job) || !isTerminal(projected.status) || Boolean(ij.status?.jobName);
@@ -172,7 +184,12 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
   if (!sameStatus(ij.status, status)) actions.push({ type: 'patchStatus', status });
   const phase = PHASE[projected.status];
   if (phase !== ij.status?.phase && phase !== 'Pending') {
-    actions.push({ type: 'event', eventType: phase === 'Failed' ? 'Warning' : 'Normal', reason: phase, message: status.message ?? `${status.progress} images` });
+    actions.push({
+      type: 'event',
+      eventType: phase === 'Failed' ? 'Warning' : 'Normal',
+      reason: phase,
+      message: status.message ?? `${status.progress} images`,
+    });
   }
   return actions;
 }

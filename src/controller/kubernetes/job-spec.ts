@@ -58,7 +58,11 @@ export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, st
   const { defaults } = settings;
   const labels = labelsFor(ij, jobId, defaults.podLabels);
   const { gpu, resources, nodeSelector, tolerations } = placementFor(
-    { resources: spec.resources && quantities(spec.resources), nodeSelector: spec.nodeSelector, tolerations: spec.tolerations as k8s.V1Toleration[] | undefined },
+    {
+      resources: spec.resources && quantities(spec.resources),
+      nodeSelector: spec.nodeSelector,
+      tolerations: spec.tolerations as k8s.V1Toleration[] | undefined,
+    },
     defaults,
   );
   const plain = Object.entries({ ...env, ...(gpu ? { EXECUTION_PROVIDERS: 'cuda,cpu' } : {}) })

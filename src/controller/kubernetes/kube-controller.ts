@@ -67,13 +67,21 @@ export class KubeController {
     const { kc, custom, batch, core } = this.#o.clients;
     const selector = `${LABELS.managedBy}=${MANAGED_BY}`;
     this.#ij = this.#informer(
-      k8s.makeInformer<InferenceJob>(kc, `/apis/${GROUP}/${VERSION}/${PLURAL}`, () =>
-        custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as Promise<k8s.KubernetesListObject<InferenceJob>>,
+      k8s.makeInformer<InferenceJob>(
+        kc,
+        `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+        () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as Promise<k8s.KubernetesListObject<InferenceJob>>,
       ),
       (ij) => ij,
     );
-    this.#jobs = this.#informer(k8s.makeInformer<k8s.V1Job>(kc, '/apis/batch/v1/jobs', () => batch.listJobForAllNamespaces({ labelSelector: selector }), selector), (o) => this.#ownerOf(o));
-    this.#pods = this.#informer(k8s.makeInformer<k8s.V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: selector }), selector), (o) => this.#ownerOf(o));
+    this.#jobs = this.#informer(
+      k8s.makeInformer<k8s.V1Job>(kc, '/apis/batch/v1/jobs', () => batch.listJobForAllNamespaces({ labelSelector: selector }), selector),
+      (o) => this.#ownerOf(o),
+    );
+    this.#pods = this.#informer(
+      k8s.makeInformer<k8s.V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: selector }), selector),
+      (o) => this.#ownerOf(o),
+    );
     await Promise.all([this.#ij.start(), this.#jobs.start(), this.#pods.start()]);
     for (const ij of this.#ij.list()) this.#queue.add(keyOf(ij));
     this.#resync = setInterval(() => {
@@ -106,7 +114,10 @@ export class KubeController {
     return { metadata: { namespace, name } };
   }
 
-  #informer<T extends k8s.KubernetesObject>(informer: Informer<T>, toIj: (o: T) => { metadata?: { namespace?: string; name?: string } } | undefined): Informer<T> {
+  #informer<T extends k8s.KubernetesObject>(
+    informer: Informer<T>,
+    toIj: (o: T) => { metadata?: { namespace?: string; name?: string } } | undefined,
+  ): Informer<T> {
     const enqueue = (o: T) => {
       const ij = toIj(o);
       if (ij) this.#queue.add(keyOf(ij));
@@ -160,6 +171,8 @@ export class KubeController {
     const actions = decide(observed, this.#o, this.#now());
     if (actions.length > 0) log.debug({ actions: actions.map((a) => a.type) }, 'reconcile');
     const { requeueAfterMs } = await act(observed, actions, { ...this.#o, log });
-    if (requeueAfterMs !== undefined) this.#queue.addAfter(key, requeueAfterMs);
+    // Now (a row was just created: on to the Job) or later (a Pod's start-up timeout).
+    if (requeueAfterMs === 0) this.#queue.add(key);
+    else if (requeueAfterMs !== undefined) this.#queue.addAfter(key, requeueAfterMs);
   }
 }

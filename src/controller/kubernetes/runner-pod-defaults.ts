@@ -59,7 +59,10 @@ export interface RunnerPlacement {
 }
 
 /** The Pod's resources and placement: the job's own values, else the defaults (+ GPU placement). */
-export function placementFor(job: { resources?: k8s.V1ResourceRequirements; nodeSelector?: Record<string, string>; tolerations?: k8s.V1Toleration[] }, defaults: RunnerPodDefaults): RunnerPlacement {
+export function placementFor(
+  job: { resources?: k8s.V1ResourceRequirements; nodeSelector?: Record<string, string>; tolerations?: k8s.V1Toleration[] },
+  defaults: RunnerPodDefaults,
+): RunnerPlacement {
   const resources = job.resources ?? defaults.resources;
   const name = defaults.gpu.resourceName;
   const gpu = Number(resources?.limits?.[name] ?? resources?.requests?.[name] ?? 0) > 0;

@@ -10,7 +10,14 @@ export const PHASE: Record<JobStatus, Phase> = { pending: 'Pending', running: 'R
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : undefined);
 
-export function condition(type: ConditionType, reason: string, message: string, previous: Condition[] | undefined, now: Date, status: 'True' | 'False' = 'True'): Condition {
+export function condition(
+  type: ConditionType,
+  reason: string,
+  message: string,
+  previous: Condition[] | undefined,
+  now: Date,
+  status: 'True' | 'False' = 'True',
+): Condition {
   const old = previous?.find((c) => c.type === type && c.status === status);
   return { type, status, reason, message, lastTransitionTime: old?.lastTransitionTime ?? now.toISOString() };
 }
@@ -61,7 +68,9 @@ export function statusFor(
     ...(row.total_images !== null ? { totalImages: row.total_images } : {}),
     progressPercent: Math.round(row.progress_percent * 10) / 10,
     progress: `${row.processed_images}/${row.total_images ?? '?'}`,
-    ...(metricName && metricValue !== null ? { primaryMetric: { name: metricName, value: metricValue, display: `${metricName}=${metricValue.toFixed(3)}` } } : {}),
+    ...(metricName && metricValue !== null
+      ? { primaryMetric: { name: metricName, value: metricValue, display: `${metricName}=${metricValue.toFixed(3)}` } }
+      : {}),
     ...(row.results_path ? { resultsPath: row.results_path } : {}),
     ...(row.started_at ? { startTime: iso(row.started_at) } : {}),
     ...(row.completed_at ? { completionTime: iso(row.completed_at) } : {}),

@@ -12,11 +12,37 @@ export const KUBERNETES_VERSION = '1.34.4';
 export const ETCD_VERSION = '3.6.16';
 
 const STAGING_MODULES = [
-  'api', 'apiextensions-apiserver', 'apimachinery', 'apiserver', 'cli-runtime', 'client-go', 'cloud-provider',
-  'cluster-bootstrap', 'code-generator', 'component-base', 'component-helpers', 'controller-manager', 'cri-api',
-  'cri-client', 'csi-translation-lib', 'dynamic-resource-allocation', 'endpointslice', 'externaljwt', 'kms',
-  'kube-aggregator', 'kube-controller-manager', 'kube-proxy', 'kube-scheduler', 'kubectl', 'kubelet', 'metrics',
-  'mount-utils', 'pod-security-admission', 'sample-apiserver', 'sample-cli-plugin', 'sample-controller',
+  'api',
+  'apiextensions-apiserver',
+  'apimachinery',
+  'apiserver',
+  'cli-runtime',
+  'client-go',
+  'cloud-provider',
+  'cluster-bootstrap',
+  'code-generator',
+  'component-base',
+  'component-helpers',
+  'controller-manager',
+  'cri-api',
+  'cri-client',
+  'csi-translation-lib',
+  'dynamic-resource-allocation',
+  'endpointslice',
+  'externaljwt',
+  'kms',
+  'kube-aggregator',
+  'kube-controller-manager',
+  'kube-proxy',
+  'kube-scheduler',
+  'kubectl',
+  'kubelet',
+  'metrics',
+  'mount-utils',
+  'pod-security-admission',
+  'sample-apiserver',
+  'sample-cli-plugin',
+  'sample-controller',
 ];
 
 export interface ControlPlaneBinaries {
@@ -25,7 +51,13 @@ export interface ControlPlaneBinaries {
   kubeControllerManager: string;
 }
 
-function goBuild(moduleDir: string, goMod: string, imports: string[], outputs: Array<{ pkg: string; out: string; ldflags: string }>, log: (line: string) => void): void {
+function goBuild(
+  moduleDir: string,
+  goMod: string,
+  imports: string[],
+  outputs: Array<{ pkg: string; out: string; ldflags: string }>,
+  log: (line: string) => void,
+): void {
   mkdirSync(moduleDir, { recursive: true });
   writeFileSync(join(moduleDir, 'go.mod'), goMod);
   writeFileSync(join(moduleDir, 'tools.go'), `//go:build tools\n\npackage tools\n\nimport (\n${imports.map((i) => `\t_ "${i}"\n`).join('')})\n`);

@@ -85,38 +85,48 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const etcdUrl = `http://127.0.0.1:${opts.etcdPort}`;
     const peerUrl = `http://127.0.0.1:${opts.etcdPeerPort}`;
     const etcdLog = join(logs, 'etcd.log');
-    const etcd = startProcess(bins.etcd, [
-      `--data-dir=${join(opts.dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
-      '--unsafe-no-fsync',
-    ], etcdLog, detached);
+    const etcd = startProcess(
+      bins.etcd,
+      [
+        `--data-dir=${join(opts.dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        '--unsafe-no-fsync',
+      ],
+      etcdLog,
+      detached,
+    );
     children.push(etcd);
     await waitFor('etcd', etcd, etcdLog, async () => (await fetch(`${etcdUrl}/health`)).ok);
 
     const server = `https://127.0.0.1:${opts.apiserverPort}`;
     const apiLog = join(logs, 'kube-apiserver.log');
-    const apiserver = startProcess(bins.kubeApiserver, [
-      `--etcd-servers=${etcdUrl}`,
-      `--cert-dir=${pki.dir}`,
-      `--tls-cert-file=${pki.serverCert}`,
-      `--tls-private-key-file=${pki.serverKey}`,
-      `--client-ca-file=${pki.caCert}`,
-      `--secure-port=${opts.apiserverPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${pki.serviceAccountPub}`,
-      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-      // As envtest: no ServiceAccount admission, so Pods need no token controller.
-      '--disable-admission-plugins=ServiceAccount',
-      '--allow-privileged=true',
-    ], apiLog, detached);
+    const apiserver = startProcess(
+      bins.kubeApiserver,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--cert-dir=${pki.dir}`,
+        `--tls-cert-file=${pki.serverCert}`,
+        `--tls-private-key-file=${pki.serverKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        `--secure-port=${opts.apiserverPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--authorization-mode=RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        // As envtest: no ServiceAccount admission, so Pods need no token controller.
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+      ],
+      apiLog,
+      detached,
+    );
     children.push(apiserver);
     const [ca, cert, key] = await Promise.all([readFile(pki.caCert), readFile(pki.adminCert), readFile(pki.adminKey)]);
     const tls = new Agent({ connect: { ca, cert, key } });
@@ -130,12 +140,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const kubeconfig = join(opts.dir, 'kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, pki), { mode: 0o600 });
     const kcmLog = join(logs, 'kube-controller-manager.log');
-    const kcm = startProcess(bins.kubeControllerManager, [
-      `--kubeconfig=${kubeconfig}`,
-      '--controllers=job-controller,garbage-collector-controller,deployment-controller,replicaset-controller',
-      '--leader-elect=false',
-      '--secure-port=0',
-    ], kcmLog, detached);
+    const kcm = startProcess(
+      bins.kubeControllerManager,
+      [
+        `--kubeconfig=${kubeconfig}`,
+        '--controllers=job-controller,garbage-collector-controller,deployment-controller,replicaset-controller',
+        '--leader-elect=false',
+        '--secure-port=0',
+      ],
+      kcmLog,
+      detached,
+    );
     children.push(kcm);
     // The controller manager has no health endpoint with --secure-port=0: give it a moment to fail.
     await new Promise((r) => setTimeout(r, 500));

@@ -33,7 +33,13 @@ export async function clusterUp(opts: UpOptions): Promise<State> {
     if (state.pids.some((pid) => isProcessAlive(pid))) throw new Error(`a local cluster is already running (${state.server}); run "kinfer cluster down" first`);
   }
   mkdirSync(opts.dir, { recursive: true });
-  const cp = await startControlPlane({ dir: opts.dir, apiserverPort: opts.apiserverPort, etcdPort: opts.etcdPort, etcdPeerPort: opts.etcdPort + 1, detached: true });
+  const cp = await startControlPlane({
+    dir: opts.dir,
+    apiserverPort: opts.apiserverPort,
+    etcdPort: opts.etcdPort,
+    etcdPeerPort: opts.etcdPort + 1,
+    detached: true,
+  });
   try {
     execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: ['ignore', 'ignore', 'pipe'] });
     const log = openSync(join(opts.dir, 'logs', 'node-agent.log'), 'a');

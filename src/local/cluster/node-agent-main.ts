@@ -12,7 +12,12 @@ const agent = new NodeAgent({
   nodeName: env.KINFER_NODE_NAME ?? 'kinfer-local-node',
   labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
   taints: [],
-  capacity: { cpu: String(availableParallelism()), memory: `${Math.floor(totalmem() / 2 ** 20)}Mi`, pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
+  capacity: {
+    cpu: String(availableParallelism()),
+    memory: `${Math.floor(totalmem() / 2 ** 20)}Mi`,
+    pods: '110',
+    ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}),
+  },
   pullableImages: new RegExp(env.KINFER_NODE_PULLABLE_IMAGES ?? '^(kinfer|ghcr\\.io/kinfer)/'),
   workingDirs: JSON.parse(env.KINFER_NODE_WORKDIRS ?? '{}'),
   imageEntrypoint: JSON.parse(env.KINFER_NODE_IMAGE_ENTRYPOINT ?? '[]'),
@@ -22,9 +27,14 @@ const agent = new NodeAgent({
 });
 await agent.start();
 process.stderr.write(`node agent ready\n`);
-const stop = async () => {
-  await agent.stop();
-  process.exit(0);
+const stop = () => {
+  agent.stop().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`node agent did not stop cleanly: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

@@ -95,7 +95,16 @@ export class NodeAgent {
     node.status = {
       capacity,
       allocatable: capacity,
-      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kinfer local node agent (fake kubelet) is ready', lastHeartbeatTime: now(), lastTransitionTime: now() }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'KubeletReady',
+          message: 'kinfer local node agent (fake kubelet) is ready',
+          lastHeartbeatTime: now(),
+          lastTransitionTime: now(),
+        },
+      ],
       nodeInfo: {
         architecture: process.arch,
         bootID: '',
@@ -157,7 +166,9 @@ export class NodeAgent {
     for (const taint of this.#o.taints) {
       if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue;
       const tolerated = (pod.spec?.tolerations ?? []).some(
-        (t) => (t.operator === 'Exists' && (!t.key || t.key === taint.key)) || (t.key === taint.key && (t.value ?? '') === (taint.value ?? '') && (!t.effect || t.effect === taint.effect)),
+        (t) =>
+          (t.operator === 'Exists' && (!t.key || t.key === taint.key)) ||
+          (t.key === taint.key && (t.value ?? '') === (taint.value ?? '') && (!t.effect || t.effect === taint.effect)),
       );
       if (!tolerated) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
     }
@@ -227,7 +238,15 @@ export class NodeAgent {
       } else if (e.valueFrom?.fieldRef) {
         const path = e.valueFrom.fieldRef.fieldPath;
         env[e.name] =
-          path === 'metadata.name' ? pod.metadata!.name! : path === 'metadata.namespace' ? namespace : path === 'spec.nodeName' ? this.#o.nodeName : path === 'metadata.uid' ? pod.metadata!.uid! : '';
+          path === 'metadata.name'
+            ? pod.metadata!.name!
+            : path === 'metadata.namespace'
+              ? namespace
+              : path === 'spec.nodeName'
+                ? this.#o.nodeName
+                : path === 'metadata.uid'
+                  ? pod.metadata!.uid!
+                  : '';
       }
     }
     return env;
@@ -246,7 +265,9 @@ export class NodeAgent {
     const request = await this.#core.createNamespacedServiceAccountToken({
       name: account,
       namespace,
-      body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+      body: {
+        spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } },
+      },
     });
     const cluster = this.#kc.getCurrentCluster()!;
     const kc = new k8s.KubeConfig();
@@ -270,7 +291,13 @@ export class NodeAgent {
     if (unpullable) {
       this.#handled.add(k);
       await this.#updateStatus(pod, (status) => {
-        status.containerStatuses = containers.map((c) => waiting(c, c === unpullable ? 'ErrImagePull' : 'ContainerCreating', c === unpullable ? `failed to pull image "${c.image}": not available on this node` : ''));
+        status.containerStatuses = containers.map((c) =>
+          waiting(
+            c,
+            c === unpullable ? 'ErrImagePull' : 'ContainerCreating',
+            c === unpullable ? `failed to pull image "${c.image}": not available on this node` : '',
+          ),
+        );
       });
       return;
     }
@@ -317,13 +344,23 @@ export class NodeAgent {
         { type: 'ContainersReady', status: 'True', lastTransitionTime: startedAt },
         { type: 'Ready', status: 'True', lastTransitionTime: startedAt },
       ];
-      status.containerStatuses = containers.map((c) => ({ name: c.name, image: c.image!, imageID: '', ready: true, restartCount: 0, started: true, state: { running: { startedAt } } }));
+      status.containerStatuses = containers.map((c) => ({
+        name: c.name,
+        image: c.image!,
+        imageID: '',
+        ready: true,
+        restartCount: 0,
+        started: true,
+        state: { running: { startedAt } },
+      }));
     });
   }
 
   #enqueueFinished(pod: k8s.V1Pod): void {
     const k = key(pod);
-    const next = (this.#queues.get(k) ?? Promise.resolve()).then(() => this.#finished(pod)).catch((err) => this.#o.log?.(`node agent: ${k}: ${(err as Error).message}`));
+    const next = (this.#queues.get(k) ?? Promise.resolve())
+      .then(() => this.#finished(pod))
+      .catch((err) => this.#o.log?.(`node agent: ${k}: ${(err as Error).message}`));
     this.#queues.set(k, next);
   }
 
@@ -339,7 +376,9 @@ export class NodeAgent {
     try {
       await this.#updateStatus(pod, (status) => {
         status.phase = failed ? 'Failed' : 'Succeeded';
-        status.conditions = (status.conditions ?? []).map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt } : c));
+        status.conditions = (status.conditions ?? []).map((c) =>
+          c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt } : c,
+        );
         status.containerStatuses = pod.spec!.containers.map((c) => {
           const exit = run.exits.get(c.name)!;
           return {

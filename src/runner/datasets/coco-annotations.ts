@@ -73,7 +73,9 @@ export function cocoGroundTruth(anns: CocoAnnotation[], image: CocoImage, withMa
       bbox: a.bbox,
       area: a.area ?? a.bbox[2] * a.bbox[3],
       iscrowd: a.iscrowd === 1 || a.iscrowd === true ? 1 : 0,
-      ...(a.keypoints ? { keypoints: a.keypoints, num_keypoints: a.num_keypoints ?? a.keypoints.filter((_, i) => i % 3 === 2 && a.keypoints![i]! > 0).length } : {}),
+      ...(a.keypoints
+        ? { keypoints: a.keypoints, num_keypoints: a.num_keypoints ?? a.keypoints.filter((_, i) => i % 3 === 2 && a.keypoints![i]! > 0).length }
+        : {}),
       ...(segmentation ? { segmentation } : {}),
     };
   });

@@ -77,6 +77,8 @@ async function yoloSource(store: ObjectStore, root: string, modelClassNames: str
     total,
     classNames: modelClassNames,
     samples: () =>
-      stemLabelledSamples(store, imagesRoot, (stem) => ({ objects: { kind: 'yolo', labelUri: labels.has(`${stem}.txt`) ? joinStorageUri(labelsRoot, `${stem}.txt`) : null } })),
+      stemLabelledSamples(store, imagesRoot, (stem) => ({
+        objects: { kind: 'yolo', labelUri: labels.has(`${stem}.txt`) ? joinStorageUri(labelsRoot, `${stem}.txt`) : null },
+      })),
   };
 }

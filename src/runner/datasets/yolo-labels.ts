@@ -20,7 +20,10 @@ export interface YoloLabelOptions {
 
 export function parseYoloLabels(text: string, o: YoloLabelOptions): CocoGroundTruth[] {
   const out: CocoGroundTruth[] = [];
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   lines.forEach((line, n) => {
     const v = line.split(/\s+/).map(Number);
     const where = `label line ${n + 1}`;

@@ -178,7 +178,10 @@ interface EvalImg {
 
 /** Stable sort indices by key ascending (numpy argsort kind='mergesort'). */
 function argsortStable(keys: number[]): number[] {
-  return keys.map((k, i) => [k, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, i]) => i);
+  return keys
+    .map((k, i) => [k, i] as const)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    .map(([, i]) => i);
 }
 
 export interface CocoEvalResult {
@@ -198,8 +201,15 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
 ): CocoEvalResult {
   const iouType = opts.iouType ?? 'bbox';
   const p = defaultParams(opts.imgIds, opts.catIds, iouType);
-  const maskIou: IouFunction<Dt, G> = (d, g, crowd) => rleIou(d.map((x) => x.segmentation!), g.map((x) => x.segmentation!), crowd);
-  const iouFn = opts.iou ?? (iouType === 'segm' ? maskIou : ((iouType === 'keypoints' ? oksIou(opts.sigmas ?? COCO_KEYPOINT_SIGMAS) : boxIou) as unknown as IouFunction<Dt, G>));
+  const maskIou: IouFunction<Dt, G> = (d, g, crowd) =>
+    rleIou(
+      d.map((x) => x.segmentation!),
+      g.map((x) => x.segmentation!),
+      crowd,
+    );
+  const iouFn =
+    opts.iou ??
+    (iouType === 'segm' ? maskIou : ((iouType === 'keypoints' ? oksIou(opts.sigmas ?? COCO_KEYPOINT_SIGMAS) : boxIou) as unknown as IouFunction<Dt, G>));
   // loadRes: ids from 1 in load order; boxes: area = w*h; keypoints: bbox and area of their extent.
   // pycocotools picks the loadRes branch from the first result and applies it to all of them.
   const byBox = (dets[0]?.bbox?.length ?? 0) === 4;
@@ -218,8 +228,7 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
   // _prepare: keypoint ground truths without labelled keypoints are ignored, like crowds.
   const ignored = (g: G) => g.iscrowd === 1 || (iouType === 'keypoints' && g.num_keypoints === 0);
   const key = (img: number, cat: number) => `${img}:${cat}`;
-  const byImageAndCategory = <T extends { image_id: number; category_id: number }>(items: T[]) =>
-    Map.groupBy(items, (x) => key(x.image_id, x.category_id));
+  const byImageAndCategory = <T extends { image_id: number; category_id: number }>(items: T[]) => Map.groupBy(items, (x) => key(x.image_id, x.category_id));
   const gtsBy = byImageAndCategory(gts);
   const dtsBy = byImageAndCategory(dts);
   const maxDetAll = p.maxDets.at(-1)!;
@@ -231,8 +240,19 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
       const g = gtsBy.get(key(img, cat)) ?? [];
       const d = dtsBy.get(key(img, cat)) ?? [];
       if (g.length === 0 && d.length === 0) continue;
-      const sorted = argsortStable(d.map((x) => -x.score)).map((i) => d[i]!).slice(0, maxDetAll);
-      ious.set(key(img, cat), sorted.length === 0 || g.length === 0 ? [] : iouFn(sorted, g, g.map((x) => x.iscrowd === 1)));
+      const sorted = argsortStable(d.map((x) => -x.score))
+        .map((i) => d[i]!)
+        .slice(0, maxDetAll);
+      ious.set(
+        key(img, cat),
+        sorted.length === 0 || g.length === 0
+          ? []
+          : iouFn(
+              sorted,
+              g,
+              g.map((x) => x.iscrowd === 1),
+            ),
+      );
     }
   }
 
@@ -245,7 +265,9 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
     const gtind = argsortStable(ignoreOf);
     const gt = gtind.map((i) => gt0[i]!);
     const gtIg = gtind.map((i) => ignoreOf[i]!);
-    const dt = argsortStable(dt0.map((d) => -d.score)).map((i) => dt0[i]!).slice(0, maxDet);
+    const dt = argsortStable(dt0.map((d) => -d.score))
+      .map((i) => dt0[i]!)
+      .slice(0, maxDet);
     const iscrowd = gt.map((g) => g.iscrowd === 1);
     const allIous = ious.get(key(img, cat)) ?? [];
     const iou = allIous.length === 0 ? [] : allIous.map((row) => gtind.map((j) => row[j]!));
@@ -353,7 +375,18 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
   // summarize(): _summarizeDets (12 numbers) or _summarizeKps (10 numbers, 20 detections).
   const stats =
     iouType === 'keypoints'
-      ? [ap(null, 0, 0), ap(at(0.5), 0, 0), ap(at(0.75), 0, 0), ap(null, 1, 0), ap(null, 2, 0), ar(null, 0, 0), ar(at(0.5), 0, 0), ar(at(0.75), 0, 0), ar(null, 1, 0), ar(null, 2, 0)]
+      ? [
+          ap(null, 0, 0),
+          ap(at(0.5), 0, 0),
+          ap(at(0.75), 0, 0),
+          ap(null, 1, 0),
+          ap(null, 2, 0),
+          ar(null, 0, 0),
+          ar(at(0.5), 0, 0),
+          ar(at(0.75), 0, 0),
+          ar(null, 1, 0),
+          ar(null, 2, 0),
+        ]
       : [
           ap(null, 0, last),
           ap(at(0.5), 0, last),
@@ -368,6 +401,11 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
           ar(null, 2, last),
           ar(null, 3, last),
         ];
-  const perCategory = p.catIds.map((category_id, k) => ({ category_id, ap: ap(null, 0, last, [k]), ap50: ap(at(0.5), 0, last, [k]), recall: ar(null, 0, last, [k]) }));
+  const perCategory = p.catIds.map((category_id, k) => ({
+    category_id,
+    ap: ap(null, 0, last, [k]),
+    ap50: ap(at(0.5), 0, last, [k]),
+    recall: ar(null, 0, last, [k]),
+  }));
   return { stats, perCategory };
 }

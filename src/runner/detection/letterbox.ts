@@ -36,7 +36,10 @@ export function letterboxGeometry(width: number, height: number, inputSize: [num
 }
 
 /** Letterboxed RGB pixels (HWC uint8) of an image, and the geometry used. */
-export async function letterbox(bytes: Uint8Array, inputSize: [number, number]): Promise<{ pixels: Buffer; geometry: Letterbox; original: { width: number; height: number } }> {
+export async function letterbox(
+  bytes: Uint8Array,
+  inputSize: [number, number],
+): Promise<{ pixels: Buffer; geometry: Letterbox; original: { width: number; height: number } }> {
   const image = sharp(bytes, { failOn: 'error', autoOrient: true });
   const meta = await image.metadata();
   const width = meta.autoOrient?.width ?? meta.width;
@@ -53,7 +56,11 @@ export async function letterbox(bytes: Uint8Array, inputSize: [number, number]):
 }
 
 /** Decodes, letterboxes and normalizes one image into the network's CHW float32 input. */
-export async function letterboxTensor(bytes: Uint8Array, inputSize: [number, number], norm: { mean: [number, number, number]; std: [number, number, number] }): Promise<{ tensor: Float32Array; original: { width: number; height: number } }> {
+export async function letterboxTensor(
+  bytes: Uint8Array,
+  inputSize: [number, number],
+  norm: { mean: [number, number, number]; std: [number, number, number] },
+): Promise<{ tensor: Float32Array; original: { width: number; height: number } }> {
   let lb;
   try {
     lb = await letterbox(bytes, inputSize);

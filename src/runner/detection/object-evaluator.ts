@@ -53,7 +53,12 @@ export class ObjectEvaluator {
 
   #iou(dts: CocoDetection[], gts: CocoGroundTruth[]): number[][] {
     const crowd = gts.map((g) => g.iscrowd === 1);
-    if (this.#iouType === 'segm') return rleIou(dts.map((d) => d.segmentation!), gts.map((g) => g.segmentation!), crowd);
+    if (this.#iouType === 'segm')
+      return rleIou(
+        dts.map((d) => d.segmentation!),
+        gts.map((g) => g.segmentation!),
+        crowd,
+      );
     if (this.#iouType === 'keypoints') return oksIou(this.#sigmas)(dts, gts, crowd);
     return boxIou(dts as Array<CocoDetection & { bbox: number[] }>, gts, crowd);
   }
@@ -70,7 +75,13 @@ export class ObjectEvaluator {
       const cls = this.#classOf.get(cat);
       const g = gts.filter((x) => x.category_id === cat);
       const dIdx = dets.map((d, i) => [d, i] as const).filter(([d]) => d.category_id === cat && d.score >= PREDICT_CONFIDENCE);
-      const ious = g.length === 0 || dIdx.length === 0 ? [] : this.#iou(dIdx.map(([d]) => d), g);
+      const ious =
+        g.length === 0 || dIdx.length === 0
+          ? []
+          : this.#iou(
+              dIdx.map(([d]) => d),
+              g,
+            );
       const taken = new Array<boolean>(g.length).fill(false);
       let tp = 0;
       let fp = 0;
@@ -114,7 +125,12 @@ export class ObjectEvaluator {
     const overall: Record<string, number | null> = {};
     let primaryPerCategory: Array<{ category_id: number; ap: number; ap50: number }> = [];
     for (const type of types) {
-      const { stats, perCategory } = cocoEvaluate(this.#gts, this.#dets, { imgIds: this.#imageIds, catIds: this.#evaluated, iouType: type, sigmas: this.#sigmas });
+      const { stats, perCategory } = cocoEvaluate(this.#gts, this.#dets, {
+        imgIds: this.#imageIds,
+        catIds: this.#evaluated,
+        iouType: type,
+        sigmas: this.#sigmas,
+      });
       STAT_NAMES[type === 'keypoints' ? 'keypoints' : 'dets'].forEach((name, i) => (overall[`${type}/${name}`] = stats[i]! < 0 ? null : stats[i]!));
       if (type === this.#iouType) primaryPerCategory = perCategory;
     }

@@ -39,7 +39,10 @@ function iou(a: number[], b: number[]): number {
 
 /** Greedy NMS over score-sorted candidates; returns kept indices, best first. */
 export function nms(boxes: number[][], scores: number[], iouThreshold: number): number[] {
-  const order = scores.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
+  const order = scores
+    .map((s, i) => [s, i] as const)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .map(([, i]) => i);
   const keep: number[] = [];
   const suppressed = new Uint8Array(boxes.length);
   for (const i of order) {
@@ -76,7 +79,11 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
   const maxNms = opts.maxNms ?? 30_000;
   const pool = candidates.length > maxNms ? [...candidates].sort((a, b) => b.score - a.score).slice(0, maxNms) : candidates;
   const offset = pool.map((d) => d.box.map((v) => v + d.classId * MAX_WH));
-  return nms(offset, pool.map((d) => d.score), opts.iou)
+  return nms(
+    offset,
+    pool.map((d) => d.score),
+    opts.iou,
+  )
     .slice(0, opts.maxDet)
     .map((i) => pool[i]!);
 }

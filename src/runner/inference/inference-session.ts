@@ -45,7 +45,10 @@ export class WorkerSession {
     this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads }, [copy]);
   }
 
-  static async open(model: Uint8Array, opts: { executionProviders: string[]; intraOpNumThreads: number }): Promise<{ session: WorkerSession; info: SessionInfo }> {
+  static async open(
+    model: Uint8Array,
+    opts: { executionProviders: string[]; intraOpNumThreads: number },
+  ): Promise<{ session: WorkerSession; info: SessionInfo }> {
     const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads);
     try {
       return { session, info: await session.#ready };

@@ -8,7 +8,11 @@ if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | undefined;
 
-async function createSession(model: Uint8Array, providers: string[], threads: number): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
+async function createSession(
+  model: Uint8Array,
+  providers: string[],
+  threads: number,
+): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
   const options = (eps: string[]): ort.InferenceSession.SessionOptions => ({
     executionProviders: eps,
     intraOpNumThreads: threads,
@@ -35,7 +39,7 @@ function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
 }
 
-port.on('message', async (msg: WorkerRequest) => {
+async function handle(msg: WorkerRequest): Promise<void> {
   try {
     if (msg.type === 'init') {
       const started = performance.now();
@@ -64,8 +68,14 @@ port.on('message', async (msg: WorkerRequest) => {
       const data = t.data as Float32Array;
       return { name, dims: [...t.dims], data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer };
     });
-    reply({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, outputs.map((o) => o.data));
+    reply(
+      { type: 'result', id: msg.id, outputs, ms: performance.now() - started },
+      outputs.map((o) => o.data),
+    );
   } catch (err) {
     reply({ type: 'error', id: msg.type === 'run' ? msg.id : -1, message: (err as Error).message });
   }
-});
+}
+
+// handle() answers every request itself, errors included.
+port.on('message', (msg: WorkerRequest) => void handle(msg));

@@ -1,14 +1,7 @@
 // Reports to the callback service. Transient failures (network, 5xx, 429) are retried with
 // backoff; a 409 means the job is no longer active (cancelled elsewhere) and stops the runner.
 import { Agent, request } from 'undici';
-import {
-  callbackPaths,
-  CallbackReply,
-  type DonePayload,
-  type ImageResult,
-  type JobKind,
-  type ProgressPayload,
-} from '../../contract/index.ts';
+import { callbackPaths, CallbackReply, type DonePayload, type ImageResult, type JobKind, type ProgressPayload } from '../../contract/index.ts';
 
 export class JobNoLongerActiveError extends Error {
   readonly code = 'JOB_NO_LONGER_ACTIVE';

@@ -84,9 +84,7 @@ export class ObjectStore {
     const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
     let token: string | undefined;
     do {
-      const page = await this.#client().send(
-        new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
+      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const obj of page.Contents ?? []) {
         if (obj.Key && !obj.Key.endsWith('/')) yield formatStorageUri({ scheme: 's3', bucket: loc.bucket, key: obj.Key });
       }

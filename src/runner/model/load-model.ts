@@ -57,5 +57,12 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   if (problems.length > 0 || !model) throw new ModelMetadataError(problems.map((p) => p.message).join('; '));
   const { session, info } = await WorkerSession.open(bytes, opts);
   const batchDim = model.inputShape[0];
-  return { session, info, metadata: model.metadata, outputShapes: model.outputShapes, fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined, loadMs: performance.now() - started };
+  return {
+    session,
+    info,
+    metadata: model.metadata,
+    outputShapes: model.outputShapes,
+    fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
+    loadMs: performance.now() - started,
+  };
 }

@@ -24,7 +24,13 @@ export interface PipelineStats {
 
 type Decoded<C> = { sample: Sample; ms: number } & ({ tensor: Float32Array; context: C; error?: never } | { tensor?: never; context?: never; error: string });
 
-export async function processImages<C>(store: ObjectStore, model: LoadedModel, task: VisionTask<C>, source: SampleSource, opts: PipelineOptions): Promise<PipelineStats> {
+export async function processImages<C>(
+  store: ObjectStore,
+  model: LoadedModel,
+  task: VisionTask<C>,
+  source: SampleSource,
+  opts: PipelineOptions,
+): Promise<PipelineStats> {
   const [h, w] = model.metadata.inputSize;
   const plane = 3 * h * w;
   const batchSize = model.fixedBatch ?? opts.batchSize;

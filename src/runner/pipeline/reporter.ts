@@ -57,10 +57,7 @@ export class JobReporter {
     this.#bufferBytes += line.length;
     if (this.#buffer.length >= this.#o.resultsBatchSize || this.#bufferBytes >= MAX_BATCH_BYTES) await this.#flush();
     const now = Date.now();
-    if (
-      this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages ||
-      now - this.#lastProgressAt >= this.#o.progressIntervalMs
-    ) {
+    if (this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages || now - this.#lastProgressAt >= this.#o.progressIntervalMs) {
       this.#lastProgressAt = now;
       this.#lastProgressCount = this.#processed;
       // Results go first, so that progress never counts images the API cannot list yet.

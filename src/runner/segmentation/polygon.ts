@@ -58,7 +58,7 @@ export function rleFromPolygon(xy: number[], h: number, w: number): Rle {
     previous = t;
   }
   const counts: number[] = [a[0]!];
-  for (let j = 1; j < a.length; ) {
+  for (let j = 1; j < a.length;) {
     if (a[j]! > 0) counts.push(a[j++]!);
     else {
       j++;

@@ -103,7 +103,7 @@ export function rleIou(dts: Rle[], gts: Rle[], iscrowd: boolean[]): number[][] {
       let vb = false;
       let inter = 0;
       let union = 0;
-      for (let ct = 1; ct > 0; ) {
+      for (let ct = 1; ct > 0;) {
         const c = Math.min(ca, cb);
         if (va || vb) {
           union += c;
@@ -135,7 +135,7 @@ export function rleToString(rle: Rle): string {
   let s = '';
   rle.counts.forEach((count, i) => {
     let x = i > 2 ? count - rle.counts[i - 2]! : count;
-    for (let more = true; more; ) {
+    for (let more = true; more;) {
       let c = x & 0x1f;
       x = Math.floor(x / 32); // arithmetic shift, also for negative deltas
       more = c & 0x10 ? x !== -1 : x !== 0;
@@ -153,7 +153,7 @@ export function rleFromString(counts: string, height: number, width: number): Rl
   while (p < counts.length) {
     let x = 0;
     let k = 0;
-    for (let more = true; more; ) {
+    for (let more = true; more;) {
       const c = counts.charCodeAt(p) - 48;
       x += (c & 0x1f) * 2 ** (5 * k);
       more = (c & 0x20) !== 0;

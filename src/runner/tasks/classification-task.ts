@@ -34,7 +34,11 @@ export class ClassificationTask implements VisionTask<null> {
   async interpret(outputs: WorkerOutput[], row: number, _context: null, sample: Sample): Promise<TaskFields> {
     const ranked = topK(toProbabilities(outputRow(outputs[0]!, row)), TOP_K, this.#classNames);
     const best = ranked[0]!;
-    if (this.#metrics && sample.trueClassId !== undefined) this.#metrics.add(sample.trueClassId, ranked.map((p) => p.class_id));
+    if (this.#metrics && sample.trueClassId !== undefined)
+      this.#metrics.add(
+        sample.trueClassId,
+        ranked.map((p) => p.class_id),
+      );
     return {
       predicted_class_id: best.class_id,
       predicted_label: best.class_name,

@@ -21,12 +21,19 @@ export async function openSource(env: RunnerEnv, store: ObjectStore, model: Load
   return objectDatasetSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata);
 }
 
-export function createTask(env: RunnerEnv, ctx: { store: ObjectStore; model: LoadedModel; source: SampleSource; artifactsUri: string; writes: BackgroundWrites }): VisionTask<unknown> {
+export function createTask(
+  env: RunnerEnv,
+  ctx: { store: ObjectStore; model: LoadedModel; source: SampleSource; artifactsUri: string; writes: BackgroundWrites },
+): VisionTask<unknown> {
   const { store, model, source } = ctx;
   const evaluate = env.COMPUTE_METRICS && env.INFERENCE_TYPE === 'test_run';
   const visualizer = env.SAVE_VISUALIZATIONS ? new Visualizer(store, ctx.artifactsUri, ctx.writes) : undefined;
   if (env.TASK_TYPE === 'image_classification') {
-    return new ClassificationTask(model.metadata, source.classNames, evaluate ? (source.datasetClassIds ?? source.classNames.map((_, i) => i)) : undefined) as VisionTask<unknown>;
+    return new ClassificationTask(
+      model.metadata,
+      source.classNames,
+      evaluate ? (source.datasetClassIds ?? source.classNames.map((_, i) => i)) : undefined,
+    ) as VisionTask<unknown>;
   }
   if (env.TASK_TYPE === 'semantic_segmentation') {
     return new SemanticTask({

@@ -86,7 +86,14 @@ export class ObjectTask implements VisionTask<Context> {
     const firstId = this.#nextAnnotationId;
     this.#nextAnnotationId += text.split('\n').length + 1;
     try {
-      return parseYoloLabels(text, { task: this.#o.task, numClasses: this.#nc, kptShape: this.#kpt as [number, 2 | 3] | undefined, imageId: sample.imageId ?? sample.index, firstId, ...size });
+      return parseYoloLabels(text, {
+        task: this.#o.task,
+        numClasses: this.#nc,
+        kptShape: this.#kpt as [number, 2 | 3] | undefined,
+        imageId: sample.imageId ?? sample.index,
+        firstId,
+        ...size,
+      });
     } catch (err) {
       throw new Error(`${labels.labelUri}: ${(err as Error).message}`);
     }
@@ -98,14 +105,27 @@ export class ObjectTask implements VisionTask<Context> {
     const dims = outputs[0]!.dims;
     const raw = this.#endToEnd ? decodeEndToEnd(out, dims[1]!, this.#o.nms) : decodeYolo(out, this.#nc, dims[2]!, this.#o.nms);
     const found = raw.filter((d) => d.classId >= 0 && d.classId < this.#nc);
-    const boxes = scaleBoxes(found.map((d) => d.box), inputSize, ctx.original);
-    const protos = this.#o.task === 'instance_segmentation' ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! } : undefined;
+    const boxes = scaleBoxes(
+      found.map((d) => d.box),
+      inputSize,
+      ctx.original,
+    );
+    const protos =
+      this.#o.task === 'instance_segmentation'
+        ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! }
+        : undefined;
     const back = this.#kpt && inputToOriginal(inputSize, ctx.original);
     const anchors = dims[2]!;
     const masks: Rle[] = [];
     const detections: DetectedObject[] = found.map((d, i) => {
       const bbox = boxes[i] as [number, number, number, number];
-      const object: DetectedObject = { class_id: d.classId, class_name: this.#o.classNames[d.classId]!, category_id: this.#categoryIds[d.classId]!, confidence: d.score, bbox };
+      const object: DetectedObject = {
+        class_id: d.classId,
+        class_name: this.#o.classNames[d.classId]!,
+        category_id: this.#categoryIds[d.classId]!,
+        confidence: d.score,
+        bbox,
+      };
       if (protos) {
         const coefficients = Array.from({ length: protos.channels }, (_, k) => out[(4 + this.#nc + k) * anchors + d.anchor]!);
         const rle = instanceMask(protos, coefficients, bbox, { inputSize, original: ctx.original });
@@ -136,14 +156,25 @@ export class ObjectTask implements VisionTask<Context> {
       detections.forEach((d, i) => (d.match_iou = score.matchIous[i]!));
       const matched = score.matchIous.filter((v): v is number => v !== null);
       fields.ground_truth = this.#groundTruthObjects(ctx.gts);
-      fields.image_metrics = { tp: score.tp, fp: score.fp, fn: score.fn, mean_iou: matched.length ? matched.reduce((a, b) => a + b, 0) / matched.length : null };
+      fields.image_metrics = {
+        tp: score.tp,
+        fp: score.fp,
+        fn: score.fn,
+        mean_iou: matched.length ? matched.reduce((a, b) => a + b, 0) / matched.length : null,
+      };
       fields.is_correct = score.fp === 0 && score.fn === 0;
     }
     if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.objects(sample, ctx.bytes, detections, this.#kpt?.[0]);
     return fields;
   }
 
-  #keypoints(out: Float32Array, anchors: number, anchor: number, back: ReturnType<typeof inputToOriginal>, original: { width: number; height: number }): number[] {
+  #keypoints(
+    out: Float32Array,
+    anchors: number,
+    anchor: number,
+    back: ReturnType<typeof inputToOriginal>,
+    original: { width: number; height: number },
+  ): number[] {
     const [k, d] = this.#kpt!;
     const base = 4 + this.#nc;
     const values: number[] = [];

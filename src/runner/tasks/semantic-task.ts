@@ -41,7 +41,9 @@ export async function readLabelPng(bytes: Uint8Array, size: { width: number; hei
   const meta = await image.metadata();
   if (meta.format !== 'png') throw new ImageDecodeError(`ground-truth mask ${uri} is ${meta.format}, not PNG`);
   if (meta.isPalette || (meta.channels ?? 1) > 2 || meta.depth !== 'uchar') {
-    throw new ImageDecodeError(`ground-truth mask ${uri} must be an 8-bit greyscale PNG of class ids (it is ${meta.isPalette ? 'a palette' : `${meta.channels}-channel ${meta.depth}`} PNG)`);
+    throw new ImageDecodeError(
+      `ground-truth mask ${uri} must be an 8-bit greyscale PNG of class ids (it is ${meta.isPalette ? 'a palette' : `${meta.channels}-channel ${meta.depth}`} PNG)`,
+    );
   }
   if (meta.width !== size.width || meta.height !== size.height) {
     throw new ImageDecodeError(`ground-truth mask ${uri} is ${meta.width}x${meta.height}, its image ${size.width}x${size.height}`);
@@ -102,7 +104,14 @@ export class SemanticTask implements VisionTask<Context> {
     const dominant = counts.reduce((best, n, c) => (n > counts[best]! ? c : best), 0);
     const maskPath = joinStorageUri(this.#o.masksUri, `${String(sample.index).padStart(6, '0')}.png`);
     await this.#o.writes.add(maskPath, async () =>
-      this.#o.store.write(maskPath, await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer(), 'image/png'),
+      this.#o.store.write(
+        maskPath,
+        await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toBuffer(),
+        'image/png',
+      ),
     );
     const fields: TaskFields = {
       predicted_class_id: dominant,

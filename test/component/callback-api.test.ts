@@ -1,0 +1,92 @@
+// The callback service's app in-process on the real Postgres: a runner's report moves its job
+// forward once, its error code is kept beside the message, and every refusal is from the catalog.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createCallbackApp } from '../../src/callback/app.ts';
+import { TokenVerifier } from '../../src/callback/token-verifier.ts';
+import { callbackPaths } from '../../src/contract/index.ts';
+import { TokenIssuer } from '../../src/controller/token-issuer.ts';
+import { HTTP_ERRORS } from '../../src/http/errors.ts';
+import { quietLog, serve, testDatabase, type Served, type TestDatabase } from '../support/in-process.ts';
+
+let db: TestDatabase;
+let app: Served;
+let tokens: TokenIssuer;
+
+beforeAll(async () => {
+  db = await testDatabase();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', {
+    namedCurve: 'prime256v1',
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  tokens = new TokenIssuer(privateKey, 600);
+  app = await serve(createCallbackApp({ store: db.store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready: async () => undefined }));
+});
+
+afterAll(async () => {
+  await app?.close();
+  await db?.stop();
+});
+
+async function newRun(): Promise<string> {
+  const run = await db.store.createTestRun({
+    checkpoint_path: 's3://models/m.onnx',
+    dataset_path: 's3://datasets/d',
+    dataset_split: 'test',
+    task_type: 'image_classification',
+    name: null,
+    training_job_id: null,
+    enable_xai: false,
+    xai_method: null,
+    xai_config: null,
+  });
+  return run.id;
+}
+const auth = (id: string) => ({ authorization: `Bearer ${tokens.issue('test_run', id)}` });
+const counts = { processed_images: 4, total_images: 10, failed_images: 0, results_path: null, timings: null };
+
+describe('callback service in-process', () => {
+  it("keeps a runner's error code with its message, and a second done changes nothing", async () => {
+    const id = await newRun();
+    expect((await app.call('POST', callbackPaths.progress(id), { processed_images: 4, total_images: 10 }, auth(id))).body).toEqual({
+      status: 'running',
+      applied: true,
+    });
+    const done = {
+      status: 'failed',
+      ...counts,
+      error_message: "the model's task is object_detection but the job asks for image_classification",
+      error_code: 'MODEL_METADATA_INVALID',
+    };
+    expect((await app.call('POST', callbackPaths.done('test_run', id), done, auth(id))).body).toEqual({ status: 'failed', applied: true });
+    expect(await db.store.get('test_run', id)).toMatchObject({ status: 'failed', error_code: 'MODEL_METADATA_INVALID', processed_images: 4 });
+    const again = await app.call('POST', callbackPaths.done('test_run', id), { status: 'completed', ...counts, metrics: null }, auth(id));
+    expect([again.status, again.body]).toEqual([200, { status: 'failed', applied: false }]);
+  });
+
+  it('records RUNNER_ERROR for a failure without a code (an older runner)', async () => {
+    const id = await newRun();
+    await app.call('POST', callbackPaths.done('test_run', id), { status: 'failed', ...counts, error_message: 'boom' }, auth(id));
+    expect(await db.store.get('test_run', id)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR', error_message: 'boom' });
+  });
+
+  it('refuses with codes from the catalog: no token, another job, a payload off the contract, a code that is not one', async () => {
+    const id = await newRun();
+    const other = await newRun();
+    const replies = [
+      await app.call('POST', callbackPaths.progress(id), { processed_images: 1 }),
+      await app.call('POST', callbackPaths.progress(id), { processed_images: 1 }, auth(other)),
+      await app.call('POST', callbackPaths.progress(id), { processed_images: -1 }, auth(id)),
+      await app.call('POST', callbackPaths.done('test_run', id), { status: 'failed', ...counts, error_message: 'x', error_code: 'not a code' }, auth(id)),
+    ];
+    expect(replies.map((r) => [r.status, r.body.error])).toEqual([
+      [401, 'unauthorized'],
+      [403, 'forbidden'],
+      [422, 'invalid_payload'],
+      [422, 'invalid_payload'],
+    ]);
+    expect(replies[3]!.body.fields).toEqual([{ field: 'error_code', message: 'must be an UPPER_SNAKE_CASE code' }]);
+    for (const r of replies) expect(HTTP_ERRORS[r.body.error as keyof typeof HTTP_ERRORS].status).toBe(r.status);
+    expect((await app.call('POST', callbackPaths.progress(randomUUID()), { processed_images: 1 }, auth(id))).status).toBe(403);
+  });
+});

@@ -1,0 +1,139 @@
+// The controller's REST API in-process, on the real Postgres and S3 server, with a FAKE tier in
+// place of the subprocess or Kubernetes tier: the admission's refusals, the hand-over to the
+// tier, the error catalog, and storage that does not answer.
+import { createServer, type Server } from 'node:net';
+import { Admission } from '../../src/controller/admission/admission.ts';
+import { ModelInspector } from '../../src/controller/admission/model-inspector.ts';
+import { createControllerApp } from '../../src/controller/api/app.ts';
+import { HTTP_ERRORS } from '../../src/http/errors.ts';
+import { StorageClient } from '../../src/storage/object-store.ts';
+import { FakeTier, quietLog, serve, testAdmission, testDatabase, testPrefix, testStorage, type Served, type TestDatabase } from '../support/in-process.ts';
+import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
+
+let db: TestDatabase;
+let api: Served;
+let tier: FakeTier;
+let cases: InvalidCase[];
+let prefix: string;
+
+const ready = async () => undefined;
+
+beforeAll(async () => {
+  db = await testDatabase();
+  const storage = testStorage();
+  prefix = testPrefix();
+  cases = await invalidJobCases(storage, prefix);
+  tier = new FakeTier();
+  api = await serve(createControllerApp({ store: db.store, admission: testAdmission(storage), log: quietLog(), ready, tier }));
+});
+
+afterAll(async () => {
+  await api?.close();
+  await db?.stop();
+});
+
+const valid = () => ({ checkpoint_path: `${prefix}/models/colors.onnx`, dataset_path: `${prefix}/data/colors`, task_type: 'image_classification' });
+
+describe('the admission at the REST door', () => {
+  it('refuses every invalid request of the table with its fields, and stores nothing', async () => {
+    for (const c of cases) {
+      const res = await api.call('POST', `/api/v1${c.rest.path}`, c.rest.body);
+      expect([c.name, res.status, res.body.error]).toEqual([c.name, 400, 'validation_error']);
+      expect([c.name, res.body.fields]).toEqual([
+        c.name,
+        c.expected.map((e) => ({ field: e.field, message: typeof e.message === 'string' ? e.message : expect.stringMatching(e.message) })),
+      ]);
+    }
+    expect(
+      Number((await db.ds.query('SELECT count(*)::int AS n FROM test_runs'))[0].n) +
+        Number((await db.ds.query('SELECT count(*)::int AS n FROM inference_jobs'))[0].n),
+    ).toBe(0);
+  });
+
+  it('stores a valid request as pending and hands it to the tier', async () => {
+    const res = await api.call('POST', '/api/v1/test-runs', { ...valid(), name: 'ok', xai_config: { num_samples: 10 } });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('location')).toBe(`/api/v1/test-runs/${res.body.id}`);
+    expect(res.body).toMatchObject({ status: 'pending', name: 'ok', dataset_split: 'test', xai_config: { num_samples: 10 }, error_code: null });
+    expect(tier.created).toContainEqual({ kind: 'test_run', id: res.body.id });
+  });
+});
+
+describe('errors from the catalog', () => {
+  it('fails a job the tier could not take, 503 executor_unavailable, with its code', async () => {
+    tier.fail = new Error('no executor');
+    try {
+      const res = await api.call('POST', '/api/v1/test-runs', valid());
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ error: 'executor_unavailable', id: expect.any(String) });
+      expect(await db.store.get('test_run', res.body.id)).toMatchObject({ status: 'failed', error_code: 'EXECUTOR_UNAVAILABLE' });
+    } finally {
+      tier.fail = undefined;
+    }
+  });
+
+  it('cancels once: 200, then 409 conflict', async () => {
+    const created = await api.call('POST', '/api/v1/test-runs', valid());
+    const first = await api.call('POST', `/api/v1/test-runs/${created.body.id}/cancel`);
+    expect(first.body).toMatchObject({ status: 'cancelled', error_code: 'CANCELLED_BY_USER' });
+    expect(tier.cancelled).toContainEqual({ kind: 'test_run', id: created.body.id });
+    const again = await api.call('POST', `/api/v1/test-runs/${created.body.id}/cancel`);
+    expect([again.status, again.body.error]).toEqual([409, 'conflict']);
+  });
+
+  it('answers every error with a code from the catalog and its status', async () => {
+    const replies = [
+      await api.call('GET', '/api/v1/nowhere'),
+      await api.call('GET', '/api/v1/test-runs/not-a-uuid'),
+      await api.call('POST', '/api/v1/test-runs', '{"not json'),
+      await api.call('POST', '/api/v1/inference-jobs', { x: 'y'.repeat(3 << 20) }),
+      await api.call('GET', '/api/v1/test-runs?skip=-1'),
+    ];
+    expect(replies.map((r) => [r.status, r.body.error])).toEqual([
+      [404, 'not_found'],
+      [404, 'not_found'],
+      [400, 'bad_request'],
+      [413, 'payload_too_large'],
+      [400, 'validation_error'],
+    ]);
+    for (const r of replies) expect(HTTP_ERRORS[r.body.error as keyof typeof HTTP_ERRORS].status).toBe(r.status);
+  });
+});
+
+describe('object storage that does not answer', () => {
+  let blackHole: Server;
+  let stalled: Served;
+
+  beforeAll(async () => {
+    // Accepts connections and never answers, as a hung S3 endpoint does.
+    blackHole = createServer(() => undefined);
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    const storage = new StorageClient({
+      endpoint: `http://127.0.0.1:${(blackHole.address() as { port: number }).port}`,
+      region: 'us-east-1',
+      accessKeyId: 'x',
+      secretAccessKey: 'y',
+    });
+    const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: 700 });
+    stalled = await serve(createControllerApp({ store: db.store, admission, log: quietLog(), ready, tier: new FakeTier() }));
+  });
+
+  afterAll(async () => {
+    await stalled?.close();
+    blackHole?.close();
+  });
+
+  it('answers 503 storage_unavailable after the timeout, and creates nothing', async () => {
+    const before = Number((await db.ds.query('SELECT count(*)::int AS n FROM test_runs'))[0].n);
+    const started = Date.now();
+    const res = await stalled.call('POST', '/api/v1/test-runs', {
+      checkpoint_path: 's3://models/m.onnx',
+      dataset_path: 's3://datasets/d',
+      task_type: 'image_classification',
+    });
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({ error: 'storage_unavailable', message: 'object storage did not answer the submit-time checks within 0.7s' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(Number((await db.ds.query('SELECT count(*)::int AS n FROM test_runs'))[0].n)).toBe(before);
+  });
+});

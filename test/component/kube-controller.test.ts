@@ -1,0 +1,217 @@
+// The Kubernetes controller in-process against the real local control plane (etcd,
+// kube-apiserver, kube-controller-manager; no node agent, so runner Pods stay Pending), with the
+// real Postgres and S3 server: both doors refuse the same requests with the same messages, an
+// admitted InferenceJob gets its run, Secret and Job, status is written only when it changes, and
+// leader election hands over between two electors.
+import * as k8s from '@kubernetes/client-node';
+import { createControllerApp } from '../../src/controller/api/app.ts';
+import { specFieldOf } from '../../src/controller/job-mapping.ts';
+import { KubeController } from '../../src/controller/kubernetes/kube-controller.ts';
+import { TokenIssuer } from '../../src/controller/token-issuer.ts';
+import { kubeClients } from '../../src/kube/client.ts';
+import { LeaderElector } from '../../src/kube/leader-election.ts';
+import { ensureSigningKeys } from '../../src/cli/keys.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
+import { FakeTier, quietLog, serve, testAdmission, testDatabase, testPrefix, testStorage, type Served, type TestDatabase } from '../support/in-process.ts';
+import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
+
+let cluster: TestCluster;
+let db: TestDatabase;
+let controller: KubeController;
+let rest: Served;
+let cases: InvalidCase[];
+let prefix: string;
+let statusWrites = 0;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ nodeAgent: false });
+  db = await testDatabase();
+  const storage = testStorage();
+  prefix = testPrefix();
+  cases = await invalidJobCases(storage, prefix);
+  const admission = testAdmission(storage);
+  const keys = await ensureSigningKeys(join(cluster.dir, 'keys'));
+  const clients = kubeClients(cluster.cp.kubeconfig);
+  // Counts status writes, to show that an unchanged status is not written again.
+  const patchStatus = clients.custom.patchNamespacedCustomObjectStatus.bind(clients.custom);
+  clients.custom.patchNamespacedCustomObjectStatus = ((...args: Parameters<typeof patchStatus>) => {
+    statusWrites++;
+    return patchStatus(...args);
+  }) as typeof patchStatus;
+  controller = new KubeController({
+    clients,
+    store: db.store,
+    admission,
+    tokens: new TokenIssuer(readFileSync(keys.privateKeyFile, 'utf8'), 3600),
+    runner: { callbackUrl: 'http://127.0.0.1:9', artifactsUri: `${prefix}/artifacts`, awsRegion: 'us-east-1' },
+    pod: { image: 'kinfer/runner:test', args: ['runner'], defaultTtlSecondsAfterFinished: 60, defaults: { gpu: { resourceName: 'nvidia.com/gpu' } } },
+    podStartTimeoutMs: 600_000,
+    finalizerGiveUpMs: 60_000,
+    resyncMs: 2_000,
+    watchSilenceMs: 600_000,
+    identity: 'in-process',
+    log: quietLog(),
+  });
+  await controller.start();
+  rest = await serve(createControllerApp({ store: db.store, admission, log: quietLog(), ready: async () => undefined, tier: new FakeTier() }));
+}, 180_000);
+
+afterAll(async () => {
+  await rest?.close();
+  await controller?.stop();
+  await db?.stop();
+  await cluster?.stop();
+});
+
+const apply = (name: string, spec: Record<string, unknown>) =>
+  cluster.kubectl(['apply', '-n', 'default', '-f', '-'], JSON.stringify({ apiVersion: 'kinfer.io/v1alpha1', kind: 'InferenceJob', metadata: { name }, spec }));
+const getIj = async (name: string) => JSON.parse((await cluster.kubectl(['get', 'ij', '-n', 'default', name, '-o', 'json'])).stdout);
+const admittedCondition = (name: string) =>
+  eventually(`${name} admission`, async () => (await getIj(name)).status?.conditions?.find((c: { type: string }) => c.type === 'Admitted'), 60_000);
+
+describe('both doors refuse the same requests with the same messages', () => {
+  it('every invalid request of the table: 400 at the REST door, Admitted=False (or the API server) at the kubectl door', async () => {
+    for (const [i, c] of cases.entries()) {
+      const name = `invalid-${i}`;
+      const restReply = await rest.call('POST', `/api/v1${c.rest.path}`, c.rest.body);
+      expect([c.name, restReply.status]).toEqual([c.name, 400]);
+      const applied = await apply(name, c.spec);
+      if (c.crdRefuses) {
+        // What the CRD can check itself, the API server refuses before the controller sees it.
+        expect([c.name, applied.code]).toEqual([c.name, 1]);
+        expect(applied.stderr).toMatch(c.crdRefuses);
+        continue;
+      }
+      expect([c.name, applied.stderr]).toEqual([c.name, '']);
+      const admitted = await admittedCondition(name);
+      // The REST door's problems, each field spelled as the kubectl door spells it.
+      const message = restReply.body.fields.map((f: { field: string; message: string }) => `${specFieldOf(f.field)}: ${f.message}`).join('; ');
+      expect([c.name, admitted]).toEqual([c.name, expect.objectContaining({ status: 'False', reason: 'Invalid', message })]);
+      const obj = await getIj(name);
+      expect(obj.status.phase).toBe('Failed');
+      const events = JSON.parse(
+        (await cluster.kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])).stdout,
+      ).items;
+      expect(events.map((e: { reason: string; message: string; type: string }) => [e.type, e.reason, e.message])).toEqual([['Warning', 'Invalid', message]]);
+      // No run, no Job.
+      expect(await db.store.get('test_run', obj.metadata.uid)).toBeNull();
+      expect((await cluster.batch.listNamespacedJob({ namespace: 'default', labelSelector: `kinfer.io/job-id=${obj.metadata.uid}` })).items).toEqual([]);
+    }
+  });
+});
+
+describe('an admitted InferenceJob', () => {
+  it('gets its run, Secret and Job, and a status that is written only when something changes', async () => {
+    expect(
+      (
+        await apply('valid', {
+          type: 'test_run',
+          taskType: 'image_classification',
+          checkpointPath: `${prefix}/models/colors.onnx`,
+          dataset: { path: `${prefix}/data/colors` },
+        })
+      ).stderr,
+    ).toBe('');
+    const obj = await eventually('JobCreated', async () => {
+      const o = await getIj('valid');
+      return o.status?.jobName ? o : undefined;
+    });
+    expect(obj.status.conditions.map((c: { type: string; status: string }) => `${c.type}=${c.status}`)).toEqual(['Admitted=True', 'JobCreated=True']);
+    expect(await db.store.get('test_run', obj.metadata.uid)).toMatchObject({
+      status: 'pending',
+      name: 'valid',
+      executor: 'kubernetes',
+      executor_ref: 'default/valid',
+    });
+    const jobs = (await cluster.batch.listNamespacedJob({ namespace: 'default', labelSelector: `kinfer.io/job-id=${obj.metadata.uid}` })).items;
+    expect(jobs.map((j) => j.metadata!.name)).toEqual([`kinfer-${obj.metadata.uid}`]);
+    const env = Object.fromEntries(jobs[0]!.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value ?? e.valueFrom?.secretKeyRef?.name]));
+    expect(env).toMatchObject({
+      JOB_ID: obj.metadata.uid,
+      DATASET_PATH: `${prefix}/data/colors`,
+      SPLIT: 'test',
+      CALLBACK_TOKEN: `kinfer-${obj.metadata.uid}-runner`,
+    });
+
+    // Several resyncs later, nothing changed: no further status write.
+    const writes = statusWrites;
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(statusWrites).toBe(writes);
+
+    // A change in the database (the runner reports) is mirrored.
+    await db.store.applyProgress('test_run', obj.metadata.uid, { processed_images: 3, total_images: 19, failed_images: 0 });
+    const running = await eventually('Running', async () => {
+      const o = await getIj('valid');
+      return o.status?.phase === 'Running' ? o : undefined;
+    });
+    expect(running.status).toMatchObject({ progress: '3/19' });
+  });
+
+  it('a REST-submitted job is mirrored by an InferenceJob named after its whole id', async () => {
+    const clients = kubeClients(cluster.cp.kubeconfig);
+    const created = await rest.call('POST', '/api/v1/test-runs', {
+      checkpoint_path: `${prefix}/models/colors.onnx`,
+      dataset_path: `${prefix}/data/colors`,
+      task_type: 'image_classification',
+    });
+    expect(created.status).toBe(201);
+    // The FAKE tier does not create it: create it as the Kubernetes tier does, then let the controller run it.
+    const { specFromRow } = await import('../../src/controller/job-mapping.ts');
+    const { inferenceJobNameFor } = await import('../../src/controller/kubernetes/kubernetes-tier.ts');
+    const name = inferenceJobNameFor('test_run', created.body.id);
+    expect(name).toBe(`test-run-${created.body.id}`);
+    await clients.custom.createNamespacedCustomObject({
+      group: 'kinfer.io',
+      version: 'v1alpha1',
+      plural: 'inferencejobs',
+      namespace: 'default',
+      body: {
+        apiVersion: 'kinfer.io/v1alpha1',
+        kind: 'InferenceJob',
+        metadata: { name, annotations: { 'kinfer.io/job-id': created.body.id } },
+        spec: specFromRow('test_run', (await db.store.get('test_run', created.body.id))!),
+      },
+    });
+    const obj = await eventually('JobCreated', async () => {
+      const o = await getIj(name);
+      return o.status?.jobName ? o : undefined;
+    });
+    expect(obj.status.jobId).toBe(created.body.id);
+  });
+});
+
+describe('leader election', () => {
+  it('one of two electors leads; when it steps down the other takes over', async () => {
+    const coordination = cluster.kc.makeApiClient(k8s.CoordinationV1Api);
+    const leading: string[] = [];
+    const elector = (identity: string) =>
+      new LeaderElector({
+        coordination,
+        namespace: 'default',
+        name: 'in-process-election',
+        identity,
+        leaseDurationSeconds: 3,
+        renewDeadlineSeconds: 2,
+        retryPeriodSeconds: 1,
+        onStartedLeading: () => void leading.push(identity),
+        onStoppedLeading: () => undefined,
+        log: () => undefined,
+      });
+    const a = elector('a');
+    const b = elector('b');
+    a.start();
+    await eventually('a leader', async () => (leading.length > 0 ? true : undefined));
+    b.start();
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(leading).toHaveLength(1);
+    const [first] = leading;
+    const [leader, standby] = first === 'a' ? [a, b] : [b, a];
+    expect([leader.isLeader, standby.isLeader]).toEqual([true, false]);
+    await leader.stop();
+    await eventually('the standby leads', async () => (standby.isLeader ? true : undefined), 15_000);
+    expect(leading).toEqual([first, first === 'a' ? 'b' : 'a']);
+    await standby.stop();
+  });
+});

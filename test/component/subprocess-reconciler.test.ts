@@ -1,0 +1,129 @@
+// The subprocess tier's reconciler in-process on the real Postgres, with a FAKE executor in place
+// of child processes: it claims pending jobs up to its limit, and fails with the right code the
+// jobs whose runner could not start, ended without reporting, or was lost across a restart.
+import type { JobKind } from '../../src/contract/index.ts';
+import { Reconciler } from '../../src/controller/subprocess/reconciler.ts';
+import type { Executor, RunnerExit } from '../../src/controller/subprocess/executor.ts';
+import { quietLog, testDatabase, type TestDatabase } from '../support/in-process.ts';
+import { eventually } from '../support/local-cluster.ts';
+
+/** FAKE executor: runners are entries in a map; tests end them at will. */
+class FakeExecutor implements Executor {
+  readonly name = 'fake';
+  readonly running = new Map<string, Record<string, string>>();
+  readonly alive = new Set<string>();
+  failStart: string | undefined;
+  #listeners: Array<(exit: RunnerExit) => void> = [];
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  async start(_kind: JobKind, jobId: string, env: Record<string, string>): Promise<string> {
+    if (this.failStart) throw new Error(this.failStart);
+    this.running.set(jobId, env);
+    this.alive.add(`fake:${jobId}`);
+    return `fake:${jobId}`;
+  }
+
+  async stop(jobId: string): Promise<void> {
+    this.exit(jobId, 'stopped');
+  }
+
+  isAlive(ref: string): boolean {
+    return this.alive.has(ref);
+  }
+
+  onExit(listener: (exit: RunnerExit) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  exit(jobId: string, reason: string): void {
+    this.running.delete(jobId);
+    this.alive.delete(`fake:${jobId}`);
+    for (const l of this.#listeners) l({ kind: 'test_run', jobId, reason });
+  }
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await testDatabase();
+});
+afterAll(async () => {
+  await db?.stop();
+});
+
+const newRun = async () =>
+  (
+    await db.store.createTestRun({
+      checkpoint_path: 's3://models/m.onnx',
+      dataset_path: 's3://datasets/d',
+      dataset_split: 'test',
+      task_type: 'image_classification',
+      name: null,
+      training_job_id: null,
+      enable_xai: false,
+      xai_method: null,
+      xai_config: null,
+    })
+  ).id;
+
+function reconciler(executor: FakeExecutor, maxConcurrent = 2) {
+  return new Reconciler({ store: db.store, executor, log: quietLog(), maxConcurrent, intervalMs: 60_000, envFor: (_kind, job) => ({ JOB_ID: job.id }) });
+}
+
+describe('subprocess reconciler', () => {
+  it('starts the oldest pending jobs up to its limit, and the next when one ends', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor);
+    const ids = [await newRun(), await newRun(), await newRun()];
+    await r.start();
+    await r.idle();
+    expect([...executor.running.keys()]).toEqual(ids.slice(0, 2));
+    expect(await db.store.get('test_run', ids[0]!)).toMatchObject({ executor: 'fake', executor_ref: `fake:${ids[0]}`, status: 'pending' });
+    executor.exit(ids[0]!, 'runner exited with code 1 without reporting completion');
+    await eventually('the third starts', async () => (executor.running.has(ids[2]!) ? true : undefined));
+    expect(await db.store.get('test_run', ids[0]!)).toMatchObject({
+      status: 'failed',
+      error_code: 'RUNNER_EXITED',
+      error_message: 'runner exited with code 1 without reporting completion',
+    });
+    r.stop();
+    for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
+  });
+
+  it('fails a job whose runner cannot start, with RUNNER_NOT_STARTED', async () => {
+    const executor = new FakeExecutor();
+    executor.failStart = 'spawn ENOENT';
+    const id = await newRun();
+    const r = reconciler(executor);
+    await r.start();
+    await r.idle();
+    expect(await db.store.get('test_run', id)).toMatchObject({
+      status: 'failed',
+      error_code: 'RUNNER_NOT_STARTED',
+      error_message: 'runner could not start: spawn ENOENT',
+    });
+    r.stop();
+  });
+
+  it('after a restart, adopts a live runner and fails a lost one (RUNNER_LOST)', async () => {
+    const first = new FakeExecutor();
+    const r1 = reconciler(first);
+    const live = await newRun();
+    const lost = await newRun();
+    await r1.start();
+    await r1.idle();
+    r1.stop();
+    // A new controller: the same runners, one of which died while nobody watched.
+    const second = new FakeExecutor();
+    second.alive.add(`fake:${live}`);
+    const r2 = reconciler(second);
+    await r2.start();
+    await r2.idle();
+    expect(await db.store.get('test_run', lost)).toMatchObject({ status: 'failed', error_code: 'RUNNER_LOST' });
+    expect(await db.store.get('test_run', live)).toMatchObject({ status: 'pending', executor_ref: `fake:${live}` });
+    r2.stop();
+    await db.store.cancel('test_run', live);
+  });
+});

@@ -1,0 +1,96 @@
+// The middle test tier: services' parts in the test's own process, on the real Postgres and S3
+// server the suites share (a database and prefix of their own), with stand-ins only for what a
+// part hands work to (a FAKE tier, a FAKE executor), named as such.
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { pino } from 'pino';
+import type { DataSource } from 'typeorm';
+import type { JobKind } from '../../src/contract/index.ts';
+import { Admission } from '../../src/controller/admission/admission.ts';
+import { ModelInspector } from '../../src/controller/admission/model-inspector.ts';
+import type { Tier } from '../../src/controller/tier.ts';
+import { openDatabase } from '../../src/db/data-source.ts';
+import { JobStore, type Job } from '../../src/db/job-store.ts';
+import { StorageClient } from '../../src/storage/object-store.ts';
+import { createDatabase } from './test-stack.ts';
+
+export const quietLog = () => pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export interface TestDatabase {
+  url: string;
+  ds: DataSource;
+  store: JobStore;
+  stop(): Promise<void>;
+}
+
+/** A database of its own on the shared Postgres, migrated. */
+export async function testDatabase(): Promise<TestDatabase> {
+  const url = await createDatabase(process.env.DATABASE_URL!, `kinfer_c${randomUUID().slice(0, 8)}`);
+  const ds = await openDatabase(url, { migrate: true, poolSize: 4 });
+  return { url, ds, store: new JobStore(ds), stop: () => ds.destroy() };
+}
+
+/** The shared S3 server (versitygw), as the services see it. */
+export function testStorage(): StorageClient {
+  return new StorageClient({
+    endpoint: process.env.S3_ENDPOINT,
+    region: process.env.AWS_REGION!,
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+  });
+}
+
+/** The S3 prefix of one suite in the shared bucket. */
+export function testPrefix(): string {
+  return `s3://${process.env.KINFER_TEST_BUCKET}/c${randomUUID().slice(0, 8)}`;
+}
+
+export function testAdmission(storage: StorageClient, timeoutMs = 10_000): Admission {
+  return new Admission({ storage, models: new ModelInspector(storage), timeoutMs });
+}
+
+/** FAKE tier: records what the REST API hands it; `fail` makes the hand-over fail. */
+export class FakeTier implements Tier {
+  readonly created: Array<{ kind: JobKind; id: string }> = [];
+  readonly cancelled: Array<{ kind: JobKind; id: string }> = [];
+  fail: Error | undefined;
+
+  async onCreated(kind: JobKind, job: Job): Promise<void> {
+    if (this.fail) throw this.fail;
+    this.created.push({ kind, id: job.id });
+  }
+
+  async onCancelled(kind: JobKind, job: Job): Promise<void> {
+    this.cancelled.push({ kind, id: job.id });
+  }
+
+  async stop(): Promise<void> {}
+}
+
+export interface Served {
+  url: string;
+  close(): Promise<void>;
+  call<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
+}
+
+/** Listens on a free loopback port and answers JSON calls. */
+export async function serve(app: Express): Promise<Served> {
+  const server = await new Promise<import('node:http').Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+    async call(method, path, body, headers = {}) {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+    },
+  };
+}

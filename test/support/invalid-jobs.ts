@@ -1,0 +1,152 @@
+// A table of job requests the admission must refuse, each written for both doors (a REST body and
+// an InferenceJob spec) with the problems expected, in the REST API's field names. The models and
+// data they point at are written to object storage first.
+import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
+import type { StorageClient } from '../../src/storage/object-store.ts';
+
+export interface ExpectedProblem {
+  field: string;
+  message: string | RegExp;
+}
+
+interface Request {
+  kind: 'test_run' | 'inference_job';
+  checkpoint: string;
+  task?: string;
+  dataset?: string;
+  split?: string;
+  xai?: boolean;
+  input?: { image_path?: string; dataset_path?: string };
+  inferenceType?: 'single' | 'batch' | 'dataset';
+}
+
+export interface InvalidCase {
+  name: string;
+  rest: { path: '/test-runs' | '/inference-jobs'; body: Record<string, unknown> };
+  spec: Record<string, unknown>;
+  expected: ExpectedProblem[];
+  /** The CRD (OpenAPI schema, CEL) refuses it already: kubectl apply fails with this. */
+  crdRefuses?: RegExp;
+}
+
+function restOf(r: Request): InvalidCase['rest'] {
+  const common = { checkpoint_path: r.checkpoint, task_type: r.task ?? 'image_classification', ...(r.xai ? { enable_xai: true } : {}) };
+  if (r.kind === 'test_run') return { path: '/test-runs', body: { ...common, dataset_path: r.dataset, ...(r.split ? { dataset_split: r.split } : {}) } };
+  return { path: '/inference-jobs', body: { ...common, inference_type: r.inferenceType ?? 'single', input_config: r.input } };
+}
+
+function specOf(r: Request): Record<string, unknown> {
+  const common = { taskType: r.task ?? 'image_classification', checkpointPath: r.checkpoint, ...(r.xai ? { xai: { enabled: true } } : {}) };
+  if (r.kind === 'test_run') return { type: 'test_run', ...common, dataset: { path: r.dataset, ...(r.split ? { split: r.split } : {}) } };
+  return {
+    type: 'inference',
+    ...common,
+    input: { ...(r.input?.image_path ? { imagePath: r.input.image_path } : {}), ...(r.input?.dataset_path ? { datasetPath: r.input.dataset_path } : {}) },
+  };
+}
+
+/** A classifier of 8x8 images whose output has `outputs` scores, with `names` in its metadata. */
+function classifier(outputs: number, names: string[], task = 'classify'): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input('images', [1, 3, 8, 8]);
+  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])]);
+  g.node('MatMul', [pooled, g.weight('w', [3, outputs], new Float32Array(3 * outputs).fill(0.1))], {}, 'scores');
+  g.output('scores', [1, outputs]);
+  return g.toModel({ metadata: { names: `{${names.map((n, i) => `${i}: '${n}'`).join(', ')}}`, imgsz: '[8, 8]', task } });
+}
+
+export async function invalidJobCases(storage: StorageClient, prefix: string): Promise<InvalidCase[]> {
+  const model = `${prefix}/models/colors.onnx`;
+  const dataset = `${prefix}/data/colors`;
+  const zoo = `${prefix}/data/zoo`;
+  const files = await buildColorDataset({ perClass: 1 });
+  const red = files.find((f) => f.path.startsWith('test/red/'))!;
+  await Promise.all([
+    storage.write(model, buildColorClassifier().model),
+    storage.write(`${prefix}/models/three-of-four.onnx`, classifier(3, ['a', 'b', 'c', 'd'])),
+    storage.write(`${prefix}/models/detector.onnx`, classifier(3, ['a', 'b', 'c'], 'detect')),
+    storage.write(`${prefix}/models/bogus.onnx`, new TextEncoder().encode('definitely not protobuf')),
+    ...files.map((f) => storage.write(`${dataset}/${f.path}`, f.bytes)),
+    storage.write(`${zoo}/test/red/a.png`, red.bytes),
+    storage.write(`${zoo}/test/zebra/b.png`, red.bytes),
+  ]);
+  const names = COLOR_CLASSES.map((c) => c.name);
+  const cases: Array<{ name: string; request: Request; expected: ExpectedProblem[]; crdRefuses?: RegExp }> = [
+    {
+      name: 'a model that does not exist',
+      request: { kind: 'test_run', checkpoint: `${prefix}/models/missing.onnx`, dataset },
+      expected: [{ field: 'checkpoint_path', message: `no such object: ${prefix}/models/missing.onnx` }],
+    },
+    {
+      name: 'a dataset that does not exist',
+      request: { kind: 'test_run', checkpoint: model, dataset: `${prefix}/data/none` },
+      expected: [{ field: 'dataset_path', message: `no such folder or prefix: ${prefix}/data/none` }],
+    },
+    {
+      name: 'a split that does not exist',
+      request: { kind: 'test_run', checkpoint: model, dataset, split: 'val' },
+      expected: [{ field: 'dataset_split', message: `no such folder or prefix: ${dataset}/val` }],
+    },
+    {
+      name: 'a checkpoint that is not ONNX',
+      request: { kind: 'test_run', checkpoint: `${prefix}/models/bogus.onnx`, dataset },
+      expected: [{ field: 'checkpoint_path', message: /^not an ONNX model: / }],
+    },
+    {
+      name: 'a classifier whose outputs disagree with its class names',
+      request: { kind: 'test_run', checkpoint: `${prefix}/models/three-of-four.onnx`, dataset },
+      expected: [{ field: 'checkpoint_path', message: 'the model outputs 3 class scores but its metadata names 4 classes' }],
+    },
+    {
+      name: 'a model exported for another task',
+      request: { kind: 'test_run', checkpoint: `${prefix}/models/detector.onnx`, dataset },
+      expected: [{ field: 'task_type', message: "the model's task is object_detection but the job asks for image_classification" }],
+    },
+    {
+      name: 'a dataset class the model does not know',
+      request: { kind: 'test_run', checkpoint: model, dataset: zoo },
+      expected: [{ field: 'dataset_path', message: `dataset class folders not among the model's classes: zebra (model classes: ${names.join(', ')})` }],
+    },
+    {
+      name: 'XAI, which this runner does not implement',
+      request: { kind: 'test_run', checkpoint: model, dataset, xai: true },
+      expected: [{ field: 'enable_xai', message: 'XAI is not available in this version of the runner' }],
+    },
+    {
+      name: 'an S3 URI with an invalid bucket name',
+      request: { kind: 'test_run', checkpoint: 's3://Bad_Bucket/m.onnx', dataset },
+      expected: [
+        {
+          field: 'checkpoint_path',
+          message: 'invalid storage location "s3://Bad_Bucket/m.onnx": bucket name must be 3-63 lowercase letters, digits, dots or hyphens',
+        },
+      ],
+    },
+    {
+      name: 'an image that does not exist',
+      request: { kind: 'inference_job', checkpoint: model, input: { image_path: `${prefix}/inbox/none.png` } },
+      expected: [{ field: 'input_config.image_path', message: `no such object: ${prefix}/inbox/none.png` }],
+    },
+    {
+      name: 'a split that climbs out of the dataset',
+      request: { kind: 'test_run', checkpoint: model, dataset, split: '..' },
+      expected: [{ field: 'dataset_split', message: 'must be a folder name, not . or ..' }],
+      crdRefuses: /spec\.dataset\.split.*must be a folder name, not \. or \.\./,
+    },
+    {
+      name: 'two inputs for one inference job',
+      request: { kind: 'inference_job', checkpoint: model, input: { image_path: `${dataset}/${red.path}`, dataset_path: dataset } },
+      expected: [{ field: 'input_config', message: 'inference_type single reads input_config.image_path only; remove input_config.dataset_path' }],
+      crdRefuses: /set exactly one of imagePath, imagePaths, datasetPath/,
+    },
+  ];
+  return cases.map((c) => ({
+    name: c.name,
+    rest: restOf(c.request),
+    spec: specOf(c.request),
+    expected: c.expected,
+    ...(c.crdRefuses ? { crdRefuses: c.crdRefuses } : {}),
+  }));
+}
