@@ -59,7 +59,9 @@ try {
     metadata: { name: `raw-${i}` },
     spec: {
       backoffLimit: 0,
-      template: { spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'kinfer/runner:bench', command: ['node', 'src/runner/main.ts'] }] } },
+      template: {
+        spec: { restartPolicy: 'Never', containers: [{ name: 'runner', image: 'ghcr.io/kinfer/kinfer:bench', command: ['node', 'src/runner/main.ts'] }] },
+      },
     },
   });
   const inferenceJob = (i: number) => ({

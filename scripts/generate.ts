@@ -3,12 +3,14 @@
 //   src/contract (zod)                 -> src/contract/json-schema/*.schema.json
 //   src/kube/inference-job.ts (zod)    -> deploy/crds/kinfer.io_inferencejobs.yaml (plain manifests)
 //                                      -> charts/kinfer/templates/crds/inferencejobs.yaml (Helm, behind crds.enabled)
+//   src/http/errors.ts (the catalog)   -> the error table in README.md (between its markers)
 //   charts/kinfer + deploy/manifests/values.yaml -> deploy/manifests/kinfer.yaml (helm template)
 // test/unit/generated-files.test.ts and the chart test fail when a committed file is stale.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { contractJsonSchemas } from '../src/contract/json-schema.ts';
+import { renderErrorCatalog } from '../src/http/errors.ts';
 import { inferenceJobCrd } from '../src/kube/crd.ts';
 import { REPO_ROOT } from '../src/local/cluster/local-cluster.ts';
 import { MANIFESTS, renderManifests } from './render-manifests.ts';
@@ -45,9 +47,15 @@ function chartCrdTemplate(): string {
   return `{{- if .Values.crds.enabled }}\n${GENERATED('src/kube/inference-job.ts')}${body}{{- end }}\n`;
 }
 
+/** README.md with the error catalog's table between its markers. */
+function readmeWithErrorCatalog(): string {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  return readme.replace(/<!-- error-catalog -->\n[\s\S]*?<!-- \/error-catalog -->/, `<!-- error-catalog -->\n${renderErrorCatalog()}\n<!-- /error-catalog -->`);
+}
+
 /** Repository path -> content, for every file generated without external tools. */
 export function generatedFiles(): Record<string, string> {
-  const files: Record<string, string> = {};
+  const files: Record<string, string> = { 'README.md': readmeWithErrorCatalog() };
   for (const [file, text] of Object.entries(contractJsonSchemas())) files[`src/contract/json-schema/${file}`] = text;
   files[CRD_FILE] = `${GENERATED('src/kube/inference-job.ts')}${crdYaml()}`;
   files[CHART_CRD_FILE] = chartCrdTemplate();

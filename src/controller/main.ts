@@ -40,7 +40,8 @@ const Config = z.object({
   // kubernetes tier
   KUBECONFIG: z.string().optional(),
   KINFER_NAMESPACE: z.string().default('default'),
-  KINFER_RUNNER_IMAGE: z.string().default('kinfer/runner:0.1.0'),
+  /** The one kinfer image (the chart's image.repository:tag). */
+  KINFER_RUNNER_IMAGE: z.string().default('ghcr.io/kinfer/kinfer:0.1.0'),
   /** JSON array: arguments to the image's entrypoint that start the runner. */
   KINFER_RUNNER_POD_ARGS: z.string().default('["runner"]').transform(jsonArgv),
   /** JSON: resources, nodeSelector, tolerations, gpu placement... (runner-pod-defaults.ts). */

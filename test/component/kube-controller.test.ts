@@ -46,7 +46,7 @@ beforeAll(async () => {
     admission,
     tokens: new TokenIssuer(readFileSync(keys.privateKeyFile, 'utf8'), 3600),
     runner: { callbackUrl: 'http://127.0.0.1:9', artifactsUri: `${prefix}/artifacts`, awsRegion: 'us-east-1' },
-    pod: { image: 'kinfer/runner:test', args: ['runner'], defaultTtlSecondsAfterFinished: 60, defaults: { gpu: { resourceName: 'nvidia.com/gpu' } } },
+    pod: { image: 'ghcr.io/kinfer/kinfer:test', args: ['runner'], defaultTtlSecondsAfterFinished: 60, defaults: { gpu: { resourceName: 'nvidia.com/gpu' } } },
     podStartTimeoutMs: 600_000,
     finalizerGiveUpMs: 60_000,
     resyncMs: 2_000,

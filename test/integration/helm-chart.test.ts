@@ -133,7 +133,7 @@ describe('installed with helm into the local control plane', () => {
     // network, and an image name the node agent accepts.
     valuesArgs = [
       '--set',
-      'image.repository=kinfer/kinfer',
+      'image.repository=ghcr.io/kinfer/kinfer',
       '--set',
       'image.tag=test',
       '--set-string',
@@ -224,7 +224,7 @@ describe('installed with helm into the local control plane', () => {
     const pod = job.spec.template;
     expect(pod.metadata.labels).toMatchObject({ team: 'vision', 'app.kubernetes.io/name': 'kinfer-runner' });
     expect(pod.spec.containers[0]).toMatchObject({
-      image: 'kinfer/kinfer:test',
+      image: 'ghcr.io/kinfer/kinfer:test',
       args: ['runner'],
       resources: { requests: { cpu: '100m', memory: '1Gi' }, limits: { memory: '4Gi' } },
     });

@@ -22,7 +22,7 @@ beforeAll(async () => {
     KINFER_EXECUTOR: 'kubernetes',
     KUBECONFIG: cluster.cp.kubeconfig,
     KINFER_NAMESPACE: 'default',
-    KINFER_RUNNER_IMAGE: 'kinfer/runner:test',
+    KINFER_RUNNER_IMAGE: 'ghcr.io/kinfer/kinfer:test',
     KINFER_POD_START_TIMEOUT_SECONDS: '3',
     KINFER_LEASE_DURATION_SECONDS: '4',
     KINFER_RUNNER_BATCH_SIZE: '4',
@@ -106,7 +106,7 @@ describe('kubectl door', () => {
     expect(pod.restartPolicy).toBe('Never');
     expect(pod.nodeSelector).toEqual({ 'kinfer.io/accelerator': 'fake-nvidia-gpu' });
     const container = pod.containers[0]!;
-    expect(container.image).toBe('kinfer/runner:test');
+    expect(container.image).toBe('ghcr.io/kinfer/kinfer:test');
     // The image's entrypoint (tini) stays: only its arguments are set.
     expect(container.command).toBeUndefined();
     expect(container.args).toEqual(['runner']);

@@ -28,7 +28,7 @@ function job(
           restartPolicy: 'Never',
           tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
           ...extra.pod,
-          containers: [{ name: 'main', image: extra.image ?? 'kinfer/runner:test', command: ['node', '-e', script], ...extra.container }],
+          containers: [{ name: 'main', image: extra.image ?? 'ghcr.io/kinfer/kinfer:test', command: ['node', '-e', script], ...extra.container }],
         },
       },
     },

@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../src/local/cluster/control-plane.ts';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
 import { CRD_DIR, IMAGE_ENTRYPOINT, REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
-import { NodeAgent } from '../../src/local/cluster/node-agent.ts';
+import { KINFER_IMAGES, NodeAgent } from '../../src/local/cluster/node-agent.ts';
 import { freePort } from './ports.ts';
 import { runCommand, type CommandResult } from './processes.ts';
 
@@ -35,7 +35,7 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
           labels: gpus > 0 ? { 'kinfer.io/accelerator': 'fake-nvidia-gpu' } : {},
           taints: node.taints ?? [],
           capacity: { cpu: '2', memory: '8Gi', pods: '110', ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}) },
-          pullableImages: /^kinfer\//,
+          pullableImages: KINFER_IMAGES,
           workingDirs: { '/app': REPO_ROOT },
           imageEntrypoint: IMAGE_ENTRYPOINT,
           logDir: join(dir, 'pods'),

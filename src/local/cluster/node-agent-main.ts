@@ -3,7 +3,7 @@
 // is used), KINFER_NODE_PULLABLE_IMAGES (regex), KINFER_NODE_WORKDIRS (JSON {"/app": "/repo"}),
 // KINFER_NODE_IMAGE_ENTRYPOINT (JSON argv standing in for images' ENTRYPOINT), KINFER_NODE_LOG_DIR.
 import { availableParallelism, totalmem } from 'node:os';
-import { NodeAgent } from './node-agent.ts';
+import { KINFER_IMAGES, NodeAgent } from './node-agent.ts';
 
 const env = process.env;
 const gpus = Number(env.KINFER_NODE_FAKE_GPUS ?? 0);
@@ -18,7 +18,7 @@ const agent = new NodeAgent({
     pods: '110',
     ...(gpus > 0 ? { 'nvidia.com/gpu': String(gpus) } : {}),
   },
-  pullableImages: new RegExp(env.KINFER_NODE_PULLABLE_IMAGES ?? '^(kinfer|ghcr\\.io/kinfer)/'),
+  pullableImages: env.KINFER_NODE_PULLABLE_IMAGES ? new RegExp(env.KINFER_NODE_PULLABLE_IMAGES) : KINFER_IMAGES,
   workingDirs: JSON.parse(env.KINFER_NODE_WORKDIRS ?? '{}'),
   imageEntrypoint: JSON.parse(env.KINFER_NODE_IMAGE_ENTRYPOINT ?? '[]'),
   logDir: env.KINFER_NODE_LOG_DIR ?? 'pods',

@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { signalGroup } from '../../process/local-processes.ts';
 
+/** Images the FAKE kubelet "pulls": kinfer's own (ghcr.io/kinfer/kinfer:<tag>, or kinfer/<name>), run from the checkout. */
+export const KINFER_IMAGES = /^(kinfer|ghcr\.io\/kinfer)\//;
+
 export interface NodeAgentOptions {
   kubeconfig: string;
   nodeName: string;

@@ -1,0 +1,23 @@
+// Everything generated has one source and is committed current: `npm run generate` writes these
+// files; this test fails when one is stale (the chart's rendered manifests are checked by the
+// chart test, which has helm).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generatedFiles } from '../../scripts/generate.ts';
+import { renderErrorCatalog } from '../../src/http/errors.ts';
+import { REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
+
+describe('generated files', () => {
+  it.each(Object.keys(generatedFiles()))('%s is committed and current (npm run generate)', (path) => {
+    expect(readFileSync(join(REPO_ROOT, path), 'utf8')).toBe(generatedFiles()[path]);
+  });
+
+  it('ships the CRD once for the chart, as a template (no crds/ copy Helm would never upgrade)', () => {
+    expect(existsSync(join(REPO_ROOT, 'charts', 'kinfer', 'crds'))).toBe(false);
+  });
+
+  it("the README's error table is the catalog's", () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain(`<!-- error-catalog -->\n${renderErrorCatalog()}\n<!-- /error-catalog -->`);
+  });
+});
