@@ -4,7 +4,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, listen, stopOnSignals } from '../http/plumbing.ts';
 import { createCallbackApp } from './app.ts';
 import { TokenVerifier } from './token-verifier.ts';
 
@@ -27,6 +27,7 @@ try {
     },
   });
   const server = await listen(app, config.KINFER_CALLBACK_HOST, config.KINFER_CALLBACK_PORT);
+  await announcePort(server.port);
   log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
   stopOnSignals(async () => {
     await server.close();

@@ -3,7 +3,7 @@
 // KINFER_HOME (or KINFER_ARTIFACTS_URI), the subprocess tier. Used by `kinfer serve` and the demo.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EmbeddedDatabase } from '../local/embedded-postgres.ts';
@@ -33,6 +33,18 @@ export interface Stack {
 }
 
 const entry = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+
+/** The port a service announced in its port file, once it is listening. */
+async function announcedPort(file: string, child: ChildProcess, name: string, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} during start-up (see its log)`);
+    const text = await readFile(file, 'utf8').catch(() => '');
+    if (/^\d+\n$/.test(text)) return Number(text);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} did not start listening within ${timeoutMs} ms`);
+}
 
 async function waitReady(url: string, child: ChildProcess, name: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -67,14 +79,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const databaseUrl = opts.env.DATABASE_URL ?? (db = await embeddedPostgres(join(home, 'postgres'), opts.pgPort)).url;
   const keys = await ensureSigningKeys(join(home, 'keys'));
   const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
-  const callbackUrl = `http://127.0.0.1:${opts.callbackPort}`;
-  const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
   const children = new Set<ChildProcess>();
   const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
     // stdin is a pipe we never write: it closes when this process dies, and the service stops.
     const child = spawn(process.execPath, [file], {
-      env: { ...env, KINFER_EXIT_WITH_PARENT: '1' },
+      env: { ...env, KINFER_EXIT_WITH_PARENT: '1', KINFER_PORT_FILE: portFile(name) },
       stdio: opts.serviceLogs === 'inherit' ? ['pipe', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'],
     });
     if (opts.serviceLogs === 'files') {
@@ -86,32 +96,41 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     child.once('exit', () => children.delete(child));
     return child;
   };
+  const portFile = (name: string) => join(home, 'run', `${name}.port`);
+  await mkdir(join(home, 'run'), { recursive: true });
+  /** Starts a service and waits until it is ready; returns its URL (port 0: the one it got). */
+  const startService = async (name: string, file: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> => {
+    await rm(portFile(name), { force: true });
+    const child = start(name, file, env);
+    const url = `http://127.0.0.1:${await announcedPort(portFile(name), child, name)}`;
+    await waitReady(url, child, name);
+    return { child, url };
+  };
   const stop = async () => {
     await Promise.all([...children].map((c) => stopChild(c, 'SIGTERM')));
     await db?.stop();
   };
-  const controllerEnv = {
-    ...shared,
-    KINFER_API_PORT: String(opts.apiPort),
-    KINFER_CALLBACK_URL: callbackUrl,
-    KINFER_ARTIFACTS_URI: artifactsUri,
-    KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
-  };
-  const startController = async () => {
-    const child = start('controller', entry('../controller/main.ts'), controllerEnv);
-    await waitReady(apiUrl, child, 'controller');
-    return child;
-  };
   let controller: ChildProcess;
+  let callbackUrl: string;
+  let apiUrl: string;
+  let controllerEnv: NodeJS.ProcessEnv;
   try {
-    // The controller migrates the schema; the callback service starts once that is done.
-    controller = await startController();
-    const callback = start('callback', entry('../callback/main.ts'), {
+    // The callback service first: the controller must know where runners call back.
+    ({ url: callbackUrl } = await startService('callback', entry('../callback/main.ts'), {
       ...shared,
       KINFER_CALLBACK_PORT: String(opts.callbackPort),
       KINFER_TOKEN_PUBLIC_KEY_FILE: keys.publicKeyFile,
-    });
-    await waitReady(callbackUrl, callback, 'callback service');
+    }));
+    controllerEnv = {
+      ...shared,
+      KINFER_API_PORT: String(opts.apiPort),
+      KINFER_CALLBACK_URL: callbackUrl,
+      KINFER_ARTIFACTS_URI: artifactsUri,
+      KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
+    };
+    ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
+    // A restarted controller comes back on the same port: clients keep their URL.
+    controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
   } catch (err) {
     await stop();
     throw err;
@@ -119,7 +138,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const restartController = async (signal: NodeJS.Signals, whileDown?: () => void | Promise<void>) => {
     await stopChild(controller, signal);
     await whileDown?.();
-    controller = await startController();
+    ({ child: controller } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
   };
   return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, stop };
 }

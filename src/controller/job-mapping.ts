@@ -62,32 +62,34 @@ function xaiConfigOf(config: { target_layer?: string | undefined; num_samples?: 
   return Object.keys(out).length > 0 ? out : null;
 }
 
-export function definitionFromTestRunRequest(body: CreateTestRun): TestRunDefinition {
+/** The fields both kinds of REST request share. */
+function commonOfRequest(body: CreateTestRun | CreateInferenceJob): CommonDefinition {
   return {
-    kind: 'test_run',
     name: body.name ?? null,
     task_type: body.task_type,
     checkpoint_path: body.checkpoint_path,
-    dataset_path: body.dataset_path,
-    dataset_split: body.dataset_split,
-    training_job_id: body.training_job_id ?? null,
     enable_xai: body.enable_xai,
     xai_method: body.xai_method ?? null,
     xai_config: xaiConfigOf(body.xai_config),
   };
 }
 
+export function definitionFromTestRunRequest(body: CreateTestRun): TestRunDefinition {
+  return {
+    kind: 'test_run',
+    ...commonOfRequest(body),
+    dataset_path: body.dataset_path,
+    dataset_split: body.dataset_split,
+    training_job_id: body.training_job_id ?? null,
+  };
+}
+
 export function definitionFromInferenceRequest(body: CreateInferenceJob): InferenceJobDefinition {
   return {
     kind: 'inference_job',
-    name: body.name ?? null,
-    task_type: body.task_type,
-    checkpoint_path: body.checkpoint_path,
+    ...commonOfRequest(body),
     inference_type: body.inference_type,
     input_config: body.input_config,
-    enable_xai: body.enable_xai,
-    xai_method: body.xai_method ?? null,
-    xai_config: xaiConfigOf(body.xai_config),
   };
 }
 

@@ -8,7 +8,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, listen, stopOnSignals } from '../http/plumbing.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { Admission } from './admission/admission.ts';
 import { ModelInspector } from './admission/model-inspector.ts';
@@ -120,6 +120,7 @@ try {
     tier,
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
+  await announcePort(server.port);
   log.info(
     {
       host: config.KINFER_API_HOST,

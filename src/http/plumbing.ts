@@ -1,5 +1,6 @@
 // Express pieces both services use: trace ids, request logs, JSON errors, health endpoints.
 import { randomUUID } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
 import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import { HTTP_ERRORS, HttpError, type ErrorCode, type FieldProblem } from './errors.ts';
@@ -88,6 +89,19 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
     });
     server.on('error', reject);
   });
+}
+
+/**
+ * Writes the port a service listens on to KINFER_PORT_FILE when set: a launcher that asked for
+ * port 0 learns which port the system picked, with no window in which another process could
+ * take a port chosen in advance (kinfer serve, the tests).
+ */
+export async function announcePort(port: number): Promise<void> {
+  const file = process.env.KINFER_PORT_FILE;
+  if (!file) return;
+  // Written whole, then renamed: a reader never sees a half-written number.
+  await writeFile(`${file}.partial`, `${port}\n`);
+  await rename(`${file}.partial`, file);
 }
 
 /**

@@ -1,5 +1,6 @@
-// One job from start to done: load the model, enumerate inputs, classify, accumulate metrics,
-// write artifacts, and report. Returns the done payload; the caller sends it and sets the exit code.
+// One job from start to done: load the model (checked against the task), open the inputs, run the
+// task (predict, accumulate metrics), write artifacts, and report. Returns the done payload; the
+// caller sends it and sets the exit code.
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import {

@@ -80,6 +80,10 @@ async function main(): Promise<number> {
   } catch (err) {
     if (!(err instanceof JobNoLongerActiveError)) {
       log.error({ err }, 'could not report completion');
+      // stderr is what the executor quotes when it fails a job whose runner never reported.
+      process.stderr.write(
+        `could not report completion (${done.status}${done.status === 'completed' ? '' : `: ${done.error_message}`}): ${(err as Error).message}${(err as Error).cause ? ` (${String((err as { cause?: unknown }).cause)})` : ''}\n`,
+      );
       code = code === 0 ? 1 : code;
     }
   }

@@ -6,7 +6,7 @@ import { TokenVerifier } from '../../src/callback/token-verifier.ts';
 import { callbackPaths } from '../../src/contract/index.ts';
 import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { HTTP_ERRORS } from '../../src/http/errors.ts';
-import { quietLog, serve, testDatabase, type Served, type TestDatabase } from '../support/in-process.ts';
+import { newTestRun, quietLog, serve, testDatabase, type Served, type TestDatabase } from '../support/in-process.ts';
 
 let db: TestDatabase;
 let app: Served;
@@ -28,20 +28,7 @@ afterAll(async () => {
   await db?.stop();
 });
 
-async function newRun(): Promise<string> {
-  const run = await db.store.createTestRun({
-    checkpoint_path: 's3://models/m.onnx',
-    dataset_path: 's3://datasets/d',
-    dataset_split: 'test',
-    task_type: 'image_classification',
-    name: null,
-    training_job_id: null,
-    enable_xai: false,
-    xai_method: null,
-    xai_config: null,
-  });
-  return run.id;
-}
+const newRun = () => newTestRun(db.store);
 const auth = (id: string) => ({ authorization: `Bearer ${tokens.issue('test_run', id)}` });
 const counts = { processed_images: 4, total_images: 10, failed_images: 0, results_path: null, timings: null };
 

@@ -4,7 +4,7 @@
 import type { JobKind } from '../../src/contract/index.ts';
 import { Reconciler } from '../../src/controller/subprocess/reconciler.ts';
 import type { Executor, RunnerExit } from '../../src/controller/subprocess/executor.ts';
-import { quietLog, testDatabase, type TestDatabase } from '../support/in-process.ts';
+import { newTestRun, quietLog, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
 
 /** FAKE executor: runners are entries in a map; tests end them at will. */
@@ -53,20 +53,7 @@ afterAll(async () => {
   await db?.stop();
 });
 
-const newRun = async () =>
-  (
-    await db.store.createTestRun({
-      checkpoint_path: 's3://models/m.onnx',
-      dataset_path: 's3://datasets/d',
-      dataset_split: 'test',
-      task_type: 'image_classification',
-      name: null,
-      training_job_id: null,
-      enable_xai: false,
-      xai_method: null,
-      xai_config: null,
-    })
-  ).id;
+const newRun = () => newTestRun(db.store);
 
 function reconciler(executor: FakeExecutor, maxConcurrent = 2) {
   return new Reconciler({ store: db.store, executor, log: quietLog(), maxConcurrent, intervalMs: 60_000, envFor: (_kind, job) => ({ JOB_ID: job.id }) });

@@ -5,6 +5,7 @@
 // Pods with the env the chart wrote and a token of the chart's ServiceAccount, so the controller
 // works under exactly the chart's RBAC. An InferenceJob then runs to completion through it.
 import { randomUUID } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
@@ -28,7 +29,8 @@ let cluster: TestCluster;
 const helm = (args: string[]) => runCommand(kubeTools().helm, [...args, '--kubeconfig', cluster.cp.kubeconfig]);
 
 beforeAll(async () => {
-  cluster = await startTestCluster();
+  // No CRD beforehand: the chart installs it (a template, so helm upgrade upgrades it).
+  cluster = await startTestCluster({ crd: false });
   // A stand-in (FAKE schema, any fields) for the Prometheus Operator's ServiceMonitor CRD, so
   // that the dry run can judge the rest of a ServiceMonitor object: its kind must be served.
   const crd = await cluster.kubectl(
@@ -78,7 +80,7 @@ describe('helm lint and template', () => {
   });
 
   it.each(VALUE_SETS.map((f) => [f.slice(REPO_ROOT.length)]))('every object rendered with %s passes a server-side dry run', async (file) => {
-    const rendered = await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '--include-crds', '-f', join(REPO_ROOT, file)]);
+    const rendered = await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '-f', join(REPO_ROOT, file)]);
     expect(rendered.stderr).toBe('');
     const kinds = [...rendered.stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
     expect(kinds).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'Service']));
@@ -90,12 +92,6 @@ describe('helm lint and template', () => {
     expect(dry.code).toBe(0);
     // One line per object: nothing was skipped.
     expect(dry.stdout.trim().split('\n')).toHaveLength(kinds.length);
-  });
-
-  it.each(readdirSync(join(REPO_ROOT, 'deploy', 'examples')).map((f) => [f]))('the example %s passes a server-side dry run against the CRD', async (file) => {
-    const dry = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '-n', 'kinfer-system', '-f', join(REPO_ROOT, 'deploy', 'examples', file)]);
-    expect(dry.stderr).toBe('');
-    expect(dry.stdout).toMatch(/inferencejob\.kinfer\.io\/[\w-]+ serverside-applied \(server dry run\)/);
   });
 
   it('renders what each value set asks for', async () => {
@@ -246,6 +242,32 @@ describe('installed with helm into the local control plane', () => {
     expect(callback.stdout).not.toMatch(/inferencejobs|secrets|jobs/);
   });
 
+  it.each(readdirSync(join(REPO_ROOT, 'deploy', 'examples')).map((f) => [f]))(
+    'the example %s passes a server-side dry run against the CRD the chart installed',
+    async (file) => {
+      // In a namespace of its own: the example job run above lives in the release's namespace.
+      const dry = await cluster.kubectl([
+        'apply',
+        '--server-side',
+        '--dry-run=server',
+        '-n',
+        'kinfer-system',
+        '-f',
+        join(REPO_ROOT, 'deploy', 'examples', file),
+      ]);
+      expect(dry.stderr).toBe('');
+      expect(dry.stdout).toMatch(/inferencejob\.kinfer\.io\/[\w-]+ serverside-applied \(server dry run\)/);
+    },
+  );
+
+  it('installed the CRD as a release object that uninstalling keeps (crds.keep)', async () => {
+    const crd = JSON.parse((await cluster.kubectl(['get', 'crd', 'inferencejobs.kinfer.io', '-o', 'json'])).stdout);
+    expect(crd.metadata.labels['app.kubernetes.io/managed-by']).toBe('Helm');
+    expect(crd.metadata.annotations).toMatchObject({ 'meta.helm.sh/release-name': 'kinfer', 'helm.sh/resource-policy': 'keep' });
+    const off = await helm(['template', 'k', CHART, '--set', 'database.url=postgres://x/y', '--set', 'crds.enabled=false']);
+    expect(off.stdout).not.toContain('kind: CustomResourceDefinition');
+  });
+
   it('helm upgrade keeps the token signing key', async () => {
     const key = async () => (await cluster.kubectl(['get', 'secret', 'kinfer-token-signing', '-n', ns, '-o', 'jsonpath={.data.private\\.pem}'])).stdout;
     const before = await key();
@@ -261,9 +283,10 @@ describe('plain manifests (deploy/manifests) for users without Helm', () => {
     expect(readFileSync(MANIFESTS, 'utf8')).toBe(renderManifests());
   });
 
-  it('the CRD in the chart is the one in deploy/crds', () => {
-    const crd = 'kinfer.io_inferencejobs.yaml';
-    expect(readFileSync(join(CHART, 'crds', crd), 'utf8')).toBe(readFileSync(join(REPO_ROOT, 'deploy', 'crds', crd), 'utf8'));
+  it("the CRD the chart renders is the one in deploy/crds, but for Helm's labels and annotations", async () => {
+    const rendered = (await helm(['template', 'k', CHART, '--set', 'database.url=postgres://x/y', '--show-only', 'templates/crds/inferencejobs.yaml'])).stdout;
+    const strip = (crd: { metadata: Record<string, unknown> }) => ({ ...crd, metadata: { name: crd.metadata.name } });
+    expect(strip(parseYaml(rendered))).toEqual(strip(parseYaml(readFileSync(join(REPO_ROOT, 'deploy', 'crds', 'kinfer.io_inferencejobs.yaml'), 'utf8'))));
   });
 
   it('pass a server-side dry run with kubectl apply -k', async () => {

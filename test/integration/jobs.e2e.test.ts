@@ -186,6 +186,49 @@ describe('inference jobs (predict)', () => {
   });
 });
 
+describe('a model that knows more classes than the dataset', () => {
+  it('evaluates the dataset classes; a prediction outside them is an error in its own column', async () => {
+    // The model knows six colours; the dataset has folders for three. A cyan image filed under
+    // blue is predicted cyan: a class the dataset does not have.
+    const three = COLOR_CLASSES.filter((c) => ['red', 'green', 'blue'].includes(c.name));
+    const files = await buildColorDataset({ perClass: 2, classes: COLOR_CLASSES, mislabeled: [['cyan', 'blue']], seed: 11 });
+    const subset = files.filter((f) => three.some((c) => c.name === f.label));
+    const root = `${stack.s3Prefix}/datasets/three-colours`;
+    await uploadAll(root, subset);
+    const created = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: root, task_type: 'image_classification' });
+    expect(created.status).toBe(201);
+    const run = await stack.waitFor('test-runs', created.body.id);
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
+    // Expected: scikit-learn's report over the labels in y_true or y_pred, by a naive reference.
+    const labels = [...new Set([...subset.map((f) => idOf(f.label)), ...subset.map((f) => idOf(f.drawn!))])].sort((a, b) => a - b);
+    const ref = referenceMetrics(
+      subset.map((f) => labels.indexOf(idOf(f.label))),
+      subset.map((f) => labels.indexOf(idOf(f.drawn!))),
+      labels.length,
+    );
+    expect(run.class_names).toEqual(['red', 'green', 'blue', 'cyan']);
+    expect(run.confusion_matrix).toEqual(ref.confusion);
+    expect(run.per_class_metrics.map((c: any) => [c.class_id, c.support])).toEqual(labels.map((id, i) => [id, ref.perClass[i]!.support]));
+    expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
+    expect(run.overall_metrics.precision).toBeCloseTo(ref.precision, 12);
+    expect(run.overall_metrics.f1).toBeCloseTo(ref.f1, 12);
+  });
+
+  it('refuses at submit a dataset class the model does not know', async () => {
+    const root = `${stack.s3Prefix}/datasets/unknown-class`;
+    const [file] = dataset;
+    await uploadAll(root, [
+      { path: 'test/zebra/z.png', bytes: file!.bytes },
+      { path: 'test/red/r.png', bytes: file!.bytes },
+    ]);
+    const res = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: root, task_type: 'image_classification' });
+    expect(res.status).toBe(400);
+    expect(res.body.fields).toEqual([
+      { field: 'dataset_path', message: `dataset class folders not among the model's classes: zebra (model classes: ${NAMES.join(', ')})` },
+    ]);
+  });
+});
+
 describe('bad input', () => {
   it('names every bad field with 400', async () => {
     const res = await stack.api('POST', '/test-runs', { checkpoint_path: 'ftp://x', task_type: 'image_segmentation', surprise: 1 });

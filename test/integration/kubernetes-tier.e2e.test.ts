@@ -189,6 +189,8 @@ describe('failures are reported, never hidden', () => {
     process.kill(await runnerPid(running.metadata.uid), 'SIGKILL');
     const failed = await phase('crashing', ['Failed']);
     expect(failed.status.message).toMatch(/BackoffLimitExceeded.*exit code 137/);
+    // The run's error code is the Failed condition's reason.
+    expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toBe('BackoffLimitExceeded');
     expect((await stack.api('GET', `/test-runs/${running.metadata.uid}`)).body).toMatchObject({ status: 'failed' });
     const events = (await cluster.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=crashing', '-o', 'json'])).stdout;
     expect(JSON.parse(events).items.map((e: { reason: string }) => e.reason)).toEqual(expect.arrayContaining(['JobCreated', 'Running', 'Failed']));
@@ -199,6 +201,7 @@ describe('failures are reported, never hidden', () => {
     const failed = await phase('too-slow', ['Failed', 'Cancelled', 'Completed']);
     expect(failed.status.phase).toBe('Failed');
     expect(failed.status.message).toMatch(/DeadlineExceeded|received SIGTERM before finishing/);
+    expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toMatch(/^(DeadlineExceeded|Terminated)$/);
     const jobFailed = await eventually('JobFailed condition', async () =>
       (await getIj('too-slow')).status.conditions.find((c: { type: string }) => c.type === 'JobFailed'),
     );
@@ -215,6 +218,7 @@ describe('failures are reported, never hidden', () => {
     });
     expect([...seen]).not.toContain('Running');
     expect(failed.status.message).toMatch(/runner Pod did not start within 3s: ErrImagePull/);
+    expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toBe('PodNotStarting');
     await eventually('Job deleted', async () => ((await jobsOf(failed.metadata.uid)).length === 0 ? true : undefined));
   });
 });

@@ -31,6 +31,22 @@ export async function testDatabase(): Promise<TestDatabase> {
   return { url, ds, store: new JobStore(ds), stop: () => ds.destroy() };
 }
 
+/** A pending test run as the REST door would store it (for suites that drive what follows). */
+export async function newTestRun(store: JobStore): Promise<string> {
+  const run = await store.createTestRun({
+    checkpoint_path: 's3://models/m.onnx',
+    dataset_path: 's3://datasets/d',
+    dataset_split: 'test',
+    task_type: 'image_classification',
+    name: null,
+    training_job_id: null,
+    enable_xai: false,
+    xai_method: null,
+    xai_config: null,
+  });
+  return run.id;
+}
+
 /** The shared S3 server (versitygw), as the services see it. */
 export function testStorage(): StorageClient {
   return new StorageClient({

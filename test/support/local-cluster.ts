@@ -21,7 +21,7 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V1Taint[]; nodeAgent?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V1Taint[]; nodeAgent?: boolean; crd?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'cluster-'));
   const etcdPort = await freePort();
   const cp = await startControlPlane({ dir, apiserverPort: await freePort(), etcdPort, etcdPeerPort: await freePort() });
@@ -46,9 +46,11 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
   kc.loadFromFile(cp.kubeconfig);
   const { kubectl: kubectlBin } = kubeTools();
   const kubectl = (args: string[], stdin?: string) => runCommand(kubectlBin, ['--kubeconfig', cp.kubeconfig, ...args], { stdin });
-  const crd = await kubectl(['apply', '--server-side', '-f', CRD_DIR]);
-  if (crd.code !== 0) throw new Error(`CRD install failed: ${crd.stderr}`);
-  await kubectl(['wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io', '--timeout=30s']);
+  if (node.crd !== false) {
+    const crd = await kubectl(['apply', '--server-side', '-f', CRD_DIR]);
+    if (crd.code !== 0) throw new Error(`CRD install failed: ${crd.stderr}`);
+    await kubectl(['wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io', '--timeout=30s']);
+  }
   return {
     cp,
     agent,

@@ -8,7 +8,6 @@ import pg from 'pg';
 import { startStack, type Stack } from '../../src/cli/stack.ts';
 import { isTerminal } from '../../src/contract/index.ts';
 import { ObjectStore } from '../../src/runner/io/object-store.ts';
-import { freePort } from './ports.ts';
 
 export interface HttpReply<T = any> {
   status: number;
@@ -52,8 +51,9 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
   const home = mkdtempSync(join(process.env.KINFER_TEST_DIR!, `${suiteId}-`));
   const stack = await startStack({
     home,
-    apiPort: await freePort(),
-    callbackPort: await freePort(),
+    /** The system picks both ports; the services announce them (KINFER_PORT_FILE): no race with other suites. */
+    apiPort: 0,
+    callbackPort: 0,
     pgPort: 0,
     serviceLogs: 'files',
     env: {
