@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { ApiClient } from './api-client.ts';
-import { localRun } from './local-run.ts';
+import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
 
 // `serve`, `demo` and `cluster` run local stand-ins (embedded Postgres, a local control plane):
@@ -26,6 +26,11 @@ const ports = {
   pgPort: Number(env.KINFER_PG_PORT ?? 54329),
 };
 const print = (line: string) => process.stdout.write(`${line}\n`);
+// `kinfer run ... | head`: a reader that leaves is not an error (as for any Unix tool).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 const program = new Command('kinfer')
   .description('Evaluate and run computer-vision models: test runs and inference jobs')
@@ -59,17 +64,36 @@ program
     process.exitCode = (await runDemo({ home, ...ports }, print)) ? 0 : 1;
   });
 
+const num = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}`);
+  return n;
+};
+
 program
   .command('run')
-  .description('classify local images with a model, without a server')
+  .description('run a model on local images, without a server, through the same admission and runner as a job (every task)')
   .requiredOption('--checkpoint <path>', 'ONNX model (local path, file:// or s3://)')
-  .option('--image <path>', 'one image: prints the class and per-class confidences')
-  .option('--input-dir <dir>', 'every image under a folder: writes --output')
-  .option('--output <file>', 'where --input-dir results go', 'batch_results.json')
-  .option('--top-k <n>', 'classes to show per image', int('--top-k'), 5)
+  .option('--image <path>', 'one image')
+  .option('--input-dir <dir>', 'every image under a folder (writes batch_results.json)')
+  .option(
+    '--task <task>',
+    "the task, when the model's metadata does not say it (image_classification, object_detection, instance_segmentation, semantic_segmentation, pose_estimation)",
+  )
+  .option('--output-dir <dir>', 'where batch_results.json and the visualizations go (default: batch_results.json in the current folder, no pictures)')
+  .option('--conf <c>', 'object tasks: minimum confidence (default 0.25, as Ultralytics predict)', num('--conf', 0, 1))
+  .option('--iou <i>', 'object tasks: NMS IoU threshold (default 0.7)', num('--iou', 0, 1))
+  .option('--max-det <n>', 'object tasks: at most this many objects per image (default 300)', int('--max-det'))
+  .option('--xai <method>', 'explain each prediction (gradcam, lime, ...)')
+  .option('--json', 'one image: print its result as the API shows it, nothing else')
+  .option('--top-k <n>', 'classification: classes to show per image', int('--top-k'), 5)
   .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
-  .action(async (opts: { checkpoint: string; image?: string; inputDir?: string; output: string; topK: number; batchSize: number }) => {
-    await localRun(opts, print);
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 every image processed; 1 some images could not be read (listed; the others are done);\n2 refused (missing checkpoint, image or folder, a model that cannot serve the task, no images); 3 the run failed.',
+  )
+  .action(async (opts: LocalRunOptions) => {
+    process.exitCode = await localRun(opts, print);
   });
 
 program
@@ -141,5 +165,5 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   process.stderr.write(`kinfer: error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
 }

@@ -15,25 +15,27 @@ import {
   type RunnerEnv,
 } from '../contract/index.ts';
 import { BackgroundWrites } from './io/background-writes.ts';
-import type { CallbackClient } from './io/callback-client.ts';
+
 import type { ObjectStore } from './io/object-store.ts';
 import { loadModel } from './model/load-model.ts';
 import { processImages } from './pipeline/process-images.ts';
-import { JobReporter } from './pipeline/reporter.ts';
+import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
 
 export interface JobContext {
   env: RunnerEnv;
   store: ObjectStore;
-  callbacks: CallbackClient;
+  callbacks: ProgressSink;
   log: Logger;
   signal: AbortSignal;
+  /** Where this job's artifacts go; default the contract's `{ARTIFACTS_URI}/{kind}/{id}` (kinfer run: its --output-dir). */
+  artifactsUri?: string | undefined;
 }
 
-export async function runJob({ env, store, callbacks, log, signal }: JobContext): Promise<DonePayload> {
+export async function runJob({ env, store, callbacks, log, signal, artifactsUri }: JobContext): Promise<DonePayload> {
   const started = performance.now();
   const kind = jobKindOf(env.INFERENCE_TYPE);
-  const artifacts = jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
+  const artifacts = artifactsUri ?? jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 
   const model = await loadModel(store, env.CHECKPOINT_PATH, {
     executionProviders: env.EXECUTION_PROVIDERS.split(',')

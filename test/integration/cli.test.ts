@@ -1,9 +1,15 @@
-// `kinfer run`, the local CLI, as a user runs it: a real process, real files, exit codes.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// `kinfer run`, the local CLI, as a user runs it: a real process, real files, exit codes; and for
+// every task, its prediction equals the per-image result of an inference job on the same image
+// and model, run through the real stack (the CLI goes through the same admission and runner).
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, writeFiles, type DatasetFile } from '../../src/samples/color-dataset.ts';
+import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
+import { buildShapeDataset, type ShapeTask } from '../../src/samples/shape-datasets.ts';
+import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { runCommand } from '../support/processes.ts';
+import { outcome, startTestStack, type TestStack } from '../support/test-stack.ts';
 
 const KINFER = resolve('bin/kinfer');
 let dir: string;
@@ -19,11 +25,19 @@ beforeAll(async () => {
   const sidecar = buildColorClassifier({ metadataIn: 'sidecar' });
   writeFileSync(join(dir, 'plain.onnx'), sidecar.model);
   writeFileSync(join(dir, 'plain.onnx.json'), JSON.stringify(sidecar.sidecar));
+  // A classifier that says nothing about itself but its names and input size.
+  const g = new GraphBuilder();
+  const x = g.input('images', [1, 3, 8, 8]);
+  g.node('MatMul', [g.node('Flatten', [g.node('GlobalAveragePool', [x])]), g.weight('w', [3, 2], new Float32Array(6).fill(0.5))], {}, 'scores');
+  g.output('scores', [1, 2]);
+  writeFileSync(join(dir, 'taskless.onnx'), g.toModel({ metadata: { names: "{0: 'a', 1: 'b'}", imgsz: '8' } }));
   images = await buildColorDataset({ perClass: 2, corrupt: ['red'] });
   await writeFiles(join(dir, 'images'), images);
+  mkdirSync(join(dir, 'empty'));
+  writeFileSync(join(dir, 'empty', 'notes.txt'), 'no images here');
 });
 
-describe('kinfer run', () => {
+describe('kinfer run, classification', () => {
   it('prints the class and per-class confidences for one image', async () => {
     const image = fileOf('test/blue/blue_0000');
     const res = await kinfer(['run', '--checkpoint', 'model.onnx', '--image', image]);
@@ -41,30 +55,143 @@ describe('kinfer run', () => {
     expect(res.stdout.trim().split('\n')).toHaveLength(3);
   });
 
-  it('writes batch_results.json for a folder, with the corrupt file as an error entry', async () => {
+  it('writes batch_results.json for a folder, lists the corrupt file and says so in its exit code', async () => {
     const res = await kinfer(['run', '--checkpoint', 'model.onnx', '--input-dir', 'images']);
-    expect(res.code).toBe(0);
+    expect(res.code).toBe(1);
     const out = JSON.parse(readFileSync(join(dir, 'batch_results.json'), 'utf8'));
-    expect(out.total_images).toBe(13);
-    expect(out.failed_images).toBe(1);
+    expect(out).toMatchObject({ task_type: 'image_classification', total_images: 13, failed_images: 1 });
     const byPath = new Map(out.results.map((r: { image_path: string }) => [r.image_path, r]));
     expect(byPath.get(fileOf('test/cyan/cyan_0001').replace(/^images\//, ''))).toMatchObject({ predicted_label: 'cyan' });
     expect(out.results.find((r: { error: string | null }) => r.error)).toMatchObject({ image_path: 'test/red/corrupt_0.jpg' });
-    expect(res.stdout).toMatch(/13 images, 1 failed; results written to .*batch_results\.json/);
+    const lines = res.stdout.trim().split('\n');
+    // One line per image, in listing order, then the summary.
+    expect(lines).toHaveLength(14);
+    expect(lines.slice(0, 13).map((l) => l.split(':')[0])).toEqual(out.results.map((r: { image_path: string }) => r.image_path));
+    expect(lines.find((l) => l.startsWith('test/red/corrupt_0.jpg'))).toMatch(/: ERROR cannot decode image/);
+    expect(lines[13]).toMatch(/^13 images, 1 failed, [\d.]+ s; results written to .*batch_results\.json$/);
   });
 
   it.each([
-    [['run', '--checkpoint', 'missing.onnx', '--image', 'model.onnx'], /checkpoint not found: missing\.onnx/],
-    [['run', '--checkpoint', 'model.onnx', '--image', 'nope.jpg'], /image not found: nope\.jpg/],
-    [['run', '--checkpoint', 'model.onnx'], /exactly one of --image or --input-dir/],
-    [['run', '--image', 'x.jpg'], /required option '--checkpoint <path>' not specified/],
-    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--top-k', 'many'], /--top-k must be a positive integer/],
-    [['run', '--checkpoint', 'images/test/red/corrupt_0.jpg', '--image', 'model.onnx'], /cannot load checkpoint/],
-  ])('fails with a one-line error and a non-zero exit: %j', async (args, message) => {
-    const res = await kinfer(args);
-    expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(message);
+    [['run', '--checkpoint', 'missing.onnx', '--image', 'model.onnx'], 2, /checkpoint not found: missing\.onnx/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'nope.jpg'], 2, /image not found: nope\.jpg/],
+    [['run', '--checkpoint', 'model.onnx', '--input-dir', 'nowhere'], 2, /folder not found: nowhere/],
+    [['run', '--checkpoint', 'model.onnx', '--input-dir', 'empty'], 2, /no images found under file:\/\/.*\/empty/],
+    [['run', '--checkpoint', 'model.onnx'], 2, /exactly one of --image or --input-dir/],
+    [
+      ['run', '--checkpoint', 'model.onnx', '--image', '@red', '--task', 'object_detection'],
+      2,
+      /--task: the model's task is image_classification but the job asks for object_detection/,
+    ],
+    [['run', '--checkpoint', 'taskless.onnx', '--image', '@red'], 2, /the model does not say which task it does .*give --task/],
+    [['run', '--checkpoint', 'model.onnx', '--image', '@red', '--xai', 'gradcam'], 2, /--xai: XAI is not available in this version of the runner/],
+    [['run', '--checkpoint', 'images/test/red/corrupt_0.jpg', '--image', 'model.onnx'], 2, /--checkpoint: not an ONNX model/],
+    [['run', '--image', 'x.jpg'], 1, /required option '--checkpoint <path>' not specified/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--top-k', 'many'], 1, /--top-k must be a positive integer/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--conf', '2'], 1, /--conf must be a number from 0 to 1/],
+  ])('refuses with a one-line error and its exit code: %j', async (args, code, message) => {
+    // @red: an image of the dataset (generated in beforeAll).
+    const res = await kinfer(args.map((a) => (a === '@red' ? fileOf('test/red/red_0000') : a)));
+    expect([res.code, res.stderr]).toEqual([code, expect.stringMatching(message)]);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stdout).toBe('');
+  });
+
+  it('runs a model without task metadata when --task says it', async () => {
+    const res = await kinfer([
+      'run',
+      '--checkpoint',
+      'taskless.onnx',
+      '--image',
+      fileOf('test/red/red_0000'),
+      '--task',
+      'image_classification',
+      '--top-k',
+      '1',
+    ]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/: (a|b) \(/);
+  });
+});
+
+describe('kinfer run equals an inference job, for every task', () => {
+  let stack: TestStack;
+  const TASKS: Array<[ShapeTask | 'classify', string]> = [
+    ['classify', 'image_classification'],
+    ['detect', 'object_detection'],
+    ['segment', 'instance_segmentation'],
+    ['pose', 'pose_estimation'],
+    ['semantic', 'semantic_segmentation'],
+  ];
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  /** What both report about the image (timings and where artifacts went differ by nature); absent and null alike. */
+  const PREDICTION = [
+    'image_index',
+    'image_path',
+    'image_id',
+    'predicted_class_id',
+    'predicted_label',
+    'confidence',
+    'predictions',
+    'detections',
+    'image_metrics',
+  ] as const;
+  const prediction = (r: Record<string, unknown>) => Object.fromEntries(PREDICTION.map((k) => [k, r[k] ?? null]));
+
+  it.each(TASKS)('%s: the same per-image result, and an exit code of 0', async (kind, taskType) => {
+    const root = `${stack.s3Prefix}/cli-${kind}`;
+    let image: { path: string; bytes: Uint8Array };
+    if (kind === 'classify') {
+      await stack.store.write(`${root}/model.onnx`, Buffer.from(buildColorClassifier().model));
+      image = images.find((f) => f.path.startsWith('test/magenta/'))!;
+    } else {
+      await stack.store.write(`${root}/model.onnx`, Buffer.from(buildShapeModel(kind)));
+      const data = await buildShapeDataset(kind);
+      // The image with the most objects drawn.
+      const best = data.images.filter((i) => !i.corrupt).sort((a, b) => b.drawn.length - a.drawn.length)[0]!;
+      image = data.files.find((f) => f.path === `val/${best.file}`)!;
+    }
+    const uri = `${root}/${image.path.split('/').at(-1)}`;
+    await stack.store.write(uri, Buffer.from(image.bytes));
+    const created = await stack.api('POST', '/inference-jobs', {
+      checkpoint_path: `${root}/model.onnx`,
+      task_type: taskType,
+      inference_type: 'single',
+      input_config: { image_path: uri },
+    });
+    expect(created.status).toBe(201);
+    const job = await stack.waitFor('inference-jobs', created.body.id);
+    expect(outcome(job)).toEqual({ status: 'completed', error_message: null });
+    const [fromJob] = (await stack.api('GET', `/inference-jobs/${job.id}/results`)).body.results;
+
+    const cli = await kinfer(['run', '--checkpoint', `${root}/model.onnx`, '--image', uri, '--task', taskType, '--json']);
+    expect([cli.code, cli.stderr]).toEqual([0, '']);
+    const fromCli = JSON.parse(cli.stdout);
+    expect([fromJob.error_message, fromCli.error]).toEqual([null, null]);
+    expect(prediction(fromCli)).toEqual(prediction(fromJob));
+    if (kind !== 'classify' && kind !== 'semantic') expect(fromCli.detections.length).toBeGreaterThan(0);
+  });
+
+  it('writes the visualizations of an object task to --output-dir', async () => {
+    const data = await buildShapeDataset('segment');
+    const folder = join(dir, 'segment-images');
+    await writeFiles(
+      folder,
+      data.files.filter((f) => /\.(png|jpg)$/.test(f.path)).map((f) => ({ ...f, path: f.path.split('/').at(-1)! })),
+    );
+    writeFileSync(join(dir, 'segment.onnx'), buildShapeModel('segment'));
+    const res = await kinfer(['run', '--checkpoint', 'segment.onnx', '--input-dir', 'segment-images', '--output-dir', 'seg-out']);
+    const out = JSON.parse(readFileSync(join(dir, 'seg-out', 'batch_results.json'), 'utf8'));
+    expect(res.code).toBe(out.failed_images > 0 ? 1 : 0);
+    const pictures = readdirSync(join(dir, 'seg-out', 'visualizations'));
+    expect(pictures).toHaveLength(out.results.filter((r: { error: string | null }) => r.error === null).length);
+    expect(res.stdout).toMatch(/\d+ objects?: /);
   });
 });

@@ -2,9 +2,17 @@
 // images.jsonl, and throttled progress. One flush in flight at a time; the pipeline waits when a
 // second batch is ready before the first is sent, so memory stays bounded.
 import { once } from 'node:events';
-import type { ImageResult } from '../../contract/index.ts';
-import type { CallbackClient } from '../io/callback-client.ts';
+import type { CallbackReply, ImageResult, ProgressPayload } from '../../contract/index.ts';
 import type { ObjectWriter } from '../io/object-store.ts';
+
+/**
+ * Where a job's progress and per-image results go: the callback service (CallbackClient) for a
+ * job, the terminal for `kinfer run` (the same pipeline, reported on the spot).
+ */
+export interface ProgressSink {
+  progress(payload: ProgressPayload): Promise<CallbackReply | void>;
+  imageResults(results: ImageResult[]): Promise<CallbackReply | void>;
+}
 
 /**
  * A batch is sent once it holds this much JSON, whatever its count: 300 detections with masks per
@@ -13,7 +21,7 @@ import type { ObjectWriter } from '../io/object-store.ts';
 export const MAX_BATCH_BYTES = 4 * 2 ** 20;
 
 export interface ReporterOptions {
-  callbacks: CallbackClient;
+  callbacks: ProgressSink;
   imagesFile: ObjectWriter;
   total: number;
   resultsBatchSize: number;

@@ -117,7 +117,11 @@ export class SemanticTask implements VisionTask<Context> {
       predicted_class_id: dominant,
       predicted_label: this.#o.classNames[dominant] ?? null,
       confidence: counts[dominant]! / map.length,
-      predictions: null,
+      // The classes present, largest area first; confidence = the share of the image's pixels.
+      predictions: [...counts.entries()]
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+        .map(([c, n]) => ({ class_id: c, class_name: this.#o.classNames[c] ?? `class_${c}`, confidence: n / map.length })),
       image_id: sample.imageId ?? sample.index,
       mask_path: maskPath,
     };
