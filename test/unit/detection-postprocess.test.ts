@@ -21,7 +21,7 @@ describe('Ultralytics letterbox', () => {
       .png()
       .toBuffer();
     const { pixels, geometry } = await letterbox(red, [32, 32]);
-    expect(geometry).toMatchObject({ ratio: 0.8, width: 32, height: 16, top: 8, bottom: 8 });
+    expect(geometry).toMatchObject({ width: 32, height: 16, top: 8, bottom: 8 });
     const px = (row: number, col: number) => [...pixels.subarray((row * 32 + col) * 3, (row * 32 + col) * 3 + 3)];
     expect(px(0, 0)).toEqual([114, 114, 114]);
     expect(px(7, 16)).toEqual([114, 114, 114]);
@@ -32,11 +32,15 @@ describe('Ultralytics letterbox', () => {
 
   it('maps boxes back to original pixels (scale_boxes), clipped to the image', () => {
     // 500x333 into 640: gain 1.28, pad x round(-0.1) = 0, pad y round(106.78) = 107.
+    // Per-axis gains from the rounded size: x 640 / 500 = 1.28, y 426 / 333.
     const original = { width: 500, height: 333 };
-    const forward = (b: number[]) => [b[0]! * 1.28, b[1]! * 1.28 + 107, b[2]! * 1.28, b[3]! * 1.28 + 107];
-    const [back] = scaleBoxes([forward([10, 20, 110, 220])], [640, 640], original);
-    back!.forEach((v, i) => expect(v).toBeCloseTo([10, 20, 110, 220][i]!, 10));
-    expect(scaleBoxes([[-5, 0, 700, 700]], [640, 640], original)[0]).toEqual([0, 0, 500, 333]);
+    const g = letterboxGeometry(500, 333, [640, 640]);
+    expect([g.gainX, g.gainY]).toEqual([640 / 500, 426 / 333]);
+    const forward = (b: number[]) => [b[0]! * g.gainX, b[1]! * g.gainY + 107, b[2]! * g.gainX, b[3]! * g.gainY + 107];
+    const [back] = scaleBoxes([forward([10, 20, 110, 220])], g, original);
+    // float32 arithmetic, as Ultralytics' tensors.
+    back!.forEach((v, i) => expect(v).toBeCloseTo([10, 20, 110, 220][i]!, 4));
+    expect(scaleBoxes([[-5, 0, 700, 700]], g, original)[0]).toEqual([0, 0, 500, 333]);
   });
 });
 
@@ -48,7 +52,7 @@ describe('NMS as Ultralytics runs it', () => {
       [0, 0, 10, 7], // IoU exactly 0.7 with the best: kept (not > 0.7)
       [50, 50, 60, 60],
     ];
-    expect(nms(boxes, [0.95, 0.9, 0.5, 0.3], 0.7)).toEqual([0, 2, 3]);
+    expect(nms(Float32Array.from(boxes.flat()), [0.95, 0.9, 0.5, 0.3], 0.7)).toEqual([0, 2, 3]);
   });
 
   /** Channel-major [4 + nc, N], as the ONNX export lays it out. */

@@ -1,6 +1,7 @@
 // Per-image scoring, prototype masks and YOLO labels, on cases worked out by hand.
 import { ObjectEvaluator } from '../../src/runner/detection/object-evaluator.ts';
 import { instanceMask } from '../../src/runner/detection/instance-masks.ts';
+import { letterboxGeometry } from '../../src/runner/detection/letterbox.ts';
 import { parseYoloLabels } from '../../src/runner/datasets/yolo-labels.ts';
 import { decodeMask, rleArea, rleToBbox } from '../../src/runner/segmentation/rle.ts';
 
@@ -54,20 +55,34 @@ describe('YOLOv8-seg prototype masks', () => {
   // A 16x16 input, 4x4 prototypes; prototype 0 is +10 in cells (1..2, 1..2), -10 elsewhere.
   const protos = { data: new Float32Array(2 * 16), channels: 2, height: 4, width: 4 };
   for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) protos.data[y * 4 + x] = x >= 1 && x <= 2 && y >= 1 && y <= 2 ? 10 : -10;
+  const predict = (width: number, height: number) => ({
+    mode: 'predict' as const,
+    inputSize: [16, 16] as [number, number],
+    geometry: letterboxGeometry(width, height, [16, 16]),
+    original: { width, height },
+  });
+  // The box in original pixels (predict uses these) and in network pixels.
+  const boxes = (original: number[], width: number, height: number) => {
+    const g = letterboxGeometry(width, height, [16, 16]);
+    return {
+      original,
+      network: [original[0]! * g.gainX + g.left, original[1]! * g.gainY + g.top, original[2]! * g.gainX + g.left, original[3]! * g.gainY + g.top],
+    };
+  };
 
   it('thresholds the bilinear logits at 0 (half a cell past the positive cells) inside the box', () => {
     // Original = input (no letterbox): cells 1..2 cover pixels 4..11; logits cross 0 half a cell out, at 2 and 14.
-    const rle = instanceMask(protos, [1, 0], [0, 0, 16, 16], { inputSize: [16, 16], original: { width: 16, height: 16 } });
+    const rle = instanceMask(protos, [1, 0], boxes([0, 0, 16, 16], 16, 16), predict(16, 16));
     expect(rleToBbox(rle)).toEqual([4, 4, 8, 8]);
     // The four corner pixels read 3 negative cells of 4 (weights 0.375 * 0.375 ... ): logit -2.19, out.
     expect(rleArea(rle)).toBe(64 - 4);
   });
 
   it('crops to the box (pixel r inside when x1 <= r < x2) and follows the letterbox back to the original', () => {
-    const cropped = instanceMask(protos, [1, 0], [6, 0, 9.5, 16], { inputSize: [16, 16], original: { width: 16, height: 16 } });
+    const cropped = instanceMask(protos, [1, 0], boxes([6, 0, 9.5, 16], 16, 16), predict(16, 16));
     expect(rleToBbox(cropped)).toEqual([6, 4, 4, 8]);
     // A 32x16 original is letterboxed to 16x8 with 4 rows of padding: the mask lands at half the rows' offset.
-    const wide = instanceMask(protos, [1, 0], [0, 0, 32, 16], { inputSize: [16, 16], original: { width: 32, height: 16 } });
+    const wide = instanceMask(protos, [1, 0], boxes([0, 0, 32, 16], 32, 16), predict(32, 16));
     const m = decodeMask(wide);
     expect(m.length).toBe(32 * 16);
     expect(rleToBbox(wide)).toEqual([8, 0, 16, 16]);
@@ -78,7 +93,8 @@ describe('YOLO label files', () => {
   it('turns normalized boxes, polygons and keypoints into pixels, with COCO areas', () => {
     const base = { numClasses: 3, imageId: 7, firstId: 1, width: 200, height: 100 };
     expect(parseYoloLabels('1 0.5 0.5 0.2 0.4\n\n', { ...base, task: 'object_detection' })).toEqual([
-      { id: 1, image_id: 7, category_id: 1, iscrowd: 0, bbox: [80, 30, 40, 40], area: 1600 },
+      // The normalized values as Ultralytics' float32 label arrays hold them, for its metric family.
+      { id: 1, image_id: 7, category_id: 1, iscrowd: 0, bbox: [80, 30, 40, 40], area: 1600, yolo: { xywh: [0.5, 0.5, Math.fround(0.2), Math.fround(0.4)] } },
     ]);
     const [seg] = parseYoloLabels('2 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5', { ...base, task: 'instance_segmentation' });
     expect(seg).toMatchObject({ category_id: 2, bbox: [20, 10, 40, 40] });

@@ -31,6 +31,11 @@ export interface CocoGroundTruth {
   num_keypoints?: number;
   /** Instance segmentation: the mask as RLE (polygons must be rasterized first). */
   segmentation?: Rle;
+  /**
+   * YOLO labels: the values as Ultralytics holds them (float32, normalized): the box centre and
+   * size (from the polygon's extent for segments), keypoints with Ultralytics' visibility.
+   */
+  yolo?: { xywh: [number, number, number, number]; keypoints?: number[] };
 }
 
 export interface CocoDetection {

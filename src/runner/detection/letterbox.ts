@@ -1,12 +1,23 @@
-// Ultralytics' LetterBox (auto=False, center=True, scaleup=True), as in
-// ultralytics/data/augment.py, and scale_boxes from ultralytics/utils/ops.py for the way back.
-// The rounding is Python's (half to even), the padding split is round(d - 0.1) / round(d + 0.1).
+// Ultralytics' two ways into the network (pinned to Ultralytics 8.4.x, ultralytics/data/base.py,
+// ultralytics/data/augment.py) and its one way back (ultralytics/utils/ops.py):
+//
+//   predict (inference jobs): LetterBox(imgsz, scaleup=True): ratio r = min(H/h0, W/w0), resized
+//     size max(round(w0 r), 1) x max(round(h0 r), 1), padding split round(d - 0.1) / round(d + 0.1).
+//   val (test runs): load_image resizes the long side to max(imgsz) (ceil, capped at imgsz; small
+//     images are enlarged), then LetterBox(imgsz, scaleup=False) fits that without enlarging.
+//     ratio_pad = ((h1/h0 r2, w1/w0 r2), (left, top)) is what val maps predictions back with.
+//   back: scale_boxes / scale_coords subtract the padding and divide by a gain per axis: the one
+//     ratio_pad gives (val), or new_side / old_side from the rounded resized size (predict).
+//
+// Rounding is Python's (half to even). The pixels are resampled once (sharp, bilinear) to the final
+// size, where val may resample twice with OpenCV: the geometry is Ultralytics', pixel values may
+// differ by interpolation rounding.
 import sharp from 'sharp';
 import { hwcToChw, ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
 
+export type LetterboxMode = 'predict' | 'val';
+
 export interface Letterbox {
-  /** Scale applied to the original image. */
-  ratio: number;
   /** Size of the resized image before padding. */
   width: number;
   height: number;
@@ -14,24 +25,49 @@ export interface Letterbox {
   bottom: number;
   left: number;
   right: number;
+  /** Network pixels per original pixel, per axis, as the way back divides by them (ratio_pad). */
+  gainX: number;
+  gainY: number;
+  /** The image LetterBox received (val: after load_image's resize) and the ratio it applied: labels follow these. */
+  loaded: { width: number; height: number; ratio: number };
 }
 
-/** Geometry of letterboxing a `width` x `height` image into `inputSize` [height, width]. */
-export function letterboxGeometry(width: number, height: number, inputSize: [number, number]): Letterbox {
-  const [newH, newW] = inputSize;
-  const ratio = Math.min(newH / height, newW / width);
-  const resizedW = roundHalfEven(width * ratio);
-  const resizedH = roundHalfEven(height * ratio);
-  const dw = (newW - resizedW) / 2;
-  const dh = (newH - resizedH) / 2;
+const f32 = Math.fround;
+
+/** LetterBox.get_params: resized size and padding of a `w` x `h` image into [H, W]. */
+function letterboxParams(w: number, h: number, inputSize: [number, number], scaleup: boolean) {
+  const [H, W] = inputSize;
+  let r = Math.min(H / h, W / w);
+  if (!scaleup) r = Math.min(r, 1);
+  const width = Math.max(roundHalfEven(w * r), 1);
+  const height = Math.max(roundHalfEven(h * r), 1);
+  const dw = (W - width) / 2;
+  const dh = (H - height) / 2;
+  return { r, width, height, top: roundHalfEven(dh - 0.1), bottom: roundHalfEven(dh + 0.1), left: roundHalfEven(dw - 0.1), right: roundHalfEven(dw + 0.1) };
+}
+
+/** Geometry of bringing a `width` x `height` image into the network's `inputSize` [height, width]. */
+export function letterboxGeometry(width: number, height: number, inputSize: [number, number], mode: LetterboxMode = 'predict'): Letterbox {
+  // val: load_image(rect_mode=True) first brings the long side to imgsz (ceil, capped), then
+  // LetterBox does not upscale; predict letterboxes the image as it is.
+  let [w1, h1] = [width, height];
+  if (mode === 'val') {
+    const imgsz = Math.max(...inputSize);
+    const r = imgsz / Math.max(height, width);
+    if (r !== 1) [w1, h1] = [Math.min(Math.ceil(width * r), imgsz), Math.min(Math.ceil(height * r), imgsz)];
+  }
+  const p = letterboxParams(w1, h1, inputSize, mode === 'predict');
   return {
-    ratio,
-    width: resizedW,
-    height: resizedH,
-    top: roundHalfEven(dh - 0.1),
-    bottom: roundHalfEven(dh + 0.1),
-    left: roundHalfEven(dw - 0.1),
-    right: roundHalfEven(dw + 0.1),
+    width: p.width,
+    height: p.height,
+    top: p.top,
+    bottom: p.bottom,
+    left: p.left,
+    right: p.right,
+    // predict: scale_boxes computes the gains from the rounded size; val: the dataset's ratio_pad.
+    gainX: mode === 'predict' ? p.width / width : (w1 / width) * p.r,
+    gainY: mode === 'predict' ? p.height / height : (h1 / height) * p.r,
+    loaded: { width: w1, height: h1, ratio: p.r },
   };
 }
 
@@ -39,13 +75,14 @@ export function letterboxGeometry(width: number, height: number, inputSize: [num
 export async function letterbox(
   bytes: Uint8Array,
   inputSize: [number, number],
+  mode: LetterboxMode = 'predict',
 ): Promise<{ pixels: Buffer; geometry: Letterbox; original: { width: number; height: number } }> {
   const image = sharp(bytes, { failOn: 'error', autoOrient: true });
   const meta = await image.metadata();
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) throw new Error('image has no dimensions');
-  const g = letterboxGeometry(width, height, inputSize);
+  const g = letterboxGeometry(width, height, inputSize, mode);
   let pipeline = image.removeAlpha().toColourspace('srgb');
   if (g.width !== width || g.height !== height) pipeline = pipeline.resize({ width: g.width, height: g.height, fit: 'fill', kernel: 'linear' });
   const pixels = await pipeline
@@ -60,37 +97,31 @@ export async function letterboxTensor(
   bytes: Uint8Array,
   inputSize: [number, number],
   norm: { mean: [number, number, number]; std: [number, number, number] },
-): Promise<{ tensor: Float32Array; original: { width: number; height: number } }> {
+  mode: LetterboxMode = 'predict',
+): Promise<{ tensor: Float32Array; original: { width: number; height: number }; geometry: Letterbox }> {
   let lb;
   try {
-    lb = await letterbox(bytes, inputSize);
+    lb = await letterbox(bytes, inputSize, mode);
   } catch (err) {
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
-  return { tensor: hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std), original: lb.original };
+  return { tensor: hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std), original: lb.original, geometry: lb.geometry };
 }
 
 /**
- * The way back from network input to original pixels, as Ultralytics' scale_boxes, scale_coords
- * and scale_image compute it: the gain, and the padding recomputed from the unrounded scaled size
- * (`pad*`), whose first row/column is `round(pad - 0.1)` (`left`, `top`).
+ * A point in network pixels back in the original image, clipped to it: scale_coords (and each
+ * corner of scale_boxes), in float32 as Ultralytics' tensors compute it.
  */
-export function inputToOriginal(inputSize: [number, number], original: { width: number; height: number }) {
-  const [inH, inW] = inputSize;
-  const gain = Math.min(inH / original.height, inW / original.width);
-  const padX = (inW - original.width * gain) / 2;
-  const padY = (inH - original.height * gain) / 2;
-  return { gain, padX, padY, left: roundHalfEven(padX - 0.1), top: roundHalfEven(padY - 0.1) };
-}
-
-/** A point in network input pixels back in the original image, clipped to it (scale_coords). */
-export function pointToOriginal(x: number, y: number, back: ReturnType<typeof inputToOriginal>, original: { width: number; height: number }): [number, number] {
+export function pointToOriginal(x: number, y: number, g: Letterbox, original: { width: number; height: number }): [number, number] {
   const clip = (v: number, max: number) => Math.min(Math.max(v, 0), max);
-  return [clip((x - back.left) / back.gain, original.width), clip((y - back.top) / back.gain, original.height)];
+  return [clip(f32(f32(x - g.left) / f32(g.gainX)), original.width), clip(f32(f32(y - g.top) / f32(g.gainY)), original.height)];
 }
 
-/** Boxes [x1, y1, x2, y2] from network input pixels back to the original image, clipped to it (scale_boxes). */
-export function scaleBoxes(boxes: number[][], inputSize: [number, number], original: { width: number; height: number }): number[][] {
-  const back = inputToOriginal(inputSize, original);
-  return boxes.map(([x1, y1, x2, y2]) => [...pointToOriginal(x1!, y1!, back, original), ...pointToOriginal(x2!, y2!, back, original)]);
+/** Boxes [x1, y1, x2, y2] from network pixels back to the original image, clipped to it (scale_boxes). */
+export function scaleBoxes(
+  boxes: ReadonlyArray<ArrayLike<number>>,
+  g: Letterbox,
+  original: { width: number; height: number },
+): Array<[number, number, number, number]> {
+  return boxes.map((b) => [...pointToOriginal(b[0]!, b[1]!, g, original), ...pointToOriginal(b[2]!, b[3]!, g, original)]);
 }

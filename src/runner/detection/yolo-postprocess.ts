@@ -1,11 +1,16 @@
-// YOLOv8/YOLO11 detection outputs to boxes, as Ultralytics' non_max_suppression does:
-// [1, 4+nc, N] rows of (cx, cy, w, h, per-class scores), no objectness; best class per box above
-// `conf`; boxes offset by class * 7680 so that one NMS pass never suppresses across classes;
-// torchvision's NMS (suppress IoU > iou); at most `maxDet`. End-to-end exports ([1, N, 6]:
-// x1, y1, x2, y2, score, class) are already suppressed and only filtered.
+// YOLOv8/YOLO11 detection outputs to boxes, as Ultralytics 8.4's non_max_suppression
+// (ultralytics/utils/nms.py) with torchvision's CPU NMS kernel decide them, in their float32:
+//   - [1, 4+nc(+extra), N] rows of (cx, cy, w, h, per-class scores), no objectness;
+//   - candidates: best class score > conf, compared in float32 (torch casts the Python float);
+//   - multi-label (val): one row per class above conf, anchor-major; best class only (predict);
+//   - boxes offset by class * 7680 in float32, so that one NMS pass never suppresses across
+//     classes (at high class ids the offset costs precision: that is what Ultralytics computes);
+//   - torchvision nms: stable sort by score, IoU in float32, suppress when IoU > iou (double);
+//   - at most max_det.
+// End-to-end exports ([1, N, 6]: x1, y1, x2, y2, score, class) are only filtered.
 
 export interface Detection {
-  /** [x1, y1, x2, y2] in network input pixels. */
+  /** [x1, y1, x2, y2] in network input pixels (float32 values). */
   box: [number, number, number, number];
   score: number;
   classId: number;
@@ -20,41 +25,69 @@ export interface NmsOptions {
   iou: number;
   /** Ultralytics: 300. */
   maxDet: number;
+  /** Every class above conf per anchor (Ultralytics val), or the best class only (predict). */
+  multiLabel?: boolean;
   /** Candidates kept for NMS, by score (Ultralytics max_nms). */
   maxNms?: number;
 }
 
-export const PREDICT_DEFAULTS: NmsOptions = { conf: 0.25, iou: 0.7, maxDet: 300 };
-export const VAL_DEFAULTS: NmsOptions = { conf: 0.001, iou: 0.7, maxDet: 300 };
+export const PREDICT_DEFAULTS: NmsOptions = { conf: 0.25, iou: 0.7, maxDet: 300, multiLabel: false };
+export const VAL_DEFAULTS: NmsOptions = { conf: 0.001, iou: 0.7, maxDet: 300, multiLabel: true };
 
 const MAX_WH = 7680;
+const f32 = Math.fround;
 
-function iou(a: number[], b: number[]): number {
-  const w = Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!);
-  const h = Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  return inter / ((a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter);
-}
-
-/** Greedy NMS over score-sorted candidates; returns kept indices, best first. */
-export function nms(boxes: number[][], scores: number[], iouThreshold: number): number[] {
-  const order = scores
-    .map((s, i) => [s, i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .map(([, i]) => i);
+/**
+ * torchvision.ops.nms (CPU kernel): kept indices, best first. `boxes` holds x1, y1, x2, y2 per box
+ * (float32 values); areas and IoU are computed in float32, the threshold compared as a double.
+ * Pairs that do not overlap, or whose IoU is clearly on one side of the threshold, are decided
+ * in double precision first: float32 rounding moves an IoU by far less than the margin.
+ */
+export function nms(boxes: Float32Array, scores: ArrayLike<number>, iouThreshold: number): number[] {
+  const n = scores.length;
+  // A stable sort, descending: equal scores keep their input order.
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const areas = new Float32Array(n);
+  for (let i = 0; i < n; i++) areas[i] = f32(f32(boxes[4 * i + 2]! - boxes[4 * i]!) * f32(boxes[4 * i + 3]! - boxes[4 * i + 1]!));
+  const suppressed = new Uint8Array(n);
   const keep: number[] = [];
-  const suppressed = new Uint8Array(boxes.length);
-  for (const i of order) {
+  for (let oi = 0; oi < n; oi++) {
+    const i = order[oi]!;
     if (suppressed[i]) continue;
     keep.push(i);
-    for (const j of order) if (!suppressed[j] && j !== i && iou(boxes[i]!, boxes[j]!) > iouThreshold) suppressed[j] = 1;
+    const ix1 = boxes[4 * i]!;
+    const iy1 = boxes[4 * i + 1]!;
+    const ix2 = boxes[4 * i + 2]!;
+    const iy2 = boxes[4 * i + 3]!;
+    const iarea = areas[i]!;
+    for (let oj = oi + 1; oj < n; oj++) {
+      const j = order[oj]!;
+      if (suppressed[j]) continue;
+      const jx1 = boxes[4 * j]!;
+      const jy1 = boxes[4 * j + 1]!;
+      const jx2 = boxes[4 * j + 2]!;
+      const jy2 = boxes[4 * j + 3]!;
+      // Differences of float32 values are exact in double: the sign decides as float32 would.
+      const w = (ix2 < jx2 ? ix2 : jx2) - (ix1 > jx1 ? ix1 : jx1);
+      if (w <= 0) continue;
+      const h = (iy2 < jy2 ? iy2 : jy2) - (iy1 > jy1 ? iy1 : jy1);
+      if (h <= 0) continue;
+      const approx = (w * h) / (iarea + areas[j]! - w * h);
+      if (approx < iouThreshold - 1e-5) continue;
+      if (approx > iouThreshold + 1e-5) {
+        suppressed[j] = 1;
+        continue;
+      }
+      const inter = f32(f32(w) * f32(h));
+      if (f32(inter / f32(f32(iarea + areas[j]!) - inter)) > iouThreshold) suppressed[j] = 1;
+    }
   }
   return keep;
 }
 
-/** Decodes one image's [4+nc, N] output (channel-major, as exported) and applies class-aware NMS. */
+/** Decodes one image's [4+nc(+extra), N] output (channel-major, as exported) and applies class-aware NMS. */
 export function decodeYolo(output: Float32Array, numClasses: number, numAnchors: number, opts: NmsOptions): Detection[] {
+  const conf = f32(opts.conf);
   // Class-major walk (each class row read in order): the anchor-major one strides 4*N bytes a read.
   const best = new Float32Array(numAnchors).fill(-Infinity);
   const bestClass = new Uint16Array(numAnchors);
@@ -67,18 +100,32 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
       }
     }
   }
-  const candidates: Detection[] = [];
+  const multiLabel = (opts.multiLabel ?? false) && numClasses > 1;
+  const rows: Detection[] = [];
   for (let a = 0; a < numAnchors; a++) {
-    if (!(best[a]! > opts.conf)) continue;
+    if (!(best[a]! > conf)) continue;
     const cx = output[a]!;
     const cy = output[numAnchors + a]!;
-    const w = output[2 * numAnchors + a]!;
-    const h = output[3 * numAnchors + a]!;
-    candidates.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score: best[a]!, classId: bestClass[a]!, anchor: a });
+    const hw = f32(output[2 * numAnchors + a]! / 2);
+    const hh = f32(output[3 * numAnchors + a]! / 2);
+    const box: Detection['box'] = [f32(cx - hw), f32(cy - hh), f32(cx + hw), f32(cy + hh)];
+    if (!multiLabel) {
+      rows.push({ box, score: best[a]!, classId: bestClass[a]!, anchor: a });
+      continue;
+    }
+    for (let c = 0; c < numClasses; c++) {
+      const score = output[(4 + c) * numAnchors + a]!;
+      if (score > conf) rows.push({ box, score, classId: c, anchor: a });
+    }
   }
   const maxNms = opts.maxNms ?? 30_000;
-  const pool = candidates.length > maxNms ? [...candidates].sort((a, b) => b.score - a.score).slice(0, maxNms) : candidates;
-  const offset = pool.map((d) => d.box.map((v) => v + d.classId * MAX_WH));
+  // Ultralytics sorts with an unstable argsort here; a stable one keeps ties in anchor order.
+  const pool = rows.length > maxNms ? [...rows].sort((a, b) => b.score - a.score).slice(0, maxNms) : rows;
+  const offset = new Float32Array(pool.length * 4);
+  pool.forEach((d, i) => {
+    const c = f32(d.classId * MAX_WH);
+    for (let k = 0; k < 4; k++) offset[4 * i + k] = f32(d.box[k]! + c);
+  });
   return nms(
     offset,
     pool.map((d) => d.score),
@@ -90,11 +137,12 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
 
 /** End-to-end exports: rows of (x1, y1, x2, y2, score, class), already suppressed. */
 export function decodeEndToEnd(output: Float32Array, rows: number, opts: Pick<NmsOptions, 'conf' | 'maxDet'>): Detection[] {
+  const conf = f32(opts.conf);
   const out: Detection[] = [];
   for (let r = 0; r < rows && out.length < opts.maxDet; r++) {
     const o = r * 6;
     const score = output[o + 4]!;
-    if (!(score > opts.conf)) continue;
+    if (!(score > conf)) continue;
     out.push({ box: [output[o]!, output[o + 1]!, output[o + 2]!, output[o + 3]!], score, classId: Math.round(output[o + 5]!), anchor: r });
   }
   return out;

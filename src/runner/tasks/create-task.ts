@@ -48,14 +48,17 @@ export function createTask(
     }) as VisionTask<unknown>;
   }
   if (!OBJECT_TASK_TYPES.includes(env.TASK_TYPE)) throw new Error(`no runner for task ${env.TASK_TYPE}`);
-  const defaults = env.INFERENCE_TYPE === 'test_run' ? VAL_DEFAULTS : PREDICT_DEFAULTS;
+  // A test run is `yolo val`, an inference job `yolo predict`, each with its defaults.
+  const mode = env.INFERENCE_TYPE === 'test_run' ? 'val' : 'predict';
+  const defaults = mode === 'val' ? VAL_DEFAULTS : PREDICT_DEFAULTS;
   return new ObjectTask({
     task: env.TASK_TYPE,
     metadata: model.metadata,
     classNames: source.classNames,
     categoryIds: source.categoryIds,
     evaluatedCategoryIds: source.evaluatedCategoryIds,
-    nms: { conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET },
+    nms: { ...defaults, conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET },
+    mode,
     outputShapes: model.outputShapes,
     evaluate,
     store,

@@ -1,15 +1,20 @@
-// Object detection, instance segmentation and pose estimation with YOLOv8/YOLO11-style exports:
-// Ultralytics' letterbox in, [B, 4 + nc (+ 32 | + K*D), N] out (plus prototypes [B, 32, H/4, W/4]
-// for segmentation), or an end-to-end [B, N, 6] detection output. Boxes, masks and keypoints go
-// back to the original image's pixels; a test run is scored against COCO or YOLO labels.
+// Object detection, instance segmentation and pose estimation with YOLOv8/YOLO11-style exports,
+// [B, 4 + nc (+ 32 | + K*D), N] out (plus prototypes [B, 32, H/4, W/4] for segmentation), or an
+// end-to-end [B, N, 6] detection output, handled as Ultralytics 8.4 does: a test run as `yolo val`
+// (its preprocessing, multi-label NMS, masks as its COCO JSON has them), an inference job as
+// `yolo predict` (letterbox, best class, retina masks, detections with an empty mask dropped).
+// Boxes, masks and keypoints go back to the original image's pixels; a test run is scored by
+// pycocotools and by Ultralytics' own metrics, against COCO or YOLO labels.
 import type { DetectedObject, EvaluationMetrics, GroundTruthObject, TaskType } from '../../contract/index.ts';
 import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
 import { parseYoloLabels } from '../datasets/yolo-labels.ts';
 import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
 import { instanceMask } from '../detection/instance-masks.ts';
-import { inputToOriginal, letterboxTensor, pointToOriginal, scaleBoxes } from '../detection/letterbox.ts';
+import { letterboxTensor, pointToOriginal, scaleBoxes, type Letterbox, type LetterboxMode } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
-import { decodeEndToEnd, decodeYolo, type NmsOptions } from '../detection/yolo-postprocess.ts';
+import { UltralyticsMetrics, ultralyticsSigmas } from '../detection/ultralytics-metrics.ts';
+import { labelsToNetwork } from '../detection/ultralytics-labels.ts';
+import { decodeEndToEnd, decodeYolo, type Detection, type NmsOptions } from '../detection/yolo-postprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import { isEndToEndDetection, type ModelMetadata } from '../../contract/index.ts';
@@ -28,6 +33,8 @@ export interface ObjectTaskOptions {
   categoryIds?: number[] | undefined;
   evaluatedCategoryIds?: number[] | undefined;
   nms: NmsOptions;
+  /** val: a test run as `yolo val` runs it; predict: an inference job as `yolo predict`. */
+  mode: LetterboxMode;
   /** Output shapes as the session reports them, to tell the layouts apart. */
   outputShapes: number[][];
   evaluate: boolean;
@@ -37,6 +44,7 @@ export interface ObjectTaskOptions {
 
 interface Context {
   original: { width: number; height: number };
+  geometry: Letterbox;
   bytes: Uint8Array;
   gts: CocoGroundTruth[] | undefined;
 }
@@ -49,6 +57,7 @@ export class ObjectTask implements VisionTask<Context> {
   readonly #categoryIds: number[];
   readonly #classOf: Map<number, number>;
   readonly #evaluator: ObjectEvaluator | undefined;
+  readonly #ultralytics: UltralyticsMetrics | undefined;
   #nextAnnotationId = 1;
 
   constructor(o: ObjectTaskOptions) {
@@ -68,12 +77,15 @@ export class ObjectTask implements VisionTask<Context> {
           keypoints: this.#kpt?.[0],
         })
       : undefined;
+    this.#ultralytics = o.evaluate
+      ? new UltralyticsMetrics(o.task === 'pose_estimation' ? ['B', 'P'] : ['B'], this.#kpt && ultralyticsSigmas(this.#kpt[0]))
+      : undefined;
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
-    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata);
+    const { tensor, original, geometry } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, this.#o.mode);
     const gts = this.#o.evaluate ? await this.#groundTruth(sample, original) : undefined;
-    return { tensor, context: { original, bytes, gts } };
+    return { tensor, context: { original, geometry, bytes, gts } };
   }
 
   async #groundTruth(sample: Sample, size: { width: number; height: number }): Promise<CocoGroundTruth[] | undefined> {
@@ -104,37 +116,42 @@ export class ObjectTask implements VisionTask<Context> {
     const out = outputRow(outputs[0]!, row);
     const dims = outputs[0]!.dims;
     const raw = this.#endToEnd ? decodeEndToEnd(out, dims[1]!, this.#o.nms) : decodeYolo(out, this.#nc, dims[2]!, this.#o.nms);
-    const found = raw.filter((d) => d.classId >= 0 && d.classId < this.#nc);
-    const boxes = scaleBoxes(
+    let found = raw.filter((d) => d.classId >= 0 && d.classId < this.#nc);
+    let boxes = scaleBoxes(
       found.map((d) => d.box),
-      inputSize,
+      ctx.geometry,
       ctx.original,
     );
-    const protos =
-      this.#o.task === 'instance_segmentation'
-        ? { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! }
-        : undefined;
-    const back = this.#kpt && inputToOriginal(inputSize, ctx.original);
     const anchors = dims[2]!;
-    const masks: Rle[] = [];
+    let masks: Rle[] = [];
+    if (this.#o.task === 'instance_segmentation') {
+      const protos = { data: outputRow(outputs[1]!, row), channels: outputs[1]!.dims[1]!, height: outputs[1]!.dims[2]!, width: outputs[1]!.dims[3]! };
+      const m = { mode: this.#o.mode, inputSize, geometry: ctx.geometry, original: ctx.original };
+      masks = found.map((d, i) => {
+        const coefficients = Array.from({ length: protos.channels }, (_, k) => out[(4 + this.#nc + k) * anchors + d.anchor]!);
+        return instanceMask(protos, coefficients, { network: d.box, original: boxes[i]! }, m);
+      });
+      if (this.#o.mode === 'predict') {
+        // The predictor keeps only predictions with a mask.
+        const keep = masks.map((mask) => mask.counts.length > 1);
+        found = found.filter((_, i) => keep[i]);
+        boxes = boxes.filter((_, i) => keep[i]);
+        masks = masks.filter((_, i) => keep[i]);
+      }
+    }
     const detections: DetectedObject[] = found.map((d, i) => {
-      const bbox = boxes[i] as [number, number, number, number];
       const object: DetectedObject = {
         class_id: d.classId,
         class_name: this.#o.classNames[d.classId]!,
         category_id: this.#categoryIds[d.classId]!,
         confidence: d.score,
-        bbox,
+        bbox: boxes[i]!,
       };
-      if (protos) {
-        const coefficients = Array.from({ length: protos.channels }, (_, k) => out[(4 + this.#nc + k) * anchors + d.anchor]!);
-        const rle = instanceMask(protos, coefficients, bbox, { inputSize, original: ctx.original });
-        masks[i] = rle;
-        object.mask = { size: rle.size, counts: rleToString(rle) };
-      }
-      if (back) object.keypoints = this.#keypoints(out, anchors, d.anchor, back, ctx.original);
+      if (masks[i]) object.mask = { size: masks[i].size, counts: rleToString(masks[i]) };
+      if (this.#kpt) object.keypoints = this.#keypoints(out, anchors, d.anchor, ctx);
       return object;
     });
+    if (this.#ultralytics && ctx.gts) this.#addToUltralytics(found, out, anchors, ctx);
 
     const fields: TaskFields = {
       ...(detections[0]
@@ -168,21 +185,35 @@ export class ObjectTask implements VisionTask<Context> {
     return fields;
   }
 
-  #keypoints(
-    out: Float32Array,
-    anchors: number,
-    anchor: number,
-    back: ReturnType<typeof inputToOriginal>,
-    original: { width: number; height: number },
-  ): number[] {
+  /** An anchor's keypoints: network pixels (for Ultralytics' metrics), or original ones (scale_coords). */
+  #keypoints(out: Float32Array, anchors: number, anchor: number, ctx: Context, space: 'original' | 'network' = 'original'): number[] {
     const [k, d] = this.#kpt!;
     const base = 4 + this.#nc;
     const values: number[] = [];
     for (let i = 0; i < k; i++) {
       const at = (j: number) => out[(base + i * d + j) * anchors + anchor]!;
-      values.push(...pointToOriginal(at(0), at(1), back, original), d === 3 ? at(2) : 1);
+      const xy: [number, number] = space === 'network' ? [at(0), at(1)] : pointToOriginal(at(0), at(1), ctx.geometry, ctx.original);
+      values.push(...xy, d === 3 ? at(2) : 1);
     }
     return values;
+  }
+
+  /** One image into `yolo val`'s own metrics: predictions as NMS left them, labels letterboxed, in network pixels. */
+  #addToUltralytics(found: Detection[], out: Float32Array, anchors: number, ctx: Context): void {
+    const labels = labelsToNetwork(
+      // As Ultralytics' COCO converter, crowd regions are not labels.
+      ctx.gts!.filter((g) => g.iscrowd !== 1),
+      { geometry: ctx.geometry, original: ctx.original, inputSize: this.#o.metadata.inputSize, classOf: (c) => this.#classOf.get(c) },
+    );
+    this.#ultralytics!.add({
+      predBoxes: Float32Array.from(found.flatMap((d) => d.box)),
+      predClass: Int32Array.from(found, (d) => d.classId),
+      conf: Float32Array.from(found, (d) => d.score),
+      ...(this.#kpt ? { predKeypoints: Float32Array.from(found.flatMap((d) => this.#keypoints(out, anchors, d.anchor, ctx, 'network'))) } : {}),
+      labelBoxes: labels.boxes,
+      labelClass: labels.classes,
+      ...(labels.keypoints ? { labelKeypoints: labels.keypoints } : {}),
+    });
   }
 
   #groundTruthObjects(gts: CocoGroundTruth[]): GroundTruthObject[] {
@@ -213,6 +244,21 @@ export class ObjectTask implements VisionTask<Context> {
   }
 
   metrics(): EvaluationMetrics | null {
-    return this.#evaluator?.result() ?? null;
+    const coco = this.#evaluator?.result();
+    if (!coco || !this.#ultralytics) return coco ?? null;
+    // Ultralytics' own family beside pycocotools', labelled so that each compares with its tool.
+    const ultralytics = this.#ultralytics.result();
+    for (const [key, value] of Object.entries(ultralytics.overall)) {
+      // `yolo val` sums the mask family (M) into a segmentation model's fitness; kinfer computes
+      // no M family (pycocotools' segm metrics stand for it), so it reports no fitness there.
+      if (key === 'fitness' && this.#o.task === 'instance_segmentation') continue;
+      coco.overall_metrics[key.replace(/^metrics\//, 'ultralytics/').replace(/^fitness$/, 'ultralytics/fitness')] = value;
+    }
+    for (const c of coco.per_class_metrics) {
+      const u = ultralytics.perClass.get(c.class_id);
+      c.ultralytics_ap50 = u ? u.ap50 : null;
+      c.ultralytics_ap = u ? u.ap : null;
+    }
+    return coco;
   }
 }
