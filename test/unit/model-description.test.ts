@@ -86,6 +86,7 @@ describe('model metadata', () => {
       stride: undefined,
       kptShape: undefined,
       resizeShorter: 64,
+      interpolation: 'bilinear',
       mean: [0.5, 0.5, 0.5],
       std: [1, 1, 1],
     });
@@ -95,6 +96,8 @@ describe('model metadata', () => {
     const { model: m } = describeModel(header([[1, 3, 32, 32]], [[1, 4 + 3, 100]]), undefined, 'object_detection');
     expect(m!.metadata).toMatchObject({ classNames: ['class_0', 'class_1', 'class_2'], namedClasses: false, inputSize: [32, 32] });
     expect(fromMetadataProps({ 'kinfer.mean': '[0.1, 0.2, 0.3]' })).toEqual({ mean: [0.1, 0.2, 0.3] });
+    expect(fromMetadataProps({ 'kinfer.interpolation': '"bicubic"' })).toEqual({ interpolation: 'bicubic' });
+    expect(() => fromMetadataProps({ 'kinfer.interpolation': '"lanczos"' })).toThrow(/interpolation/);
   });
 });
 

@@ -17,7 +17,7 @@ async function halves(width: number, height: number, orientation?: number): Prom
   return img.png().toBuffer();
 }
 
-const plain = { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
+const plain = { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number], interpolation: 'bilinear' as const };
 /** (channel, row, col) of a CHW tensor. */
 const at = (t: Float32Array, size: number, c: number, y: number, x: number) => t[c * size * size + y * size + x]!;
 
@@ -53,7 +53,13 @@ describe('classification preprocessing', () => {
     const red = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 255, g: 0, b: 51 } } })
       .png()
       .toBuffer();
-    const t = await preprocessClassification(red, { inputSize: [4, 4], resizeShorter: 4, mean: [0.5, 0.5, 0.1], std: [0.5, 0.25, 0.1] });
+    const t = await preprocessClassification(red, {
+      inputSize: [4, 4],
+      resizeShorter: 4,
+      mean: [0.5, 0.5, 0.1],
+      std: [0.5, 0.25, 0.1],
+      interpolation: 'bilinear',
+    });
     expect(at(t, 4, 0, 2, 2)).toBeCloseTo((1 - 0.5) / 0.5, 4);
     expect(at(t, 4, 1, 2, 2)).toBeCloseTo((0 - 0.5) / 0.25, 4);
     expect(at(t, 4, 2, 2, 2)).toBeCloseTo((0.2 - 0.1) / 0.1, 4);

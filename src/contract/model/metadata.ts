@@ -34,6 +34,8 @@ export const Sidecar = z
     kpt_shape: z.tuple([z.number().int().positive(), z.union([z.literal(2), z.literal(3)])]).optional(),
     /** Shorter side before the center crop (torchvision: 256 for a 224 crop). Default: the crop size. */
     resize: z.number().int().positive().optional(),
+    /** Classification resize filter, as PIL computes it (torchvision: bilinear; timm: often bicubic). */
+    interpolation: z.enum(['bilinear', 'bicubic']).optional(),
     /** Per-channel mean/std on [0,1] RGB values. */
     mean: triple.optional(),
     std: triple.optional(),
@@ -51,8 +53,9 @@ export interface ModelMetadata {
   inputSize: [number, number];
   stride: number | undefined;
   kptShape: [number, 2 | 3] | undefined;
-  /** Classification: shorter side before the center crop. */
+  /** Classification: shorter side before the center crop, and the resize filter. */
   resizeShorter: number;
+  interpolation: 'bilinear' | 'bicubic';
   mean: [number, number, number];
   std: [number, number, number];
 }
@@ -264,6 +267,7 @@ export function describeModel(
     stride: pick('stride'),
     kptShape,
     resizeShorter: pick('resize') ?? Math.min(...inputSize),
+    interpolation: pick('interpolation') ?? 'bilinear',
     mean: pick('mean') ?? [0, 0, 0],
     std: pick('std') ?? [1, 1, 1],
   };

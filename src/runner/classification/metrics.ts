@@ -39,6 +39,13 @@ export class ClassificationMetrics {
     if (ranked.slice(0, this.#k).includes(trueId)) this.#topK++;
   }
 
+  #ultralytics(): Record<string, number> {
+    if (this.#count === 0) return {};
+    const top1 = Math.fround(this.#top1 / this.#count);
+    const top5 = Math.fround(this.#topK / this.#count);
+    return { 'ultralytics/accuracy_top1': top1, 'ultralytics/accuracy_top5': top5, 'ultralytics/fitness': (top1 + top5) / 2 };
+  }
+
   get count(): number {
     return this.#count;
   }
@@ -74,6 +81,8 @@ export class ClassificationMetrics {
       overall_metrics: {
         accuracy,
         top5_accuracy: this.#count === 0 ? null : this.#topK / this.#count,
+        // `yolo val`'s own figures: the same counts averaged in float32 (ClassifyMetrics), and its fitness.
+        ...this.#ultralytics(),
         precision: mean((m) => m.precision),
         recall: mean((m) => m.recall),
         f1: mean((m) => m.f1),

@@ -1,7 +1,9 @@
-// Classification preprocessing as torchvision / Ultralytics define it: apply EXIF orientation,
-// resize so the shorter side is `resizeShorter` (bilinear), center-crop to the input size,
-// scale to [0,1], normalize per channel, lay out as CHW float32.
+// Classification preprocessing as torchvision / Ultralytics define it: apply EXIF orientation (as
+// cv2.imread does for `yolo val`), resize so the shorter side is `resizeShorter` with Pillow's
+// bilinear or bicubic filter (torchvision's Resize on a PIL image), center-crop to the input size, scale to
+// [0,1] and normalize per channel in float32 (ToTensor, Normalize), lay out as CHW.
 import sharp from 'sharp';
+import { pilResize } from './pil-resize.ts';
 
 // One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
 // more threads per image only contend with inference for the same cores.
@@ -11,6 +13,7 @@ export interface ClassificationPreprocess {
   /** [height, width] of the network input. */
   inputSize: [number, number];
   resizeShorter: number;
+  interpolation: 'bilinear' | 'bicubic';
   mean: [number, number, number];
   std: [number, number, number];
 }
@@ -49,39 +52,40 @@ export function resizedSize(width: number, height: number, shorter: number, crop
 /** Decodes and preprocesses one image into a CHW float32 tensor of `3 * h * w` values. */
 export async function preprocessClassification(bytes: Uint8Array, p: ClassificationPreprocess): Promise<Float32Array> {
   const [cropH, cropW] = p.inputSize;
-  let pixels: Buffer;
+  let pixels: Uint8Array;
   try {
-    const image = sharp(bytes, { failOn: 'error', autoOrient: true });
-    const meta = await image.metadata();
-    const width = meta.autoOrient?.width ?? meta.width;
-    const height = meta.autoOrient?.height ?? meta.height;
-    if (!width || !height) throw new Error('image has no dimensions');
-    const [rw, rh] = resizedSize(width, height, p.resizeShorter, p.inputSize);
-    const left = roundHalfEven((rw - cropW) / 2);
-    const top = roundHalfEven((rh - cropH) / 2);
-    pixels = await image
+    const { data, info } = await sharp(bytes, { failOn: 'error', autoOrient: true })
       .removeAlpha()
       .toColourspace('srgb')
-      .resize({ width: rw, height: rh, fit: 'fill', kernel: 'linear' })
-      .extract({ left, top, width: cropW, height: cropH })
       .raw()
-      .toBuffer();
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
+    const [rw, rh] = resizedSize(info.width, info.height, p.resizeShorter, p.inputSize);
+    const left = roundHalfEven((rw - cropW) / 2);
+    const top = roundHalfEven((rh - cropH) / 2);
+    pixels = pilResize(data, info.width, info.height, 3, rw, rh, { left, top, width: cropW, height: cropH }, p.interpolation);
   } catch (err) {
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
-  const plane = cropH * cropW;
-  if (pixels.length !== plane * 3) throw new ImageDecodeError(`expected 3 channels, got ${pixels.length / plane}`);
-  return hwcToChw(pixels, plane, p.mean, p.std);
+  return hwcToChw(pixels, cropH * cropW, p.mean, p.std);
 }
 
-/** RGB bytes (HWC) to the network's CHW float32: /255, then (x - mean) / std per channel. */
+const f32 = Math.fround;
+
+/**
+ * RGB bytes (HWC) to the network's CHW float32 as torchvision computes it: ToTensor's float32
+ * division by 255, then Normalize's (x - mean) / std in float32 (mean 0 and std 1 for
+ * Ultralytics models leave x / 255). One lookup table per channel.
+ */
 export function hwcToChw(pixels: Uint8Array, plane: number, mean: [number, number, number], std: [number, number, number]): Float32Array {
   const out = new Float32Array(plane * 3);
+  const table = new Float32Array(256);
   for (let c = 0; c < 3; c++) {
-    const scale = 1 / (255 * std[c]!);
-    const shift = mean[c]! / std[c]!;
+    const m = f32(mean[c]!);
+    const s = f32(std[c]!);
+    for (let v = 0; v < 256; v++) table[v] = f32(f32(f32(v / 255) - m) / s);
     const base = c * plane;
-    for (let i = 0, j = c; i < plane; i++, j += 3) out[base + i] = pixels[j]! * scale - shift;
+    for (let i = 0, j = c; i < plane; i++, j += 3) out[base + i] = table[pixels[j]!]!;
   }
   return out;
 }
