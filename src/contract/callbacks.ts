@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { ErrorCodeField } from './job-errors.ts';
 import { JobKind } from './jobs.ts';
+import { XaiResult } from './xai.ts';
 
 export const TOKEN_AUDIENCE = 'kinfer-callback';
 export const TOKEN_ISSUER = 'kinfer-controller';
@@ -122,6 +123,8 @@ export const ImageResult = z.object({
   image_id: z.number().int().nonnegative().optional(),
   /** Storage URI of the image drawn with its predictions. */
   visualization_path: z.string().nullable().optional(),
+  /** The image's explanation; null when the job explains no image or leaves this one out. */
+  xai: XaiResult.nullable().optional(),
   timings: ImageTimings.nullable(),
   error: z.string().max(4000).nullable(),
 });

@@ -1,5 +1,6 @@
 // The one module the runner and the services share. Export JSON Schema with `npm run contract:schema`.
 export * from './jobs.ts';
+export * from './xai.ts';
 export * from './storage-layout.ts';
 export * from './runner-env.ts';
 export * from './callbacks.ts';
@@ -7,5 +8,6 @@ export * from './results-file.ts';
 export * from './model/onnx-header.ts';
 export * from './model/metadata.ts';
 export * from './model/class-match.ts';
+export * from './model/onnx-graph.ts';
 export * from './job-fields.ts';
 export * from './job-errors.ts';

@@ -5,6 +5,7 @@
 // CEL rule) where zod checks the same thing with a refinement.
 import { z } from 'zod';
 import { parseStorageUri } from './storage-layout.ts';
+import { XaiImages, XaiTarget } from './xai.ts';
 
 export const LIMITS = {
   /** Job names and training job ids, as their varchar(255) columns. */
@@ -53,3 +54,11 @@ export const TrainingJobId = z.string().min(1).max(LIMITS.name).refine(noNul, NU
 export const ImagePaths = z.array(StorageUriField).min(1).max(LIMITS.imagePaths);
 export const TargetLayer = z.string().min(1).max(LIMITS.targetLayer).refine(noNul, NUL_MESSAGE);
 export const NumSamples = z.number().int().min(1).max(LIMITS.numSamples);
+
+/** `xai_config` of a request (the InferenceJob spec's `xai` block holds the same, camelCased). */
+export const XaiConfigFields = {
+  target_layer: TargetLayer.optional(),
+  num_samples: NumSamples.optional(),
+  images: XaiImages.optional(),
+  target: XaiTarget.optional(),
+};

@@ -39,6 +39,3 @@ export const InputConfig = z.union([
 ]);
 export type InputConfig = z.infer<typeof InputConfig>;
 
-export const XAI_METHODS = ['gradcam', 'integrated_gradients', 'occlusion', 'lime', 'shap'] as const;
-export const XaiMethod = z.enum(XAI_METHODS);
-export type XaiMethod = z.infer<typeof XaiMethod>;

@@ -2,7 +2,8 @@
 // `toRunnerEnv`; the runner reads it with `parseRunnerEnv`. Seed names are kept; additions are
 // documented on each field.
 import { z } from 'zod';
-import { InferenceType, InputConfig, TaskType, XaiMethod } from './jobs.ts';
+import { InferenceType, InputConfig, TaskType } from './jobs.ts';
+import { XaiImages, XaiMethod, XaiTarget } from './xai.ts';
 import { parseStorageUri } from './storage-layout.ts';
 
 const boolFromEnv = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -67,6 +68,14 @@ export const RunnerEnv = z
     XAI_METHOD: XaiMethod.optional(),
     XAI_TARGET_LAYER: z.string().optional(),
     XAI_NUM_SAMPLES: positiveInt.optional(),
+    /** Added: which images to explain (all | incorrect | first:N); default incorrect for test runs, first:1000 otherwise. */
+    XAI_IMAGES: XaiImages.optional(),
+    /** Added: the class to explain, predicted (default) or true (test runs). */
+    XAI_TARGET: XaiTarget.default('predicted'),
+    /** Added: an OpenAI-compatible endpoint for natural-language explanations (optional). */
+    XAI_LLM_BASE_URL: z.url().optional(),
+    XAI_LLM_MODEL: z.string().optional(),
+    XAI_LLM_API_KEY: z.string().optional(),
     /** S3-compatible endpoint (path-style addressing is used when set). */
     S3_ENDPOINT: z.url().optional(),
     AWS_ACCESS_KEY_ID: z.string().optional(),

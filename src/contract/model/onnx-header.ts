@@ -14,11 +14,34 @@ export interface TensorDescription {
   dims: number[] | null;
 }
 
+/** An attribute of a node, as far as graph analysis needs it (tensors and subgraphs are not read). */
+export interface NodeAttribute {
+  i?: number;
+  f?: number;
+  s?: string;
+  ints?: number[];
+  floats?: number[];
+}
+
+/** One node of the graph: what it computes from which tensors. */
+export interface GraphNode {
+  name: string;
+  opType: string;
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  attributes: Record<string, NodeAttribute>;
+}
+
 export interface OnnxHeader {
   metadataProps: Record<string, string>;
   /** Graph inputs that are not initializers (weights listed as inputs by IR < 4 exporters are left out). */
   inputs: TensorDescription[];
   outputs: TensorDescription[];
+  /** With `{ nodes: true }`: the nodes in graph order, the initializers' names, value_info shapes. */
+  nodes?: GraphNode[];
+  initializerNames?: Set<string>;
+  valueInfo?: TensorDescription[];
 }
 
 export class OnnxFormatError extends Error {
@@ -31,7 +54,8 @@ export class OnnxFormatError extends Error {
 
 // Field numbers of onnx.proto3.
 const MODEL = { graph: 7, metadataProps: 14 } as const;
-const GRAPH = { initializer: 5, input: 11, output: 12 } as const;
+const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 } as const;
+const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
 const TENSOR_NAME = 8;
 const WIRE = { varint: 0, fixed64: 1, bytes: 2, fixed32: 5 } as const;
 /** A graph input or output description is small; anything bigger is not one. */
@@ -197,13 +221,70 @@ function decodeStringEntry(bytes: Uint8Array): [string, string] {
   return [key, value];
 }
 
-/** Reads the header of an ONNX model from its bytes or a stream of them. */
-export async function readOnnxHeader(source: AsyncIterable<Uint8Array> | Uint8Array): Promise<OnnxHeader> {
+function decodeAttribute(bytes: Uint8Array): [string, NodeAttribute] {
+  let name = '';
+  const a: NodeAttribute = {};
+  fieldsOf(bytes, (field, wire, r) => {
+    if (field === 1 && wire === WIRE.bytes) name = r.string();
+    else if (field === 2 && wire === WIRE.fixed32) a.f = r.float();
+    else if (field === 3 && wire === WIRE.varint) a.i = Number(r.int64());
+    else if (field === 4 && wire === WIRE.bytes) a.s = new TextDecoder().decode(r.bytes());
+    else if (field === 7) {
+      a.floats ??= [];
+      if (wire === WIRE.bytes) {
+        const end = r.uint32() + r.pos;
+        while (r.pos < end) a.floats.push(r.float());
+      } else a.floats.push(r.float());
+    } else if (field === 8) {
+      a.ints ??= [];
+      if (wire === WIRE.bytes) {
+        const end = r.uint32() + r.pos;
+        while (r.pos < end) a.ints.push(Number(r.int64()));
+      } else a.ints.push(Number(r.int64()));
+    } else return false;
+    return true;
+  });
+  return [name, a];
+}
+
+/** A NodeProto, read from the stream; attributes bigger than a small message (Constant tensors) are skipped. */
+async function readNode(src: ByteSource): Promise<GraphNode> {
+  const node: GraphNode = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: {} };
+  const length = await src.varint();
+  const text = async () => new TextDecoder().decode(await src.bytes(await src.varint()));
+  await walk(src, src.pos + length, async (field, wire) => {
+    if (wire !== WIRE.bytes) return false;
+    if (field === NODE.input) node.inputs.push(await text());
+    else if (field === NODE.output) node.outputs.push(await text());
+    else if (field === NODE.name) node.name = await text();
+    else if (field === NODE.opType) node.opType = await text();
+    else if (field === NODE.domain) node.domain = await text();
+    else if (field === NODE.attribute) {
+      const n = await src.varint();
+      if (n > MAX_SMALL_MESSAGE) {
+        await src.skip(n);
+        return true;
+      }
+      const [name, attribute] = decodeAttribute(await src.bytes(n));
+      node.attributes[name] = attribute;
+    } else return false;
+    return true;
+  });
+  return node;
+}
+
+/**
+ * Reads the header of an ONNX model from its bytes or a stream of them; with `nodes`, also the
+ * graph's nodes (weights are still skipped unread).
+ */
+export async function readOnnxHeader(source: AsyncIterable<Uint8Array> | Uint8Array, opts: { nodes?: boolean } = {}): Promise<OnnxHeader> {
   const src = new ByteSource(source);
   const metadataProps: Record<string, string> = {};
   const inputs: TensorDescription[] = [];
   const outputs: TensorDescription[] = [];
   const initializers = new Set<string>();
+  const nodes: GraphNode[] = [];
+  const valueInfo: TensorDescription[] = [];
   let sawGraph = false;
   await walk(src, Infinity, async (field, wire) => {
     if (wire !== WIRE.bytes) return false;
@@ -221,6 +302,14 @@ export async function readOnnxHeader(source: AsyncIterable<Uint8Array> | Uint8Ar
         (gField === GRAPH.input ? inputs : outputs).push(decodeValueInfo(await smallMessage(src)));
         return true;
       }
+      if (opts.nodes && gField === GRAPH.node) {
+        nodes.push(await readNode(src));
+        return true;
+      }
+      if (opts.nodes && gField === GRAPH.valueInfo) {
+        valueInfo.push(decodeValueInfo(await smallMessage(src)));
+        return true;
+      }
       if (gField !== GRAPH.initializer) return false;
       // Only the initializer's name is read; its data is skipped.
       const tensorLength = await src.varint();
@@ -235,5 +324,6 @@ export async function readOnnxHeader(source: AsyncIterable<Uint8Array> | Uint8Ar
     return true;
   });
   if (!sawGraph) throw new OnnxFormatError('no graph in the file: not an ONNX model');
-  return { metadataProps, inputs: inputs.filter((i) => !initializers.has(i.name)), outputs };
+  const header: OnnxHeader = { metadataProps, inputs: inputs.filter((i) => !initializers.has(i.name)), outputs };
+  return opts.nodes ? { ...header, nodes, initializerNames: initializers, valueInfo } : header;
 }

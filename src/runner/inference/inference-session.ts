@@ -68,6 +68,19 @@ export class WorkerSession {
     });
   }
 
+  /** Runs with every input named; the buffers are copied, the caller keeps its arrays. */
+  runNamed(inputs: Array<{ name: string; data: Float32Array; dims: number[] }>): Promise<RunOutput> {
+    const id = this.#nextId++;
+    const copies = inputs.map((i) => ({ name: i.name, data: i.data.slice().buffer as ArrayBuffer, dims: i.dims }));
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#post(
+        { type: 'runNamed', id, inputs: copies },
+        copies.map((c) => c.data),
+      );
+    });
+  }
+
   async close(): Promise<void> {
     await this.#worker.terminate();
   }

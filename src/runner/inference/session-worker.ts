@@ -61,7 +61,10 @@ async function handle(msg: WorkerRequest): Promise<void> {
     }
     if (!session) throw new Error('session not initialised');
     const started = performance.now();
-    const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(msg.data), msg.dims) };
+    const feeds =
+      msg.type === 'runNamed'
+        ? Object.fromEntries(msg.inputs.map((i) => [i.name, new ort.Tensor('float32', new Float32Array(i.data), i.dims)]))
+        : { [session.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(msg.data), msg.dims) };
     const results = await session.run(feeds);
     const outputs = session.outputNames.map((name) => {
       const t = results[name]!;
@@ -73,7 +76,7 @@ async function handle(msg: WorkerRequest): Promise<void> {
       outputs.map((o) => o.data),
     );
   } catch (err) {
-    reply({ type: 'error', id: msg.type === 'run' ? msg.id : -1, message: (err as Error).message });
+    reply({ type: 'error', id: msg.type === 'init' ? -1 : msg.id, message: (err as Error).message });
   }
 }
 

@@ -1,7 +1,9 @@
 // Messages between the runner's main thread and its session worker.
 export type WorkerRequest =
   | { type: 'init'; model: ArrayBuffer; executionProviders: string[]; intraOpNumThreads: number }
-  | { type: 'run'; id: number; data: ArrayBuffer; dims: number[] };
+  | { type: 'run'; id: number; data: ArrayBuffer; dims: number[] }
+  /** A run with every input named (the explainers' generated models take several). */
+  | { type: 'runNamed'; id: number; inputs: Array<{ name: string; data: ArrayBuffer; dims: number[] }> };
 
 export interface WorkerOutput {
   name: string;
