@@ -19,9 +19,9 @@ import {
   parseRunnerEnv,
   fromMetadataProps,
   TaskType,
+  XaiMethod,
   type ImageResult,
   type JobErrorCode,
-  type XaiMethod,
 } from '../contract/index.ts';
 import { Admission } from '../controller/admission/admission.ts';
 import { ModelInspector } from '../controller/admission/model-inspector.ts';
@@ -151,14 +151,17 @@ export async function localRun(
     input_config: opts.image ? { image_path: local(opts.image) } : { dataset_path: local(opts.inputDir!) },
     enable_xai: opts.xai !== undefined,
     xai_method: (opts.xai as XaiMethod | undefined) ?? null,
-    xai_config: null,
+    // The CLI explains every image it is given.
+    xai_config: opts.xai !== undefined ? { images: 'all' } : null,
   };
+  if (opts.xai !== undefined && !XaiMethod.safeParse(opts.xai).success) throw new CliError(`--xai must be one of ${XaiMethod.options.join(', ')}`);
   const admitted = await new Admission({ storage, models, timeoutMs: 60_000 }).admit(definition, flagOf);
   if (!admitted.admitted) throw new CliError(admitted.problems.map((p) => `${flagOf(p.field)}: ${p.message}`).join('; '));
   const id = randomUUID();
   const row = { ...newJobOf(definition).row, id, trace_id: id } as unknown as Job;
 
-  const outputDir = opts.outputDir ? resolve(opts.outputDir) : undefined;
+  // Explanations are files: without --output-dir they go where the reference tool puts them.
+  const outputDir = opts.outputDir ? resolve(opts.outputDir) : opts.xai !== undefined ? resolve('results/inference') : undefined;
   const scratch = outputDir ?? (await mkdtemp(join(tmpdir(), 'kinfer-run-')));
   if (outputDir) await mkdir(outputDir, { recursive: true });
   const env = parseRunnerEnv({
@@ -178,6 +181,8 @@ export async function localRun(
     ),
     SAVE_VISUALIZATIONS: outputDir ? 'true' : 'false',
     RESULTS_BATCH_SIZE: '1',
+    // With --xai, every class's confidence (the reference CLI prints them all).
+    ...(opts.xai !== undefined ? { TOP_K: '100000' } : {}),
     ...(opts.conf !== undefined ? { CONF_THRESHOLD: String(opts.conf) } : {}),
     ...(opts.iou !== undefined ? { IOU_THRESHOLD: String(opts.iou) } : {}),
     ...(opts.maxDet !== undefined ? { MAX_DET: String(opts.maxDet) } : {}),
@@ -250,8 +255,10 @@ export async function localRun(
     }
     if (r.error) throw new CliError(`${opts.image}: ${r.error}`, EXIT.someImagesFailed);
     if (task === 'image_classification')
-      for (const p of (r.predictions ?? []).slice(0, opts.topK)) out(`  ${p.class_name.padEnd(20)} ${(p.confidence * 100).toFixed(2)}%`);
+      for (const p of (r.predictions ?? []).slice(0, opts.xai !== undefined ? undefined : opts.topK))
+        out(`  ${p.class_name.padEnd(20)} ${(p.confidence * 100).toFixed(2)}%`);
     if (r.visualization_path) out(`visualization: ${relative(process.cwd(), new URL(r.visualization_path).pathname)}`);
+    if (r.xai) out(`explanation (${r.xai.method}): ${relative(process.cwd(), new URL(r.xai.heatmap_path).pathname)}`);
     return exitCode;
   }
 
@@ -262,7 +269,17 @@ export async function localRun(
     input_dir: opts.inputDir,
     total_images: done.total_images,
     failed_images: failed,
-    results: results.map((r) => ({ ...r, predictions: r.predictions?.slice(0, task === 'image_classification' ? opts.topK : undefined) ?? null })),
+    results: results.map((r) => ({
+      ...r,
+      predictions: r.predictions?.slice(0, task === 'image_classification' ? opts.topK : undefined) ?? null,
+      // Every class's confidence by name, and the explanation's picture, as the reference tool writes them.
+      ...(opts.xai !== undefined
+        ? {
+            scores: Object.fromEntries((r.predictions ?? []).map((p) => [p.class_name, p.confidence])),
+            overlay_path: r.xai ? new URL(r.xai.heatmap_path).pathname : null,
+          }
+        : {}),
+    })),
   };
   await writeFile(file, `${JSON.stringify(payload, null, 2)}\n`);
   const seconds = (performance.now() - started) / 1000;

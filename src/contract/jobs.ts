@@ -38,4 +38,3 @@ export const InputConfig = z.union([
   z.object({ dataset_path: z.string().min(1) }).strict(),
 ]);
 export type InputConfig = z.infer<typeof InputConfig>;
-

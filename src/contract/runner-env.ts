@@ -97,6 +97,8 @@ export const RunnerEnv = z
     PROGRESS_EVERY_IMAGES: positiveInt.default(50),
     /** ...or after this many milliseconds, whichever comes first. */
     PROGRESS_INTERVAL_MS: positiveInt.default(2000),
+    /** Added, classification: the classes ranked per image in `predictions` (default 5; the CLI asks for all). */
+    TOP_K: positiveInt.max(100_000).default(5),
     /** Added: per-image results sent per callback. */
     RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
     /** Added, object tasks: minimum confidence; default Ultralytics' 0.001 for test runs, 0.25 for inference. */

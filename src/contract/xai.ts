@@ -32,6 +32,11 @@ export type XaiImages = z.infer<typeof XaiImages>;
 export const XaiTarget = z.enum(['predicted', 'true']).describe('Explain the predicted class, or the true class (test runs).');
 export type XaiTarget = z.infer<typeof XaiTarget>;
 
+/** The method of a job that asks for explanations without naming one: Grad-CAM for classifiers, EigenCAM (gradient-free, what people use on YOLO) otherwise. */
+export function defaultXaiMethod(task: string): XaiMethod {
+  return task === 'image_classification' ? 'gradcam' : 'eigencam';
+}
+
 export type XaiImagePolicy = { kind: 'all' } | { kind: 'incorrect' } | { kind: 'first'; n: number };
 
 export function parseXaiImages(value: string): XaiImagePolicy {

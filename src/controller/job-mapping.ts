@@ -15,6 +15,8 @@ import type { CreateInferenceJob, CreateTestRun } from './api/requests.ts';
 export interface XaiConfig {
   target_layer?: string;
   num_samples?: number;
+  images?: string;
+  target?: 'predicted' | 'true';
 }
 
 interface CommonDefinition {
@@ -54,11 +56,16 @@ export type NewJob = { kind: 'test_run'; row: NewTestRun } | { kind: 'inference_
 
 const INPUT_KEY = { single: 'image_path', batch: 'image_paths', dataset: 'dataset_path' } as const;
 
-function xaiConfigOf(config: { target_layer?: string | undefined; num_samples?: number | undefined } | undefined): XaiConfig | null {
+function xaiConfigOf(
+  config:
+    { target_layer?: string | undefined; num_samples?: number | undefined; images?: string | undefined; target?: 'predicted' | 'true' | undefined } | undefined,
+): XaiConfig | null {
   if (!config) return null;
   const out: XaiConfig = {};
   if (config.target_layer !== undefined) out.target_layer = config.target_layer;
   if (config.num_samples !== undefined) out.num_samples = config.num_samples;
+  if (config.images !== undefined) out.images = config.images;
+  if (config.target !== undefined) out.target = config.target;
   return Object.keys(out).length > 0 ? out : null;
 }
 
@@ -101,7 +108,9 @@ export function definitionFromSpec(name: string, spec: InferenceJobSpec): JobDef
     checkpoint_path: spec.checkpointPath,
     enable_xai: spec.xai?.enabled ?? false,
     xai_method: spec.xai?.method ?? null,
-    xai_config: xaiConfigOf(spec.xai && { target_layer: spec.xai.targetLayer, num_samples: spec.xai.numSamples }),
+    xai_config: xaiConfigOf(
+      spec.xai && { target_layer: spec.xai.targetLayer, num_samples: spec.xai.numSamples, images: spec.xai.images, target: spec.xai.target },
+    ),
   };
   if (spec.type === 'test_run') {
     return {
@@ -159,6 +168,8 @@ export function specFromRow(kind: JobKind, row: Job): InferenceJobSpec {
             ...(row.xai_method ? { method: row.xai_method } : {}),
             ...(xaiConfig.target_layer !== undefined ? { targetLayer: xaiConfig.target_layer } : {}),
             ...(xaiConfig.num_samples !== undefined ? { numSamples: xaiConfig.num_samples } : {}),
+            ...(xaiConfig.images !== undefined ? { images: xaiConfig.images } : {}),
+            ...(xaiConfig.target !== undefined ? { target: xaiConfig.target } : {}),
           },
         }
       : {};
@@ -195,6 +206,8 @@ export interface RunnerSettings {
   awsSecretAccessKey?: string | undefined;
   batchSize?: number | undefined;
   intraOpThreads?: number | undefined;
+  /** An OpenAI-compatible endpoint for natural-language explanations (optional). */
+  xaiLlm?: { baseUrl: string; model: string | undefined; apiKey: string | undefined } | undefined;
 }
 
 /** One job's runner environment, per the contract. */
@@ -211,6 +224,11 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     XAI_METHOD: job.xai_method ?? undefined,
     XAI_TARGET_LAYER: xaiConfig.target_layer,
     XAI_NUM_SAMPLES: xaiConfig.num_samples,
+    XAI_IMAGES: xaiConfig.images,
+    XAI_TARGET: xaiConfig.target,
+    XAI_LLM_BASE_URL: job.enable_xai ? settings.xaiLlm?.baseUrl : undefined,
+    XAI_LLM_MODEL: job.enable_xai ? settings.xaiLlm?.model : undefined,
+    XAI_LLM_API_KEY: job.enable_xai ? settings.xaiLlm?.apiKey : undefined,
     ARTIFACTS_URI: settings.artifactsUri,
     S3_ENDPOINT: settings.s3Endpoint,
     AWS_REGION: settings.awsRegion,
@@ -244,6 +262,8 @@ const SPEC_FIELD: Record<string, string> = {
   xai_config: 'spec.xai',
   'xai_config.target_layer': 'spec.xai.targetLayer',
   'xai_config.num_samples': 'spec.xai.numSamples',
+  'xai_config.images': 'spec.xai.images',
+  'xai_config.target': 'spec.xai.target',
 };
 
 /** How the kubectl door spells a definition's field: `input_config.image_paths.2` -> `spec.input.imagePaths[2]`. */

@@ -60,6 +60,10 @@ const Config = z.object({
   AWS_REGION: z.string().default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  /** An OpenAI-compatible chat endpoint for natural-language explanations (optional). */
+  KINFER_XAI_LLM_BASE_URL: z.url().optional(),
+  KINFER_XAI_LLM_MODEL: z.string().optional(),
+  KINFER_XAI_LLM_API_KEY: z.string().optional(),
 });
 
 const log = serviceLogger('controller');
@@ -78,6 +82,9 @@ try {
     awsSecretAccessKey: s3.secretAccessKey,
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
+    xaiLlm: config.KINFER_XAI_LLM_BASE_URL
+      ? { baseUrl: config.KINFER_XAI_LLM_BASE_URL, model: config.KINFER_XAI_LLM_MODEL, apiKey: config.KINFER_XAI_LLM_API_KEY }
+      : undefined,
   };
   const storage = new StorageClient(s3);
   const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000 });

@@ -4,8 +4,9 @@ import { ENTITIES } from './entities.ts';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-initial-schema.ts';
 import { ObjectResults1764100000000 } from './migrations/1764100000000-object-results.ts';
 import { ErrorCodes1764200000000 } from './migrations/1764200000000-error-codes.ts';
+import { XaiResults1764300000000 } from './migrations/1764300000000-xai-results.ts';
 
-export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000, ErrorCodes1764200000000];
+export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000, ErrorCodes1764200000000, XaiResults1764300000000];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
   return new DataSource({

@@ -12,6 +12,7 @@ import type {
   JobTimings,
   TaskType,
   XaiMethod,
+  XaiResult,
 } from '../contract/index.ts';
 
 interface JobColumns {
@@ -75,7 +76,8 @@ interface ImageColumns {
   inference_ms: number | null;
   error_message: string | null;
   visualization_path: string | null;
-  xai_path: string | null;
+  /** From xai_results (not a column of the images table): the image's explanation, or null. */
+  xai?: XaiResult | null;
   created_at: Date;
 }
 
@@ -134,7 +136,6 @@ const imageColumns = {
   inference_ms: { type: 'double precision', nullable: true },
   error_message: { type: 'text', nullable: true },
   visualization_path: { type: 'text', nullable: true },
-  xai_path: { type: 'text', nullable: true },
   created_at: { type: 'timestamptz', createDate: true },
 } as const;
 

@@ -121,7 +121,7 @@ export class JobStore {
       skip: opts.skip,
       take: opts.limit,
     });
-    return { counts: counts!, filteredTotal, items };
+    return { counts: counts!, filteredTotal, items: await this.#withXai(testRunId, items) };
   }
 
   async listInferenceResults(jobId: string, opts: { skip: number; limit: number }) {
@@ -131,7 +131,18 @@ export class JobStore {
       skip: opts.skip,
       take: opts.limit,
     });
-    return { total, items };
+    return { total, items: await this.#withXai(jobId, items) };
+  }
+
+  /** The rows with their `xai` objects (null where the image has none). */
+  async #withXai<T extends { image_index: number; xai?: unknown }>(jobId: string, rows: T[]): Promise<T[]> {
+    if (rows.length === 0) return rows;
+    const found = (await this.#ds.query('SELECT image_index, xai FROM xai_results WHERE job_id = $1 AND image_index = ANY($2::int[])', [
+      jobId,
+      rows.map((r) => r.image_index),
+    ])) as Array<{ image_index: number; xai: unknown }>;
+    const byIndex = new Map(found.map((f) => [f.image_index, f.xai]));
+    return rows.map((r) => ({ ...r, xai: byIndex.get(r.image_index) ?? null }));
   }
 
   /** Every per-image row of a job in image order, read a page at a time (exports of any size). */
@@ -148,7 +159,7 @@ export class JobStore {
         .orderBy('r.image_index', 'ASC')
         .take(pageSize)
         .getMany()) as Array<TestImageResult | InferenceResult>;
-      yield* page;
+      yield* await this.#withXai(jobId, page);
       if (page.length < pageSize) return;
       after = page.at(-1)!.image_index;
     }
@@ -275,6 +286,19 @@ export class JobStore {
         return `(${placeholders.join(', ')})`;
       });
       await tx.query(`INSERT INTO ${images} (${columns.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${fk}, image_index) DO NOTHING`, params);
+      const explained = results.filter((r) => r.xai);
+      if (explained.length > 0) {
+        const xaiParams: unknown[] = [];
+        const xaiTuples = explained.map((r) => {
+          xaiParams.push(id, kind, r.image_index, r.xai!.method, JSON.stringify(r.xai));
+          const n = xaiParams.length;
+          return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::jsonb)`;
+        });
+        await tx.query(
+          `INSERT INTO xai_results (job_id, job_kind, image_index, method, xai) VALUES ${xaiTuples.join(', ')} ON CONFLICT (job_id, image_index) DO NOTHING`,
+          xaiParams,
+        );
+      }
       return { outcome: 'applied' as const, status: job.status };
     });
   }

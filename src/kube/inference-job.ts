@@ -5,7 +5,18 @@
 // puts on what it creates.
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
-import { DatasetSplit, ImagePaths, NumSamples, StorageUriField, TargetLayer, TaskType, TrainingJobId, XaiMethod } from '../contract/index.ts';
+import {
+  DatasetSplit,
+  ImagePaths,
+  NumSamples,
+  StorageUriField,
+  TargetLayer,
+  TaskType,
+  TrainingJobId,
+  XaiImages,
+  XaiMethod,
+  XaiTarget,
+} from '../contract/index.ts';
 
 export const GROUP = 'kinfer.io';
 export const VERSION = 'v1alpha1';
@@ -94,6 +105,8 @@ const Xai = z
     method: XaiMethod.optional(),
     targetLayer: TargetLayer.optional().describe('ONNX tensor name of the layer to explain.'),
     numSamples: NumSamples.optional().describe('Perturbed samples (LIME, SHAP).'),
+    images: XaiImages.optional(),
+    target: XaiTarget.optional(),
   })
   .strict()
   .describe('Explanations of the predictions.');

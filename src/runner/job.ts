@@ -21,6 +21,10 @@ import { loadModel } from './model/load-model.ts';
 import { processImages } from './pipeline/process-images.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
+import { WorkerSession } from './inference/inference-session.ts';
+import { Explainer } from './xai/explainer.ts';
+import { XaiJob } from './xai/xai-job.ts';
+import { defaultXaiMethod, parseXaiImages, XAI_DEFAULTS } from '../contract/index.ts';
 
 export interface JobContext {
   env: RunnerEnv;
@@ -37,12 +41,17 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
   const kind = jobKindOf(env.INFERENCE_TYPE);
   const artifacts = artifactsUri ?? jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 
-  const model = await loadModel(store, env.CHECKPOINT_PATH, {
+  const sessionOptions = {
     executionProviders: env.EXECUTION_PROVIDERS.split(',')
       .map((p) => p.trim())
       .filter(Boolean),
     intraOpNumThreads: env.INTRA_OP_THREADS ?? availableParallelism(),
+  };
+  const xaiMethod = env.ENABLE_XAI ? (env.XAI_METHOD ?? defaultXaiMethod(env.TASK_TYPE)) : undefined;
+  const model = await loadModel(store, env.CHECKPOINT_PATH, {
+    ...sessionOptions,
     expectedTask: env.TASK_TYPE,
+    xai: xaiMethod ? { method: xaiMethod, targetLayer: env.XAI_TARGET_LAYER } : undefined,
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
   log.info(
@@ -50,10 +59,41 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     'model loaded',
   );
 
+  let xai: XaiJob | undefined;
   try {
     const source = await openSource(env, store, model);
     const writes = new BackgroundWrites(log);
     const task = createTask(env, { store, model, source, artifactsUri: artifacts, writes });
+    if (xaiMethod && model.xai) {
+      const explainer = await Explainer.create({
+        plan: model.xai.plan,
+        settings: {
+          method: xaiMethod,
+          numSamples: env.XAI_NUM_SAMPLES ?? XAI_DEFAULTS.numSamples,
+          images: parseXaiImages(env.XAI_IMAGES ?? (kind === 'test_run' ? XAI_DEFAULTS.testRunImages : XAI_DEFAULTS.inferenceImages)),
+          target: env.XAI_TARGET,
+          llm: env.XAI_LLM_BASE_URL ? { baseUrl: env.XAI_LLM_BASE_URL, model: env.XAI_LLM_MODEL ?? 'default', apiKey: env.XAI_LLM_API_KEY } : undefined,
+        },
+        session: model.session,
+        outputNames: model.info.outputNames,
+        index: model.xai.index,
+        header: model.xai.header,
+        inputShape: model.metadata.inputSize,
+        fixedBatch: model.fixedBatch,
+        openSession: async (bytes) => (await WorkerSession.open(bytes, sessionOptions)).session,
+      });
+      xai = new XaiJob({
+        explainer,
+        store,
+        artifactsUri: artifacts,
+        writes,
+        classNames: source.classNames,
+        outputNames: model.info.outputNames,
+        log,
+        testRun: kind === 'test_run',
+      });
+      log.info({ method: xaiMethod, target_layer: model.xai.plan.targetLayer ?? null }, 'explaining images');
+    }
     const imagesPath = joinStorageUri(artifacts, ARTIFACT_NAMES.images);
     const reporter = new JobReporter({
       callbacks,
@@ -72,6 +112,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         decodeConcurrency: env.DECODE_CONCURRENCY,
         signal,
         onResult: (result) => reporter.add(result),
+        xai,
       });
       if (signal.aborted) throw signal.reason;
       // Visualizations and masks named in the results exist before the job says it is done.
@@ -88,6 +129,8 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
       const evaluation = task.metrics();
+      // The explanations' faithfulness over the run, beside the other figures.
+      if (evaluation && xai) Object.assign(evaluation.overall_metrics, xai.summary());
       const resultsPath = joinStorageUri(artifacts, ARTIFACT_NAMES.results);
       const results: ResultsFile = {
         schema_version: RESULTS_SCHEMA_VERSION,
@@ -127,5 +170,6 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     }
   } finally {
     await model.session.close();
+    await xai?.close();
   }
 }

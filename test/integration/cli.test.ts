@@ -83,7 +83,12 @@ describe('kinfer run, classification', () => {
       /--task: the model's task is image_classification but the job asks for object_detection/,
     ],
     [['run', '--checkpoint', 'taskless.onnx', '--image', '@red'], 2, /the model does not say which task it does .*give --task/],
-    [['run', '--checkpoint', 'model.onnx', '--image', '@red', '--xai', 'gradcam'], 2, /--xai: XAI is not available in this version of the runner/],
+    [
+      ['run', '--checkpoint', 'model.onnx', '--image', '@red', '--xai', 'integrated_gradients'],
+      2,
+      /--xai must be one of gradcam, hirescam, gradcampp, scorecam, eigencam, lime, shap, attention/,
+    ],
+    [['run', '--checkpoint', 'model.onnx', '--image', '@red', '--xai', 'attention'], 2, /--xai: attention rollout needs a vision transformer/],
     [['run', '--checkpoint', 'images/test/red/corrupt_0.jpg', '--image', 'model.onnx'], 2, /--checkpoint: not an ONNX model/],
     [['run', '--image', 'x.jpg'], 1, /required option '--checkpoint <path>' not specified/],
     [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--top-k', 'many'], 1, /--top-k must be a positive integer/],
@@ -94,6 +99,39 @@ describe('kinfer run, classification', () => {
     expect([res.code, res.stderr]).toEqual([code, expect.stringMatching(message)]);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stdout).toBe('');
+  });
+
+  it("explains one image: the class, every class, and the overlay, which decodes at the image's size", async () => {
+    const image = fileOf('test/blue/blue_0000');
+    const res = await kinfer(['run', '--checkpoint', 'model.onnx', '--image', image, '--xai', 'gradcam', '--output-dir', 'explained']);
+    expect(res.code).toBe(0);
+    const lines = res.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^${image}: blue \\(`));
+    // Every class's confidence (6 colours), then the overlay's path.
+    expect(lines.slice(1, 7).every((l) => /^\s+\w+\s+\d+\.\d\d%$/.test(l))).toBe(true);
+    const overlay = lines[7]!.match(/^explanation \(gradcam\): (.+\.jpg)$/)![1]!;
+    const { default: sharp } = await import('sharp');
+    const [pic, original] = await Promise.all([sharp(join(dir, overlay)).metadata(), sharp(join(dir, image)).metadata()]);
+    expect([pic.width, pic.height]).toEqual([original.width, original.height]);
+    // The map beside it, float32 at the network's input size.
+    const npy = readFileSync(join(dir, overlay.replace(/\.jpg$/, '.npy')));
+    expect(npy.subarray(1, 6).toString()).toBe('NUMPY');
+    expect(npy.toString('latin1', 10, 80)).toMatch(/'descr': '<f4'.*'shape': \(32, 32\)/);
+  });
+
+  it('explains a folder: batch_results.json has every class score and the overlay of each image', async () => {
+    const res = await kinfer(['run', '--checkpoint', 'model.onnx', '--input-dir', 'images', '--xai', 'lime', '--output-dir', 'explained-all']);
+    expect(res.code).toBe(1); // the corrupt file
+    const out = JSON.parse(readFileSync(join(dir, 'explained-all', 'batch_results.json'), 'utf8'));
+    const ok = out.results.filter((r: any) => !r.error);
+    expect(ok.length).toBe(12);
+    for (const r of ok) {
+      expect(Object.keys(r.scores).sort()).toEqual(['blue', 'cyan', 'green', 'magenta', 'red', 'yellow']);
+      expect(r.overlay_path).toMatch(new RegExp(`/explained-all/xai/${r.image_path.replace(/\.\w+$/, '')}_lime\\.jpg$`));
+      expect(r.xai.lime.importance_scores.length).toBe(r.xai.lime.superpixels);
+    }
+    // The corrupt image: its error, no explanation.
+    expect(out.results.find((r: any) => r.error)).toMatchObject({ xai: null });
   });
 
   it('runs a model without task metadata when --task says it', async () => {

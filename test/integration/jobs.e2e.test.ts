@@ -270,9 +270,10 @@ describe('bad input', () => {
       inference_type: 'single',
       input_config: { image_paths: ['/a.png'] },
       enable_xai: true,
+      xai_method: 'lime',
     });
     expect(res.status).toBe(400);
-    expect(res.body.fields.map((f: any) => f.field).sort()).toEqual(['enable_xai', 'input_config']);
+    expect(res.body.fields.map((f: any) => f.field).sort()).toEqual(['input_config', 'xai_method']);
   });
 
   it('answers 404 for unknown or malformed ids', async () => {

@@ -17,7 +17,7 @@ interface Request {
   task?: string;
   dataset?: string;
   split?: string;
-  xai?: boolean;
+  xai?: { method?: string; targetLayer?: string; target?: 'predicted' | 'true' };
   input?: { image_path?: string; dataset_path?: string };
   inferenceType?: 'single' | 'batch' | 'dataset';
 }
@@ -32,13 +32,32 @@ export interface InvalidCase {
 }
 
 function restOf(r: Request): InvalidCase['rest'] {
-  const common = { checkpoint_path: r.checkpoint, task_type: r.task ?? 'image_classification', ...(r.xai ? { enable_xai: true } : {}) };
+  const xai = r.xai
+    ? {
+        enable_xai: true,
+        ...(r.xai.method ? { xai_method: r.xai.method } : {}),
+        ...(r.xai.targetLayer || r.xai.target
+          ? { xai_config: { ...(r.xai.targetLayer ? { target_layer: r.xai.targetLayer } : {}), ...(r.xai.target ? { target: r.xai.target } : {}) } }
+          : {}),
+      }
+    : {};
+  const common = { checkpoint_path: r.checkpoint, task_type: r.task ?? 'image_classification', ...xai };
   if (r.kind === 'test_run') return { path: '/test-runs', body: { ...common, dataset_path: r.dataset, ...(r.split ? { dataset_split: r.split } : {}) } };
   return { path: '/inference-jobs', body: { ...common, inference_type: r.inferenceType ?? 'single', input_config: r.input } };
 }
 
 function specOf(r: Request): Record<string, unknown> {
-  const common = { taskType: r.task ?? 'image_classification', checkpointPath: r.checkpoint, ...(r.xai ? { xai: { enabled: true } } : {}) };
+  const xai = r.xai
+    ? {
+        xai: {
+          enabled: true,
+          ...(r.xai.method ? { method: r.xai.method } : {}),
+          ...(r.xai.targetLayer ? { targetLayer: r.xai.targetLayer } : {}),
+          ...(r.xai.target ? { target: r.xai.target } : {}),
+        },
+      }
+    : {};
+  const common = { taskType: r.task ?? 'image_classification', checkpointPath: r.checkpoint, ...xai };
   if (r.kind === 'test_run') return { type: 'test_run', ...common, dataset: { path: r.dataset, ...(r.split ? { split: r.split } : {}) } };
   return {
     type: 'inference',
@@ -73,6 +92,7 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
     storage.write(`${zoo}/test/zebra/b.png`, red.bytes),
   ]);
   const names = COLOR_CLASSES.map((c) => c.name);
+  const image = `${dataset}/${red.path}`;
   const cases: Array<{ name: string; request: Request; expected: ExpectedProblem[]; crdRefuses?: RegExp }> = [
     {
       name: 'a model that does not exist',
@@ -110,9 +130,34 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
       expected: [{ field: 'dataset_path', message: `dataset class folders not among the model's classes: zebra (model classes: ${names.join(', ')})` }],
     },
     {
-      name: 'XAI, which this runner does not implement',
-      request: { kind: 'test_run', checkpoint: model, dataset, xai: true },
-      expected: [{ field: 'enable_xai', message: 'XAI is not available in this version of the runner' }],
+      name: 'an explanation of a class score asked of a detector',
+      request: {
+        kind: 'inference_job',
+        task: 'object_detection',
+        checkpoint: `${prefix}/models/detector.onnx`,
+        input: { image_path: image },
+        xai: { method: 'gradcam' },
+      },
+      expected: [
+        { field: 'xai_method', message: 'gradcam explains a class score: it fits image_classification, not object_detection (eigencam explains any task)' },
+      ],
+    },
+    {
+      name: 'attention rollout of a CNN',
+      request: { kind: 'test_run', checkpoint: model, dataset, xai: { method: 'attention' } },
+      expected: [
+        { field: 'xai_method', message: 'attention rollout needs a vision transformer: no attention softmax (MatMul -> Softmax -> MatMul) in this graph' },
+      ],
+    },
+    {
+      name: 'a target layer the graph does not have',
+      request: { kind: 'test_run', checkpoint: model, dataset, xai: { method: 'gradcam', targetLayer: 'layer9' } },
+      expected: [{ field: 'xai_config.target_layer', message: 'target layer layer9 is not a tensor of this graph' }],
+    },
+    {
+      name: 'the true class explained where there are no labels',
+      request: { kind: 'inference_job', checkpoint: model, input: { image_path: image }, xai: { target: 'true' } },
+      expected: [{ field: 'xai_config.target', message: 'true explains the labelled class: test runs only' }],
     },
     {
       name: 'an S3 URI with an invalid bucket name',

@@ -32,7 +32,8 @@ interface Reference {
 
 let dir: string;
 let reference: Reference;
-const open = (bytes: Uint8Array) => WorkerSession.open(bytes, { executionProviders: ['cpu'], intraOpNumThreads: availableParallelism() }).then((s) => s.session);
+const open = (bytes: Uint8Array) =>
+  WorkerSession.open(bytes, { executionProviders: ['cpu'], intraOpNumThreads: availableParallelism() }).then((s) => s.session);
 
 const identity: XaiGeometry = {
   original: { width: SIZE, height: SIZE },
@@ -69,7 +70,7 @@ async function explainAll(file: string, method: XaiMethod, targetLayer: string |
       const rows = rowsByName(info.outputNames, outputs, 0);
       const probs = rows.get('output0')!.data;
       const targetClass = probs.indexOf(Math.max(...probs));
-      const { map, result } = await explainer.explain({ input, outputs: rows, targetClass, classNames: ['a', 'b', 'c', 'd', 'e'], geometry: identity, facts: {} });
+      const { map, result } = await explainer.explain({ input, outputs: rows, targetClass, classNames: ['a', 'b', 'c', 'd', 'e'], geometry: identity });
       const details = result[method as 'gradcam'];
       maps.push(Object.assign(map, details ? { maxActivation: details.max_activation } : {}));
     }
@@ -93,23 +94,27 @@ describe('CAM methods identical to pytorch-grad-cam on the same weights', () => 
   }, 600_000);
 
   const cases = (['gradcam', 'hirescam', 'gradcampp', 'scorecam', 'eigencam'] as const).flatMap((m) => LAYERS.map((l) => [m, l] as const));
-  it.each(cases)('%s at %s', async (method, layer) => {
-    const maps = await explainAll('cnn.onnx', method, layer);
-    const want = reference.cams[method]![layer]!;
-    // Empty where the reference is empty (Grad-CAM of the pre-activation conv here is all negative,
-    // hence 0 after its ReLU), with something in them everywhere else...
-    const nonEmpty = (m: ArrayLike<number>) => Math.abs(Math.max(...Array.from(m)) - 1) < 1e-4;
-    expect(maps.map(nonEmpty)).toEqual(want.map(nonEmpty));
-    if (!(method === 'gradcam' && layer === '/l3/c1/Conv_output_0')) expect(maps.every(nonEmpty)).toBe(true);
-    maps.forEach((map, i) => {
-      expect(map.length).toBe(SIZE * SIZE);
-      // ...and the same maps.
-      expect({ image: i, diff: maxDiff(map, want[i]!) <= 1e-4 ? 'within 1e-4' : maxDiff(map, want[i]!) }).toEqual({ image: i, diff: 'within 1e-4' });
-      // The scale the normalisation hides (a sum where the reference means would show only here).
-      const rawMax = reference.raw_max[method]?.[layer]?.[i];
-      if (rawMax !== undefined) expect(Math.abs(map.maxActivation! - Math.max(rawMax, 0))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(rawMax)));
-    });
-  }, 120_000);
+  it.each(cases)(
+    '%s at %s',
+    async (method, layer) => {
+      const maps = await explainAll('cnn.onnx', method, layer);
+      const want = reference.cams[method]![layer]!;
+      // Empty where the reference is empty (Grad-CAM of the pre-activation conv here is all negative,
+      // hence 0 after its ReLU), with something in them everywhere else...
+      const nonEmpty = (m: ArrayLike<number>) => Math.abs(Math.max(...Array.from(m)) - 1) < 1e-4;
+      expect(maps.map(nonEmpty)).toEqual(want.map(nonEmpty));
+      if (!(method === 'gradcam' && layer === '/l3/c1/Conv_output_0')) expect(maps.every(nonEmpty)).toBe(true);
+      maps.forEach((map, i) => {
+        expect(map.length).toBe(SIZE * SIZE);
+        // ...and the same maps.
+        expect({ image: i, diff: maxDiff(map, want[i]!) <= 1e-4 ? 'within 1e-4' : maxDiff(map, want[i]!) }).toEqual({ image: i, diff: 'within 1e-4' });
+        // The scale the normalisation hides (a sum where the reference means would show only here).
+        const rawMax = reference.raw_max[method]?.[layer]?.[i];
+        if (rawMax !== undefined) expect(Math.abs(map.maxActivation! - Math.max(rawMax, 0))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(rawMax)));
+      });
+    },
+    120_000,
+  );
 
   it('finds the last block as the default target layer', async () => {
     const header = await readOnnxHeader(readFileSync(join(dir, 'cnn.onnx')), { nodes: true });

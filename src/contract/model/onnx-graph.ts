@@ -3,7 +3,8 @@
 // layer a CAM method explains by default, the part of the graph between that layer and the output
 // (the "head", which gradient methods differentiate), and the attention probabilities of a vision
 // transformer. Pure functions over the nodes that readOnnxHeader({ nodes: true }) returns.
-import type { GraphNode } from './onnx-header.ts';
+import { GRADIENT_METHODS, type XaiMethod } from '../xai.ts';
+import type { GraphNode, OnnxHeader } from './onnx-header.ts';
 
 /**
  * Operators a head may contain for the gradient methods (gradcam, hirescam, gradcampp): those of
@@ -141,4 +142,60 @@ export function tensorNames(nodes: GraphNode[]): Set<string> {
   const out = new Set<string>();
   for (const n of nodes) for (const t of [...n.inputs, ...n.outputs]) if (t) out.add(t);
   return out;
+}
+
+export class XaiConfigError extends Error {
+  readonly code = 'XAI_UNSUPPORTED_MODEL';
+  /** The request field at fault. */
+  readonly field: 'xai_method' | 'xai_config.target_layer';
+  constructor(message: string, field: 'xai_method' | 'xai_config.target_layer' = 'xai_method') {
+    super(message);
+    this.name = 'XaiConfigError';
+    this.field = field;
+  }
+}
+
+export interface XaiPlan {
+  method: XaiMethod;
+  /** The explained tensor (CAM methods). */
+  targetLayer: string | undefined;
+  head: Head | undefined;
+  /** Attention probabilities, in graph order (attention). */
+  attention: string[];
+  /** Tensors the session must return besides the model's own outputs. */
+  extraOutputs: string[];
+}
+
+/**
+ * What `method` needs from this graph, or why it cannot explain it (XaiConfigError, with the
+ * reason): the controller runs it at submit time on the header it reads, the runner to build what
+ * it runs.
+ */
+export function planXai(header: OnnxHeader, method: XaiMethod, targetLayer: string | undefined): XaiPlan {
+  const nodes: GraphNode[] = header.nodes ?? [];
+  const output = header.outputs[0]!.name;
+  const outputs = new Set(header.outputs.map((o) => o.name));
+  const expose = (names: string[]) => [...new Set(names)].filter((n) => !outputs.has(n));
+  if (method === 'lime' || method === 'shap') return { method, targetLayer: undefined, head: undefined, attention: [], extraOutputs: [] };
+  if (method === 'attention') {
+    const attention = attentionSoftmaxes(nodes);
+    if (attention.length === 0)
+      throw new XaiConfigError('attention rollout needs a vision transformer: no attention softmax (MatMul -> Softmax -> MatMul) in this graph');
+    return { method, targetLayer: undefined, head: undefined, attention, extraOutputs: expose(attention) };
+  }
+  const target = targetLayer ?? defaultTargetLayer(nodes, output);
+  if (!target) throw new XaiConfigError(`${method} needs a target layer: this graph has no pooling before its output, name one in xai_config.target_layer`);
+  const layerField = targetLayer ? 'xai_config.target_layer' : 'xai_method';
+  if (!nodes.some((n) => n.outputs.includes(target)) && !header.inputs.some((i) => i.name === target))
+    throw new XaiConfigError(`target layer ${target} is not a tensor of this graph`, layerField);
+  if (!GRADIENT_METHODS.includes(method)) return { method, targetLayer: target, head: undefined, attention: [], extraOutputs: expose([target]) };
+  const head = headOf(nodes, target, output, constantTensors(nodes, header.initializerNames ?? new Set()));
+  if (!head) throw new XaiConfigError(`the output ${output} does not depend on target layer ${target}`, layerField);
+  const unsupported = unsupportedOps(head);
+  if (unsupported.length)
+    throw new XaiConfigError(
+      `${method} cannot differentiate ${unsupported.join(', ')} between ${target} and the output; choose a later target layer`,
+      layerField,
+    );
+  return { method, targetLayer: target, head, attention: [], extraOutputs: expose([target, ...head.sideInputs, ...head.nodes.flatMap((n) => n.outputs)]) };
 }

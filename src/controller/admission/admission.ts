@@ -4,7 +4,17 @@
 // test run's dataset classes are the model's. Every problem comes back with its field; the doors
 // spell the fields their way. Storage that does not answer in time is not a problem of the request:
 // it throws StorageUnavailableError (503 at the REST door, a retry at the kubectl door).
-import { canonicalStorageUri, describeModel, joinStorageUri, ModelMetadataError, OnnxFormatError, type ModelDescription } from '../../contract/index.ts';
+import {
+  canonicalStorageUri,
+  defaultXaiMethod,
+  describeModel,
+  joinStorageUri,
+  ModelMetadataError,
+  OnnxFormatError,
+  planXai,
+  XaiConfigError,
+  type ModelDescription,
+} from '../../contract/index.ts';
 import type { FieldProblem } from '../../http/errors.ts';
 import type { StorageClient } from '../../storage/object-store.ts';
 import { newJobOf, type JobDefinition, type NewJob } from '../job-mapping.ts';
@@ -93,6 +103,16 @@ export class Admission {
       const described = describeModel(files.header, files.sidecar, def.task_type);
       problems.unshift(...described.problems);
       model = described.problems.length === 0 ? described.model : undefined;
+      // The explanation asked for must fit this graph (a target layer that exists, a head it can differentiate...).
+      if (model && def.enable_xai) {
+        try {
+          planXai(files.header, def.xai_method ?? defaultXaiMethod(def.task_type), def.xai_config?.target_layer);
+        } catch (err) {
+          if (!(err instanceof XaiConfigError)) throw err;
+          problems.push({ field: err.field, message: err.message });
+          model = undefined;
+        }
+      }
     }
     if (problems.length === 0 && model && def.kind === 'test_run') problems.push(...(await datasetProblems(storage, def, model.metadata, signal)));
     if (problems.length > 0 || !model) return { admitted: false, problems };

@@ -33,7 +33,8 @@ export class ModelInspector {
     if (header) {
       this.#headers.delete(key);
     } else {
-      header = await readOnnxHeader(this.#storage.stream(uri, signal));
+      // The nodes too (weights are still skipped): explanations are checked against the graph.
+      header = await readOnnxHeader(this.#storage.stream(uri, signal), { nodes: true });
     }
     this.#headers.set(key, header);
     if (this.#headers.size > CACHE_ENTRIES) this.#headers.delete(this.#headers.keys().next().value!);

@@ -2,23 +2,12 @@
 // same the InferenceJob spec is made of), so both doors refuse the same values with the same
 // words; rules across fields and against storage are the admission's (../admission/).
 import { z } from 'zod';
-import {
-  DatasetSplit,
-  ImagePaths,
-  JobName,
-  JobStatus,
-  NumSamples,
-  StorageUriField,
-  TargetLayer,
-  TaskType,
-  TrainingJobId,
-  XaiMethod,
-} from '../../contract/index.ts';
+import { DatasetSplit, ImagePaths, JobName, JobStatus, StorageUriField, TaskType, TrainingJobId, XaiConfigFields, XaiMethod } from '../../contract/index.ts';
 
 const xaiFields = {
   enable_xai: z.boolean().default(false),
   xai_method: XaiMethod.optional(),
-  xai_config: z.object({ target_layer: TargetLayer.optional(), num_samples: NumSamples.optional() }).strict().optional(),
+  xai_config: z.object(XaiConfigFields).strict().optional(),
 };
 
 export const CreateTestRun = z

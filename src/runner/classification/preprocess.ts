@@ -49,10 +49,26 @@ export function resizedSize(width: number, height: number, shorter: number, crop
   return grow > 1 ? [Math.ceil(w * grow), Math.ceil(h * grow)] : [w, h];
 }
 
+/** Where the network's input came from: the original size, the resized size, the crop's offset. */
+export interface CropGeometry {
+  original: { width: number; height: number };
+  resized: { width: number; height: number };
+  left: number;
+  top: number;
+}
+
 /** Decodes and preprocesses one image into a CHW float32 tensor of `3 * h * w` values. */
 export async function preprocessClassification(bytes: Uint8Array, p: ClassificationPreprocess): Promise<Float32Array> {
+  return (await preprocessClassificationWithGeometry(bytes, p)).tensor;
+}
+
+export async function preprocessClassificationWithGeometry(
+  bytes: Uint8Array,
+  p: ClassificationPreprocess,
+): Promise<{ tensor: Float32Array; geometry: CropGeometry }> {
   const [cropH, cropW] = p.inputSize;
   let pixels: Uint8Array;
+  let geometry: CropGeometry;
   try {
     const { data, info } = await sharp(bytes, { failOn: 'error', autoOrient: true })
       .removeAlpha()
@@ -64,10 +80,11 @@ export async function preprocessClassification(bytes: Uint8Array, p: Classificat
     const left = roundHalfEven((rw - cropW) / 2);
     const top = roundHalfEven((rh - cropH) / 2);
     pixels = pilResize(data, info.width, info.height, 3, rw, rh, { left, top, width: cropW, height: cropH }, p.interpolation);
+    geometry = { original: { width: info.width, height: info.height }, resized: { width: rw, height: rh }, left, top };
   } catch (err) {
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
-  return hwcToChw(pixels, cropH * cropW, p.mean, p.std);
+  return { tensor: hwcToChw(pixels, cropH * cropW, p.mean, p.std), geometry };
 }
 
 const f32 = Math.fround;

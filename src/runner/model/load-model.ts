@@ -12,9 +12,13 @@ import {
   type OnnxHeader,
   type Sidecar,
   type TaskType,
+  type XaiMethod,
+  type XaiPlan,
 } from '../../contract/index.ts';
 import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
+import type { ModelIndex } from '../xai/onnx-edit.ts';
+import { modelForPlan, planXai } from '../xai/explainer.ts';
 
 export interface LoadedModel {
   session: WorkerSession;
@@ -25,12 +29,16 @@ export interface LoadedModel {
   /** The model's fixed batch dimension, or undefined when it is dynamic. */
   fixedBatch: number | undefined;
   loadMs: number;
+  /** With explanations: the plan, and the header and index of the model it was made from. */
+  xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
 }
 
 export interface LoadModelOptions {
   executionProviders: string[];
   intraOpNumThreads: number;
   expectedTask: TaskType;
+  /** Explanations: the session then also returns what the method reads (the target layer...). */
+  xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
 }
 
 async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
@@ -48,14 +56,22 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   const bytes = await store.read(checkpointUri);
   let header: OnnxHeader;
   try {
-    header = await readOnnxHeader(bytes);
+    header = await readOnnxHeader(bytes, { nodes: opts.xai !== undefined });
   } catch (err) {
     if (!(err instanceof OnnxFormatError)) throw err;
     throw new OnnxFormatError(`cannot load the model ${checkpointUri}: not an ONNX protobuf (${err.message})`);
   }
   const { model, problems } = describeModel(header, await readSidecar(store, checkpointUri), opts.expectedTask);
   if (problems.length > 0 || !model) throw new ModelMetadataError(problems.map((p) => p.message).join('; '));
-  const { session, info } = await WorkerSession.open(bytes, opts);
+  let xai: LoadedModel['xai'];
+  let sessionBytes: Uint8Array = bytes;
+  if (opts.xai) {
+    const plan = planXai(header, opts.xai.method, opts.xai.targetLayer);
+    const edited = modelForPlan(bytes, plan);
+    sessionBytes = edited.bytes;
+    xai = { plan, header, index: edited.index };
+  }
+  const { session, info } = await WorkerSession.open(sessionBytes, opts);
   const batchDim = model.inputShape[0];
   return {
     session,
@@ -64,5 +80,6 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     outputShapes: model.outputShapes,
     fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
     loadMs: performance.now() - started,
+    ...(xai ? { xai } : {}),
   };
 }

@@ -6,6 +6,7 @@ import type { ImageResult } from '../../contract/index.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { LoadedModel } from '../model/load-model.ts';
 import type { VisionTask } from '../tasks/vision-task.ts';
+import type { XaiJob } from '../xai/xai-job.ts';
 import type { Sample, SampleSource } from './inputs.ts';
 
 export interface PipelineOptions {
@@ -13,6 +14,8 @@ export interface PipelineOptions {
   decodeConcurrency: number;
   signal?: AbortSignal | undefined;
   onResult: (result: ImageResult) => void | Promise<void>;
+  /** Explanations of the images it chooses (each result then carries `xai`, null when left out). */
+  xai?: XaiJob | undefined;
 }
 
 export interface PipelineStats {
@@ -22,7 +25,9 @@ export interface PipelineStats {
   inferenceMs: number;
 }
 
-type Decoded<C> = { sample: Sample; ms: number } & ({ tensor: Float32Array; context: C; error?: never } | { tensor?: never; context?: never; error: string });
+type Decoded<C> = { sample: Sample; ms: number } & (
+  { tensor: Float32Array; context: C; bytes: Uint8Array | undefined; error?: never } | { tensor?: never; context?: never; bytes?: never; error: string }
+);
 
 export async function processImages<C>(
   store: ObjectStore,
@@ -41,7 +46,8 @@ export async function processImages<C>(
     try {
       const bytes = await store.read(sample.uri);
       const { tensor, context } = await task.prepare(bytes, sample);
-      return { sample, tensor, context, ms: performance.now() - started };
+      // The explanation's overlay is drawn over the original image.
+      return { sample, tensor, context, bytes: opts.xai ? bytes : undefined, ms: performance.now() - started };
     } catch (err) {
       return { sample, error: (err as Error).message, ms: performance.now() - started };
     }
@@ -55,11 +61,24 @@ export async function processImages<C>(
     stats.inferenceMs += ms;
     for (const [i, d] of batch.entries()) {
       const fields = await task.interpret(outputs, i, d.context as C, d.sample);
+      const xai = opts.xai
+        ? await opts.xai.explain({
+            name: d.sample.name,
+            bytes: d.bytes!,
+            input: d.tensor!,
+            outputs,
+            row: i,
+            fields,
+            geometry: task.xaiGeometry(d.context as C),
+            signal: opts.signal,
+          })
+        : undefined;
       stats.processed++;
       await opts.onResult({
         image_index: d.sample.index,
         image_path: d.sample.name,
         ...fields,
+        ...(xai !== undefined ? { xai } : {}),
         timings: { preprocess_ms: d.ms, inference_ms: ms / batch.length },
         error: null,
       });
@@ -77,7 +96,14 @@ export async function processImages<C>(
     stats.preprocessMs += d.ms;
     if (d.error !== undefined) {
       stats.failed++;
-      await opts.onResult({ image_index: d.sample.index, image_path: d.sample.name, ...task.unreadable(d.sample), timings: null, error: d.error });
+      await opts.onResult({
+        image_index: d.sample.index,
+        image_path: d.sample.name,
+        ...task.unreadable(d.sample),
+        ...(opts.xai ? { xai: null } : {}),
+        timings: null,
+        error: d.error,
+      });
       continue;
     }
     batch.push(d);

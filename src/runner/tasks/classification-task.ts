@@ -3,36 +3,55 @@
 import type { EvaluationMetrics } from '../../contract/index.ts';
 import { ClassificationMetrics } from '../classification/metrics.ts';
 import { toProbabilities, topK } from '../classification/postprocess.ts';
-import { preprocessClassification } from '../classification/preprocess.ts';
+import { preprocessClassificationWithGeometry, type CropGeometry } from '../classification/preprocess.ts';
+import type { XaiGeometry } from '../xai/overlay.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ModelMetadata } from '../../contract/index.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
 
-export const TOP_K = 5;
-
-export class ClassificationTask implements VisionTask<null> {
+export class ClassificationTask implements VisionTask<CropGeometry> {
   readonly #metadata: ModelMetadata;
   readonly #classNames: string[];
   readonly #metrics: ClassificationMetrics | undefined;
+  readonly #topK: number;
 
   /** `evaluateClassIds`: when evaluating, the classes the dataset defines (see ClassificationMetrics). */
-  constructor(metadata: ModelMetadata, classNames: string[], evaluateClassIds: readonly number[] | undefined) {
+  constructor(metadata: ModelMetadata, classNames: string[], evaluateClassIds: readonly number[] | undefined, topK = 5) {
     this.#metadata = metadata;
+    this.#topK = Math.max(topK, 5);
     this.#classNames = classNames;
     this.#metrics = evaluateClassIds ? new ClassificationMetrics(classNames, evaluateClassIds) : undefined;
   }
 
-  async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: null }> {
-    return { tensor: await preprocessClassification(bytes, this.#metadata), context: null };
+  async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: CropGeometry }> {
+    const { tensor, geometry } = await preprocessClassificationWithGeometry(bytes, this.#metadata);
+    return { tensor, context: geometry };
+  }
+
+  /** The crop of the resized image the network saw; what lies outside it has no explanation. */
+  xaiGeometry(g: CropGeometry): XaiGeometry {
+    const [h, w] = this.#metadata.inputSize;
+    const sx = g.resized.width / g.original.width;
+    const sy = g.resized.height / g.original.height;
+    return {
+      original: g.original,
+      input: { width: w, height: h },
+      toNetwork: (x, y) => {
+        const nx = x * sx - g.left;
+        const ny = y * sy - g.top;
+        return nx < 0 || ny < 0 || nx > w || ny > h ? null : [nx, ny];
+      },
+      toOriginal: (x, y) => [(x + g.left) / sx, (y + g.top) / sy],
+    };
   }
 
   #labels(sample: Sample) {
     return sample.trueClassId === undefined ? {} : { true_class_id: sample.trueClassId, true_label: this.#classNames[sample.trueClassId] ?? null };
   }
 
-  async interpret(outputs: WorkerOutput[], row: number, _context: null, sample: Sample): Promise<TaskFields> {
-    const ranked = topK(toProbabilities(outputRow(outputs[0]!, row)), TOP_K, this.#classNames);
+  async interpret(outputs: WorkerOutput[], row: number, _context: CropGeometry, sample: Sample): Promise<TaskFields> {
+    const ranked = topK(toProbabilities(outputRow(outputs[0]!, row)), this.#topK, this.#classNames);
     const best = ranked[0]!;
     if (this.#metrics && sample.trueClassId !== undefined)
       this.#metrics.add(

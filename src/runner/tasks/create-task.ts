@@ -33,6 +33,7 @@ export function createTask(
       model.metadata,
       source.classNames,
       evaluate ? (source.datasetClassIds ?? source.classNames.map((_, i) => i)) : undefined,
+      env.TOP_K,
     ) as VisionTask<unknown>;
   }
   if (env.TASK_TYPE === 'semantic_segmentation') {

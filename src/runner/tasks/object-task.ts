@@ -21,7 +21,8 @@ import { isEndToEndDetection, type ModelMetadata } from '../../contract/index.ts
 import type { Sample } from '../pipeline/inputs.ts';
 import { rleToString, type Rle } from '../segmentation/rle.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
-import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import type { XaiGeometry } from '../xai/overlay.ts';
 
 const IOU_TYPE: Partial<Record<TaskType, IouType>> = { object_detection: 'bbox', instance_segmentation: 'segm', pose_estimation: 'keypoints' };
 
@@ -227,6 +228,10 @@ export class ObjectTask implements VisionTask<Context> {
         ...(g.keypoints ? { keypoints: g.keypoints } : {}),
       };
     });
+  }
+
+  xaiGeometry(ctx: Context): XaiGeometry {
+    return letterboxXaiGeometry(ctx.geometry, ctx.original, this.#o.metadata.inputSize);
   }
 
   unreadable(sample: Sample): TaskFields {

@@ -12,7 +12,8 @@ import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { Sample } from '../pipeline/inputs.ts';
 import { SegmentationAccumulator } from '../segmentation/miou.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
-import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import type { XaiGeometry } from '../xai/overlay.ts';
 
 export interface SemanticTaskOptions {
   metadata: ModelMetadata;
@@ -136,6 +137,11 @@ export class SemanticTask implements VisionTask<Context> {
     }
     if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.classMap(sample, ctx.bytes, map, width, height);
     return fields;
+  }
+
+  xaiGeometry(ctx: Context): XaiGeometry {
+    const g = letterboxGeometry(ctx.original.width, ctx.original.height, this.#o.metadata.inputSize);
+    return letterboxXaiGeometry(g, ctx.original, this.#o.metadata.inputSize);
   }
 
   unreadable(sample: Sample): TaskFields {

@@ -4,6 +4,7 @@
 import type { EvaluationMetrics, ImageResult } from '../../contract/index.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { Sample } from '../pipeline/inputs.ts';
+import type { XaiGeometry } from '../xai/overlay.ts';
 
 /** The fields a task fills in an image's result (the pipeline adds index, path, timings, error). */
 export type TaskFields = Omit<ImageResult, 'image_index' | 'image_path' | 'timings' | 'error'>;
@@ -17,6 +18,22 @@ export interface VisionTask<C> {
   unreadable(sample: Sample): TaskFields;
   /** The evaluation, once every image went through; null when not scoring. */
   metrics(): EvaluationMetrics | null;
+  /** How the image's original pixels and the network input correspond (for explanations). */
+  xaiGeometry(context: C): XaiGeometry;
+}
+
+/** The geometry of a letterboxed image (objects, semantic segmentation). */
+export function letterboxXaiGeometry(
+  g: { left: number; top: number; gainX: number; gainY: number },
+  original: { width: number; height: number },
+  inputSize: [number, number],
+): XaiGeometry {
+  return {
+    original,
+    input: { width: inputSize[1], height: inputSize[0] },
+    toNetwork: (x, y) => [x * g.gainX + g.left, y * g.gainY + g.top],
+    toOriginal: (x, y) => [(x - g.left) / g.gainX, (y - g.top) / g.gainY],
+  };
 }
 
 /** Row `row` of an output whose first dimension is the batch. */

@@ -3,18 +3,12 @@
 // each chosen image computes the method's map, its details, its faithfulness, the overlay and the
 // .npy, and an optional natural-language explanation.
 import {
-  attentionSoftmaxes,
   CLASS_SCORE_METHODS,
-  constantTensors,
-  defaultTargetLayer,
-  GRADIENT_METHODS,
-  headOf,
-  unsupportedOps,
-  type GraphNode,
-  type Head,
+  XaiConfigError,
   type OnnxHeader,
   type XaiImagePolicy,
   type XaiMethod,
+  type XaiPlan,
   type XaiResult,
 } from '../../contract/index.ts';
 import type { WorkerSession } from '../inference/inference-session.ts';
@@ -25,51 +19,6 @@ import { indexModel, withOutputs, type ModelIndex } from './onnx-edit.ts';
 import { npy, overlay, topRegions, type XaiGeometry } from './overlay.ts';
 import { allCoalitions, exactShapley, kernelShapFit, kernelShapSamples, limeFit, limeSamples, perturber } from './perturbation.ts';
 import { slic } from './superpixels.ts';
-
-export class XaiConfigError extends Error {
-  readonly code = 'XAI_UNSUPPORTED_MODEL';
-  constructor(message: string) {
-    super(message);
-    this.name = 'XaiConfigError';
-  }
-}
-
-export interface XaiPlan {
-  method: XaiMethod;
-  /** The explained tensor (CAM methods). */
-  targetLayer: string | undefined;
-  head: Head | undefined;
-  /** Attention probabilities, in graph order (attention). */
-  attention: string[];
-  /** Tensors the session must return besides the model's own outputs. */
-  extraOutputs: string[];
-}
-
-/**
- * What `method` needs from this graph, or why it cannot explain it. The controller runs the same
- * checks (through the contract's graph functions) at submit time.
- */
-export function planXai(header: OnnxHeader, method: XaiMethod, targetLayer: string | undefined): XaiPlan {
-  const nodes: GraphNode[] = header.nodes ?? [];
-  const output = header.outputs[0]!.name;
-  const outputs = new Set(header.outputs.map((o) => o.name));
-  const expose = (names: string[]) => [...new Set(names)].filter((n) => !outputs.has(n));
-  if (method === 'lime' || method === 'shap') return { method, targetLayer: undefined, head: undefined, attention: [], extraOutputs: [] };
-  if (method === 'attention') {
-    const attention = attentionSoftmaxes(nodes);
-    if (attention.length === 0) throw new XaiConfigError('attention rollout needs a vision transformer: no attention softmax (MatMul -> Softmax -> MatMul) in this graph');
-    return { method, targetLayer: undefined, head: undefined, attention, extraOutputs: expose(attention) };
-  }
-  const target = targetLayer ?? defaultTargetLayer(nodes, output);
-  if (!target) throw new XaiConfigError(`${method} needs a target layer: this graph has no pooling before its output, name one in xai_config.target_layer`);
-  if (!nodes.some((n) => n.outputs.includes(target)) && !header.inputs.some((i) => i.name === target)) throw new XaiConfigError(`target layer ${target} is not a tensor of this graph`);
-  if (!GRADIENT_METHODS.includes(method)) return { method, targetLayer: target, head: undefined, attention: [], extraOutputs: expose([target]) };
-  const head = headOf(nodes, target, output, constantTensors(nodes, header.initializerNames ?? new Set()));
-  if (!head) throw new XaiConfigError(`the output ${output} does not depend on target layer ${target}`);
-  const unsupported = unsupportedOps(head);
-  if (unsupported.length) throw new XaiConfigError(`${method} cannot differentiate ${unsupported.join(', ')} between ${target} and the output; choose a later target layer`);
-  return { method, targetLayer: target, head, attention: [], extraOutputs: expose([target, ...head.sideInputs, ...head.nodes.flatMap((n) => n.outputs)]) };
-}
 
 /** The model bytes the job's session runs: the original with the plan's tensors exposed. */
 export function modelForPlan(bytes: Uint8Array, plan: XaiPlan): { bytes: Uint8Array; index: ModelIndex } {
@@ -94,8 +43,8 @@ export interface ExplainInput {
   targetClass: number | undefined;
   classNames: string[];
   geometry: XaiGeometry;
-  /** Facts for a natural-language explanation. */
-  facts: Record<string, unknown>;
+  /** Cancellation: checked between the model runs a perturbation method makes. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ExplainOutput {
@@ -122,7 +71,14 @@ export class Explainer {
   readonly #inputShape: [number, number];
   #chosen = 0;
 
-  private constructor(plan: XaiPlan, settings: XaiSettings, session: WorkerSession, outputNames: string[], gradient: WorkerSession | undefined, inputShape: [number, number]) {
+  private constructor(
+    plan: XaiPlan,
+    settings: XaiSettings,
+    session: WorkerSession,
+    outputNames: string[],
+    gradient: WorkerSession | undefined,
+    inputShape: [number, number],
+  ) {
     this.plan = plan;
     this.settings = settings;
     this.#session = session;
@@ -169,12 +125,13 @@ export class Explainer {
   }
 
   /** The target score of each input (a batch of CHW tensors), from the model's first output. */
-  async #scores(inputs: Float32Array[], target: number): Promise<number[]> {
+  async #scores(inputs: Float32Array[], target: number, signal?: AbortSignal): Promise<number[]> {
     const [h, w] = this.#inputShape;
     const plane = 3 * h * w;
     const out: number[] = [];
     const batch = 16;
     for (let i = 0; i < inputs.length; i += batch) {
+      signal?.throwIfAborted();
       const part = inputs.slice(i, i + batch);
       const data = new Float32Array(part.length * plane);
       part.forEach((t, k) => data.set(t, k * plane));
@@ -201,14 +158,18 @@ export class Explainer {
     let details: Partial<XaiResult> = {};
     if (this.plan.targetLayer) {
       const a = x.outputs.get(this.plan.targetLayer);
-      if (!a || a.dims.length !== 4) throw new XaiConfigError(`target layer ${this.plan.targetLayer} is not a 4-D feature map (shape ${JSON.stringify(a?.dims)})`);
+      if (!a || a.dims.length !== 4)
+        throw new XaiConfigError(`target layer ${this.plan.targetLayer} is not a 4-D feature map (shape ${JSON.stringify(a?.dims)})`);
       const activations: FeatureMap = { data: a.data, channels: a.dims[1]!, height: a.dims[2]!, width: a.dims[3]! };
       let raw: Float64Array;
       if (method === 'eigencam') raw = eigenProjection(activations);
       else if (method === 'scorecam') raw = weightedSum(await this.#scoreCamWeights(x, activations), activations);
       else {
         const grads = await this.#gradients(x, activations);
-        raw = method === 'hirescam' ? hirescam(grads, activations) : weightedSum(method === 'gradcampp' ? gradcamppWeights(grads, activations) : gradcamWeights(grads), activations);
+        raw =
+          method === 'hirescam'
+            ? hirescam(grads, activations)
+            : weightedSum(method === 'gradcampp' ? gradcamppWeights(grads, activations) : gradcamWeights(grads), activations);
       }
       map = finishCam(raw, activations.width, activations.height, size);
       let max = 0;
@@ -221,7 +182,8 @@ export class Explainer {
     } else {
       ({ map, details } = await this.#perturbation(x, size));
     }
-    const faithfulness = x.targetClass !== undefined && CLASS_SCORE_METHODS.includes(method) ? { confidence_change: await this.#confidenceChange(x, map) } : null;
+    const faithfulness =
+      x.targetClass !== undefined && CLASS_SCORE_METHODS.includes(method) ? { confidence_change: await this.#confidenceChange(x, map) } : null;
     return { map, result: { ...base, ...details, faithfulness } };
   }
 
@@ -259,7 +221,7 @@ export class Explainer {
       }
       masked.push(t);
     }
-    const scores = await this.#scores(masked, x.targetClass!);
+    const scores = await this.#scores(masked, x.targetClass!, x.signal);
     const max = Math.max(...scores);
     const e = scores.map((s) => Math.exp(s - max));
     const sum = e.reduce((p, q) => p + q, 0);
@@ -287,13 +249,18 @@ export class Explainer {
     const target = x.targetClass!;
     const toMap = (weights: number[]) => {
       const values = Float32Array.from({ length: plane }, (_, i) => weights[seg.labels[i]!]!);
-      return scaleCam(values.map((v) => Math.max(v, 0)), width, height);
+      return scaleCam(
+        values.map((v) => Math.max(v, 0)),
+        width,
+        height,
+      );
     };
     if (this.settings.method === 'lime') {
       const samples = limeSamples(m, this.settings.numSamples, random);
       const labels = await this.#scores(
         samples.map((s) => perturb(s)),
         target,
+        x.signal,
       );
       const fit = limeFit(samples, labels);
       const top = fit.weights
@@ -315,6 +282,7 @@ export class Explainer {
       const values = await this.#scores(
         coalitions.map((z) => perturb(z)),
         target,
+        x.signal,
       );
       phi = exactShapley(m, values);
       baseValue = values[0]!;
@@ -324,6 +292,7 @@ export class Explainer {
       const values = await this.#scores(
         samples.map((z) => perturb(z)),
         target,
+        x.signal,
       );
       phi = kernelShapFit(samples, values, none!, all!);
       baseValue = none!;
@@ -419,3 +388,4 @@ function mulberry32(seed: number): () => number {
 }
 
 export { npy, overlay };
+export { planXai } from '../../contract/index.ts';

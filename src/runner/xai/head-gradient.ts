@@ -64,7 +64,9 @@ export function buildHeadGradient(spec: HeadGradientSpec): Uint8Array {
     throw new HeadGradientError(`no shape known for tensor ${t}`);
   };
   const reduceSum = (x: string, axes: number[], keepdims: boolean): string =>
-    opset >= 13 ? emit('ReduceSum', [x, ints(axes)], { keepdims: { i: keepdims ? 1 : 0 } }) : emit('ReduceSum', [x], { axes: { ints: axes }, keepdims: { i: keepdims ? 1 : 0 } });
+    opset >= 13
+      ? emit('ReduceSum', [x, ints(axes)], { keepdims: { i: keepdims ? 1 : 0 } })
+      : emit('ReduceSum', [x], { axes: { ints: axes }, keepdims: { i: keepdims ? 1 : 0 } });
   /** A gradient of broadcast shape `from` summed back to the operand's shape `to`. */
   const unbroadcast = (g: string, from: number[], to: number[]): string => {
     if (from.length === to.length && from.every((d, i) => d === to[i])) return g;
@@ -174,7 +176,8 @@ export function buildHeadGradient(spec: HeadGradientSpec): Uint8Array {
         add(x!, emit('Reshape', [g, emit('Shape', [x!])]));
         return;
       case 'Gemm': {
-        if (live.has(y!) || (n.inputs[2] && live.has(n.inputs[2]))) throw new HeadGradientError(`Gemm ${n.name}: only its first input may depend on the target layer`);
+        if (live.has(y!) || (n.inputs[2] && live.has(n.inputs[2])))
+          throw new HeadGradientError(`Gemm ${n.name}: only its first input may depend on the target layer`);
         if ((attr.transA?.i ?? 0) !== 0) throw new HeadGradientError(`Gemm ${n.name}: transA is not supported`);
         const transB = attr.transB?.i ?? 0;
         add(x!, emit('Gemm', [g, y!], { alpha: { f: attr.alpha?.f ?? 1 }, transB: { i: transB ? 0 : 1 } }));
@@ -186,7 +189,8 @@ export function buildHeadGradient(spec: HeadGradientSpec): Uint8Array {
           return emit('Transpose', [t], { perm: { ints: [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2] } });
         };
         if (live.has(x!)) add(x!, unbroadcast(emit('MatMul', [g, swapLast(y!)]), [...shapeOf(out).slice(0, -1), shapeOf(x!).at(-1)!], shapeOf(x!)));
-        if (live.has(y!)) add(y!, unbroadcast(emit('MatMul', [swapLast(x!), g]), [...shapeOf(out).slice(0, -2), shapeOf(y!).at(-2)!, shapeOf(out).at(-1)!], shapeOf(y!)));
+        if (live.has(y!))
+          add(y!, unbroadcast(emit('MatMul', [swapLast(x!), g]), [...shapeOf(out).slice(0, -2), shapeOf(y!).at(-2)!, shapeOf(out).at(-1)!], shapeOf(y!)));
         return;
       }
       case 'Softmax': {
@@ -259,7 +263,11 @@ export function buildHeadGradient(spec: HeadGradientSpec): Uint8Array {
     opsetImports: spec.index.opsetImports,
     nodes: [...headNodeBytes, ...nodes],
     initializers: [...copied, ...initializers],
-    inputs: [valueInfo(target, 1, batchless(targetShape)), ...head.sideInputs.map((s) => valueInfo(s, 1, batchless(shapeOf(s)))), valueInfo(SEED_INPUT, 1, batchless(shapeOf(output)))],
+    inputs: [
+      valueInfo(target, 1, batchless(targetShape)),
+      ...head.sideInputs.map((s) => valueInfo(s, 1, batchless(shapeOf(s)))),
+      valueInfo(SEED_INPUT, 1, batchless(shapeOf(output))),
+    ],
     outputs: [valueInfo(GRADIENT_OUTPUT, 1, batchless(targetShape))],
   });
 }

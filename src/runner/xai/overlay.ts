@@ -75,7 +75,12 @@ export async function overlay(imageBytes: Uint8Array, map: Float32Array, g: XaiG
  * Connected regions of the map at or above `threshold` (network pixels), as boxes in original
  * pixels scored by the mean map value inside the box, best first.
  */
-export function topRegions(map: Float32Array, g: XaiGeometry, threshold = 0.5, limit = 5): Array<{ x: number; y: number; w: number; h: number; score: number }> {
+export function topRegions(
+  map: Float32Array,
+  g: XaiGeometry,
+  threshold = 0.5,
+  limit = 5,
+): Array<{ x: number; y: number; w: number; h: number; score: number }> {
   const { width, height } = g.input;
   const seen = new Uint8Array(width * height);
   const boxes: Array<{ x: number; y: number; w: number; h: number; score: number }> = [];

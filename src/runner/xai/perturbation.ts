@@ -186,7 +186,10 @@ export function kernelShapSamples(m: number, n: number, random: () => number): U
     }
     const z = new Uint8Array(m);
     for (let i = 0; i < s; i++) z[order[i]!] = 1;
-    out.push(z, Uint8Array.from(z, (v) => 1 - v));
+    out.push(
+      z,
+      Uint8Array.from(z, (v) => 1 - v),
+    );
   }
   return out.slice(0, n);
 }

@@ -29,7 +29,12 @@ function toLab(r: number, g: number, b: number): [number, number, number] {
 }
 
 /** SLIC superpixels of an RGB image (HWC bytes). */
-export function slic(rgb: Uint8Array, width: number, height: number, opts: { segments?: number; compactness?: number; iterations?: number } = {}): Segmentation {
+export function slic(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  opts: { segments?: number; compactness?: number; iterations?: number } = {},
+): Segmentation {
   const n = width * height;
   const segments = Math.max(1, Math.min(opts.segments ?? 50, n));
   const compactness = opts.compactness ?? 10;
