@@ -19,6 +19,7 @@ import { freePort } from '../support/ports.ts';
 import { runCommand } from '../support/processes.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
 import { createDatabase, outcome } from '../support/test-stack.ts';
+import { testStorage } from '../support/in-process.ts';
 
 const CHART = join(REPO_ROOT, 'charts', 'kinfer');
 const VALUE_SETS = [...readdirSync(join(CHART, 'ci')).map((f) => join(CHART, 'ci', f)), join(REPO_ROOT, 'deploy', 'kind-values.yaml')];
@@ -227,6 +228,28 @@ describe('installed with helm into the local control plane', () => {
     // Leader election went through the chart's Role.
     const lease = await cluster.kubectl(['get', 'lease', '-n', ns, '-o', 'jsonpath={.items[*].spec.holderIdentity}']);
     expect(lease.stdout).toMatch(/^kinfer-controller-/);
+  }, 120_000);
+
+  it("runs the XAI example to completion: every image explained, overlays in the run's artifacts", async () => {
+    const samples = `${prefix}/demo`;
+    const example = readFileSync(join(REPO_ROOT, 'deploy', 'examples', 'colors-test-run-xai.yaml'), 'utf8').replaceAll('s3://kinfer-demo', samples);
+    expect((await cluster.kubectl(['apply', '-n', ns, '-f', '-'], example)).code).toBe(0);
+    const ij = await eventually(
+      'the XAI InferenceJob to finish',
+      async () => {
+        const obj = JSON.parse((await cluster.kubectl(['get', 'ij', 'colors-explain', '-n', ns, '-o', 'json'])).stdout);
+        return ['Completed', 'Failed'].includes(obj.status?.phase) ? obj : undefined;
+      },
+      90_000,
+    );
+    expect(ij.status.phase).toBe('Completed');
+    const images: any[] = ((await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}/images?limit=1000`)).json()) as any).images;
+    const readable = images.filter((r) => !r.error_message);
+    expect(readable.length).toBeGreaterThan(0);
+    for (const r of readable) {
+      expect(r.xai).toMatchObject({ method: 'gradcam', heatmap_path: expect.stringMatching(/\/xai\/.+_gradcam\.jpg$/) });
+      expect((await testStorage().read(r.xai.heatmap_path)).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+    }
   }, 120_000);
 
   it('the controller account has only what the chart grants', async () => {

@@ -8,9 +8,8 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { readOnnxHeader, type OnnxHeader, type XaiMethod } from '../../src/contract/index.ts';
-import { WorkerSession } from '../../src/runner/inference/inference-session.ts';
-import { Explainer, modelForPlan, planXai, rowsByName } from '../../src/runner/xai/explainer.ts';
+import { readOnnxHeader, type XaiMethod } from '../../src/contract/index.ts';
+import { openExplainer, planXai, rowsByName } from '../../src/runner/xai/explainer.ts';
 import type { XaiGeometry } from '../../src/runner/xai/overlay.ts';
 import { allCoalitions, exactShapley, limeFit, limeSamples } from '../../src/runner/xai/perturbation.ts';
 import { rng } from '../../src/samples/images.ts';
@@ -32,8 +31,6 @@ interface Reference {
 
 let dir: string;
 let reference: Reference;
-const open = (bytes: Uint8Array) =>
-  WorkerSession.open(bytes, { executionProviders: ['cpu'], intraOpNumThreads: availableParallelism() }).then((s) => s.session);
 
 const identity: XaiGeometry = {
   original: { width: SIZE, height: SIZE },
@@ -43,31 +40,17 @@ const identity: XaiGeometry = {
 };
 
 async function explainAll(file: string, method: XaiMethod, targetLayer: string | undefined): Promise<Array<Float32Array & { maxActivation?: number }>> {
-  const bytes = readFileSync(join(dir, file));
-  const header: OnnxHeader = await readOnnxHeader(bytes, { nodes: true });
-  const plan = planXai(header, method, targetLayer);
-  const { bytes: exposed, index } = modelForPlan(bytes, plan);
-  const { session, info } = await WorkerSession.open(exposed, { executionProviders: ['cpu'], intraOpNumThreads: availableParallelism() });
-  const explainer = await Explainer.create({
-    plan,
-    settings: { method, numSamples: 1000, images: { kind: 'all' }, target: 'predicted', llm: undefined },
-    session,
-    outputNames: info.outputNames,
-    index,
-    header,
+  const { explainer, session, outputNames, close } = await openExplainer(readFileSync(join(dir, file)), method, {
+    targetLayer,
     inputShape: [SIZE, SIZE],
-    fixedBatch: undefined,
-    openSession: open,
-  }).catch(async (err: unknown) => {
-    await session.close();
-    throw err;
+    threads: availableParallelism(),
   });
   try {
     const maps: Array<Float32Array & { maxActivation?: number }> = [];
     for (const image of reference.images) {
       const input = Float32Array.from(image);
       const { outputs } = await session.run(input.slice(), [1, 3, SIZE, SIZE]);
-      const rows = rowsByName(info.outputNames, outputs, 0);
+      const rows = rowsByName(outputNames, outputs, 0);
       const probs = rows.get('output0')!.data;
       const targetClass = probs.indexOf(Math.max(...probs));
       const { map, result } = await explainer.explain({ input, outputs: rows, targetClass, classNames: ['a', 'b', 'c', 'd', 'e'], geometry: identity });
@@ -76,8 +59,7 @@ async function explainAll(file: string, method: XaiMethod, targetLayer: string |
     }
     return maps;
   } finally {
-    await explainer.close();
-    await session.close();
+    await close();
   }
 }
 

@@ -203,11 +203,14 @@ export function cvResizeLinear(src: ArrayLike<number>, sw: number, sh: number, d
 
 /** scale_cam_image for one map: min to 0, divided by 1e-7 + max, then resized when a size is given. */
 export function scaleCam(cam: ArrayLike<number>, width: number, height: number, target?: { width: number; height: number }): Float32Array {
+  const n = cam.length;
   let lo = Infinity;
-  for (let i = 0; i < cam.length; i++) lo = Math.min(lo, cam[i]!);
+  for (let i = 0; i < n; i++) if (cam[i]! < lo) lo = cam[i]!;
   let hi = -Infinity;
-  for (let i = 0; i < cam.length; i++) hi = Math.max(hi, cam[i]! - lo);
-  const scaled = Float32Array.from({ length: cam.length }, (_, i) => (cam[i]! - lo) / (1e-7 + hi));
+  for (let i = 0; i < n; i++) if (cam[i]! - lo > hi) hi = cam[i]! - lo;
+  const scaled = new Float32Array(n);
+  const d = 1e-7 + hi;
+  for (let i = 0; i < n; i++) scaled[i] = (cam[i]! - lo) / d;
   return target ? cvResizeLinear(scaled, width, height, target.width, target.height) : scaled;
 }
 
@@ -216,9 +219,10 @@ export function scaleCam(cam: ArrayLike<number>, width: number, height: number, 
  * size, then aggregate_multi_layers (ReLU, mean over the one layer, scale_cam_image again).
  */
 export function finishCam(raw: ArrayLike<number>, width: number, height: number, input: { width: number; height: number }): Float32Array {
-  const relu = Float32Array.from(raw, (v) => Math.max(v, 0));
+  const relu = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) relu[i] = raw[i]! > 0 ? raw[i]! : 0;
   const resized = scaleCam(relu, width, height, input);
-  for (let i = 0; i < resized.length; i++) resized[i] = Math.max(resized[i]!, 0);
+  for (let i = 0; i < resized.length; i++) if (resized[i]! < 0) resized[i] = 0;
   return scaleCam(resized, input.width, input.height);
 }
 

@@ -4,6 +4,8 @@
 // .npy, and an optional natural-language explanation.
 import {
   CLASS_SCORE_METHODS,
+  planXai,
+  readOnnxHeader,
   XaiConfigError,
   type OnnxHeader,
   type XaiImagePolicy,
@@ -11,7 +13,7 @@ import {
   type XaiPlan,
   type XaiResult,
 } from '../../contract/index.ts';
-import type { WorkerSession } from '../inference/inference-session.ts';
+import { WorkerSession } from '../inference/inference-session.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import { eigenProjection, finishCam, gradcamppWeights, gradcamWeights, hirescam, scaleCam, upsampleAlignCorners, weightedSum, type FeatureMap } from './cam.ts';
 import { buildHeadGradient, GRADIENT_OUTPUT, SEED_INPUT } from './head-gradient.ts';
@@ -306,7 +308,8 @@ export class Explainer {
   /** CamMultImageConfidenceChange: the target score of input x map, minus the score of the input. */
   async #confidenceChange(x: ExplainInput, map: Float32Array): Promise<number> {
     const plane = map.length;
-    const scaled = Float32Array.from(x.input, (v, i) => v * map[i % plane]!);
+    const scaled = new Float32Array(x.input.length);
+    for (let c = 0; c < x.input.length / plane; c++) for (let i = 0, k = c * plane; i < plane; i++, k++) scaled[k] = x.input[k]! * map[i]!;
     const first = x.outputs.get(this.#outputNames[0]!)!;
     const [after] = await this.#scores([scaled], x.targetClass!);
     return after! - first.data[x.targetClass!]!;
@@ -387,5 +390,46 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+/**
+ * An explainer on its own session, for one method (the benchmarks, the gallery, the reference
+ * tests; a job builds its explainer from the model it loaded instead).
+ */
+export async function openExplainer(
+  model: Uint8Array,
+  method: XaiMethod,
+  o: { targetLayer?: string | undefined; inputShape: [number, number]; numSamples?: number; threads: number },
+): Promise<{ explainer: Explainer; session: WorkerSession; outputNames: string[]; close: () => Promise<void> }> {
+  const header = await readOnnxHeader(model, { nodes: true });
+  const plan = planXai(header, method, o.targetLayer);
+  const { bytes, index } = modelForPlan(model, plan);
+  const sessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: o.threads };
+  const { session, info } = await WorkerSession.open(bytes, sessionOptions);
+  try {
+    const explainer = await Explainer.create({
+      plan,
+      settings: { method, numSamples: o.numSamples ?? 1000, images: { kind: 'all' }, target: 'predicted', llm: undefined },
+      session,
+      outputNames: info.outputNames,
+      index,
+      header,
+      inputShape: o.inputShape,
+      fixedBatch: undefined,
+      openSession: async (b) => (await WorkerSession.open(b, sessionOptions)).session,
+    });
+    return {
+      explainer,
+      session,
+      outputNames: info.outputNames,
+      close: async () => {
+        await explainer.close();
+        await session.close();
+      },
+    };
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+}
+
 export { npy, overlay };
-export { planXai } from '../../contract/index.ts';
+export { planXai };

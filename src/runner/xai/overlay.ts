@@ -83,24 +83,29 @@ export function topRegions(
 ): Array<{ x: number; y: number; w: number; h: number; score: number }> {
   const { width, height } = g.input;
   const seen = new Uint8Array(width * height);
+  const stack = new Int32Array(width * height);
   const boxes: Array<{ x: number; y: number; w: number; h: number; score: number }> = [];
   for (let start = 0; start < map.length; start++) {
     if (seen[start] || map[start]! < threshold) continue;
     let [x0, y0, x1, y1] = [width, height, 0, 0];
-    const stack = [start];
+    let top = 0;
+    stack[top++] = start;
     seen[start] = 1;
-    while (stack.length) {
-      const i = stack.pop()!;
+    while (top > 0) {
+      const i = stack[--top]!;
       const x = i % width;
-      const y = Math.floor(i / width);
-      x0 = Math.min(x0, x);
-      y0 = Math.min(y0, y);
-      x1 = Math.max(x1, x + 1);
-      y1 = Math.max(y1, y + 1);
-      for (const j of [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, i - width, i + width]) {
-        if (j < 0 || j >= map.length || seen[j] || map[j]! < threshold) continue;
-        seen[j] = 1;
-        stack.push(j);
+      const y = (i - x) / width;
+      if (x < x0) x0 = x;
+      if (y < y0) y0 = y;
+      if (x + 1 > x1) x1 = x + 1;
+      if (y + 1 > y1) y1 = y + 1;
+      for (let k = 0; k < 4; k++) {
+        const j =
+          k === 0 ? (x > 0 ? i - 1 : -1) : k === 1 ? (x < width - 1 ? i + 1 : -1) : k === 2 ? (y > 0 ? i - width : -1) : y < height - 1 ? i + width : -1;
+        if (j >= 0 && !seen[j] && map[j]! >= threshold) {
+          seen[j] = 1;
+          stack[top++] = j;
+        }
       }
     }
     let sum = 0;

@@ -3,7 +3,8 @@
 // distance + (compactness / step) x spatial distance, ten iterations, then connected components
 // relabelled and fragments smaller than a quarter of the mean size merged into a neighbour. It is
 // deterministic and linear in the pixels; lime_image's default quickshift is not used (it is
-// quadratic in the kernel and its output depends on random tie-breaking noise).
+// quadratic in the kernel and its output depends on random tie-breaking noise). An image SLIC
+// finds no regions in (noise) is cut into a grid instead.
 
 export interface Segmentation {
   /** Segment id per pixel, row-major, 0..count-1. */
@@ -90,35 +91,90 @@ export function slic(
       if (s[5]! > 0) centres[c] = [s[0]! / s[5]!, s[1]! / s[5]!, s[2]! / s[5]!, s[3]! / s[5]!, s[4]! / s[5]!];
     }
   }
-  return connected(assign, width, height, Math.max(1, Math.floor(n / k / 4)));
+  const seg = connected(assign, width, height, Math.max(1, Math.floor(n / k / 4)), k);
+  // An image without regions (noise) gets a grid of about the segments asked for.
+  return seg.count >= Math.max(2, Math.floor(segments / 2)) ? seg : grid(width, height, segments);
 }
 
-/** Relabels connected regions 0..count-1 in scan order; regions under `minSize` join the region before them. */
-function connected(assign: Int32Array, width: number, height: number, minSize: number): Segmentation {
+function grid(width: number, height: number, segments: number): Segmentation {
+  const cols = Math.max(1, Math.round(Math.sqrt((segments * width) / height)));
+  const rows = Math.max(1, Math.round(segments / cols));
+  const labels = new Int32Array(width * height);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++)
+      labels[y * width + x] = Math.min(rows - 1, Math.floor((y * rows) / height)) * cols + Math.min(cols - 1, Math.floor((x * cols) / width));
+  return { labels, count: rows * cols, width, height };
+}
+
+/**
+ * Relabels connected regions 0..count-1 in scan order; a region under `minSize` pixels, or beyond
+ * the `keep` largest, joins a neighbouring kept region (repeatedly, so that chains of fragments
+ * reach one): noise cannot shatter an image into thousands of superpixels.
+ */
+function connected(assign: Int32Array, width: number, height: number, minSize: number, keep: number): Segmentation {
   const n = width * height;
-  const labels = new Int32Array(n).fill(-1);
-  let count = 0;
-  const stack: number[] = [];
+  const comp = new Int32Array(n).fill(-1);
+  const sizes: number[] = [];
+  const stack = new Int32Array(n);
   for (let start = 0; start < n; start++) {
-    if (labels[start] !== -1) continue;
-    // The neighbouring region already labelled (left or above), for merging a fragment.
-    const x = start % width;
-    const previous = x > 0 ? labels[start - 1]! : start >= width ? labels[start - width]! : -1;
-    const members: number[] = [];
-    labels[start] = count;
-    stack.push(start);
-    while (stack.length) {
-      const i = stack.pop()!;
-      members.push(i);
-      const ix = i % width;
-      for (const j of [ix > 0 ? i - 1 : -1, ix < width - 1 ? i + 1 : -1, i - width, i + width]) {
-        if (j < 0 || j >= n || labels[j] !== -1 || assign[j] !== assign[start]) continue;
-        labels[j] = count;
-        stack.push(j);
+    if (comp[start] !== -1) continue;
+    const id = sizes.length;
+    let top = 0;
+    let size = 0;
+    comp[start] = id;
+    stack[top++] = start;
+    while (top > 0) {
+      const i = stack[--top]!;
+      size++;
+      const x = i % width;
+      for (let k = 0; k < 4; k++) {
+        const j = k === 0 ? (x > 0 ? i - 1 : -1) : k === 1 ? (x < width - 1 ? i + 1 : -1) : k === 2 ? i - width : i + width;
+        if (j < 0 || j >= n || comp[j] !== -1 || assign[j] !== assign[start]) continue;
+        comp[j] = id;
+        stack[top++] = j;
       }
     }
-    if (members.length < minSize && previous >= 0) for (const i of members) labels[i] = previous;
-    else count++;
+    sizes.push(size);
   }
-  return { labels, count, width, height };
+  // Each small component points at a big one next to it, found through its pixels' neighbours.
+  const kept = new Set(
+    sizes
+      .map((size, id) => [size, id] as const)
+      .filter(([size]) => size >= minSize)
+      .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+      .slice(0, Math.max(1, Math.round(keep * 1.5)))
+      .map(([, id]) => id),
+  );
+  if (kept.size === 0) kept.add(sizes.indexOf(Math.max(...sizes)));
+  const target = sizes.map((_, id) => (kept.has(id) ? id : -1));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let i = 0; i < n; i++) {
+      const c = comp[i]!;
+      if (target[c]! !== -1) continue;
+      const x = i % width;
+      for (const j of [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, i - width, i + width]) {
+        if (j < 0 || j >= n) continue;
+        const t = target[comp[j]!]!;
+        if (t !== -1) {
+          target[c] = t;
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  const labels = new Int32Array(n);
+  const renumber = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const c = comp[i]!;
+    const root = target[c]! === -1 ? c : target[c]!;
+    let label = renumber.get(root);
+    if (label === undefined) {
+      label = renumber.size;
+      renumber.set(root, label);
+    }
+    labels[i] = label;
+  }
+  return { labels, count: renumber.size, width, height };
 }
