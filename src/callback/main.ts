@@ -4,23 +4,28 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
 import { createCallbackApp } from './app.ts';
 import { TokenVerifier } from './token-verifier.ts';
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
+  /** How long start-up waits for the database before it gives up with a clear message. */
+  KINFER_DATABASE_WAIT_SECONDS: z.coerce.number().min(0).default(60),
   KINFER_CALLBACK_HOST: z.string().default('127.0.0.1'),
   KINFER_CALLBACK_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
 });
 
 const log = serviceLogger('callback');
+guardProcess(log);
 try {
   const config = Config.parse(process.env);
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 10 });
+  // Configuration first: a bad key is refused before anything waits on the database.
+  const verifier = new TokenVerifier(pemFromEnv(process.env, 'KINFER_TOKEN_PUBLIC_KEY'));
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 10, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
   const app = createCallbackApp({
     store: new JobStore(ds),
-    verifier: new TokenVerifier(pemFromEnv(process.env, 'KINFER_TOKEN_PUBLIC_KEY')),
+    verifier,
     log,
     ready: async () => {
       await ds.query('SELECT 1');

@@ -1,13 +1,17 @@
 // Verifies callback tokens with the controller's public key only: signature, algorithm,
 // audience, issuer, expiry; then binds the token to the job in the URL.
+import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { CallbackTokenClaims, TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER, type JobKind } from '../contract/index.ts';
 import { HttpError } from '../http/errors.ts';
+import { checkEs256Key } from '../http/keys.ts';
 
 export class TokenVerifier {
   readonly #publicKey: string;
 
+  /** Throws, naming what is wrong, unless the PEM is an EC P-256 public key. */
   constructor(publicKeyPem: string) {
+    checkEs256Key(() => createPublicKey(publicKeyPem), 'KINFER_TOKEN_PUBLIC_KEY', 'public');
     this.#publicKey = publicKeyPem;
   }
 

@@ -51,7 +51,14 @@ program
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const { startStack } = await import('./stack.ts');
-    stack = await startStack({ home, ...ports, env, serviceLogs: 'inherit' });
+    stack = await startStack({
+      home,
+      ...ports,
+      env,
+      serviceLogs: 'inherit',
+      // A service that keeps dying: the stack is already stopped; say so with the exit code.
+      onGiveUp: () => process.exit(1),
+    });
     if (stopping) return stop();
     print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
   });

@@ -1,6 +1,8 @@
 // Starts the controller and callback service as two processes, on embedded defaults unless told
 // otherwise: a real Postgres under KINFER_HOME (or DATABASE_URL), file:// artifacts under
 // KINFER_HOME (or KINFER_ARTIFACTS_URI), the subprocess tier. Used by `kinfer serve` and the demo.
+// The launcher supervises its services: one that dies is started again with backoff, on the same
+// port; only a service that keeps dying (RESTART_LIMIT in RESTART_WINDOW_MS) ends the stack.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
@@ -18,7 +20,16 @@ export interface StackOptions {
   env: NodeJS.ProcessEnv;
   /** Where service logs go: inherited stdio, or files under KINFER_HOME/logs. */
   serviceLogs: 'inherit' | 'files';
+  /** What the supervisor does, for people (default: stderr). */
+  onEvent?: (line: string) => void;
+  /** A service kept dying and the stack was stopped; `kinfer serve` exits non-zero. */
+  onGiveUp?: (err: Error) => void;
 }
+
+/** Restarts allowed per service within the window before the supervisor gives up. */
+export const RESTART_LIMIT = 5;
+export const RESTART_WINDOW_MS = 60_000;
+const restartDelayMs = (attempt: number) => Math.min(500 * 2 ** attempt, 15_000);
 
 export interface Stack {
   apiUrl: string;
@@ -29,6 +40,10 @@ export interface Stack {
   controllerEnv: NodeJS.ProcessEnv;
   /** Stops the controller with `signal` (SIGKILL simulates a crash), runs `whileDown`, starts a new one. */
   restartController(signal: NodeJS.Signals, whileDown?: () => void | Promise<void>): Promise<void>;
+  /** The process id of a service's current process (fault injection in tests). */
+  pidOf(name: 'controller' | 'callback'): number | undefined;
+  /** The embedded Postgres, when the stack started one (fault injection in tests). */
+  database: EmbeddedDatabase | undefined;
   stop(): Promise<void>;
 }
 
@@ -106,9 +121,47 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitReady(url, child, name);
     return { child, url };
   };
+  const onEvent = opts.onEvent ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let stopped = false;
   const stop = async () => {
+    stopped = true;
     await Promise.all([...children].map((c) => stopChild(c, 'SIGTERM')));
     await db?.stop();
+  };
+  /** Services to start again when they die: their latest process and their recent restarts. */
+  const supervised = new Map<string, { file: string; env: NodeJS.ProcessEnv; child: ChildProcess; expected: boolean; restarts: number[] }>();
+  const supervise = (name: string, file: string, env: NodeJS.ProcessEnv, child: ChildProcess) => {
+    const service = { file, env, child, expected: false, restarts: [] as number[] };
+    supervised.set(name, service);
+    const watch = (c: ChildProcess) =>
+      c.once('exit', (code, signal) => {
+        if (stopped || service.expected || service.child !== c) return;
+        void restart(`${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
+      });
+    const restart = async (why: string): Promise<void> => {
+      const now = Date.now();
+      service.restarts = [...service.restarts.filter((t) => now - t < RESTART_WINDOW_MS), now];
+      if (service.restarts.length > RESTART_LIMIT) {
+        const err = new Error(`${name} ${why}, and died ${RESTART_LIMIT + 1} times within ${RESTART_WINDOW_MS / 1000} s: giving up`);
+        onEvent(`kinfer: ${err.message}`);
+        await stop();
+        opts.onGiveUp?.(err);
+        return;
+      }
+      const delay = restartDelayMs(service.restarts.length - 1);
+      onEvent(`kinfer: ${name} ${why}; restarting it in ${delay / 1000} s`);
+      await new Promise((r) => setTimeout(r, delay));
+      if (stopped || service.expected) return;
+      try {
+        const { child: next } = await startService(name, file, env);
+        service.child = next;
+        watch(next);
+        onEvent(`kinfer: ${name} is back`);
+      } catch (err) {
+        await restart(`did not come back (${(err as Error).message})`);
+      }
+    };
+    watch(child);
   };
   let controller: ChildProcess;
   let callbackUrl: string;
@@ -116,11 +169,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let controllerEnv: NodeJS.ProcessEnv;
   try {
     // The callback service first: the controller must know where runners call back.
-    ({ url: callbackUrl } = await startService('callback', entry('../callback/main.ts'), {
-      ...shared,
-      KINFER_CALLBACK_PORT: String(opts.callbackPort),
-      KINFER_TOKEN_PUBLIC_KEY_FILE: keys.publicKeyFile,
-    }));
+    const callbackEnv: NodeJS.ProcessEnv = { ...shared, KINFER_CALLBACK_PORT: String(opts.callbackPort), KINFER_TOKEN_PUBLIC_KEY_FILE: keys.publicKeyFile };
+    let callback: ChildProcess;
+    ({ child: callback, url: callbackUrl } = await startService('callback', entry('../callback/main.ts'), callbackEnv));
+    // Restarted, it comes back on the same port: runners keep their URL.
+    callbackEnv.KINFER_CALLBACK_PORT = new URL(callbackUrl).port;
+    supervise('callback', entry('../callback/main.ts'), callbackEnv, callback);
     controllerEnv = {
       ...shared,
       KINFER_API_PORT: String(opts.apiPort),
@@ -131,14 +185,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
     // A restarted controller comes back on the same port: clients keep their URL.
     controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
+    supervise('controller', entry('../controller/main.ts'), controllerEnv, controller);
   } catch (err) {
     await stop();
     throw err;
   }
+  /** A deliberate restart (tests): the supervisor stands aside while the controller is down. */
   const restartController = async (signal: NodeJS.Signals, whileDown?: () => void | Promise<void>) => {
-    await stopChild(controller, signal);
+    const service = supervised.get('controller')!;
+    service.expected = true;
+    await stopChild(service.child, signal);
     await whileDown?.();
-    ({ child: controller } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
+    const { child } = await startService('controller', entry('../controller/main.ts'), controllerEnv);
+    supervise('controller', entry('../controller/main.ts'), controllerEnv, child);
   };
-  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, stop };
+  const pidOf = (name: 'controller' | 'callback') => supervised.get(name)?.child.pid;
+  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, pidOf, database: db, stop };
 }

@@ -27,16 +27,38 @@ export const callbackPaths = {
   /** Per-image results, in batches. */
   imageResults: (kind: JobKind, jobId: string) => `/api/v1/${KIND_SEGMENT[kind]}/${jobId}/image-results`,
   done: (kind: JobKind, jobId: string) => `/api/v1/${KIND_SEGMENT[kind]}/${jobId}/done`,
+  /** GET: an inference job's input_config, for a runner started with INPUT_CONFIG_SOURCE=callback. */
+  input: (jobId: string) => `/api/v1/inference-jobs/${jobId}/input`,
 };
 
-const count = z.number().int().nonnegative();
+/** The largest count the database's int columns hold. */
+export const MAX_COUNT = 2_147_483_647;
+const count = z.number().int().nonnegative().max(MAX_COUNT);
 
-export const ProgressPayload = z.object({
-  processed_images: count,
-  total_images: count.nullable().optional(),
-  failed_images: count.default(0),
-  message: z.string().max(2000).optional(),
-});
+interface Counts {
+  processed_images: number;
+  total_images?: number | null | undefined;
+  failed_images?: number | undefined;
+}
+
+/** Counts that describe one possible state: failed <= processed <= total. */
+function coherentCounts(c: Counts, ctx: z.RefinementCtx): void {
+  if ((c.failed_images ?? 0) > c.processed_images) {
+    ctx.addIssue({ code: 'custom', path: ['failed_images'], message: `${c.failed_images} failed images is more than the ${c.processed_images} processed` });
+  }
+  if (c.total_images !== null && c.total_images !== undefined && c.processed_images > c.total_images) {
+    ctx.addIssue({ code: 'custom', path: ['processed_images'], message: `${c.processed_images} processed images is more than the total of ${c.total_images}` });
+  }
+}
+
+export const ProgressPayload = z
+  .object({
+    processed_images: count,
+    total_images: count.nullable().optional(),
+    failed_images: count.default(0),
+    message: z.string().max(2000).optional(),
+  })
+  .superRefine(coherentCounts);
 export type ProgressPayload = z.input<typeof ProgressPayload>;
 
 export const ClassScore = z.object({
@@ -168,7 +190,8 @@ export const EvaluationMetrics = z.object({
   /** Rows = true class, columns = predicted class, in `class_names` order. */
   confusion_matrix: z.array(z.array(count)),
   class_names: z.array(z.string()),
-  primary_metric_name: z.string(),
+  /** As its varchar(64) column. */
+  primary_metric_name: z.string().max(64),
   primary_metric_value: z.number().nullable(),
 });
 export type EvaluationMetrics = z.infer<typeof EvaluationMetrics>;
@@ -192,13 +215,25 @@ const DoneCommon = {
   timings: JobTimings.nullable(),
 };
 
-export const DonePayload = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('completed'), ...DoneCommon, metrics: EvaluationMetrics.nullable() }),
-  /** `error_code`: one of JOB_ERROR_CODES (job-errors.ts); it becomes the InferenceJob's condition reason. */
-  z.object({ status: z.literal('failed'), ...DoneCommon, error_message: z.string().min(1).max(8000), error_code: ErrorCodeField.optional() }),
-  /** The runner was told to stop (SIGTERM, or a callback answered that the job is no longer active). */
-  z.object({ status: z.literal('cancelled'), ...DoneCommon, error_message: z.string().max(8000).nullable(), error_code: ErrorCodeField.optional() }),
-]);
+export const DonePayload = z
+  .discriminatedUnion('status', [
+    z.object({ status: z.literal('completed'), ...DoneCommon, metrics: EvaluationMetrics.nullable() }),
+    /** `error_code`: one of JOB_ERROR_CODES (job-errors.ts); it becomes the InferenceJob's condition reason. */
+    z.object({ status: z.literal('failed'), ...DoneCommon, error_message: z.string().min(1).max(8000), error_code: ErrorCodeField.optional() }),
+    /** The runner was told to stop (SIGTERM, or a callback answered that the job is no longer active). */
+    z.object({ status: z.literal('cancelled'), ...DoneCommon, error_message: z.string().max(8000).nullable(), error_code: ErrorCodeField.optional() }),
+  ])
+  .superRefine((done, ctx) => {
+    coherentCounts(done, ctx);
+    // A completed job has an outcome for every image it listed.
+    if (done.status === 'completed' && done.processed_images !== done.total_images) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['processed_images'],
+        message: `a completed job processed every image: ${done.processed_images} processed of ${done.total_images}`,
+      });
+    }
+  });
 export type DonePayload = z.infer<typeof DonePayload>;
 
 /** What the callback service answers to every accepted call. */

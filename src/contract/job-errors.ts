@@ -15,11 +15,13 @@ export const JOB_ERROR_CODES = {
   OBJECT_NOT_FOUND: 'A model, dataset file or image the job needs is not in storage.',
   INVALID_STORAGE_URI: 'A storage location is malformed.',
   TERMINATED: 'The runner was stopped by a signal (cancelled, past its deadline, evicted, shut down).',
+  CALLBACK_UNREACHABLE: 'The callback service did not accept reports for longer than the runner retries (CALLBACK_RETRY_SECONDS).',
   RUNNER_ERROR: 'Any other error inside the runner (its message says what).',
   // Recorded by the controller for runners that could not report.
   RUNNER_EXITED: 'The runner process ended without reporting (subprocess tier).',
   RUNNER_LOST: 'The controller restarted and the runner was gone (subprocess tier).',
   RUNNER_NOT_STARTED: 'The runner could not be started.',
+  RUNNER_STALLED: 'The runner stopped reporting (no progress or heartbeat for KINFER_RUNNER_STALL_SECONDS) and was stopped.',
   POD_NOT_STARTING: 'The runner Pod did not start in time (image pull, scheduling, configuration).',
   BACKOFF_LIMIT_EXCEEDED: 'The runner Job failed: its Pods failed more often than backoffLimit allows.',
   DEADLINE_EXCEEDED: 'The runner Job ran longer than activeDeadlineSeconds.',

@@ -63,6 +63,11 @@ export const RunnerEnv = z
         }
         return result.data;
       }),
+    /**
+     * Added: `callback` when the input list is too long for the environment (Linux caps one
+     * variable at 128 KiB): the runner then reads INPUT_CONFIG from the callback service.
+     */
+    INPUT_CONFIG_SOURCE: z.enum(['env', 'callback']).default('env'),
     COMPUTE_METRICS: boolFromEnv.optional(),
     ENABLE_XAI: boolFromEnv.default(false),
     XAI_METHOD: XaiMethod.optional(),
@@ -99,6 +104,12 @@ export const RunnerEnv = z
     PROGRESS_INTERVAL_MS: positiveInt.default(2000),
     /** Added, classification: the classes ranked per image in `predictions` (default 5; the CLI asks for all). */
     TOP_K: positiveInt.max(100_000).default(5),
+    /** Added: how long a callback is retried through an outage of the callback service (progress, results). */
+    CALLBACK_RETRY_SECONDS: positiveInt.default(600),
+    /** Added: the same for the final report, longer still: a lost `done` turns a finished job into a failed one. */
+    CALLBACK_DONE_RETRY_SECONDS: positiveInt.default(1800),
+    /** Added: a progress callback at least this often while the job runs, so that the controller can tell a stopped runner. */
+    HEARTBEAT_SECONDS: positiveInt.default(20),
     /** Added: per-image results sent per callback. */
     RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
     /** Added, object tasks: minimum confidence; default Ultralytics' 0.001 for test runs, 0.25 for inference. */
@@ -135,7 +146,9 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
   const problems: string[] = [];
   const type = env.INFERENCE_TYPE;
   if (type === 'test_run' && !env.DATASET_PATH) problems.push('DATASET_PATH is required when INFERENCE_TYPE=test_run');
-  if (type && type !== 'test_run' && !env.INPUT_CONFIG) problems.push(`INPUT_CONFIG is required when INFERENCE_TYPE=${type}`);
+  if (type && type !== 'test_run' && !env.INPUT_CONFIG && env.INPUT_CONFIG_SOURCE !== 'callback') {
+    problems.push(`INPUT_CONFIG is required when INFERENCE_TYPE=${type} (or INPUT_CONFIG_SOURCE=callback)`);
+  }
   if (!env.ARTIFACTS_URI && !env.BUCKET_NAME) problems.push('ARTIFACTS_URI or BUCKET_NAME is required');
   return problems;
 }

@@ -1,5 +1,6 @@
 // Where a job's artifacts live, and what a storage URI means. Part of the runner contract: a runner
 // in any language writes to these keys and the services read them back.
+import { posix } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { JobKind } from './jobs.ts';
 
@@ -31,13 +32,33 @@ export function parseStorageUri(uri: string): StorageLocation {
   }
   if (uri.startsWith('file://')) {
     if (!uri.startsWith('file:///')) throw new InvalidStorageUriError(uri, 'file:// URIs need an absolute path (file:///...)');
-    return { scheme: 'file', path: fileURLToPath(uri) };
+    // Checked as written: URL parsing would resolve `..` silently.
+    let written: string;
+    try {
+      written = decodeURIComponent(uri.slice('file://'.length).split(/[?#]/, 1)[0]!);
+    } catch {
+      throw new InvalidStorageUriError(uri, 'the path is not valid percent-encoding');
+    }
+    confinedPath(uri, written);
+    return { scheme: 'file', path: confinedPath(uri, fileURLToPath(uri)) };
   }
-  if (uri.startsWith('/')) return { scheme: 'file', path: uri };
+  if (uri.startsWith('/')) return { scheme: 'file', path: confinedPath(uri, uri) };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new InvalidStorageUriError(uri, 'only s3:// and file:// are supported');
   }
   throw new InvalidStorageUriError(uri, 'use s3://bucket/key, file:///absolute/path or an absolute path');
+}
+
+/**
+ * A local path in its one spelling: no `.` or `..` segments, no empty segments, not the root. A
+ * path that names the same folder two ways could slip past a rule about folders, and `/` as a
+ * dataset lists the whole host.
+ */
+function confinedPath(uri: string, path: string): string {
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  if (trimmed === '/') throw new InvalidStorageUriError(uri, 'the filesystem root is not a storage location');
+  if (posix.normalize(trimmed) !== trimmed) throw new InvalidStorageUriError(uri, 'the path must be normalised (no `.`, `..` or empty segments)');
+  return path;
 }
 
 export function formatStorageUri(loc: StorageLocation): string {

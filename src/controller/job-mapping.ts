@@ -206,6 +206,7 @@ export interface RunnerSettings {
   awsSecretAccessKey?: string | undefined;
   batchSize?: number | undefined;
   intraOpThreads?: number | undefined;
+  heartbeatSeconds?: number | undefined;
   /** An OpenAI-compatible endpoint for natural-language explanations (optional). */
   xaiLlm?: { baseUrl: string; model: string | undefined; apiKey: string | undefined } | undefined;
 }
@@ -236,14 +237,28 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     AWS_SECRET_ACCESS_KEY: settings.awsSecretAccessKey,
     BATCH_SIZE: settings.batchSize,
     INTRA_OP_THREADS: settings.intraOpThreads,
+    HEARTBEAT_SECONDS: settings.heartbeatSeconds,
   } as const;
   if (kind === 'test_run') {
     const run = job as TestRun;
     return toRunnerEnv({ ...common, INFERENCE_TYPE: 'test_run', DATASET_PATH: run.dataset_path, SPLIT: run.dataset_split, COMPUTE_METRICS: 'true' });
   }
   const inference = job as InferenceJobRow;
-  return toRunnerEnv({ ...common, INFERENCE_TYPE: inference.inference_type, INPUT_CONFIG: JSON.stringify(inference.input_config), COMPUTE_METRICS: 'false' });
+  const input = JSON.stringify(inference.input_config);
+  // A long list stays in the database and the runner asks the callback service for it: one
+  // environment variable holds at most 128 KiB on Linux (3,000 paths failed `spawn E2BIG`).
+  const inline = Buffer.byteLength(input) <= MAX_INLINE_INPUT_BYTES;
+  return toRunnerEnv({
+    ...common,
+    INFERENCE_TYPE: inference.inference_type,
+    INPUT_CONFIG: inline ? input : undefined,
+    INPUT_CONFIG_SOURCE: inline ? 'env' : 'callback',
+    COMPUTE_METRICS: 'false',
+  });
 }
+
+/** The largest input_config passed in the runner's environment; longer ones are read through the callback service. */
+export const MAX_INLINE_INPUT_BYTES = 16 * 1024;
 
 const SPEC_FIELD: Record<string, string> = {
   name: 'metadata.name',

@@ -8,7 +8,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { Admission } from './admission/admission.ts';
 import { ModelInspector } from './admission/model-inspector.ts';
@@ -24,6 +24,8 @@ const jsonArgv = (raw: string) => z.array(z.string()).min(1).parse(JSON.parse(ra
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
+  /** How long start-up waits for the database before it gives up with a clear message. */
+  KINFER_DATABASE_WAIT_SECONDS: z.coerce.number().min(0).default(60),
   KINFER_HOME: z.string().default('.kinfer'),
   KINFER_API_HOST: z.string().default('127.0.0.1'),
   KINFER_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -37,6 +39,13 @@ const Config = z.object({
   /** JSON array argv of the runner. */
   KINFER_RUNNER_COMMAND: z.string().default(defaultRunner).transform(jsonArgv),
   KINFER_MAX_CONCURRENT_RUNNERS: z.coerce.number().int().positive().default(2),
+  /**
+   * A runner that sends nothing for this long is stopped and its job failed. Longer than the
+   * runners' callback retry window (CALLBACK_RETRY_SECONDS, 600): a callback outage is ridden out.
+   */
+  KINFER_RUNNER_STALL_SECONDS: z.coerce.number().int().positive().default(900),
+  /** The runners' heartbeat (HEARTBEAT_SECONDS). */
+  KINFER_RUNNER_HEARTBEAT_SECONDS: z.coerce.number().int().positive().optional(),
   // kubernetes tier
   KUBECONFIG: z.string().optional(),
   KINFER_NAMESPACE: z.string().default('default'),
@@ -67,12 +76,14 @@ const Config = z.object({
 });
 
 const log = serviceLogger('controller');
+guardProcess(log);
 try {
   const config = Config.parse(process.env);
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 10 });
+  // Configuration first: a bad key is refused before anything waits on the database.
+  const tokens = new TokenIssuer(pemFromEnv(process.env, 'KINFER_TOKEN_PRIVATE_KEY'), config.KINFER_TOKEN_TTL_SECONDS);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 10, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
   const store = new JobStore(ds);
   const s3 = { endpoint: config.S3_ENDPOINT, region: config.AWS_REGION, accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY };
-  const tokens = new TokenIssuer(pemFromEnv(process.env, 'KINFER_TOKEN_PRIVATE_KEY'), config.KINFER_TOKEN_TTL_SECONDS);
   const runner: RunnerSettings = {
     callbackUrl: config.KINFER_CALLBACK_URL,
     artifactsUri: config.KINFER_ARTIFACTS_URI,
@@ -82,6 +93,7 @@ try {
     awsSecretAccessKey: s3.secretAccessKey,
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
+    heartbeatSeconds: config.KINFER_RUNNER_HEARTBEAT_SECONDS,
     xaiLlm: config.KINFER_XAI_LLM_BASE_URL
       ? { baseUrl: config.KINFER_XAI_LLM_BASE_URL, model: config.KINFER_XAI_LLM_MODEL, apiKey: config.KINFER_XAI_LLM_API_KEY }
       : undefined,
@@ -106,6 +118,7 @@ try {
           namespace: config.KINFER_NAMESPACE,
           identity: config.KINFER_IDENTITY,
           podStartTimeoutMs: config.KINFER_POD_START_TIMEOUT_SECONDS * 1000,
+          runnerStallMs: config.KINFER_RUNNER_STALL_SECONDS * 1000,
           leaderElection: { enabled: config.KINFER_LEADER_ELECTION === 'true', leaseDurationSeconds: config.KINFER_LEASE_DURATION_SECONDS },
           log,
         })
@@ -115,6 +128,8 @@ try {
           command: config.KINFER_RUNNER_COMMAND,
           logDir: join(resolve(config.KINFER_HOME), 'logs'),
           maxConcurrent: config.KINFER_MAX_CONCURRENT_RUNNERS,
+          stallSeconds: config.KINFER_RUNNER_STALL_SECONDS,
+          callbackReadyUrl: new URL('/readyz', config.KINFER_CALLBACK_URL).href,
           envFor: (kind, job) => runnerEnvFor(kind, job, runner, tokens.issue(kind, job.id)),
         });
   const app = createControllerApp({

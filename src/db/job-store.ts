@@ -3,7 +3,7 @@
 // number of calls, and each change is announced on the `kinfer_job_events` channel.
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySchema } from 'typeorm';
-import type { DonePayload, ImageResult, JobErrorCode, JobKind, JobStatus, ProgressPayload } from '../contract/index.ts';
+import { isTerminal, type DonePayload, type ImageResult, type JobErrorCode, type JobKind, type JobStatus, type ProgressPayload } from '../contract/index.ts';
 import {
   InferenceJobEntity,
   InferenceResultEntity,
@@ -33,7 +33,12 @@ export type NewInferenceJob = Pick<
 >;
 
 /** The outcome of a state change: applied, refused because the job already ended, or no such job. */
-export type UpdateOutcome = { outcome: 'applied' | 'unchanged'; status: JobStatus } | { outcome: 'terminal'; status: JobStatus } | { outcome: 'not_found' };
+export type UpdateOutcome =
+  | { outcome: 'applied' | 'unchanged'; status: JobStatus }
+  | { outcome: 'terminal'; status: JobStatus }
+  | { outcome: 'not_found' }
+  /** The report contradicts what is stored (a completed job without a result for every image). */
+  | { outcome: 'inconsistent'; message: string };
 
 export interface Page<T> {
   total: number;
@@ -203,6 +208,19 @@ export class JobStore {
       .getMany();
   }
 
+  /** Active jobs of an executor whose runner started and then sent nothing (progress, heartbeat) for `seconds`. */
+  async stalled(kind: JobKind, executor: string, seconds: number): Promise<Job[]> {
+    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
+    return this.#ds
+      .getRepository<Job>(entity)
+      .createQueryBuilder('j')
+      .where('j.executor = :executor', { executor })
+      .andWhere(`j.status IN ('pending', 'running')`)
+      .andWhere('j.executor_ref IS NOT NULL')
+      .andWhere(`j.updated_at < now() - make_interval(secs => :seconds)`, { seconds })
+      .getMany();
+  }
+
   /** Gives a claimed but never started job back to the queue. */
   async release(kind: JobKind, id: string): Promise<void> {
     await this.#ds.query(`UPDATE ${TABLES[kind].jobs} SET executor = NULL, executor_ref = NULL WHERE id = $1 AND status = 'pending'`, [id]);
@@ -305,13 +323,22 @@ export class JobStore {
 
   /** The runner's final report. A repeated or late done changes nothing. */
   async applyDone(kind: JobKind, id: string, done: DonePayload): Promise<UpdateOutcome> {
-    const table = TABLES[kind].jobs;
+    const { jobs: table, images, fk } = TABLES[kind];
     const metrics = done.status === 'completed' ? done.metrics : null;
+    if (done.status === 'completed') {
+      // Nothing lost: a job is completed only when every image it processed has its stored result.
+      const [{ stored }] = (await this.#ds.query(`SELECT count(*)::int AS stored FROM ${images} WHERE ${fk} = $1`, [id])) as [{ stored: number }];
+      const [job] = (await this.#ds.query(`SELECT status FROM ${table} WHERE id = $1`, [id])) as Array<{ status: JobStatus }>;
+      if (stored < done.processed_images && job && !isTerminal(job.status)) {
+        return { outcome: 'inconsistent', message: `the runner reports ${done.processed_images} processed images but ${stored} results are stored` };
+      }
+    }
     const sets = [
       `status = $2::varchar`,
       `processed_images = GREATEST(processed_images, $3)`,
-      `total_images = $4`,
-      `failed_images = $5`,
+      // A failure report keeps the counts the job had: a runner that failed early knows less.
+      done.status === 'completed' ? `total_images = $4` : `total_images = GREATEST(total_images, $4)`,
+      done.status === 'completed' ? `failed_images = $5` : `failed_images = GREATEST(failed_images, $5)`,
       `results_path = COALESCE($6, results_path)`,
       `timings = COALESCE($7::jsonb, timings)`,
       `error_message = $8`,

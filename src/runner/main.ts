@@ -31,6 +31,12 @@ async function main(): Promise<number> {
     traceId: env.TRACE_ID,
     jobId: env.JOB_ID,
     kind: jobKindOf(env.INFERENCE_TYPE),
+    retryForMs: env.CALLBACK_RETRY_SECONDS * 1000,
+    doneRetryForMs: env.CALLBACK_DONE_RETRY_SECONDS * 1000,
+    onRetry: (path, error, ms) =>
+      error === undefined
+        ? log.info({ path, retried_ms: ms }, 'callback service reachable again')
+        : log.warn({ path, err: error }, `callback service unavailable; retrying for up to ${env.CALLBACK_RETRY_SECONDS} s`),
   });
   const store = new ObjectStore({
     endpoint: env.S3_ENDPOINT,
@@ -45,11 +51,17 @@ async function main(): Promise<number> {
       abort.abort(new TerminatedError(sig));
     });
   }
+  callbacks.startHeartbeat(
+    env.HEARTBEAT_SECONDS * 1000,
+    (stopped) => abort.abort(stopped),
+    (err) => log.warn({ err }, 'heartbeat not delivered'),
+  );
 
   const counts = { processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null };
   let done: DonePayload;
   let code: number;
   try {
+    if (env.INPUT_CONFIG_SOURCE === 'callback') env = { ...env, INPUT_CONFIG: await callbacks.inputConfig() };
     done = await runJob({ env, store, callbacks, log, signal: abort.signal });
     code = 0;
   } catch (err) {

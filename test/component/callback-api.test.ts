@@ -47,7 +47,7 @@ describe('callback service in-process', () => {
     };
     expect((await app.call('POST', callbackPaths.done('test_run', id), done, auth(id))).body).toEqual({ status: 'failed', applied: true });
     expect(await db.store.get('test_run', id)).toMatchObject({ status: 'failed', error_code: 'MODEL_METADATA_INVALID', processed_images: 4 });
-    const again = await app.call('POST', callbackPaths.done('test_run', id), { status: 'completed', ...counts, metrics: null }, auth(id));
+    const again = await app.call('POST', callbackPaths.done('test_run', id), { status: 'completed', ...counts, processed_images: 10, metrics: null }, auth(id));
     expect([again.status, again.body]).toEqual([200, { status: 'failed', applied: false }]);
   });
 

@@ -48,6 +48,7 @@ beforeAll(async () => {
     runner: { callbackUrl: 'http://127.0.0.1:9', artifactsUri: `${prefix}/artifacts`, awsRegion: 'us-east-1' },
     pod: { image: 'ghcr.io/kinfer/kinfer:test', args: ['runner'], defaultTtlSecondsAfterFinished: 60, defaults: { gpu: { resourceName: 'nvidia.com/gpu' } } },
     podStartTimeoutMs: 600_000,
+    runnerStallMs: 900_000,
     finalizerGiveUpMs: 60_000,
     resyncMs: 2_000,
     watchSilenceMs: 600_000,

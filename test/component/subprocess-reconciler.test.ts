@@ -55,11 +55,46 @@ afterAll(async () => {
 
 const newRun = () => newTestRun(db.store);
 
-function reconciler(executor: FakeExecutor, maxConcurrent = 2) {
-  return new Reconciler({ store: db.store, executor, log: quietLog(), maxConcurrent, intervalMs: 60_000, envFor: (_kind, job) => ({ JOB_ID: job.id }) });
+function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 900) {
+  return new Reconciler({
+    store: db.store,
+    executor,
+    log: quietLog(),
+    maxConcurrent,
+    intervalMs: 60_000,
+    stallSeconds,
+    envFor: (_kind, job) => ({ JOB_ID: job.id }),
+  });
 }
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('subprocess reconciler', () => {
+  it('stops a runner that stops reporting and fails its job with why; a heartbeat keeps one alive', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor, 2, 2);
+    const [silent, beating] = [await newRun(), await newRun()];
+    await r.start();
+    await r.idle();
+    expect(executor.running.size).toBe(2);
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      await db.store.applyProgress('test_run', beating, { processed_images: 0, failed_images: 0 });
+      r.kick();
+      await r.idle();
+    }
+    expect(await db.store.get('test_run', silent)).toMatchObject({
+      status: 'failed',
+      error_code: 'RUNNER_STALLED',
+      error_message: 'no progress for 2 s: the runner stopped reporting (no progress or heartbeat) and was stopped',
+    });
+    expect(executor.running.has(silent)).toBe(false);
+    expect(await db.store.get('test_run', beating)).toMatchObject({ status: 'running' });
+    expect(executor.running.has(beating)).toBe(true);
+    r.stop();
+    await db.store.cancel('test_run', beating);
+    executor.exit(beating, 'cancelled');
+  });
+
   it('starts the oldest pending jobs up to its limit, and the next when one ends', async () => {
     const executor = new FakeExecutor();
     const r = reconciler(executor);

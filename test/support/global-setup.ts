@@ -25,7 +25,8 @@ export default async function globalSetup(): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   if (!process.env.DATABASE_URL) {
     const db = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), port: await freePort(), persistent: false });
-    process.env.DATABASE_URL = db.url;
+    // The superuser: suites create a database each.
+    process.env.DATABASE_URL = db.adminUrl;
     stops.push(db.stop);
   }
   const s3 = await startS3Server({ port: await freePort(), dataDir: join(dir, 's3'), buckets: [TEST_BUCKET] });

@@ -181,6 +181,21 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
       crdRefuses: /spec\.dataset\.split.*must be a folder name, not \. or \.\./,
     },
     {
+      name: 'the filesystem root as a dataset',
+      request: { kind: 'test_run', checkpoint: model, dataset: '/' },
+      expected: [{ field: 'dataset_path', message: 'invalid storage location "/": the filesystem root is not a storage location' }],
+    },
+    {
+      name: 'a local path that climbs out with ..',
+      request: { kind: 'inference_job', checkpoint: model, input: { image_path: '/srv/images/../../etc/passwd' } },
+      expected: [
+        {
+          field: 'input_config.image_path',
+          message: 'invalid storage location "/srv/images/../../etc/passwd": the path must be normalised (no `.`, `..` or empty segments)',
+        },
+      ],
+    },
+    {
       name: 'two inputs for one inference job',
       request: { kind: 'inference_job', checkpoint: model, input: { image_path: `${dataset}/${red.path}`, dataset_path: dataset } },
       expected: [{ field: 'input_config', message: 'inference_type single reads input_config.image_path only; remove input_config.dataset_path' }],

@@ -44,7 +44,14 @@ export async function createDatabase(adminUrl: string, name: string): Promise<st
   return url.toString();
 }
 
-export async function startTestStack(extraEnv: Record<string, string> = {}): Promise<TestStack> {
+/**
+ * `relayDatabase`: turns the suite's database URL into the one the services get (a TCP relay the
+ * suite can cut); the suite's own client keeps the direct URL.
+ */
+export async function startTestStack(
+  extraEnv: Record<string, string> = {},
+  opts: { relayDatabase?: (url: string) => Promise<string> } = {},
+): Promise<TestStack> {
   const suiteId = `s${randomUUID().slice(0, 8)}`;
   const bucket = process.env.KINFER_TEST_BUCKET!;
   const databaseUrl = await createDatabase(process.env.DATABASE_URL!, `kinfer_${suiteId}`);
@@ -59,7 +66,7 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: opts.relayDatabase ? await opts.relayDatabase(databaseUrl) : databaseUrl,
       KINFER_ARTIFACTS_URI: `s3://${bucket}/${suiteId}/artifacts`,
       S3_ENDPOINT: process.env.S3_ENDPOINT,
       AWS_REGION: process.env.AWS_REGION,
@@ -101,8 +108,9 @@ export async function startTestStack(extraEnv: Record<string, string> = {}): Pro
     async waitFor(kind, id, until = (job) => isTerminal(job.status), timeoutMs = 45_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const { body } = await api('GET', `/${kind}/${id}`);
-        if (until(body)) return body;
+        // A controller restarting (a fault under test) refuses connections for a moment.
+        const { status, body } = await api('GET', `/${kind}/${id}`).catch(() => ({ status: 0, body: undefined }));
+        if (status === 200 && until(body)) return body;
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${kind}/${id}; last state: ${JSON.stringify(body)}`);
         await new Promise((r) => setTimeout(r, 50));
       }

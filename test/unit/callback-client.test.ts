@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { CallbackClient, CallbackRejectedError, JobNoLongerActiveError } from '../../src/runner/io/callback-client.ts';
+import { CallbackClient, CallbackOutageError, CallbackRejectedError, JobNoLongerActiveError } from '../../src/runner/io/callback-client.ts';
 
 const JOB = '6f1c2d4e-8a3b-4c5d-9e7f-0a1b2c3d4e5f';
 let server: Server;
@@ -23,7 +23,9 @@ beforeEach(() => {
   seen.length = 0;
 });
 
-const client = () => new CallbackClient({ baseUrl: url, token: 'tok', traceId: 'tr', jobId: JOB, kind: 'test_run', retryBaseMs: 1 });
+const client = (opts: { retryForMs?: number; doneRetryForMs?: number } = {}) =>
+  new CallbackClient({ baseUrl: url, token: 'tok', traceId: 'tr', jobId: JOB, kind: 'test_run', retryBaseMs: 1, retryMaxMs: 5, ...opts });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('runner callback client', () => {
   it('sends the bearer token and trace id to the contract path', async () => {
@@ -37,14 +39,74 @@ describe('runner callback client', () => {
     expect(seen).toHaveLength(4);
   });
 
-  it('gives done more attempts than progress', async () => {
-    script = [503, 503, 503, 503, 503, 503];
-    await expect(
-      client().done({ status: 'failed', processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null, error_message: 'x' }),
-    ).resolves.toMatchObject({ applied: true });
-    expect(seen).toHaveLength(7);
-    script = [503, 503, 503, 503, 503, 503];
-    await expect(client().progress({ processed_images: 1 })).rejects.toBeInstanceOf(CallbackRejectedError);
+  it('retries for a time, and done for longer than progress; an outage past it says so', async () => {
+    script = Array(20).fill(503);
+    const done = { status: 'failed', processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null, error_message: 'x' } as const;
+    await expect(client({ retryForMs: 30, doneRetryForMs: 60_000 }).done(done)).resolves.toMatchObject({ applied: true });
+    expect(seen).toHaveLength(21);
+    script = Array(100_000).fill(503);
+    const started = Date.now();
+    const err = await client({ retryForMs: 150 })
+      .progress({ processed_images: 1 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CallbackOutageError);
+    expect((err as Error).message).toMatch(/did not accept .*progress for 0 s \(last error: callback .* refused with HTTP 503/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    script = [];
+  });
+
+  it('rides out a callback service that is down, then back on the same port', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const down = new CallbackClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      token: 't',
+      traceId: 't',
+      jobId: JOB,
+      kind: 'test_run',
+      retryBaseMs: 20,
+      retryMaxMs: 50,
+    });
+    const call = down.progress({ processed_images: 3, total_images: 9 });
+    await sleep(400);
+    let got: unknown;
+    const back = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        got = JSON.parse(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'running', applied: true }));
+      });
+    });
+    await new Promise<void>((r) => back.listen(port, '127.0.0.1', r));
+    await expect(call).resolves.toEqual({ status: 'running', applied: true });
+    expect(got).toEqual({ processed_images: 3, total_images: 9 });
+    await down.close();
+    await new Promise((r) => back.close(r));
+  });
+
+  it('heartbeats the last progress while nothing else is sent, and hears a 409 as a stop', async () => {
+    const c = client();
+    await c.progress({ processed_images: 7, total_images: 10, failed_images: 1 });
+    seen.length = 0;
+    const stopped: unknown[] = [];
+    c.startHeartbeat(
+      40,
+      (err) => stopped.push(err),
+      () => undefined,
+    );
+    await sleep(200);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.every((s) => s.path === `/api/v1/inference/${JOB}/progress`)).toBe(true);
+    script = [409];
+    await sleep(150);
+    c.stopHeartbeat();
+    expect(stopped[0]).toEqual(new JobNoLongerActiveError('cancelled'));
+    const count = seen.length;
+    await sleep(120);
+    expect(seen.length).toBe(count);
     script = [];
   });
 

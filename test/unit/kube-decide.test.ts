@@ -10,7 +10,7 @@ const JOB_ID = '6f1c2a8e-1111-4222-8333-444455556666';
 const JOB_NAME = `kinfer-${JOB_ID}`;
 const created = new Date('2026-11-24T10:00:00Z');
 const now = new Date('2026-11-24T10:05:00Z');
-const opts = { podStartTimeoutMs: 60_000, finalizerGiveUpMs: 120_000 };
+const opts = { podStartTimeoutMs: 60_000, finalizerGiveUpMs: 120_000, runnerStallMs: 600_000 };
 
 const pod = (status: k8s.V1PodStatus, createdAt = created): k8s.V1Pod => ({ metadata: { name: 'p', creationTimestamp: createdAt }, status });
 const waiting = (reason: string, message = '') =>
@@ -101,6 +101,24 @@ describe('admission at the kubectl door', () => {
 });
 
 describe('an active run', () => {
+  it('a runner whose Pod runs but which stopped reporting: failed RUNNER_STALLED and its Job deleted; one still reporting is checked again later', () => {
+    const lastReport = new Date(now.getTime() - opts.runnerStallMs - 1);
+    const runningPod = pod({ phase: 'Running', startTime: new Date(lastReport.getTime() - 1000) });
+    const before = settled(observed({ row: row({ status: 'running', updated_at: now } as never), job: job(), pods: [runningPod] }));
+    const stalled = decide({ ...before, row: row({ status: 'running', updated_at: lastReport } as never) }, opts, now);
+    expect(stalled).toContainEqual({
+      type: 'failRun',
+      reason: 'no progress for 600 s: the runner stopped reporting (no progress or heartbeat) and was stopped',
+      code: 'RUNNER_STALLED',
+    });
+    expect(stalled).toContainEqual({ type: 'deleteJob', why: 'its runner stopped reporting' });
+    expect(statusOf(stalled)).toMatchObject({ phase: 'Failed' });
+    const recent = new Date(now.getTime() - 1000);
+    const fine = decide(settled(observed({ row: row({ status: 'running', updated_at: recent } as never), job: job(), pods: [runningPod] })), opts, now);
+    expect(types(fine)).toEqual(['requeueAfter']);
+    expect(fine[0]).toEqual({ type: 'requeueAfter', ms: opts.runnerStallMs - 1000 + 100 });
+  });
+
   it('pending without a Job: Secret + Job + Event, status Pending with Admitted and JobCreated, no phase Event', () => {
     const actions = decide(observed({ row: row() }), opts, now);
     expect(types(actions)).toEqual(['createSecret', 'createJob', 'event', 'patchStatus']);
@@ -243,14 +261,23 @@ describe('cancellation, deletion, leader change', () => {
   });
 
   it("a new leader finds the old leader's Job and status: no second Job, no write", () => {
+    const later = new Date(now.getTime() + 3_600_000);
     const world = settled(
       observed({
-        row: row({ status: 'running', started_at: created, processed_images: 7, total_images: 100, progress_percent: 7 }),
+        row: row({
+          status: 'running',
+          started_at: created,
+          processed_images: 7,
+          total_images: 100,
+          progress_percent: 7,
+          updated_at: new Date(later.getTime() - 1000),
+        } as never),
         job: job(),
         pods: [pod({ phase: 'Running' })],
       }),
     );
-    expect(decide(world, opts, new Date(now.getTime() + 3_600_000))).toEqual([]);
+    // Only the check for a stalled runner, due when the last report is runnerStallMs old.
+    expect(decide(world, opts, later)).toEqual([{ type: 'requeueAfter', ms: opts.runnerStallMs - 1000 + 100 }]);
   });
 
   it('a new leader finds a run whose Job the old leader never created: it creates it', () => {

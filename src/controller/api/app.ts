@@ -8,7 +8,7 @@ import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
 import { HttpError, validationError } from '../../http/errors.ts';
-import { errorHandler, healthRoutes, parseOr, requestContext } from '../../http/plumbing.ts';
+import { errorHandler, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../../http/plumbing.ts';
 import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
@@ -40,6 +40,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   app.use(requestContext(log));
   metricsRoutes(app, 'controller');
   app.use(express.json({ limit: '2mb' }));
+  app.use(rejectNulCharacters('validation_error'));
   healthRoutes(app, deps.ready);
 
   const found = async (kind: JobKind, req: Request): Promise<Job> => {

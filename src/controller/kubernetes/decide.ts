@@ -6,8 +6,9 @@
 //   2. ensure the finalizer
 //   3. no run yet?         refused by the admission: Failed with Admitted=False, an Event, nothing
 //                          started; admitted: create the run's row (and come back)
-//   4. an active run:      create Secret + Job; fail the run when its Job failed or its Pod cannot
-//                          start in time; recreate a Secret its Pod says is missing
+//   4. an active run:      create Secret + Job; fail the run when its Job failed, its Pod cannot
+//                          start in time, or its running runner stopped reporting (stalled);
+//                          recreate a Secret its Pod says is missing
 //   5. a finished run:     delete a Job still running (cancelled, or failed by us)
 //   6. status:             at most one write, none when nothing changed; an Event per phase change
 import type * as k8s from '@kubernetes/client-node';
@@ -49,6 +50,8 @@ export interface DecideOptions {
   podStartTimeoutMs: number;
   /** A finalizer is released after this long even if cleanup keeps failing. */
   finalizerGiveUpMs: number;
+  /** A runner whose Pod runs but which sent nothing (progress, heartbeat) for this long fails its run. */
+  runnerStallMs: number;
 }
 
 const JOB_REASON_CODES: Record<string, JobErrorCode> = { BackoffLimitExceeded: 'BACKOFF_LIMIT_EXCEEDED', DeadlineExceeded: 'DEADLINE_EXCEEDED' };
@@ -169,6 +172,20 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
         } else {
           if (secretMissing(o.pods, o.jobId)) actions.push({ type: 'createSecret' });
           actions.push({ type: 'requeueAfter', ms: opts.podStartTimeoutMs - waited + 100 });
+        }
+      } else {
+        const running = o.pods.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+        if (running) {
+          // The last sign of life: the run's latest report, or the Pod's start if it came after.
+          const lastSign = Math.max(new Date(row.updated_at ?? 0).getTime(), new Date(running.status?.startTime ?? 0).getTime());
+          const silent = now.getTime() - lastSign;
+          if (silent >= opts.runnerStallMs) {
+            const seconds = Math.round(opts.runnerStallMs / 1000);
+            fail(`no progress for ${seconds} s: the runner stopped reporting (no progress or heartbeat) and was stopped`, 'RUNNER_STALLED');
+            actions.push({ type: 'deleteJob', why: 'its runner stopped reporting' });
+          } else {
+            actions.push({ type: 'requeueAfter', ms: opts.runnerStallMs - silent + 100 });
+          }
         }
       }
     }

@@ -49,6 +49,7 @@ export interface KubernetesTierOptions {
   namespace: string;
   identity: string;
   podStartTimeoutMs: number;
+  runnerStallMs: number;
   leaderElection: { enabled: boolean; leaseDurationSeconds: number };
   log: Logger;
 }
@@ -63,6 +64,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
     runner: o.runner,
     pod: o.pod,
     podStartTimeoutMs: o.podStartTimeoutMs,
+    runnerStallMs: o.runnerStallMs,
     resyncMs: 30_000,
     finalizerGiveUpMs: 120_000,
     watchSilenceMs: 65 * 60_000,

@@ -1,7 +1,9 @@
 // The control loop of the subprocess tier. Each pass reads the world (pending jobs, live
 // runners), decides what to start, then writes: claims a job, mints its token, starts its runner.
-// It also acts for runners that cannot report: a runner that exits without `done` fails its job,
-// and after a restart, jobs whose runner is gone are failed instead of left "running".
+// It also acts for runners that cannot report: a runner that exits without `done` fails its job
+// (recorded when the database answers again, if it is away when the runner exits), a runner
+// that stops reporting is stopped and its job failed, and after a restart, jobs whose runner is
+// gone are failed instead of left "running".
 import type { JobErrorCode, JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
@@ -15,6 +17,13 @@ export interface ReconcilerOptions {
   maxConcurrent: number;
   /** Safety-net interval; work is normally triggered by `kick()`. */
   intervalMs: number;
+  /** A runner that sends nothing (progress, heartbeat) for this long is stopped and its job failed. */
+  stallSeconds: number;
+  /**
+   * Is the callback service taking reports? While it is not (and for `stallSeconds` after), a
+   * silent runner is explained by the outage it is riding out, and is not stalled.
+   */
+  callbackReady?: () => Promise<boolean>;
 }
 
 export class Reconciler {
@@ -24,11 +33,16 @@ export class Reconciler {
   #again = false;
   /** Runners left by a previous controller process: watched by polling, as they are not our children. */
   readonly #adopted = new Map<string, { kind: JobKind; ref: string }>();
+  /** Runner exits not yet recorded: kept until the database takes them (it may be away). */
+  readonly #exits = new Map<string, { kind: JobKind; reason: string }>();
+  /** When the callback service was last seen not taking reports (0: never). */
+  #callbackDownAt = 0;
 
   constructor(opts: ReconcilerOptions) {
     this.#o = opts;
     opts.executor.onExit(({ kind, jobId, reason }) => {
-      void this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED').finally(() => this.kick());
+      this.#exits.set(jobId, { kind, reason });
+      this.kick();
     });
   }
 
@@ -67,6 +81,11 @@ export class Reconciler {
 
   async #pass(): Promise<void> {
     const { store, executor, maxConcurrent } = this.#o;
+    for (const [jobId, { kind, reason }] of this.#exits) {
+      await this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED');
+      this.#exits.delete(jobId);
+    }
+    await this.#stopStalled();
     for (const [jobId, { kind, ref }] of this.#adopted) {
       if (executor.isAlive(ref)) continue;
       this.#adopted.delete(jobId);
@@ -93,6 +112,25 @@ export class Reconciler {
     } catch (err) {
       log.error({ err }, 'runner could not start');
       await this.#o.store.failIfActive(kind, job.id, `runner could not start: ${(err as Error).message}`, 'RUNNER_NOT_STARTED');
+    }
+  }
+
+  /** Runners alive but silent (stopped, hung, partitioned away): stopped, and their jobs failed with why. */
+  async #stopStalled(): Promise<void> {
+    const { store, executor, stallSeconds, log } = this.#o;
+    if (this.#o.callbackReady && !(await this.#o.callbackReady().catch(() => false))) this.#callbackDownAt = Date.now();
+    // Silence is measured only over time the reports had somewhere to go.
+    if (Date.now() - this.#callbackDownAt < stallSeconds * 1000) return;
+    for (const kind of ['test_run', 'inference_job'] as const) {
+      for (const job of await store.stalled(kind, executor.name, stallSeconds)) {
+        const reason = `no progress for ${stallSeconds} s: the runner stopped reporting (no progress or heartbeat) and was stopped`;
+        const outcome = await store.failIfActive(kind, job.id, reason, 'RUNNER_STALLED');
+        if (outcome.outcome !== 'applied') continue;
+        log.warn({ job_id: job.id, ref: job.executor_ref }, 'runner stalled; stopping it');
+        this.#adopted.delete(job.id);
+        // Its exit is already accounted for: the job failed with the reason above.
+        await executor.stop(job.id, job.executor_ref, { force: true });
+      }
     }
   }
 

@@ -73,10 +73,14 @@ export class SubprocessExecutor implements Executor {
     return runnerRef(child.pid!);
   }
 
-  async stop(jobId: string, ref: string | null): Promise<void> {
+  async stop(jobId: string, ref: string | null, opts: { force?: boolean } = {}): Promise<void> {
     const child = this.#children.get(jobId);
     const pid = child?.pid ?? (ref && this.isAlive(ref) ? Number(/^pid:(\d+)/.exec(ref)![1]) : undefined);
     if (!pid) return;
+    if (opts.force) {
+      signalGroup(pid, 'SIGKILL');
+      return;
+    }
     signalGroup(pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.stopGraceMs);
     timer.unref();

@@ -12,14 +12,34 @@ export async function startSubprocessTier(opts: {
   command: string[];
   logDir: string;
   maxConcurrent: number;
+  stallSeconds: number;
+  /** The callback service's readiness URL: runners are not failed as stalled while it is down. */
+  callbackReadyUrl?: string;
   envFor: (kind: JobKind, job: Job) => Record<string, string>;
 }): Promise<Tier> {
   const executor = new SubprocessExecutor({ command: opts.command, logDir: opts.logDir, stopGraceMs: 10_000 });
-  const reconciler = new Reconciler({ store: opts.store, executor, log: opts.log, maxConcurrent: opts.maxConcurrent, intervalMs: 2000, envFor: opts.envFor });
+  const reconciler = new Reconciler({
+    store: opts.store,
+    executor,
+    log: opts.log,
+    maxConcurrent: opts.maxConcurrent,
+    intervalMs: 2000,
+    stallSeconds: opts.stallSeconds,
+    callbackReady: opts.callbackReadyUrl ? () => isReady(opts.callbackReadyUrl!) : undefined,
+    envFor: opts.envFor,
+  });
   await reconciler.start();
   return {
     onCreated: async () => reconciler.kick(),
     onCancelled: async (_kind, job) => executor.stop(job.id, job.executor_ref),
     stop: async () => reconciler.stop(),
   };
+}
+
+async function isReady(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(2_000) })).ok;
+  } catch {
+    return false;
+  }
 }

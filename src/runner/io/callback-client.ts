@@ -1,7 +1,11 @@
 // Reports to the callback service. Transient failures (network, 5xx, 429) are retried with
-// backoff; a 409 means the job is no longer active (cancelled elsewhere) and stops the runner.
+// backoff for minutes (a rolling restart of the callback service, a database failover), while
+// the pipeline waits: one results batch in flight at most, so nothing piles up in memory and
+// nothing is lost. A 409 means the job is no longer active (cancelled elsewhere) and stops the
+// runner. A heartbeat repeats the last progress while nothing else is sent, so that the
+// controller can tell a stopped runner from a slow one.
 import { Agent, request } from 'undici';
-import { callbackPaths, CallbackReply, type DonePayload, type ImageResult, type JobKind, type ProgressPayload } from '../../contract/index.ts';
+import { callbackPaths, CallbackReply, InputConfig, type DonePayload, type ImageResult, type JobKind, type ProgressPayload } from '../../contract/index.ts';
 
 export class JobNoLongerActiveError extends Error {
   readonly code = 'JOB_NO_LONGER_ACTIVE';
@@ -31,21 +35,38 @@ export interface CallbackClientOptions {
   traceId: string;
   jobId: string;
   kind: JobKind;
-  /** Attempts per call, the first included. */
-  attempts?: number;
-  /** Delay before the first retry; doubles each time. */
+  /** How long a call is retried through transient failures. */
+  retryForMs?: number;
+  /** The same for `done`. */
+  doneRetryForMs?: number;
+  /** Delay before the first retry; doubles each time, up to `retryMaxMs`. */
   retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Called once per call that starts retrying and once when it gets through (logs). */
+  onRetry?: (path: string, error: unknown, retryingForMs: number) => void;
+}
+
+export class CallbackOutageError extends Error {
+  readonly code = 'CALLBACK_UNREACHABLE';
+  constructor(path: string, ms: number, cause: unknown) {
+    super(`the callback service did not accept ${path} for ${Math.round(ms / 1000)} s (last error: ${(cause as Error)?.message ?? cause})`, { cause });
+    this.name = 'CallbackOutageError';
+  }
 }
 
 export class CallbackClient {
   readonly #opts: Required<CallbackClientOptions>;
   readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 4 });
+  #lastProgress: ProgressPayload = { processed_images: 0, failed_images: 0 };
+  #lastSentAt = Date.now();
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(opts: CallbackClientOptions) {
-    this.#opts = { attempts: 5, retryBaseMs: 200, ...opts };
+    this.#opts = { retryForMs: 600_000, doneRetryForMs: 1_800_000, retryBaseMs: 200, retryMaxMs: 5_000, onRetry: () => undefined, ...opts };
   }
 
   progress(payload: ProgressPayload): Promise<CallbackReply> {
+    this.#lastProgress = payload;
     return this.#post(callbackPaths.progress(this.#opts.jobId), payload);
   }
 
@@ -53,28 +74,67 @@ export class CallbackClient {
     return this.#post(callbackPaths.imageResults(this.#opts.kind, this.#opts.jobId), { results });
   }
 
-  /** Retried for longer (about a minute): a lost done turns a finished job into a failed one. */
+  /** Retried for longer: a lost done turns a finished job into a failed one. */
   done(payload: DonePayload): Promise<CallbackReply> {
-    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, this.#opts.attempts + 4);
+    this.stopHeartbeat();
+    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, this.#opts.doneRetryForMs);
+  }
+
+  /** An inference job's input, when it was too long for the environment (INPUT_CONFIG_SOURCE=callback). */
+  async inputConfig(): Promise<InputConfig> {
+    const text = await this.#send('GET', callbackPaths.input(this.#opts.jobId), undefined, this.#opts.retryForMs);
+    return InputConfig.parse((JSON.parse(text) as { input_config: unknown }).input_config);
+  }
+
+  /**
+   * Repeats the last progress every `everyMs` while no other call got through in that time.
+   * `onStopped` hears that the job is no longer active (cancelled, or failed for want of progress).
+   */
+  startHeartbeat(everyMs: number, onStopped: (err: JobNoLongerActiveError) => void, onError: (err: unknown) => void): void {
+    let inFlight = false;
+    this.#heartbeat = setInterval(
+      () => {
+        if (inFlight || Date.now() - this.#lastSentAt < everyMs) return;
+        inFlight = true;
+        this.#post(callbackPaths.progress(this.#opts.jobId), this.#lastProgress, everyMs)
+          .catch((err: unknown) => (err instanceof JobNoLongerActiveError ? onStopped(err) : onError(err)))
+          .finally(() => {
+            inFlight = false;
+          });
+      },
+      Math.max(10, Math.floor(everyMs / 4)),
+    );
+    this.#heartbeat.unref();
+  }
+
+  stopHeartbeat(): void {
+    clearInterval(this.#heartbeat);
   }
 
   async close(): Promise<void> {
+    this.stopHeartbeat();
     await this.#agent.close();
   }
 
-  async #post(path: string, body: unknown, attempts = this.#opts.attempts): Promise<CallbackReply> {
+  async #post(path: string, body: unknown, retryForMs = this.#opts.retryForMs): Promise<CallbackReply> {
+    const text = await this.#send('POST', path, JSON.stringify(body), retryForMs);
+    return CallbackReply.parse(JSON.parse(text));
+  }
+
+  /** The body of a 2xx answer; retries transient failures for `retryForMs`, throws permanent ones at once. */
+  async #send(method: 'GET' | 'POST', path: string, payload: string | undefined, retryForMs: number): Promise<string> {
     const url = new URL(path, this.#opts.baseUrl);
-    const payload = JSON.stringify(body);
+    const started = Date.now();
     let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       try {
         const res = await request(url, {
-          method: 'POST',
+          method,
           dispatcher: this.#agent,
           headers: {
             authorization: `Bearer ${this.#opts.token}`,
             'x-trace-id': this.#opts.traceId,
-            'content-type': 'application/json',
+            ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
           },
           body: payload,
           headersTimeout: 30_000,
@@ -85,7 +145,11 @@ export class CallbackClient {
           const parsed = CallbackReply.safeParse(safeJson(text));
           throw new JobNoLongerActiveError(parsed.success ? parsed.data.status : 'no longer active');
         }
-        if (res.statusCode >= 200 && res.statusCode < 300) return CallbackReply.parse(JSON.parse(text));
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          this.#lastSentAt = Date.now();
+          if (attempt > 1) this.#opts.onRetry(path, undefined, Date.now() - started);
+          return text;
+        }
         if (res.statusCode !== 429 && res.statusCode < 500) throw new CallbackRejectedError(path, res.statusCode, text);
         lastError = new CallbackRejectedError(path, res.statusCode, text);
       } catch (err) {
@@ -93,9 +157,12 @@ export class CallbackClient {
         if (err instanceof JobNoLongerActiveError || err instanceof CallbackRejectedError) throw err;
         lastError = err;
       }
-      if (attempt < attempts) await sleep(Math.min(this.#opts.retryBaseMs * 2 ** (attempt - 1), 15_000));
+      const elapsed = Date.now() - started;
+      if (elapsed >= retryForMs) throw new CallbackOutageError(path, elapsed, lastError);
+      if (attempt === 1) this.#opts.onRetry(path, lastError, 0);
+      const delay = Math.min(this.#opts.retryBaseMs * 2 ** (attempt - 1), this.#opts.retryMaxMs, retryForMs - elapsed);
+      await sleep(Math.max(delay, 1));
     }
-    throw lastError;
   }
 }
 
