@@ -43,6 +43,9 @@ interface Counts {
 
 /** Counts that describe one possible state: failed <= processed <= total. */
 function coherentCounts(c: Counts, ctx: z.RefinementCtx): void {
+  // Only counts that are counts: a negative or fractional one already has its own issue.
+  const valid = (n: unknown) => n === undefined || n === null || (Number.isInteger(n) && (n as number) >= 0);
+  if (![c.processed_images, c.total_images, c.failed_images].every(valid)) return;
   if ((c.failed_images ?? 0) > c.processed_images) {
     ctx.addIssue({ code: 'custom', path: ['failed_images'], message: `${c.failed_images} failed images is more than the ${c.processed_images} processed` });
   }

@@ -28,7 +28,14 @@ export function parseStorageUri(uri: string): StorageLocation {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
       throw new InvalidStorageUriError(uri, 'bucket name must be 3-63 lowercase letters, digits, dots or hyphens');
     }
-    return { scheme: 's3', bucket, key: slash === -1 ? '' : rest.slice(slash + 1) };
+    const key = slash === -1 ? '' : rest.slice(slash + 1);
+    // S3 keys are plain names, but `..` in one reads as a climb to people and to other tools.
+    if (key.split('/').some((segment) => segment === '.' || segment === '..')) {
+      throw new InvalidStorageUriError(uri, 'the key must not have `.` or `..` segments');
+    }
+    if (!key.isWellFormed() || new TextEncoder().encode(key).length > 1024)
+      throw new InvalidStorageUriError(uri, 'the key must be valid UTF-8 of at most 1024 bytes');
+    return { scheme: 's3', bucket, key };
   }
   if (uri.startsWith('file://')) {
     if (!uri.startsWith('file:///')) throw new InvalidStorageUriError(uri, 'file:// URIs need an absolute path (file:///...)');
@@ -57,6 +64,7 @@ export function parseStorageUri(uri: string): StorageLocation {
 function confinedPath(uri: string, path: string): string {
   const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
   if (trimmed === '/') throw new InvalidStorageUriError(uri, 'the filesystem root is not a storage location');
+  if (!path.isWellFormed()) throw new InvalidStorageUriError(uri, 'the path must be valid Unicode');
   if (posix.normalize(trimmed) !== trimmed) throw new InvalidStorageUriError(uri, 'the path must be normalised (no `.`, `..` or empty segments)');
   return path;
 }

@@ -199,26 +199,24 @@ export class JobStore {
 
   /** Active jobs of one executor (to re-adopt or fail after a controller restart). */
   async activeFor(kind: JobKind, executor: string): Promise<Job[]> {
-    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
-    return this.#ds
-      .getRepository<Job>(entity)
-      .createQueryBuilder('j')
-      .where('j.executor = :executor', { executor })
-      .andWhere(`j.status IN ('pending', 'running')`)
-      .getMany();
+    return this.#activeQuery(kind, executor).getMany();
   }
 
   /** Active jobs of an executor whose runner started and then sent nothing (progress, heartbeat) for `seconds`. */
   async stalled(kind: JobKind, executor: string, seconds: number): Promise<Job[]> {
+    return this.#activeQuery(kind, executor)
+      .andWhere('j.executor_ref IS NOT NULL')
+      .andWhere(`j.updated_at < now() - make_interval(secs => :seconds)`, { seconds })
+      .getMany();
+  }
+
+  #activeQuery(kind: JobKind, executor: string) {
     const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
     return this.#ds
       .getRepository<Job>(entity)
       .createQueryBuilder('j')
       .where('j.executor = :executor', { executor })
-      .andWhere(`j.status IN ('pending', 'running')`)
-      .andWhere('j.executor_ref IS NOT NULL')
-      .andWhere(`j.updated_at < now() - make_interval(secs => :seconds)`, { seconds })
-      .getMany();
+      .andWhere(`j.status IN ('pending', 'running')`);
   }
 
   /** Gives a claimed but never started job back to the queue. */

@@ -1,12 +1,12 @@
 // The callback service's app in-process on the real Postgres: a runner's report moves its job
 // forward once, its error code is kept beside the message, and every refusal is from the catalog.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createCallbackApp } from '../../src/callback/app.ts';
 import { TokenVerifier } from '../../src/callback/token-verifier.ts';
 import { callbackPaths } from '../../src/contract/index.ts';
 import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { HTTP_ERRORS } from '../../src/http/errors.ts';
-import { newTestRun, quietLog, serve, testDatabase, type Served, type TestDatabase } from '../support/in-process.ts';
+import { newTestRun, quietLog, serve, tokenKeyPair, testDatabase, type Served, type TestDatabase } from '../support/in-process.ts';
 
 let db: TestDatabase;
 let app: Served;
@@ -14,11 +14,7 @@ let tokens: TokenIssuer;
 
 beforeAll(async () => {
   db = await testDatabase();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+  const { privateKey, publicKey } = tokenKeyPair();
   tokens = new TokenIssuer(privateKey, 600);
   app = await serve(createCallbackApp({ store: db.store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready: async () => undefined }));
 });

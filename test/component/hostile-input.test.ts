@@ -3,7 +3,7 @@
 // catalog), payloads that contradict themselves or the stored job, NUL characters, counts past
 // the database's int columns, bodies sent without a token, and the database going away behind a
 // TCP relay (503 with Retry-After, then recovery without a restart).
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { createCallbackApp } from '../../src/callback/app.ts';
 import { TokenVerifier } from '../../src/callback/token-verifier.ts';
@@ -13,7 +13,19 @@ import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { openDatabase } from '../../src/db/data-source.ts';
 import { JobStore } from '../../src/db/job-store.ts';
 import { HTTP_ERRORS } from '../../src/http/errors.ts';
-import { FakeTier, quietLog, serve, testAdmission, testDatabase, testPrefix, testStorage, type Served, type TestDatabase } from '../support/in-process.ts';
+import {
+  FakeTier,
+  newTestRun,
+  quietLog,
+  serve,
+  tokenKeyPair,
+  testAdmission,
+  testDatabase,
+  testPrefix,
+  testStorage,
+  type Served,
+  type TestDatabase,
+} from '../support/in-process.ts';
 import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 let db: TestDatabase;
@@ -24,11 +36,7 @@ let prefix: string;
 
 beforeAll(async () => {
   db = await testDatabase();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+  const { privateKey, publicKey } = tokenKeyPair();
   tokens = new TokenIssuer(privateKey, 600);
   prefix = testPrefix();
   api = await serve(
@@ -108,17 +116,7 @@ const RUNS = Number(process.env.KINFER_FUZZ_RUNS ?? 250);
 
 describe('property-based fuzzing of every route', () => {
   it('the REST API answers every generated body and query below 500, from the catalog', async () => {
-    const run = await db.store.createTestRun({
-      checkpoint_path: `${prefix}/m.onnx`,
-      dataset_path: `${prefix}/d`,
-      dataset_split: 'test',
-      task_type: 'image_classification',
-      name: null,
-      training_job_id: null,
-      enable_xai: false,
-      xai_method: null,
-      xai_config: null,
-    });
+    const run = { id: await newRun() };
     const posts: Array<[string, Record<string, unknown>]> = [
       [
         '/api/v1/test-runs',
@@ -263,20 +261,7 @@ describe('property-based fuzzing of every route', () => {
   });
 });
 
-const newRun = async () =>
-  (
-    await db.store.createTestRun({
-      checkpoint_path: `${prefix}/m.onnx`,
-      dataset_path: `${prefix}/d`,
-      dataset_split: 'test',
-      task_type: 'image_classification',
-      name: null,
-      training_job_id: null,
-      enable_xai: false,
-      xai_method: null,
-      xai_config: null,
-    })
-  ).id;
+const newRun = () => newTestRun(db.store);
 const newInferenceJob = async (paths = [`${prefix}/a.png`]) =>
   (
     await db.store.createInferenceJob({
@@ -448,11 +433,7 @@ describe('the database going away behind a TCP relay', () => {
       await ds.query('SELECT 1');
     };
     cutApi = await serve(createControllerApp({ store, admission: testAdmission(testStorage()), log: quietLog(), ready, tier: new FakeTier() }));
-    const { publicKey } = generateKeyPairSync('ec', {
-      namedCurve: 'prime256v1',
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    });
+    const { publicKey } = tokenKeyPair();
     cutCallbacks = await serve(createCallbackApp({ store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready }));
     close = async () => {
       await cutApi.close();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { credentialsFile, startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
+import { tokenKeyPair } from '../support/in-process.ts';
 
 const entry = (rel: string) => fileURLToPath(new URL(`../../src/${rel}`, import.meta.url));
 
@@ -47,12 +48,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const ec = () =>
-  generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+const ec = tokenKeyPair;
 
 describe('start-up refuses a bad configuration', () => {
   it('a signing key that is not an EC P-256 key: the controller and the callback service exit 1, before waiting on the database', async () => {

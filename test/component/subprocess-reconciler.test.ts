@@ -6,6 +6,9 @@ import { Reconciler } from '../../src/controller/subprocess/reconciler.ts';
 import type { Executor, RunnerExit } from '../../src/controller/subprocess/executor.ts';
 import { newTestRun, quietLog, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
+import { openDatabase } from '../../src/db/data-source.ts';
+import { JobStore } from '../../src/db/job-store.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 
 /** FAKE executor: runners are entries in a map; tests end them at will. */
 class FakeExecutor implements Executor {
@@ -69,6 +72,43 @@ function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 90
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('subprocess reconciler', () => {
+  it('records a runner exit seen while the database is away once it is back, with its real reason, and does not die of the outage', async () => {
+    const direct = new URL(db.url);
+    const proxy = await tcpProxy(Number(direct.port));
+    direct.port = String(proxy.port);
+    const ds = await openDatabase(direct.toString(), { migrate: false, poolSize: 2 });
+    const executor = new FakeExecutor();
+    const r = new Reconciler({
+      store: new JobStore(ds),
+      executor,
+      log: quietLog(),
+      maxConcurrent: 1,
+      intervalMs: 200,
+      stallSeconds: 900,
+      envFor: (_k, job) => ({ JOB_ID: job.id }),
+    });
+    const id = await newRun();
+    try {
+      await r.start();
+      await eventually('the runner starts', async () => (executor.running.has(id) ? true : undefined));
+      await proxy.cut();
+      executor.exit(id, 'runner was killed by SIGKILL without reporting completion');
+      await sleep(1_500); // passes fail meanwhile: logged, retried, nothing thrown
+      expect((await db.store.get('test_run', id))!.status).toBe('pending');
+      await proxy.restore();
+      await eventually('the exit is recorded', async () => ((await db.store.get('test_run', id))!.status === 'failed' ? true : undefined));
+      expect(await db.store.get('test_run', id)).toMatchObject({
+        error_code: 'RUNNER_EXITED',
+        error_message: 'runner was killed by SIGKILL without reporting completion',
+      });
+    } finally {
+      r.stop();
+      await r.idle();
+      await ds.destroy();
+      await proxy.close();
+    }
+  });
+
   it('stops a runner that stops reporting and fails its job with why; a heartbeat keeps one alive', async () => {
     const executor = new FakeExecutor();
     const r = reconciler(executor, 2, 2);

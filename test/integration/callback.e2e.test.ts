@@ -150,11 +150,12 @@ describe('forward-only, idempotent updates', () => {
     let row = (await stack.db.query('SELECT processed_images, progress_percent FROM test_runs WHERE id = $1', [id])).rows[0];
     expect(row).toEqual({ processed_images: 5, progress_percent: 50 });
 
-    const batch = [result(0), result(1)];
+    // Every image's result: a completed report needs one stored per processed image.
+    const batch = Array.from({ length: 10 }, (_, i) => result(i));
     expect((await stack.callback(callbackPaths.imageResults('test_run', id), { results: batch }, auth)).status).toBe(200);
     // The same batch again (a retry) stores nothing twice.
     expect((await stack.callback(callbackPaths.imageResults('test_run', id), { results: batch }, auth)).status).toBe(200);
-    expect((await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n).toBe(2);
+    expect((await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n).toBe(10);
 
     expect(await stack.callback(callbackPaths.done('test_run', id), done, auth)).toEqual({ status: 200, body: { status: 'completed', applied: true } });
     // A repeated done is harmless; a late failed done changes nothing.
@@ -170,7 +171,7 @@ describe('forward-only, idempotent updates', () => {
 
     row = (await stack.db.query('SELECT status, processed_images, error_message, primary_metric_value FROM test_runs WHERE id = $1', [id])).rows[0];
     expect(row).toEqual({ status: 'completed', processed_images: 10, error_message: null, primary_metric_value: 0.9 });
-    expect((await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n).toBe(2);
+    expect((await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n).toBe(10);
   });
 
   it('keeps a cancelled job cancelled when the runner reports afterwards', async () => {

@@ -4,6 +4,8 @@
 // SIGSTOP, the callback service frozen for 30 s and then killed, the controller killed, and
 // Postgres cut off for 30 s behind a TCP relay. A long input list travels through the callback
 // service, not the environment.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
@@ -137,4 +139,19 @@ describe('chaos on the subprocess tier', () => {
     const count = await stack.db.query('SELECT count(*)::int AS n FROM inference_results WHERE inference_job_id = $1', [created.body.id]);
     expect(count.rows[0].n).toBe(3000);
   }, 240_000);
+
+  it("left no token, password or key in any log: the services' and the runners'", () => {
+    const logs = join(stack.home, 'logs');
+    const password = decodeURIComponent(new URL(process.env.DATABASE_URL!).password);
+    const secrets = [password, stack.privateKey.split('\n')[1]!, 's3rver-secret', process.env.AWS_SECRET_ACCESS_KEY!].filter((s) => s && s.length >= 8);
+    let files = 0;
+    for (const name of readdirSync(logs)) {
+      const text = readFileSync(join(logs, name), 'utf8');
+      files++;
+      for (const secret of secrets) expect([name, text.includes(secret)]).toEqual([name, false]);
+      // A callback token is an ES256 JWT: eyJ... three base64url parts.
+      expect([name, /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/.test(text)]).toEqual([name, false]);
+    }
+    expect(files).toBeGreaterThan(4);
+  });
 });

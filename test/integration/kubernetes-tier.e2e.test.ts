@@ -26,6 +26,8 @@ beforeAll(async () => {
     KINFER_POD_START_TIMEOUT_SECONDS: '3',
     KINFER_LEASE_DURATION_SECONDS: '4',
     KINFER_RUNNER_BATCH_SIZE: '4',
+    KINFER_RUNNER_STALL_SECONDS: '15',
+    KINFER_RUNNER_HEARTBEAT_SECONDS: '1',
   });
   checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
   await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
@@ -221,6 +223,48 @@ describe('failures are reported, never hidden', () => {
     expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toBe('PodNotStarting');
     await eventually('Job deleted', async () => ((await jobsOf(failed.metadata.uid)).length === 0 ? true : undefined));
   });
+});
+
+describe('faults in the cluster', () => {
+  it('a runner that stops reporting (SIGSTOP) fails its run RunnerStalled, and its Job is deleted', async () => {
+    await apply(testRun('frozen', bigDataset));
+    const running = await phase('frozen', ['Running']);
+    const pid = await runnerPid(running.metadata.uid);
+    process.kill(pid, 'SIGSTOP');
+    const failed = await phase('frozen', ['Failed'], 90_000);
+    expect(failed.status.message).toBe('no progress for 15 s: the runner stopped reporting (no progress or heartbeat) and was stopped');
+    expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toBe('RunnerStalled');
+    await eventually('Job deleted', async () => ((await jobsOf(running.metadata.uid)).length === 0 ? true : undefined));
+    await eventually('runner stopped', async () => (alive(pid) ? undefined : true));
+  });
+
+  it("a runner Pod deleted mid-run fails the run with the Job's reason; its stored results have no duplicates", async () => {
+    await apply(testRun('pod-deleted', bigDataset));
+    const running = await phase('pod-deleted', ['Running']);
+    const id = running.metadata.uid as string;
+    await eventually('some results', async () => ((await stack.api('GET', `/test-runs/${id}`)).body.processed_images > 0 ? true : undefined));
+    const res = await cluster.kubectl(['delete', 'pod', '-l', `kinfer.io/job-id=${id}`, '--wait=false']);
+    expect(res.stderr).toBe('');
+    const failed = await phase('pod-deleted', ['Failed', 'Completed'], 90_000);
+    expect(failed.status.phase).toBe('Failed');
+    expect(failed.status.message).toMatch(/BackoffLimitExceeded|received SIGTERM before finishing/);
+    const { rows } = await stack.db.query('SELECT count(*)::int AS n, count(DISTINCT image_index)::int AS d FROM test_image_results WHERE test_run_id = $1', [
+      id,
+    ]);
+    expect(rows[0].n).toBe(rows[0].d);
+  });
+});
+
+describe('the API server restarted', () => {
+  it('down for 10 s mid-run: the run completes, with one Job, and its status catches up', async () => {
+    await apply(testRun('through-restart', bigDataset));
+    const running = await phase('through-restart', ['Running']);
+    // The runner goes on meanwhile (it reports to the callback service, not the API server).
+    await cluster.cp.restartApiserver(10_000);
+    const done = await phase('through-restart', ['Completed', 'Failed'], 120_000);
+    expect(done.status).toMatchObject({ phase: 'Completed', processedImages: 600 });
+    expect(await jobsOf(running.metadata.uid)).toHaveLength(1);
+  }, 240_000);
 });
 
 describe('lifecycle', () => {

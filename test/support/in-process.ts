@@ -1,7 +1,7 @@
 // The middle test tier: services' parts in the test's own process, on the real Postgres and S3
 // server the suites share (a database and prefix of their own), with stand-ins only for what a
 // part hands work to (a FAKE tier, a FAKE executor), named as such.
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { pino } from 'pino';
@@ -45,6 +45,15 @@ export async function newTestRun(store: JobStore): Promise<string> {
     xai_config: null,
   });
   return run.id;
+}
+
+/** A fresh ES256 key pair for callback tokens (PEM). */
+export function tokenKeyPair(): { privateKey: string; publicKey: string } {
+  return generateKeyPairSync('ec', {
+    namedCurve: 'prime256v1',
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
 }
 
 /** The shared S3 server (versitygw), as the services see it. */

@@ -41,9 +41,19 @@ export interface AdmissionOptions {
 
 const identity: Spell = (field) => field;
 
-/** S3 refusing access is a fact about the request's location, not an outage. */
-const accessDenied = (err: unknown) =>
-  (err as { name?: string }).name === 'AccessDenied' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403;
+/**
+ * S3 refusing a request (access denied, a key it will not take) is a fact about the request's
+ * location, a 400 naming the field, not an outage (503): why, or undefined for anything else.
+ */
+function storageRefusal(err: unknown): string | undefined {
+  const name = (err as { name?: string }).name;
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (name === 'AccessDenied' || status === 403) return 'access denied';
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return `refused by object storage (${name && name !== 'UnknownError' ? name : `HTTP ${status}`})`;
+  }
+  return undefined;
+}
 
 export class Admission {
   readonly #o: AdmissionOptions;
@@ -74,8 +84,9 @@ export class Admission {
         if (!ok) problems.push({ field, message: `${what === 'object' ? 'no such object' : 'no such folder or prefix'}: ${uri}` });
         return ok;
       } catch (err) {
-        if (!accessDenied(err)) throw err;
-        problems.push({ field, message: `access denied: ${uri}` });
+        const refused = storageRefusal(err);
+        if (!refused) throw err;
+        problems.push({ field, message: `${refused}: ${uri}` });
         return false;
       }
     };
@@ -96,7 +107,8 @@ export class Admission {
     let model: ModelDescription | undefined;
     if (error instanceof OnnxFormatError) problems.unshift({ field: 'checkpoint_path', message: `not an ONNX model: ${error.message}` });
     else if (error instanceof ModelMetadataError) problems.unshift({ field: 'checkpoint_path', message: error.message });
-    else if (error !== undefined && accessDenied(error)) problems.unshift({ field: 'checkpoint_path', message: `access denied: ${def.checkpoint_path}` });
+    else if (error !== undefined && storageRefusal(error))
+      problems.unshift({ field: 'checkpoint_path', message: `${storageRefusal(error)}: ${def.checkpoint_path}` });
     else if (error !== undefined) throw error;
     else if (files === null) problems.unshift({ field: 'checkpoint_path', message: `no such object: ${def.checkpoint_path}` });
     else if (files) {

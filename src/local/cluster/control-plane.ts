@@ -24,6 +24,8 @@ export interface ControlPlane {
   server: string;
   kubeconfig: string;
   pids: number[];
+  /** Kills the API server, waits `downMs`, starts it again (fault injection in tests). */
+  restartApiserver(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,38 +106,55 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const server = `https://127.0.0.1:${opts.apiserverPort}`;
     const apiLog = join(logs, 'kube-apiserver.log');
-    const apiserver = startProcess(
-      bins.kubeApiserver,
-      [
-        `--etcd-servers=${etcdUrl}`,
-        `--cert-dir=${pki.dir}`,
-        `--tls-cert-file=${pki.serverCert}`,
-        `--tls-private-key-file=${pki.serverKey}`,
-        `--client-ca-file=${pki.caCert}`,
-        `--secure-port=${opts.apiserverPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--authorization-mode=RBAC',
-        '--service-account-issuer=https://kubernetes.default.svc',
-        `--service-account-key-file=${pki.serviceAccountPub}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        // As envtest: no ServiceAccount admission, so Pods need no token controller.
-        '--disable-admission-plugins=ServiceAccount',
-        '--allow-privileged=true',
-      ],
-      apiLog,
-      detached,
-    );
+    const startApiserver = () =>
+      startProcess(
+        bins.kubeApiserver,
+        [
+          `--etcd-servers=${etcdUrl}`,
+          `--cert-dir=${pki.dir}`,
+          `--tls-cert-file=${pki.serverCert}`,
+          `--tls-private-key-file=${pki.serverKey}`,
+          `--client-ca-file=${pki.caCert}`,
+          `--secure-port=${opts.apiserverPort}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          '--service-cluster-ip-range=10.0.0.0/24',
+          '--authorization-mode=RBAC',
+          '--service-account-issuer=https://kubernetes.default.svc',
+          `--service-account-key-file=${pki.serviceAccountPub}`,
+          `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+          // As envtest: no ServiceAccount admission, so Pods need no token controller.
+          '--disable-admission-plugins=ServiceAccount',
+          '--allow-privileged=true',
+        ],
+        apiLog,
+        detached,
+      );
+    let apiserver = startApiserver();
     children.push(apiserver);
     const [ca, cert, key] = await Promise.all([readFile(pki.caCert), readFile(pki.adminCert), readFile(pki.adminKey)]);
-    const tls = new Agent({ connect: { ca, cert, key } });
-    await waitFor('kube-apiserver', apiserver, apiLog, async () => {
-      const res = await request(`${server}/readyz`, { dispatcher: tls });
-      await res.body.dump();
-      return res.statusCode === 200;
-    });
-    await tls.close();
+    const apiserverReady = async (child: ChildProcess) => {
+      const tls = new Agent({ connect: { ca, cert, key } });
+      try {
+        await waitFor('kube-apiserver', child, apiLog, async () => {
+          const res = await request(`${server}/readyz`, { dispatcher: tls });
+          await res.body.dump();
+          return res.statusCode === 200;
+        });
+      } finally {
+        await tls.close();
+      }
+    };
+    await apiserverReady(apiserver);
+    /** Kills the API server, waits `downMs`, starts it again on the same port and data (fault injection). */
+    const restartApiserver = async (downMs: number) => {
+      await stopChild(apiserver, 'SIGKILL', 5000);
+      await new Promise((r) => setTimeout(r, downMs));
+      const next = startApiserver();
+      children.splice(children.indexOf(apiserver), 1, next);
+      apiserver = next;
+      await apiserverReady(next);
+    };
 
     const kubeconfig = join(opts.dir, 'kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, pki), { mode: 0o600 });
@@ -155,7 +174,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // The controller manager has no health endpoint with --secure-port=0: give it a moment to fail.
     await new Promise((r) => setTimeout(r, 500));
     if (kcm.exitCode !== null) throw new Error(`kube-controller-manager exited: ${(await readFile(kcmLog, 'utf8')).slice(-2000)}`);
-    return { server, kubeconfig, pids: children.map((c) => c.pid!), stop };
+    return { server, kubeconfig, pids: children.map((c) => c.pid!), restartApiserver, stop };
   } catch (err) {
     await stop();
     throw err;
