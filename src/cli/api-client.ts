@@ -1,5 +1,6 @@
 // A small client of the REST API, for the CLI and the demo.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
@@ -16,17 +17,32 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The token the CLI uses: KINFER_TOKEN, else the admin token `kinfer serve` made on this machine
+ * ($KINFER_HOME/admin-token), else none (the API answers 401 and says so).
+ */
+export function localToken(env: NodeJS.ProcessEnv, home: string): string | undefined {
+  if (env.KINFER_TOKEN) return env.KINFER_TOKEN;
+  try {
+    return readFileSync(join(home, 'admin-token'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ApiClient {
   readonly #base: string;
+  readonly #auth: Record<string, string>;
 
-  constructor(baseUrl: string) {
+  constructor(baseUrl: string, token?: string) {
     this.#base = baseUrl.replace(/\/+$/, '');
+    this.#auth = token ? { authorization: `Bearer ${token}` } : {};
   }
 
   async call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const res = await request(`${this.#base}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: body === undefined ? this.#auth : { ...this.#auth, 'content-type': 'application/json' },
       body: body === undefined ? null : JSON.stringify(body),
     });
     const text = await res.body.text();
@@ -37,7 +53,7 @@ export class ApiClient {
 
   /** Streams a response body to a file (or standard output); returns the bytes written. */
   async download(path: string, file?: string): Promise<number> {
-    const res = await request(`${this.#base}${path}`);
+    const res = await request(`${this.#base}${path}`, { headers: this.#auth });
     if (res.statusCode >= 400) {
       const text = await res.body.text();
       throw new ApiError(res.statusCode, text ? JSON.parse(text) : undefined);

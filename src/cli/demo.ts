@@ -39,7 +39,7 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
     print(
       `Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`,
     );
-    const api = new ApiClient(stack.apiUrl);
+    const api = new ApiClient(stack.apiUrl, stack.adminToken);
 
     const run = await api.call<Job>('POST', '/test-runs', {
       name: 'demo test run',

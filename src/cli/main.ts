@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
-import { ApiClient } from './api-client.ts';
+import { ApiClient, localToken } from './api-client.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
 
@@ -61,6 +61,9 @@ program
     });
     if (stopping) return stop();
     print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
+    print(
+      `The admin API token is in ${join(stack.home, 'admin-token')} (the CLI on this machine uses it): curl -H "Authorization: Bearer $(cat ${join(stack.home, 'admin-token')})" ${stack.apiUrl}/test-runs`,
+    );
   });
 
 program
@@ -136,8 +139,54 @@ program
   .action(async (kind: string, id: string, opts: { format: string; output?: string; api: string }) => {
     const segment = { 'test-run': 'test-runs', 'inference-job': 'inference-jobs' }[kind];
     if (!segment) throw new InvalidArgumentError(`kind must be test-run or inference-job, not "${kind}"`);
-    const bytes = await new ApiClient(opts.api).download(`/${segment}/${encodeURIComponent(id)}/export?format=${encodeURIComponent(opts.format)}`, opts.output);
+    const bytes = await new ApiClient(opts.api, localToken(env, home)).download(
+      `/${segment}/${encodeURIComponent(id)}/export?format=${encodeURIComponent(opts.format)}`,
+      opts.output,
+    );
     if (opts.output) process.stderr.write(`wrote ${bytes} bytes to ${opts.output}\n`);
+  });
+
+const apiOption = ['--api <url>', 'the REST API', env.KINFER_API_URL ?? `http://127.0.0.1:${ports.apiPort}/api/v1`] as const;
+const tokens = program.command('token').description('kinfer API tokens (KINFER_TOKEN or $KINFER_HOME/admin-token authenticates these calls)');
+tokens
+  .command('create')
+  .description('create a token; its secret is printed once')
+  .requiredOption('--name <name>', 'what it is for')
+  .option('--role <role>', 'viewer | user | admin (at most your own)', 'user')
+  .option('--owner <user>', 'admins: the user it acts as (default: you)')
+  .option('--expires-in-days <n>', 'lifetime in days', int('--expires-in-days'), 90)
+  .option(...apiOption)
+  .action(async (opts: { name: string; role: string; owner?: string; expiresInDays: number; api: string }) => {
+    const body = { name: opts.name, role: opts.role, expires_in_days: opts.expiresInDays, ...(opts.owner ? { owner: opts.owner } : {}) };
+    const created = await new ApiClient(opts.api, localToken(env, home)).call<{ id: string; token: string; owner: string; role: string; expires_at: string }>(
+      'POST',
+      '/tokens',
+      body,
+    );
+    print(`token ${created.id} for ${created.owner} (${created.role}), expires ${created.expires_at}:`);
+    print(created.token);
+    process.stderr.write('kinfer: the secret is shown only now; keep it (export KINFER_TOKEN=...)\n');
+  });
+tokens
+  .command('list')
+  .description("your tokens (an admin: everyone's)")
+  .option(...apiOption)
+  .action(async (opts: { api: string }) => {
+    const { items } = await new ApiClient(opts.api, localToken(env, home)).call<{
+      items: Array<{ id: string; name: string; owner: string; role: string; status: string; expires_at: string | null }>;
+    }>('GET', '/tokens');
+    print('ID                                    OWNER            ROLE    STATUS   EXPIRES                   NAME');
+    for (const t of items)
+      print(`${t.id}  ${t.owner.padEnd(15)}  ${t.role.padEnd(6)}  ${t.status.padEnd(7)}  ${String(t.expires_at ?? '-').padEnd(24)}  ${t.name}`);
+  });
+tokens
+  .command('revoke')
+  .description('revoke a token by its id')
+  .argument('<id>', 'the token id (kinfer token list)')
+  .option(...apiOption)
+  .action(async (id: string, opts: { api: string }) => {
+    const t = await new ApiClient(opts.api, localToken(env, home)).call<{ id: string; status: string }>('POST', `/tokens/${encodeURIComponent(id)}/revoke`);
+    print(`token ${t.id} ${t.status}`);
   });
 
 const cluster = program

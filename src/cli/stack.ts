@@ -40,6 +40,8 @@ export interface Stack {
   controllerEnv: NodeJS.ProcessEnv;
   /** Stops the controller with `signal` (SIGKILL simulates a crash), runs `whileDown`, starts a new one. */
   restartController(signal: NodeJS.Signals, whileDown?: () => void | Promise<void>): Promise<void>;
+  /** The admin API token the controller made on first start ($KINFER_HOME/admin-token). */
+  adminToken: string;
   /** The process id of a service's current process (fault injection in tests). */
   pidOf(name: 'controller' | 'callback'): number | undefined;
   /** The embedded Postgres, when the stack started one (fault injection in tests). */
@@ -177,6 +179,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     supervise('callback', entry('../callback/main.ts'), callbackEnv, callback);
     controllerEnv = {
       ...shared,
+      // The first admin token, made on first start and kept for the CLI on this machine.
+      KINFER_ADMIN_TOKEN_FILE: opts.env.KINFER_ADMIN_TOKEN_FILE ?? join(home, 'admin-token'),
+      // Jobs read S3 (any bucket unless told otherwise) and local files under KINFER_HOME only.
+      KINFER_ALLOWED_URIS: [opts.env.KINFER_ALLOWED_URIS ?? 's3://', pathToFileURL(home).href].join(','),
       KINFER_API_PORT: String(opts.apiPort),
       KINFER_CALLBACK_URL: callbackUrl,
       KINFER_ARTIFACTS_URI: artifactsUri,
@@ -200,5 +206,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     supervise('controller', entry('../controller/main.ts'), controllerEnv, child);
   };
   const pidOf = (name: 'controller' | 'callback') => supervised.get(name)?.child.pid;
-  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, pidOf, database: db, stop };
+  const adminToken = (await readFile(controllerEnv.KINFER_ADMIN_TOKEN_FILE!, 'utf8')).trim();
+  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, pidOf, adminToken, database: db, stop };
 }

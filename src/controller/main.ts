@@ -18,9 +18,24 @@ import { startKubernetesTier } from './kubernetes/kubernetes-tier.ts';
 import { parseRunnerPodDefaults } from './kubernetes/runner-pod-defaults.ts';
 import { runnerEnvFor, type RunnerSettings } from './job-mapping.ts';
 import { TokenIssuer } from './token-issuer.ts';
+import { TokenStore } from '../db/token-store.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { ensureAdminToken } from './auth/bootstrap.ts';
+import { SubmitLimiter } from './auth/limits.ts';
+import { OidcVerifier } from './auth/oidc.ts';
+import { StoragePolicy } from './auth/storage-policy.ts';
 
 const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
 const jsonArgv = (raw: string) => z.array(z.string()).min(1).parse(JSON.parse(raw));
+const csv = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
@@ -69,6 +84,42 @@ const Config = z.object({
   AWS_REGION: z.string().default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  // Access (README "Access")
+  /** The first admin token (the chart's Secret), or a file that holds it, made on first start (kinfer serve). */
+  KINFER_ADMIN_TOKEN: z.string().optional(),
+  KINFER_ADMIN_TOKEN_FILE: z.string().optional(),
+  KINFER_OIDC_ISSUER: z.url().optional(),
+  KINFER_OIDC_AUDIENCE: z.string().optional(),
+  KINFER_OIDC_USER_CLAIM: z.string().default('sub'),
+  KINFER_OIDC_GROUPS_CLAIM: z.string().default('groups'),
+  KINFER_OIDC_ADMIN_GROUPS: csv,
+  KINFER_OIDC_USER_GROUPS: csv,
+  KINFER_OIDC_VIEWER_GROUPS: csv,
+  /** `group=namespace,...`: members see the jobs applied with kubectl in that namespace. */
+  KINFER_OIDC_NAMESPACE_GROUPS: csv.transform((pairs, ctx) => {
+    const map: Record<string, string> = {};
+    for (const pair of pairs) {
+      const [group, ns] = pair.split('=');
+      if (!group || !ns) ctx.addIssue({ code: 'custom', message: `"${pair}" is not group=namespace` });
+      else map[group] = ns;
+    }
+    return map;
+  }),
+  KINFER_OIDC_ALGORITHMS: z
+    .string()
+    .default('RS256,ES256,PS256,EdDSA')
+    .transform((s) => s.split(',').map((a) => a.trim()))
+    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+  /** Comma-separated URI prefixes jobs may read (`s3://` = any bucket); unset: any S3 location, no local files. */
+  KINFER_ALLOWED_URIS: csv.optional(),
+  KINFER_MAX_ACTIVE_JOBS_PER_USER: z.coerce.number().int().positive().default(20),
+  KINFER_SUBMITS_PER_MINUTE: z.coerce.number().int().positive().default(60),
+  KINFER_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * 2 ** 20),
+  KINFER_METRICS_PUBLIC: z.enum(['true', 'false']).default('true'),
   /** An OpenAI-compatible chat endpoint for natural-language explanations (optional). */
   KINFER_XAI_LLM_BASE_URL: z.url().optional(),
   KINFER_XAI_LLM_MODEL: z.string().optional(),
@@ -99,7 +150,31 @@ try {
       : undefined,
   };
   const storage = new StorageClient(s3);
-  const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000 });
+  const policy = new StoragePolicy(config.KINFER_ALLOWED_URIS ?? ['s3://']);
+  const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000, policy });
+  const apiTokens = new TokenStore(ds);
+  await ensureAdminToken(apiTokens, { token: config.KINFER_ADMIN_TOKEN, file: config.KINFER_ADMIN_TOKEN_FILE });
+  if (config.KINFER_OIDC_ISSUER && !config.KINFER_OIDC_AUDIENCE) throw new Error('KINFER_OIDC_AUDIENCE must be set with KINFER_OIDC_ISSUER');
+  const auth = new Authenticator({
+    tokens: apiTokens,
+    oidc: config.KINFER_OIDC_ISSUER
+      ? {
+          verifier: new OidcVerifier({
+            issuer: config.KINFER_OIDC_ISSUER,
+            audience: config.KINFER_OIDC_AUDIENCE!,
+            userClaim: config.KINFER_OIDC_USER_CLAIM,
+            groupsClaim: config.KINFER_OIDC_GROUPS_CLAIM,
+            algorithms: config.KINFER_OIDC_ALGORITHMS,
+          }),
+          groups: {
+            admin: config.KINFER_OIDC_ADMIN_GROUPS,
+            user: config.KINFER_OIDC_USER_GROUPS,
+            viewer: config.KINFER_OIDC_VIEWER_GROUPS,
+            namespaces: config.KINFER_OIDC_NAMESPACE_GROUPS,
+          },
+        }
+      : undefined,
+  });
   const tier =
     config.KINFER_EXECUTOR === 'kubernetes'
       ? await startKubernetesTier({
@@ -140,6 +215,11 @@ try {
       await ds.query('SELECT 1');
     },
     tier,
+    auth,
+    tokens: apiTokens,
+    limiter: new SubmitLimiter({ perMinute: config.KINFER_SUBMITS_PER_MINUTE, maxActiveJobs: config.KINFER_MAX_ACTIVE_JOBS_PER_USER }),
+    maxBodyBytes: config.KINFER_MAX_BODY_BYTES,
+    metricsPublic: config.KINFER_METRICS_PUBLIC === 'true',
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
   await announcePort(server.port);

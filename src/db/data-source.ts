@@ -6,8 +6,16 @@ import { ObjectResults1764100000000 } from './migrations/1764100000000-object-re
 import { ErrorCodes1764200000000 } from './migrations/1764200000000-error-codes.ts';
 import { XaiResults1764300000000 } from './migrations/1764300000000-xai-results.ts';
 import { LabelText1764400000000 } from './migrations/1764400000000-label-text.ts';
+import { Access1764500000000 } from './migrations/1764500000000-access.ts';
 
-export const MIGRATIONS = [InitialSchema1764000000000, ObjectResults1764100000000, ErrorCodes1764200000000, XaiResults1764300000000, LabelText1764400000000];
+export const MIGRATIONS = [
+  InitialSchema1764000000000,
+  ObjectResults1764100000000,
+  ErrorCodes1764200000000,
+  XaiResults1764300000000,
+  LabelText1764400000000,
+  Access1764500000000,
+];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
   return new DataSource({

@@ -31,6 +31,10 @@ interface JobColumns {
   /** Why it ended other than completed: a JOB_ERROR_CODES key (contract). */
   error_code: string | null;
   enable_xai: boolean;
+  /** Who submitted it through the REST API (a user or token owner); null for kubectl and older jobs. */
+  created_by: string | null;
+  /** The namespace of the InferenceJob it came from (kubectl door), else null. */
+  namespace: string | null;
   xai_method: XaiMethod | null;
   xai_config: Record<string, unknown> | null;
   trace_id: string;
@@ -109,6 +113,8 @@ const jobColumns = {
   error_message: { type: 'text', nullable: true },
   error_code: { type: 'varchar', length: 64, nullable: true },
   enable_xai: { type: 'boolean', default: false },
+  created_by: { type: 'varchar', length: 255, nullable: true },
+  namespace: { type: 'varchar', length: 63, nullable: true },
   xai_method: { type: 'varchar', length: 64, nullable: true },
   xai_config: { type: 'jsonb', nullable: true },
   trace_id: { type: 'varchar', length: 128 },

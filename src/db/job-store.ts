@@ -23,14 +23,22 @@ const TABLES = {
 } as const;
 
 export type Job = TestRun | InferenceJob;
+
+/** Whose jobs a caller may see: its own, and those applied with kubectl in the namespaces it may see. */
+export interface Visibility {
+  subject: string;
+  namespaces: string[];
+}
 export type NewTestRun = Pick<
   TestRun,
   'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'
->;
+> &
+  Partial<Pick<TestRun, 'created_by' | 'namespace'>>;
 export type NewInferenceJob = Pick<
   InferenceJob,
   'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'
->;
+> &
+  Partial<Pick<InferenceJob, 'created_by' | 'namespace'>>;
 
 /** The outcome of a state change: applied, refused because the job already ended, or no such job. */
 export type UpdateOutcome =
@@ -102,15 +110,30 @@ export class JobStore {
     return (await this.#ds.getRepository<Job>(entity).findOneBy({ id })) ?? null;
   }
 
-  async list(kind: JobKind, opts: { status?: JobStatus | undefined; skip: number; limit: number }): Promise<Page<Job>> {
+  /** Newest first; `visibleTo` keeps a caller's own jobs and those of the namespaces it may see (absent: all). */
+  async list(kind: JobKind, opts: { status?: JobStatus | undefined; skip: number; limit: number; visibleTo?: Visibility | undefined }): Promise<Page<Job>> {
     const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
-    const [items, total] = await this.#ds.getRepository<Job>(entity).findAndCount({
-      where: opts.status ? { status: opts.status } : {},
-      order: { created_at: 'DESC', id: 'ASC' },
-      skip: opts.skip,
-      take: opts.limit,
-    });
+    const query = this.#ds.getRepository<Job>(entity).createQueryBuilder('j');
+    if (opts.status) query.andWhere('j.status = :status', { status: opts.status });
+    if (opts.visibleTo) {
+      const { subject, namespaces } = opts.visibleTo;
+      query.andWhere(namespaces.length > 0 ? '(j.created_by = :subject OR j.namespace IN (:...namespaces))' : 'j.created_by = :subject', {
+        subject,
+        namespaces,
+      });
+    }
+    const [items, total] = await query.orderBy('j.created_at', 'DESC').addOrderBy('j.id', 'ASC').skip(opts.skip).take(opts.limit).getManyAndCount();
     return { total, items };
+  }
+
+  /** Active jobs a REST caller created (its concurrent-job quota). */
+  async activeCountOf(subject: string): Promise<number> {
+    const [row] = (await this.#ds.query(
+      `SELECT (SELECT count(*) FROM test_runs WHERE created_by = $1 AND status IN ('pending', 'running'))
+            + (SELECT count(*) FROM inference_jobs WHERE created_by = $1 AND status IN ('pending', 'running')) AS n`,
+      [subject],
+    )) as [{ n: string }];
+    return Number(row.n);
   }
 
   async listTestImages(testRunId: string, opts: { skip: number; limit: number; isCorrect?: boolean | undefined }) {

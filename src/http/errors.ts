@@ -10,11 +10,20 @@ export const HTTP_ERRORS = {
       'The request is invalid: `fields` names each field at fault and why (schema, cross-field rules, missing storage objects, a model that cannot serve the task).',
   },
   bad_request: { status: 400, meaning: 'The body is not JSON, or not what the route takes.' },
-  unauthorized: { status: 401, meaning: 'No valid bearer token.' },
-  forbidden: { status: 403, meaning: 'The token is valid but not for this job.' },
+  unauthorized: { status: 401, meaning: 'No valid bearer token: missing, unknown, revoked, expired, or not for this service (the message says which).' },
+  forbidden: {
+    status: 403,
+    meaning:
+      "The caller is known but may not do this: its role (a viewer submitting or cancelling; a user managing another's tokens), or a callback token issued for another job.",
+  },
   not_found: { status: 404, meaning: 'No such job, or no such endpoint.' },
   conflict: { status: 409, meaning: 'The job is already finished (cancel of a finished job; a callback after the end).' },
   payload_too_large: { status: 413, meaning: "The body is over the route's limit." },
+  rate_limited: {
+    status: 429,
+    meaning: 'Too many submissions from this caller in the last minute (KINFER_SUBMITS_PER_MINUTE); retry after `Retry-After` seconds.',
+  },
+  quota_exceeded: { status: 429, meaning: 'This caller has as many active jobs as allowed (KINFER_MAX_ACTIVE_JOBS_PER_USER); retry when one has finished.' },
   invalid_payload: { status: 422, meaning: "A runner callback's payload does not match the contract (`fields` says where)." },
   internal_error: { status: 500, meaning: 'A bug: the log line with the same trace id says what happened.' },
   executor_unavailable: { status: 503, meaning: 'The job was stored but could not be handed to the tier that runs jobs; it is failed, not left pending.' },

@@ -100,6 +100,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (err instanceof HttpError) {
+      const retry = err.body.retry_after_seconds;
+      if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
       res.status(err.status).json(err.body);
       return;
     }

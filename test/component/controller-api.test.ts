@@ -7,7 +7,18 @@ import { ModelInspector } from '../../src/controller/admission/model-inspector.t
 import { createControllerApp } from '../../src/controller/api/app.ts';
 import { HTTP_ERRORS } from '../../src/http/errors.ts';
 import { StorageClient } from '../../src/storage/object-store.ts';
-import { FakeTier, quietLog, serve, testAdmission, testDatabase, testPrefix, testStorage, type Served, type TestDatabase } from '../support/in-process.ts';
+import {
+  FakeTier,
+  quietLog,
+  serve,
+  testAccess,
+  testAdmission,
+  testDatabase,
+  testPrefix,
+  testStorage,
+  type Served,
+  type TestDatabase,
+} from '../support/in-process.ts';
 import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
 
 let db: TestDatabase;
@@ -15,6 +26,7 @@ let api: Served;
 let tier: FakeTier;
 let cases: InvalidCase[];
 let prefix: string;
+let access: Awaited<ReturnType<typeof testAccess>>;
 
 const ready = async () => undefined;
 
@@ -24,7 +36,8 @@ beforeAll(async () => {
   prefix = testPrefix();
   cases = await invalidJobCases(storage, prefix);
   tier = new FakeTier();
-  api = await serve(createControllerApp({ store: db.store, admission: testAdmission(storage), log: quietLog(), ready, tier }));
+  access = await testAccess(db.ds);
+  api = await serve(createControllerApp({ store: db.store, admission: testAdmission(storage), log: quietLog(), ready, tier, ...access }), access.bearer);
 });
 
 afterAll(async () => {
@@ -115,7 +128,7 @@ describe('object storage that does not answer', () => {
       secretAccessKey: 'y',
     });
     const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: 700 });
-    stalled = await serve(createControllerApp({ store: db.store, admission, log: quietLog(), ready, tier: new FakeTier() }));
+    stalled = await serve(createControllerApp({ store: db.store, admission, log: quietLog(), ready, tier: new FakeTier(), ...access }), access.bearer);
   });
 
   afterAll(async () => {

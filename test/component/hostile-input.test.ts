@@ -18,6 +18,7 @@ import {
   newTestRun,
   quietLog,
   serve,
+  testAccess,
   tokenKeyPair,
   testAdmission,
   testDatabase,
@@ -39,8 +40,17 @@ beforeAll(async () => {
   const { privateKey, publicKey } = tokenKeyPair();
   tokens = new TokenIssuer(privateKey, 600);
   prefix = testPrefix();
+  const access = await testAccess(db.ds);
   api = await serve(
-    createControllerApp({ store: db.store, admission: testAdmission(testStorage()), log: quietLog(), ready: async () => undefined, tier: new FakeTier() }),
+    createControllerApp({
+      store: db.store,
+      admission: testAdmission(testStorage()),
+      log: quietLog(),
+      ready: async () => undefined,
+      tier: new FakeTier(),
+      ...access,
+    }),
+    access.bearer,
   );
   callbacks = await serve(createCallbackApp({ store: db.store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready: async () => undefined }));
 });
@@ -432,7 +442,11 @@ describe('the database going away behind a TCP relay', () => {
     const ready = async () => {
       await ds.query('SELECT 1');
     };
-    cutApi = await serve(createControllerApp({ store, admission: testAdmission(testStorage()), log: quietLog(), ready, tier: new FakeTier() }));
+    const cutAccess = await testAccess(ds);
+    cutApi = await serve(
+      createControllerApp({ store, admission: testAdmission(testStorage()), log: quietLog(), ready, tier: new FakeTier(), ...cutAccess }),
+      cutAccess.bearer,
+    );
     const { publicKey } = tokenKeyPair();
     cutCallbacks = await serve(createCallbackApp({ store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready }));
     close = async () => {

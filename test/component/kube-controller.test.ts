@@ -14,7 +14,18 @@ import { ensureSigningKeys } from '../../src/cli/keys.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
-import { FakeTier, quietLog, serve, testAdmission, testDatabase, testPrefix, testStorage, type Served, type TestDatabase } from '../support/in-process.ts';
+import {
+  FakeTier,
+  quietLog,
+  serve,
+  testAccess,
+  testAdmission,
+  testDatabase,
+  testPrefix,
+  testStorage,
+  type Served,
+  type TestDatabase,
+} from '../support/in-process.ts';
 import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
 
 let cluster: TestCluster;
@@ -56,7 +67,11 @@ beforeAll(async () => {
     log: quietLog(),
   });
   await controller.start();
-  rest = await serve(createControllerApp({ store: db.store, admission, log: quietLog(), ready: async () => undefined, tier: new FakeTier() }));
+  const access = await testAccess(db.ds);
+  rest = await serve(
+    createControllerApp({ store: db.store, admission, log: quietLog(), ready: async () => undefined, tier: new FakeTier(), ...access }),
+    access.bearer,
+  );
 }, 180_000);
 
 afterAll(async () => {

@@ -111,7 +111,7 @@ describe('chaos on the subprocess tier', () => {
     const { id } = await startRun();
     await proxy.cut();
     await sleep(2_000);
-    const during = await fetch(`${stack.apiUrl}/test-runs/${id}`);
+    const during = await fetch(`${stack.apiUrl}/test-runs/${id}`, { headers: stack.bearer });
     expect([during.status, during.headers.get('retry-after'), ((await during.json()) as { error: string }).error]).toEqual([503, '5', 'database_unavailable']);
     const ready = await fetch(`${new URL(stack.apiUrl).origin}/readyz`);
     expect([ready.status, await ready.json()]).toEqual([503, { status: 'not_ready', message: 'the database is unreachable' }]);

@@ -119,6 +119,7 @@ describe('installed with helm into the local control plane', () => {
   let apiUrl: string;
   let prefix: string;
   let valuesArgs: string[];
+  let bearer: Record<string, string>;
 
   beforeAll(async () => {
     const suite = `h${randomUUID().slice(0, 8)}`;
@@ -176,7 +177,35 @@ describe('installed with helm into the local control plane', () => {
       async () => ((await fetch(`http://127.0.0.1:${callbackPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),
       60_000,
     );
+    // The first admin token, as the chart's NOTES tell an operator to read it.
+    const secret = await cluster.kubectl(['get', 'secret', 'kinfer-admin-token', '-n', ns, '-o', 'jsonpath={.data.token}']);
+    bearer = { authorization: `Bearer ${Buffer.from(secret.stdout, 'base64').toString('utf8')}` };
   }, 180_000);
+
+  it("lets a namespace's editors apply InferenceJobs and its viewers only read them (the chart's roles aggregate into edit and view)", async () => {
+    for (const [user, role] of [
+      ['alice', 'edit'],
+      ['vic', 'view'],
+    ]) {
+      expect((await cluster.kubectl(['create', 'rolebinding', `${user}-${role}`, `--clusterrole=${role}`, `--user=${user}`, '-n', ns])).code).toBe(0);
+    }
+    const can = async (verb: string, user: string) =>
+      (await cluster.kubectl(['auth', 'can-i', verb, 'inferencejobs.kinfer.io', '-n', ns, `--as=${user}`])).stdout.trim();
+    await eventually('the aggregated roles', async () => ((await can('create', 'alice')) === 'yes' ? true : undefined), 30_000);
+    expect([
+      await can('create', 'alice'),
+      await can('delete', 'alice'),
+      await can('list', 'vic'),
+      await can('create', 'vic'),
+      await can('list', 'mallory'),
+    ]).toEqual(['yes', 'yes', 'yes', 'no', 'no']);
+  });
+
+  it('answers the REST API only with a token: 401 without, 200 with the generated admin token', async () => {
+    const without = await fetch(`${apiUrl}/api/v1/test-runs`);
+    expect([without.status, without.headers.get('www-authenticate')]).toEqual([401, 'Bearer realm="kinfer"']);
+    expect((await fetch(`${apiUrl}/api/v1/test-runs`, { headers: bearer })).status).toBe(200);
+  });
 
   it('ran both Deployments through the ReplicaSet controller', async () => {
     const pods = JSON.parse((await cluster.kubectl(['get', 'pods', '-n', ns, '-o', 'json'])).stdout).items;
@@ -211,7 +240,7 @@ describe('installed with helm into the local control plane', () => {
       dataset.map((f) => NAMES.indexOf(f.drawn!)),
       NAMES.length,
     );
-    const run: any = await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}`)).json();
+    const run: any = await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}`, { headers: bearer })).json();
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
     expect(run.failed_images).toBe(1);
@@ -243,7 +272,7 @@ describe('installed with helm into the local control plane', () => {
       90_000,
     );
     expect(ij.status.phase).toBe('Completed');
-    const images: any[] = ((await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}/images?limit=1000`)).json()) as any).images;
+    const images: any[] = ((await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}/images?limit=1000`, { headers: bearer })).json()) as any).images;
     const readable = images.filter((r) => !r.error_message);
     expect(readable.length).toBeGreaterThan(0);
     for (const r of readable) {

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 async function exported(kind: 'test-runs' | 'inference-jobs', id: string, format: string): Promise<{ status: number; type: string; text: string }> {
-  const res = await fetch(`${stack.apiUrl}/${kind}/${id}/export?format=${format}`);
+  const res = await fetch(`${stack.apiUrl}/${kind}/${id}/export?format=${format}`, { headers: stack.bearer });
   return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
 }
 
@@ -172,7 +172,7 @@ describe('object detection (COCO layout)', () => {
 
   it('exports through the CLI as through the API', async () => {
     const out = join(mkdtempSync(join(process.env.KINFER_TEST_DIR ?? tmpdir(), 'export-')), 'results.json');
-    const kinfer = (args: string[]) => runCommand(resolve('bin/kinfer'), args, { env: { ...process.env, NODE_OPTIONS: '' } });
+    const kinfer = (args: string[]) => runCommand(resolve('bin/kinfer'), args, { env: { ...process.env, NODE_OPTIONS: '', KINFER_HOME: stack.home } });
     const res = await kinfer(['export', 'test-run', run.id, '--format', 'coco', '-o', out, '--api', stack.apiUrl]);
     expect(res.code).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(coco);

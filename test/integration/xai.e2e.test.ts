@@ -140,7 +140,7 @@ describe('a test run with Grad-CAM on every image', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     for (const line of jsonl) expect(line.xai ?? null).toEqual(images.find((r) => r.image_index === line.image_index).xai);
-    const exported = JSON.parse(await (await fetch(`${stack.apiUrl}/test-runs/${run.id}/export?format=json`)).text());
+    const exported = JSON.parse(await (await fetch(`${stack.apiUrl}/test-runs/${run.id}/export?format=json`, { headers: stack.bearer })).text());
     const items = Array.isArray(exported) ? exported : (exported.images ?? exported.results);
     expect(items.filter((r: any) => r.xai).length).toBe(explained.length);
   });

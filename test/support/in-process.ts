@@ -12,6 +12,10 @@ import { ModelInspector } from '../../src/controller/admission/model-inspector.t
 import type { Tier } from '../../src/controller/tier.ts';
 import { openDatabase } from '../../src/db/data-source.ts';
 import { JobStore, type Job } from '../../src/db/job-store.ts';
+import { TokenStore } from '../../src/db/token-store.ts';
+import { Authenticator, type AuthenticatorOptions } from '../../src/controller/auth/authenticator.ts';
+import { SubmitLimiter, type SubmitLimits } from '../../src/controller/auth/limits.ts';
+import { StoragePolicy } from '../../src/controller/auth/storage-policy.ts';
 import { StorageClient } from '../../src/storage/object-store.ts';
 import { createDatabase } from './test-stack.ts';
 
@@ -71,8 +75,13 @@ export function testPrefix(): string {
   return `s3://${process.env.KINFER_TEST_BUCKET}/c${randomUUID().slice(0, 8)}`;
 }
 
+/** Where test jobs may read: the shared bucket and the suites' folder (KINFER_ALLOWED_URIS). */
+export function testStoragePolicy(): StoragePolicy {
+  return new StoragePolicy([`s3://${process.env.KINFER_TEST_BUCKET}`, process.env.KINFER_TEST_DIR!]);
+}
+
 export function testAdmission(storage: StorageClient, timeoutMs = 10_000): Admission {
-  return new Admission({ storage, models: new ModelInspector(storage), timeoutMs });
+  return new Admission({ storage, models: new ModelInspector(storage), timeoutMs, policy: testStoragePolicy() });
 }
 
 /** FAKE tier: records what the REST API hands it; `fail` makes the hand-over fail. */
@@ -99,8 +108,24 @@ export interface Served {
   call<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
 }
 
-/** Listens on a free loopback port and answers JSON calls. */
-export async function serve(app: Express): Promise<Served> {
+/** The REST API's access parts on a test database, with an admin token (`bearer`: its header). */
+export async function testAccess(
+  ds: DataSource,
+  opts: { oidc?: AuthenticatorOptions['oidc']; limits?: SubmitLimits } = {},
+): Promise<{ auth: Authenticator; tokens: TokenStore; limiter: SubmitLimiter; adminToken: string; bearer: Record<string, string> }> {
+  const tokens = new TokenStore(ds);
+  const { secret } = await tokens.create({ name: 'test admin', owner: 'admin', role: 'admin', expiresAt: null });
+  return {
+    auth: new Authenticator({ tokens, oidc: opts.oidc }),
+    tokens,
+    limiter: new SubmitLimiter(opts.limits ?? { perMinute: 1_000_000, maxActiveJobs: 1_000_000 }),
+    adminToken: secret,
+    bearer: { authorization: `Bearer ${secret}` },
+  };
+}
+
+/** Listens on a free loopback port and answers JSON calls (with `defaultHeaders`, e.g. a token). */
+export async function serve(app: Express, defaultHeaders: Record<string, string> = {}): Promise<Served> {
   const server = await new Promise<import('node:http').Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -111,7 +136,7 @@ export async function serve(app: Express): Promise<Served> {
     async call(method, path, body, headers = {}) {
       const res = await fetch(`${url}${path}`, {
         method,
-        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...defaultHeaders, ...headers },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       const text = await res.text();

@@ -5,6 +5,8 @@ import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-cla
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
 import type { StorageClient } from '../../src/storage/object-store.ts';
+import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface ExpectedProblem {
   field: string;
@@ -92,6 +94,11 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
     storage.write(`${zoo}/test/zebra/b.png`, red.bytes),
   ]);
   const names = COLOR_CLASSES.map((c) => c.name);
+  // A folder the policy allows (the suites' folder), with a symbolic link in it that leads out.
+  const allowedDir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'allowed-'));
+  mkdirSync(join(allowedDir, 'data'));
+  symlinkSync('/etc', join(allowedDir, 'data', 'escape'));
+  const allowed = `KINFER_ALLOWED_URIS (s3://${process.env.KINFER_TEST_BUCKET}, ${process.env.KINFER_TEST_DIR})`;
   const image = `${dataset}/${red.path}`;
   const cases: Array<{ name: string; request: Request; expected: ExpectedProblem[]; crdRefuses?: RegExp }> = [
     {
@@ -192,6 +199,31 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
         {
           field: 'input_config.image_path',
           message: 'invalid storage location "/srv/images/../../etc/passwd": the path must be normalised (no `.`, `..` or empty segments)',
+        },
+      ],
+    },
+    {
+      name: 'a file of the host outside the allowed locations',
+      request: { kind: 'test_run', checkpoint: '/etc/passwd', dataset },
+      expected: [{ field: 'checkpoint_path', message: `not an allowed storage location: /etc/passwd is outside ${allowed}` }],
+    },
+    {
+      name: "the runner's own environment through file://",
+      request: { kind: 'inference_job', checkpoint: model, input: { image_path: 'file:///proc/self/environ' } },
+      expected: [{ field: 'input_config.image_path', message: `not an allowed storage location: file:///proc/self/environ is outside ${allowed}` }],
+    },
+    {
+      name: 'a bucket that is not allowed',
+      request: { kind: 'test_run', checkpoint: 's3://another-bucket/m.onnx', dataset },
+      expected: [{ field: 'checkpoint_path', message: `not an allowed storage location: s3://another-bucket/m.onnx is outside ${allowed}` }],
+    },
+    {
+      name: 'a symbolic link out of an allowed folder',
+      request: { kind: 'test_run', checkpoint: model, dataset: `${allowedDir}/data/escape` },
+      expected: [
+        {
+          field: 'dataset_path',
+          message: `not an allowed storage location: ${allowedDir}/data/escape leads through a symbolic link to /etc, outside ${allowed}`,
         },
       ],
     },

@@ -24,6 +24,8 @@ export interface TestStack extends Stack {
   privateKey: string;
   publicKey: string;
   api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpReply<T>>;
+  /** The admin token's Authorization header, for calls made without `api`. */
+  bearer: Record<string, string>;
   callback<T = any>(path: string, body: unknown, headers?: Record<string, string>): Promise<HttpReply<T>>;
   /** Polls GET until the job reaches a terminal status (or the predicate holds). */
   waitFor(kind: 'test-runs' | 'inference-jobs', id: string, until?: (job: any) => boolean, timeoutMs?: number): Promise<any>;
@@ -93,7 +95,8 @@ export async function startTestStack(
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  const api = (method: 'GET' | 'POST', path: string, body?: unknown) => http(`${stack.apiUrl}${path}`, method, body);
+  const bearer = { authorization: `Bearer ${stack.adminToken}` };
+  const api = (method: 'GET' | 'POST', path: string, body?: unknown) => http(`${stack.apiUrl}${path}`, method, body, bearer);
   return {
     ...stack,
     suiteId,
@@ -104,6 +107,7 @@ export async function startTestStack(
     privateKey: readFileSync(join(home, 'keys', 'token-signing.key.pem'), 'utf8'),
     publicKey: readFileSync(join(home, 'keys', 'token-signing.pub.pem'), 'utf8'),
     api,
+    bearer,
     callback: (path, body, headers) => http(`${stack.callbackUrl}${path}`, 'POST', body, headers),
     async waitFor(kind, id, until = (job) => isTerminal(job.status), timeoutMs = 45_000) {
       const deadline = Date.now() + timeoutMs;

@@ -150,3 +150,13 @@ spec:
       nodePort: {{ .c.service.nodePort }}
       {{- end }}
 {{- end -}}
+
+{{- define "kinfer.adminTokenSecret" -}}
+{{- default (printf "%s-admin-token" (include "kinfer.fullname" .)) .Values.auth.adminToken.existingSecret -}}
+{{- end -}}
+
+{{- define "kinfer.namespaceGroups" -}}
+{{- $pairs := list -}}
+{{- range $group, $ns := . -}}{{- $pairs = append $pairs (printf "%s=%s" $group $ns) -}}{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

@@ -21,6 +21,7 @@ import { newJobOf, type JobDefinition, type NewJob } from '../job-mapping.ts';
 import { datasetProblems } from './dataset-check.ts';
 import type { ModelInspector } from './model-inspector.ts';
 import { definitionProblems, type Spell } from './rules.ts';
+import type { StoragePolicy } from '../auth/storage-policy.ts';
 
 export type AdmissionResult = { admitted: true; job: NewJob; model: ModelDescription } | { admitted: false; problems: FieldProblem[] };
 
@@ -37,6 +38,8 @@ export interface AdmissionOptions {
   models: ModelInspector;
   /** All storage reads of one admission together, model header included. */
   timeoutMs: number;
+  /** Where jobs may read (KINFER_ALLOWED_URIS); absent: anywhere the services can reach. */
+  policy?: StoragePolicy | undefined;
 }
 
 const identity: Spell = (field) => field;
@@ -65,6 +68,9 @@ export class Admission {
   async admit(def: JobDefinition, spell: Spell = identity): Promise<AdmissionResult> {
     const ruled = definitionProblems(def, spell);
     if (ruled.length > 0) return { admitted: false, problems: ruled };
+    // Before anything is read: a location outside the allow-list is not even looked at.
+    const refused = this.#outsidePolicy(def);
+    if (refused.length > 0) return { admitted: false, problems: refused };
     const signal = AbortSignal.timeout(this.#o.timeoutMs);
     try {
       return await this.#checkStorage(def, signal);
@@ -73,6 +79,21 @@ export class Admission {
       if (err instanceof StorageUnavailableError) throw err;
       throw new StorageUnavailableError(`object storage failed a submit-time check: ${(err as Error).message}`);
     }
+  }
+
+  #outsidePolicy(def: JobDefinition): FieldProblem[] {
+    const { policy } = this.#o;
+    if (!policy) return [];
+    const locations: Array<[string, string | undefined]> = [['checkpoint_path', def.checkpoint_path]];
+    if (def.kind === 'test_run') locations.push(['dataset_path', def.dataset_path]);
+    else {
+      locations.push(['input_config.image_path', def.input_config.image_path], ['input_config.dataset_path', def.input_config.dataset_path]);
+      def.input_config.image_paths?.forEach((uri, i) => locations.push([`input_config.image_paths.${i}`, uri]));
+    }
+    return locations.flatMap(([field, uri]) => {
+      const message = uri === undefined ? undefined : policy.refusal(uri);
+      return message ? [{ field, message }] : [];
+    });
   }
 
   async #checkStorage(def: JobDefinition, signal: AbortSignal): Promise<AdmissionResult> {

@@ -1,10 +1,16 @@
 // The REST API, base /api/v1. A job request goes through the one admission (400 naming each field
 // at fault, including a model or dataset that does not exist or does not fit), is stored as
 // pending, and is handed to the tier that runs jobs.
-import express, { type Request } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
+import type { TokenStore } from '../../db/token-store.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { SubmitLimiter } from '../auth/limits.ts';
+import { canSee, visibilityOf } from '../auth/principal.ts';
+import { callerOf, requireRole } from './caller.ts';
+import { tokenRoutes } from './tokens.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
 import { HttpError, validationError } from '../../http/errors.ts';
@@ -21,9 +27,17 @@ export interface ControllerAppDeps {
   log: Logger;
   ready: () => Promise<void>;
   tier: Tier;
+  auth: Authenticator;
+  tokens: TokenStore;
+  limiter: SubmitLimiter;
+  /** Largest request body (KINFER_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
+  /** /metrics without a token (KINFER_METRICS_PUBLIC); else an admin's token. */
+  metricsPublic?: boolean;
 }
 
 const HIDDEN = new Set(['executor', 'executor_ref']);
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const SEGMENT: Record<JobKind, string> = { test_run: 'test-runs', inference_job: 'inference-jobs' };
 
 /** A job row as the API shows it (executor internals left out). */
@@ -38,21 +52,66 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(log));
-  metricsRoutes(app, 'controller');
-  app.use(express.json({ limit: '2mb' }));
-  app.use(rejectNulCharacters('validation_error'));
   healthRoutes(app, deps.ready);
+  /** Every /api/v1 route (and /metrics unless public): a valid token first, then the body is read. */
+  const authenticate = async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      req.principal = await deps.auth.authenticate(req.header('authorization'));
+      req.log = req.log.child({ user: req.principal.subject });
+      next();
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 401) res.setHeader('www-authenticate', 'Bearer realm="kinfer"');
+      next(err);
+    }
+  };
+  if (deps.metricsPublic ?? true) metricsRoutes(app, 'controller');
+  else {
+    app.use('/metrics', authenticate, (req, _res, next) => {
+      requireRole(req, 'admin', 'reading metrics');
+      next();
+    });
+    metricsRoutes(app, 'controller');
+  }
+  app.use('/api/v1', authenticate);
+  // One audit line per state-changing request: who, what, which job, the outcome.
+  app.use('/api/v1', (req, res, next) => {
+    if (STATE_CHANGING.has(req.method)) {
+      res.on('finish', () => {
+        const p = req.principal;
+        req.log.info(
+          {
+            audit: true,
+            who: p?.subject,
+            role: p?.role,
+            via: p?.via,
+            action: `${req.method} ${req.route ? `/api/v1${String(req.route.path)}` : req.originalUrl.split('?', 1)[0]}`,
+            job_id: res.getHeader('x-job-id'),
+            status: res.statusCode,
+          },
+          'audit',
+        );
+      });
+    }
+    next();
+  });
+  app.use(express.json({ limit: deps.maxBodyBytes ?? 2 * 2 ** 20 }));
+  app.use(rejectNulCharacters('validation_error'));
 
   const found = async (kind: JobKind, req: Request): Promise<Job> => {
     const id = String(req.params.id);
     const job = JobId.safeParse(id).success ? await store.get(kind, id) : null;
-    if (!job) throw new HttpError('not_found', `${kind === 'test_run' ? 'test run' : 'inference job'} ${id} not found`);
+    // Another's job is not found: its existence is not the caller's to learn.
+    if (!job || !canSee(callerOf(req), job)) throw new HttpError('not_found', `${kind === 'test_run' ? 'test run' : 'inference job'} ${id} not found`);
+    req.res?.setHeader('x-job-id', job.id);
     req.log = req.log.child({ job_id: job.id });
     return job;
   };
 
-  /** Admits a definition and stores it as a pending job, or throws the 400 / 503 that says why not. */
-  const admitAndStore = async (def: JobDefinition): Promise<Job> => {
+  /** Admits a definition and stores it as a pending job, or throws the 400 / 429 / 503 that says why not. */
+  const admitAndStore = async (def: JobDefinition, req: Request): Promise<Job> => {
+    requireRole(req, 'user', 'submitting a job');
+    const caller = callerOf(req);
+    deps.limiter.take(caller.subject, await store.activeCountOf(caller.subject));
     let result;
     try {
       result = await admission.admit(def);
@@ -61,11 +120,13 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       throw err;
     }
     if (!result.admitted) throw validationError(result.problems);
-    return result.job.kind === 'test_run' ? store.createTestRun(result.job.row) : store.createInferenceJob(result.job.row);
+    const owned = { created_by: caller.subject };
+    return result.job.kind === 'test_run' ? store.createTestRun({ ...result.job.row, ...owned }) : store.createInferenceJob({ ...result.job.row, ...owned });
   };
 
   const cancel = async (kind: JobKind, req: Request) => {
     const job = await found(kind, req);
+    requireRole(req, 'user', 'cancelling a job');
     const outcome = await store.cancel(kind, job.id);
     if (outcome.outcome === 'terminal') {
       throw new HttpError('conflict', `cannot cancel: the job is already ${outcome.status}`, { status: outcome.status });
@@ -77,6 +138,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   const created = async (kind: JobKind, job: Job, req: Request, res: express.Response) => {
     const log = req.log.child({ job_id: job.id });
+    res.setHeader('x-job-id', job.id);
     try {
       await deps.tier.onCreated(kind, job);
     } catch (err) {
@@ -98,7 +160,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   for (const kind of ['test_run', 'inference_job'] as const) {
     router.get(`/${SEGMENT[kind]}`, async (req, res) => {
       const q = parseOr(ListQuery, req.query, 'validation_error', 'query');
-      const page = await store.list(kind, q);
+      const page = await store.list(kind, { ...q, visibleTo: visibilityOf(callerOf(req)) });
       res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
     });
     router.get(`/${SEGMENT[kind]}/:id`, async (req, res) => {
@@ -122,7 +184,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   router.post('/test-runs', async (req, res) => {
     const body = parseOr(CreateTestRun, req.body, 'validation_error', 'test run');
-    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body)), req, res);
+    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body), req), req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -143,7 +205,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   router.post('/inference-jobs', async (req, res) => {
     const body = parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job');
-    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body)), req, res);
+    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body), req), req, res);
   });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {
@@ -153,6 +215,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     res.json({ total_count: page.total, skip: q.skip, limit: q.limit, results: page.items });
   });
 
+  tokenRoutes(router, deps.tokens);
   app.use('/api/v1', router);
   app.use((_req, _res) => {
     throw new HttpError('not_found', 'no such endpoint');

@@ -51,8 +51,9 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
             (ij.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
           );
         case 'createRow':
-          if (action.job.kind === 'test_run') await ctx.store.ensureTestRun(o.jobId, action.job.row, 'kubernetes', keyOf(ij));
-          else await ctx.store.ensureInferenceJob(o.jobId, action.job.row, 'kubernetes', keyOf(ij));
+          // Owned by its namespace: Kubernetes RBAC governs it there; REST callers see it by group.
+          if (action.job.kind === 'test_run') await ctx.store.ensureTestRun(o.jobId, { ...action.job.row, namespace }, 'kubernetes', keyOf(ij));
+          else await ctx.store.ensureInferenceJob(o.jobId, { ...action.job.row, namespace }, 'kubernetes', keyOf(ij));
           return log.info('run created: its InferenceJob passed admission');
         case 'createSecret':
           // An existing Secret keeps its token: the Job may already be running with it.

@@ -163,7 +163,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bins.kubeControllerManager,
       [
         `--kubeconfig=${kubeconfig}`,
-        '--controllers=job-controller,garbage-collector-controller,deployment-controller,replicaset-controller',
+        '--controllers=job-controller,garbage-collector-controller,deployment-controller,replicaset-controller,clusterrole-aggregation-controller',
         '--leader-elect=false',
         '--secure-port=0',
       ],

@@ -1,0 +1,84 @@
+// kinfer API tokens: random secrets shown once, stored as their SHA-256 (a stolen database gives
+// no usable token), each with a name, an owner, a role and an optional expiry; revoked, not deleted.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+
+export const ROLES = ['viewer', 'user', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What makes a kinfer token recognisable (and tells it from a JWT). */
+export const API_TOKEN_PREFIX = 'kinfer_';
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  owner: string;
+  role: Role;
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const newTokenSecret = () => `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+
+const COLUMNS = 'id, name, owner, role, created_at, expires_at, revoked_at, last_used_at';
+
+export class TokenStore {
+  readonly #ds: DataSource;
+
+  constructor(ds: DataSource) {
+    this.#ds = ds;
+  }
+
+  /** Creates a token; its secret is returned here and never again. */
+  async create(
+    input: { name: string; owner: string; role: Role; expiresAt: Date | null },
+    secret = newTokenSecret(),
+  ): Promise<{ token: ApiToken; secret: string }> {
+    const [token] = (await this.#ds.query(
+      `INSERT INTO api_tokens (id, name, owner, role, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+      [randomUUID(), input.name, input.owner, input.role, hashToken(secret), input.expiresAt],
+    )) as ApiToken[];
+    return { token: token!, secret };
+  }
+
+  /** Makes a known secret a token (the bootstrap admin token), once: a second start changes nothing. */
+  async ensure(input: { name: string; owner: string; role: Role }, secret: string): Promise<void> {
+    await this.#ds.query(
+      `INSERT INTO api_tokens (id, name, owner, role, token_hash) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_hash) DO UPDATE SET revoked_at = NULL`,
+      [randomUUID(), input.name, input.owner, input.role, hashToken(secret)],
+    );
+  }
+
+  /** The token a secret belongs to, whatever its state (the caller says why it is refused). */
+  async findBySecret(secret: string): Promise<ApiToken | null> {
+    // TypeORM answers an UPDATE ... RETURNING with [rows, count].
+    const [[token]] = (await this.#ds.query(`UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1 RETURNING ${COLUMNS}`, [hashToken(secret)])) as [
+      ApiToken[],
+      number,
+    ];
+    return token ?? null;
+  }
+
+  async list(owner?: string): Promise<ApiToken[]> {
+    return (await this.#ds.query(
+      `SELECT ${COLUMNS} FROM api_tokens ${owner === undefined ? '' : 'WHERE owner = $1'} ORDER BY created_at DESC`,
+      owner === undefined ? [] : [owner],
+    )) as ApiToken[];
+  }
+
+  async get(id: string): Promise<ApiToken | null> {
+    const [token] = (await this.#ds.query(`SELECT ${COLUMNS} FROM api_tokens WHERE id = $1`, [id])) as ApiToken[];
+    return token ?? null;
+  }
+
+  async revoke(id: string): Promise<ApiToken | null> {
+    const [[token]] = (await this.#ds.query(`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`, [id])) as [
+      ApiToken[],
+      number,
+    ];
+    return token ?? null;
+  }
+}
