@@ -11,3 +11,4 @@ export * from './model/class-match.ts';
 export * from './model/onnx-graph.ts';
 export * from './job-fields.ts';
 export * from './job-errors.ts';
+export * from './storage-credentials.ts';

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { InferenceType, InputConfig, TaskType } from './jobs.ts';
 import { XaiImages, XaiMethod, XaiTarget } from './xai.ts';
 import { parseStorageUri } from './storage-layout.ts';
+import { parseBucketCredentials } from './storage-credentials.ts';
 
 const boolFromEnv = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -86,6 +87,18 @@ export const RunnerEnv = z
     AWS_ACCESS_KEY_ID: z.string().optional(),
     AWS_SECRET_ACCESS_KEY: z.string().optional(),
     AWS_REGION: z.string().default('us-east-1'),
+    /** Added: JSON {bucket: {access_key_id, secret_access_key, endpoint?, region?}} for the buckets of this job that have their own. */
+    S3_BUCKET_CREDENTIALS: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        try {
+          return parseBucketCredentials(raw, 'S3_BUCKET_CREDENTIALS');
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^S3_BUCKET_CREDENTIALS /, '') });
+          return z.NEVER;
+        }
+      }),
     /** Artifacts bucket (seed name); used when ARTIFACTS_URI is not set. */
     BUCKET_NAME: z.string().optional(),
     /** Added: where artifacts go, `s3://bucket[/prefix]` or `file:///dir`. Overrides BUCKET_NAME. */

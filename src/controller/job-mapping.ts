@@ -5,7 +5,16 @@
 //   row           -> InferenceJob spec (the resource that mirrors a REST-submitted job)
 //   row           -> runner environment (the contract)
 // and the spelling of a definition's field at the kubectl door (`spec.dataset.split`).
-import { toRunnerEnv, type InferenceType, type InputConfig, type JobKind, type TaskType, type XaiMethod } from '../contract/index.ts';
+import {
+  parseStorageUri,
+  toRunnerEnv,
+  type BucketCredentialsMap,
+  type InferenceType,
+  type InputConfig,
+  type JobKind,
+  type TaskType,
+  type XaiMethod,
+} from '../contract/index.ts';
 import type { InferenceJob as InferenceJobRow, TestRun } from '../db/entities.ts';
 import type { Job, NewInferenceJob, NewTestRun } from '../db/job-store.ts';
 import type { InferenceJobSpec } from '../kube/inference-job.ts';
@@ -207,8 +216,32 @@ export interface RunnerSettings {
   batchSize?: number | undefined;
   intraOpThreads?: number | undefined;
   heartbeatSeconds?: number | undefined;
+  /** Buckets with their own credentials; a runner gets the entries of its job's buckets only. */
+  bucketCredentials?: BucketCredentialsMap | undefined;
   /** An OpenAI-compatible endpoint for natural-language explanations (optional). */
   xaiLlm?: { baseUrl: string; model: string | undefined; apiKey: string | undefined } | undefined;
+}
+
+/** The credentials of the buckets this job reads or writes (JSON), or undefined when none has its own. */
+function bucketCredentialsFor(job: Job, settings: RunnerSettings): string | undefined {
+  const all = settings.bucketCredentials ?? {};
+  if (Object.keys(all).length === 0) return undefined;
+  const input = (job as Partial<InferenceJobRow>).input_config as { image_path?: string; image_paths?: string[]; dataset_path?: string } | undefined;
+  const uris = [
+    job.checkpoint_path,
+    settings.artifactsUri,
+    (job as Partial<TestRun>).dataset_path,
+    input?.image_path,
+    input?.dataset_path,
+    ...(input?.image_paths ?? []),
+  ];
+  const mine: BucketCredentialsMap = {};
+  for (const uri of uris) {
+    if (!uri?.startsWith('s3://')) continue;
+    const { bucket } = parseStorageUri(uri) as { bucket: string };
+    if (all[bucket]) mine[bucket] = all[bucket];
+  }
+  return Object.keys(mine).length > 0 ? JSON.stringify(mine) : undefined;
 }
 
 /** One job's runner environment, per the contract. */
@@ -238,6 +271,7 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     BATCH_SIZE: settings.batchSize,
     INTRA_OP_THREADS: settings.intraOpThreads,
     HEARTBEAT_SECONDS: settings.heartbeatSeconds,
+    S3_BUCKET_CREDENTIALS: bucketCredentialsFor(job, settings),
   } as const;
   if (kind === 'test_run') {
     const run = job as TestRun;

@@ -1,9 +1,11 @@
 // Controller entrypoint: REST API + the tier that runs jobs (KINFER_EXECUTOR: subprocess or
 // kubernetes). Applies database migrations at start.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseBucketCredentials } from '../contract/index.ts';
 import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
@@ -84,6 +86,9 @@ const Config = z.object({
   AWS_REGION: z.string().default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  /** JSON {bucket: {access_key_id, secret_access_key, endpoint?, region?}}: buckets with their own credentials (or `_FILE`). */
+  KINFER_S3_BUCKET_CREDENTIALS: z.string().optional(),
+  KINFER_S3_BUCKET_CREDENTIALS_FILE: z.string().optional(),
   // Access (README "Access")
   /** The first admin token (the chart's Secret), or a file that holds it, made on first start (kinfer serve). */
   KINFER_ADMIN_TOKEN: z.string().optional(),
@@ -134,7 +139,18 @@ try {
   const tokens = new TokenIssuer(pemFromEnv(process.env, 'KINFER_TOKEN_PRIVATE_KEY'), config.KINFER_TOKEN_TTL_SECONDS);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 10, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
   const store = new JobStore(ds);
-  const s3 = { endpoint: config.S3_ENDPOINT, region: config.AWS_REGION, accessKeyId: config.AWS_ACCESS_KEY_ID, secretAccessKey: config.AWS_SECRET_ACCESS_KEY };
+  const buckets = parseBucketCredentials(
+    config.KINFER_S3_BUCKET_CREDENTIALS ??
+      (config.KINFER_S3_BUCKET_CREDENTIALS_FILE ? readFileSync(config.KINFER_S3_BUCKET_CREDENTIALS_FILE, 'utf8') : undefined),
+    'KINFER_S3_BUCKET_CREDENTIALS',
+  );
+  const s3 = {
+    endpoint: config.S3_ENDPOINT,
+    region: config.AWS_REGION,
+    accessKeyId: config.AWS_ACCESS_KEY_ID,
+    secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
+    buckets,
+  };
   const runner: RunnerSettings = {
     callbackUrl: config.KINFER_CALLBACK_URL,
     artifactsUri: config.KINFER_ARTIFACTS_URI,
@@ -145,6 +161,7 @@ try {
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
     heartbeatSeconds: config.KINFER_RUNNER_HEARTBEAT_SECONDS,
+    bucketCredentials: buckets,
     xaiLlm: config.KINFER_XAI_LLM_BASE_URL
       ? { baseUrl: config.KINFER_XAI_LLM_BASE_URL, model: config.KINFER_XAI_LLM_MODEL, apiKey: config.KINFER_XAI_LLM_API_KEY }
       : undefined,

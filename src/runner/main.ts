@@ -43,6 +43,7 @@ async function main(): Promise<number> {
     region: env.AWS_REGION,
     accessKeyId: env.AWS_ACCESS_KEY_ID,
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+    buckets: env.S3_BUCKET_CREDENTIALS,
   });
   const abort = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -7,13 +7,15 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { parseStorageUri } from '../contract/index.ts';
+import { parseStorageUri, s3SettingsFor, type BucketCredentialsMap } from '../contract/index.ts';
 
 export interface StorageSettings {
   endpoint?: string | undefined;
   region: string;
   accessKeyId?: string | undefined;
   secretAccessKey?: string | undefined;
+  /** Buckets with their own endpoint or keys (KINFER_S3_BUCKET_CREDENTIALS). */
+  buckets?: BucketCredentialsMap | undefined;
 }
 
 /** What identifies one version of an object: its size and ETag (S3) or modification time (files). */
@@ -30,20 +32,26 @@ const notFound = (err: unknown) => {
 
 export class StorageClient {
   readonly #settings: StorageSettings;
-  #s3: S3Client | undefined;
+  /** One client per bucket with its own credentials, and one ('') for the rest. */
+  readonly #s3 = new Map<string, S3Client>();
 
   constructor(settings: StorageSettings) {
     this.#settings = settings;
   }
 
-  #client(): S3Client {
-    const s = this.#settings;
-    this.#s3 ??= new S3Client({
-      region: s.region,
-      ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-      ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
-    });
-    return this.#s3;
+  #client(bucket: string): S3Client {
+    const key = this.#settings.buckets?.[bucket] ? bucket : '';
+    let client = this.#s3.get(key);
+    if (!client) {
+      const s = s3SettingsFor(this.#settings, this.#settings.buckets ?? {}, bucket);
+      client = new S3Client({
+        region: s.region,
+        ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
+        ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
+      });
+      this.#s3.set(key, client);
+    }
+    return client;
   }
 
   /** The object's size and version, or null when there is no object (a folder is not one). */
@@ -54,7 +62,7 @@ export class StorageClient {
       return s?.isFile() ? { size: s.size, version: String(s.mtimeMs) } : null;
     }
     try {
-      const head = await this.#client().send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+      const head = await this.#client(loc.bucket).send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
       return { size: head.ContentLength ?? 0, version: head.ETag ?? String(head.LastModified?.getTime() ?? '') };
     } catch (err) {
       if (notFound(err)) return null;
@@ -76,7 +84,7 @@ export class StorageClient {
         () => false,
       );
     const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
-    const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, MaxKeys: 1 }), { abortSignal: signal });
+    const page = await this.#client(loc.bucket).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, MaxKeys: 1 }), { abortSignal: signal });
     return (page.KeyCount ?? 0) > 0;
   }
 
@@ -91,9 +99,12 @@ export class StorageClient {
     const folders: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), {
-        abortSignal: signal,
-      });
+      const page = await this.#client(loc.bucket).send(
+        new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+        {
+          abortSignal: signal,
+        },
+      );
       for (const p of page.CommonPrefixes ?? []) if (p.Prefix) folders.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -112,7 +123,7 @@ export class StorageClient {
       }
       return;
     }
-    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+    const res = await this.#client(loc.bucket).send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
     const body = res.Body as AsyncIterable<Uint8Array> & { destroy?: () => void };
     try {
       yield* body;
@@ -124,7 +135,7 @@ export class StorageClient {
   async read(uri: string, signal?: AbortSignal): Promise<Buffer> {
     const loc = parseStorageUri(uri);
     if (loc.scheme === 'file') return readFile(loc.path, { signal });
-    const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+    const res = await this.#client(loc.bucket).send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
     return Buffer.from(await res.Body!.transformToByteArray());
   }
 
@@ -135,6 +146,6 @@ export class StorageClient {
       await writeFile(loc.path, body);
       return;
     }
-    await this.#client().send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body }));
+    await this.#client(loc.bucket).send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body }));
   }
 }

@@ -103,13 +103,22 @@ describe('helm lint and template', () => {
     expect(all).toContain('nodePort: 30080');
     // The runner defaults reach the controller as one JSON value (escaped inside YAML quotes).
     expect(all).toContain('\\"gpu\\":{\\"nodeSelector\\":{\\"kinfer.io/accelerator\\":\\"nvidia-gpu\\"}');
+    // Access: OIDC with its groups, the storage allow-list, credentials per bucket from a Secret.
+    for (const line of [
+      'value: "https://login.example.com/realms/ml"',
+      'value: "team-vision=vision"',
+      'value: "s3://artifacts,s3://datasets/shared"',
+      'secretKeyRef: { name: kinfer-team-buckets, key: buckets.json }',
+    ])
+      expect(all).toContain(line);
     const minimal = await render('minimal-values.yaml');
     for (const kind of ['ServiceMonitor', 'PodDisruptionBudget', 'NetworkPolicy', 'ClusterRole', 'ServiceAccount', 'Pod'])
       expect(minimal).not.toContain(`kind: ${kind}\n`);
     expect(minimal).toContain('serviceAccountName: kinfer-platform');
     const existing = await render('existing-secrets-values.yaml');
-    // No Secret is generated when all three are given.
+    // No Secret is generated when all four are given.
     expect(existing).not.toContain('kind: Secret');
+    expect(existing).toContain('secretKeyRef: { name: kinfer-admin, key: api-token }');
     expect(existing).toContain('name: kinfer-token-keys, key: private.pem');
   });
 });

@@ -37,9 +37,15 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-export async function startS3Server(opts: { port: number; dataDir: string; buckets: string[] }): Promise<S3Server> {
-  const accessKeyId = 'kinfer-test';
-  const secretAccessKey = 'kinfer-test-secret';
+export async function startS3Server(opts: {
+  port: number;
+  dataDir: string;
+  buckets: string[];
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}): Promise<S3Server> {
+  const accessKeyId = opts.accessKeyId ?? 'kinfer-test';
+  const secretAccessKey = opts.secretAccessKey ?? 'kinfer-test-secret';
   mkdirSync(opts.dataDir, { recursive: true });
   const child: ChildProcess = spawn(versitygwBinary(), ['--port', `127.0.0.1:${opts.port}`, 'posix', opts.dataDir], {
     env: { PATH: process.env.PATH, ROOT_ACCESS_KEY: accessKeyId, ROOT_SECRET_KEY: secretAccessKey },

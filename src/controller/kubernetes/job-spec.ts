@@ -6,7 +6,7 @@ import { API_VERSION, KIND, LABELS, MANAGED_BY, type InferenceJob } from '../../
 import { placementFor, type RunnerPodDefaults } from './runner-pod-defaults.ts';
 
 /** Runner variables that go into the Secret, referenced with secretKeyRef. */
-export const SECRET_ENV = ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'XAI_LLM_API_KEY'] as const;
+export const SECRET_ENV = ['CALLBACK_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'S3_BUCKET_CREDENTIALS', 'XAI_LLM_API_KEY'] as const;
 
 export interface RunnerPodSettings {
   image: string;

@@ -7,13 +7,15 @@ import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { formatStorageUri, parseStorageUri } from '../../contract/index.ts';
+import { formatStorageUri, parseStorageUri, s3SettingsFor, type BucketCredentialsMap } from '../../contract/index.ts';
 
 export interface S3Settings {
   endpoint?: string | undefined;
   region: string;
   accessKeyId?: string | undefined;
   secretAccessKey?: string | undefined;
+  /** Buckets with their own endpoint or keys (S3_BUCKET_CREDENTIALS). */
+  buckets?: BucketCredentialsMap | undefined;
 }
 
 export class ObjectNotFoundError extends Error {
@@ -33,22 +35,27 @@ export interface ObjectWriter {
 }
 
 export class ObjectStore {
-  #s3: S3Client | undefined;
+  /** One client per bucket with its own credentials, and one ('') for the rest. */
+  readonly #s3 = new Map<string, S3Client>();
   readonly #settings: S3Settings;
 
   constructor(settings: S3Settings) {
     this.#settings = settings;
   }
 
-  #client(): S3Client {
-    this.#s3 ??= new S3Client({
-      region: this.#settings.region,
-      ...(this.#settings.endpoint ? { endpoint: this.#settings.endpoint, forcePathStyle: true } : {}),
-      ...(this.#settings.accessKeyId && this.#settings.secretAccessKey
-        ? { credentials: { accessKeyId: this.#settings.accessKeyId, secretAccessKey: this.#settings.secretAccessKey } }
-        : {}),
-    });
-    return this.#s3;
+  #client(bucket: string): S3Client {
+    const key = this.#settings.buckets?.[bucket] ? bucket : '';
+    let client = this.#s3.get(key);
+    if (!client) {
+      const s = s3SettingsFor(this.#settings, this.#settings.buckets ?? {}, bucket);
+      client = new S3Client({
+        region: s.region,
+        ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
+        ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
+      });
+      this.#s3.set(key, client);
+    }
+    return client;
   }
 
   async read(uri: string): Promise<Buffer> {
@@ -62,7 +69,7 @@ export class ObjectStore {
       }
     }
     try {
-      const res = await this.#client().send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+      const res = await this.#client(loc.bucket).send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
       if (!res.Body) throw new ObjectNotFoundError(uri);
       return Buffer.from(await res.Body.transformToByteArray());
     } catch (err) {
@@ -84,7 +91,7 @@ export class ObjectStore {
     const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
     let token: string | undefined;
     do {
-      const page = await this.#client().send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
+      const page = await this.#client(loc.bucket).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const obj of page.Contents ?? []) {
         if (obj.Key && !obj.Key.endsWith('/')) yield formatStorageUri({ scheme: 's3', bucket: loc.bucket, key: obj.Key });
       }
@@ -99,7 +106,7 @@ export class ObjectStore {
       await writeFile(loc.path, body);
       return;
     }
-    await this.#client().send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body, ContentType: contentType }));
+    await this.#client(loc.bucket).send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body, ContentType: contentType }));
   }
 
   /** Streams an object of unknown length (multipart upload on S3), so large artifacts never sit in memory. */
@@ -112,7 +119,7 @@ export class ObjectStore {
     }
     const stream = new PassThrough();
     const upload = new Upload({
-      client: this.#client(),
+      client: this.#client(loc.bucket),
       params: { Bucket: loc.bucket, Key: loc.key, Body: stream, ContentType: contentType },
     });
     return { stream, done: upload.done().then(() => undefined) };
