@@ -169,6 +169,26 @@ describe('kinfer run equals an inference job, for every task', () => {
     await stack?.stop();
   });
 
+  it('kinfer token create | list | revoke, authenticated by the admin token of KINFER_HOME; a revoked token is refused', async () => {
+    const api = ['--api', stack.apiUrl];
+    const as = (env: Record<string, string>) => (args: string[]) =>
+      runCommand(KINFER, args, { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', KINFER_TOKEN: '', ...env } });
+    const admin = as({ KINFER_HOME: stack.home });
+    const created = await admin(['token', 'create', '--name', 'ci', '--role', 'viewer', '--owner', 'robot', ...api]);
+    expect(created.code).toBe(0);
+    const [line, secret] = created.stdout.trim().split('\n');
+    expect(line).toMatch(/^token [0-9a-f-]{36} for robot \(viewer\), expires /);
+    expect(secret).toMatch(/^kinfer_[\w-]{43}$/);
+    const id = /^token ([0-9a-f-]{36})/.exec(line!)![1]!;
+    const robot = as({ KINFER_HOME: '/nonexistent', KINFER_TOKEN: secret! });
+    expect((await robot(['token', 'list', ...api])).stdout).toMatch(new RegExp(`${id}  robot +viewer  active`));
+    expect((await admin(['token', 'revoke', id, ...api])).stdout.trim()).toBe(`token ${id} revoked`);
+    const refused = await robot(['token', 'list', ...api]);
+    expect([refused.code, refused.stderr.trim()]).toEqual([1, 'kinfer: error: HTTP 401: API token revoked']);
+    const anonymous = await as({ KINFER_HOME: '/nonexistent' })(['token', 'list', ...api]);
+    expect(anonymous.stderr).toMatch(/HTTP 401: missing bearer token/);
+  });
+
   /** What both report about the image (timings and where artifacts went differ by nature); absent and null alike. */
   const PREDICTION = [
     'image_index',
