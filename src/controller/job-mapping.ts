@@ -79,7 +79,10 @@ function xaiConfigOf(
 }
 
 /** The fields both kinds of REST request share. */
-function commonOfRequest(body: CreateTestRun | CreateInferenceJob): CommonDefinition {
+/** A request whose model is a checkpoint: given as one, or resolved from the registry (`model`). */
+type WithCheckpoint<T> = T & { checkpoint_path: string };
+
+function commonOfRequest(body: WithCheckpoint<CreateTestRun | CreateInferenceJob>): CommonDefinition {
   return {
     name: body.name ?? null,
     task_type: body.task_type,
@@ -90,7 +93,7 @@ function commonOfRequest(body: CreateTestRun | CreateInferenceJob): CommonDefini
   };
 }
 
-export function definitionFromTestRunRequest(body: CreateTestRun): TestRunDefinition {
+export function definitionFromTestRunRequest(body: WithCheckpoint<CreateTestRun>): TestRunDefinition {
   return {
     kind: 'test_run',
     ...commonOfRequest(body),
@@ -100,7 +103,7 @@ export function definitionFromTestRunRequest(body: CreateTestRun): TestRunDefini
   };
 }
 
-export function definitionFromInferenceRequest(body: CreateInferenceJob): InferenceJobDefinition {
+export function definitionFromInferenceRequest(body: WithCheckpoint<CreateInferenceJob>): InferenceJobDefinition {
   return {
     kind: 'inference_job',
     ...commonOfRequest(body),

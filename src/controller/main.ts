@@ -21,6 +21,8 @@ import { parseRunnerPodDefaults } from './kubernetes/runner-pod-defaults.ts';
 import { runnerEnvFor, type RunnerSettings } from './job-mapping.ts';
 import { TokenIssuer } from './token-issuer.ts';
 import { TokenStore } from '../db/token-store.ts';
+import { ModelStore } from '../db/model-store.ts';
+import { capabilitiesOf } from './api/capabilities.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import { SubmitLimiter } from './auth/limits.ts';
@@ -237,6 +239,15 @@ try {
     limiter: new SubmitLimiter({ perMinute: config.KINFER_SUBMITS_PER_MINUTE, maxActiveJobs: config.KINFER_MAX_ACTIVE_JOBS_PER_USER }),
     maxBodyBytes: config.KINFER_MAX_BODY_BYTES,
     metricsPublic: config.KINFER_METRICS_PUBLIC === 'true',
+    models: new ModelStore(ds),
+    capabilities: capabilitiesOf({
+      executor: config.KINFER_EXECUTOR,
+      oidc: Boolean(config.KINFER_OIDC_ISSUER),
+      allowedUris: config.KINFER_ALLOWED_URIS ?? ['s3://'],
+      maxBodyBytes: config.KINFER_MAX_BODY_BYTES,
+      submitsPerMinute: config.KINFER_SUBMITS_PER_MINUTE,
+      maxActiveJobsPerUser: config.KINFER_MAX_ACTIVE_JOBS_PER_USER,
+    }),
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
   await announcePort(server.port);

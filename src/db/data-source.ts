@@ -7,6 +7,7 @@ import { ErrorCodes1764200000000 } from './migrations/1764200000000-error-codes.
 import { XaiResults1764300000000 } from './migrations/1764300000000-xai-results.ts';
 import { LabelText1764400000000 } from './migrations/1764400000000-label-text.ts';
 import { Access1764500000000 } from './migrations/1764500000000-access.ts';
+import { ModelRegistry1764600000000 } from './migrations/1764600000000-model-registry.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764000000000,
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   XaiResults1764300000000,
   LabelText1764400000000,
   Access1764500000000,
+  ModelRegistry1764600000000,
 ];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {

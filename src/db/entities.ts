@@ -35,6 +35,9 @@ interface JobColumns {
   created_by: string | null;
   /** The namespace of the InferenceJob it came from (kubectl door), else null. */
   namespace: string | null;
+  /** The registry entry it was asked by (`model`), resolved to checkpoint_path at submit. */
+  model_name: string | null;
+  model_version: string | null;
   xai_method: XaiMethod | null;
   xai_config: Record<string, unknown> | null;
   trace_id: string;
@@ -115,6 +118,8 @@ const jobColumns = {
   enable_xai: { type: 'boolean', default: false },
   created_by: { type: 'varchar', length: 255, nullable: true },
   namespace: { type: 'varchar', length: 63, nullable: true },
+  model_name: { type: 'varchar', length: 128, nullable: true },
+  model_version: { type: 'varchar', length: 64, nullable: true },
   xai_method: { type: 'varchar', length: 64, nullable: true },
   xai_config: { type: 'jsonb', nullable: true },
   trace_id: { type: 'varchar', length: 128 },

@@ -33,12 +33,12 @@ export type NewTestRun = Pick<
   TestRun,
   'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'
 > &
-  Partial<Pick<TestRun, 'created_by' | 'namespace'>>;
+  Partial<Pick<TestRun, 'created_by' | 'namespace' | 'model_name' | 'model_version'>>;
 export type NewInferenceJob = Pick<
   InferenceJob,
   'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'
 > &
-  Partial<Pick<InferenceJob, 'created_by' | 'namespace'>>;
+  Partial<Pick<InferenceJob, 'created_by' | 'namespace' | 'model_name' | 'model_version'>>;
 
 /** The outcome of a state change: applied, refused because the job already ended, or no such job. */
 export type UpdateOutcome =

@@ -13,6 +13,8 @@ import type { Tier } from '../../src/controller/tier.ts';
 import { openDatabase } from '../../src/db/data-source.ts';
 import { JobStore, type Job } from '../../src/db/job-store.ts';
 import { TokenStore } from '../../src/db/token-store.ts';
+import { ModelStore } from '../../src/db/model-store.ts';
+import { capabilitiesOf } from '../../src/controller/api/capabilities.ts';
 import { Authenticator, type AuthenticatorOptions } from '../../src/controller/auth/authenticator.ts';
 import { SubmitLimiter, type SubmitLimits } from '../../src/controller/auth/limits.ts';
 import { StoragePolicy } from '../../src/controller/auth/storage-policy.ts';
@@ -108,17 +110,34 @@ export interface Served {
   call<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
 }
 
-/** The REST API's access parts on a test database, with an admin token (`bearer`: its header). */
+/** The REST API's parts besides the store and admission (access, registry, capabilities) on a test database, with an admin token (`bearer`: its header). */
 export async function testAccess(
   ds: DataSource,
   opts: { oidc?: AuthenticatorOptions['oidc']; limits?: SubmitLimits } = {},
-): Promise<{ auth: Authenticator; tokens: TokenStore; limiter: SubmitLimiter; adminToken: string; bearer: Record<string, string> }> {
+): Promise<{
+  auth: Authenticator;
+  tokens: TokenStore;
+  limiter: SubmitLimiter;
+  models: ModelStore;
+  capabilities: () => Promise<Record<string, unknown>>;
+  adminToken: string;
+  bearer: Record<string, string>;
+}> {
   const tokens = new TokenStore(ds);
   const { secret } = await tokens.create({ name: 'test admin', owner: 'admin', role: 'admin', expiresAt: null });
   return {
     auth: new Authenticator({ tokens, oidc: opts.oidc }),
     tokens,
     limiter: new SubmitLimiter(opts.limits ?? { perMinute: 1_000_000, maxActiveJobs: 1_000_000 }),
+    models: new ModelStore(ds),
+    capabilities: capabilitiesOf({
+      executor: 'fake',
+      oidc: opts.oidc !== undefined,
+      allowedUris: [`s3://${process.env.KINFER_TEST_BUCKET}`, process.env.KINFER_TEST_DIR!],
+      maxBodyBytes: 2 * 2 ** 20,
+      submitsPerMinute: opts.limits?.perMinute ?? 1_000_000,
+      maxActiveJobsPerUser: opts.limits?.maxActiveJobs ?? 1_000_000,
+    }),
     adminToken: secret,
     bearer: { authorization: `Bearer ${secret}` },
   };

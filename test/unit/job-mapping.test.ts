@@ -39,6 +39,9 @@ const SPECS = {
   folder: { type: 'inference', taskType: 'semantic_segmentation', checkpointPath: 's3://models/x.onnx', input: { datasetPath: 's3://inbox/folder' } },
 } as const;
 
+/** A parsed request that names a checkpoint (not a registered model). */
+const checkpointed = <T extends { checkpoint_path?: string | undefined }>(body: T) => body as T & { checkpoint_path: string };
+
 describe('InferenceJob spec <-> definition <-> row', () => {
   it.each(Object.entries(SPECS))('%s: spec -> definition -> row -> spec is the spec (with defaults)', (_name, raw) => {
     const spec = InferenceJobSpec.parse(raw);
@@ -47,14 +50,16 @@ describe('InferenceJob spec <-> definition <-> row', () => {
 
   it('keeps the definition through row -> spec -> definition', () => {
     const def = definitionFromTestRunRequest(
-      CreateTestRun.parse({
-        checkpoint_path: 's3://models/x.onnx',
-        dataset_path: 's3://datasets/x',
-        task_type: 'image_classification',
-        training_job_id: 't',
-        name: 'eval',
-        xai_config: { num_samples: 5 },
-      }),
+      checkpointed(
+        CreateTestRun.parse({
+          checkpoint_path: 's3://models/x.onnx',
+          dataset_path: 's3://datasets/x',
+          task_type: 'image_classification',
+          training_job_id: 't',
+          name: 'eval',
+          xai_config: { num_samples: 5 },
+        }),
+      ),
     );
     expect(definitionFromSpec('eval', InferenceJobSpec.parse(specFromRow('test_run', rowOf(def))))).toEqual(def);
   });
@@ -71,14 +76,16 @@ describe('InferenceJob spec <-> definition <-> row', () => {
 describe('REST request -> definition -> row -> runner environment', () => {
   it('a test run reaches the runner as the contract says', () => {
     const def = definitionFromTestRunRequest(
-      CreateTestRun.parse({
-        checkpoint_path: 's3://models/x.onnx',
-        dataset_path: 's3://datasets/x',
-        dataset_split: 'val',
-        task_type: 'image_classification',
-        xai_method: 'lime',
-        xai_config: { target_layer: 'conv5', num_samples: 300 },
-      }),
+      checkpointed(
+        CreateTestRun.parse({
+          checkpoint_path: 's3://models/x.onnx',
+          dataset_path: 's3://datasets/x',
+          dataset_split: 'val',
+          task_type: 'image_classification',
+          xai_method: 'lime',
+          xai_config: { target_layer: 'conv5', num_samples: 300 },
+        }),
+      ),
     );
     const env = parseRunnerEnv(runnerEnvFor('test_run', rowOf(def), settings, 'token-1'));
     expect(env).toMatchObject({
@@ -102,12 +109,14 @@ describe('REST request -> definition -> row -> runner environment', () => {
 
   it('an inference job keeps only the input its type names', () => {
     const def = definitionFromInferenceRequest(
-      CreateInferenceJob.parse({
-        checkpoint_path: '/m.onnx',
-        task_type: 'object_detection',
-        inference_type: 'batch',
-        input_config: { image_paths: ['/a.png', '/b.png'] },
-      }),
+      checkpointed(
+        CreateInferenceJob.parse({
+          checkpoint_path: '/m.onnx',
+          task_type: 'object_detection',
+          inference_type: 'batch',
+          input_config: { image_paths: ['/a.png', '/b.png'] },
+        }),
+      ),
     );
     expect(newJobOf(def)).toEqual({
       kind: 'inference_job',

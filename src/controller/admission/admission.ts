@@ -14,6 +14,7 @@ import {
   planXai,
   XaiConfigError,
   type ModelDescription,
+  type TaskType,
 } from '../../contract/index.ts';
 import type { FieldProblem } from '../../http/errors.ts';
 import type { StorageClient } from '../../storage/object-store.ts';
@@ -79,6 +80,30 @@ export class Admission {
       if (err instanceof StorageUnavailableError) throw err;
       throw new StorageUnavailableError(`object storage failed a submit-time check: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * What a model file is, as a job's admission would read it (registering a model): the same
+   * allow-list, the same header checks for the task; problems name `checkpoint_path`/`task_type`.
+   */
+  async describe(uri: string, task: TaskType): Promise<{ problems: FieldProblem[]; model?: ModelDescription }> {
+    const refused = this.#o.policy?.refusal(uri);
+    if (refused) return { problems: [{ field: 'checkpoint_path', message: refused }] };
+    const signal = AbortSignal.timeout(this.#o.timeoutMs);
+    let files;
+    try {
+      files = await this.#o.models.inspect(uri, signal);
+    } catch (err) {
+      if (err instanceof OnnxFormatError) return { problems: [{ field: 'checkpoint_path', message: `not an ONNX model: ${err.message}` }] };
+      if (err instanceof ModelMetadataError) return { problems: [{ field: 'checkpoint_path', message: err.message }] };
+      const why = storageRefusal(err);
+      if (why) return { problems: [{ field: 'checkpoint_path', message: `${why}: ${uri}` }] };
+      if (signal.aborted) throw new StorageUnavailableError(`object storage did not answer within ${this.#o.timeoutMs / 1000}s`);
+      throw new StorageUnavailableError(`object storage failed: ${(err as Error).message}`);
+    }
+    if (!files) return { problems: [{ field: 'checkpoint_path', message: `no such object: ${uri}` }] };
+    const described = describeModel(files.header, files.sidecar, task);
+    return described.problems.length > 0 || !described.model ? { problems: described.problems } : { problems: [], model: described.model };
   }
 
   #outsidePolicy(def: JobDefinition): FieldProblem[] {

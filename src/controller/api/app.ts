@@ -3,7 +3,7 @@
 // pending, and is handed to the tier that runs jobs.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { JobKind } from '../../contract/index.ts';
+import type { JobKind, TaskType } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { TokenStore } from '../../db/token-store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
@@ -14,12 +14,14 @@ import { tokenRoutes } from './tokens.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
 import { HttpError, validationError } from '../../http/errors.ts';
-import { errorHandler, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../../http/plumbing.ts';
+import { errorHandler, fieldProblems, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../../http/plumbing.ts';
 import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
-import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery } from './requests.ts';
+import { modelRoutes, resolveModel } from './models.ts';
+import type { ModelStore } from '../../db/model-store.ts';
+import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery, ValidateRequest } from './requests.ts';
 
 export interface ControllerAppDeps {
   store: JobStore;
@@ -34,6 +36,9 @@ export interface ControllerAppDeps {
   maxBodyBytes?: number;
   /** /metrics without a token (KINFER_METRICS_PUBLIC); else an admin's token. */
   metricsPublic?: boolean;
+  models: ModelStore;
+  /** What this installation can do (GET /capabilities). */
+  capabilities: () => Promise<Record<string, unknown>>;
 }
 
 const HIDDEN = new Set(['executor', 'executor_ref']);
@@ -97,6 +102,20 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   app.use(express.json({ limit: deps.maxBodyBytes ?? 2 * 2 ** 20 }));
   app.use(rejectNulCharacters('validation_error'));
 
+  /** A request that names a registered model gets its checkpoint; the entry is kept on the job. */
+  const withCheckpoint = async <T extends { checkpoint_path?: string | undefined; model?: string | undefined }>(
+    body: T,
+  ): Promise<{ body: T & { checkpoint_path: string }; from: Record<string, string | null> }> => {
+    if (body.model === undefined) return { body: body as T & { checkpoint_path: string }, from: {} };
+    const entry = await resolveModel(deps.models, body.model);
+    if (typeof entry === 'string') throw validationError([{ field: 'model', message: entry }]);
+    const { model: _ref, ...rest } = body;
+    return { body: { ...(rest as T), checkpoint_path: entry.checkpoint_path }, from: { model_name: entry.name, model_version: entry.version } };
+  };
+
+  /** Reads a model's ONNX header as the admission does; the problems, or what it is. */
+  const inspectModel = async (uri: string, taskType: TaskType) => admission.describe(uri, taskType);
+
   const found = async (kind: JobKind, req: Request): Promise<Job> => {
     const id = String(req.params.id);
     const job = JobId.safeParse(id).success ? await store.get(kind, id) : null;
@@ -108,7 +127,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   };
 
   /** Admits a definition and stores it as a pending job, or throws the 400 / 429 / 503 that says why not. */
-  const admitAndStore = async (def: JobDefinition, req: Request): Promise<Job> => {
+  const admitAndStore = async (def: JobDefinition, req: Request, extra: Record<string, string | null> = {}): Promise<Job> => {
     requireRole(req, 'user', 'submitting a job');
     const caller = callerOf(req);
     deps.limiter.take(caller.subject, await store.activeCountOf(caller.subject));
@@ -120,7 +139,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       throw err;
     }
     if (!result.admitted) throw validationError(result.problems);
-    const owned = { created_by: caller.subject };
+    const owned = { created_by: caller.subject, ...extra };
     return result.job.kind === 'test_run' ? store.createTestRun({ ...result.job.row, ...owned }) : store.createInferenceJob({ ...result.job.row, ...owned });
   };
 
@@ -183,8 +202,8 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   }
 
   router.post('/test-runs', async (req, res) => {
-    const body = parseOr(CreateTestRun, req.body, 'validation_error', 'test run');
-    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body), req), req, res);
+    const { body, from } = await withCheckpoint(parseOr(CreateTestRun, req.body, 'validation_error', 'test run'));
+    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body), req, from), req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -204,9 +223,43 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   });
 
   router.post('/inference-jobs', async (req, res) => {
-    const body = parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job');
-    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body), req), req, res);
+    const { body, from } = await withCheckpoint(parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job'));
+    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body), req, from), req, res);
   });
+
+  // The full submit-time validation of a request, nothing created: every problem listed.
+  router.post('/validate', async (req, res) => {
+    const { kind, request } = parseOr(ValidateRequest, req.body, 'validation_error', 'validation request');
+    const schema = kind === 'test_run' ? CreateTestRun : CreateInferenceJob;
+    const parsed = schema.safeParse(request);
+    if (!parsed.success) {
+      res.json({ valid: false, problems: fieldProblems(parsed.error) });
+      return;
+    }
+    let def: JobDefinition;
+    try {
+      const { body } = await withCheckpoint(parsed.data);
+      def = kind === 'test_run' ? definitionFromTestRunRequest(body as never) : definitionFromInferenceRequest(body as never);
+    } catch (err) {
+      if (err instanceof HttpError && Array.isArray(err.body.fields)) {
+        res.json({ valid: false, problems: err.body.fields });
+        return;
+      }
+      throw err;
+    }
+    const result = await admission.admit(def).catch((err: unknown) => {
+      if (err instanceof StorageUnavailableError) throw new HttpError('storage_unavailable', err.message);
+      throw err;
+    });
+    if (!result.admitted) res.json({ valid: false, problems: result.problems });
+    else res.json({ valid: true, problems: [], model: result.model.metadata });
+  });
+
+  router.get('/capabilities', async (_req, res) => {
+    res.json(await deps.capabilities());
+  });
+
+  modelRoutes(router, { models: deps.models, inspect: (uri, taskType) => inspectModel(uri, taskType) });
 
   router.get('/inference-jobs/:id/results', async (req, res) => {
     const q = parseOr(PageQuery, req.query, 'validation_error', 'query');

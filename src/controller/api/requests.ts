@@ -2,6 +2,7 @@
 // same the InferenceJob spec is made of), so both doors refuse the same values with the same
 // words; rules across fields and against storage are the admission's (../admission/).
 import { z } from 'zod';
+import { ModelRefField } from './model-ref.ts';
 import { DatasetSplit, ImagePaths, JobName, JobStatus, StorageUriField, TaskType, TrainingJobId, XaiConfigFields, XaiMethod } from '../../contract/index.ts';
 
 const xaiFields = {
@@ -10,9 +11,19 @@ const xaiFields = {
   xai_config: z.object(XaiConfigFields).strict().optional(),
 };
 
+/** Exactly one of checkpoint_path and model names the model. */
+const oneModel = (body: { checkpoint_path?: string | undefined; model?: string | undefined }, ctx: z.RefinementCtx) => {
+  if (body.checkpoint_path === undefined && body.model === undefined)
+    ctx.addIssue({ code: 'custom', path: ['checkpoint_path'], message: 'is required (or model)' });
+  if (body.checkpoint_path !== undefined && body.model !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['model'], message: 'set checkpoint_path or model, not both' });
+};
+
 export const CreateTestRun = z
   .object({
-    checkpoint_path: StorageUriField,
+    checkpoint_path: StorageUriField.optional(),
+    /** A registered model instead of a checkpoint_path: name@version, name:stage or name. */
+    model: ModelRefField.optional(),
     dataset_path: StorageUriField,
     dataset_split: DatasetSplit.default('test'),
     task_type: TaskType,
@@ -20,12 +31,14 @@ export const CreateTestRun = z
     name: JobName.optional(),
     ...xaiFields,
   })
-  .strict();
+  .strict()
+  .superRefine(oneModel);
 export type CreateTestRun = z.output<typeof CreateTestRun>;
 
 export const CreateInferenceJob = z
   .object({
-    checkpoint_path: StorageUriField,
+    checkpoint_path: StorageUriField.optional(),
+    model: ModelRefField.optional(),
     task_type: TaskType,
     inference_type: z.enum(['single', 'batch', 'dataset']),
     /** Exactly one of the three, the one `inference_type` names (checked by the admission). */
@@ -33,7 +46,8 @@ export const CreateInferenceJob = z
     name: JobName.optional(),
     ...xaiFields,
   })
-  .strict();
+  .strict()
+  .superRefine(oneModel);
 export type CreateInferenceJob = z.output<typeof CreateInferenceJob>;
 
 const skipLimit = {
@@ -52,3 +66,6 @@ export const ImagesQuery = z.object({
 });
 
 export const PageQuery = z.object(skipLimit);
+
+/** POST /validate: a request of either kind, checked as a submit would, nothing created. */
+export const ValidateRequest = z.object({ kind: z.enum(['test_run', 'inference_job']), request: z.record(z.string(), z.unknown()) }).strict();

@@ -1,0 +1,94 @@
+// /api/v1/models: the model registry. Registering reads the ONNX file as a job's admission does
+// (it must exist, be allowed, load and fit its task); what it says (classes, input size) is kept.
+// Reading needs any role, registering and changing a stage the user role, deleting an admin or
+// the one who registered it.
+import type { Router } from 'express';
+import { z } from 'zod';
+import { StorageUriField, TaskType, type ModelDescription } from '../../contract/index.ts';
+import { STAGES, type ModelStore, type RegisteredModel } from '../../db/model-store.ts';
+import { HttpError, validationError, type FieldProblem } from '../../http/errors.ts';
+import { parseOr } from '../../http/plumbing.ts';
+import { callerOf, requireRole } from './caller.ts';
+import { MODEL_NAME, MODEL_VERSION, parseModelRef } from './model-ref.ts';
+
+const noNul = (s: string) => !s.includes('\u0000');
+const Label = z.string().min(1).max(200).refine(noNul, 'must not contain NUL characters');
+
+export const RegisterModel = z
+  .object({
+    name: z.string().regex(MODEL_NAME, 'must be lowercase letters, digits, . _ - (at most 128)'),
+    version: z.string().regex(MODEL_VERSION, 'must be letters, digits, . _ + - (at most 64)'),
+    task_type: TaskType,
+    checkpoint_path: StorageUriField,
+    stage: z.enum(STAGES).default('none'),
+    tags: z.record(Label, Label).default({}),
+    metrics: z.record(Label, z.number()).default({}),
+  })
+  .strict();
+
+const UpdateModel = z.object({ stage: z.enum(STAGES) }).strict();
+const ListModels = z.object({ name: z.string().max(128).optional(), stage: z.enum(STAGES).optional() }).strict();
+
+/** The registry entry a job's `model` names, or why there is none. */
+export async function resolveModel(models: ModelStore, ref: string): Promise<RegisteredModel | string> {
+  const parsed = parseModelRef(ref);
+  if (typeof parsed === 'string') return parsed;
+  const entry = 'version' in parsed ? await models.get(parsed.name, parsed.version) : await models.inStage(parsed.name, parsed.stage);
+  if (entry) return entry;
+  return 'version' in parsed ? `no registered model ${parsed.name}@${parsed.version}` : `${parsed.name} has no version in stage ${parsed.stage}`;
+}
+
+export interface ModelRouteDeps {
+  models: ModelStore;
+  inspect: (uri: string, task: TaskType) => Promise<{ problems: FieldProblem[]; model?: ModelDescription }>;
+}
+
+export function modelRoutes(router: Router, { models, inspect }: ModelRouteDeps): void {
+  const entry = async (name: string, version: string) => {
+    const found = await models.get(name, version);
+    if (!found) throw new HttpError('not_found', `no registered model ${name}@${version}`);
+    return found;
+  };
+
+  router.post('/models', async (req, res) => {
+    requireRole(req, 'user', 'registering a model');
+    const body = parseOr(RegisterModel, req.body, 'validation_error', 'model');
+    const described = await inspect(body.checkpoint_path, body.task_type);
+    if (!described.model) throw validationError(described.problems);
+    const { classNames, inputSize, namedClasses } = described.model.metadata;
+    const created = await models.register({
+      ...body,
+      metadata: { class_names: classNames, named_classes: namedClasses, input_size: inputSize, num_classes: classNames.length },
+      created_by: callerOf(req).subject,
+    });
+    if (!created) throw new HttpError('conflict', `${body.name}@${body.version} is registered already`);
+    res.status(201).location(`/api/v1/models/${created.name}/versions/${created.version}`).json(created);
+  });
+
+  router.get('/models', async (req, res) => {
+    const q = parseOr(ListModels, req.query, 'validation_error', 'query');
+    const items = await models.list(q);
+    res.json({ total_count: items.length, items });
+  });
+
+  router.get('/models/:name/versions/:version', async (req, res) => {
+    res.json(await entry(String(req.params.name), String(req.params.version)));
+  });
+
+  router.patch('/models/:name/versions/:version', async (req, res) => {
+    requireRole(req, 'user', 'changing a model stage');
+    const { stage } = parseOr(UpdateModel, req.body, 'validation_error', 'model');
+    await entry(String(req.params.name), String(req.params.version));
+    res.json(await models.setStage(String(req.params.name), String(req.params.version), stage));
+  });
+
+  router.delete('/models/:name/versions/:version', async (req, res) => {
+    const found = await entry(String(req.params.name), String(req.params.version));
+    const caller = callerOf(req);
+    if (caller.role !== 'admin' && found.created_by !== caller.subject) {
+      throw new HttpError('forbidden', `${caller.subject} did not register ${found.name}@${found.version}; only its owner or an admin deletes it`);
+    }
+    await models.delete(found.name, found.version);
+    res.status(204).end();
+  });
+}

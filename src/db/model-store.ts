@@ -1,0 +1,104 @@
+// The model registry's rows: one per name and version, with a stage. Promoting a version to
+// `production` archives the one that held it (one production version per name, as MLflow's
+// "archive existing versions").
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+
+export const STAGES = ['none', 'staging', 'production', 'archived'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface RegisteredModel {
+  id: string;
+  name: string;
+  version: string;
+  task_type: string;
+  checkpoint_path: string;
+  /** What the ONNX file says: class names, input size, ... */
+  metadata: Record<string, unknown>;
+  stage: Stage;
+  tags: Record<string, string>;
+  metrics: Record<string, number>;
+  created_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = 'id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, created_by, created_at, updated_at';
+
+export class ModelStore {
+  readonly #ds: DataSource;
+
+  constructor(ds: DataSource) {
+    this.#ds = ds;
+  }
+
+  /** Registers a version; null when that name and version exist already. */
+  async register(m: Omit<RegisteredModel, 'id' | 'created_at' | 'updated_at'>): Promise<RegisteredModel | null> {
+    return this.#ds.transaction(async (tx) => {
+      if (m.stage === 'production') await this.#archiveProduction(tx.query.bind(tx), m.name);
+      const rows = (await tx.query(
+        `INSERT INTO models (id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING RETURNING ${COLUMNS}`,
+        [
+          randomUUID(),
+          m.name,
+          m.version,
+          m.task_type,
+          m.checkpoint_path,
+          JSON.stringify(m.metadata),
+          m.stage,
+          JSON.stringify(m.tags),
+          JSON.stringify(m.metrics),
+          m.created_by,
+        ],
+      )) as RegisteredModel[];
+      return rows[0] ?? null;
+    });
+  }
+
+  async list(opts: { name?: string | undefined; stage?: Stage | undefined } = {}): Promise<RegisteredModel[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (opts.name) where.push(`name = $${params.push(opts.name)}`);
+    if (opts.stage) where.push(`stage = $${params.push(opts.stage)}`);
+    return (await this.#ds.query(
+      `SELECT ${COLUMNS} FROM models ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name, created_at DESC`,
+      params,
+    )) as RegisteredModel[];
+  }
+
+  async get(name: string, version: string): Promise<RegisteredModel | null> {
+    const [row] = (await this.#ds.query(`SELECT ${COLUMNS} FROM models WHERE name = $1 AND version = $2`, [name, version])) as RegisteredModel[];
+    return row ?? null;
+  }
+
+  /** The version of `name` in `stage` (the newest, for stages other than production). */
+  async inStage(name: string, stage: Stage): Promise<RegisteredModel | null> {
+    const [row] = (await this.#ds.query(`SELECT ${COLUMNS} FROM models WHERE name = $1 AND stage = $2 ORDER BY updated_at DESC LIMIT 1`, [
+      name,
+      stage,
+    ])) as RegisteredModel[];
+    return row ?? null;
+  }
+
+  async setStage(name: string, version: string, stage: Stage): Promise<RegisteredModel | null> {
+    return this.#ds.transaction(async (tx) => {
+      if (stage === 'production') await this.#archiveProduction(tx.query.bind(tx), name, version);
+      const [rows] = (await tx.query(`UPDATE models SET stage = $3, updated_at = now() WHERE name = $1 AND version = $2 RETURNING ${COLUMNS}`, [
+        name,
+        version,
+        stage,
+      ])) as [RegisteredModel[], number];
+      return rows[0] ?? null;
+    });
+  }
+
+  async delete(name: string, version: string): Promise<boolean> {
+    const [, count] = (await this.#ds.query(`DELETE FROM models WHERE name = $1 AND version = $2`, [name, version])) as [unknown, number];
+    return count > 0;
+  }
+
+  async #archiveProduction(query: (sql: string, params: unknown[]) => Promise<unknown>, name: string, except = ''): Promise<void> {
+    await query(`UPDATE models SET stage = 'archived', updated_at = now() WHERE name = $1 AND stage = 'production' AND version <> $2`, [name, except]);
+  }
+}
