@@ -1,5 +1,5 @@
 #!/bin/sh
-# The image's entrypoint: `runner` (default), `controller`, `callback`, or `kinfer <cli args>`;
+# The image's entrypoint: `runner` (default), `controller`, `callback`, `predictor`, or `kinfer <cli args>`;
 # anything else is executed as given. The application root is the directory above this script's
 # `trainer-image/` when run from a checkout, else /app (inside the image).
 set -e
@@ -13,6 +13,7 @@ case "$cmd" in
   runner) exec node "$app/src/runner/main.ts" "$@" ;;
   controller) exec node "$app/src/controller/main.ts" "$@" ;;
   callback) exec node "$app/src/callback/main.ts" "$@" ;;
+  predictor) exec node "$app/src/predictor/main.ts" "$@" ;;
   kinfer) exec node "$app/src/cli/main.ts" "$@" ;;
   *) exec "$cmd" "$@" ;;
 esac

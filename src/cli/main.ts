@@ -23,6 +23,7 @@ const home = env.KINFER_HOME ?? '.kinfer';
 const ports = {
   apiPort: Number(env.KINFER_API_PORT ?? 8080),
   callbackPort: Number(env.KINFER_CALLBACK_PORT ?? 8081),
+  predictorPort: Number(env.KINFER_PREDICTOR_PORT ?? 8082),
   pgPort: Number(env.KINFER_PG_PORT ?? 54329),
 };
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -60,7 +61,9 @@ program
       onGiveUp: () => process.exit(1),
     });
     if (stopping) return stop();
-    print(`kinfer is up: API ${stack.apiUrl} (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`);
+    print(
+      `kinfer is up: API ${stack.apiUrl}, predictions ${stack.predictorUrl}/predict (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`,
+    );
     print(
       `The admin API token is in ${join(stack.home, 'admin-token')} (the CLI on this machine uses it): curl -H "Authorization: Bearer $(cat ${join(stack.home, 'admin-token')})" ${stack.apiUrl}/test-runs`,
     );

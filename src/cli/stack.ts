@@ -16,6 +16,8 @@ export interface StackOptions {
   home: string;
   apiPort: number;
   callbackPort: number;
+  /** The predictor service (online predictions); 0 picks a free port. */
+  predictorPort?: number;
   pgPort: number;
   env: NodeJS.ProcessEnv;
   /** Where service logs go: inherited stdio, or files under KINFER_HOME/logs. */
@@ -34,6 +36,8 @@ const restartDelayMs = (attempt: number) => Math.min(500 * 2 ** attempt, 15_000)
 export interface Stack {
   apiUrl: string;
   callbackUrl: string;
+  /** The predictor service, `.../api/v1`. */
+  predictorUrl: string;
   artifactsUri: string;
   home: string;
   /** The controller's environment, to start more replicas of it. */
@@ -43,7 +47,7 @@ export interface Stack {
   /** The admin API token the controller made on first start ($KINFER_HOME/admin-token). */
   adminToken: string;
   /** The process id of a service's current process (fault injection in tests). */
-  pidOf(name: 'controller' | 'callback'): number | undefined;
+  pidOf(name: 'controller' | 'callback' | 'predictor'): number | undefined;
   /** The embedded Postgres, when the stack started one (fault injection in tests). */
   database: EmbeddedDatabase | undefined;
   stop(): Promise<void>;
@@ -167,6 +171,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   let controller: ChildProcess;
   let callbackUrl: string;
+  let predictorUrl: string;
   let apiUrl: string;
   let controllerEnv: NodeJS.ProcessEnv;
   try {
@@ -192,6 +197,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // A restarted controller comes back on the same port: clients keep their URL.
     controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
     supervise('controller', entry('../controller/main.ts'), controllerEnv, controller);
+    // The predictor reads what the controller's jobs read, with the same tokens and allow-list.
+    const predictorEnv: NodeJS.ProcessEnv = {
+      ...shared,
+      KINFER_PREDICTOR_PORT: String(opts.predictorPort ?? 0),
+      KINFER_ALLOWED_URIS: controllerEnv.KINFER_ALLOWED_URIS,
+    };
+    let predictor: ChildProcess;
+    ({ child: predictor, url: predictorUrl } = await startService('predictor', entry('../predictor/main.ts'), predictorEnv));
+    predictorEnv.KINFER_PREDICTOR_PORT = new URL(predictorUrl).port;
+    supervise('predictor', entry('../predictor/main.ts'), predictorEnv, predictor);
   } catch (err) {
     await stop();
     throw err;
@@ -205,7 +220,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const { child } = await startService('controller', entry('../controller/main.ts'), controllerEnv);
     supervise('controller', entry('../controller/main.ts'), controllerEnv, child);
   };
-  const pidOf = (name: 'controller' | 'callback') => supervised.get(name)?.child.pid;
+  const pidOf = (name: 'controller' | 'callback' | 'predictor') => supervised.get(name)?.child.pid;
   const adminToken = (await readFile(controllerEnv.KINFER_ADMIN_TOKEN_FILE!, 'utf8')).trim();
-  return { apiUrl: `${apiUrl}/api/v1`, callbackUrl, artifactsUri, home, controllerEnv, restartController, pidOf, adminToken, database: db, stop };
+  return {
+    apiUrl: `${apiUrl}/api/v1`,
+    callbackUrl,
+    predictorUrl: `${predictorUrl}/api/v1`,
+    artifactsUri,
+    home,
+    controllerEnv,
+    restartController,
+    pidOf,
+    adminToken,
+    database: db,
+    stop,
+  };
 }

@@ -23,23 +23,13 @@ import { TokenIssuer } from './token-issuer.ts';
 import { TokenStore } from '../db/token-store.ts';
 import { ModelStore } from '../db/model-store.ts';
 import { capabilitiesOf } from './api/capabilities.ts';
-import { Authenticator } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import { SubmitLimiter } from './auth/limits.ts';
-import { OidcVerifier } from './auth/oidc.ts';
+import { authenticatorOf, csv, OIDC_ENV } from './auth/settings.ts';
 import { StoragePolicy } from './auth/storage-policy.ts';
 
 const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
 const jsonArgv = (raw: string) => z.array(z.string()).min(1).parse(JSON.parse(raw));
-const csv = z
-  .string()
-  .default('')
-  .transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  );
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
@@ -95,28 +85,7 @@ const Config = z.object({
   /** The first admin token (the chart's Secret), or a file that holds it, made on first start (kinfer serve). */
   KINFER_ADMIN_TOKEN: z.string().optional(),
   KINFER_ADMIN_TOKEN_FILE: z.string().optional(),
-  KINFER_OIDC_ISSUER: z.url().optional(),
-  KINFER_OIDC_AUDIENCE: z.string().optional(),
-  KINFER_OIDC_USER_CLAIM: z.string().default('sub'),
-  KINFER_OIDC_GROUPS_CLAIM: z.string().default('groups'),
-  KINFER_OIDC_ADMIN_GROUPS: csv,
-  KINFER_OIDC_USER_GROUPS: csv,
-  KINFER_OIDC_VIEWER_GROUPS: csv,
-  /** `group=namespace,...`: members see the jobs applied with kubectl in that namespace. */
-  KINFER_OIDC_NAMESPACE_GROUPS: csv.transform((pairs, ctx) => {
-    const map: Record<string, string> = {};
-    for (const pair of pairs) {
-      const [group, ns] = pair.split('=');
-      if (!group || !ns) ctx.addIssue({ code: 'custom', message: `"${pair}" is not group=namespace` });
-      else map[group] = ns;
-    }
-    return map;
-  }),
-  KINFER_OIDC_ALGORITHMS: z
-    .string()
-    .default('RS256,ES256,PS256,EdDSA')
-    .transform((s) => s.split(',').map((a) => a.trim()))
-    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+  ...OIDC_ENV,
   /** Comma-separated URI prefixes jobs may read (`s3://` = any bucket); unset: any S3 location, no local files. */
   KINFER_ALLOWED_URIS: csv.optional(),
   KINFER_MAX_ACTIVE_JOBS_PER_USER: z.coerce.number().int().positive().default(20),
@@ -173,27 +142,7 @@ try {
   const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000, policy });
   const apiTokens = new TokenStore(ds);
   await ensureAdminToken(apiTokens, { token: config.KINFER_ADMIN_TOKEN, file: config.KINFER_ADMIN_TOKEN_FILE });
-  if (config.KINFER_OIDC_ISSUER && !config.KINFER_OIDC_AUDIENCE) throw new Error('KINFER_OIDC_AUDIENCE must be set with KINFER_OIDC_ISSUER');
-  const auth = new Authenticator({
-    tokens: apiTokens,
-    oidc: config.KINFER_OIDC_ISSUER
-      ? {
-          verifier: new OidcVerifier({
-            issuer: config.KINFER_OIDC_ISSUER,
-            audience: config.KINFER_OIDC_AUDIENCE!,
-            userClaim: config.KINFER_OIDC_USER_CLAIM,
-            groupsClaim: config.KINFER_OIDC_GROUPS_CLAIM,
-            algorithms: config.KINFER_OIDC_ALGORITHMS,
-          }),
-          groups: {
-            admin: config.KINFER_OIDC_ADMIN_GROUPS,
-            user: config.KINFER_OIDC_USER_GROUPS,
-            viewer: config.KINFER_OIDC_VIEWER_GROUPS,
-            namespaces: config.KINFER_OIDC_NAMESPACE_GROUPS,
-          },
-        }
-      : undefined,
-  });
+  const auth = authenticatorOf(config, apiTokens);
   const tier =
     config.KINFER_EXECUTOR === 'kubernetes'
       ? await startKubernetesTier({

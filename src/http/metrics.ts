@@ -4,7 +4,7 @@
 import type { Express, NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
-export function metricsRoutes(app: Express, service: 'controller' | 'callback'): Registry {
+export function metricsRoutes(app: Express, service: 'controller' | 'callback' | 'predictor'): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry, prefix: 'kinfer_' });

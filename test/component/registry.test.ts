@@ -4,6 +4,11 @@
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { createControllerApp } from '../../src/controller/api/app.ts';
+import { createPredictorApp } from '../../src/predictor/app.ts';
+import { Predictor } from '../../src/predictor/predictor.ts';
+import { ObjectStore } from '../../src/runner/io/object-store.ts';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   FakeTier,
   quietLog,
@@ -13,6 +18,7 @@ import {
   testDatabase,
   testPrefix,
   testStorage,
+  testStoragePolicy,
   type Served,
   type TestDatabase,
 } from '../support/in-process.ts';
@@ -137,6 +143,43 @@ describe('the model registry', () => {
     expect((await api.call('DELETE', '/api/v1/models/colors/versions/1.0.0', undefined, bob)).status).toBe(403);
     expect((await api.call('DELETE', '/api/v1/models/colors/versions/1.0.0', undefined, alice)).status).toBe(204);
     expect((await api.call('GET', '/api/v1/models/colors/versions/1.0.0', undefined, alice)).status).toBe(404);
+  });
+});
+
+describe('predictions by a registered name', () => {
+  it('the predictor answers with the version the name resolves to, and the class the image shows', async () => {
+    const predictor = new Predictor({
+      store: new ObjectStore({
+        endpoint: process.env.S3_ENDPOINT,
+        region: 'us-east-1',
+        accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+      }),
+      workDir: mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-')),
+      maxModels: 2,
+      log: quietLog(),
+    });
+    const online = await serve(
+      createPredictorApp({
+        predictor,
+        auth: access.auth,
+        models: access.models,
+        policy: testStoragePolicy(),
+        log: quietLog(),
+        ready: async () => undefined,
+        maxImageBytes: 1 << 20,
+      }),
+    );
+    try {
+      const image = (await buildColorDataset({ perClass: 1 })).find((f) => f.path.startsWith('test/green/'))!;
+      const res = await online.call('POST', '/api/v1/predict', { model: 'colors:production', image_url: `${prefix}/data/${image.path}` }, alice);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ model: 'colors:production', model_version: '2.0.0', predicted_label: 'green', cached: false });
+      expect(res.body.predictions).toHaveLength(5);
+    } finally {
+      await online.close();
+      await predictor.close();
+    }
   });
 });
 

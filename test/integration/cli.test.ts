@@ -235,6 +235,50 @@ describe('kinfer run equals an inference job, for every task', () => {
     expect([fromJob.error_message, fromCli.error]).toEqual([null, null]);
     expect(prediction(fromCli)).toEqual(prediction(fromJob));
     if (kind !== 'classify' && kind !== 'semantic') expect(fromCli.detections.length).toBeGreaterThan(0);
+
+    // The predictor service: the same result online, by URL and by upload.
+    const predict = async (body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }, query = '') => {
+      const res = await fetch(`${stack.predictorUrl}/predict${query}`, { method: 'POST', headers: { ...stack.bearer, ...headers }, body: body as string });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const online = await predict(JSON.stringify({ checkpoint_path: `${root}/model.onnx`, task_type: taskType, image_url: uri }));
+    expect(online.status).toBe(200);
+    expect(prediction(online.body)).toEqual(prediction(fromJob));
+    expect(online.body).toMatchObject({ model: `${root}/model.onnx`, cached: false, inference_time_ms: expect.any(Number), preprocess_ms: expect.any(Number) });
+    if (kind === 'semantic') expect(Buffer.from(online.body.mask_png_base64, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    const uploaded = await predict(
+      Buffer.from(image.bytes) as unknown as string,
+      { 'content-type': 'image/png' },
+      `?checkpoint_path=${encodeURIComponent(`${root}/model.onnx`)}&task_type=${taskType}`,
+    );
+    expect(uploaded.status).toBe(200);
+    expect({ ...prediction(uploaded.body), image_path: null }).toEqual({ ...prediction(fromJob), image_path: null });
+  });
+
+  it('the predictor refuses what it cannot answer with a 4xx naming the field', async () => {
+    const root = `${stack.s3Prefix}/cli-classify`;
+    const call = async (body: Record<string, unknown>, auth = true) => {
+      const res = await fetch(`${stack.predictorUrl}/predict`, {
+        method: 'POST',
+        headers: { ...(auth ? stack.bearer : {}), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const replies = [
+      await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification', image_base64: Buffer.from('not an image').toString('base64') }),
+      await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification' }),
+      await call({ model: 'nothing-registered', image_url: `${root}/x.png` }),
+      await call({ checkpoint_path: '/etc/passwd', task_type: 'image_classification', image_url: `${root}/x.png` }),
+      await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification', image_url: `${root}/x.png` }, false),
+    ];
+    expect(replies.map((r) => [r.status, r.body.error, r.body.fields?.[0]?.field])).toEqual([
+      [400, 'validation_error', 'image_base64'],
+      [400, 'validation_error', 'image'],
+      [400, 'validation_error', 'model'],
+      [400, 'validation_error', 'checkpoint_path'],
+      [401, 'unauthorized', undefined],
+    ]);
   });
 
   it('writes the visualizations of an object task to --output-dir', async () => {

@@ -99,7 +99,7 @@ describe('helm lint and template', () => {
     const render = async (file: string) => (await helm(['template', 'kinfer', CHART, '-n', 'kinfer-system', '-f', join(CHART, 'ci', file)])).stdout;
     const all = await render('all-features-values.yaml');
     expect(all).toContain('kind: ServiceMonitor');
-    expect(all.match(/kind: PodDisruptionBudget/g)).toHaveLength(2);
+    expect(all.match(/kind: PodDisruptionBudget/g)).toHaveLength(3);
     expect(all).toContain('nodePort: 30080');
     // The runner defaults reach the controller as one JSON value (escaped inside YAML quotes).
     expect(all).toContain('\\"gpu\\":{\\"nodeSelector\\":{\\"kinfer.io/accelerator\\":\\"nvidia-gpu\\"}');
@@ -129,11 +129,13 @@ describe('installed with helm into the local control plane', () => {
   let prefix: string;
   let valuesArgs: string[];
   let bearer: Record<string, string>;
+  let predictorPort: number;
 
   beforeAll(async () => {
     const suite = `h${randomUUID().slice(0, 8)}`;
     const databaseUrl = await createDatabase(process.env.DATABASE_URL!, `kinfer_${suite}`);
     const [apiPort, callbackPort] = [await freePort(), await freePort()];
+    predictorPort = await freePort();
     apiUrl = `http://127.0.0.1:${apiPort}`;
     prefix = `s3://${process.env.KINFER_TEST_BUCKET}/${suite}`;
     // Only what differs on this machine: where Postgres and S3 are, host ports instead of a Pod
@@ -164,6 +166,10 @@ describe('installed with helm into the local control plane', () => {
       '--set',
       'callback.replicaCount=1',
       '--set',
+      'predictor.replicaCount=1',
+      '--set',
+      `predictor.containerPort=${predictorPort}`,
+      '--set',
       'controller.leaderElection.leaseDurationSeconds=4',
       '--set',
       'runner.resources.requests.cpu=100m',
@@ -184,6 +190,11 @@ describe('installed with helm into the local control plane', () => {
     await eventually(
       'the callback Pod to serve /readyz',
       async () => ((await fetch(`http://127.0.0.1:${callbackPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),
+      60_000,
+    );
+    await eventually(
+      'the predictor Pod to serve /readyz',
+      async () => ((await fetch(`http://127.0.0.1:${predictorPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),
       60_000,
     );
     // The first admin token, as the chart's NOTES tell an operator to read it.
@@ -216,12 +227,13 @@ describe('installed with helm into the local control plane', () => {
     expect((await fetch(`${apiUrl}/api/v1/test-runs`, { headers: bearer })).status).toBe(200);
   });
 
-  it('ran both Deployments through the ReplicaSet controller', async () => {
+  it('ran the three Deployments through the ReplicaSet controller', async () => {
     const pods = JSON.parse((await cluster.kubectl(['get', 'pods', '-n', ns, '-o', 'json'])).stdout).items;
     const components = pods.map((p: any) => [p.metadata.labels['app.kubernetes.io/component'], p.status.phase, p.metadata.ownerReferences[0].kind]).sort();
     expect(components).toEqual([
       ['callback', 'Running', 'ReplicaSet'],
       ['controller', 'Running', 'ReplicaSet'],
+      ['predictor', 'Running', 'ReplicaSet'],
     ]);
   });
 
@@ -253,6 +265,23 @@ describe('installed with helm into the local control plane', () => {
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
     expect(run.overall_metrics.accuracy).toBeCloseTo(ref.accuracy, 12);
     expect(run.failed_images).toBe(1);
+
+    // The chart's predictor answers the same model online, with the same token.
+    const page = (await (await fetch(`${apiUrl}/api/v1/test-runs/${ij.metadata.uid}/images?limit=1&filter_correct=true`, { headers: bearer })).json()) as {
+      images: Array<{ image_path: string; predicted_label: string; predictions: unknown }>;
+    };
+    const image = page.images[0]!;
+    const predicted = await fetch(`http://127.0.0.1:${predictorPort}/api/v1/predict`, {
+      method: 'POST',
+      headers: { ...bearer, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        checkpoint_path: run.checkpoint_path,
+        task_type: 'image_classification',
+        image_url: `${samples}/colors/test/${image.image_path}`,
+      }),
+    });
+    const answer = (await predicted.json()) as { predicted_label: string; predictions: unknown };
+    expect([predicted.status, answer.predicted_label, answer.predictions]).toEqual([200, image.predicted_label, image.predictions]);
 
     // The runner's Job carries the chart's runner defaults.
     const job = JSON.parse((await cluster.kubectl(['get', 'job', `kinfer-${ij.metadata.uid}`, '-n', ns, '-o', 'json'])).stdout);

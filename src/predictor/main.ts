@@ -1,0 +1,81 @@
+// Predictor service entrypoint: online predictions with warm models (README "Online predictions").
+// Needs DATABASE_URL (API tokens, the model registry); reads models and images from storage.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { parseBucketCredentials } from '../contract/index.ts';
+import { authenticatorOf, csv, OIDC_ENV } from '../controller/auth/settings.ts';
+import { StoragePolicy } from '../controller/auth/storage-policy.ts';
+import { openDatabase } from '../db/data-source.ts';
+import { ModelStore } from '../db/model-store.ts';
+import { TokenStore } from '../db/token-store.ts';
+import { serviceLogger } from '../http/logger.ts';
+import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
+import { ObjectStore } from '../runner/io/object-store.ts';
+import { createPredictorApp } from './app.ts';
+import { Predictor } from './predictor.ts';
+
+const Config = z.object({
+  DATABASE_URL: z.string().min(1),
+  KINFER_DATABASE_WAIT_SECONDS: z.coerce.number().min(0).default(60),
+  KINFER_PREDICTOR_HOST: z.string().default('127.0.0.1'),
+  KINFER_PREDICTOR_PORT: z.coerce.number().int().min(0).max(65535).default(8082),
+  /** Warm models kept in memory. */
+  KINFER_PREDICTOR_MAX_MODELS: z.coerce.number().int().positive().default(4),
+  KINFER_PREDICT_MAX_IMAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 2 ** 20),
+  KINFER_PREDICTOR_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+  KINFER_ALLOWED_URIS: csv.optional(),
+  ...OIDC_ENV,
+  S3_ENDPOINT: z.url().optional(),
+  AWS_REGION: z.string().default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  KINFER_S3_BUCKET_CREDENTIALS: z.string().optional(),
+});
+
+const log = serviceLogger('predictor');
+guardProcess(log);
+try {
+  const config = Config.parse(process.env);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 5, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
+  const predictor = new Predictor({
+    store: new ObjectStore({
+      endpoint: config.S3_ENDPOINT,
+      region: config.AWS_REGION,
+      accessKeyId: config.AWS_ACCESS_KEY_ID,
+      secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
+      buckets: parseBucketCredentials(config.KINFER_S3_BUCKET_CREDENTIALS, 'KINFER_S3_BUCKET_CREDENTIALS'),
+    }),
+    workDir: mkdtempSync(join(tmpdir(), 'kinfer-predictor-')),
+    maxModels: config.KINFER_PREDICTOR_MAX_MODELS,
+    intraOpThreads: config.KINFER_PREDICTOR_INTRA_OP_THREADS,
+    log,
+  });
+  const app = createPredictorApp({
+    predictor,
+    auth: authenticatorOf(config, new TokenStore(ds)),
+    models: new ModelStore(ds),
+    policy: new StoragePolicy(config.KINFER_ALLOWED_URIS ?? ['s3://']),
+    log,
+    ready: async () => {
+      await ds.query('SELECT 1');
+    },
+    maxImageBytes: config.KINFER_PREDICT_MAX_IMAGE_BYTES,
+  });
+  const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
+  await announcePort(server.port);
+  log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
+  stopOnSignals(async () => {
+    await server.close();
+    await predictor.close();
+    await ds.destroy();
+  }, log);
+} catch (err) {
+  log.fatal({ err }, 'predictor failed to start');
+  process.exit(1);
+}
