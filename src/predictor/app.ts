@@ -14,7 +14,8 @@ import { HttpError, validationError } from '../http/errors.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
-import type { Predictor } from './predictor.ts';
+import type { Prediction, Predictor } from './predictor.ts';
+import { ResultCache } from './result-cache.ts';
 
 export interface PredictorAppDeps {
   predictor: Predictor;
@@ -25,6 +26,8 @@ export interface PredictorAppDeps {
   ready: () => Promise<void>;
   /** The largest image accepted (KINFER_PREDICT_MAX_IMAGE_BYTES). */
   maxImageBytes: number;
+  /** Predictions kept for repeated requests (KINFER_PREDICT_CACHE_ENTRIES; 0: none). */
+  cacheEntries?: number;
 }
 
 const num = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v !== '' ? Number(v) : v), schema);
@@ -43,6 +46,7 @@ export const PredictRequest = z
   .strict();
 
 export function createPredictorApp(deps: PredictorAppDeps): express.Express {
+  const cache = new ResultCache<Prediction>(deps.cacheEntries ?? 1000);
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(deps.log));
@@ -89,27 +93,46 @@ export function createPredictorApp(deps: PredictorAppDeps): express.Express {
       const refused = uri === undefined ? undefined : deps.policy.refusal(uri);
       if (refused) throw validationError([{ field: body.model && field === 'checkpoint_path' ? 'model' : field, message: refused }]);
     }
-    const bytes = raw ?? (body.image_base64 !== undefined ? Buffer.from(body.image_base64, 'base64') : undefined);
-    if (bytes && bytes.length > deps.maxImageBytes) throw new HttpError('payload_too_large', `the image is over ${deps.maxImageBytes} bytes`);
-    if (bytes && bytes.length === 0) throw validationError([{ field: 'image_base64', message: 'is empty or not base64' }]);
-
-    let prediction;
-    try {
-      prediction = await deps.predictor.predict({
-        checkpointPath: checkpoint!,
-        task: task!,
-        image: bytes ? { bytes, name: 'upload' } : { uri: body.image_url! },
-        conf: body.conf,
-        iou: body.iou,
-        maxDet: body.max_det,
-      });
-    } catch (err) {
-      // A model that cannot be loaded or does not fit its task is the request's problem.
-      const code = (err as { code?: string }).code;
-      if (code === 'MODEL_NOT_ONNX' || code === 'MODEL_METADATA_INVALID' || code === 'OBJECT_NOT_FOUND') {
-        throw validationError([{ field: body.model ? 'model' : 'checkpoint_path', message: (err as Error).message }]);
+    const imageField = raw ? '(body)' : body.image_url ? 'image_url' : 'image_base64';
+    let bytes: Uint8Array;
+    if (raw) bytes = raw;
+    else if (body.image_base64 !== undefined) bytes = Buffer.from(body.image_base64, 'base64');
+    else {
+      try {
+        bytes = await deps.predictor.read(body.image_url!);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND')
+          throw validationError([{ field: 'image_url', message: `no such object: ${body.image_url}` }]);
+        throw err;
       }
-      throw err;
+    }
+    if (bytes.length > deps.maxImageBytes) throw new HttpError('payload_too_large', `the image is over ${deps.maxImageBytes} bytes`);
+    if (bytes.length === 0) throw validationError([{ field: imageField, message: 'is empty (or not base64)' }]);
+
+    // The image is named as a job would name it: by its URL, or `upload`.
+    const name = body.image_url ?? 'upload';
+    const key = ResultCache.key(bytes, checkpoint, task, name, body.conf, body.iou, body.max_det);
+    let prediction = cache.get(key);
+    const cached = prediction !== undefined;
+    if (!prediction) {
+      try {
+        prediction = await deps.predictor.predict({
+          checkpointPath: checkpoint!,
+          task: task!,
+          image: { bytes, name },
+          conf: body.conf,
+          iou: body.iou,
+          maxDet: body.max_det,
+        });
+      } catch (err) {
+        // A model that cannot be loaded or does not fit its task is the request's problem.
+        const code = (err as { code?: string }).code;
+        if (code === 'MODEL_NOT_ONNX' || code === 'MODEL_METADATA_INVALID' || code === 'OBJECT_NOT_FOUND') {
+          throw validationError([{ field: body.model ? 'model' : 'checkpoint_path', message: (err as Error).message }]);
+        }
+        throw err;
+      }
+      if (prediction.result.error === null) cache.set(key, prediction);
     }
     if (prediction.result.error !== null)
       throw validationError([{ field: raw ? '(body)' : body.image_url ? 'image_url' : 'image_base64', message: prediction.result.error }]);
@@ -122,7 +145,7 @@ export function createPredictorApp(deps: PredictorAppDeps): express.Express {
       preprocess_ms: prediction.preprocess_ms,
       postprocess_ms: prediction.postprocess_ms,
       load_ms: prediction.load_ms,
-      cached: false,
+      cached,
     });
   });
 

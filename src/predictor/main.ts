@@ -28,6 +28,8 @@ const Config = z.object({
     .int()
     .positive()
     .default(20 * 2 ** 20),
+  /** Predictions kept for repeated requests (same image bytes, model and parameters); 0 keeps none. */
+  KINFER_PREDICT_CACHE_ENTRIES: z.coerce.number().int().min(0).default(1000),
   KINFER_PREDICTOR_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
   KINFER_ALLOWED_URIS: csv.optional(),
   ...OIDC_ENV,
@@ -66,6 +68,7 @@ try {
       await ds.query('SELECT 1');
     },
     maxImageBytes: config.KINFER_PREDICT_MAX_IMAGE_BYTES,
+    cacheEntries: config.KINFER_PREDICT_CACHE_ENTRIES,
   });
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
   await announcePort(server.port);

@@ -54,6 +54,11 @@ export class Predictor {
     this.#o = opts;
   }
 
+  /** An image's bytes from storage (ObjectNotFoundError, code OBJECT_NOT_FOUND, when there is none). */
+  read(uri: string): Promise<Buffer> {
+    return this.#o.store.read(uri);
+  }
+
   async predict(input: PredictInput): Promise<Prediction> {
     const started = performance.now();
     const model = await this.#model(input.checkpointPath, input.task);

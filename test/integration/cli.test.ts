@@ -246,6 +246,9 @@ describe('kinfer run equals an inference job, for every task', () => {
     expect(prediction(online.body)).toEqual(prediction(fromJob));
     expect(online.body).toMatchObject({ model: `${root}/model.onnx`, cached: false, inference_time_ms: expect.any(Number), preprocess_ms: expect.any(Number) });
     if (kind === 'semantic') expect(Buffer.from(online.body.mask_png_base64, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    // Asked again: the same answer from the result cache.
+    const again = await predict(JSON.stringify({ checkpoint_path: `${root}/model.onnx`, task_type: taskType, image_url: uri }));
+    expect([again.body.cached, prediction(again.body)]).toEqual([true, prediction(fromJob)]);
     const uploaded = await predict(
       Buffer.from(image.bytes) as unknown as string,
       { 'content-type': 'image/png' },
@@ -270,6 +273,7 @@ describe('kinfer run equals an inference job, for every task', () => {
       await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification' }),
       await call({ model: 'nothing-registered', image_url: `${root}/x.png` }),
       await call({ checkpoint_path: '/etc/passwd', task_type: 'image_classification', image_url: `${root}/x.png` }),
+      await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification', image_url: `${root}/none.png` }),
       await call({ checkpoint_path: `${root}/model.onnx`, task_type: 'image_classification', image_url: `${root}/x.png` }, false),
     ];
     expect(replies.map((r) => [r.status, r.body.error, r.body.fields?.[0]?.field])).toEqual([
@@ -277,6 +281,7 @@ describe('kinfer run equals an inference job, for every task', () => {
       [400, 'validation_error', 'image'],
       [400, 'validation_error', 'model'],
       [400, 'validation_error', 'checkpoint_path'],
+      [400, 'validation_error', 'image_url'],
       [401, 'unauthorized', undefined],
     ]);
   });
