@@ -34,7 +34,16 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
   print(`Starting kinfer on embedded defaults (KINFER_HOME=${opts.home}) ...`);
   const stack = await startStack({ ...opts, env: process.env, serviceLogs: 'files' });
   try {
-    print(`  API      ${stack.apiUrl}\n  callback ${stack.callbackUrl}\n  storage  ${stack.artifactsUri}\n  logs     ${join(stack.home, 'logs')}`);
+    print(
+      [
+        `  API      ${stack.apiUrl}`,
+        `  predict  ${stack.predictorUrl}/predict`,
+        `  callback ${stack.callbackUrl}`,
+        `  storage  ${stack.artifactsUri}`,
+        `  logs     ${join(stack.home, 'logs')}`,
+        `  token    ${join(stack.home, 'admin-token')} (the admin API token; the CLI on this machine uses it)`,
+      ].join('\n'),
+    );
     const samples = await writeSamples(join(stack.home, 'samples'));
     print(
       `Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`,
