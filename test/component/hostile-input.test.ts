@@ -187,16 +187,6 @@ describe('property-based fuzzing of every route', () => {
   it('the callback service answers every generated payload below 500, and the job stays consistent', async () => {
     const [testRun, job] = [await newRun(), await newInferenceJob()];
     const counts = { processed_images: 2, total_images: 4, failed_images: 1, results_path: null, timings: null };
-    const result = (i: number) => ({
-      image_index: i,
-      image_path: `${prefix}/${i}.png`,
-      predicted_class_id: 0,
-      predicted_label: 'a',
-      confidence: 0.5,
-      predictions: [{ class_id: 0, class_name: 'a', confidence: 0.5 }],
-      timings: null,
-      error: null,
-    });
     const routes: Array<[string, Record<string, unknown>, string]> = [
       [callbackPaths.progress(testRun), { processed_images: 1, total_images: 4, failed_images: 0, message: 'm' }, testRun],
       [callbackPaths.imageResults('test_run', testRun), { results: [result(0)] }, testRun],

@@ -150,11 +150,11 @@ export class Admission {
     }
 
     const { files, error } = await inspected;
+    const refusedModel = error === undefined ? undefined : storageRefusal(error);
     let model: ModelDescription | undefined;
     if (error instanceof OnnxFormatError) problems.unshift({ field: 'checkpoint_path', message: `not an ONNX model: ${error.message}` });
     else if (error instanceof ModelMetadataError) problems.unshift({ field: 'checkpoint_path', message: error.message });
-    else if (error !== undefined && storageRefusal(error))
-      problems.unshift({ field: 'checkpoint_path', message: `${storageRefusal(error)}: ${def.checkpoint_path}` });
+    else if (error !== undefined && refusedModel) problems.unshift({ field: 'checkpoint_path', message: `${refusedModel}: ${def.checkpoint_path}` });
     else if (error !== undefined) throw error;
     else if (files === null) problems.unshift({ field: 'checkpoint_path', message: `no such object: ${def.checkpoint_path}` });
     else if (files) {
