@@ -147,6 +147,7 @@ export async function localRun(
     name: null,
     task_type: task,
     checkpoint_path: checkpoint,
+    model: null,
     inference_type: opts.image ? 'single' : 'dataset',
     input_config: opts.image ? { image_path: local(opts.image) } : { dataset_path: local(opts.inputDir!) },
     enable_xai: opts.xai !== undefined,

@@ -12,3 +12,4 @@ export * from './model/onnx-graph.ts';
 export * from './job-fields.ts';
 export * from './job-errors.ts';
 export * from './storage-credentials.ts';
+export * from './model-ref.ts';

@@ -31,7 +31,10 @@ export interface XaiConfig {
 interface CommonDefinition {
   name: string | null;
   task_type: TaskType;
+  /** '' when the request names a registered model instead (the admission resolves it). */
   checkpoint_path: string;
+  /** A registered model (name@version, name:stage, name), or null. */
+  model: string | null;
   enable_xai: boolean;
   xai_method: XaiMethod | null;
   xai_config: XaiConfig | null;
@@ -79,21 +82,19 @@ function xaiConfigOf(
 }
 
 /** The fields both kinds of REST request share. */
-/** A request whose model is a checkpoint: given as one, or resolved from the registry (`model`). */
-type WithCheckpoint<T> = T & { checkpoint_path: string };
-
-function commonOfRequest(body: WithCheckpoint<CreateTestRun | CreateInferenceJob>): CommonDefinition {
+function commonOfRequest(body: CreateTestRun | CreateInferenceJob): CommonDefinition {
   return {
     name: body.name ?? null,
     task_type: body.task_type,
-    checkpoint_path: body.checkpoint_path,
+    checkpoint_path: body.checkpoint_path ?? '',
+    model: body.model ?? null,
     enable_xai: body.enable_xai,
     xai_method: body.xai_method ?? null,
     xai_config: xaiConfigOf(body.xai_config),
   };
 }
 
-export function definitionFromTestRunRequest(body: WithCheckpoint<CreateTestRun>): TestRunDefinition {
+export function definitionFromTestRunRequest(body: CreateTestRun): TestRunDefinition {
   return {
     kind: 'test_run',
     ...commonOfRequest(body),
@@ -103,7 +104,7 @@ export function definitionFromTestRunRequest(body: WithCheckpoint<CreateTestRun>
   };
 }
 
-export function definitionFromInferenceRequest(body: WithCheckpoint<CreateInferenceJob>): InferenceJobDefinition {
+export function definitionFromInferenceRequest(body: CreateInferenceJob): InferenceJobDefinition {
   return {
     kind: 'inference_job',
     ...commonOfRequest(body),
@@ -117,7 +118,8 @@ export function definitionFromSpec(name: string, spec: InferenceJobSpec): JobDef
   const common = {
     name,
     task_type: spec.taskType,
-    checkpoint_path: spec.checkpointPath,
+    checkpoint_path: spec.checkpointPath ?? '',
+    model: spec.model ?? null,
     enable_xai: spec.xai?.enabled ?? false,
     xai_method: spec.xai?.method ?? null,
     xai_config: xaiConfigOf(
@@ -301,6 +303,7 @@ const SPEC_FIELD: Record<string, string> = {
   name: 'metadata.name',
   task_type: 'spec.taskType',
   checkpoint_path: 'spec.checkpointPath',
+  model: 'spec.model',
   training_job_id: 'spec.trainingJobId',
   dataset_path: 'spec.dataset.path',
   dataset_split: 'spec.dataset.split',

@@ -139,7 +139,14 @@ try {
   };
   const storage = new StorageClient(s3);
   const policy = new StoragePolicy(config.KINFER_ALLOWED_URIS ?? ['s3://']);
-  const admission = new Admission({ storage, models: new ModelInspector(storage), timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000, policy });
+  const registry = new ModelStore(ds);
+  const admission = new Admission({
+    storage,
+    models: new ModelInspector(storage),
+    timeoutMs: config.KINFER_ADMISSION_TIMEOUT_SECONDS * 1000,
+    policy,
+    registry,
+  });
   const apiTokens = new TokenStore(ds);
   await ensureAdminToken(apiTokens, { token: config.KINFER_ADMIN_TOKEN, file: config.KINFER_ADMIN_TOKEN_FILE });
   const auth = authenticatorOf(config, apiTokens);
@@ -188,7 +195,7 @@ try {
     limiter: new SubmitLimiter({ perMinute: config.KINFER_SUBMITS_PER_MINUTE, maxActiveJobs: config.KINFER_MAX_ACTIVE_JOBS_PER_USER }),
     maxBodyBytes: config.KINFER_MAX_BODY_BYTES,
     metricsPublic: config.KINFER_METRICS_PUBLIC === 'true',
-    models: new ModelStore(ds),
+    models: registry,
     capabilities: capabilitiesOf({
       executor: config.KINFER_EXECUTOR,
       oidc: Boolean(config.KINFER_OIDC_ISSUER),

@@ -4,8 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
-export const STAGES = ['none', 'staging', 'production', 'archived'] as const;
-export type Stage = (typeof STAGES)[number];
+import { parseModelRef, STAGES, type Stage } from '../contract/index.ts';
+
+export { STAGES, type Stage };
 
 export interface RegisteredModel {
   id: string;
@@ -70,6 +71,15 @@ export class ModelStore {
   async get(name: string, version: string): Promise<RegisteredModel | null> {
     const [row] = (await this.#ds.query(`SELECT ${COLUMNS} FROM models WHERE name = $1 AND version = $2`, [name, version])) as RegisteredModel[];
     return row ?? null;
+  }
+
+  /** The entry a reference names (name@version, name:stage, name = its production version), or why there is none. */
+  async resolve(ref: string): Promise<RegisteredModel | string> {
+    const parsed = parseModelRef(ref);
+    if (typeof parsed === 'string') return parsed;
+    const entry = 'version' in parsed ? await this.get(parsed.name, parsed.version) : await this.inStage(parsed.name, parsed.stage);
+    if (entry) return entry;
+    return 'version' in parsed ? `no registered model ${parsed.name}@${parsed.version}` : `${parsed.name} has no version in stage ${parsed.stage}`;
   }
 
   /** The version of `name` in `stage` (the newest, for stages other than production). */

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   DatasetSplit,
   ImagePaths,
+  ModelRefField,
   NumSamples,
   StorageUriField,
   TargetLayer,
@@ -115,7 +116,8 @@ export const InferenceJobSpec = z
   .object({
     type: z.enum(['test_run', 'inference']).describe('test_run evaluates a labeled dataset (metrics); inference predicts on images.'),
     taskType: TaskType,
-    checkpointPath: StorageUriField.describe('ONNX model: s3://bucket/key, file:///path or an absolute path.'),
+    checkpointPath: StorageUriField.optional().describe('ONNX model: s3://bucket/key, file:///path or an absolute path (or spec.model).'),
+    model: ModelRefField.optional().describe('A registered model instead of spec.checkpointPath: name@version, name:stage, or name (its production version).'),
     trainingJobId: TrainingJobId.optional().describe('Free-form reference to the training job that produced the checkpoint (test runs).'),
     dataset: Dataset.optional(),
     input: Input.optional(),
@@ -140,6 +142,7 @@ export const InferenceJobSpec = z
   .meta({
     'x-kubernetes-validations': [
       { rule: 'self == oldSelf', message: 'spec is immutable; create a new InferenceJob instead' },
+      { rule: 'has(self.checkpointPath) != has(self.model)', message: 'set exactly one of spec.checkpointPath and spec.model' },
       { rule: "self.type != 'test_run' || has(self.dataset)", message: 'a test_run needs spec.dataset', fieldPath: '.dataset' },
       { rule: "self.type != 'inference' || has(self.input)", message: 'an inference job needs spec.input', fieldPath: '.input' },
       { rule: "self.type != 'test_run' || !has(self.input)", message: 'a test_run reads spec.dataset, not spec.input', fieldPath: '.input' },

@@ -4,11 +4,9 @@
 // its `task_type`. The same tokens as the REST API; the same storage allow-list.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { StorageUriField, TaskType } from '../contract/index.ts';
+import { ModelRefField, StorageUriField, TaskType } from '../contract/index.ts';
 import type { Authenticator } from '../controller/auth/authenticator.ts';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
-import { ModelRefField } from '../controller/api/model-ref.ts';
-import { resolveModel } from '../controller/api/models.ts';
 import type { ModelStore } from '../db/model-store.ts';
 import { HttpError, validationError } from '../http/errors.ts';
 import type { Logger } from '../http/logger.ts';
@@ -81,7 +79,7 @@ export function createPredictorApp(deps: PredictorAppDeps): express.Express {
     let task = body.task_type;
     let version: string | null = null;
     if (body.model !== undefined) {
-      const entry = await resolveModel(deps.models, body.model);
+      const entry = await deps.models.resolve(body.model);
       if (typeof entry === 'string') throw validationError([{ field: 'model', message: entry }]);
       [checkpoint, task, version] = [entry.checkpoint_path, entry.task_type as TaskType, entry.version];
       if (body.task_type !== undefined && body.task_type !== task) throw validationError([{ field: 'task_type', message: `${body.model} serves ${task}` }]);

@@ -34,10 +34,14 @@ beforeAll(async () => {
   db = await testDatabase();
   const storage = testStorage();
   prefix = testPrefix();
-  cases = await invalidJobCases(storage, prefix);
+
   tier = new FakeTier();
   access = await testAccess(db.ds);
-  api = await serve(createControllerApp({ store: db.store, admission: testAdmission(storage), log: quietLog(), ready, tier, ...access }), access.bearer);
+  cases = await invalidJobCases(storage, prefix, access.models);
+  api = await serve(
+    createControllerApp({ store: db.store, admission: testAdmission(storage, 10_000, access.models), log: quietLog(), ready, tier, ...access }),
+    access.bearer,
+  );
 });
 
 afterAll(async () => {

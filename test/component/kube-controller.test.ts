@@ -26,6 +26,7 @@ import {
   type Served,
   type TestDatabase,
 } from '../support/in-process.ts';
+import { ModelStore } from '../../src/db/model-store.ts';
 import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
 
 let cluster: TestCluster;
@@ -41,8 +42,9 @@ beforeAll(async () => {
   db = await testDatabase();
   const storage = testStorage();
   prefix = testPrefix();
-  cases = await invalidJobCases(storage, prefix);
-  const admission = testAdmission(storage);
+  const registry = new ModelStore(db.ds);
+  cases = await invalidJobCases(storage, prefix, registry);
+  const admission = testAdmission(storage, 10_000, registry);
   const keys = await ensureSigningKeys(join(cluster.dir, 'keys'));
   const clients = kubeClients(cluster.cp.kubeconfig);
   // Counts status writes, to show that an unchanged status is not written again.
@@ -163,6 +165,25 @@ describe('an admitted InferenceJob', () => {
       return o.status?.phase === 'Running' ? o : undefined;
     });
     expect(running.status).toMatchObject({ progress: '3/19' });
+  });
+
+  it('spec.model names a registered model: the run keeps its name and version, the Job runs its checkpoint', async () => {
+    // colors@1.0.0 is the production version (registered by the table's setup).
+    expect(
+      (await apply('by-name', { type: 'test_run', taskType: 'image_classification', model: 'colors', dataset: { path: `${prefix}/data/colors` } })).stderr,
+    ).toBe('');
+    const obj = await eventually('JobCreated', async () => {
+      const o = await getIj('by-name');
+      return o.status?.jobName ? o : undefined;
+    });
+    expect(await db.store.get('test_run', obj.metadata.uid)).toMatchObject({
+      model_name: 'colors',
+      model_version: '1.0.0',
+      checkpoint_path: `${prefix}/models/colors.onnx`,
+    });
+    const [job] = (await cluster.batch.listNamespacedJob({ namespace: 'default', labelSelector: `kinfer.io/job-id=${obj.metadata.uid}` })).items;
+    const env = Object.fromEntries(job!.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env.CHECKPOINT_PATH).toBe(`${prefix}/models/colors.onnx`);
   });
 
   it('a REST-submitted job is mirrored by an InferenceJob named after its whole id', async () => {

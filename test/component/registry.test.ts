@@ -43,7 +43,14 @@ beforeAll(async () => {
   });
   [alice, bob] = [await token('alice'), await token('bob')];
   api = await serve(
-    createControllerApp({ store: db.store, admission: testAdmission(storage), log: quietLog(), ready: async () => undefined, tier: new FakeTier(), ...access }),
+    createControllerApp({
+      store: db.store,
+      admission: testAdmission(storage, 10_000, access.models),
+      log: quietLog(),
+      ready: async () => undefined,
+      tier: new FakeTier(),
+      ...access,
+    }),
   );
 });
 

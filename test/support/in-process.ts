@@ -7,7 +7,7 @@ import type { Express } from 'express';
 import { pino } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { JobKind } from '../../src/contract/index.ts';
-import { Admission } from '../../src/controller/admission/admission.ts';
+import { Admission, type ModelRegistry } from '../../src/controller/admission/admission.ts';
 import { ModelInspector } from '../../src/controller/admission/model-inspector.ts';
 import type { Tier } from '../../src/controller/tier.ts';
 import { openDatabase } from '../../src/db/data-source.ts';
@@ -82,8 +82,8 @@ export function testStoragePolicy(): StoragePolicy {
   return new StoragePolicy([`s3://${process.env.KINFER_TEST_BUCKET}`, process.env.KINFER_TEST_DIR!]);
 }
 
-export function testAdmission(storage: StorageClient, timeoutMs = 10_000): Admission {
-  return new Admission({ storage, models: new ModelInspector(storage), timeoutMs, policy: testStoragePolicy() });
+export function testAdmission(storage: StorageClient, timeoutMs = 10_000, registry?: ModelRegistry): Admission {
+  return new Admission({ storage, models: new ModelInspector(storage), timeoutMs, policy: testStoragePolicy(), registry });
 }
 
 /** FAKE tier: records what the REST API hands it; `fail` makes the hand-over fail. */

@@ -4,6 +4,7 @@
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
+import type { ModelStore } from '../../src/db/model-store.ts';
 import type { StorageClient } from '../../src/storage/object-store.ts';
 import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,9 @@ export interface ExpectedProblem {
 
 interface Request {
   kind: 'test_run' | 'inference_job';
-  checkpoint: string;
+  checkpoint?: string;
+  /** A registered model (`model`, `spec.model`). */
+  model?: string;
   task?: string;
   dataset?: string;
   split?: string;
@@ -43,7 +46,12 @@ function restOf(r: Request): InvalidCase['rest'] {
           : {}),
       }
     : {};
-  const common = { checkpoint_path: r.checkpoint, task_type: r.task ?? 'image_classification', ...xai };
+  const common = {
+    ...(r.checkpoint ? { checkpoint_path: r.checkpoint } : {}),
+    ...(r.model ? { model: r.model } : {}),
+    task_type: r.task ?? 'image_classification',
+    ...xai,
+  };
   if (r.kind === 'test_run') return { path: '/test-runs', body: { ...common, dataset_path: r.dataset, ...(r.split ? { dataset_split: r.split } : {}) } };
   return { path: '/inference-jobs', body: { ...common, inference_type: r.inferenceType ?? 'single', input_config: r.input } };
 }
@@ -59,7 +67,12 @@ function specOf(r: Request): Record<string, unknown> {
         },
       }
     : {};
-  const common = { taskType: r.task ?? 'image_classification', checkpointPath: r.checkpoint, ...xai };
+  const common = {
+    taskType: r.task ?? 'image_classification',
+    ...(r.checkpoint ? { checkpointPath: r.checkpoint } : {}),
+    ...(r.model ? { model: r.model } : {}),
+    ...xai,
+  };
   if (r.kind === 'test_run') return { type: 'test_run', ...common, dataset: { path: r.dataset, ...(r.split ? { split: r.split } : {}) } };
   return {
     type: 'inference',
@@ -78,7 +91,11 @@ function classifier(outputs: number, names: string[], task = 'classify'): Uint8A
   return g.toModel({ metadata: { names: `{${names.map((n, i) => `${i}: '${n}'`).join(', ')}}`, imgsz: '[8, 8]', task } });
 }
 
-export async function invalidJobCases(storage: StorageClient, prefix: string): Promise<InvalidCase[]> {
+/**
+ * The table, its files written to storage and, with a registry, the model `colors@1.0.0`
+ * (image_classification, production) registered for the cases that name a registered model.
+ */
+export async function invalidJobCases(storage: StorageClient, prefix: string, registry?: ModelStore): Promise<InvalidCase[]> {
   const model = `${prefix}/models/colors.onnx`;
   const dataset = `${prefix}/data/colors`;
   const zoo = `${prefix}/data/zoo`;
@@ -94,6 +111,17 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
     storage.write(`${zoo}/test/zebra/b.png`, red.bytes),
   ]);
   const names = COLOR_CLASSES.map((c) => c.name);
+  await registry?.register({
+    name: 'colors',
+    version: '1.0.0',
+    task_type: 'image_classification',
+    checkpoint_path: model,
+    metadata: {},
+    stage: 'production',
+    tags: {},
+    metrics: {},
+    created_by: 'admin',
+  });
   // A folder the policy allows (the suites' folder), with a symbolic link in it that leads out.
   const allowedDir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'allowed-'));
   mkdirSync(join(allowedDir, 'data'));
@@ -226,6 +254,22 @@ export async function invalidJobCases(storage: StorageClient, prefix: string): P
           message: `not an allowed storage location: ${allowedDir}/data/escape leads through a symbolic link to /etc, outside ${allowed}`,
         },
       ],
+    },
+    {
+      name: 'a registered model that does not exist',
+      request: { kind: 'test_run', model: 'nosuch@1.0.0', dataset },
+      expected: [{ field: 'model', message: 'no registered model nosuch@1.0.0' }],
+    },
+    {
+      name: 'a registered model of another task',
+      request: { kind: 'inference_job', model: 'colors', task: 'object_detection', input: { image_path: image } },
+      expected: [{ field: 'model', message: 'colors@1.0.0 is registered for image_classification, not object_detection' }],
+    },
+    {
+      name: 'a registered model and a checkpoint both',
+      request: { kind: 'test_run', model: 'colors@1.0.0', checkpoint: model, dataset },
+      expected: [{ field: 'model', message: 'set checkpoint_path or model, not both' }],
+      crdRefuses: /set exactly one of spec.checkpointPath and spec.model/,
     },
     {
       name: 'two inputs for one inference job',

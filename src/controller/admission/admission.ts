@@ -41,6 +41,13 @@ export interface AdmissionOptions {
   timeoutMs: number;
   /** Where jobs may read (KINFER_ALLOWED_URIS); absent: anywhere the services can reach. */
   policy?: StoragePolicy | undefined;
+  /** The model registry a job's `model` is resolved in; absent: jobs must name a checkpoint. */
+  registry?: ModelRegistry | undefined;
+}
+
+/** What the admission needs of the model registry (src/db/model-store.ts). */
+export interface ModelRegistry {
+  resolve(ref: string): Promise<{ name: string; version: string; task_type: string; checkpoint_path: string } | string>;
 }
 
 const identity: Spell = (field) => field;
@@ -66,15 +73,24 @@ export class Admission {
     this.#o = opts;
   }
 
-  async admit(def: JobDefinition, spell: Spell = identity): Promise<AdmissionResult> {
-    const ruled = definitionProblems(def, spell);
+  async admit(requested: JobDefinition, spell: Spell = identity): Promise<AdmissionResult> {
+    const ruled = definitionProblems(requested, spell);
     if (ruled.length > 0) return { admitted: false, problems: ruled };
+    const resolved = await this.#resolveModel(requested, spell);
+    if ('problems' in resolved) return { admitted: false, problems: resolved.problems };
+    const { def, entry } = resolved;
+    // A registered model's checkpoint is the request's `model`: its problems are said there.
+    const asAsked = (problems: FieldProblem[]) => (entry ? problems.map((p) => (p.field === 'checkpoint_path' ? { ...p, field: 'model' } : p)) : problems);
     // Before anything is read: a location outside the allow-list is not even looked at.
     const refused = this.#outsidePolicy(def);
-    if (refused.length > 0) return { admitted: false, problems: refused };
+    if (refused.length > 0) return { admitted: false, problems: asAsked(refused) };
     const signal = AbortSignal.timeout(this.#o.timeoutMs);
     try {
-      return await this.#checkStorage(def, signal);
+      const result = await this.#checkStorage(def, signal);
+      if (!result.admitted) return { admitted: false, problems: asAsked(result.problems) };
+      // The job keeps which registered version it runs, whatever the stage names later.
+      if (entry) result.job.row = { ...result.job.row, model_name: entry.name, model_version: entry.version };
+      return result;
     } catch (err) {
       if (signal.aborted) throw new StorageUnavailableError(`object storage did not answer the submit-time checks within ${this.#o.timeoutMs / 1000}s`);
       if (err instanceof StorageUnavailableError) throw err;
@@ -104,6 +120,21 @@ export class Admission {
     if (!files) return { problems: [{ field: 'checkpoint_path', message: `no such object: ${uri}` }] };
     const described = describeModel(files.header, files.sidecar, task);
     return described.problems.length > 0 || !described.model ? { problems: described.problems } : { problems: [], model: described.model };
+  }
+
+  /** A definition naming a registered model, with that version's checkpoint; or why it cannot be. */
+  async #resolveModel(
+    def: JobDefinition,
+    spell: Spell,
+  ): Promise<{ def: JobDefinition; entry?: { name: string; version: string } } | { problems: FieldProblem[] }> {
+    if (def.model === null) return { def };
+    if (!this.#o.registry) return { problems: [{ field: 'model', message: `no model registry here: set ${spell('checkpoint_path')}` }] };
+    const entry = await this.#o.registry.resolve(def.model);
+    if (typeof entry === 'string') return { problems: [{ field: 'model', message: entry }] };
+    if (entry.task_type !== def.task_type) {
+      return { problems: [{ field: 'model', message: `${entry.name}@${entry.version} is registered for ${entry.task_type}, not ${def.task_type}` }] };
+    }
+    return { def: { ...def, checkpoint_path: entry.checkpoint_path }, entry };
   }
 
   #outsidePolicy(def: JobDefinition): FieldProblem[] {

@@ -31,6 +31,10 @@ function xaiProblems(def: JobDefinition, spell: Spell): FieldProblem[] {
 
 export function definitionProblems(def: JobDefinition, spell: Spell): FieldProblem[] {
   const problems: FieldProblem[] = [...xaiProblems(def, spell)];
+  // The model is a checkpoint or a registered model, never both.
+  if (def.checkpoint_path === '' && def.model === null) problems.push({ field: 'checkpoint_path', message: `is required (or ${spell('model')})` });
+  if (def.checkpoint_path !== '' && def.model !== null)
+    problems.push({ field: 'model', message: `set ${spell('checkpoint_path')} or ${spell('model')}, not both` });
   if (def.kind === 'test_run') {
     if (def.dataset_path === '') problems.push({ field: 'dataset_path', message: 'is required' });
     return problems;

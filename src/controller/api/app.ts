@@ -19,7 +19,7 @@ import { StorageUnavailableError, type Admission } from '../admission/admission.
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
-import { modelRoutes, resolveModel } from './models.ts';
+import { modelRoutes } from './models.ts';
 import type { ModelStore } from '../../db/model-store.ts';
 import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery, ValidateRequest } from './requests.ts';
 
@@ -102,17 +102,6 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   app.use(express.json({ limit: deps.maxBodyBytes ?? 2 * 2 ** 20 }));
   app.use(rejectNulCharacters('validation_error'));
 
-  /** A request that names a registered model gets its checkpoint; the entry is kept on the job. */
-  const withCheckpoint = async <T extends { checkpoint_path?: string | undefined; model?: string | undefined }>(
-    body: T,
-  ): Promise<{ body: T & { checkpoint_path: string }; from: Record<string, string | null> }> => {
-    if (body.model === undefined) return { body: body as T & { checkpoint_path: string }, from: {} };
-    const entry = await resolveModel(deps.models, body.model);
-    if (typeof entry === 'string') throw validationError([{ field: 'model', message: entry }]);
-    const { model: _ref, ...rest } = body;
-    return { body: { ...(rest as T), checkpoint_path: entry.checkpoint_path }, from: { model_name: entry.name, model_version: entry.version } };
-  };
-
   /** Reads a model's ONNX header as the admission does; the problems, or what it is. */
   const inspectModel = async (uri: string, taskType: TaskType) => admission.describe(uri, taskType);
 
@@ -127,7 +116,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   };
 
   /** Admits a definition and stores it as a pending job, or throws the 400 / 429 / 503 that says why not. */
-  const admitAndStore = async (def: JobDefinition, req: Request, extra: Record<string, string | null> = {}): Promise<Job> => {
+  const admitAndStore = async (def: JobDefinition, req: Request): Promise<Job> => {
     requireRole(req, 'user', 'submitting a job');
     const caller = callerOf(req);
     deps.limiter.take(caller.subject, await store.activeCountOf(caller.subject));
@@ -139,7 +128,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       throw err;
     }
     if (!result.admitted) throw validationError(result.problems);
-    const owned = { created_by: caller.subject, ...extra };
+    const owned = { created_by: caller.subject };
     return result.job.kind === 'test_run' ? store.createTestRun({ ...result.job.row, ...owned }) : store.createInferenceJob({ ...result.job.row, ...owned });
   };
 
@@ -202,8 +191,8 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   }
 
   router.post('/test-runs', async (req, res) => {
-    const { body, from } = await withCheckpoint(parseOr(CreateTestRun, req.body, 'validation_error', 'test run'));
-    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body), req, from), req, res);
+    const body = parseOr(CreateTestRun, req.body, 'validation_error', 'test run');
+    await created('test_run', await admitAndStore(definitionFromTestRunRequest(body), req), req, res);
   });
 
   router.get('/test-runs/:id/images', async (req, res) => {
@@ -223,8 +212,8 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   });
 
   router.post('/inference-jobs', async (req, res) => {
-    const { body, from } = await withCheckpoint(parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job'));
-    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body), req, from), req, res);
+    const body = parseOr(CreateInferenceJob, req.body, 'validation_error', 'inference job');
+    await created('inference_job', await admitAndStore(definitionFromInferenceRequest(body), req), req, res);
   });
 
   // The full submit-time validation of a request, nothing created: every problem listed.
@@ -236,17 +225,8 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       res.json({ valid: false, problems: fieldProblems(parsed.error) });
       return;
     }
-    let def: JobDefinition;
-    try {
-      const { body } = await withCheckpoint(parsed.data);
-      def = kind === 'test_run' ? definitionFromTestRunRequest(body as never) : definitionFromInferenceRequest(body as never);
-    } catch (err) {
-      if (err instanceof HttpError && Array.isArray(err.body.fields)) {
-        res.json({ valid: false, problems: err.body.fields });
-        return;
-      }
-      throw err;
-    }
+    const def: JobDefinition =
+      kind === 'test_run' ? definitionFromTestRunRequest(parsed.data as CreateTestRun) : definitionFromInferenceRequest(parsed.data as CreateInferenceJob);
     const result = await admission.admit(def).catch((err: unknown) => {
       if (err instanceof StorageUnavailableError) throw new HttpError('storage_unavailable', err.message);
       throw err;

@@ -4,12 +4,11 @@
 // the one who registered it.
 import type { Router } from 'express';
 import { z } from 'zod';
-import { StorageUriField, TaskType, type ModelDescription } from '../../contract/index.ts';
-import { STAGES, type ModelStore, type RegisteredModel } from '../../db/model-store.ts';
+import { MODEL_NAME, MODEL_VERSION, StorageUriField, TaskType, type ModelDescription } from '../../contract/index.ts';
+import { STAGES, type ModelStore } from '../../db/model-store.ts';
 import { HttpError, validationError, type FieldProblem } from '../../http/errors.ts';
 import { parseOr } from '../../http/plumbing.ts';
 import { callerOf, requireRole } from './caller.ts';
-import { MODEL_NAME, MODEL_VERSION, parseModelRef } from './model-ref.ts';
 
 const noNul = (s: string) => !s.includes('\u0000');
 const Label = z.string().min(1).max(200).refine(noNul, 'must not contain NUL characters');
@@ -28,15 +27,6 @@ export const RegisterModel = z
 
 const UpdateModel = z.object({ stage: z.enum(STAGES) }).strict();
 const ListModels = z.object({ name: z.string().max(128).optional(), stage: z.enum(STAGES).optional() }).strict();
-
-/** The registry entry a job's `model` names, or why there is none. */
-export async function resolveModel(models: ModelStore, ref: string): Promise<RegisteredModel | string> {
-  const parsed = parseModelRef(ref);
-  if (typeof parsed === 'string') return parsed;
-  const entry = 'version' in parsed ? await models.get(parsed.name, parsed.version) : await models.inStage(parsed.name, parsed.stage);
-  if (entry) return entry;
-  return 'version' in parsed ? `no registered model ${parsed.name}@${parsed.version}` : `${parsed.name} has no version in stage ${parsed.stage}`;
-}
 
 export interface ModelRouteDeps {
   models: ModelStore;

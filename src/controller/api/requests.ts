@@ -2,8 +2,18 @@
 // same the InferenceJob spec is made of), so both doors refuse the same values with the same
 // words; rules across fields and against storage are the admission's (../admission/).
 import { z } from 'zod';
-import { ModelRefField } from './model-ref.ts';
-import { DatasetSplit, ImagePaths, JobName, JobStatus, StorageUriField, TaskType, TrainingJobId, XaiConfigFields, XaiMethod } from '../../contract/index.ts';
+import {
+  DatasetSplit,
+  ImagePaths,
+  JobName,
+  JobStatus,
+  ModelRefField,
+  StorageUriField,
+  TaskType,
+  TrainingJobId,
+  XaiConfigFields,
+  XaiMethod,
+} from '../../contract/index.ts';
 
 const xaiFields = {
   enable_xai: z.boolean().default(false),
@@ -11,18 +21,10 @@ const xaiFields = {
   xai_config: z.object(XaiConfigFields).strict().optional(),
 };
 
-/** Exactly one of checkpoint_path and model names the model. */
-const oneModel = (body: { checkpoint_path?: string | undefined; model?: string | undefined }, ctx: z.RefinementCtx) => {
-  if (body.checkpoint_path === undefined && body.model === undefined)
-    ctx.addIssue({ code: 'custom', path: ['checkpoint_path'], message: 'is required (or model)' });
-  if (body.checkpoint_path !== undefined && body.model !== undefined)
-    ctx.addIssue({ code: 'custom', path: ['model'], message: 'set checkpoint_path or model, not both' });
-};
-
 export const CreateTestRun = z
   .object({
     checkpoint_path: StorageUriField.optional(),
-    /** A registered model instead of a checkpoint_path: name@version, name:stage or name. */
+    /** A registered model instead of a checkpoint_path (exactly one: the admission's rule). */
     model: ModelRefField.optional(),
     dataset_path: StorageUriField,
     dataset_split: DatasetSplit.default('test'),
@@ -31,8 +33,7 @@ export const CreateTestRun = z
     name: JobName.optional(),
     ...xaiFields,
   })
-  .strict()
-  .superRefine(oneModel);
+  .strict();
 export type CreateTestRun = z.output<typeof CreateTestRun>;
 
 export const CreateInferenceJob = z
@@ -46,8 +47,7 @@ export const CreateInferenceJob = z
     name: JobName.optional(),
     ...xaiFields,
   })
-  .strict()
-  .superRefine(oneModel);
+  .strict();
 export type CreateInferenceJob = z.output<typeof CreateInferenceJob>;
 
 const skipLimit = {

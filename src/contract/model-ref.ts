@@ -1,7 +1,10 @@
 // How a job or a prediction names a registered model: `name@version`, `name:stage`, or `name`
 // (its production version, as a serving system's default).
 import { z } from 'zod';
-import { STAGES, type Stage } from '../../db/model-store.ts';
+
+/** A registered version's place in its life: one `production` version per name at a time. */
+export const STAGES = ['none', 'staging', 'production', 'archived'] as const;
+export type Stage = (typeof STAGES)[number];
 
 export const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 export const MODEL_VERSION = /^[\w.+-]{1,64}$/;
