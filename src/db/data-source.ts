@@ -8,6 +8,7 @@ import { XaiResults1764300000000 } from './migrations/1764300000000-xai-results.
 import { LabelText1764400000000 } from './migrations/1764400000000-label-text.ts';
 import { Access1764500000000 } from './migrations/1764500000000-access.ts';
 import { ModelRegistry1764600000000 } from './migrations/1764600000000-model-registry.ts';
+import { ModelServing1764700000000 } from './migrations/1764700000000-model-serving.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764000000000,
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   LabelText1764400000000,
   Access1764500000000,
   ModelRegistry1764600000000,
+  ModelServing1764700000000,
 ];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {

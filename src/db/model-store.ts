@@ -19,12 +19,27 @@ export interface RegisteredModel {
   stage: Stage;
   tags: Record<string, string>;
   metrics: Record<string, number>;
+  /** How the predictor batches this version's requests ({} = its defaults). */
+  serving: ServingConfig;
   created_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = 'id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, created_by, created_at, updated_at';
+export interface ServingConfig {
+  max_batch_size?: number;
+  max_queue_delay_ms?: number;
+}
+
+/** A name's traffic over its versions (weights, any positive scale), sticky per `sticky_header` value when set. */
+export interface TrafficSplit {
+  name: string;
+  split: Record<string, number>;
+  sticky_header: string | null;
+  updated_at: Date;
+}
+
+const COLUMNS = 'id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, serving, created_by, created_at, updated_at';
 
 export class ModelStore {
   readonly #ds: DataSource;
@@ -34,12 +49,12 @@ export class ModelStore {
   }
 
   /** Registers a version; null when that name and version exist already. */
-  async register(m: Omit<RegisteredModel, 'id' | 'created_at' | 'updated_at'>): Promise<RegisteredModel | null> {
+  async register(m: Omit<RegisteredModel, 'id' | 'created_at' | 'updated_at' | 'serving'> & { serving?: ServingConfig }): Promise<RegisteredModel | null> {
     return this.#ds.transaction(async (tx) => {
       if (m.stage === 'production') await this.#archiveProduction(tx.query.bind(tx), m.name);
       const rows = (await tx.query(
-        `INSERT INTO models (id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name, version) DO NOTHING RETURNING ${COLUMNS}`,
+        `INSERT INTO models (id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, created_by, serving)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (name, version) DO NOTHING RETURNING ${COLUMNS}`,
         [
           randomUUID(),
           m.name,
@@ -51,6 +66,7 @@ export class ModelStore {
           JSON.stringify(m.tags),
           JSON.stringify(m.metrics),
           m.created_by,
+          JSON.stringify(m.serving ?? {}),
         ],
       )) as RegisteredModel[];
       return rows[0] ?? null;
@@ -91,16 +107,37 @@ export class ModelStore {
     return row ?? null;
   }
 
-  async setStage(name: string, version: string, stage: Stage): Promise<RegisteredModel | null> {
+  /** Changes a version's stage and/or serving configuration. */
+  async update(name: string, version: string, change: { stage?: Stage | undefined; serving?: ServingConfig | undefined }): Promise<RegisteredModel | null> {
     return this.#ds.transaction(async (tx) => {
-      if (stage === 'production') await this.#archiveProduction(tx.query.bind(tx), name, version);
-      const [rows] = (await tx.query(`UPDATE models SET stage = $3, updated_at = now() WHERE name = $1 AND version = $2 RETURNING ${COLUMNS}`, [
-        name,
-        version,
-        stage,
-      ])) as [RegisteredModel[], number];
+      if (change.stage === 'production') await this.#archiveProduction(tx.query.bind(tx), name, version);
+      const [rows] = (await tx.query(
+        `UPDATE models SET stage = COALESCE($3, stage), serving = COALESCE($4::jsonb, serving), updated_at = now()
+         WHERE name = $1 AND version = $2 RETURNING ${COLUMNS}`,
+        [name, version, change.stage ?? null, change.serving ? JSON.stringify(change.serving) : null],
+      )) as [RegisteredModel[], number];
       return rows[0] ?? null;
     });
+  }
+
+  async traffic(name: string): Promise<TrafficSplit | null> {
+    const [row] = (await this.#ds.query('SELECT name, split, sticky_header, updated_at FROM model_traffic WHERE name = $1', [name])) as TrafficSplit[];
+    return row ?? null;
+  }
+
+  async setTraffic(name: string, split: Record<string, number>, stickyHeader: string | null): Promise<TrafficSplit> {
+    const [row] = (await this.#ds.query(
+      `INSERT INTO model_traffic (name, split, sticky_header) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET split = EXCLUDED.split, sticky_header = EXCLUDED.sticky_header, updated_at = now()
+       RETURNING name, split, sticky_header, updated_at`,
+      [name, JSON.stringify(split), stickyHeader],
+    )) as TrafficSplit[];
+    return row!;
+  }
+
+  async clearTraffic(name: string): Promise<boolean> {
+    const [, count] = (await this.#ds.query('DELETE FROM model_traffic WHERE name = $1', [name])) as [unknown, number];
+    return count > 0;
   }
 
   async delete(name: string, version: string): Promise<boolean> {

@@ -54,11 +54,16 @@ export class TokenStore {
 
   /** The token a secret belongs to, whatever its state (the caller says why it is refused). */
   async findBySecret(secret: string): Promise<ApiToken | null> {
-    // TypeORM answers an UPDATE ... RETURNING with [rows, count].
-    const [[token]] = (await this.#ds.query(`UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1 RETURNING ${COLUMNS}`, [hashToken(secret)])) as [
-      ApiToken[],
-      number,
-    ];
+    // last_used_at is written at most once a minute: every request of a busy client (the
+    // predictor's) would otherwise write and lock the token's row.
+    const [token] = (await this.#ds.query(
+      `WITH touched AS (
+         UPDATE api_tokens SET last_used_at = now()
+         WHERE token_hash = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')
+       )
+       SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = $1`,
+      [hashToken(secret)],
+    )) as ApiToken[];
     return token ?? null;
   }
 

@@ -1,19 +1,25 @@
-// The predictor's HTTP API: POST /api/v1/predict with a JSON body (`image_url` or `image_base64`)
-// or the image itself as the body (`Content-Type: image/*`, the other fields in the query). The
-// model is a registered one (`model`: name@version, name:stage, name) or a `checkpoint_path` with
-// its `task_type`. The same tokens as the REST API; the same storage allow-list.
+// The predictor's HTTP API (README "Online predictions"):
+//   POST /api/v1/predict         one image: JSON (image_url | image_base64), the image as the body, or multipart
+//   POST /api/v1/predict/batch   up to KINFER_PREDICT_MAX_BATCH_IMAGES images; a per-image error entry, the rest answered
+//   GET  /api/v1/models/{name}/info, POST /api/v1/models/{name}/reload
+//   /v2/...                      the Open Inference Protocol (./oip.ts)
+// The model is a registered one (`model`: name@version, name:stage, name; or `model` + `version`)
+// or a `checkpoint_path` with its `task_type`. The same tokens as the REST API; the same storage
+// allow-list.
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
-import { ModelRefField, StorageUriField, TaskType } from '../contract/index.ts';
 import type { Authenticator } from '../controller/auth/authenticator.ts';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import type { ModelStore } from '../db/model-store.ts';
-import { HttpError, validationError } from '../http/errors.ts';
+import { HttpError, validationError, type FieldProblem } from '../http/errors.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
-import { errorHandler, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
+import { errorHandler, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
+import { predictorMetrics } from './metrics.ts';
+import { oipRoutes } from './oip.ts';
 import type { Prediction, Predictor } from './predictor.ts';
-import { ResultCache } from './result-cache.ts';
+import { ONE_IMAGE, parseBatch, parsePredict, type ImageInput, type ModelFields } from './requests.ts';
+import { checkpointTarget, ModelResolver, type Resolved } from './resolver.ts';
+import { cacheKey, type PredictionCache } from './result-cache.ts';
 
 export interface PredictorAppDeps {
   predictor: Predictor;
@@ -24,33 +30,53 @@ export interface PredictorAppDeps {
   ready: () => Promise<void>;
   /** The largest image accepted (KINFER_PREDICT_MAX_IMAGE_BYTES). */
   maxImageBytes: number;
-  /** Predictions kept for repeated requests (KINFER_PREDICT_CACHE_ENTRIES; 0: none). */
-  cacheEntries?: number;
+  /** Images in one batch request (KINFER_PREDICT_MAX_BATCH_IMAGES). */
+  maxBatchImages?: number;
+  cache: PredictionCache;
+  /** How long registry reads are kept (KINFER_PREDICT_REGISTRY_TTL_MS). */
+  registryTtlMs?: number;
 }
 
-const num = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v !== '' ? Number(v) : v), schema);
+export interface PredictorApp {
+  app: express.Express;
+  /** Reloads every warm version of a registered name (SIGHUP reloads every warm name). */
+  reload(name: string): Promise<unknown[]>;
+  /** Stops taking requests: /readyz and /v2/health/ready answer 503 (SIGTERM). */
+  drain(): void;
+}
 
-export const PredictRequest = z
-  .object({
-    model: ModelRefField.optional(),
-    checkpoint_path: StorageUriField.optional(),
-    task_type: TaskType.optional(),
-    image_url: StorageUriField.optional(),
-    image_base64: z.string().min(1).optional(),
-    conf: num(z.number().min(0).max(1)).optional(),
-    iou: num(z.number().gt(0).max(1)).optional(),
-    max_det: num(z.number().int().min(1).max(10_000)).optional(),
-  })
-  .strict();
+/** Model problems found while loading: the request's to fix, not the service's. */
+const MODEL_PROBLEMS = new Set(['MODEL_NOT_ONNX', 'MODEL_METADATA_INVALID', 'OBJECT_NOT_FOUND', 'MODEL_LOAD_FAILED']);
 
-export function createPredictorApp(deps: PredictorAppDeps): express.Express {
-  const cache = new ResultCache<Prediction>(deps.cacheEntries ?? 1000);
+export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
+  const resolver = new ModelResolver(deps.models, deps.registryTtlMs ?? 2000);
+  const maxBatchImages = deps.maxBatchImages ?? 32;
+  const cacheStats = new Map<string, { hits: number; misses: number }>();
+  let draining = false;
   const app = express();
   app.disable('x-powered-by');
   app.use(requestContext(deps.log));
-  metricsRoutes(app, 'predictor');
-  healthRoutes(app, deps.ready);
-  app.use('/api/v1', async (req: Request, res: Response, next: NextFunction) => {
+  const metrics = predictorMetrics(metricsRoutes(app, 'predictor'));
+  deps.predictor.onBatch = (t, size) => metrics.batchSize.observe({ model: t.name ?? t.checkpointPath, version: t.version ?? '' }, size);
+
+  const ready = async () => {
+    if (draining) throw new Error('shutting down');
+    await deps.ready();
+  };
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (req, res) => {
+    try {
+      await ready();
+      res.json({ status: 'ready' });
+    } catch (err) {
+      req.log.warn({ err }, 'not ready');
+      res.status(503).json({ status: 'not_ready', message: draining ? 'shutting down' : 'a dependency is unavailable' });
+    }
+  });
+
+  const authenticate = async (req: Request, res: Response, next: NextFunction) => {
     try {
       req.principal = await deps.auth.authenticate(req.header('authorization'));
       next();
@@ -58,98 +84,202 @@ export function createPredictorApp(deps: PredictorAppDeps): express.Express {
       if (err instanceof HttpError && err.status === 401) res.setHeader('www-authenticate', 'Bearer realm="kinfer"');
       next(err);
     }
-  });
+  };
+  app.use('/api/v1', authenticate);
   // The body base64 adds a third; the raw image body is taken as it is.
-  app.use(express.json({ limit: Math.ceil(deps.maxImageBytes * 1.4) + 4096 }));
+  app.use(express.json({ limit: Math.ceil(deps.maxImageBytes * 1.4 * maxBatchImages) + 65_536 }));
   app.use(express.raw({ type: 'image/*', limit: deps.maxImageBytes }));
   app.use(rejectNulCharacters('validation_error'));
 
-  app.post('/api/v1/predict', async (req, res) => {
-    const raw = Buffer.isBuffer(req.body) ? req.body : undefined;
-    const body = parseOr(PredictRequest, raw ? req.query : req.body, 'validation_error', 'prediction request');
-    const problems: Array<{ field: string; message: string }> = [];
-    const images = [raw, body.image_url, body.image_base64].filter((x) => x !== undefined).length;
-    if (images !== 1) problems.push({ field: 'image', message: 'send exactly one image: the body (Content-Type image/*), image_url or image_base64' });
-    if ((body.model === undefined) === (body.checkpoint_path === undefined))
+  /** The model a request names, allowed by the storage policy. */
+  const resolve = async (fields: ModelFields, req: Request): Promise<Resolved> => {
+    const problems: FieldProblem[] = [];
+    if ((fields.model === undefined) === (fields.checkpoint_path === undefined))
       problems.push({ field: 'model', message: 'name a model, or a checkpoint_path, not both' });
-    if (body.checkpoint_path !== undefined && body.task_type === undefined) problems.push({ field: 'task_type', message: 'is required with checkpoint_path' });
+    if (fields.checkpoint_path !== undefined && fields.task_type === undefined)
+      problems.push({ field: 'task_type', message: 'is required with checkpoint_path' });
+    if (fields.version !== undefined && (fields.model === undefined || /[@:]/.test(fields.model)))
+      problems.push({ field: 'version', message: 'goes with a model name (not name@version or name:stage)' });
     if (problems.length > 0) throw validationError(problems);
+    let resolved: Resolved;
+    if (fields.model !== undefined) {
+      const ref = fields.version !== undefined ? `${fields.model}@${fields.version}` : fields.model;
+      const found = await resolver.registered(ref, (h) => req.header(h));
+      if (typeof found === 'string') throw new HttpError('not_found', found, { fields: [{ field: fields.version ? 'version' : 'model', message: found }] });
+      if (fields.task_type !== undefined && fields.task_type !== found.target.task)
+        throw validationError([{ field: 'task_type', message: `${fields.model} serves ${found.target.task}` }]);
+      resolved = found;
+    } else resolved = checkpointTarget(fields.checkpoint_path!, fields.task_type!);
+    const refused = deps.policy.refusal(resolved.target.checkpointPath);
+    if (refused) throw validationError([{ field: fields.model ? 'model' : 'checkpoint_path', message: refused }]);
+    return resolved;
+  };
 
-    let checkpoint = body.checkpoint_path;
-    let task = body.task_type;
-    let version: string | null = null;
-    if (body.model !== undefined) {
-      const entry = await deps.models.resolve(body.model);
-      if (typeof entry === 'string') throw validationError([{ field: 'model', message: entry }]);
-      [checkpoint, task, version] = [entry.checkpoint_path, entry.task_type as TaskType, entry.version];
-      if (body.task_type !== undefined && body.task_type !== task) throw validationError([{ field: 'task_type', message: `${body.model} serves ${task}` }]);
-    }
-    for (const [field, uri] of [
-      ['checkpoint_path', checkpoint],
-      ['image_url', body.image_url],
-    ] as const) {
-      const refused = uri === undefined ? undefined : deps.policy.refusal(uri);
-      if (refused) throw validationError([{ field: body.model && field === 'checkpoint_path' ? 'model' : field, message: refused }]);
-    }
-    const imageField = raw ? '(body)' : body.image_url ? 'image_url' : 'image_base64';
+  /** An image's bytes: sent, or read from storage the policy allows. */
+  const bytesOf = async (image: ImageInput): Promise<Uint8Array> => {
     let bytes: Uint8Array;
-    if (raw) bytes = raw;
-    else if (body.image_base64 !== undefined) bytes = Buffer.from(body.image_base64, 'base64');
+    if ('bytes' in image) bytes = image.bytes;
     else {
+      const refused = deps.policy.refusal(image.uri);
+      if (refused) throw validationError([{ field: image.field, message: refused }]);
       try {
-        bytes = await deps.predictor.read(body.image_url!);
+        bytes = await deps.predictor.read(image.uri);
       } catch (err) {
-        if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND')
-          throw validationError([{ field: 'image_url', message: `no such object: ${body.image_url}` }]);
+        if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') throw validationError([{ field: image.field, message: `no such object: ${image.uri}` }]);
         throw err;
       }
     }
-    if (bytes.length > deps.maxImageBytes) throw new HttpError('payload_too_large', `the image is over ${deps.maxImageBytes} bytes`);
-    if (bytes.length === 0) throw validationError([{ field: imageField, message: 'is empty (or not base64)' }]);
+    if (bytes.length > deps.maxImageBytes) throw new HttpError('payload_too_large', `the image (${image.field}) is over ${deps.maxImageBytes} bytes`);
+    if (bytes.length === 0) throw validationError([{ field: image.field, message: 'is empty (or not base64)' }]);
+    return bytes;
+  };
 
-    // The image is named as a job would name it: by its URL, or `upload`.
-    const name = body.image_url ?? 'upload';
-    const key = ResultCache.key(bytes, checkpoint, task, name, body.conf, body.iou, body.max_det);
-    let prediction = cache.get(key);
-    const cached = prediction !== undefined;
-    if (!prediction) {
-      try {
-        prediction = await deps.predictor.predict({
-          checkpointPath: checkpoint!,
-          task: task!,
-          image: { bytes, name },
-          conf: body.conf,
-          iou: body.iou,
-          maxDet: body.max_det,
-        });
-      } catch (err) {
-        // A model that cannot be loaded or does not fit its task is the request's problem.
-        const code = (err as { code?: string }).code;
-        if (code === 'MODEL_NOT_ONNX' || code === 'MODEL_METADATA_INVALID' || code === 'OBJECT_NOT_FOUND') {
-          throw validationError([{ field: body.model ? 'model' : 'checkpoint_path', message: (err as Error).message }]);
-        }
-        throw err;
-      }
-      if (prediction.result.error === null) cache.set(key, prediction);
+  /** One image's prediction, from the cache or the model; a model that cannot serve is the request's problem. */
+  const predictOne = async (resolved: Resolved, fields: ModelFields, image: ImageInput, bytes: Uint8Array): Promise<Prediction & { cached: boolean }> => {
+    const { target, modelKey } = resolved;
+    const key = cacheKey(modelKey, bytes, target.checkpointPath, target.task, image.name, fields.conf, fields.iou, fields.max_det);
+    const stats = cacheStats.get(modelKey) ?? { hits: 0, misses: 0 };
+    cacheStats.set(modelKey, stats);
+    const hit = await deps.cache.get(key);
+    metrics.cache.inc({ model: modelKey, result: hit ? 'hit' : 'miss' });
+    if (hit) {
+      stats.hits++;
+      return { ...(JSON.parse(hit) as Prediction), cached: true };
     }
-    if (prediction.result.error !== null)
-      throw validationError([{ field: raw ? '(body)' : body.image_url ? 'image_url' : 'image_base64', message: prediction.result.error }]);
+    stats.misses++;
+    const labels = { model: target.name ?? target.checkpointPath, version: target.version ?? '' };
+    const end = metrics.latency.startTimer(labels);
+    let prediction: Prediction;
+    try {
+      prediction = await deps.predictor.predict({ target, image: { bytes, name: image.name }, conf: fields.conf, iou: fields.iou, maxDet: fields.max_det });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code && MODEL_PROBLEMS.has(code)) throw validationError([{ field: fields.model ? 'model' : 'checkpoint_path', message: (err as Error).message }]);
+      throw err;
+    }
+    end();
+    metrics.queue.observe(labels, prediction.queue_ms / 1000);
+    if (prediction.result.error === null) await deps.cache.set(key, JSON.stringify(prediction));
+    return { ...prediction, cached: false };
+  };
+
+  const present = (p: Prediction & { cached: boolean }, fields: ModelFields, resolved: Resolved) => ({
+    ...p.result,
+    ...(p.mask_png_base64 ? { mask_png_base64: p.mask_png_base64 } : {}),
+    model: fields.model ?? resolved.target.checkpointPath,
+    model_version: resolved.target.version ?? null,
+    inference_time_ms: p.inference_time_ms,
+    preprocess_ms: p.preprocess_ms,
+    postprocess_ms: p.postprocess_ms,
+    queue_ms: p.queue_ms,
+    batch_size: p.batch_size,
+    load_ms: p.load_ms,
+    cached: p.cached,
+  });
+
+  app.post('/api/v1/predict', async (req, res) => {
+    const { fields, images } = await parsePredict(req, deps.maxImageBytes);
+    if (images.length !== 1) throw validationError([{ field: 'image', message: ONE_IMAGE }]);
+    const resolved = await resolve(fields, req);
+    const image = images[0]!;
+    const prediction = await predictOne(resolved, fields, image, await bytesOf(image));
+    if (prediction.result.error !== null) throw validationError([{ field: image.field, message: prediction.result.error }]);
+    res.setHeader('x-model-version', resolved.target.version ?? '');
+    res.json(present(prediction, fields, resolved));
+  });
+
+  app.post('/api/v1/predict/batch', async (req, res) => {
+    const { fields, images } = await parseBatch(req, deps.maxImageBytes, maxBatchImages);
+    if (images.length === 0) throw validationError([{ field: 'images', message: 'send at least one image (images: [...], or multipart files)' }]);
+    const resolved = await resolve(fields, req);
+    // Every image is answered: a prediction, or its own error entry; the batch goes on.
+    // An image that cannot be read or decoded gets its error entry (as in a job's results); a model
+    // that cannot serve fails the request.
+    const predictions = await Promise.all(
+      images.map(async (image): Promise<Record<string, unknown>> => {
+        let bytes: Uint8Array;
+        try {
+          bytes = await bytesOf(image);
+        } catch (err) {
+          if (!(err instanceof HttpError) || err.status >= 500) throw err;
+          const problem = (err.body.fields as FieldProblem[] | undefined)?.[0];
+          return { image_path: image.name, error: problem ? `${problem.field}: ${problem.message}` : err.message };
+        }
+        return present(await predictOne(resolved, fields, image, bytes), fields, resolved);
+      }),
+    );
+    res.setHeader('x-model-version', resolved.target.version ?? '');
+    res.json({ model: fields.model ?? resolved.target.checkpointPath, model_version: resolved.target.version ?? null, predictions });
+  });
+
+  const reload = async (name: string) => {
+    resolver.forget(name);
+    try {
+      const reloaded = await deps.predictor.reload(name, (version) => resolver.version(name, version));
+      for (const m of await deps.models.list({ name })) await deps.cache.invalidate(`${m.name}@${m.version}`);
+      metrics.reloads.inc({ model: name, outcome: 'ok' });
+      return reloaded;
+    } catch (err) {
+      metrics.reloads.inc({ model: name, outcome: 'failed' });
+      throw err;
+    }
+  };
+
+  app.post('/api/v1/models/:name/reload', async (req, res) => {
+    if (req.principal?.role === 'viewer') throw new HttpError('forbidden', 'a viewer may not reload models');
+    const name = String(req.params.name);
+    if ((await deps.models.list({ name })).length === 0) throw new HttpError('not_found', `no registered model ${name}`);
+    try {
+      res.json({ name, reloaded: await reload(name) });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code && MODEL_PROBLEMS.has(code)) throw validationError([{ field: 'model', message: `the old version keeps serving: ${(err as Error).message}` }]);
+      throw err;
+    }
+  });
+
+  app.get('/api/v1/models/:name/info', async (req, res) => {
+    const name = String(req.params.name);
+    const registered = await deps.models.list({ name });
+    if (registered.length === 0) throw new HttpError('not_found', `no registered model ${name}`);
+    const warm = deps.predictor.info(name);
     res.json({
-      ...prediction.result,
-      ...(prediction.mask_png_base64 ? { mask_png_base64: prediction.mask_png_base64 } : {}),
-      model: body.model ?? checkpoint,
-      model_version: version,
-      inference_time_ms: prediction.inference_time_ms,
-      preprocess_ms: prediction.preprocess_ms,
-      postprocess_ms: prediction.postprocess_ms,
-      load_ms: prediction.load_ms,
-      cached,
+      name,
+      versions: registered.map((m) => {
+        const served = warm.find((w) => w.version === m.version);
+        const c = cacheStats.get(`${m.name}@${m.version}`) ?? { hits: 0, misses: 0 };
+        return {
+          version: m.version,
+          stage: m.stage,
+          warm: served !== undefined,
+          loaded_at: served?.loaded_at ?? null,
+          last_reloaded: served?.last_reloaded ?? null,
+          inference_count: served?.inference_count ?? 0,
+          mean_latency_ms: served?.mean_latency_ms ?? null,
+          p95_latency_ms: served?.p95_latency_ms ?? null,
+          cache_hits: c.hits,
+          cache_misses: c.misses,
+          cache_hit_rate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null,
+        };
+      }),
     });
   });
+
+  oipRoutes(app, { predictor: deps.predictor, resolver, policy: deps.policy, authenticate, ready });
 
   app.use((_req, _res) => {
     throw new HttpError('not_found', 'no such endpoint');
   });
+  app.use((err: unknown, _req: Request, _res: Response, next: NextFunction) => {
+    metrics.errors.inc({ reason: err instanceof HttpError ? String(err.body.error) : 'internal_error' });
+    next(err);
+  });
   app.use(errorHandler());
-  return app;
+  return {
+    app,
+    reload,
+    drain: () => {
+      draining = true;
+    },
+  };
 }

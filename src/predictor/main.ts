@@ -15,6 +15,7 @@ import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumb
 import { ObjectStore } from '../runner/io/object-store.ts';
 import { createPredictorApp } from './app.ts';
 import { Predictor } from './predictor.ts';
+import { MemoryCache, RedisCache } from './result-cache.ts';
 
 const Config = z.object({
   DATABASE_URL: z.string().min(1),
@@ -31,6 +32,17 @@ const Config = z.object({
   /** Predictions kept for repeated requests (same image bytes, model and parameters); 0 keeps none. */
   KINFER_PREDICT_CACHE_ENTRIES: z.coerce.number().int().min(0).default(1000),
   KINFER_PREDICTOR_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+  /** Dynamic batching defaults (a registered version may set its own: `serving`). */
+  KINFER_PREDICT_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
+  KINFER_PREDICT_MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(1000).default(5),
+  KINFER_PREDICT_MAX_BATCH_IMAGES: z.coerce.number().int().min(1).max(1024).default(32),
+  /** How long a stage change or a traffic split takes to be seen without a reload. */
+  KINFER_PREDICT_REGISTRY_TTL_MS: z.coerce.number().int().min(0).default(2000),
+  /** Redis for the result cache, shared by every replica (in-process when unset). */
+  REDIS_URL: z.string().min(1).optional(),
+  KINFER_PREDICT_CACHE_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+  /** SIGTERM: requests in flight get this long to finish. */
+  KINFER_PREDICTOR_GRACE_SECONDS: z.coerce.number().min(0).default(25),
   KINFER_ALLOWED_URIS: csv.optional(),
   ...OIDC_ENV,
   S3_ENDPOINT: z.url().optional(),
@@ -56,9 +68,16 @@ try {
     workDir: mkdtempSync(join(tmpdir(), 'kinfer-predictor-')),
     maxModels: config.KINFER_PREDICTOR_MAX_MODELS,
     intraOpThreads: config.KINFER_PREDICTOR_INTRA_OP_THREADS,
+    maxBatchSize: config.KINFER_PREDICT_MAX_BATCH_SIZE,
+    maxQueueDelayMs: config.KINFER_PREDICT_MAX_QUEUE_DELAY_MS,
     log,
   });
-  const app = createPredictorApp({
+  const cache = config.REDIS_URL
+    ? await RedisCache.connect(config.REDIS_URL, config.KINFER_PREDICT_CACHE_TTL_SECONDS, (err) =>
+        log.warn({ err }, 'redis unavailable: predictions are not cached'),
+      )
+    : new MemoryCache(config.KINFER_PREDICT_CACHE_ENTRIES);
+  const { app, reload, drain } = createPredictorApp({
     predictor,
     auth: authenticatorOf(config, new TokenStore(ds)),
     models: new ModelStore(ds),
@@ -68,14 +87,33 @@ try {
       await ds.query('SELECT 1');
     },
     maxImageBytes: config.KINFER_PREDICT_MAX_IMAGE_BYTES,
-    cacheEntries: config.KINFER_PREDICT_CACHE_ENTRIES,
+    maxBatchImages: config.KINFER_PREDICT_MAX_BATCH_IMAGES,
+    registryTtlMs: config.KINFER_PREDICT_REGISTRY_TTL_MS,
+    cache,
   });
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
   await announcePort(server.port);
   log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
+  // SIGHUP: every warm registered model loaded again beside the old session, then swapped.
+  process.on('SIGHUP', () => {
+    for (const name of predictor.warmNames())
+      reload(name).then(
+        (reloaded) => log.info({ model: name, versions: reloaded.length }, 'reloaded on SIGHUP'),
+        (err: unknown) => log.error({ err, model: name }, 'reload failed; the old version keeps serving'),
+      );
+  });
+  // SIGTERM: not ready at once, no new connections, requests in flight finish (within the grace period).
   stopOnSignals(async () => {
+    drain();
+    log.info({ grace_seconds: config.KINFER_PREDICTOR_GRACE_SECONDS }, 'draining');
+    const grace = setTimeout(() => {
+      log.warn('grace period over; stopping with requests in flight');
+      process.exit(0);
+    }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
+    grace.unref();
     await server.close();
     await predictor.close();
+    await cache.close();
     await ds.destroy();
   }, log);
 } catch (err) {

@@ -4,11 +4,6 @@
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { createControllerApp } from '../../src/controller/api/app.ts';
-import { createPredictorApp } from '../../src/predictor/app.ts';
-import { Predictor } from '../../src/predictor/predictor.ts';
-import { ObjectStore } from '../../src/runner/io/object-store.ts';
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   FakeTier,
   quietLog,
@@ -18,7 +13,6 @@ import {
   testDatabase,
   testPrefix,
   testStorage,
-  testStoragePolicy,
   type Served,
   type TestDatabase,
 } from '../support/in-process.ts';
@@ -146,47 +140,29 @@ describe('the model registry', () => {
     ]);
   });
 
+  it("splits a name's traffic over registered versions, and sets a version's dynamic batching", async () => {
+    const put = (body: unknown, who = alice) => api.call('PUT', '/api/v1/models/colors/traffic', body, who);
+    const refused = await put({ split: { '2.0.0': 90, '9.9.9': 10 } });
+    expect([refused.status, refused.body.fields]).toEqual([400, [{ field: 'split.9.9.9', message: 'no registered model colors@9.9.9' }]]);
+    expect((await put({ split: { '2.0.0': 0 } })).status).toBe(400);
+    const viewer = `Bearer ${(await access.tokens.create({ name: 'v', owner: 'carol', role: 'viewer', expiresAt: null })).secret}`;
+    expect((await put({ split: { '2.0.0': 90 } }, { authorization: viewer })).status).toBe(403);
+    const set = await put({ split: { '1.0.0': 10, '2.0.0': 90 }, sticky_header: 'X-User' });
+    expect([set.status, set.body.split, set.body.sticky_header]).toEqual([200, { '1.0.0': 10, '2.0.0': 90 }, 'x-user']);
+    expect((await api.call('GET', '/api/v1/models/colors/traffic', undefined, bob)).body.split).toEqual({ '1.0.0': 10, '2.0.0': 90 });
+    expect((await api.call('DELETE', '/api/v1/models/colors/traffic', undefined, alice)).status).toBe(204);
+    expect((await api.call('GET', '/api/v1/models/colors/traffic', undefined, bob)).status).toBe(404);
+
+    const patched = await api.call('PATCH', '/api/v1/models/colors/versions/2.0.0', { serving: { max_batch_size: 16, max_queue_delay_ms: 10 } }, alice);
+    expect([patched.status, patched.body.serving, patched.body.stage]).toEqual([200, { max_batch_size: 16, max_queue_delay_ms: 10 }, 'production']);
+    const bad = await api.call('PATCH', '/api/v1/models/colors/versions/2.0.0', { serving: { max_batch_size: 0 } }, alice);
+    expect([bad.status, bad.body.fields?.[0]?.field]).toEqual([400, 'serving.max_batch_size']);
+  });
+
   it('is deleted by whoever registered a version, or an admin; not by another user', async () => {
     expect((await api.call('DELETE', '/api/v1/models/colors/versions/1.0.0', undefined, bob)).status).toBe(403);
     expect((await api.call('DELETE', '/api/v1/models/colors/versions/1.0.0', undefined, alice)).status).toBe(204);
     expect((await api.call('GET', '/api/v1/models/colors/versions/1.0.0', undefined, alice)).status).toBe(404);
-  });
-});
-
-describe('predictions by a registered name', () => {
-  it('the predictor answers with the version the name resolves to, and the class the image shows', async () => {
-    const predictor = new Predictor({
-      store: new ObjectStore({
-        endpoint: process.env.S3_ENDPOINT,
-        region: 'us-east-1',
-        accessKeyId: process.env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
-      }),
-      workDir: mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-')),
-      maxModels: 2,
-      log: quietLog(),
-    });
-    const online = await serve(
-      createPredictorApp({
-        predictor,
-        auth: access.auth,
-        models: access.models,
-        policy: testStoragePolicy(),
-        log: quietLog(),
-        ready: async () => undefined,
-        maxImageBytes: 1 << 20,
-      }),
-    );
-    try {
-      const image = (await buildColorDataset({ perClass: 1 })).find((f) => f.path.startsWith('test/green/'))!;
-      const res = await online.call('POST', '/api/v1/predict', { model: 'colors:production', image_url: `${prefix}/data/${image.path}` }, alice);
-      expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ model: 'colors:production', model_version: '2.0.0', predicted_label: 'green', cached: false });
-      expect(res.body.predictions).toHaveLength(5);
-    } finally {
-      await online.close();
-      await predictor.close();
-    }
   });
 });
 

@@ -13,6 +13,13 @@ import { callerOf, requireRole } from './caller.ts';
 const noNul = (s: string) => !s.includes('\u0000');
 const Label = z.string().min(1).max(200).refine(noNul, 'must not contain NUL characters');
 
+export const ServingFields = z
+  .object({
+    max_batch_size: z.number().int().min(1).max(256).optional().describe('Requests the predictor runs as one batch at most.'),
+    max_queue_delay_ms: z.number().min(0).max(1000).optional().describe('How long a request waits for others to batch with.'),
+  })
+  .strict();
+
 export const RegisterModel = z
   .object({
     name: z.string().regex(MODEL_NAME, 'must be lowercase letters, digits, . _ - (at most 128)'),
@@ -22,10 +29,28 @@ export const RegisterModel = z
     stage: z.enum(STAGES).default('none'),
     tags: z.record(Label, Label).default({}),
     metrics: z.record(Label, z.number()).default({}),
+    serving: ServingFields.default({}),
   })
   .strict();
 
-const UpdateModel = z.object({ stage: z.enum(STAGES) }).strict();
+const UpdateModel = z
+  .object({ stage: z.enum(STAGES).optional(), serving: ServingFields.optional() })
+  .strict()
+  .refine((b) => b.stage !== undefined || b.serving !== undefined, { message: 'set stage or serving', path: ['stage'] });
+
+const Traffic = z
+  .object({
+    split: z
+      .record(z.string().regex(MODEL_VERSION, 'versions are letters, digits, . _ + - (at most 64)'), z.number().positive().max(1_000_000))
+      .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'name 1 to 16 versions'),
+    sticky_header: z
+      .string()
+      .regex(/^[A-Za-z0-9-]{1,128}$/, 'must be an HTTP header name')
+      .transform((h) => h.toLowerCase())
+      .optional()
+      .describe('Requests with the same value of this header are answered by the same version.'),
+  })
+  .strict();
 const ListModels = z.object({ name: z.string().max(128).optional(), stage: z.enum(STAGES).optional() }).strict();
 
 export interface ModelRouteDeps {
@@ -67,9 +92,32 @@ export function modelRoutes(router: Router, { models, inspect }: ModelRouteDeps)
 
   router.patch('/models/:name/versions/:version', async (req, res) => {
     requireRole(req, 'user', 'changing a model stage');
-    const { stage } = parseOr(UpdateModel, req.body, 'validation_error', 'model');
+    const change = parseOr(UpdateModel, req.body, 'validation_error', 'model');
     await entry(String(req.params.name), String(req.params.version));
-    res.json(await models.setStage(String(req.params.name), String(req.params.version), stage));
+    res.json(await models.update(String(req.params.name), String(req.params.version), change));
+  });
+
+  // A/B split of the traffic that names a model without a version (`name`, `name:production`).
+  router.get('/models/:name/traffic', async (req, res) => {
+    const split = await models.traffic(String(req.params.name));
+    if (!split) throw new HttpError('not_found', `${String(req.params.name)} has no traffic split (its production version answers)`);
+    res.json(split);
+  });
+
+  router.put('/models/:name/traffic', async (req, res) => {
+    requireRole(req, 'user', "splitting a model's traffic");
+    const name = String(req.params.name);
+    const body = parseOr(Traffic, req.body, 'validation_error', 'traffic');
+    const registered = new Set((await models.list({ name })).map((m) => m.version));
+    const unknown = Object.keys(body.split).filter((v) => !registered.has(v));
+    if (unknown.length > 0) throw validationError(unknown.map((v) => ({ field: `split.${v}`, message: `no registered model ${name}@${v}` })));
+    res.json(await models.setTraffic(name, body.split, body.sticky_header ?? null));
+  });
+
+  router.delete('/models/:name/traffic', async (req, res) => {
+    requireRole(req, 'user', 'removing a traffic split');
+    if (!(await models.clearTraffic(String(req.params.name)))) throw new HttpError('not_found', `${String(req.params.name)} has no traffic split`);
+    res.status(204).end();
   });
 
   router.delete('/models/:name/versions/:version', async (req, res) => {
