@@ -39,6 +39,9 @@ export interface TrafficSplit {
   updated_at: Date;
 }
 
+/** Where a reload asked of one predictor replica is announced to the others. */
+export const MODEL_RELOADS_CHANNEL = 'kinfer_model_reloads';
+
 const COLUMNS = 'id, name, version, task_type, checkpoint_path, metadata, stage, tags, metrics, serving, created_by, created_at, updated_at';
 
 export class ModelStore {
@@ -133,6 +136,11 @@ export class ModelStore {
       [name, JSON.stringify(split), stickyHeader],
     )) as TrafficSplit[];
     return row!;
+  }
+
+  /** Tells every predictor replica (LISTEN on MODEL_RELOADS_CHANNEL) to reload a name. */
+  async announceReload(name: string, origin: string): Promise<void> {
+    await this.#ds.query('SELECT pg_notify($1, $2)', [MODEL_RELOADS_CHANNEL, JSON.stringify({ name, origin })]);
   }
 
   async clearTraffic(name: string): Promise<boolean> {

@@ -35,6 +35,8 @@ export interface PredictorAppDeps {
   cache: PredictionCache;
   /** How long registry reads are kept (KINFER_PREDICT_REGISTRY_TTL_MS). */
   registryTtlMs?: number;
+  /** This replica's id in reload announcements (the others reload what it was asked to). */
+  replicaId?: string;
 }
 
 export interface PredictorApp {
@@ -225,12 +227,15 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     }
   };
 
+  // A reload asked of one replica is announced to every other one (Postgres NOTIFY; main.ts listens).
   app.post('/api/v1/models/:name/reload', async (req, res) => {
     if (req.principal?.role === 'viewer') throw new HttpError('forbidden', 'a viewer may not reload models');
     const name = String(req.params.name);
     if ((await deps.models.list({ name })).length === 0) throw new HttpError('not_found', `no registered model ${name}`);
     try {
-      res.json({ name, reloaded: await reload(name) });
+      const reloaded = await reload(name);
+      if (deps.replicaId) await deps.models.announceReload(name, deps.replicaId);
+      res.json({ name, reloaded });
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code && MODEL_PROBLEMS.has(code)) throw validationError([{ field: 'model', message: `the old version keeps serving: ${(err as Error).message}` }]);

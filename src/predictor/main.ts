@@ -1,5 +1,6 @@
 // Predictor service entrypoint: online predictions with warm models (README "Online predictions").
 // Needs DATABASE_URL (API tokens, the model registry); reads models and images from storage.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,8 @@ import { parseBucketCredentials } from '../contract/index.ts';
 import { authenticatorOf, csv, OIDC_ENV } from '../controller/auth/settings.ts';
 import { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { openDatabase } from '../db/data-source.ts';
-import { ModelStore } from '../db/model-store.ts';
+import { MODEL_RELOADS_CHANNEL, ModelStore } from '../db/model-store.ts';
+import { listenChannel } from '../db/notifications.ts';
 import { TokenStore } from '../db/token-store.ts';
 import { serviceLogger } from '../http/logger.ts';
 import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
@@ -77,6 +79,7 @@ try {
         log.warn({ err }, 'redis unavailable: predictions are not cached'),
       )
     : new MemoryCache(config.KINFER_PREDICT_CACHE_ENTRIES);
+  const replicaId = randomUUID();
   const { app, reload, drain } = createPredictorApp({
     predictor,
     auth: authenticatorOf(config, new TokenStore(ds)),
@@ -90,7 +93,22 @@ try {
     maxBatchImages: config.KINFER_PREDICT_MAX_BATCH_IMAGES,
     registryTtlMs: config.KINFER_PREDICT_REGISTRY_TTL_MS,
     cache,
+    replicaId,
   });
+  // Reloads asked of another replica.
+  const reloads = listenChannel(
+    config.DATABASE_URL,
+    MODEL_RELOADS_CHANNEL,
+    (payload) => {
+      const notice = payload as { name?: unknown; origin?: unknown };
+      if (typeof notice.name !== 'string' || notice.origin === replicaId) return;
+      reload(notice.name).then(
+        (reloaded) => log.info({ model: notice.name, versions: reloaded.length, origin: notice.origin }, 'reloaded on notice'),
+        (err: unknown) => log.error({ err, model: notice.name }, 'reload failed; the old version keeps serving'),
+      );
+    },
+    log,
+  );
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
   await announcePort(server.port);
   log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
@@ -112,6 +130,7 @@ try {
     }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
     grace.unref();
     await server.close();
+    await reloads.stop();
     await predictor.close();
     await cache.close();
     await ds.destroy();

@@ -1,0 +1,160 @@
+// The predictor as the process the image and `kinfer serve` run (src/predictor/main.ts), on the
+// real Postgres, S3 server and Redis: two replicas share one Redis cache; SIGHUP reloads a changed
+// model file; SIGTERM under load answers every request already taken, then exits 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
+import { testAccess, testDatabase, testPrefix, testStorage, type TestDatabase } from '../support/in-process.ts';
+import { startRedis, type TestRedis } from '../support/redis-server.ts';
+
+let db: TestDatabase;
+let redis: TestRedis;
+let prefix: string;
+let bearer: Record<string, string>;
+let files: DatasetFile[];
+const children: ChildProcess[] = [];
+
+const MAIN = fileURLToPath(new URL('../../src/predictor/main.ts', import.meta.url));
+
+/** A predictor process; resolves when it answers /readyz. */
+async function startPredictor(): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-proc-'));
+  const logFile = join(dir, 'predictor.log');
+  const { createWriteStream } = await import('node:fs');
+  const out = createWriteStream(logFile);
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: db.url,
+      KINFER_PREDICTOR_PORT: '0',
+      KINFER_PORT_FILE: join(dir, 'port'),
+      KINFER_ALLOWED_URIS: `s3://${process.env.KINFER_TEST_BUCKET}`,
+      S3_ENDPOINT: process.env.S3_ENDPOINT,
+      AWS_REGION: process.env.AWS_REGION,
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+      REDIS_URL: redis.url,
+      KINFER_PREDICTOR_INTRA_OP_THREADS: '1',
+      KINFER_PREDICT_REGISTRY_TTL_MS: '0',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  children.push(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`predictor exited: ${readFileSync(logFile, 'utf8')}`);
+    try {
+      const port = readFileSync(join(dir, 'port'), 'utf8').trim();
+      const url = `http://127.0.0.1:${port}`;
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child, exited, log: () => readFileSync(logFile, 'utf8') };
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`predictor did not start: ${readFileSync(logFile, 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const predict = async (url: string, body: unknown) => {
+  const res = await fetch(`${url}/api/v1/predict`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+};
+const imageUrl = (color: string) => `${prefix}/data/${files.find((f) => f.path.startsWith(`test/${color}/`))!.path}`;
+
+beforeAll(async () => {
+  db = await testDatabase();
+  redis = await startRedis();
+  prefix = testPrefix();
+  const access = await testAccess(db.ds);
+  bearer = access.bearer;
+  files = await buildColorDataset({ perClass: 2 });
+  const s3 = testStorage();
+  await s3.write(`${prefix}/models/colors.onnx`, buildColorClassifier().model);
+  await s3.write(`${prefix}/models/slow.onnx`, buildColorClassifier().model);
+  for (const f of files) await s3.write(`${prefix}/data/${f.path}`, f.bytes);
+  const entry = {
+    task_type: 'image_classification',
+    checkpoint_path: `${prefix}/models/colors.onnx`,
+    metadata: {},
+    tags: {},
+    metrics: {},
+    created_by: 'admin',
+  };
+  await access.models.register({ ...entry, name: 'colors', version: '1', stage: 'production' });
+  // Requests wait up to 400 ms to be batched: SIGTERM lands while they are queued.
+  await access.models.register({
+    ...entry,
+    checkpoint_path: `${prefix}/models/slow.onnx`,
+    name: 'slow',
+    version: '1',
+    stage: 'production',
+    serving: { max_batch_size: 64, max_queue_delay_ms: 400 },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await redis?.stop();
+  await db?.stop();
+});
+
+describe('the predictor process', () => {
+  it('two replicas share the Redis cache; SIGHUP reloads a changed model file, a reload asked of one reaches the other', async () => {
+    const [a, b] = await Promise.all([startPredictor(), startPredictor()]);
+    const red = { model: 'colors', image_url: imageUrl('red') };
+    const first = await predict(a.url, red);
+    const second = await predict(b.url, red);
+    expect([first.status, first.body.cached, second.body.cached, second.body.predicted_label]).toEqual([200, false, true, 'red']);
+    // B's model warm too (a cached answer did not need it).
+    expect((await predict(b.url, { model: 'colors', image_url: imageUrl('green') })).body).toMatchObject({ cached: false, predicted_label: 'green' });
+
+    await testStorage().write(
+      `${prefix}/models/colors.onnx`,
+      buildColorClassifier({ classes: COLOR_CLASSES.map((c) => ({ ...c, name: `${c.name}-v2` })) }).model,
+    );
+    a.child.kill('SIGHUP');
+    const deadline = Date.now() + 30_000;
+    while (!/reloaded on SIGHUP/.test(a.log())) {
+      if (Date.now() > deadline) throw new Error(`no reload: ${a.log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const fromA = await predict(a.url, red);
+    expect([fromA.body.cached, fromA.body.predicted_label]).toEqual([false, 'red-v2']);
+    // SIGHUP is this process's; B's warm session still answers from the old file (a fresh key: no cache).
+    expect((await predict(b.url, { ...red, conf: 0.5 })).body.predicted_label).toBe('red');
+
+    // A reload asked of A reaches B (Postgres NOTIFY): B loads the new file too.
+    const reloaded = await fetch(`${a.url}/api/v1/models/colors/reload`, { method: 'POST', headers: bearer });
+    expect(reloaded.status).toBe(200);
+    while (!/reloaded on notice/.test(b.log())) {
+      if (Date.now() > deadline + 30_000) throw new Error(`B did not reload: ${b.log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(/reloaded on notice/.test(a.log())).toBe(false);
+    const fromB = await predict(b.url, { ...red, conf: 0.25 });
+    expect([fromB.body.cached, fromB.body.predicted_label]).toEqual([false, 'red-v2']);
+  });
+
+  it('SIGTERM under load: every request already taken is answered, then the process exits 0', async () => {
+    const p = await startPredictor();
+    await predict(p.url, { model: 'slow', image_url: imageUrl('blue') });
+    const colors = COLOR_CLASSES.map((c) => c.name);
+    const inFlight = Array.from({ length: 40 }, (_, i) =>
+      predict(p.url, { model: 'slow', image_url: imageUrl(colors[i % colors.length]!), conf: 0.001 * (i + 1) }),
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    p.child.kill('SIGTERM');
+    const answers = await Promise.all(inFlight);
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(answers.map((a) => a.body.predicted_label)).toEqual(answers.map((_, i) => colors[i % colors.length]));
+    expect(await p.exited).toBe(0);
+    await expect(fetch(`${p.url}/healthz`)).rejects.toThrow();
+  });
+});
