@@ -55,6 +55,8 @@ export function nulCharacterPaths(value: unknown, path: string[] = [], found: st
   if (found.length >= 10) return found;
   if (typeof value === 'string') {
     if (value.includes('\u0000')) found.push(path.length > 0 ? path.join('.') : '(body)');
+  } else if (ArrayBuffer.isView(value)) {
+    // Bytes (an image sent as the body) are not text: NUL is a byte like any other.
   } else if (Array.isArray(value)) {
     value.forEach((item, i) => nulCharacterPaths(item, [...path, String(i)], found));
   } else if (value !== null && typeof value === 'object') {

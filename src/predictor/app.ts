@@ -10,10 +10,11 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Authenticator } from '../controller/auth/authenticator.ts';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import type { ModelStore } from '../db/model-store.ts';
+import { CLASS_SCORE_METHODS, defaultXaiMethod } from '../contract/index.ts';
 import { HttpError, validationError, type FieldProblem } from '../http/errors.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
-import { errorHandler, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
+import { errorHandler, healthRoutes, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
 import { predictorMetrics } from './metrics.ts';
 import { oipRoutes } from './oip.ts';
 import type { Prediction, Predictor } from './predictor.ts';
@@ -65,18 +66,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     if (draining) throw new Error('shutting down');
     await deps.ready();
   };
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (req, res) => {
-    try {
-      await ready();
-      res.json({ status: 'ready' });
-    } catch (err) {
-      req.log.warn({ err }, 'not ready');
-      res.status(503).json({ status: 'not_ready', message: draining ? 'shutting down' : 'a dependency is unavailable' });
-    }
-  });
+  healthRoutes(app, ready);
 
   const authenticate = async (req: Request, res: Response, next: NextFunction) => {
     try {
@@ -114,6 +104,16 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     } else resolved = checkpointTarget(fields.checkpoint_path!, fields.task_type!);
     const refused = deps.policy.refusal(resolved.target.checkpointPath);
     if (refused) throw validationError([{ field: fields.model ? 'model' : 'checkpoint_path', message: refused }]);
+    if (fields.xai_target_layer !== undefined && !fields.xai) throw validationError([{ field: 'xai_target_layer', message: 'goes with xai' }]);
+    if (fields.xai) {
+      const task = resolved.target.task;
+      const method = fields.xai === true ? defaultXaiMethod(task) : fields.xai;
+      if ((CLASS_SCORE_METHODS.includes(method) || method === 'attention') && task !== 'image_classification')
+        throw validationError([
+          { field: 'xai', message: `${method} explains a class score: it fits image_classification, not ${task} (eigencam explains any task)` },
+        ]);
+      resolved = { ...resolved, target: { ...resolved.target, xai: { method, targetLayer: fields.xai_target_layer } } };
+    }
     return resolved;
   };
 
@@ -139,7 +139,8 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
   /** One image's prediction, from the cache or the model; a model that cannot serve is the request's problem. */
   const predictOne = async (resolved: Resolved, fields: ModelFields, image: ImageInput, bytes: Uint8Array): Promise<Prediction & { cached: boolean }> => {
     const { target, modelKey } = resolved;
-    const key = cacheKey(modelKey, bytes, target.checkpointPath, target.task, image.name, fields.conf, fields.iou, fields.max_det);
+    const xai = target.xai ? `${target.xai.method}:${target.xai.targetLayer ?? ''}` : '';
+    const key = cacheKey(modelKey, bytes, target.checkpointPath, target.task, image.name, fields.conf, fields.iou, fields.max_det, xai);
     const stats = cacheStats.get(modelKey) ?? { hits: 0, misses: 0 };
     cacheStats.set(modelKey, stats);
     const hit = await deps.cache.get(key);
@@ -156,6 +157,10 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
       prediction = await deps.predictor.predict({ target, image: { bytes, name: image.name }, conf: fields.conf, iou: fields.iou, maxDet: fields.max_det });
     } catch (err) {
       const code = (err as { code?: string }).code;
+      if (code === 'XAI_UNSUPPORTED_MODEL') {
+        const field = (err as { field?: string }).field === 'xai_config.target_layer' ? 'xai_target_layer' : 'xai';
+        throw validationError([{ field, message: (err as Error).message }]);
+      }
       if (code && MODEL_PROBLEMS.has(code)) throw validationError([{ field: fields.model ? 'model' : 'checkpoint_path', message: (err as Error).message }]);
       throw err;
     }
@@ -262,6 +267,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
           inference_count: served?.inference_count ?? 0,
           mean_latency_ms: served?.mean_latency_ms ?? null,
           p95_latency_ms: served?.p95_latency_ms ?? null,
+          in_flight: served?.in_flight ?? 0,
           cache_hits: c.hits,
           cache_misses: c.misses,
           cache_hit_rate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null,

@@ -34,6 +34,8 @@ const Config = z.object({
   /** Predictions kept for repeated requests (same image bytes, model and parameters); 0 keeps none. */
   KINFER_PREDICT_CACHE_ENTRIES: z.coerce.number().int().min(0).default(1000),
   KINFER_PREDICTOR_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+  /** ONNX Runtime's threads spin between runs: more throughput under load, some idle CPU burnt. */
+  KINFER_PREDICTOR_ORT_SPINNING: z.stringbool().default(true),
   /** Dynamic batching defaults (a registered version may set its own: `serving`). */
   KINFER_PREDICT_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   KINFER_PREDICT_MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(1000).default(5),
@@ -70,6 +72,7 @@ try {
     workDir: mkdtempSync(join(tmpdir(), 'kinfer-predictor-')),
     maxModels: config.KINFER_PREDICTOR_MAX_MODELS,
     intraOpThreads: config.KINFER_PREDICTOR_INTRA_OP_THREADS,
+    allowSpinning: config.KINFER_PREDICTOR_ORT_SPINNING,
     maxBatchSize: config.KINFER_PREDICT_MAX_BATCH_SIZE,
     maxQueueDelayMs: config.KINFER_PREDICT_MAX_QUEUE_DELAY_MS,
     log,

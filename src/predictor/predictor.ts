@@ -11,13 +11,15 @@ import { readFile, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseRunnerEnv, toRunnerEnv, type ImageResult, type TaskType } from '../contract/index.ts';
+import { parseRunnerEnv, toRunnerEnv, XAI_DEFAULTS, type ImageResult, type TaskType, type XaiMethod } from '../contract/index.ts';
 import { BackgroundWrites } from '../runner/io/background-writes.ts';
 import type { ObjectStore } from '../runner/io/object-store.ts';
-import { loadModel, type LoadedModel } from '../runner/model/load-model.ts';
+import { explainerOf, loadModel, type LoadedModel } from '../runner/model/load-model.ts';
 import type { SampleSource } from '../runner/pipeline/inputs.ts';
 import { processImages } from '../runner/pipeline/process-images.ts';
 import { createTask } from '../runner/tasks/create-task.ts';
+import type { Explainer } from '../runner/xai/explainer.ts';
+import { XaiJob } from '../runner/xai/xai-job.ts';
 import type { Logger } from '../http/logger.ts';
 import { DynamicBatcher, type Batched } from './batcher.ts';
 
@@ -30,6 +32,8 @@ export interface ModelTarget {
   /** Dynamic batching of this model (the registry's `serving`, else the predictor's defaults). */
   maxBatchSize?: number | undefined;
   maxQueueDelayMs?: number | undefined;
+  /** Explanations: the model is then loaded with what the method reads (its own warm session). */
+  xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
 }
 
 export interface PredictParams {
@@ -63,6 +67,8 @@ export interface PredictorOptions {
   /** Warm models kept (least recently used goes first). */
   maxModels: number;
   intraOpThreads?: number | undefined;
+  /** ONNX Runtime's pool threads spin between runs (KINFER_PREDICTOR_ORT_SPINNING): throughput under load. */
+  allowSpinning?: boolean | undefined;
   /** Defaults of dynamic batching, for models that do not set theirs. */
   maxBatchSize: number;
   maxQueueDelayMs: number;
@@ -100,10 +106,12 @@ class ServedModel {
 
   readonly target: ModelTarget;
   readonly model: LoadedModel;
+  readonly explainer: Explainer | undefined;
 
-  constructor(target: ModelTarget, model: LoadedModel) {
+  constructor(target: ModelTarget, model: LoadedModel, explainer?: Explainer) {
     this.target = target;
     this.model = model;
+    this.explainer = explainer;
   }
 
   record(ms: number): void {
@@ -136,11 +144,15 @@ class ServedModel {
   }
 
   closeIfDrained(): void {
-    if (this.retired && this.inFlight === 0) void this.model.session.close().catch(() => undefined);
+    if (this.retired && this.inFlight === 0) {
+      void this.model.session.close().catch(() => undefined);
+      void this.explainer?.close().catch(() => undefined);
+    }
   }
 }
 
-const keyOf = (t: ModelTarget) => `${t.task}\u0000${t.checkpointPath}\u0000${t.name ?? ''}\u0000${t.version ?? ''}`;
+const keyOf = (t: ModelTarget) =>
+  [t.task, t.checkpointPath, t.name ?? '', t.version ?? '', t.xai ? `${t.xai.method}:${t.xai.targetLayer ?? ''}` : ''].join('\u0000');
 
 export class Predictor {
   readonly #o: PredictorOptions;
@@ -229,7 +241,7 @@ export class Predictor {
     for (const old of current) {
       try {
         const target = (await resolve(old.target.version!)) ?? old.target;
-        const fresh = new ServedModel(target, await this.#load(target));
+        const fresh = await this.#load(target);
         fresh.lastReloaded = new Date();
         this.#served.delete(keyOf(old.target));
         this.#served.set(keyOf(target), Promise.resolve(fresh));
@@ -266,12 +278,26 @@ export class Predictor {
     served.retire();
   }
 
-  async #load(target: ModelTarget): Promise<LoadedModel> {
-    return loadModel(this.#o.store, target.checkpointPath, {
+  /** A model's session (with what its explanation reads, when asked), and its explainer. */
+  async #load(target: ModelTarget): Promise<ServedModel> {
+    const sessionOptions = {
       executionProviders: ['cpu'],
       intraOpNumThreads: this.#o.intraOpThreads ?? availableParallelism(),
-      expectedTask: target.task,
-    });
+      allowSpinning: this.#o.allowSpinning ?? false,
+    };
+    const model = await loadModel(this.#o.store, target.checkpointPath, { ...sessionOptions, expectedTask: target.task, xai: target.xai });
+    if (!target.xai || !model.xai) return new ServedModel(target, model);
+    try {
+      const explainer = await explainerOf(
+        model,
+        { method: target.xai.method, numSamples: XAI_DEFAULTS.numSamples, images: { kind: 'all' }, target: 'predicted', llm: undefined },
+        sessionOptions,
+      );
+      return new ServedModel(target, model, explainer);
+    } catch (err) {
+      await model.session.close();
+      throw err;
+    }
   }
 
   /** The warm model of a target, loading it once; the least recently used is retired past the bound. */
@@ -281,8 +307,7 @@ export class Predictor {
     let loading = this.#served.get(key);
     if (loading) this.#served.delete(key);
     else {
-      loading = this.#load(target).then((model) => {
-        const served = new ServedModel(target, model);
+      loading = this.#load(target).then((served) => {
         this.#warm.add(served);
         return served;
       });
@@ -337,11 +362,24 @@ export class Predictor {
       };
       const writes = new BackgroundWrites(this.#o.log);
       const task = createTask(env, { store: this.#o.store, model, source, artifactsUri: env.ARTIFACTS_URI, writes });
+      const xai = served.explainer
+        ? new XaiJob({
+            explainer: served.explainer,
+            store: this.#o.store,
+            artifactsUri: env.ARTIFACTS_URI,
+            writes,
+            classNames: source.classNames,
+            outputNames: model.info.outputNames,
+            log: this.#o.log,
+            testRun: false,
+          })
+        : undefined;
       const results: ImageResult[] = [];
       const started = performance.now();
       const stats = await processImages(memory, model, task, source, {
         batchSize: items.length,
         decodeConcurrency: Math.min(items.length, 4),
+        xai,
         onResult: (r) => {
           results[r.image_index] = r;
         },
@@ -360,13 +398,19 @@ export class Predictor {
           };
           if (result.mask_path) {
             answer.mask_png_base64 = (await readFile(fileURLToPath(result.mask_path))).toString('base64');
-            answer.result = { ...result, mask_path: null };
+            answer.result = { ...answer.result, mask_path: null };
+          }
+          // The explanation's overlay comes back in the answer (its scratch files are deleted).
+          if (result.xai) {
+            const { heatmap_path: heatmap, map_path: _map, ...rest } = result.xai;
+            answer.result = { ...answer.result, xai: { ...rest, heatmap_jpeg_base64: (await readFile(fileURLToPath(heatmap))).toString('base64') } as never };
           }
           return answer;
         }),
       );
     } finally {
-      await rm(scratch, { recursive: true, force: true });
+      // Only semantic masks and explanations are written there.
+      if (target.task === 'semantic_segmentation' || served.explainer) await rm(scratch, { recursive: true, force: true });
     }
   }
 }

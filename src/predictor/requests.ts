@@ -5,7 +5,7 @@
 import busboy from 'busboy';
 import type { Request } from 'express';
 import { z } from 'zod';
-import { ModelRefField, StorageUriField, TaskType } from '../contract/index.ts';
+import { ModelRefField, StorageUriField, TargetLayer, TaskType, XaiMethod } from '../contract/index.ts';
 import { HttpError, validationError } from '../http/errors.ts';
 import { parseOr } from '../http/plumbing.ts';
 
@@ -23,6 +23,9 @@ const modelFields = {
   conf: num(z.number().min(0).max(1)).optional(),
   iou: num(z.number().gt(0).max(1)).optional(),
   max_det: num(z.number().int().min(1).max(10_000)).optional(),
+  /** An explanation of the prediction: a method, or true for the task's default. */
+  xai: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.union([z.boolean(), XaiMethod])).optional(),
+  xai_target_layer: TargetLayer.optional(),
 };
 
 const ImageRef = z

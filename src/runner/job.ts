@@ -17,12 +17,10 @@ import {
 import { BackgroundWrites } from './io/background-writes.ts';
 
 import type { ObjectStore } from './io/object-store.ts';
-import { loadModel } from './model/load-model.ts';
+import { explainerOf, loadModel } from './model/load-model.ts';
 import { processImages } from './pipeline/process-images.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
-import { WorkerSession } from './inference/inference-session.ts';
-import { Explainer } from './xai/explainer.ts';
 import { XaiJob } from './xai/xai-job.ts';
 import { defaultXaiMethod, parseXaiImages, XAI_DEFAULTS } from '../contract/index.ts';
 
@@ -65,23 +63,17 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     const writes = new BackgroundWrites(log);
     const task = createTask(env, { store, model, source, artifactsUri: artifacts, writes });
     if (xaiMethod && model.xai) {
-      const explainer = await Explainer.create({
-        plan: model.xai.plan,
-        settings: {
+      const explainer = await explainerOf(
+        model,
+        {
           method: xaiMethod,
           numSamples: env.XAI_NUM_SAMPLES ?? XAI_DEFAULTS.numSamples,
           images: parseXaiImages(env.XAI_IMAGES ?? (kind === 'test_run' ? XAI_DEFAULTS.testRunImages : XAI_DEFAULTS.inferenceImages)),
           target: env.XAI_TARGET,
           llm: env.XAI_LLM_BASE_URL ? { baseUrl: env.XAI_LLM_BASE_URL, model: env.XAI_LLM_MODEL ?? 'default', apiKey: env.XAI_LLM_API_KEY } : undefined,
         },
-        session: model.session,
-        outputNames: model.info.outputNames,
-        index: model.xai.index,
-        header: model.xai.header,
-        inputShape: model.metadata.inputSize,
-        fixedBatch: model.fixedBatch,
-        openSession: async (bytes) => (await WorkerSession.open(bytes, sessionOptions)).session,
-      });
+        sessionOptions,
+      );
       xai = new XaiJob({
         explainer,
         store,

@@ -6,6 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
+import sharp from 'sharp';
 import { ModelStore } from '../../src/db/model-store.ts';
 import { createPredictorApp } from '../../src/predictor/app.ts';
 import { Predictor } from '../../src/predictor/predictor.ts';
@@ -287,6 +288,29 @@ describe('the predictor', () => {
     expect(metrics).toMatch(/kinfer_predict_batch_size_count\{[^}]*model="reloadable",version="1"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/kinfer_predict_latency_seconds_bucket/);
     expect(metrics).toMatch(/kinfer_predict_errors_total/);
+  });
+
+  it("explains a prediction when asked: the overlay comes back in the answer, at the image's size", async () => {
+    const { http } = await predictorService();
+    const green = image('green', 2);
+    const res = await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai: 'eigencam' });
+    expect([res.status, res.body.predicted_label, res.body.xai?.method]).toEqual([200, 'green', 'eigencam']);
+    expect(res.body.xai.heatmap_path).toBeUndefined();
+    const overlay = await sharp(Buffer.from(res.body.xai.heatmap_jpeg_base64, 'base64')).metadata();
+    const original = await sharp(Buffer.from(green.bytes)).metadata();
+    expect([overlay.format, overlay.width, overlay.height]).toEqual(['jpeg', original.width, original.height]);
+    // The same request without xai is another prediction (not the cached explanation).
+    expect((await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green) })).body.xai).toBeUndefined();
+    const refused = await Promise.all([
+      http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai: 'gradcam', xai_target_layer: 'layer9' }),
+      http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai_target_layer: 'layer9' }),
+      http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai: 'magic' }),
+    ]);
+    expect(refused.map((r) => [r.status, r.body.fields?.[0]?.field])).toEqual([
+      [400, 'xai_target_layer'],
+      [400, 'xai_target_layer'],
+      [400, 'xai'],
+    ]);
   });
 
   it('shares its Redis cache with another predictor, and a reload in one drops the entries for both', async () => {

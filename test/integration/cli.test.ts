@@ -279,7 +279,8 @@ describe('kinfer run equals an inference job, for every task', () => {
     expect(replies.map((r) => [r.status, r.body.error, r.body.fields?.[0]?.field])).toEqual([
       [400, 'validation_error', 'image_base64'],
       [400, 'validation_error', 'image'],
-      [400, 'validation_error', 'model'],
+      // An unknown model is not found, as KServe and Triton answer it.
+      [404, 'not_found', 'model'],
       [400, 'validation_error', 'checkpoint_path'],
       [400, 'validation_error', 'image_url'],
       [401, 'unauthorized', undefined],

@@ -88,14 +88,14 @@ beforeAll(async () => {
     created_by: 'admin',
   };
   await access.models.register({ ...entry, name: 'colors', version: '1', stage: 'production' });
-  // Requests wait up to 400 ms to be batched: SIGTERM lands while they are queued.
+  // Requests wait up to 1 s to be batched: SIGTERM lands while they are queued.
   await access.models.register({
     ...entry,
     checkpoint_path: `${prefix}/models/slow.onnx`,
     name: 'slow',
     version: '1',
     stage: 'production',
-    serving: { max_batch_size: 64, max_queue_delay_ms: 400 },
+    serving: { max_batch_size: 64, max_queue_delay_ms: 1000 },
   });
 }, 60_000);
 
@@ -144,12 +144,19 @@ describe('the predictor process', () => {
 
   it('SIGTERM under load: every request already taken is answered, then the process exits 0', async () => {
     const p = await startPredictor();
-    await predict(p.url, { model: 'slow', image_url: imageUrl('blue') });
+    await predict(p.url, { model: 'slow', image_url: imageUrl('blue') }); // loaded
     const colors = COLOR_CLASSES.map((c) => c.name);
     const inFlight = Array.from({ length: 40 }, (_, i) =>
       predict(p.url, { model: 'slow', image_url: imageUrl(colors[i % colors.length]!), conf: 0.001 * (i + 1) }),
     );
-    await new Promise((r) => setTimeout(r, 150));
+    // SIGTERM once the predictor has taken all 40 (they wait for their batch).
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const info = (await (await fetch(`${p.url}/api/v1/models/slow/info`, { headers: bearer })).json()) as { versions: Array<{ in_flight: number }> };
+      if (info.versions[0]!.in_flight === 40) break;
+      if (Date.now() > deadline) throw new Error(`the predictor took ${info.versions[0]!.in_flight} of 40 requests`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     p.child.kill('SIGTERM');
     const answers = await Promise.all(inFlight);
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));

@@ -17,29 +17,39 @@ function pins(): string[] {
     .filter((l) => l && !l.startsWith('#'));
 }
 
-export function referenceVenv(): string {
+/** Where the venv of these pins lives: `~/.cache/kinfer/py/<name>-<hash of the pins>`. */
+export function venvOf(name: string, requirements: string[]): string {
   const key = createHash('sha256')
-    .update(pins().join('\n') + '\n')
+    .update(requirements.join('\n') + '\n')
     .digest('hex')
     .slice(0, 12);
-  return join(cacheDir(), 'py', `reference-${key}`);
+  return join(cacheDir(), 'py', `${name}-${key}`);
 }
 
-/** The venv's Python, installing it first when it is not cached. */
-export function referencePython(): string {
-  const venv = referenceVenv();
+export function referenceVenv(): string {
+  return venvOf('reference', pins());
+}
+
+/** The Python of a cached venv with these pins, installing it first when it is not cached. */
+export function cachedPython(name: string, requirements: string[]): string {
+  const venv = venvOf(name, requirements);
   const bin = join(venv, 'bin', 'python');
   if (existsSync(join(venv, '.ready'))) return bin;
   const partial = `${venv}.partial`;
   rmSync(partial, { recursive: true, force: true });
   execFileSync('python3', ['-m', 'venv', partial], { stdio: 'ignore' });
-  execFileSync(join(partial, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...pins()], {
+  execFileSync(join(partial, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...requirements], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  writeFileSync(join(partial, '.ready'), pins().join('\n'));
+  writeFileSync(join(partial, '.ready'), requirements.join('\n'));
   rmSync(venv, { recursive: true, force: true });
   renameSync(partial, venv);
   return bin;
+}
+
+/** The reference venv's Python, installing it first when it is not cached. */
+export function referencePython(): string {
+  return cachedPython('reference', pins());
 }
 
 /**

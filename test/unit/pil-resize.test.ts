@@ -91,14 +91,20 @@ describe("classification preprocessing identical to Pillow's resize and torchvis
     expect(differing).toBe(0);
   });
 
-  it('computes a crop window of the resize as the whole resize then the crop', () => {
-    const c = RESIZES[0]!;
-    const whole = pilResize(pixels[0]!, c.w, c.h, 3, c.ow, c.oh, undefined, 'bilinear');
-    const crop = { left: 37, top: 11, width: 200, height: 150 };
-    const window = pilResize(pixels[0]!, c.w, c.h, 3, c.ow, c.oh, crop, 'bilinear');
+  it.each([
+    [0, { left: 37, top: 11, width: 200, height: 150 }],
+    [1, { left: 16, top: 58, width: 224, height: 224 }],
+    [4, { left: 224, top: 0, width: 224, height: 224 }],
+    [5, { left: 0, top: 40, width: 224, height: 224 }],
+    [8, { left: 3, top: 30, width: 200, height: 224 }],
+  ] as const)('computes a crop window of the resize (case %i) as the whole resize then the crop', (i, crop) => {
+    const c = RESIZES[i]!;
+    // The whole resize is Pillow's own bytes (checked above).
+    const whole = reference.resized[i]!;
+    const window = pilResize(pixels[i]!, c.w, c.h, 3, c.ow, c.oh, crop, c.filter);
     for (let y = 0; y < crop.height; y++) {
       const from = ((crop.top + y) * c.ow + crop.left) * 3;
-      expect(Array.from(window.subarray(y * crop.width * 3, (y + 1) * crop.width * 3))).toEqual(Array.from(whole.subarray(from, from + crop.width * 3)));
+      expect(Array.from(window.subarray(y * crop.width * 3, (y + 1) * crop.width * 3))).toEqual(whole.slice(from, from + crop.width * 3));
     }
   });
 

@@ -62,10 +62,29 @@ function coefficients(inSize: number, outSize: number, filter: PilFilter): Coeff
   return { min, count, weights, ksize };
 }
 
-/** clip8: the rounded fixed-point sum back to 0..255. */
+/** clip8: the rounded fixed-point sum back to 0..255 (the sum fits in int32, as in Pillow's C). */
 function clip8(ss: number): number {
-  const v = Math.floor(ss / ONE);
+  const v = ss >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * The common case, three channels, with the sums in locals (the generic loops do the same
+ * arithmetic): `n` taps `step` bytes apart from `p`, weighted by weights[kBase...], into out[o..o+2].
+ */
+function taps3(data: Uint8Array, weights: Int32Array, kBase: number, n: number, p: number, step: number, out: Uint8Array, o: number): void {
+  let s0 = HALF;
+  let s1 = HALF;
+  let s2 = HALF;
+  for (let t = 0; t < n; t++, p += step) {
+    const w = weights[kBase + t]!;
+    s0 += data[p]! * w;
+    s1 += data[p + 1]! * w;
+    s2 += data[p + 2]! * w;
+  }
+  out[o] = clip8(s0);
+  out[o + 1] = clip8(s1);
+  out[o + 2] = clip8(s2);
 }
 
 interface Plane {
@@ -74,55 +93,82 @@ interface Plane {
   height: number;
 }
 
-/** ImagingResampleHorizontal_8bpc over rows [first, first + rows) of `src`. */
-function horizontal(src: Plane, k: Coefficients, outWidth: number, first: number, rows: number, channels: number): Plane {
+/**
+ * ImagingResampleHorizontal_8bpc for output columns [x0, x0 + outWidth) over rows
+ * [first, first + rows) of `src`, whose column 0 is input column `colShift`.
+ */
+function horizontal(src: Plane, k: Coefficients, x0: number, outWidth: number, first: number, rows: number, colShift: number, channels: number): Plane {
   const out = new Uint8Array(outWidth * rows * channels);
-  const acc = new Float64Array(channels);
+  const data = src.data;
+  const weights = k.weights;
   for (let y = 0; y < rows; y++) {
     const rowIn = (first + y) * src.width * channels;
     for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = k.min[xx]!;
-      const n = k.count[xx]!;
-      const kBase = xx * k.ksize;
-      acc.fill(HALF);
-      for (let x = 0; x < n; x++) {
-        const w = k.weights[kBase + x]!;
-        const p = rowIn + (xmin + x) * channels;
-        for (let c = 0; c < channels; c++) acc[c]! += src.data[p + c]! * w;
-      }
+      const xmin = k.min[x0 + xx]! - colShift;
+      const n = k.count[x0 + xx]!;
+      const kBase = (x0 + xx) * k.ksize;
       const o = (y * outWidth + xx) * channels;
-      for (let c = 0; c < channels; c++) out[o + c] = clip8(acc[c]!);
+      if (channels === 3) {
+        taps3(data, weights, kBase, n, rowIn + xmin * 3, 3, out, o);
+        continue;
+      }
+      for (let c = 0; c < channels; c++) {
+        let ss = HALF;
+        for (let x = 0; x < n; x++) ss += data[rowIn + (xmin + x) * channels + c]! * weights[kBase + x]!;
+        out[o + c] = clip8(ss);
+      }
     }
   }
   return { data: out, width: outWidth, height: rows };
 }
 
-/** ImagingResampleVertical_8bpc; `shift` is subtracted from the row bounds (rows already skipped). */
-function vertical(src: Plane, k: Coefficients, outHeight: number, shift: number, channels: number): Plane {
-  const out = new Uint8Array(src.width * outHeight * channels);
-  const acc = new Float64Array(channels);
+/**
+ * ImagingResampleVertical_8bpc for output rows [y0, y0 + outHeight) and input columns
+ * [x0, x0 + width) of `src`, whose row 0 is input row `rowShift`.
+ */
+function vertical(src: Plane, k: Coefficients, y0: number, outHeight: number, rowShift: number, x0: number, width: number, channels: number): Plane {
+  const out = new Uint8Array(width * outHeight * channels);
+  const data = src.data;
+  const weights = k.weights;
+  const stride = src.width * channels;
   for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = k.min[yy]! - shift;
-    const n = k.count[yy]!;
-    const kBase = yy * k.ksize;
-    for (let xx = 0; xx < src.width; xx++) {
-      acc.fill(HALF);
-      for (let y = 0; y < n; y++) {
-        const w = k.weights[kBase + y]!;
-        const p = ((ymin + y) * src.width + xx) * channels;
-        for (let c = 0; c < channels; c++) acc[c]! += src.data[p + c]! * w;
+    const ymin = k.min[y0 + yy]! - rowShift;
+    const n = k.count[y0 + yy]!;
+    const kBase = (y0 + yy) * k.ksize;
+    for (let xx = 0; xx < width; xx++) {
+      const o = (yy * width + xx) * channels;
+      const col = (x0 + xx) * channels;
+      if (channels === 3) {
+        taps3(data, weights, kBase, n, ymin * stride + col, stride, out, o);
+        continue;
       }
-      const o = (yy * src.width + xx) * channels;
-      for (let c = 0; c < channels; c++) out[o + c] = clip8(acc[c]!);
+      for (let c = 0; c < channels; c++) {
+        let ss = HALF;
+        for (let y = 0; y < n; y++) ss += data[(ymin + y) * stride + col + c]! * weights[kBase + y]!;
+        out[o + c] = clip8(ss);
+      }
     }
   }
-  return { data: out, width: src.width, height: outHeight };
+  return { data: out, width, height: outHeight };
+}
+
+/** The window [left, left + width) x [top, top + height) of a plane, copied. */
+function windowOf(im: Plane, crop: { left: number; top: number; width: number; height: number }, channels: number): Uint8Array {
+  const out = new Uint8Array(crop.width * crop.height * channels);
+  for (let y = 0; y < crop.height; y++) {
+    const from = ((crop.top + y) * im.width + crop.left) * channels;
+    out.set(im.data.subarray(from, from + crop.width * channels), y * crop.width * channels);
+  }
+  return out;
 }
 
 /**
  * Resizes `src` (HWC, `channels` bytes per pixel) from width x height to outWidth x outHeight as
  * Pillow's Image.resize(..., BILINEAR or BICUBIC) does (ImagingResampleInner), and returns the
  * window [left, left + cropWidth) x [top, top + cropHeight) of the result (all of it by default).
+ * Only the window's pixels are computed (each output pixel depends on its own row and column
+ * coefficients alone, so this is the whole resize's window, byte for byte), and of the first
+ * pass only the rows or columns the second reads.
  */
 export function pilResize(
   src: Uint8Array,
@@ -137,25 +183,22 @@ export function pilResize(
   const needHorizontal = outWidth !== width;
   const needVertical = outHeight !== height;
   const horizontalFirst = !(height - outHeight > 0 && height - outHeight > (width - outWidth) * 2);
-  let im: Plane = { data: src, width, height };
+  const { left, top } = crop;
+  const source: Plane = { data: src, width, height };
+  if (!needHorizontal && !needVertical) return windowOf(source, crop, channels);
   if (horizontalFirst) {
-    const v = coefficients(height, outHeight, filter);
-    if (needHorizontal) {
-      // Only the rows the vertical pass reads.
-      const first = v.min[0]!;
-      const last = v.min[outHeight - 1]! + v.count[outHeight - 1]!;
-      im = horizontal(im, coefficients(width, outWidth, filter), outWidth, first, last - first, channels);
-      if (needVertical) im = vertical(im, v, outHeight, first, channels);
-    } else if (needVertical) im = vertical(im, v, outHeight, 0, channels);
-  } else {
-    if (needVertical) im = vertical(im, coefficients(height, outHeight, filter), outHeight, 0, channels);
-    if (needHorizontal) im = horizontal(im, coefficients(width, outWidth, filter), outWidth, 0, outHeight, channels);
+    const v = needVertical ? coefficients(height, outHeight, filter) : undefined;
+    // The input rows the vertical pass reads for the window's rows (the window's rows without one).
+    const first = v ? v.min[top]! : top;
+    const last = v ? v.min[top + crop.height - 1]! + v.count[top + crop.height - 1]! : top + crop.height;
+    if (!needHorizontal) return vertical(source, v!, top, crop.height, 0, left, crop.width, channels).data;
+    const rows = horizontal(source, coefficients(width, outWidth, filter), left, crop.width, first, last - first, 0, channels);
+    return v ? vertical(rows, v, top, crop.height, first, 0, crop.width, channels).data : rows.data;
   }
-  if (crop.left === 0 && crop.top === 0 && crop.width === im.width && crop.height === im.height) return im.data === src ? src.slice() : im.data;
-  const out = new Uint8Array(crop.width * crop.height * channels);
-  for (let y = 0; y < crop.height; y++) {
-    const from = ((crop.top + y) * im.width + crop.left) * channels;
-    out.set(im.data.subarray(from, from + crop.width * channels), y * crop.width * channels);
-  }
-  return out;
+  // The height shrinks most: the vertical pass first, over the input columns the horizontal one reads.
+  const h = needHorizontal ? coefficients(width, outWidth, filter) : undefined;
+  const firstColumn = h ? h.min[left]! : left;
+  const lastColumn = h ? h.min[left + crop.width - 1]! + h.count[left + crop.width - 1]! : left + crop.width;
+  const columns = vertical(source, coefficients(height, outHeight, filter), top, crop.height, 0, firstColumn, lastColumn - firstColumn, channels);
+  return h ? horizontal(columns, h, left, crop.width, 0, crop.height, firstColumn, channels).data : columns.data;
 }

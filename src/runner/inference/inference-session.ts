@@ -23,7 +23,7 @@ export class WorkerSession {
   #nextId = 1;
   #ready: Promise<SessionInfo>;
 
-  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number) {
+  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number, allowSpinning: boolean) {
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
     this.#ready = new Promise((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
@@ -42,14 +42,14 @@ export class WorkerSession {
     // sources (the S3 client, Node's pool) are not transferable.
     const copy = new ArrayBuffer(model.byteLength);
     new Uint8Array(copy).set(model);
-    this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads }, [copy]);
+    this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads, allowSpinning }, [copy]);
   }
 
   static async open(
     model: Uint8Array,
-    opts: { executionProviders: string[]; intraOpNumThreads: number },
+    opts: { executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined },
   ): Promise<{ session: WorkerSession; info: SessionInfo }> {
-    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads);
+    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads, opts.allowSpinning ?? false);
     try {
       return { session, info: await session.#ready };
     } catch (err) {

@@ -12,6 +12,7 @@ async function createSession(
   model: Uint8Array,
   providers: string[],
   threads: number,
+  allowSpinning: boolean,
 ): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
   const options = (eps: string[]): ort.InferenceSession.SessionOptions => ({
     executionProviders: eps,
@@ -19,8 +20,9 @@ async function createSession(
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    // Spinning pool threads would steal the cores that decode the next batch meanwhile.
-    extra: { session: { intra_op: { allow_spinning: process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
+    // Spinning pool threads would steal the cores that decode a runner's next batch meanwhile;
+    // a predictor under load gains from it (bench:predict).
+    extra: { session: { intra_op: { allow_spinning: allowSpinning || process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
   });
   try {
     return { session: await ort.InferenceSession.create(model, options(providers)), provider: providers[0] ?? 'cpu' };
@@ -43,7 +45,7 @@ async function handle(msg: WorkerRequest): Promise<void> {
   try {
     if (msg.type === 'init') {
       const started = performance.now();
-      const created = await createSession(new Uint8Array(msg.model), msg.executionProviders, msg.intraOpNumThreads);
+      const created = await createSession(new Uint8Array(msg.model), msg.executionProviders, msg.intraOpNumThreads, msg.allowSpinning ?? false);
       session = created.session;
       const input = session.inputNames[0]!;
       const inputMeta = session.inputMetadata.find((m) => m.name === input);

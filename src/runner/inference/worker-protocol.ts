@@ -1,6 +1,7 @@
 // Messages between the runner's main thread and its session worker.
 export type WorkerRequest =
-  | { type: 'init'; model: ArrayBuffer; executionProviders: string[]; intraOpNumThreads: number }
+  /** allowSpinning: pool threads spin between runs (a server under load; not a runner, whose main thread decodes meanwhile). */
+  | { type: 'init'; model: ArrayBuffer; executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined }
   | { type: 'run'; id: number; data: ArrayBuffer; dims: number[] }
   /** A run with every input named (the explainers' generated models take several). */
   | { type: 'runNamed'; id: number; inputs: Array<{ name: string; data: ArrayBuffer; dims: number[] }> };

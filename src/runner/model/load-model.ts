@@ -18,7 +18,7 @@ import {
 import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
-import { modelForPlan, planXai } from '../xai/explainer.ts';
+import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
   session: WorkerSession;
@@ -36,6 +36,7 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   executionProviders: string[];
   intraOpNumThreads: number;
+  allowSpinning?: boolean | undefined;
   expectedTask: TaskType;
   /** Explanations: the session then also returns what the method reads (the target layer...). */
   xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
@@ -82,4 +83,27 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };
+}
+
+/**
+ * The explainer of a model loaded for explanations (`xai` in its options): its method on the
+ * model's own session; a gradient session, when the method needs one, opened with `sessionOptions`.
+ */
+export async function explainerOf(
+  model: LoadedModel,
+  settings: XaiSettings,
+  sessionOptions: { executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined },
+): Promise<Explainer> {
+  if (!model.xai) throw new Error('the model was not loaded for explanations');
+  return Explainer.create({
+    plan: model.xai.plan,
+    settings,
+    session: model.session,
+    outputNames: model.info.outputNames,
+    index: model.xai.index,
+    header: model.xai.header,
+    inputShape: model.metadata.inputSize,
+    fixedBatch: model.fixedBatch,
+    openSession: async (bytes) => (await WorkerSession.open(bytes, sessionOptions)).session,
+  });
 }
