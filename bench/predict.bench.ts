@@ -13,7 +13,9 @@
 //   Python:            FastAPI + uvicorn (one worker), Pillow decode/resize/crop, NumPy normalise,
 //                      onnxruntime session.run in the threadpool (FastAPI's way with blocking code),
 //                      NumPy top-5; same model, images and threads (cached venv, PyPI wheels);
-//   raw session.run:   pre-decoded tensors, batch 1 and `--max-batch` (bench/raw-session.ts).
+//   raw session.run:   pre-decoded tensors, batch 1 and `--max-batch` (bench/raw-session.ts);
+//   open loop:         kinfer (batching) and Python at `--rate` requests/s in all from the same
+//                      clients: the latency of a load both can carry.
 // Goals (issue 15): p95 < 500 ms at 100 clients; batched throughput >= 1.5x Python and >= 0.8x raw.
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -37,6 +39,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5' },
     'max-batch': { type: 'string', default: '8' },
     'delay-ms': { type: 'string', default: '10' },
+    /** An open-loop phase at this many requests per second in all (0: none): latency under a load the server can carry. */
+    rate: { type: 'string', default: '15' },
     /** Only the predictor (no Python server): for profiling it. */
     'kinfer-only': { type: 'boolean', default: false },
   },
@@ -45,6 +49,7 @@ const CLIENTS = Number(args.clients);
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);
 const MAX_BATCH = Number(args['max-batch']);
+const RATE = Number(args.rate);
 const THREADS = availableParallelism();
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 const PYTHON_PINS = ['onnxruntime==1.32.0', 'numpy==2.4.6', 'pillow==13.0.0', 'fastapi==0.165.0', 'uvicorn==0.54.0'];
@@ -96,8 +101,13 @@ interface Load {
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 
-/** `CLIENTS` closed-loop clients posting images for WARMUP + SECONDS; figures over the last SECONDS. */
-async function load(url: string, headers: Record<string, string>, images: Buffer[]): Promise<Load> {
+/**
+ * `CLIENTS` clients posting images for WARMUP + SECONDS; figures over the last SECONDS. Closed
+ * loop (each sends its next request when answered), or, with `rate`, open loop: requests
+ * scheduled evenly at `rate` per second in all, each latency counted from its scheduled time (a
+ * late send is the server's delay too).
+ */
+async function load(url: string, headers: Record<string, string>, images: Buffer[], rate?: number): Promise<Load> {
   const dispatcher = new Agent({ connections: CLIENTS, keepAliveTimeout: 60_000 });
   const latencies: number[] = [];
   let errors = 0;
@@ -107,7 +117,12 @@ async function load(url: string, headers: Record<string, string>, images: Buffer
   let firstError: string | undefined;
   const client = async (c: number) => {
     for (let i = c; performance.now() < until; i += CLIENTS) {
-      const t0 = performance.now();
+      let t0 = performance.now();
+      if (rate !== undefined) {
+        const at = started + (i * 1000) / rate;
+        if (at > t0) await new Promise((r) => setTimeout(r, at - t0));
+        t0 = at;
+      }
       try {
         // undici's own fetch: Node's global fetch does not take an Agent from the npm undici.
         const res = await undiciFetch(url, {
@@ -203,6 +218,8 @@ async function main(): Promise<void> {
         await load(`${stack.predictorUrl}/predict?model=bench@${version}`, bearer, images),
       ]);
     }
+    if (RATE > 0)
+      results.push([`kinfer, batching, open loop at ${RATE} req/s`, await load(`${stack.predictorUrl}/predict?model=bench@batched`, bearer, images, RATE)]);
   } finally {
     await stack.stop();
   }
@@ -232,11 +249,12 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     results.push(['Python: FastAPI + uvicorn + Pillow + onnxruntime', await load(`http://127.0.0.1:${port}/predict`, {}, images)]);
+    if (RATE > 0) results.push([`Python, open loop at ${RATE} req/s`, await load(`http://127.0.0.1:${port}/predict`, {}, images, RATE)]);
   } finally {
     server.kill('SIGTERM');
   }
 
-  const pythonRate = results.find(([n]) => n.startsWith('Python'))![1].throughput;
+  const pythonRate = results.find(([n]) => n.startsWith('Python:'))![1].throughput;
   const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   const rows = [
     ['', 'img/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'x Python', `x raw b=${MAX_BATCH}`],
@@ -257,8 +275,10 @@ async function main(): Promise<void> {
   console.log(`\nbench:predict — ${CLIENTS} clients, ${SECONDS} s after ${WARMUP} s warm-up, ${THREADS} threads, ResNet-18-shaped classifier, 320x240 JPEGs\n`);
   for (const r of rows) console.log(`| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`);
   const batched = results.find(([n]) => n.includes('dynamic'))![1];
+  const open = results.find(([n]) => n.startsWith('kinfer, batching, open loop'))?.[1];
   console.log(
-    `\ngoals: p95 < 500 ms: ${fmt(batched.p95, 0)} ms; throughput >= 1.5x Python: ${fmt(batched.throughput / pythonRate, 2)}x; dynamic batching >= 0.8x raw session.run: ${fmt(batched.throughput / rawB, 2)}x`,
+    `\ngoals: p95 < 500 ms at ${CLIENTS} clients: ${fmt(batched.p95, 0)} ms closed loop${open ? `, ${fmt(open.p95, 0)} ms open loop at ${RATE} req/s` : ''}; ` +
+      `throughput >= 1.5x Python: ${fmt(batched.throughput / pythonRate, 2)}x; dynamic batching >= 0.8x raw session.run: ${fmt(batched.throughput / rawB, 2)}x`,
   );
 }
 

@@ -10,7 +10,16 @@ export class ApiError extends Error {
   readonly body: unknown;
   constructor(status: number, body: unknown) {
     const message = typeof body === 'object' && body && 'message' in body ? String((body as { message: unknown }).message) : JSON.stringify(body);
-    super(`HTTP ${status}: ${message}`);
+    // Each field at fault on its own line, as the API names them.
+    const fields = (body as { fields?: Array<{ field: string; message: string }> } | undefined)?.fields ?? [];
+    super(
+      `HTTP ${status}: ${message}${fields
+        .map(
+          (f) => `
+  ${f.field}: ${f.message}`,
+        )
+        .join('')}`,
+    );
     this.name = 'ApiError';
     this.status = status;
     this.body = body;
@@ -39,7 +48,7 @@ export class ApiClient {
     this.#auth = token ? { authorization: `Bearer ${token}` } : {};
   }
 
-  async call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await request(`${this.#base}${path}`, {
       method,
       headers: body === undefined ? this.#auth : { ...this.#auth, 'content-type': 'application/json' },

@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { ApiClient, localToken } from './api-client.ts';
+import { addJobCommands } from './job-commands.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
 
@@ -191,6 +192,8 @@ tokens
     const t = await new ApiClient(opts.api, localToken(env, home)).call<{ id: string; status: string }>('POST', `/tokens/${encodeURIComponent(id)}/revoke`);
     print(`token ${t.id} ${t.status}`);
   });
+
+addJobCommands(program, { apiUrl: apiOption[2], token: () => localToken(env, home), print });
 
 const cluster = program
   .command('cluster')

@@ -22,6 +22,7 @@ import { runnerEnvFor, type RunnerSettings } from './job-mapping.ts';
 import { TokenIssuer } from './token-issuer.ts';
 import { TokenStore } from '../db/token-store.ts';
 import { ModelStore } from '../db/model-store.ts';
+import { JobEventHub } from '../db/job-events.ts';
 import { capabilitiesOf } from './api/capabilities.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import { SubmitLimiter } from './auth/limits.ts';
@@ -182,7 +183,10 @@ try {
           callbackReadyUrl: new URL('/readyz', config.KINFER_CALLBACK_URL).href,
           envFor: (kind, job) => runnerEnvFor(kind, job, runner, tokens.issue(kind, job.id)),
         });
+  const events = new JobEventHub(config.DATABASE_URL, log);
   const app = createControllerApp({
+    events,
+    artifacts: { storage, rootUri: config.KINFER_ARTIFACTS_URI },
     store,
     admission,
     log,
@@ -219,6 +223,8 @@ try {
   );
   stopOnSignals(async () => {
     await tier.stop();
+    // Live event streams end first (their clients reconnect elsewhere), or the server would wait for them.
+    await events.stop();
     await server.close();
     await ds.destroy();
   }, log);

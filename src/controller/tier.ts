@@ -7,5 +7,7 @@ export interface Tier {
   onCreated(kind: JobKind, job: Job): Promise<void>;
   /** A job was cancelled in the database: stop its runner. */
   onCancelled(kind: JobKind, job: Job): Promise<void>;
+  /** A finished job is about to be deleted: remove what the tier keeps of it (its InferenceJob). */
+  onDeleted(kind: JobKind, job: Job): Promise<void>;
   stop(): Promise<void>;
 }

@@ -193,6 +193,69 @@ export class JobStore {
     }
   }
 
+  /**
+   * The images (by path) on which test runs disagree: a different predicted class, or one right
+   * and another wrong. Each with every run's prediction, in the runs' order; paged by path.
+   */
+  async disagreements(
+    runIds: string[],
+    opts: { skip: number; limit: number },
+  ): Promise<{
+    total: number;
+    items: Array<{
+      image_path: string;
+      true_label: string | null;
+      runs: Array<{ predicted_label: string | null; is_correct: boolean | null; confidence: number | null } | null>;
+    }>;
+  }> {
+    const grouped = `
+      SELECT image_path FROM test_image_results WHERE test_run_id = ANY($1::uuid[])
+      GROUP BY image_path
+      HAVING count(DISTINCT coalesce(predicted_class_id, -1)) > 1 OR count(DISTINCT is_correct) > 1 OR count(*) < cardinality($1::uuid[])`;
+    const [{ total }] = (await this.#ds.query(`SELECT count(*)::int AS total FROM (${grouped}) g`, [runIds])) as [{ total: number }];
+    const rows = (await this.#ds.query(
+      `SELECT r.image_path, r.test_run_id, r.true_label, r.predicted_label, r.is_correct, r.confidence
+       FROM test_image_results r JOIN (${grouped} ORDER BY image_path OFFSET $2 LIMIT $3) g USING (image_path)
+       WHERE r.test_run_id = ANY($1::uuid[]) ORDER BY r.image_path`,
+      [runIds, opts.skip, opts.limit],
+    )) as Array<{
+      image_path: string;
+      test_run_id: string;
+      true_label: string | null;
+      predicted_label: string | null;
+      is_correct: boolean | null;
+      confidence: number | null;
+    }>;
+    const byPath = new Map<string, (typeof rows)[number][]>();
+    for (const r of rows) byPath.set(r.image_path, [...(byPath.get(r.image_path) ?? []), r]);
+    return {
+      total,
+      items: [...byPath.entries()].map(([image_path, rs]) => ({
+        image_path,
+        true_label: rs[0]!.true_label,
+        runs: runIds.map((id) => {
+          const r = rs.find((x) => x.test_run_id === id);
+          return r ? { predicted_label: r.predicted_label, is_correct: r.is_correct, confidence: r.confidence } : null;
+        }),
+      })),
+    };
+  }
+
+  /**
+   * Deletes a finished job with its per-image rows (ON DELETE CASCADE) and its explanations;
+   * false when there is no such finished job (not there, or still pending or running).
+   */
+  async deleteFinished(kind: JobKind, id: string): Promise<boolean> {
+    return this.#ds.transaction(async (tx) => {
+      const [, count] = (await tx.query(`DELETE FROM ${TABLES[kind].jobs} WHERE id = $1 AND status IN ('completed', 'failed', 'cancelled')`, [id])) as [
+        unknown,
+        number,
+      ];
+      if (count > 0) await tx.query('DELETE FROM xai_results WHERE job_id = $1', [id]);
+      return count > 0;
+    });
+  }
+
   /** Pending jobs no executor has taken yet, oldest first. */
   async oldestPending(kind: JobKind, limit: number): Promise<Array<{ kind: JobKind; id: string; created_at: Date }>> {
     if (limit <= 0) return [];

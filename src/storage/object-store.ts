@@ -4,9 +4,9 @@
 // Every call takes an optional AbortSignal: submit-time checks are bounded in time, and an
 // endpoint that accepts and never answers must not hold a request forever.
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseStorageUri, s3SettingsFor, type BucketCredentialsMap } from '../contract/index.ts';
 
 export interface StorageSettings {
@@ -147,5 +147,29 @@ export class StorageClient {
       return;
     }
     await this.#client(loc.bucket).send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body }));
+  }
+
+  /** Deletes every object under a prefix (a directory, for file://); how many S3 objects went. */
+  async deletePrefix(uri: string): Promise<number> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      await rm(loc.path, { recursive: true, force: true });
+      return 0;
+    }
+    const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
+    if (prefix === '') throw new Error(`refusing to delete a whole bucket: ${uri}`);
+    const client = this.#client(loc.bucket);
+    let deleted = 0;
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+      if (keys.length > 0) {
+        await client.send(new DeleteObjectsCommand({ Bucket: loc.bucket, Delete: { Objects: keys, Quiet: true } }));
+        deleted += keys.length;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return deleted;
   }
 }

@@ -90,6 +90,7 @@ export function testAdmission(storage: StorageClient, timeoutMs = 10_000, regist
 export class FakeTier implements Tier {
   readonly created: Array<{ kind: JobKind; id: string }> = [];
   readonly cancelled: Array<{ kind: JobKind; id: string }> = [];
+  readonly deleted: Array<{ kind: JobKind; id: string }> = [];
   fail: Error | undefined;
 
   async onCreated(kind: JobKind, job: Job): Promise<void> {
@@ -99,6 +100,10 @@ export class FakeTier implements Tier {
 
   async onCancelled(kind: JobKind, job: Job): Promise<void> {
     this.cancelled.push({ kind, id: job.id });
+  }
+
+  async onDeleted(kind: JobKind, job: Job): Promise<void> {
+    this.deleted.push({ kind, id: job.id });
   }
 
   async stop(): Promise<void> {}

@@ -18,10 +18,17 @@ import { errorHandler, fieldProblems, healthRoutes, parseOr, rejectNulCharacters
 import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
+import type { JobEventHub } from '../../db/job-events.ts';
+import type { StorageClient } from '../../storage/object-store.ts';
+import { artifactRoutes } from './artifacts.ts';
+import { compareTestRuns, incomparable } from './compare.ts';
+import { docsPage, openApiDocument } from './openapi.ts';
+import type { TestRun } from '../../db/entities.ts';
+import { streamJobEvents } from './events.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
 import { modelRoutes } from './models.ts';
 import type { ModelStore } from '../../db/model-store.ts';
-import { CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery, ValidateRequest } from './requests.ts';
+import { CompareQuery, CreateInferenceJob, CreateTestRun, ImagesQuery, ListQuery, PageQuery, ValidateRequest } from './requests.ts';
 
 export interface ControllerAppDeps {
   store: JobStore;
@@ -39,6 +46,10 @@ export interface ControllerAppDeps {
   models: ModelStore;
   /** What this installation can do (GET /capabilities). */
   capabilities: () => Promise<Record<string, unknown>>;
+  /** Job state changes (LISTEN/NOTIFY) for GET .../events; absent: 503 there. */
+  events?: JobEventHub | undefined;
+  /** Where jobs write their artifacts (GET .../artifacts/..., DELETE of a job). */
+  artifacts?: { storage: StorageClient; rootUri: string } | undefined;
 }
 
 const HIDDEN = new Set(['executor', 'executor_ref']);
@@ -77,6 +88,14 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     });
     metricsRoutes(app, 'controller');
   }
+  // The API's description is public: it says what a token allows, not what there is.
+  let doc: Record<string, unknown> | undefined;
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json((doc ??= openApiDocument(process.env.npm_package_version ?? '0.1.0')));
+  });
+  app.get('/api/v1/docs', (_req, res) => {
+    res.type('html').send(docsPage((doc ??= openApiDocument(process.env.npm_package_version ?? '0.1.0'))));
+  });
   app.use('/api/v1', authenticate);
   // One audit line per state-changing request: who, what, which job, the outcome.
   app.use('/api/v1', (req, res, next) => {
@@ -164,6 +183,21 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   const router = express.Router();
 
+  // Test runs of one dataset side by side (before /test-runs/:id, which would take `compare` for an id).
+  router.get('/test-runs/compare', async (req, res) => {
+    const q = parseOr(CompareQuery, req.query, 'validation_error', 'query');
+    const runs: TestRun[] = [];
+    for (const id of q.ids) {
+      const run = JobId.safeParse(id).success ? await store.get('test_run', id) : null;
+      if (!run || !canSee(callerOf(req), run)) throw new HttpError('not_found', `test run ${id} not found`);
+      runs.push(run);
+    }
+    const why = incomparable(runs);
+    if (why) throw validationError([{ field: 'ids', message: why }]);
+    const disagreements = await store.disagreements(q.ids, { skip: q.skip, limit: q.limit });
+    res.json({ ...compareTestRuns(runs), disagreements: { total_count: disagreements.total, skip: q.skip, limit: q.limit, items: disagreements.items } });
+  });
+
   // The same three routes for both kinds: list (newest first), one, cancel.
   for (const kind of ['test_run', 'inference_job'] as const) {
     router.get(`/${SEGMENT[kind]}`, async (req, res) => {
@@ -188,6 +222,17 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       }
       res.end();
     });
+  }
+
+  // Live progress, artifacts, and deleting a finished job, for both kinds.
+  for (const kind of ['test_run', 'inference_job'] as const) {
+    router.get(`/${SEGMENT[kind]}/:id/events`, async (req, res) => {
+      const job = await found(kind, req);
+      if (!deps.events) throw new HttpError('not_found', 'live events are not enabled here');
+      await streamJobEvents(req, res, { kind, job, store, hub: deps.events, present });
+    });
+    if (deps.artifacts)
+      artifactRoutes(router, { kind, segment: SEGMENT[kind], found, store, onDeleted: (k, j) => deps.tier.onDeleted(k, j), ...deps.artifacts });
   }
 
   router.post('/test-runs', async (req, res) => {

@@ -33,12 +33,12 @@ export const RegisterModel = z
   })
   .strict();
 
-const UpdateModel = z
+export const UpdateModel = z
   .object({ stage: z.enum(STAGES).optional(), serving: ServingFields.optional() })
   .strict()
   .refine((b) => b.stage !== undefined || b.serving !== undefined, { message: 'set stage or serving', path: ['stage'] });
 
-const Traffic = z
+export const Traffic = z
   .object({
     split: z
       .record(z.string().regex(MODEL_VERSION, 'versions are letters, digits, . _ + - (at most 64)'), z.number().positive().max(1_000_000))
@@ -51,7 +51,7 @@ const Traffic = z
       .describe('Requests with the same value of this header are answered by the same version.'),
   })
   .strict();
-const ListModels = z.object({ name: z.string().max(128).optional(), stage: z.enum(STAGES).optional() }).strict();
+export const ListModels = z.object({ name: z.string().max(128).optional(), stage: z.enum(STAGES).optional() }).strict();
 
 export interface ModelRouteDeps {
   models: ModelStore;

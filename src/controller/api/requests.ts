@@ -57,6 +57,17 @@ const skipLimit = {
 
 export const ListQuery = z.object({ ...skipLimit, status: JobStatus.optional() });
 
+/** Two to eight test runs, comma-separated; the images they disagree on are paged. */
+export const CompareQuery = z
+  .object({
+    ids: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(z.string().min(1)).min(2, 'name at least two test runs').max(8, 'at most eight test runs')),
+    ...skipLimit,
+  })
+  .strict();
+
 export const ImagesQuery = z.object({
   ...skipLimit,
   filter_correct: z

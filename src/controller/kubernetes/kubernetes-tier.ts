@@ -100,6 +100,16 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
     },
     // The cancel is in the database already; its NOTIFY brings the leader to delete the Job.
     onCancelled: async () => undefined,
+    // Its InferenceJob goes with it: left behind without its run, it would be admitted again.
+    onDeleted: async (_kind, job) => {
+      const [namespace, name] = job.executor_ref?.split('/') ?? [];
+      if (job.executor !== 'kubernetes' || !namespace || !name) return;
+      try {
+        await clients.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    },
     stop: async () => {
       await elector?.stop();
       await controller.stop();

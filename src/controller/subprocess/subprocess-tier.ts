@@ -32,6 +32,8 @@ export async function startSubprocessTier(opts: {
   return {
     onCreated: async () => reconciler.kick(),
     onCancelled: async (_kind, job) => executor.stop(job.id, job.executor_ref),
+    // A finished job's runner is gone: nothing is left to remove.
+    onDeleted: async () => undefined,
     stop: async () => reconciler.stop(),
   };
 }

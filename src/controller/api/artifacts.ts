@@ -1,0 +1,72 @@
+// A job's artifacts through the API, so that a browser or a client never needs storage
+// credentials: GET .../{id}/artifacts/{path} streams one (results.json, images.jsonl, a
+// visualization, an explanation's overlay), and DELETE .../{id} removes a finished job: its
+// artifacts first (a failure there leaves the job, to retry), then its rows.
+import type { Request, Router } from 'express';
+import { jobArtifactsUri, joinStorageUri, type JobKind } from '../../contract/index.ts';
+import type { Job, JobStore } from '../../db/job-store.ts';
+import { HttpError } from '../../http/errors.ts';
+import type { StorageClient } from '../../storage/object-store.ts';
+import { callerOf, requireRole } from './caller.ts';
+
+const CONTENT_TYPES: Record<string, string> = {
+  json: 'application/json',
+  jsonl: 'application/x-ndjson',
+  csv: 'text/csv',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  npy: 'application/octet-stream',
+  txt: 'text/plain; charset=utf-8',
+};
+
+export interface ArtifactRouteDeps {
+  kind: JobKind;
+  segment: string;
+  found: (kind: JobKind, req: Request) => Promise<Job>;
+  /** The tier removes what it keeps of the job first (its InferenceJob). */
+  onDeleted: (kind: JobKind, job: Job) => Promise<void>;
+  store: JobStore;
+  storage: StorageClient;
+  rootUri: string;
+}
+
+export function artifactRoutes(router: Router, d: ArtifactRouteDeps): void {
+  router.get(`/${d.segment}/:id/artifacts/*path`, async (req, res) => {
+    const job = await d.found(d.kind, req);
+    const segments = ([] as string[]).concat((req.params as { path?: string | string[] }).path ?? []).flatMap((p) => p.split('/'));
+    if (segments.length === 0 || segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\')))
+      throw new HttpError('not_found', 'no such artifact');
+    const uri = joinStorageUri(jobArtifactsUri(d.rootUri, d.kind, job.id), ...segments);
+    const stat = await d.storage.stat(uri);
+    if (!stat) throw new HttpError('not_found', `no artifact ${segments.join('/')}`);
+    const ext = segments.at(-1)!.split('.').at(-1)!.toLowerCase();
+    res
+      .status(200)
+      .type(CONTENT_TYPES[ext] ?? 'application/octet-stream')
+      .setHeader('content-length', String(stat.size));
+    for await (const chunk of d.storage.stream(uri)) {
+      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+    }
+    res.end();
+  });
+
+  router.delete(`/${d.segment}/:id`, async (req, res) => {
+    const job = await d.found(d.kind, req);
+    requireRole(req, 'user', 'deleting a job');
+    const caller = callerOf(req);
+    if (caller.role !== 'admin' && job.created_by !== caller.subject)
+      throw new HttpError('forbidden', `${caller.subject} did not submit this job; only its owner or an admin deletes it`);
+    if (job.status === 'pending' || job.status === 'running')
+      throw new HttpError('conflict', `cannot delete a ${job.status} job: cancel it first`, { status: job.status });
+    try {
+      await d.onDeleted(d.kind, job);
+      await d.storage.deletePrefix(jobArtifactsUri(d.rootUri, d.kind, job.id));
+    } catch (err) {
+      throw new HttpError('storage_unavailable', `the job's artifacts or resources could not be deleted (the job is kept; retry): ${(err as Error).message}`);
+    }
+    if (!(await d.store.deleteFinished(d.kind, job.id))) throw new HttpError('conflict', 'the job changed meanwhile; retry');
+    req.log.info({ job_id: job.id }, 'job deleted');
+    res.status(204).end();
+  });
+}
