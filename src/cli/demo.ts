@@ -36,6 +36,7 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
   try {
     print(
       [
+        `  dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/`,
         `  API      ${stack.apiUrl}`,
         `  predict  ${stack.predictorUrl}/predict`,
         `  callback ${stack.callbackUrl}`,

@@ -193,11 +193,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       KINFER_ARTIFACTS_URI: artifactsUri,
       KINFER_TOKEN_PRIVATE_KEY_FILE: keys.privateKeyFile,
     };
-    ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
-    // A restarted controller comes back on the same port: clients keep their URL.
-    controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
-    supervise('controller', entry('../controller/main.ts'), controllerEnv, controller);
-    // The predictor reads what the controller's jobs read, with the same tokens and allow-list.
+    // The predictor before the controller, which forwards /api/v1/predict to it (the dashboard's
+    // one origin); it reads what the controller's jobs read, with the same tokens and allow-list.
     const predictorEnv: NodeJS.ProcessEnv = {
       ...shared,
       KINFER_PREDICTOR_PORT: String(opts.predictorPort ?? 0),
@@ -207,6 +204,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ({ child: predictor, url: predictorUrl } = await startService('predictor', entry('../predictor/main.ts'), predictorEnv));
     predictorEnv.KINFER_PREDICTOR_PORT = new URL(predictorUrl).port;
     supervise('predictor', entry('../predictor/main.ts'), predictorEnv, predictor);
+    controllerEnv.KINFER_PREDICTOR_URL = predictorUrl;
+    ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
+    // A restarted controller comes back on the same port: clients keep their URL.
+    controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
+    supervise('controller', entry('../controller/main.ts'), controllerEnv, controller);
   } catch (err) {
     await stop();
     throw err;

@@ -23,6 +23,7 @@ import { TokenIssuer } from './token-issuer.ts';
 import { TokenStore } from '../db/token-store.ts';
 import { ModelStore } from '../db/model-store.ts';
 import { JobEventHub } from '../db/job-events.ts';
+import { DASHBOARD_DIR } from './dashboard.ts';
 import { capabilitiesOf } from './api/capabilities.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import { SubmitLimiter } from './auth/limits.ts';
@@ -41,6 +42,10 @@ const Config = z.object({
   KINFER_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KINFER_CALLBACK_URL: z.url().default('http://127.0.0.1:8081'),
   KINFER_ARTIFACTS_URI: z.string().min(1),
+  /** The predictor, for /api/v1/predict through the controller's origin (the dashboard's). */
+  KINFER_PREDICTOR_URL: z.url().optional(),
+  /** Serve the dashboard at / (true unless 'false'). */
+  KINFER_DASHBOARD: z.enum(['true', 'false']).default('true'),
   KINFER_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().default(86_400),
   KINFER_EXECUTOR: z.enum(['subprocess', 'kubernetes']).default('subprocess'),
   KINFER_RUNNER_BATCH_SIZE: z.coerce.number().int().positive().optional(),
@@ -185,6 +190,8 @@ try {
         });
   const events = new JobEventHub(config.DATABASE_URL, log);
   const app = createControllerApp({
+    predictorUrl: config.KINFER_PREDICTOR_URL,
+    dashboardDir: config.KINFER_DASHBOARD === 'false' ? undefined : DASHBOARD_DIR,
     events,
     artifacts: { storage, rootUri: config.KINFER_ARTIFACTS_URI },
     store,

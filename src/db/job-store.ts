@@ -111,10 +111,29 @@ export class JobStore {
   }
 
   /** Newest first; `visibleTo` keeps a caller's own jobs and those of the namespaces it may see (absent: all). */
-  async list(kind: JobKind, opts: { status?: JobStatus | undefined; skip: number; limit: number; visibleTo?: Visibility | undefined }): Promise<Page<Job>> {
+  async list(
+    kind: JobKind,
+    opts: {
+      status?: JobStatus | undefined;
+      task_type?: string | undefined;
+      model?: string | undefined;
+      since?: string | undefined;
+      until?: string | undefined;
+      skip: number;
+      limit: number;
+      visibleTo?: Visibility | undefined;
+    },
+  ): Promise<Page<Job>> {
     const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
     const query = this.#ds.getRepository<Job>(entity).createQueryBuilder('j');
     if (opts.status) query.andWhere('j.status = :status', { status: opts.status });
+    if (opts.task_type) query.andWhere('j.task_type = :task', { task: opts.task_type });
+    if (opts.model) {
+      const like = `%${opts.model.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query.andWhere('(j.checkpoint_path ILIKE :like OR j.model_name ILIKE :like)', { like });
+    }
+    if (opts.since) query.andWhere('j.created_at >= :since', { since: opts.since });
+    if (opts.until) query.andWhere('j.created_at < :until', { until: opts.until });
     if (opts.visibleTo) {
       const { subject, namespaces } = opts.visibleTo;
       query.andWhere(namespaces.length > 0 ? '(j.created_by = :subject OR j.namespace IN (:...namespaces))' : 'j.created_by = :subject', {
@@ -136,7 +155,10 @@ export class JobStore {
     return Number(row.n);
   }
 
-  async listTestImages(testRunId: string, opts: { skip: number; limit: number; isCorrect?: boolean | undefined }) {
+  async listTestImages(
+    testRunId: string,
+    opts: { skip: number; limit: number; isCorrect?: boolean | undefined; trueLabel?: string | undefined; predictedLabel?: string | undefined },
+  ) {
     const repo = this.#ds.getRepository(TestImageResultEntity);
     const [counts] = (await this.#ds.query(
       `SELECT count(*)::int AS total, count(*) FILTER (WHERE is_correct)::int AS correct, count(*) FILTER (WHERE is_correct = false)::int AS incorrect
@@ -144,7 +166,12 @@ export class JobStore {
       [testRunId],
     )) as Array<{ total: number; correct: number; incorrect: number }>;
     const [items, filteredTotal] = await repo.findAndCount({
-      where: { test_run_id: testRunId, ...(opts.isCorrect === undefined ? {} : { is_correct: opts.isCorrect }) },
+      where: {
+        test_run_id: testRunId,
+        ...(opts.isCorrect === undefined ? {} : { is_correct: opts.isCorrect }),
+        ...(opts.trueLabel === undefined ? {} : { true_label: opts.trueLabel }),
+        ...(opts.predictedLabel === undefined ? {} : { predicted_label: opts.predictedLabel }),
+      },
       order: { image_index: 'ASC' },
       skip: opts.skip,
       take: opts.limit,

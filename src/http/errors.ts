@@ -27,6 +27,10 @@ export const HTTP_ERRORS = {
   invalid_payload: { status: 422, meaning: "A runner callback's payload does not match the contract (`fields` says where)." },
   internal_error: { status: 500, meaning: 'A bug: the log line with the same trace id says what happened.' },
   executor_unavailable: { status: 503, meaning: 'The job was stored but could not be handed to the tier that runs jobs; it is failed, not left pending.' },
+  predictor_unavailable: {
+    status: 503,
+    meaning: 'The controller forwards /api/v1/predict to the predictor, which did not answer (or none is configured: KINFER_PREDICTOR_URL); retry.',
+  },
   storage_unavailable: { status: 503, meaning: 'Object storage did not answer a submit-time check; nothing was created. Retry.' },
   database_unavailable: {
     status: 503,

@@ -24,7 +24,10 @@ import type { ModelInspector } from './model-inspector.ts';
 import { definitionProblems, type Spell } from './rules.ts';
 import type { StoragePolicy } from '../auth/storage-policy.ts';
 
-export type AdmissionResult = { admitted: true; job: NewJob; model: ModelDescription } | { admitted: false; problems: FieldProblem[] };
+export type AdmissionResult =
+  | { admitted: true; job: NewJob; model: ModelDescription }
+  /** `model`: what the model file says, when it could be read (a form can take the task from it). */
+  | { admitted: false; problems: FieldProblem[]; model?: ModelDescription | undefined };
 
 export class StorageUnavailableError extends Error {
   readonly code = 'STORAGE_UNAVAILABLE';
@@ -87,7 +90,7 @@ export class Admission {
     const signal = AbortSignal.timeout(this.#o.timeoutMs);
     try {
       const result = await this.#checkStorage(def, signal);
-      if (!result.admitted) return { admitted: false, problems: asAsked(result.problems) };
+      if (!result.admitted) return { admitted: false, problems: asAsked(result.problems), model: result.model };
       // The job keeps which registered version it runs, whatever the stage names later.
       if (entry) result.job.row = { ...result.job.row, model_name: entry.name, model_version: entry.version };
       return result;
@@ -183,6 +186,7 @@ export class Admission {
     const { files, error } = await inspected;
     const refusedModel = error === undefined ? undefined : storageRefusal(error);
     let model: ModelDescription | undefined;
+    let seen: ModelDescription | undefined;
     if (error instanceof OnnxFormatError) problems.unshift({ field: 'checkpoint_path', message: `not an ONNX model: ${error.message}` });
     else if (error instanceof ModelMetadataError) problems.unshift({ field: 'checkpoint_path', message: error.message });
     else if (error !== undefined && refusedModel) problems.unshift({ field: 'checkpoint_path', message: `${refusedModel}: ${def.checkpoint_path}` });
@@ -190,6 +194,7 @@ export class Admission {
     else if (files === null) problems.unshift({ field: 'checkpoint_path', message: `no such object: ${def.checkpoint_path}` });
     else if (files) {
       const described = describeModel(files.header, files.sidecar, def.task_type);
+      seen = described.model;
       problems.unshift(...described.problems);
       model = described.problems.length === 0 ? described.model : undefined;
       // The explanation asked for must fit this graph (a target layer that exists, a head it can differentiate...).
@@ -204,7 +209,7 @@ export class Admission {
       }
     }
     if (problems.length === 0 && model && def.kind === 'test_run') problems.push(...(await datasetProblems(storage, def, model.metadata, signal)));
-    if (problems.length > 0 || !model) return { admitted: false, problems };
+    if (problems.length > 0 || !model) return { admitted: false, problems, model: seen };
     return { admitted: true, job: newJobOf(def), model };
   }
 }

@@ -23,6 +23,7 @@ import type { StorageClient } from '../../storage/object-store.ts';
 import { artifactRoutes } from './artifacts.ts';
 import { compareTestRuns, incomparable } from './compare.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
+import { dashboardRoutes, predictProxy } from '../dashboard.ts';
 import type { TestRun } from '../../db/entities.ts';
 import { streamJobEvents } from './events.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
@@ -48,6 +49,10 @@ export interface ControllerAppDeps {
   capabilities: () => Promise<Record<string, unknown>>;
   /** Job state changes (LISTEN/NOTIFY) for GET .../events; absent: 503 there. */
   events?: JobEventHub | undefined;
+  /** The predictor's base URL: /api/v1/predict is forwarded there (the dashboard's one origin). */
+  predictorUrl?: string | undefined;
+  /** Serve the dashboard (its pages and assets) from this directory; absent: no dashboard. */
+  dashboardDir?: string | undefined;
   /** Where jobs write their artifacts (GET .../artifacts/..., DELETE of a job). */
   artifacts?: { storage: StorageClient; rootUri: string } | undefined;
 }
@@ -88,6 +93,9 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     });
     metricsRoutes(app, 'controller');
   }
+  // Before the API's own parsing and authentication: the predictor reads the body and checks the token.
+  predictProxy(app, deps.predictorUrl, log);
+  if (deps.dashboardDir) dashboardRoutes(app, deps.dashboardDir);
   // The API's description is public: it says what a token allows, not what there is.
   let doc: Record<string, unknown> | undefined;
   app.get('/api/v1/openapi.json', (_req, res) => {
@@ -243,7 +251,13 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   router.get('/test-runs/:id/images', async (req, res) => {
     const q = parseOr(ImagesQuery, req.query, 'validation_error', 'query');
     const run = await found('test_run', req);
-    const page = await store.listTestImages(run.id, { skip: q.skip, limit: q.limit, isCorrect: q.filter_correct });
+    const page = await store.listTestImages(run.id, {
+      skip: q.skip,
+      limit: q.limit,
+      isCorrect: q.filter_correct,
+      trueLabel: q.true_label,
+      predictedLabel: q.predicted_label,
+    });
     res.json({
       total_count: page.counts.total,
       correct_count: page.counts.correct,
@@ -276,7 +290,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       if (err instanceof StorageUnavailableError) throw new HttpError('storage_unavailable', err.message);
       throw err;
     });
-    if (!result.admitted) res.json({ valid: false, problems: result.problems });
+    if (!result.admitted) res.json({ valid: false, problems: result.problems, ...(result.model ? { model: result.model.metadata } : {}) });
     else res.json({ valid: true, problems: [], model: result.model.metadata });
   });
 

@@ -55,7 +55,16 @@ const skipLimit = {
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 };
 
-export const ListQuery = z.object({ ...skipLimit, status: JobStatus.optional() });
+export const ListQuery = z.object({
+  ...skipLimit,
+  status: JobStatus.optional(),
+  task_type: TaskType.optional(),
+  /** Part of the checkpoint path or the registered model's name. */
+  model: z.string().min(1).max(1024).optional(),
+  /** Created at or after / before (ISO 8601). */
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+});
 
 /** Two to eight test runs, comma-separated; the images they disagree on are paged. */
 export const CompareQuery = z
@@ -74,6 +83,9 @@ export const ImagesQuery = z.object({
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .optional(),
+  /** One cell of the confusion matrix: the images of this true class predicted as that one. */
+  true_label: z.string().min(1).max(256).optional(),
+  predicted_label: z.string().min(1).max(256).optional(),
 });
 
 export const PageQuery = z.object(skipLimit);

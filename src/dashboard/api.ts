@@ -1,0 +1,82 @@
+// The dashboard's one way to the server: the same origin's /api/v1, with the caller's
+// credentials. A browser (or a proxy in front of it) that sends its own Authorization header
+// needs nothing here; otherwise the token typed on the sign-in form is kept for the tab
+// (sessionStorage) and sent as a bearer token.
+const TOKEN_KEY = 'kinfer-token';
+
+export const token = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (value: string) => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly fields: Array<{ field: string; message: string }>;
+  constructor(status: number, body: { message?: string; fields?: Array<{ field: string; message: string }> } | undefined) {
+    super(body?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.fields = body?.fields ?? [];
+  }
+}
+
+/** Listeners told when the server answers 401 (the app then shows the sign-in form). */
+export const onUnauthorized = new Set<() => void>();
+
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const t = token.get();
+  return { ...(t ? { authorization: `Bearer ${t}` } : {}), ...extra };
+}
+
+export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  const isForm = body instanceof FormData;
+  const res = await fetch(`/api/v1${path}`, {
+    method,
+    headers: headers(body === undefined || isForm ? {} : { 'content-type': 'application/json' }),
+    body: body === undefined ? undefined : isForm ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : undefined;
+  if (res.status === 401) onUnauthorized.forEach((fn) => fn());
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json as T;
+}
+
+/** An artifact's URL cannot carry a header: it is fetched and shown as an object URL. */
+export async function blobUrl(path: string): Promise<string> {
+  const res = await fetch(`/api/v1${path}`, { headers: headers() });
+  if (!res.ok) throw new ApiError(res.status, undefined);
+  return URL.createObjectURL(await res.blob());
+}
+
+/**
+ * A job's server-sent events, read with fetch (EventSource cannot send an Authorization header).
+ * Calls `on` per event until `done` or until the returned function is called.
+ */
+export function events(segment: string, id: string, on: (event: string, data: any) => void): () => void {
+  const controller = new AbortController();
+  void (async () => {
+    try {
+      const res = await fetch(`/api/v1/${segment}/${id}/events`, { headers: headers({ accept: 'text/event-stream' }), signal: controller.signal });
+      if (!res.ok || !res.body) return;
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event && data !== undefined) on(event, JSON.parse(data));
+        }
+      }
+    } catch {
+      // Aborted (the page was left) or the server went away: the page shows what it has.
+    }
+  })();
+  return () => controller.abort();
+}

@@ -1,0 +1,100 @@
+// The kinfer dashboard: served by the controller on the same origin as the API, one bundle.
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, onUnauthorized, token } from './api.ts';
+import { Compare } from './pages/Compare.tsx';
+import { History } from './pages/History.tsx';
+import { JobPage } from './pages/JobPage.tsx';
+import { NewTestRun } from './pages/NewTestRun.tsx';
+import { Overview } from './pages/Overview.tsx';
+import { Predict } from './pages/Predict.tsx';
+import { linkProps, useLocation } from './router.ts';
+
+const NAV = [
+  ['/', 'Overview'],
+  ['/predict', 'Predict'],
+  ['/test-runs/new', 'New test run'],
+  ['/history', 'History'],
+] as const;
+
+function SignIn({ onDone }: { onDone: () => void }) {
+  const [value, setValue] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <main>
+      <h1>Sign in</h1>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          token.set(value.trim());
+          try {
+            await api('GET', '/capabilities');
+            onDone();
+          } catch {
+            token.clear();
+            setError('That token is not accepted.');
+          }
+        }}
+      >
+        <label>
+          API token
+          <input type="password" value={value} onInput={(e) => setValue(e.currentTarget.value)} autoComplete="current-password" required />
+        </label>
+        <button type="submit">Sign in</button>
+        {error && <p role="alert">{error}</p>}
+      </form>
+      <p>
+        Make one with <code>kinfer token create --name dashboard</code>.
+      </p>
+    </main>
+  );
+}
+
+function Page() {
+  const { path, query } = useLocation();
+  if (path === '/') return <Overview />;
+  if (path === '/predict') return <Predict />;
+  if (path === '/test-runs/new') return <NewTestRun />;
+  if (path === '/history') return <History />;
+  if (path === '/compare') return <Compare ids={(query.get('ids') ?? '').split(',').filter(Boolean)} />;
+  const job = /^\/(test-runs|inference-jobs)\/([0-9a-f-]{36})$/.exec(path);
+  if (job) return <JobPage segment={job[1] as 'test-runs' | 'inference-jobs'} id={job[2]!} query={query} />;
+  return (
+    <main>
+      <h1>Not found</h1>
+      <p>No page at {path}.</p>
+    </main>
+  );
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState<boolean | null>(null);
+  const { path } = useLocation();
+  useEffect(() => {
+    const out = () => setSignedIn(false);
+    onUnauthorized.add(out);
+    // A browser that sends its own Authorization header (a proxy) is signed in already.
+    api('GET', '/capabilities').then(
+      () => setSignedIn(true),
+      () => setSignedIn(false),
+    );
+    return () => void onUnauthorized.delete(out);
+  }, []);
+  return (
+    <>
+      <header>
+        <nav aria-label="Main">
+          <strong>kinfer</strong>
+          {NAV.map(([href, label]) => (
+            <a key={href} {...linkProps(href)} aria-current={path === href ? 'page' : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+      </header>
+      {signedIn === null ? <main aria-busy="true" /> : signedIn ? <Page /> : <SignIn onDone={() => setSignedIn(true)} />}
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
