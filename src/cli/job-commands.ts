@@ -5,6 +5,7 @@
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
+import { takeServerSentEvents } from '../contract/index.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 
 export interface JobCommandContext {
@@ -83,17 +84,11 @@ async function follow(ctx: JobCommandContext, segment: string, id: string, onEve
   let buffer = '';
   let done: JobView | undefined;
   for await (const chunk of res.body) {
-    buffer += (chunk as Buffer).toString('utf8');
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!event || data === undefined) continue;
-      const parsed = JSON.parse(data) as Record<string, unknown>;
-      onEvent(event, parsed);
-      if (event === 'done') done = parsed as unknown as JobView;
+    const taken = takeServerSentEvents(buffer + (chunk as Buffer).toString('utf8'));
+    buffer = taken.rest;
+    for (const { event, data } of taken.events) {
+      onEvent(event, data as Record<string, unknown>);
+      if (event === 'done') done = data as JobView;
     }
   }
   if (!done) throw new Error('the event stream ended before the job did (the server stopped?); run kinfer watch again');

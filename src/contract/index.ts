@@ -13,3 +13,6 @@ export * from './job-fields.ts';
 export * from './job-errors.ts';
 export * from './storage-credentials.ts';
 export * from './model-ref.ts';
+export * from './coco-rle.ts';
+export * from './drawing.ts';
+export * from './server-sent-events.ts';

@@ -11,15 +11,17 @@ import type { Logger } from '../http/logger.ts';
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard', import.meta.url));
 
 /** The dashboard's pages: stable URLs a user can bookmark and share. */
-export const DASHBOARD_PAGES = ['/', '/predict', '/history', '/compare', '/test-runs/new', '/test-runs/:id', '/inference-jobs/:id'];
+export const DASHBOARD_PAGES = ['/', '/predict', '/history', '/compare', '/test-runs/new', '/test-runs/:id', '/inference-jobs/:id', '/auth/callback'];
 
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+/** `connect`: other origins the page may call (the OIDC provider's token endpoint). */
+const securityHeaders = (connect: string[]) => ({
+  'content-security-policy': `default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src ${["'self'", ...connect].join(' ')}; frame-ancestors 'none'`,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'same-origin',
-};
+});
 
-export function dashboardRoutes(app: Express, dir = DASHBOARD_DIR): void {
+export function dashboardRoutes(app: Express, dir = DASHBOARD_DIR, connect: string[] = []): void {
+  const SECURITY_HEADERS = securityHeaders(connect);
   app.use('/assets', (_req, res, next) => {
     res.set(SECURITY_HEADERS);
     next();

@@ -27,7 +27,7 @@ import { DASHBOARD_DIR } from './dashboard.ts';
 import { capabilitiesOf } from './api/capabilities.ts';
 import { ensureAdminToken } from './auth/bootstrap.ts';
 import { SubmitLimiter } from './auth/limits.ts';
-import { authenticatorOf, csv, OIDC_ENV } from './auth/settings.ts';
+import { authenticatorOf, csv, dashboardSignIn, OIDC_ENV } from './auth/settings.ts';
 import { StoragePolicy } from './auth/storage-policy.ts';
 
 const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
@@ -191,6 +191,7 @@ try {
   const events = new JobEventHub(config.DATABASE_URL, log);
   const app = createControllerApp({
     predictorUrl: config.KINFER_PREDICTOR_URL,
+    signIn: dashboardSignIn(config),
     dashboardDir: config.KINFER_DASHBOARD === 'false' ? undefined : DASHBOARD_DIR,
     events,
     artifacts: { storage, rootUri: config.KINFER_ARTIFACTS_URI },

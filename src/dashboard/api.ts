@@ -2,6 +2,8 @@
 // credentials. A browser (or a proxy in front of it) that sends its own Authorization header
 // needs nothing here; otherwise the token typed on the sign-in form is kept for the tab
 // (sessionStorage) and sent as a bearer token.
+import { takeServerSentEvents } from '../contract/server-sent-events.ts';
+
 const TOKEN_KEY = 'kinfer-token';
 
 export const token = {
@@ -64,15 +66,9 @@ export function events(segment: string, id: string, on: (event: string, data: an
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer += value;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data !== undefined) on(event, JSON.parse(data));
-        }
+        const taken = takeServerSentEvents(buffer + value);
+        buffer = taken.rest;
+        for (const e of taken.events) on(e.event, e.data);
       }
     } catch {
       // Aborted (the page was left) or the server went away: the page shows what it has.

@@ -8,7 +8,8 @@ import { JobPage } from './pages/JobPage.tsx';
 import { NewTestRun } from './pages/NewTestRun.tsx';
 import { Overview } from './pages/Overview.tsx';
 import { Predict } from './pages/Predict.tsx';
-import { linkProps, useLocation } from './router.ts';
+import { completeSignIn, startSignIn, type SignInConfig } from './oidc.ts';
+import { linkProps, navigate, useLocation } from './router.ts';
 
 const NAV = [
   ['/', 'Overview'],
@@ -20,9 +21,26 @@ const NAV = [
 function SignIn({ onDone }: { onDone: () => void }) {
   const [value, setValue] = useState('');
   const [error, setError] = useState<string | null>(null);
+  const [sso, setSso] = useState<SignInConfig | null>(null);
+  useEffect(() => {
+    void api('GET', '/auth/config').then(
+      (c: { oidc: SignInConfig | null }) => setSso(c.oidc),
+      () => undefined,
+    );
+  }, []);
   return (
     <main>
       <h1>Sign in</h1>
+      {sso && (
+        <p>
+          <button
+            type="button"
+            onClick={() => void startSignIn(sso, window.location.pathname + window.location.search).catch((e: Error) => setError(e.message))}
+          >
+            Sign in with {new URL(sso.issuer).host}
+          </button>
+        </p>
+      )}
       <form
         onSubmit={async (e) => {
           e.preventDefault();
@@ -48,6 +66,26 @@ function SignIn({ onDone }: { onDone: () => void }) {
       </p>
     </main>
   );
+}
+
+/** /auth/callback: back from the identity provider with a code. */
+function Callback({ onDone }: { onDone: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    void api('GET', '/auth/config')
+      .then((c: { oidc: SignInConfig | null }) => {
+        if (!c.oidc) throw new Error('single sign-on is not configured here');
+        return completeSignIn(c.oidc);
+      })
+      .then(
+        (returnTo) => {
+          navigate(returnTo);
+          onDone();
+        },
+        (e: Error) => setError(e.message),
+      );
+  }, []);
+  return <main>{error ? <p role="alert">{error}</p> : <p aria-busy="true">Signing in…</p>}</main>;
 }
 
 function Page() {
@@ -92,7 +130,15 @@ function App() {
           ))}
         </nav>
       </header>
-      {signedIn === null ? <main aria-busy="true" /> : signedIn ? <Page /> : <SignIn onDone={() => setSignedIn(true)} />}
+      {path === '/auth/callback' ? (
+        <Callback onDone={() => setSignedIn(true)} />
+      ) : signedIn === null ? (
+        <main aria-busy="true" />
+      ) : signedIn ? (
+        <Page />
+      ) : (
+        <SignIn onDone={() => setSignedIn(true)} />
+      )}
     </>
   );
 }

@@ -283,6 +283,15 @@ export class JobStore {
     });
   }
 
+  /** One per-image row's path (where the image came from), or null. */
+  async imagePath(kind: JobKind, jobId: string, index: number): Promise<string | null> {
+    const { images, fk } = TABLES[kind];
+    const [row] = (await this.#ds.query(`SELECT image_path FROM ${images} WHERE ${fk} = $1 AND image_index = $2`, [jobId, index])) as Array<{
+      image_path: string;
+    }>;
+    return row?.image_path ?? null;
+  }
+
   /** Pending jobs no executor has taken yet, oldest first. */
   async oldestPending(kind: JobKind, limit: number): Promise<Array<{ kind: JobKind; id: string; created_at: Date }>> {
     if (limit <= 0) return [];

@@ -160,6 +160,12 @@ describe('the dashboard in a browser', () => {
     await page.getByLabel('All').check();
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=images] tbody tr').length > 2);
     expect(await page.locator('[data-testid=images] tbody tr', { hasText: 'error:' }).count()).toBe(1);
+    // Thumbnails of the dataset's images, through the API (decoded by the browser at 160 px or less).
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=images] img.thumb')].some((img: any) => img.complete && img.naturalWidth > 0));
+    const widths = await page
+      .locator('[data-testid=images] img.thumb')
+      .evaluateAll((imgs) => imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth));
+    expect(widths.filter((w) => w > 0 && w <= 160).length).toBeGreaterThan(0);
 
     // An off-diagonal cell links to exactly its images.
     const names: string[] = run.class_names;

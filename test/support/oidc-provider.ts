@@ -15,23 +15,47 @@ export interface TestOidc {
 
 export const KINFER_AUDIENCE = 'https://kinfer.test/api';
 
-export async function startOidcProvider(users: Record<string, { groups: string[]; ttlSeconds?: number }>): Promise<TestOidc> {
+/**
+ * `dashboard`: also a public client for the dashboard's sign-in (authorization code with PKCE,
+ * the provider's own login and consent pages: any login is a user, with the groups `users` gives).
+ */
+export async function startOidcProvider(
+  users: Record<string, { groups: string[]; ttlSeconds?: number }>,
+  opts: { dashboard?: { clientId: string; redirectUri: string } } = {},
+): Promise<TestOidc> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
   const server = (await import('node:http')).createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dashboard = opts.dashboard;
   const provider = new Provider(issuer, {
-    clients: Object.keys(users).map((id) => ({
-      client_id: id,
-      client_secret: `${id}-secret`,
-      grant_types: ['client_credentials'],
-      redirect_uris: [],
-      response_types: [],
-    })),
+    clients: [
+      ...Object.keys(users).map((id) => ({
+        client_id: id,
+        client_secret: `${id}-secret`,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+      })),
+      ...(dashboard
+        ? [
+            {
+              client_id: dashboard.clientId,
+              token_endpoint_auth_method: 'none' as const,
+              grant_types: ['authorization_code'],
+              response_types: ['code' as const],
+              redirect_uris: [dashboard.redirectUri],
+            },
+          ]
+        : []),
+    ],
+    // A browser on the dashboard's origin calls the token endpoint.
+    clientBasedCORS: (_ctx, origin) => dashboard !== undefined && origin === new URL(dashboard.redirectUri).origin,
+    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, groups: users[id]?.groups ?? [] }) }),
     jwks: { keys: [jwk as never] },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: dashboard !== undefined },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -47,7 +71,11 @@ export async function startOidcProvider(users: Record<string, { groups: string[]
       },
     },
     ttl: { ClientCredentials: (_ctx, _token, client) => users[client.clientId]?.ttlSeconds ?? 600 },
-    extraTokenClaims: (_ctx, token) => ({ groups: users[(token as { clientId?: string }).clientId ?? '']?.groups ?? [] }),
+    // The groups of the user: the signed-in account (authorization code), or the client standing for one.
+    extraTokenClaims: (_ctx, token) => {
+      const t = token as { accountId?: string; clientId?: string };
+      return { groups: users[t.accountId ?? t.clientId ?? '']?.groups ?? [] };
+    },
   });
   const handle = provider.callback();
   server.on('request', (req, res) => void handle(req, res));

@@ -52,7 +52,7 @@ export async function createDatabase(adminUrl: string, name: string): Promise<st
  */
 export async function startTestStack(
   extraEnv: Record<string, string> = {},
-  opts: { relayDatabase?: (url: string) => Promise<string> } = {},
+  opts: { relayDatabase?: (url: string) => Promise<string>; apiPort?: number } = {},
 ): Promise<TestStack> {
   const suiteId = `s${randomUUID().slice(0, 8)}`;
   const bucket = process.env.KINFER_TEST_BUCKET!;
@@ -61,7 +61,7 @@ export async function startTestStack(
   const stack = await startStack({
     home,
     /** The system picks both ports; the services announce them (KINFER_PORT_FILE): no race with other suites. */
-    apiPort: 0,
+    apiPort: opts.apiPort ?? 0,
     callbackPort: 0,
     pgPort: 0,
     serviceLogs: 'files',

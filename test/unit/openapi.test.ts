@@ -59,7 +59,7 @@ describe('the OpenAPI document', () => {
     expect(body.properties.task_type.enum).toEqual(expect.arrayContaining(['image_classification', 'object_detection', 'semantic_segmentation']));
     expect(body.required).toEqual(expect.arrayContaining(['dataset_path', 'task_type']));
     const list = doc.paths['/inference-jobs']!.get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`);
-    expect(list).toEqual(['query:skip', 'query:limit', 'query:status']);
+    expect(list).toEqual(['query:skip', 'query:limit', 'query:status', 'query:task_type', 'query:model', 'query:since', 'query:until']);
     expect(doc.paths['/test-runs/{id}/events']!.get.responses['200'].content).toHaveProperty(['text/event-stream']);
   });
 });

@@ -53,6 +53,8 @@ export interface ControllerAppDeps {
   predictorUrl?: string | undefined;
   /** Serve the dashboard (its pages and assets) from this directory; absent: no dashboard. */
   dashboardDir?: string | undefined;
+  /** The dashboard's OIDC sign-in (GET /api/v1/auth/config), or null: API tokens only. */
+  signIn?: { issuer: string; client_id: string; audience: string; scopes: string } | null | undefined;
   /** Where jobs write their artifacts (GET .../artifacts/..., DELETE of a job). */
   artifacts?: { storage: StorageClient; rootUri: string } | undefined;
 }
@@ -95,7 +97,11 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
   }
   // Before the API's own parsing and authentication: the predictor reads the body and checks the token.
   predictProxy(app, deps.predictorUrl, log);
-  if (deps.dashboardDir) dashboardRoutes(app, deps.dashboardDir);
+  if (deps.dashboardDir) dashboardRoutes(app, deps.dashboardDir, deps.signIn ? [new URL(deps.signIn.issuer).origin] : []);
+  // How the dashboard signs a user in: public, as a provider's discovery document is.
+  app.get('/api/v1/auth/config', (_req, res) => {
+    res.json({ oidc: deps.signIn ?? null });
+  });
   // The API's description is public: it says what a token allows, not what there is.
   let doc: Record<string, unknown> | undefined;
   app.get('/api/v1/openapi.json', (_req, res) => {

@@ -3,7 +3,9 @@
 // visualization, an explanation's overlay), and DELETE .../{id} removes a finished job: its
 // artifacts first (a failure there leaves the job, to retry), then its rows.
 import type { Request, Router } from 'express';
-import { jobArtifactsUri, joinStorageUri, type JobKind } from '../../contract/index.ts';
+import sharp from 'sharp';
+import { canonicalStorageUri, jobArtifactsUri, joinStorageUri, type JobKind } from '../../contract/index.ts';
+import type { InferenceJob, TestRun } from '../../db/entities.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import { HttpError } from '../../http/errors.ts';
 import type { StorageClient } from '../../storage/object-store.ts';
@@ -51,6 +53,27 @@ export function artifactRoutes(router: Router, d: ArtifactRouteDeps): void {
     res.end();
   });
 
+  // A small JPEG of an image the job read (from its dataset or list), for tables of results.
+  router.get(`/${d.segment}/:id/images/:index/thumbnail`, async (req, res) => {
+    const job = await d.found(d.kind, req);
+    const index = Number(req.params.index);
+    const path = Number.isInteger(index) && index >= 0 ? await d.store.imagePath(d.kind, job.id, index) : null;
+    if (path === null) throw new HttpError('not_found', `no image ${String(req.params.index)} in this job`);
+    const uri = sourceOf(job, d.kind, path);
+    let thumbnail: Buffer;
+    try {
+      thumbnail = await sharp(await d.storage.read(uri), { failOn: 'error' })
+        .rotate()
+        .resize(160, 160, { fit: 'inside' })
+        .jpeg({ quality: 80 })
+        .toBuffer();
+    } catch (err) {
+      throw new HttpError('not_found', `the image cannot be shown: ${(err as Error).message.split('\n')[0]}`);
+    }
+    res.status(200).type('image/jpeg').setHeader('cache-control', 'private, max-age=3600');
+    res.end(thumbnail);
+  });
+
   router.delete(`/${d.segment}/:id`, async (req, res) => {
     const job = await d.found(d.kind, req);
     requireRole(req, 'user', 'deleting a job');
@@ -69,4 +92,14 @@ export function artifactRoutes(router: Router, d: ArtifactRouteDeps): void {
     req.log.info({ job_id: job.id }, 'job deleted');
     res.status(204).end();
   });
+}
+
+/** Where a job read an image: a test run's dataset split, an inference job's folder, or the listed URI itself. */
+function sourceOf(job: Job, kind: JobKind, imagePath: string): string {
+  if (kind === 'test_run') {
+    const run = job as TestRun;
+    return joinStorageUri(canonicalStorageUri(run.dataset_path), run.dataset_split, ...imagePath.split('/'));
+  }
+  const input = (job as InferenceJob).input_config;
+  return 'dataset_path' in input ? joinStorageUri(canonicalStorageUri(input.dataset_path), ...imagePath.split('/')) : imagePath;
 }

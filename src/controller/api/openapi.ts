@@ -51,6 +51,13 @@ export const OPERATIONS: Operation[] = [
     },
     {
       method: 'get',
+      path: `/${segment}/{id}/images/{index}/thumbnail`,
+      summary: `A 160-pixel JPEG of one image the ${what} read`,
+      tag: 'jobs',
+      ok: { status: 200, media: 'image/jpeg' },
+    },
+    {
+      method: 'get',
       path: `/${segment}/{id}/artifacts/{path}`,
       summary: `One artifact of the ${what} (results.json, a visualization...), streamed from storage`,
       tag: 'jobs',

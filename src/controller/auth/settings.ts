@@ -34,6 +34,9 @@ export const OIDC_ENV = {
     }
     return map;
   }),
+  /** The dashboard's public client at the provider: sign-in by authorization code with PKCE. */
+  KINFER_OIDC_DASHBOARD_CLIENT_ID: z.string().min(1).optional(),
+  KINFER_OIDC_DASHBOARD_SCOPES: z.string().default('openid'),
   KINFER_OIDC_ALGORITHMS: z
     .string()
     .default('RS256,ES256,PS256,EdDSA')
@@ -66,4 +69,15 @@ export function authenticatorOf(config: OidcConfig, tokens: TokenStore): Authent
         }
       : undefined,
   });
+}
+
+/** What the dashboard needs to sign a user in with the OIDC provider (public: no secret in it). */
+export function dashboardSignIn(config: OidcConfig): { issuer: string; client_id: string; audience: string; scopes: string } | null {
+  if (!config.KINFER_OIDC_ISSUER || !config.KINFER_OIDC_DASHBOARD_CLIENT_ID || !config.KINFER_OIDC_AUDIENCE) return null;
+  return {
+    issuer: config.KINFER_OIDC_ISSUER,
+    client_id: config.KINFER_OIDC_DASHBOARD_CLIENT_ID,
+    audience: config.KINFER_OIDC_AUDIENCE,
+    scopes: config.KINFER_OIDC_DASHBOARD_SCOPES,
+  };
 }

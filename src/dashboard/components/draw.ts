@@ -1,61 +1,17 @@
 // Drawing a prediction over its image on a canvas: boxes with labels, instance masks (COCO
 // compressed RLE), keypoint skeletons (COCO's 17-point skeleton when there are 17), a semantic
-// mask PNG, an explanation's overlay.
+// mask PNG, an explanation's overlay. The palette, skeleton and RLE reading are the runner's.
+import { rleFromString } from '../../contract/coco-rle.ts';
+import { classHex, COCO_SKELETON } from '../../contract/drawing.ts';
 
-const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45', '#fabed4', '#469990', '#dcbeff', '#9a6324'];
-export const colorOf = (i: number) => PALETTE[i % PALETTE.length]!;
-
-// COCO keypoint pairs (1-based in the dataset's definition).
-const SKELETON = [
-  [16, 14],
-  [14, 12],
-  [17, 15],
-  [15, 13],
-  [12, 13],
-  [6, 12],
-  [7, 13],
-  [6, 7],
-  [6, 8],
-  [7, 9],
-  [8, 10],
-  [9, 11],
-  [2, 3],
-  [1, 2],
-  [1, 3],
-  [2, 4],
-  [3, 5],
-  [4, 6],
-  [5, 7],
-];
-
-/** pycocotools' rleFrString: the counts of a compressed RLE (column-major runs, background first). */
-export function rleCounts(s: string): number[] {
-  const counts: number[] = [];
-  let p = 0;
-  while (p < s.length) {
-    let x = 0;
-    let k = 0;
-    let more = 1;
-    while (more) {
-      const c = s.charCodeAt(p) - 48;
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
-      p++;
-      k++;
-      if (!more && c & 0x10) x |= -1 << (5 * k);
-    }
-    if (counts.length > 2) x += counts[counts.length - 2]!;
-    counts.push(x);
-  }
-  return counts;
-}
+export const colorOf = (i: number) => `#${classHex(i)}`;
 
 function drawMask(ctx: CanvasRenderingContext2D, rle: { size: [number, number]; counts: string }, color: string): void {
   const [h, w] = rle.size;
   const image = ctx.getImageData(0, 0, w, h);
   const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
   let pos = 0;
-  rleCounts(rle.counts).forEach((run, i) => {
+  rleFromString(rle.counts, h, w).counts.forEach((run, i) => {
     if (i % 2 === 1)
       for (let k = pos; k < pos + run; k++) {
         // Column-major: k = x * h + y.
@@ -100,7 +56,7 @@ export function drawDetections(ctx: CanvasRenderingContext2D, detections: Detect
       const n = d.keypoints.length / 3;
       const at = (i: number) => [d.keypoints![3 * i]!, d.keypoints![3 * i + 1]!, d.keypoints![3 * i + 2]!] as const;
       if (n === 17)
-        for (const [a, b] of SKELETON) {
+        for (const [a, b] of COCO_SKELETON) {
           const [ax, ay, as] = at(a! - 1);
           const [bx, by, bs] = at(b! - 1);
           if (as < 0.5 || bs < 0.5) continue;

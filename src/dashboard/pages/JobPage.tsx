@@ -64,6 +64,27 @@ function PerClass({ rows }: { rows: Array<Record<string, unknown>> }) {
   );
 }
 
+/** A row's thumbnail, fetched with the caller's credentials (an <img src> could not send them). */
+function Thumb({ segment, id, index, name }: { segment: string; id: string; index: number; name: string }) {
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    let gone = false;
+    let made: string | null = null;
+    blobUrl(`/${segment}/${id}/images/${index}/thumbnail`).then(
+      (u) => {
+        made = u;
+        if (!gone) setUrl(u);
+      },
+      () => undefined,
+    );
+    return () => {
+      gone = true;
+      if (made) URL.revokeObjectURL(made);
+    };
+  }, [segment, id, index]);
+  return url ? <img src={url} alt={name} class="thumb" loading="lazy" /> : <span class="thumb" aria-hidden="true" />;
+}
+
 function Images({ segment, id, query }: { segment: string; id: string; query: URLSearchParams }) {
   const isTest = segment === 'test-runs';
   const [filter, setFilter] = useState<'all' | 'correct' | 'incorrect'>('all');
@@ -115,6 +136,7 @@ function Images({ segment, id, query }: { segment: string; id: string; query: UR
         <thead>
           <tr>
             <th scope="col">#</th>
+            <th scope="col">Image</th>
             <th scope="col">File</th>
             {isTest && <th scope="col">True</th>}
             <th scope="col">Predicted</th>
@@ -127,6 +149,7 @@ function Images({ segment, id, query }: { segment: string; id: string; query: UR
           {items.map((r) => (
             <tr data-image={r.image_path}>
               <td>{r.image_index}</td>
+              <td>{r.error_message ? '–' : <Thumb segment={segment} id={id} index={r.image_index} name={r.image_path} />}</td>
               <td>{r.image_path}</td>
               {isTest && <td>{r.true_label ?? '–'}</td>}
               <td>{r.error_message ? '–' : (r.predicted_label ?? (r.detections ? `${r.detections.length} objects` : '–'))}</td>

@@ -3,6 +3,7 @@
 // it is one click: Create opens the new run's page.
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.ts';
+import { ModelSelect, type RegisteredModel } from '../components/ModelSelect.tsx';
 import { navigate } from '../router.ts';
 
 const TASKS = ['image_classification', 'object_detection', 'instance_segmentation', 'pose_estimation', 'semantic_segmentation'];
@@ -20,7 +21,7 @@ interface Problem {
 }
 
 export function NewTestRun() {
-  const [models, setModels] = useState<Array<{ name: string; version: string; stage: string; task_type: string }>>([]);
+  const [models, setModels] = useState<RegisteredModel[]>([]);
   const [form, setForm] = useState({ model: '', checkpoint_path: '', dataset_path: '', dataset_split: 'test', task_type: 'image_classification', name: '' });
   const [problems, setProblems] = useState<Problem[]>([]);
   const [checking, setChecking] = useState(false);
@@ -87,17 +88,13 @@ export function NewTestRun() {
           }
         }}
       >
-        <label>
-          Registered model
-          <select value={form.model} onChange={set('model')}>
-            <option value="">— a checkpoint path instead —</option>
-            {models.map((m) => (
-              <option value={`${m.name}@${m.version}`}>
-                {m.name}@{m.version} ({m.stage}, {m.task_type})
-              </option>
-            ))}
-          </select>
-        </label>
+        <ModelSelect
+          label="Registered model"
+          value={form.model}
+          models={models}
+          onChange={(model) => setForm({ ...form, model })}
+          empty="— a checkpoint path instead —"
+        />
         {!form.model && (
           <label>
             Checkpoint path

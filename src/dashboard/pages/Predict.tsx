@@ -6,11 +6,12 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.ts';
 import { drawDetections, type Detection } from '../components/draw.ts';
 import { pct } from '../components/format.ts';
+import { ModelSelect, type RegisteredModel } from '../components/ModelSelect.tsx';
 
 const TASKS = ['image_classification', 'object_detection', 'instance_segmentation', 'pose_estimation', 'semantic_segmentation'];
 
 export function Predict() {
-  const [models, setModels] = useState<Array<{ name: string; version: string; stage: string; task_type: string }>>([]);
+  const [models, setModels] = useState<RegisteredModel[]>([]);
   const [choice, setChoice] = useState({ model: '', checkpoint_path: '', task_type: 'image_classification', xai: false });
   const [file, setFile] = useState<File | null>(null);
   const [result, setResult] = useState<any>(null);
@@ -82,17 +83,7 @@ export function Predict() {
     <main>
       <h1>Predict</h1>
       <form class="stack" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Model
-          <select value={choice.model} onChange={(e) => setChoice({ ...choice, model: e.currentTarget.value })}>
-            <option value="">— a checkpoint path —</option>
-            {models.map((m) => (
-              <option value={`${m.name}@${m.version}`}>
-                {m.name}@{m.version} ({m.stage}, {m.task_type})
-              </option>
-            ))}
-          </select>
-        </label>
+        <ModelSelect label="Model" value={choice.model} models={models} onChange={(model) => setChoice({ ...choice, model })} empty="— a checkpoint path —" />
         {!choice.model && (
           <>
             <label>

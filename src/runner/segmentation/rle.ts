@@ -2,12 +2,9 @@
 // areas, boxes, mask IoU and the compressed strings in COCO JSON are exactly pycocotools'.
 // Masks are column-major (Fortran order: pixel (y, x) at x * h + y); counts alternate runs of
 // 0s and 1s, starting with 0s.
+import { rleFromString, type Rle } from '../../contract/coco-rle.ts';
 
-export interface Rle {
-  /** [height, width], as COCO's `size`. */
-  size: [number, number];
-  counts: number[];
-}
+export { rleFromString, type Rle };
 
 /** rleEncode: a binary mask given row-major (as decoded images are) to RLE. */
 export function encodeMask(mask: ArrayLike<number>, height: number, width: number): Rle {
@@ -144,25 +141,4 @@ export function rleToString(rle: Rle): string {
     }
   });
   return s;
-}
-
-/** rleFrString: compressed counts back to numbers. */
-export function rleFromString(counts: string, height: number, width: number): Rle {
-  const out: number[] = [];
-  let p = 0;
-  while (p < counts.length) {
-    let x = 0;
-    let k = 0;
-    for (let more = true; more;) {
-      const c = counts.charCodeAt(p) - 48;
-      x += (c & 0x1f) * 2 ** (5 * k);
-      more = (c & 0x20) !== 0;
-      p++;
-      k++;
-      if (!more && c & 0x10) x -= 2 ** (5 * k);
-    }
-    if (out.length > 2) x += out[out.length - 2]!;
-    out.push(x);
-  }
-  return { size: [height, width], counts: out };
 }

@@ -2,59 +2,13 @@
 // pose skeletons, semantic class maps blended over the image. Drawn with sharp (SVG overlays and a
 // raw RGBA layer), written as JPEG.
 import sharp, { type OverlayOptions } from 'sharp';
-import type { DetectedObject } from '../../contract/index.ts';
+import { classHex, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
 import { decodeMask, rleFromString } from '../segmentation/rle.ts';
 
-/** Ultralytics' default palette, one colour per class id (cycled). */
-const PALETTE = [
-  'FF3838',
-  'FF9D97',
-  'FF701F',
-  'FFB21D',
-  'CFD231',
-  '48F90A',
-  '92CC17',
-  '3DDB86',
-  '1A9334',
-  '00D4BB',
-  '2C99A8',
-  '00C2FF',
-  '344593',
-  '6473FF',
-  '0018EC',
-  '8438FF',
-  '520085',
-  'CB38FF',
-  'FF95C8',
-  'FF37C7',
-];
 export const classColor = (id: number): [number, number, number] => {
-  const hex = PALETTE[id % PALETTE.length]!;
+  const hex = classHex(id);
   return [parseInt(hex.slice(0, 2), 16), parseInt(hex.slice(2, 4), 16), parseInt(hex.slice(4, 6), 16)];
 };
-
-/** COCO's person skeleton (1-based keypoint pairs), as pycocotools draws it. */
-const COCO_SKELETON = [
-  [16, 14],
-  [14, 12],
-  [17, 15],
-  [15, 13],
-  [12, 13],
-  [6, 12],
-  [7, 13],
-  [6, 7],
-  [6, 8],
-  [7, 9],
-  [8, 10],
-  [9, 11],
-  [2, 3],
-  [1, 2],
-  [1, 3],
-  [2, 4],
-  [3, 5],
-  [4, 6],
-  [5, 7],
-];
 
 const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
