@@ -36,7 +36,7 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
   try {
     print(
       [
-        `  dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/`,
+        `  dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/#token=${stack.adminToken}`,
         `  API      ${stack.apiUrl}`,
         `  predict  ${stack.predictorUrl}/predict`,
         `  callback ${stack.callbackUrl}`,

@@ -63,7 +63,7 @@ program
     });
     if (stopping) return stop();
     print(
-      `kinfer is up: dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/, API ${stack.apiUrl}, predictions ${stack.predictorUrl}/predict (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`,
+      `kinfer is up: dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/#token=${stack.adminToken} (signed in as the local admin), API ${stack.apiUrl}, predictions ${stack.predictorUrl}/predict (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`,
     );
     print(
       `The admin API token is in ${join(stack.home, 'admin-token')} (the CLI on this machine uses it): curl -H "Authorization: Bearer $(cat ${join(stack.home, 'admin-token')})" ${stack.apiUrl}/test-runs`,

@@ -12,6 +12,7 @@ export const JOB_ERROR_CODES = {
   MODEL_LOAD_FAILED: 'ONNX Runtime could not load the model.',
   MODEL_METADATA_INVALID: 'The model cannot serve the task (outputs, classes, input size, metadata).',
   DATASET_INVALID: 'The dataset is missing, empty or does not match the model.',
+  TOO_MANY_IMAGES: 'The job has more images than one job may have here (KINFER_MAX_IMAGES_PER_JOB).',
   OBJECT_NOT_FOUND: 'A model, dataset file or image the job needs is not in storage.',
   INVALID_STORAGE_URI: 'A storage location is malformed.',
   TERMINATED: 'The runner was stopped by a signal (cancelled, past its deadline, evicted, shut down).',

@@ -123,6 +123,8 @@ export const RunnerEnv = z
     CALLBACK_DONE_RETRY_SECONDS: positiveInt.default(1800),
     /** Added: a progress callback at least this often while the job runs, so that the controller can tell a stopped runner. */
     HEARTBEAT_SECONDS: positiveInt.default(20),
+    /** The most images one job may have (its listing is counted first); absent: no limit. */
+    MAX_IMAGES: positiveInt.optional(),
     /** Added: per-image results sent per callback. */
     RESULTS_BATCH_SIZE: positiveInt.max(1000).default(100),
     /** Added, object tasks: minimum confidence; default Ultralytics' 0.001 for test runs, 0.25 for inference. */

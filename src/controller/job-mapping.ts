@@ -221,6 +221,8 @@ export interface RunnerSettings {
   batchSize?: number | undefined;
   intraOpThreads?: number | undefined;
   heartbeatSeconds?: number | undefined;
+  /** The most images one job may have (KINFER_MAX_IMAGES_PER_JOB). */
+  maxImagesPerJob?: number | undefined;
   /** Buckets with their own credentials; a runner gets the entries of its job's buckets only. */
   bucketCredentials?: BucketCredentialsMap | undefined;
   /** An OpenAI-compatible endpoint for natural-language explanations (optional). */
@@ -276,6 +278,7 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     BATCH_SIZE: settings.batchSize,
     INTRA_OP_THREADS: settings.intraOpThreads,
     HEARTBEAT_SECONDS: settings.heartbeatSeconds,
+    MAX_IMAGES: settings.maxImagesPerJob,
     S3_BUCKET_CREDENTIALS: bucketCredentialsFor(job, settings),
   } as const;
   if (kind === 'test_run') {

@@ -61,6 +61,8 @@ const Config = z.object({
   KINFER_RUNNER_STALL_SECONDS: z.coerce.number().int().positive().default(900),
   /** The runners' heartbeat (HEARTBEAT_SECONDS). */
   KINFER_RUNNER_HEARTBEAT_SECONDS: z.coerce.number().int().positive().optional(),
+  /** The most images one job may have: a larger job fails TOO_MANY_IMAGES before reading any. */
+  KINFER_MAX_IMAGES_PER_JOB: z.coerce.number().int().positive().optional(),
   // kubernetes tier
   KUBECONFIG: z.string().optional(),
   KINFER_NAMESPACE: z.string().default('default'),
@@ -138,6 +140,7 @@ try {
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
     heartbeatSeconds: config.KINFER_RUNNER_HEARTBEAT_SECONDS,
+    maxImagesPerJob: config.KINFER_MAX_IMAGES_PER_JOB,
     bucketCredentials: buckets,
     xaiLlm: config.KINFER_XAI_LLM_BASE_URL
       ? { baseUrl: config.KINFER_XAI_LLM_BASE_URL, model: config.KINFER_XAI_LLM_MODEL, apiKey: config.KINFER_XAI_LLM_API_KEY }

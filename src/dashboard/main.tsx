@@ -143,4 +143,12 @@ function App() {
   );
 }
 
+// The local sign-in link `kinfer serve` prints (`/#token=...`, as Jupyter's): the token is kept
+// for the tab and taken out of the address bar (a fragment never reaches a server or its logs).
+const fromLink = new URLSearchParams(window.location.hash.slice(1)).get('token');
+if (fromLink) {
+  token.set(fromLink);
+  window.history.replaceState(null, '', window.location.pathname + window.location.search);
+}
+
 render(<App />, document.getElementById('app')!);

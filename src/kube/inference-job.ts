@@ -28,6 +28,11 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const FINALIZER = 'kinfer.io/cleanup';
 /** On an InferenceJob created through the REST API: the database id it belongs to. */
 export const JOB_ID_ANNOTATION = 'kinfer.io/job-id';
+/**
+ * Who applied an InferenceJob, when they say so: the chart's ValidatingAdmissionPolicy lets only
+ * that user set it (request.userInfo.username), so the run records a name nobody could forge.
+ */
+export const CREATED_BY_ANNOTATION = 'kinfer.io/created-by';
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
   name: 'app.kubernetes.io/name',

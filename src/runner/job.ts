@@ -60,6 +60,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
   let xai: XaiJob | undefined;
   try {
     const source = await openSource(env, store, model);
+    if (env.MAX_IMAGES !== undefined && source.total > env.MAX_IMAGES) throw new TooManyImagesError(source.total, env.MAX_IMAGES);
     const writes = new BackgroundWrites(log);
     const task = createTask(env, { store, model, source, artifactsUri: artifacts, writes });
     if (xaiMethod && model.xai) {
@@ -163,5 +164,14 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
   } finally {
     await model.session.close();
     await xai?.close();
+  }
+}
+
+/** A job over the installation's per-job image limit: refused before any image is read. */
+class TooManyImagesError extends Error {
+  readonly code = 'TOO_MANY_IMAGES';
+  constructor(total: number, max: number) {
+    super(`the job has ${total} images; one job may have at most ${max} here (KINFER_MAX_IMAGES_PER_JOB)`);
+    this.name = 'TooManyImagesError';
   }
 }

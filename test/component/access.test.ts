@@ -11,6 +11,7 @@ import { createCallbackApp } from '../../src/callback/app.ts';
 import { TokenVerifier } from '../../src/callback/token-verifier.ts';
 import { callbackPaths } from '../../src/contract/index.ts';
 import { createControllerApp } from '../../src/controller/api/app.ts';
+import { JobEventHub } from '../../src/db/job-events.ts';
 import { OidcVerifier } from '../../src/controller/auth/oidc.ts';
 import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
@@ -36,6 +37,7 @@ let otherIssuer: TestOidc;
 let api: Served;
 let prefix: string;
 let access: Awaited<ReturnType<typeof testAccess>>;
+let hub: JobEventHub | undefined;
 const auditLines: Array<Record<string, unknown>> = [];
 
 const USERS = {
@@ -73,12 +75,22 @@ beforeAll(async () => {
     }),
   );
   api = await serve(
-    createControllerApp({ store: db.store, admission: testAdmission(storage), log, ready: async () => undefined, tier: new FakeTier(), ...access }),
+    createControllerApp({
+      store: db.store,
+      admission: testAdmission(storage),
+      log,
+      ready: async () => undefined,
+      tier: new FakeTier(),
+      ...access,
+      events: (hub = new JobEventHub(db.url, quietLog())),
+      artifacts: { storage, rootUri: `${prefix}/artifacts` },
+    }),
   );
 }, 60_000);
 
 afterAll(async () => {
   await api?.close();
+  await hub?.stop();
   await oidc?.stop();
   await otherIssuer?.stop();
   await db?.stop();
@@ -166,6 +178,18 @@ describe('ownership and roles', () => {
       expect([path, other.status, other.body.error]).toEqual([path, 404, 'not_found']);
     }
     expect((await api.call('POST', `/api/v1/test-runs/${id}/cancel`, undefined, as(bob))).status).toBe(404);
+    // Nor through the routes a dashboard uses: events, artifacts, thumbnails, comparison, deletion.
+    const mine = await api.call('POST', '/api/v1/test-runs', valid(), as(bob));
+    for (const [method, path] of [
+      ['GET', `/api/v1/test-runs/${id}/events`],
+      ['GET', `/api/v1/test-runs/${id}/artifacts/results.json`],
+      ['GET', `/api/v1/test-runs/${id}/images/0/thumbnail`],
+      ['GET', `/api/v1/test-runs/compare?ids=${mine.body.id},${id}`],
+      ['DELETE', `/api/v1/test-runs/${id}`],
+    ] as const) {
+      const other = await api.call(method, path, undefined, as(bob));
+      expect([path, other.status, other.body.message]).toEqual([path, 404, `test run ${id} not found`]);
+    }
     const bobsList = await api.call('GET', '/api/v1/test-runs?limit=1000', undefined, as(bob));
     expect(bobsList.body.items.map((j: { id: string }) => j.id)).not.toContain(id);
     expect(bobsList.body.items.every((j: { created_by: string }) => j.created_by === 'bob')).toBe(true);

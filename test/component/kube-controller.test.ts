@@ -186,6 +186,51 @@ describe('an admitted InferenceJob', () => {
     expect(env.CHECKPOINT_PATH).toBe(`${prefix}/models/colors.onnx`);
   });
 
+  it("records who applied it: the chart's admission policy lets only that user write kinfer.io/created-by", async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { kubeTools } = await import('../../src/local/cluster/kube-tools.ts');
+    const policy = execFileSync(kubeTools().helm, [
+      'template',
+      'kinfer',
+      'charts/kinfer',
+      '--set',
+      'database.url=postgres://x',
+      '--show-only',
+      'templates/admission-policy.yaml',
+    ]).toString();
+    expect((await cluster.kubectl(['apply', '-f', '-'], policy)).code).toBe(0);
+    expect((await cluster.kubectl(['create', 'rolebinding', 'alice-edit', '--clusterrole=cluster-admin', '--user=alice', '-n', 'default'])).code).toBe(0);
+    const manifest = (name: string, createdBy: string) =>
+      JSON.stringify({
+        apiVersion: 'kinfer.io/v1alpha1',
+        kind: 'InferenceJob',
+        metadata: { name, annotations: { 'kinfer.io/created-by': createdBy } },
+        spec: {
+          type: 'test_run',
+          taskType: 'image_classification',
+          checkpointPath: `${prefix}/models/colors.onnx`,
+          dataset: { path: `${prefix}/data/colors` },
+        },
+      });
+    // The policy takes a moment to be enforced after it is created: retry until alice is refused.
+    const forged = await eventually(
+      'the policy refusing a forged creator',
+      async () => {
+        const r = await cluster.kubectl(['apply', '--as=alice', '-n', 'default', '-f', '-'], manifest('forged', 'bob'));
+        if (r.code === 0) await cluster.kubectl(['delete', 'ij', 'forged', '-n', 'default', '--wait=false']);
+        return r.code !== 0 ? r : undefined;
+      },
+      30_000,
+    );
+    expect(forged.stderr).toMatch(/kinfer\.io\/created-by must be your own user name \(alice\), not bob/);
+    expect((await cluster.kubectl(['apply', '--as=alice', '-n', 'default', '-f', '-'], manifest('by-alice', 'alice'))).stderr).toBe('');
+    const obj = await eventually('JobCreated', async () => {
+      const o = await getIj('by-alice');
+      return o.status?.jobName ? o : undefined;
+    });
+    expect(await db.store.get('test_run', obj.metadata.uid)).toMatchObject({ created_by: 'alice', namespace: 'default' });
+  }, 120_000);
+
   it('a REST-submitted job is mirrored by an InferenceJob named after its whole id', async () => {
     const clients = kubeClients(cluster.cp.kubeconfig);
     const created = await rest.call('POST', '/api/v1/test-runs', {

@@ -176,3 +176,34 @@ describe('the client API and the CLI client', () => {
     expect(await page.text()).toMatch(/<table>[\s\S]*\/api\/v1\/test-runs\/\{id\}\/events/);
   });
 });
+
+describe('the per-job image limit (KINFER_MAX_IMAGES_PER_JOB)', () => {
+  let limited: TestStack;
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it('fails a job over the limit before it reads an image, with the reason; a job within it runs', async () => {
+    limited = await startTestStack({ KINFER_MAX_IMAGES_PER_JOB: '5' });
+    const data = `${limited.s3Prefix}/limit/data`;
+    const model = `${limited.s3Prefix}/limit/model.onnx`;
+    await upload(limited.store, data, await buildColorDataset({ perClass: 1 }));
+    await limited.store.write(model, Buffer.from(buildColorClassifier().model));
+    const big = await limited.api('POST', '/test-runs', { checkpoint_path: model, dataset_path: data, task_type: 'image_classification' });
+    const failed = await limited.waitFor('test-runs', big.body.id);
+    expect([failed.status, failed.error_code, failed.error_message, failed.processed_images]).toEqual([
+      'failed',
+      'TOO_MANY_IMAGES',
+      `TooManyImagesError: the job has ${COLOR_CLASSES.length} images; one job may have at most 5 here (KINFER_MAX_IMAGES_PER_JOB)`,
+      0,
+    ]);
+    const images = (await buildColorDataset({ perClass: 1 })).slice(0, 3).map((f) => `${data}/${f.path}`);
+    const small = await limited.api('POST', '/inference-jobs', {
+      checkpoint_path: model,
+      task_type: 'image_classification',
+      inference_type: 'batch',
+      input_config: { image_paths: images },
+    });
+    expect(outcome(await limited.waitFor('inference-jobs', small.body.id))).toEqual({ status: 'completed', error_message: null });
+  }, 120_000);
+});

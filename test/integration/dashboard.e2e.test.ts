@@ -240,6 +240,11 @@ describe('the dashboard in a browser', () => {
     await page.getByLabel('API token').fill(stack.adminToken);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator(`tr[data-job-id="${runId}"]`).waitFor();
+    // The local sign-in link of `kinfer serve`: signed in at once, the token out of the address bar.
+    const linked = await (await browser.newContext({ bypassCSP: true })).newPage();
+    await linked.goto(`${origin}/history#token=${stack.adminToken}`);
+    await linked.locator(`tr[data-job-id="${runId}"]`).waitFor();
+    expect(linked.url()).toBe(`${origin}/history`);
     await plain.close();
   });
 });

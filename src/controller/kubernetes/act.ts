@@ -6,7 +6,18 @@ import type * as k8s from '@kubernetes/client-node';
 import type { JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
 import { mergePatch, statusOf, type KubeClients } from '../../kube/client.ts';
-import { API_VERSION, FINALIZER, GROUP, keyOf, KIND, PLURAL, VERSION, type InferenceJob, type InferenceJobStatus } from '../../kube/inference-job.ts';
+import {
+  API_VERSION,
+  CREATED_BY_ANNOTATION,
+  FINALIZER,
+  GROUP,
+  keyOf,
+  KIND,
+  PLURAL,
+  VERSION,
+  type InferenceJob,
+  type InferenceJobStatus,
+} from '../../kube/inference-job.ts';
 import { runnerEnvFor, type RunnerSettings } from '../job-mapping.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import type { Action, Observed } from './decide.ts';
@@ -50,11 +61,14 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
             ij,
             (ij.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
           );
-        case 'createRow':
-          // Owned by its namespace: Kubernetes RBAC governs it there; REST callers see it by group.
-          if (action.job.kind === 'test_run') await ctx.store.ensureTestRun(o.jobId, { ...action.job.row, namespace }, 'kubernetes', keyOf(ij));
-          else await ctx.store.ensureInferenceJob(o.jobId, { ...action.job.row, namespace }, 'kubernetes', keyOf(ij));
+        case 'createRow': {
+          // Owned by its namespace: Kubernetes RBAC governs it there; REST callers see it by group,
+          // and its creator (the admission policy's checked annotation) as their own.
+          const owned = { namespace, created_by: ij.metadata.annotations?.[CREATED_BY_ANNOTATION] ?? null };
+          if (action.job.kind === 'test_run') await ctx.store.ensureTestRun(o.jobId, { ...action.job.row, ...owned }, 'kubernetes', keyOf(ij));
+          else await ctx.store.ensureInferenceJob(o.jobId, { ...action.job.row, ...owned }, 'kubernetes', keyOf(ij));
           return log.info('run created: its InferenceJob passed admission');
+        }
         case 'createSecret':
           // An existing Secret keeps its token: the Job may already be running with it.
           return void (await ignoring([409], ctx.clients.core.createNamespacedSecret({ namespace, body: buildSecret(ij, o.jobId, runnerEnv()) })));
