@@ -176,6 +176,11 @@ export const PerClassMetric = z.object({
   /** Objects: AP@.5 and AP@[.5:.95] of this class as `yolo val` computes them (Ultralytics' own metrics). */
   ultralytics_ap50: z.number().nullable().optional(),
   ultralytics_ap: z.number().nullable().optional(),
+  /**
+   * Objects: the precision-recall curve at IoU 0.5, pycocotools' precision at the 101 recall
+   * thresholds 0, 0.01, ..., 1 (E.eval['precision'][0, :, k, 0, -1]); null without ground truth.
+   */
+  pr_curve: z.array(z.number().min(0).max(1)).max(101).nullable().optional(),
   /** Semantic segmentation: IoU of this class over the dataset. */
   iou: z.number().nullable().optional(),
 });

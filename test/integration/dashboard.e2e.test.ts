@@ -12,6 +12,8 @@ import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
+import { buildShapeDataset } from '../../src/samples/shape-datasets.ts';
+import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 // Code run in the page (page.evaluate) sees the browser's globals.
@@ -225,6 +227,34 @@ describe('the dashboard in a browser', () => {
     await page.goto(`${origin}/`);
     await page.locator('table').waitFor();
     await screenshot(page, 'overview');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it("draws a detection run's precision-recall curves, one per class with ground truth, and its per-class AP", async () => {
+    const root = `${stack.s3Prefix}/ui/shapes`;
+    const data = await buildShapeDataset('detect');
+    await upload(stack.store, `${root}/data`, data.files);
+    await stack.store.write(`${root}/model.onnx`, Buffer.from(buildShapeModel('detect')));
+    const created = await stack.api('POST', '/test-runs', {
+      checkpoint_path: `${root}/model.onnx`,
+      dataset_path: `${root}/data`,
+      dataset_split: 'val',
+      task_type: 'object_detection',
+    });
+    const run = await stack.waitFor('test-runs', created.body.id, undefined, 90_000);
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
+    const withCurves = run.per_class_metrics.filter((c: { pr_curve: number[] | null }) => c.pr_curve !== null);
+    expect(withCurves.length).toBeGreaterThan(0);
+    const page = await context.newPage();
+    await page.goto(`${origin}/test-runs/${run.id}`);
+    const chart = page.getByRole('img', { name: /^Precision-recall curves at IoU 0\.5/ });
+    await chart.waitFor();
+    expect(await chart.locator('polyline').count()).toBe(withCurves.length);
+    // Each line has the run's 101 points.
+    const points = await chart.locator('polyline').first().getAttribute('points');
+    expect(points!.split(' ')).toHaveLength(101);
+    await screenshot(page, 'detection-run');
     expect(await accessibilityProblems(page)).toEqual([]);
     await page.close();
   }, 120_000);

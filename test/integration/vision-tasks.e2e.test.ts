@@ -124,6 +124,9 @@ describe('object detection (COCO layout)', () => {
       const p = ref!.perCategory.find((x) => x.category_id === 1 + 2 * c.class_id)!;
       expect(c.ap === null ? -1 : Number(c.ap.toFixed(12))).toBe(Number(p.ap.toFixed(12)));
       expect(c.ap50 === null ? -1 : Number(c.ap50.toFixed(12))).toBe(Number(p.ap50.toFixed(12)));
+      // The precision-recall curve at IoU 0.5, stored with the run: pycocotools' own, point by point.
+      const round = (xs: number[]) => xs.map((v) => Number(v.toFixed(12)));
+      expect(c.pr_curve === null ? null : round(c.pr_curve)).toEqual(p.pr50.every((v) => v >= 0) ? round(p.pr50) : null);
     }
     // 'yellow' has no ground truth: pycocotools leaves it out (-1) rather than scoring it 0.
     expect(ref!.perCategory.find((x) => x.category_id === 7)!.ap).toBe(-1);

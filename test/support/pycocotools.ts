@@ -44,7 +44,7 @@ for case in json.load(open(sys.argv[1])):
     def m(a):
         a = a[a > -1]
         return float(np.mean(a)) if a.size else -1.0
-    per = [{'category_id': int(c), 'ap': m(p[:, :, k, 0, -1]), 'ap50': m(p[0, :, k, 0, -1]), 'recall': m(r[:, k, 0, -1])} for k, c in enumerate(e.params.catIds)]
+    per = [{'category_id': int(c), 'ap': m(p[:, :, k, 0, -1]), 'ap50': m(p[0, :, k, 0, -1]), 'recall': m(r[:, k, 0, -1]), 'pr50': [float(v) for v in p[0, :, k, 0, -1]]} for k, c in enumerate(e.params.catIds)]
     out.append({'stats': [float(s) for s in e.stats], 'perCategory': per})
 print(json.dumps(out))
 `;
@@ -57,7 +57,7 @@ export interface ReferenceCase {
 
 export function pycocotoolsEvaluate(
   cases: ReferenceCase[],
-): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }> }> {
+): Array<{ stats: number[]; perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number; pr50: number[] }> }> {
   return runPython(SCRIPT, cases);
 }
 

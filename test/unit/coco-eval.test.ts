@@ -33,6 +33,10 @@ function expectSameAsPycocotools(name: string, ours: CocoEvalResult, ref: CocoEv
       if (Math.abs(pc[f] - ref.perCategory[k]![f]) > 1e-12)
         throw new Error(`${name}: category ${pc.category_id} ${f} is ${pc[f]}, pycocotools ${ref.perCategory[k]![f]}`);
     }
+    // The precision-recall curve: E.eval['precision'][0, :, k, 0, -1], point by point.
+    const curve = ref.perCategory[k]!.pr50;
+    if (pc.pr50.length !== curve.length || pc.pr50.some((v, r) => Math.abs(v - curve[r]!) > 1e-12))
+      throw new Error(`${name}: category ${pc.category_id} precision-recall curve differs from pycocotools' (${pc.pr50.length} vs ${curve.length} points)`);
   });
 }
 

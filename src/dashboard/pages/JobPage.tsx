@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, blobUrl, events } from '../api.ts';
 import { ConfusionMatrix } from '../components/ConfusionMatrix.tsx';
+import { PrCurves } from '../components/PrCurves.tsx';
 import { isActive, num, pct, when } from '../components/format.ts';
 import { linkProps, navigate } from '../router.ts';
 
@@ -236,6 +237,7 @@ export function JobPage({ segment, id, query }: { segment: 'test-runs' | 'infere
         <>
           <MetricCards metrics={job.overall_metrics} />
           {job.per_class_metrics && <PerClass rows={job.per_class_metrics} />}
+          {job.per_class_metrics && <PrCurves rows={job.per_class_metrics} />}
           {job.confusion_matrix && job.class_names && <ConfusionMatrix runId={id} classes={job.class_names} matrix={job.confusion_matrix} />}
           <p>
             <a {...linkProps(`/history`)}>Compare with another run</a> — pick one in{' '}

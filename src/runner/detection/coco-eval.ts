@@ -196,7 +196,8 @@ export interface CocoEvalResult {
    */
   stats: number[];
   /** Per category: AP@[.5:.95], AP@.5 and recall@[.5:.95] (all areas, most detections); -1 where pycocotools has no value. */
-  perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number }>;
+  /** Per category: AP, AP50, recall, and the precision at the 101 recall thresholds at IoU 0.5 (pr50). */
+  perCategory: Array<{ category_id: number; ap: number; ap50: number; recall: number; pr50: number[] }>;
 }
 
 export function cocoEvaluate<G extends CocoGroundTruth>(
@@ -406,11 +407,14 @@ export function cocoEvaluate<G extends CocoGroundTruth>(
           ar(null, 2, last),
           ar(null, 3, last),
         ];
+  const t50 = at(0.5)[0]!;
   const perCategory = p.catIds.map((category_id, k) => ({
     category_id,
     ap: ap(null, 0, last, [k]),
     ap50: ap(at(0.5), 0, last, [k]),
     recall: ar(null, 0, last, [k]),
+    // The precision-recall curve at IoU 0.5: precision at each of the 101 recall thresholds (-1: no ground truth).
+    pr50: t50 < 0 ? [] : Array.from({ length: R }, (_, r) => precision[pIdx(t50, r, k, 0, last)]!),
   }));
   return { stats, perCategory };
 }

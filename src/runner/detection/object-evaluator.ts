@@ -123,7 +123,7 @@ export class ObjectEvaluator {
   result(): EvaluationMetrics {
     const types: IouType[] = this.#iouType === 'bbox' ? ['bbox'] : [this.#iouType, 'bbox'];
     const overall: Record<string, number | null> = {};
-    let primaryPerCategory: Array<{ category_id: number; ap: number; ap50: number }> = [];
+    let primaryPerCategory: Array<{ category_id: number; ap: number; ap50: number; pr50: number[] }> = [];
     for (const type of types) {
       const { stats, perCategory } = cocoEvaluate(this.#gts, this.#dets, {
         imgIds: this.#imageIds,
@@ -142,7 +142,8 @@ export class ObjectEvaluator {
       const recall = c.support === 0 ? null : c.tp / c.support;
       const f1 = precision === null || recall === null ? null : precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
       const ap = apOf.get(this.#categoryIds[class_id]!);
-      return { class_id, class_name, precision, recall, f1, support: c.support, ap: value(ap?.ap), ap50: value(ap?.ap50) };
+      const curve = ap && ap.pr50.length > 0 && ap.pr50.every((v) => v >= 0) ? ap.pr50 : null;
+      return { class_id, class_name, precision, recall, f1, support: c.support, ap: value(ap?.ap), ap50: value(ap?.ap50), pr_curve: curve };
     });
     const total = this.#counts.reduce((a, c) => ({ tp: a.tp + c.tp, fp: a.fp + c.fp, fn: a.fn + c.fn }), { tp: 0, fp: 0, fn: 0 });
     overall.precision = total.tp + total.fp === 0 ? null : total.tp / (total.tp + total.fp);
