@@ -238,7 +238,7 @@ export function JobPage({ segment, id, query }: { segment: 'test-runs' | 'infere
           <MetricCards metrics={job.overall_metrics} />
           {job.per_class_metrics && <PerClass rows={job.per_class_metrics} />}
           {job.per_class_metrics && <PrCurves rows={job.per_class_metrics} />}
-          {job.confusion_matrix && job.class_names && <ConfusionMatrix runId={id} classes={job.class_names} matrix={job.confusion_matrix} />}
+          {job.confusion_matrix?.length > 0 && job.class_names && <ConfusionMatrix runId={id} classes={job.class_names} matrix={job.confusion_matrix} />}
           <p>
             <a {...linkProps(`/history`)}>Compare with another run</a> — pick one in{' '}
             <button type="button" class="link" onClick={() => navigate(`/history`)}>
