@@ -62,6 +62,8 @@ async function prepareImages(name: string, count: number, width: number, height:
 
 async function prepareModel(name: string, build: () => Uint8Array): Promise<string> {
   const file = join(cache, name);
+  // A fresh cache has no bench folder yet.
+  await mkdir(cache, { recursive: true });
   if (!existsSync(file)) await writeFile(file, build());
   return file;
 }
