@@ -7,16 +7,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { parseStorageUri, s3SettingsFor, type BucketCredentialsMap } from '../contract/index.ts';
+import { parseStorageUri, S3ClientPool, type S3ClientSettings } from '../contract/index.ts';
 
-export interface StorageSettings {
-  endpoint?: string | undefined;
-  region: string;
-  accessKeyId?: string | undefined;
-  secretAccessKey?: string | undefined;
-  /** Buckets with their own endpoint or keys (KINFER_S3_BUCKET_CREDENTIALS). */
-  buckets?: BucketCredentialsMap | undefined;
-}
+export type StorageSettings = S3ClientSettings;
 
 /** What identifies one version of an object: its size and ETag (S3) or modification time (files). */
 export interface ObjectVersion {
@@ -31,27 +24,15 @@ const notFound = (err: unknown) => {
 };
 
 export class StorageClient {
-  readonly #settings: StorageSettings;
-  /** One client per bucket with its own credentials, and one ('') for the rest. */
-  readonly #s3 = new Map<string, S3Client>();
+  /** One client per bucket with its own credentials, and one for the rest. */
+  readonly #s3: S3ClientPool;
 
   constructor(settings: StorageSettings) {
-    this.#settings = settings;
+    this.#s3 = new S3ClientPool(settings);
   }
 
   #client(bucket: string): S3Client {
-    const key = this.#settings.buckets?.[bucket] ? bucket : '';
-    let client = this.#s3.get(key);
-    if (!client) {
-      const s = s3SettingsFor(this.#settings, this.#settings.buckets ?? {}, bucket);
-      client = new S3Client({
-        region: s.region,
-        ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-        ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
-      });
-      this.#s3.set(key, client);
-    }
-    return client;
+    return this.#s3.client(bucket);
   }
 
   /** The object's size and version, or null when there is no object (a folder is not one). */

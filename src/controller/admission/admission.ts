@@ -69,6 +69,14 @@ function storageRefusal(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Why a model file could not be read, as the request's problem; undefined when it is not the request's (an outage). */
+function modelReadProblem(err: unknown, uri: string): FieldProblem | undefined {
+  if (err instanceof OnnxFormatError) return { field: 'checkpoint_path', message: `not an ONNX model: ${err.message}` };
+  if (err instanceof ModelMetadataError) return { field: 'checkpoint_path', message: err.message };
+  const why = storageRefusal(err);
+  return why ? { field: 'checkpoint_path', message: `${why}: ${uri}` } : undefined;
+}
+
 export class Admission {
   readonly #o: AdmissionOptions;
 
@@ -113,10 +121,8 @@ export class Admission {
     try {
       files = await this.#o.models.inspect(uri, signal);
     } catch (err) {
-      if (err instanceof OnnxFormatError) return { problems: [{ field: 'checkpoint_path', message: `not an ONNX model: ${err.message}` }] };
-      if (err instanceof ModelMetadataError) return { problems: [{ field: 'checkpoint_path', message: err.message }] };
-      const why = storageRefusal(err);
-      if (why) return { problems: [{ field: 'checkpoint_path', message: `${why}: ${uri}` }] };
+      const problem = modelReadProblem(err, uri);
+      if (problem) return { problems: [problem] };
       if (signal.aborted) throw new StorageUnavailableError(`object storage did not answer within ${this.#o.timeoutMs / 1000}s`);
       throw new StorageUnavailableError(`object storage failed: ${(err as Error).message}`);
     }
@@ -184,13 +190,11 @@ export class Admission {
     }
 
     const { files, error } = await inspected;
-    const refusedModel = error === undefined ? undefined : storageRefusal(error);
     let model: ModelDescription | undefined;
     let seen: ModelDescription | undefined;
-    if (error instanceof OnnxFormatError) problems.unshift({ field: 'checkpoint_path', message: `not an ONNX model: ${error.message}` });
-    else if (error instanceof ModelMetadataError) problems.unshift({ field: 'checkpoint_path', message: error.message });
-    else if (error !== undefined && refusedModel) problems.unshift({ field: 'checkpoint_path', message: `${refusedModel}: ${def.checkpoint_path}` });
-    else if (error !== undefined) throw error;
+    const readProblem = error === undefined ? undefined : modelReadProblem(error, def.checkpoint_path);
+    if (error !== undefined && !readProblem) throw error;
+    if (readProblem) problems.unshift(readProblem);
     else if (files === null) problems.unshift({ field: 'checkpoint_path', message: `no such object: ${def.checkpoint_path}` });
     else if (files) {
       const described = describeModel(files.header, files.sidecar, def.task_type);

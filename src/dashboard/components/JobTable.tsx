@@ -1,4 +1,5 @@
 // A table of jobs (overview, history), with the actions a row allows.
+import { api } from '../api.ts';
 import { linkProps } from '../router.ts';
 import { num, when } from './format.ts';
 
@@ -16,6 +17,14 @@ export interface JobRow {
   primary_metric_name?: string | null;
   primary_metric_value?: number | null;
   created_at: string;
+}
+
+/** Test runs and inference jobs matching `query` (the list API's parameters), newest first. */
+export async function listJobs(query: URLSearchParams): Promise<JobRow[]> {
+  const [t, i] = await Promise.all([api('GET', `/test-runs?${query}`), api('GET', `/inference-jobs?${query}`)]);
+  return [...t.items.map((r: JobRow) => ({ ...r, kind: 'test-runs' })), ...i.items.map((r: JobRow) => ({ ...r, kind: 'inference-jobs' }))].sort((a, b) =>
+    b.created_at.localeCompare(a.created_at),
+  );
 }
 
 export function JobTable({ rows, actions }: { rows: JobRow[]; actions?: (row: JobRow) => preact.ComponentChildren }) {

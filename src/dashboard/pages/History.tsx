@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { isActive } from '../components/format.ts';
-import { JobTable, type JobRow } from '../components/JobTable.tsx';
+import { JobTable, listJobs, type JobRow } from '../components/JobTable.tsx';
 import { navigate } from '../router.ts';
 
 const STATUSES = ['', 'pending', 'running', 'completed', 'failed', 'cancelled'];
@@ -18,13 +18,7 @@ export function History() {
   useEffect(() => {
     const q = new URLSearchParams({ limit: '200' });
     for (const [k, v] of Object.entries(filters)) if (v) q.set(k, k === 'since' || k === 'until' ? new Date(v).toISOString() : v);
-    void Promise.all([api('GET', `/test-runs?${q}`), api('GET', `/inference-jobs?${q}`)]).then(([t, i]) =>
-      setRows(
-        [...t.items.map((r: JobRow) => ({ ...r, kind: 'test-runs' })), ...i.items.map((r: JobRow) => ({ ...r, kind: 'inference-jobs' }))].sort((a, b) =>
-          b.created_at.localeCompare(a.created_at),
-        ),
-      ),
-    );
+    void listJobs(q).then(setRows);
   }, [filters, version]);
   const set = (k: keyof typeof filters) => (e: Event) => setFilters({ ...filters, [k]: (e.currentTarget as HTMLInputElement).value });
   const act = async (row: JobRow, what: 'cancel' | 'delete') => {

@@ -1,19 +1,12 @@
 // `/`: what is running and what finished last, and the ways in.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.ts';
-import { JobTable, type JobRow } from '../components/JobTable.tsx';
+import { JobTable, listJobs, type JobRow } from '../components/JobTable.tsx';
 import { linkProps } from '../router.ts';
 
 export function Overview() {
   const [rows, setRows] = useState<JobRow[] | null>(null);
   useEffect(() => {
-    void Promise.all([api('GET', '/test-runs?limit=10'), api('GET', '/inference-jobs?limit=10')]).then(([t, i]) =>
-      setRows(
-        [...t.items.map((r: JobRow) => ({ ...r, kind: 'test-runs' })), ...i.items.map((r: JobRow) => ({ ...r, kind: 'inference-jobs' }))]
-          .sort((a, b) => b.created_at.localeCompare(a.created_at))
-          .slice(0, 10),
-      ),
-    );
+    void listJobs(new URLSearchParams({ limit: '10' })).then((jobs) => setRows(jobs.slice(0, 10)));
   }, []);
   const active = rows?.filter((r) => r.status === 'pending' || r.status === 'running').length ?? 0;
   return (

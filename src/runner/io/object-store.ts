@@ -7,16 +7,9 @@ import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { formatStorageUri, parseStorageUri, s3SettingsFor, type BucketCredentialsMap } from '../../contract/index.ts';
+import { formatStorageUri, parseStorageUri, S3ClientPool, type S3ClientSettings } from '../../contract/index.ts';
 
-export interface S3Settings {
-  endpoint?: string | undefined;
-  region: string;
-  accessKeyId?: string | undefined;
-  secretAccessKey?: string | undefined;
-  /** Buckets with their own endpoint or keys (S3_BUCKET_CREDENTIALS). */
-  buckets?: BucketCredentialsMap | undefined;
-}
+export type S3Settings = S3ClientSettings;
 
 export class ObjectNotFoundError extends Error {
   readonly code = 'OBJECT_NOT_FOUND';
@@ -35,27 +28,15 @@ export interface ObjectWriter {
 }
 
 export class ObjectStore {
-  /** One client per bucket with its own credentials, and one ('') for the rest. */
-  readonly #s3 = new Map<string, S3Client>();
-  readonly #settings: S3Settings;
+  /** One client per bucket with its own credentials, and one for the rest. */
+  readonly #s3: S3ClientPool;
 
   constructor(settings: S3Settings) {
-    this.#settings = settings;
+    this.#s3 = new S3ClientPool(settings);
   }
 
   #client(bucket: string): S3Client {
-    const key = this.#settings.buckets?.[bucket] ? bucket : '';
-    let client = this.#s3.get(key);
-    if (!client) {
-      const s = s3SettingsFor(this.#settings, this.#settings.buckets ?? {}, bucket);
-      client = new S3Client({
-        region: s.region,
-        ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-        ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
-      });
-      this.#s3.set(key, client);
-    }
-    return client;
+    return this.#s3.client(bucket);
   }
 
   async read(uri: string): Promise<Buffer> {
