@@ -24,6 +24,8 @@ export class LeaderElector {
   #lastRenew = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The tick under way, which stop() waits for: a renewal in flight must not make a stopped elector lead again. */
+  #inFlight: Promise<void> = Promise.resolve();
 
   constructor(opts: LeaderElectionOptions) {
     this.#o = opts;
@@ -34,14 +36,14 @@ export class LeaderElector {
   }
 
   start(): void {
-    void this.#tick();
+    this.#schedule(0);
   }
 
   /** Gives the lease up (so another replica takes over at once) and stops trying. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    if (!this.#leading) return;
+    await this.#inFlight;
     this.#leading = false;
     try {
       const lease = await this.#o.coordination.readNamespacedLease({ name: this.#o.name, namespace: this.#o.namespace });
@@ -55,7 +57,7 @@ export class LeaderElector {
     if (this.#stopped) return;
     try {
       const held = await this.#tryAcquireOrRenew();
-      if (held) {
+      if (held && !this.#stopped) {
         this.#lastRenew = Date.now();
         if (!this.#leading) {
           this.#leading = true;
@@ -72,7 +74,14 @@ export class LeaderElector {
       this.#o.onStoppedLeading();
       return;
     }
-    this.#timer = setTimeout(() => void this.#tick(), this.#o.retryPeriodSeconds * 1000);
+    this.#schedule(this.#o.retryPeriodSeconds * 1000);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#inFlight = this.#tick();
+    }, delayMs);
     this.#timer.unref();
   }
 

@@ -296,4 +296,49 @@ describe('leader election', () => {
     expect(leading).toEqual([first, first === 'a' ? 'b' : 'a']);
     await standby.stop();
   });
+
+  it('an elector stopped while its renewal is in flight does not lead again, and gives the lease up', async () => {
+    const real = cluster.kc.makeApiClient(k8s.CoordinationV1Api);
+    // The real API server, with the renewal's patch held back until the test lets it go.
+    let release: () => void = () => undefined;
+    let held: Promise<void> | undefined;
+    let patchesStarted = 0;
+    const coordination = new Proxy(real, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (prop !== 'patchNamespacedLease' || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          patchesStarted++;
+          if (held) await held;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const leading: string[] = [];
+    const a = new LeaderElector({
+      coordination,
+      namespace: 'default',
+      name: 'stop-during-renewal',
+      identity: 'a',
+      leaseDurationSeconds: 30,
+      renewDeadlineSeconds: 20,
+      retryPeriodSeconds: 1,
+      onStartedLeading: () => void leading.push('a'),
+      onStoppedLeading: () => undefined,
+      log: () => undefined,
+    });
+    a.start();
+    await eventually('a leads', async () => (a.isLeader ? true : undefined));
+    held = new Promise((r) => (release = r));
+    const before = patchesStarted;
+    await eventually('a renewal in flight', async () => (patchesStarted > before ? true : undefined));
+    const stopping = a.stop();
+    held = undefined;
+    release();
+    await stopping;
+    expect(a.isLeader).toBe(false);
+    expect(leading).toEqual(['a']);
+    const lease = await real.readNamespacedLease({ name: 'stop-during-renewal', namespace: 'default' });
+    expect(lease.spec?.holderIdentity ?? null).toBeNull();
+  });
 });
