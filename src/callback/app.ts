@@ -3,7 +3,16 @@
 // payload (422), job exists (404), job still active (409 for progress/results).
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { DonePayload, ImageResultsBatch, ProgressPayload, type CallbackReply, type JobKind } from '../contract/index.ts';
+import {
+  DonePayload,
+  ImageResultsBatch,
+  MAX_PARALLELISM,
+  ProgressPayload,
+  ShardDonePayload,
+  type CallbackReply,
+  type JobKind,
+  type ShardDoneReply,
+} from '../contract/index.ts';
 import type { JobStore, UpdateOutcome } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
@@ -20,6 +29,11 @@ export interface CallbackAppDeps {
 
 const KIND_BY_SEGMENT: Record<string, JobKind> = { 'test-runs': 'test_run', 'inference-jobs': 'inference_job' };
 const JobId = z.uuid();
+const ShardIndex = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_PARALLELISM - 1);
 /** The largest body a runner sends: a results batch is cut at 4 MB of JSON (runner reporter.ts). */
 export const CALLBACK_BODY_LIMIT = '8mb';
 
@@ -75,7 +89,22 @@ export function createCallbackApp({ store, verifier, log, ready }: CallbackAppDe
   app.post('/api/v1/inference/:id/progress', ...authenticated(() => undefined), async (req, res) => {
     const { id, kind } = req.callbackJob!;
     const payload = parseOr(ProgressPayload, req.body, 'invalid_payload', 'progress payload');
-    reply(res, await store.applyProgress(kind, id, payload));
+    const { shard } = payload;
+    reply(res, shard ? await store.applyShardProgress(kind, id, { ...payload, shard }) : await store.applyProgress(kind, id, payload));
+  });
+
+  app.post('/api/v1/:segment/:id/shards/:shard/done', ...authenticated(kindFromSegment), async (req, res) => {
+    const { id, kind } = req.callbackJob!;
+    const shard = parseOr(ShardIndex, req.params.shard, 'invalid_payload', 'shard index');
+    const payload = parseOr(ShardDonePayload, req.body, 'invalid_payload', 'shard done payload');
+    const outcome = await store.applyShardDone(kind, id, shard, payload);
+    req.log.info({ shard, outcome: outcome.outcome, last: 'last' in outcome ? outcome.last : undefined }, 'shard done received');
+    if ('last' in outcome) {
+      const body: ShardDoneReply = { status: outcome.status, applied: true, last: outcome.last };
+      res.json(body);
+      return;
+    }
+    reply(res, outcome);
   });
 
   app.post('/api/v1/:segment/:id/image-results', ...authenticated(kindFromSegment), async (req, res) => {

@@ -154,6 +154,8 @@ export async function localRun(
     xai_method: (opts.xai as XaiMethod | undefined) ?? null,
     // The CLI explains every image it is given.
     xai_config: opts.xai !== undefined ? { images: 'all' } : null,
+    parallelism: 1,
+    backoff_limit: 0,
   };
   if (opts.xai !== undefined && !XaiMethod.safeParse(opts.xai).success) throw new CliError(`--xai must be one of ${XaiMethod.options.join(', ')}`);
   const admitted = await new Admission({ storage, models, timeoutMs: 60_000 }).admit(definition, flagOf);
@@ -203,9 +205,10 @@ export async function localRun(
     accessKeyId: env.AWS_ACCESS_KEY_ID,
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
   });
-  let done: Awaited<ReturnType<typeof runJob>>;
+  let done: NonNullable<Awaited<ReturnType<typeof runJob>>>;
   try {
-    done = await runJob({
+    // One shard: runJob always reports the job.
+    done = (await runJob({
       env,
       store,
       log: pino({ level: process.env.LOG_LEVEL ?? 'silent' }),
@@ -232,7 +235,7 @@ export async function localRun(
           }
         },
       },
-    });
+    }))!;
   } catch (e) {
     bar?.stop();
     const code = errorCodeOf(e);

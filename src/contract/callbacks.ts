@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ErrorCodeField } from './job-errors.ts';
 import { JobKind } from './jobs.ts';
 import { XaiResult } from './xai.ts';
+import { MAX_PARALLELISM } from './job-fields.ts';
 
 export const TOKEN_AUDIENCE = 'kinfer-callback';
 export const TOKEN_ISSUER = 'kinfer-controller';
@@ -27,6 +28,8 @@ export const callbackPaths = {
   /** Per-image results, in batches. */
   imageResults: (kind: JobKind, jobId: string) => `/api/v1/${KIND_SEGMENT[kind]}/${jobId}/image-results`,
   done: (kind: JobKind, jobId: string) => `/api/v1/${KIND_SEGMENT[kind]}/${jobId}/done`,
+  /** A shard of a sharded job finished its images (the job's own done follows from the last shard). */
+  shardDone: (kind: JobKind, jobId: string, shard: number) => `/api/v1/${KIND_SEGMENT[kind]}/${jobId}/shards/${shard}/done`,
   /** GET: an inference job's input_config, for a runner started with INPUT_CONFIG_SOURCE=callback. */
   input: (jobId: string) => `/api/v1/inference-jobs/${jobId}/input`,
 };
@@ -54,15 +57,36 @@ function coherentCounts(c: Counts, ctx: z.RefinementCtx): void {
   }
 }
 
+/** Which shard of a sharded job reports (absent: the job has one shard). */
+export const ShardRef = z
+  .object({ index: count, count: z.number().int().min(1).max(MAX_PARALLELISM) })
+  .refine((s) => s.index < s.count, { message: 'index must be below count', path: ['index'] });
+export type ShardRef = z.infer<typeof ShardRef>;
+
+/**
+ * A shard's progress carries the shard's own processed and failed counts and the job's total;
+ * the job's counts are the sums over its shards.
+ */
 export const ProgressPayload = z
   .object({
     processed_images: count,
     total_images: count.nullable().optional(),
     failed_images: count.default(0),
     message: z.string().max(2000).optional(),
+    shard: ShardRef.optional(),
   })
   .superRefine(coherentCounts);
 export type ProgressPayload = z.input<typeof ProgressPayload>;
+
+/** A shard finished its images: `POST /api/v1/{kind}/{id}/shards/{index}/done`. */
+export const ShardDonePayload = z
+  .object({ processed_images: count, failed_images: count, count: z.number().int().min(1).max(MAX_PARALLELISM) })
+  .superRefine(coherentCounts);
+export type ShardDonePayload = z.infer<typeof ShardDonePayload>;
+
+/** `last`: every shard has finished, and this one is to score the job and report it done. */
+export const ShardDoneReply = z.object({ status: z.string(), applied: z.boolean(), last: z.boolean() });
+export type ShardDoneReply = z.infer<typeof ShardDoneReply>;
 
 export const ClassScore = z.object({
   class_id: z.number().int().nonnegative(),

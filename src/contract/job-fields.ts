@@ -18,7 +18,13 @@ export const LIMITS = {
   split: 64,
   targetLayer: 256,
   numSamples: 10_000,
+  /** Shards of one job (runner processes or Pods side by side). */
+  parallelism: 64,
+  /** Restarts of a crashed runner (as a batch/v1 Job's backoffLimit). */
+  backoffLimit: 100,
 } as const;
+
+export const MAX_PARALLELISM = LIMITS.parallelism;
 
 /** No NUL characters: Postgres text columns cannot store them. */
 const noNul = (s: string) => !s.includes('\u0000');
@@ -54,6 +60,11 @@ export const TrainingJobId = z.string().min(1).max(LIMITS.name).refine(noNul, NU
 export const ImagePaths = z.array(StorageUriField).min(1).max(LIMITS.imagePaths);
 export const TargetLayer = z.string().min(1).max(LIMITS.targetLayer).refine(noNul, NUL_MESSAGE);
 export const NumSamples = z.number().int().min(1).max(LIMITS.numSamples);
+
+/** A job split into this many shards, each a contiguous range of its image listing; metrics are over all of them. */
+export const Parallelism = z.number().int().min(1).max(LIMITS.parallelism);
+/** Restarts of a runner that crashed (killed, lost, out of memory); one that reported a failure is not restarted. */
+export const BackoffLimit = z.number().int().min(0).max(LIMITS.backoffLimit);
 
 /** `xai_config` of a request (the InferenceJob spec's `xai` block holds the same, camelCased). */
 export const XaiConfigFields = {

@@ -6,6 +6,7 @@ import { InferenceType, InputConfig, TaskType } from './jobs.ts';
 import { XaiImages, XaiMethod, XaiTarget } from './xai.ts';
 import { parseStorageUri } from './storage-layout.ts';
 import { parseBucketCredentials } from './storage-credentials.ts';
+import { MAX_PARALLELISM } from './job-fields.ts';
 
 const boolFromEnv = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -137,9 +138,16 @@ export const RunnerEnv = z
     IGNORE_INDEX: z.coerce.number().int().min(0).max(65535).default(255),
     /** Added: draw each image with its predictions under `visualizations/` (not for classification). */
     SAVE_VISUALIZATIONS: boolFromEnv.default(true),
+    /** Added: shards of a sharded job (its `parallelism`); each runner takes one contiguous range of the image listing. */
+    SHARD_COUNT: positiveInt.max(MAX_PARALLELISM).default(1),
+    /** Added: this runner's shard, 0-based; default JOB_COMPLETION_INDEX (set by an Indexed batch/v1 Job), else 0. */
+    SHARD_INDEX: z.coerce.number().int().min(0).optional(),
+    /** Set by Kubernetes in each Pod of an Indexed Job. */
+    JOB_COMPLETION_INDEX: z.coerce.number().int().min(0).optional(),
   })
-  .transform((env) => ({
+  .transform(({ JOB_COMPLETION_INDEX, ...env }) => ({
     ...env,
+    SHARD_INDEX: env.SHARD_INDEX ?? JOB_COMPLETION_INDEX ?? 0,
     ARTIFACTS_URI: env.ARTIFACTS_URI ?? `s3://${env.BUCKET_NAME}`,
     COMPUTE_METRICS: env.COMPUTE_METRICS ?? env.INFERENCE_TYPE === 'test_run',
   }));
@@ -165,6 +173,9 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
     problems.push(`INPUT_CONFIG is required when INFERENCE_TYPE=${type} (or INPUT_CONFIG_SOURCE=callback)`);
   }
   if (!env.ARTIFACTS_URI && !env.BUCKET_NAME) problems.push('ARTIFACTS_URI or BUCKET_NAME is required');
+  const shard = Number(env.SHARD_INDEX ?? env.JOB_COMPLETION_INDEX ?? 0);
+  const shards = Number(env.SHARD_COUNT ?? 1);
+  if (Number.isInteger(shard) && Number.isInteger(shards) && shard >= shards) problems.push(`SHARD_INDEX ${shard} must be below SHARD_COUNT ${shards}`);
   return problems;
 }
 

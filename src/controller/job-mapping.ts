@@ -38,6 +38,10 @@ interface CommonDefinition {
   enable_xai: boolean;
   xai_method: XaiMethod | null;
   xai_config: XaiConfig | null;
+  /** Shards side by side (1: one runner). */
+  parallelism: number;
+  /** Restarts of a crashed runner. */
+  backoff_limit: number;
 }
 
 export interface TestRunDefinition extends CommonDefinition {
@@ -91,6 +95,8 @@ function commonOfRequest(body: CreateTestRun | CreateInferenceJob): CommonDefini
     enable_xai: body.enable_xai,
     xai_method: body.xai_method ?? null,
     xai_config: xaiConfigOf(body.xai_config),
+    parallelism: body.parallelism,
+    backoff_limit: body.backoff_limit,
   };
 }
 
@@ -125,6 +131,8 @@ export function definitionFromSpec(name: string, spec: InferenceJobSpec): JobDef
     xai_config: xaiConfigOf(
       spec.xai && { target_layer: spec.xai.targetLayer, num_samples: spec.xai.numSamples, images: spec.xai.images, target: spec.xai.target },
     ),
+    parallelism: spec.parallelism ?? 1,
+    backoff_limit: spec.backoffLimit ?? 0,
   };
   if (spec.type === 'test_run') {
     return {
@@ -163,6 +171,8 @@ export function newJobOf(def: JobDefinition): NewJob {
     enable_xai: def.enable_xai,
     xai_method: def.xai_method,
     xai_config: def.xai_config as Record<string, unknown> | null,
+    parallelism: def.parallelism,
+    backoff_limit: def.backoff_limit,
   };
   if (def.kind === 'test_run') {
     return { kind: 'test_run', row: { ...common, dataset_path: def.dataset_path, dataset_split: def.dataset_split, training_job_id: def.training_job_id } };
@@ -187,7 +197,7 @@ export function specFromRow(kind: JobKind, row: Job): InferenceJobSpec {
           },
         }
       : {};
-  const common = { taskType: row.task_type, checkpointPath: row.checkpoint_path, backoffLimit: 0, ...xai };
+  const common = { taskType: row.task_type, checkpointPath: row.checkpoint_path, parallelism: row.parallelism, backoffLimit: row.backoff_limit, ...xai };
   if (kind === 'test_run') {
     const run = row as TestRun;
     return {
@@ -280,6 +290,8 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     HEARTBEAT_SECONDS: settings.heartbeatSeconds,
     MAX_IMAGES: settings.maxImagesPerJob,
     S3_BUCKET_CREDENTIALS: bucketCredentialsFor(job, settings),
+    // The shard index is the executor's: a subprocess's SHARD_INDEX, an Indexed Job's JOB_COMPLETION_INDEX.
+    SHARD_COUNT: job.parallelism > 1 ? job.parallelism : undefined,
   } as const;
   if (kind === 'test_run') {
     const run = job as TestRun;
@@ -318,6 +330,8 @@ const SPEC_FIELD: Record<string, string> = {
   enable_xai: 'spec.xai.enabled',
   xai_method: 'spec.xai.method',
   xai_config: 'spec.xai',
+  parallelism: 'spec.parallelism',
+  backoff_limit: 'spec.backoffLimit',
   'xai_config.target_layer': 'spec.xai.targetLayer',
   'xai_config.num_samples': 'spec.xai.numSamples',
   'xai_config.images': 'spec.xai.images',

@@ -9,6 +9,7 @@ import { LabelText1764400000000 } from './migrations/1764400000000-label-text.ts
 import { Access1764500000000 } from './migrations/1764500000000-access.ts';
 import { ModelRegistry1764600000000 } from './migrations/1764600000000-model-registry.ts';
 import { ModelServing1764700000000 } from './migrations/1764700000000-model-serving.ts';
+import { Shards1764800000000 } from './migrations/1764800000000-shards.ts';
 
 export const MIGRATIONS = [
   InitialSchema1764000000000,
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   Access1764500000000,
   ModelRegistry1764600000000,
   ModelServing1764700000000,
+  Shards1764800000000,
 ];
 
 export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {

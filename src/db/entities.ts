@@ -40,6 +40,10 @@ interface JobColumns {
   model_version: string | null;
   xai_method: XaiMethod | null;
   xai_config: Record<string, unknown> | null;
+  /** Shards run side by side (1: one runner). */
+  parallelism: number;
+  /** Restarts of a crashed runner (per shard in the subprocess tier; the Job's backoffLimit in Kubernetes). */
+  backoff_limit: number;
   trace_id: string;
   /** Which executor runs it ('subprocess', 'kubernetes') and its handle there (pid, Job name). */
   executor: string | null;
@@ -122,6 +126,8 @@ const jobColumns = {
   model_version: { type: 'varchar', length: 64, nullable: true },
   xai_method: { type: 'varchar', length: 64, nullable: true },
   xai_config: { type: 'jsonb', nullable: true },
+  parallelism: { type: 'int', default: 1 },
+  backoff_limit: { type: 'int', default: 0 },
   trace_id: { type: 'varchar', length: 128 },
   executor: { type: 'varchar', length: 32, nullable: true },
   executor_ref: { type: 'text', nullable: true },

@@ -2,8 +2,18 @@
 // only moves forward (pending -> running -> completed | failed | cancelled) whatever the order or
 // number of calls, and each change is announced on the `kinfer_job_events` channel.
 import { randomUUID } from 'node:crypto';
-import type { DataSource, EntitySchema } from 'typeorm';
-import { isTerminal, type DonePayload, type ImageResult, type JobErrorCode, type JobKind, type JobStatus, type ProgressPayload } from '../contract/index.ts';
+import type { DataSource, EntityManager, EntitySchema } from 'typeorm';
+import {
+  isTerminal,
+  type DonePayload,
+  type ImageResult,
+  type JobErrorCode,
+  type JobKind,
+  type JobStatus,
+  type ProgressPayload,
+  type ShardDonePayload,
+  type ShardRef,
+} from '../contract/index.ts';
 import {
   InferenceJobEntity,
   InferenceResultEntity,
@@ -33,12 +43,12 @@ export type NewTestRun = Pick<
   TestRun,
   'checkpoint_path' | 'dataset_path' | 'dataset_split' | 'task_type' | 'name' | 'training_job_id' | 'enable_xai' | 'xai_method' | 'xai_config'
 > &
-  Partial<Pick<TestRun, 'created_by' | 'namespace' | 'model_name' | 'model_version'>>;
+  Partial<Pick<TestRun, 'created_by' | 'namespace' | 'model_name' | 'model_version' | 'parallelism' | 'backoff_limit'>>;
 export type NewInferenceJob = Pick<
   InferenceJob,
   'checkpoint_path' | 'task_type' | 'inference_type' | 'input_config' | 'name' | 'enable_xai' | 'xai_method' | 'xai_config'
 > &
-  Partial<Pick<InferenceJob, 'created_by' | 'namespace' | 'model_name' | 'model_version'>>;
+  Partial<Pick<InferenceJob, 'created_by' | 'namespace' | 'model_name' | 'model_version' | 'parallelism' | 'backoff_limit'>>;
 
 /** The outcome of a state change: applied, refused because the job already ended, or no such job. */
 export type UpdateOutcome =
@@ -278,7 +288,10 @@ export class JobStore {
         unknown,
         number,
       ];
-      if (count > 0) await tx.query('DELETE FROM xai_results WHERE job_id = $1', [id]);
+      if (count > 0) {
+        await tx.query('DELETE FROM xai_results WHERE job_id = $1', [id]);
+        await tx.query('DELETE FROM job_shards WHERE job_id = $1', [id]);
+      }
       return count > 0;
     });
   }
@@ -368,6 +381,98 @@ export class JobStore {
     )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
     return this.#whyNot(kind, id);
+  }
+
+  /**
+   * A shard's progress (its own counts; `total_images` the job's): the job's counts become the
+   * sums over its shards. The job's row is locked, so concurrent shards never undercount.
+   */
+  async applyShardProgress(kind: JobKind, id: string, p: ProgressPayload & { shard: ShardRef }): Promise<UpdateOutcome> {
+    return this.#ds.transaction(async (tx) => {
+      const locked = await this.#lockActive(tx, kind, id);
+      if ('outcome' in locked) return locked;
+      await this.#upsertShard(tx, id, p.shard.index, p.processed_images, p.failed_images ?? 0, false);
+      return { outcome: 'applied' as const, status: await this.#sumShards(tx, kind, id, p.total_images ?? null) };
+    });
+  }
+
+  /**
+   * A shard finished its images. `last`: every shard of the job has (this call or an earlier
+   * one made it so), and the caller is to score the job and report it done. Repeating the call
+   * (a retried Pod) answers the same.
+   */
+  async applyShardDone(
+    kind: JobKind,
+    id: string,
+    shard: number,
+    p: ShardDonePayload,
+  ): Promise<UpdateOutcome | { outcome: 'applied'; status: JobStatus; last: boolean }> {
+    return this.#ds.transaction(async (tx) => {
+      const locked = await this.#lockActive(tx, kind, id);
+      if ('outcome' in locked) return locked;
+      if (p.count !== locked.parallelism || shard >= locked.parallelism) {
+        return { outcome: 'inconsistent' as const, message: `shard ${shard} of ${p.count} does not fit a job of ${locked.parallelism} shards` };
+      }
+      await this.#upsertShard(tx, id, shard, p.processed_images, p.failed_images, true);
+      const status = await this.#sumShards(tx, kind, id, null);
+      const [{ finished }] = (await tx.query(`SELECT count(*)::int AS finished FROM job_shards WHERE job_id = $1 AND finished_at IS NOT NULL`, [id])) as [
+        { finished: number },
+      ];
+      return { outcome: 'applied' as const, status, last: finished === locked.parallelism };
+    });
+  }
+
+  /** Each shard's counts, for the API and the dashboard. */
+  async shards(id: string): Promise<Array<{ shard: number; processed_images: number; failed_images: number; finished: boolean }>> {
+    return (await this.#ds.query(
+      `SELECT shard, processed_images, failed_images, finished_at IS NOT NULL AS finished FROM job_shards WHERE job_id = $1 ORDER BY shard`,
+      [id],
+    )) as Array<{ shard: number; processed_images: number; failed_images: number; finished: boolean }>;
+  }
+
+  async #lockActive(tx: EntityManager, kind: JobKind, id: string): Promise<{ parallelism: number } | UpdateOutcome> {
+    const [job] = (await tx.query(`SELECT status, parallelism FROM ${TABLES[kind].jobs} WHERE id = $1 FOR UPDATE`, [id])) as Array<{
+      status: JobStatus;
+      parallelism: number;
+    }>;
+    if (!job) return { outcome: 'not_found' };
+    if (isTerminal(job.status)) return { outcome: 'terminal', status: job.status };
+    return { parallelism: job.parallelism };
+  }
+
+  async #upsertShard(tx: EntityManager, id: string, shard: number, processed: number, failed: number, finished: boolean): Promise<void> {
+    await tx.query(
+      `INSERT INTO job_shards (job_id, shard, processed_images, failed_images, finished_at) VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
+       ON CONFLICT (job_id, shard) DO UPDATE SET
+         processed_images = GREATEST(job_shards.processed_images, EXCLUDED.processed_images),
+         failed_images = GREATEST(job_shards.failed_images, EXCLUDED.failed_images),
+         finished_at = COALESCE(job_shards.finished_at, EXCLUDED.finished_at),
+         updated_at = now()`,
+      [id, shard, processed, failed, finished],
+    );
+  }
+
+  /** The job's counts from its shards' (never going back), running from its first report. */
+  async #sumShards(tx: EntityManager, kind: JobKind, id: string, total: number | null): Promise<JobStatus> {
+    const rows = (await tx.query(
+      notifying(
+        kind,
+        `UPDATE ${TABLES[kind].jobs} j SET
+           status = 'running',
+           started_at = COALESCE(started_at, now()),
+           processed_images = GREATEST(j.processed_images, s.processed),
+           failed_images = GREATEST(j.failed_images, s.failed),
+           total_images = COALESCE($2, total_images),
+           progress_percent = CASE WHEN COALESCE($2, total_images) > 0
+             THEN LEAST(100, GREATEST(progress_percent, 100.0 * GREATEST(j.processed_images, s.processed) / COALESCE($2, total_images)))
+             ELSE progress_percent END,
+           updated_at = now()
+         FROM (SELECT COALESCE(sum(processed_images), 0)::int AS processed, COALESCE(sum(failed_images), 0)::int AS failed FROM job_shards WHERE job_id = $1) s
+         WHERE j.id = $1`,
+      ),
+      [id, total],
+    )) as Array<{ status: JobStatus }>;
+    return rows[0]!.status;
   }
 
   /** Stores per-image results; a result already stored for the same index is kept as it was. */

@@ -6,10 +6,12 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import {
+  BackoffLimit,
   DatasetSplit,
   ImagePaths,
   ModelRefField,
   NumSamples,
+  Parallelism,
   StorageUriField,
   TargetLayer,
   TaskType,
@@ -136,7 +138,12 @@ export const InferenceJobSpec = z
     tolerations: z.array(PassThrough).optional(),
     affinity: PassThrough.optional(),
     priorityClassName: z.string().max(253).optional(),
-    backoffLimit: z.number().int().min(0).max(100).default(0).describe('Retries of a runner Pod that crashed (a runner that reported failure is not retried).'),
+    parallelism: Parallelism.default(1).describe(
+      'Shards: one Indexed batch/v1 Job of this many Pods, each taking one contiguous range of the image listing; metrics are over all of them.',
+    ),
+    backoffLimit: BackoffLimit.default(0).describe(
+      'Retries of a runner Pod that crashed (a runner that reported failure is not retried); a retried Pod resumes after its committed images.',
+    ),
     activeDeadlineSeconds: z.number().int().min(1).optional(),
     ttlSecondsAfterFinished: z.number().int().min(0).optional(),
     image: z.string().min(1).max(1024).optional().describe("Runner image override (default from the controller's configuration)."),

@@ -1,6 +1,7 @@
 // One job from start to done: load the model (checked against the task), open the inputs, run the
 // task (predict, accumulate metrics), write artifacts, and report. Returns the done payload; the
 // caller sends it and sets the exit code.
+import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import {
@@ -18,10 +19,13 @@ import { BackgroundWrites } from './io/background-writes.ts';
 
 import type { ObjectStore } from './io/object-store.ts';
 import { explainerOf, loadModel } from './model/load-model.ts';
+import type { SampleSource } from './pipeline/inputs.ts';
+import { committedIn, readParts, shardRange } from './pipeline/parts.ts';
 import { processImages } from './pipeline/process-images.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
-import { XaiJob } from './xai/xai-job.ts';
+import type { VisionTask } from './tasks/vision-task.ts';
+import { XaiJob, XaiSummary } from './xai/xai-job.ts';
 import { defaultXaiMethod, parseXaiImages, XAI_DEFAULTS } from '../contract/index.ts';
 
 export interface JobContext {
@@ -34,7 +38,11 @@ export interface JobContext {
   artifactsUri?: string | undefined;
 }
 
-export async function runJob({ env, store, callbacks, log, signal, artifactsUri }: JobContext): Promise<DonePayload> {
+/**
+ * Runs the job, or this runner's shard of it. Returns the done payload, or null for a shard that
+ * finished while others still run (the last shard to finish reports the job).
+ */
+export async function runJob({ env, store, callbacks, log, signal, artifactsUri }: JobContext): Promise<DonePayload | null> {
   const started = performance.now();
   const kind = jobKindOf(env.INFERENCE_TYPE);
   const artifacts = artifactsUri ?? jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
@@ -87,24 +95,37 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       });
       log.info({ method: xaiMethod, target_layer: model.xai.plan.targetLayer ?? null }, 'explaining images');
     }
-    const imagesPath = joinStorageUri(artifacts, ARTIFACT_NAMES.images);
+    const shard = env.SHARD_COUNT > 1 ? { index: env.SHARD_INDEX, count: env.SHARD_COUNT } : undefined;
+    const range = shardRange(source.total, env.SHARD_INDEX, env.SHARD_COUNT);
+    const committed = await committedIn(store, artifacts, range.from, range.to);
+    if (committed.lastPart) {
+      // The last part may have been stored without reaching the callback service; storing it again changes nothing.
+      log.info({ committed_images: committed.processed, next_index: committed.next, shard: env.SHARD_INDEX }, 'resuming after the images already committed');
+      await callbacks.imageResults(committed.lastPart);
+    }
     const reporter = new JobReporter({
       callbacks,
-      imagesFile: await store.openWriter(imagesPath, 'application/x-ndjson'),
+      store,
+      artifactsUri: artifacts,
       total: source.total,
+      shard,
+      resumed: committed,
       resultsBatchSize: env.RESULTS_BATCH_SIZE,
       progressEveryImages: env.PROGRESS_EVERY_IMAGES,
       progressIntervalMs: env.PROGRESS_INTERVAL_MS,
     });
     try {
       await reporter.started();
-      log.info({ total_images: source.total, task: env.TASK_TYPE }, 'processing');
+      log.info(
+        { total_images: source.total, task: env.TASK_TYPE, ...(shard ? { shard: shard.index, shards: shard.count, from: range.from, to: range.to } : {}) },
+        'processing',
+      );
       const processingStarted = performance.now();
-      const stats = await processImages(store, model, task, source, {
+      const stats = await processImages(store, model, task, imagesBetween(source, committed.next, range.to), {
         batchSize: env.BATCH_SIZE,
         decodeConcurrency: env.DECODE_CONCURRENCY,
         signal,
-        onResult: (result) => reporter.add(result),
+        onResult: (result, record) => reporter.add(result, record),
         xai,
       });
       if (signal.aborted) throw signal.reason;
@@ -113,6 +134,15 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       await reporter.finish();
       if (writes.failed > 0) log.warn({ failed: writes.failed }, 'some visualizations or masks could not be written');
       const processingMs = performance.now() - processingStarted;
+      if (shard) {
+        const reply = await callbacks.shardDone!(shard.index, { processed_images: reporter.processed, failed_images: reporter.failed, count: shard.count });
+        if (!reply.last) {
+          log.info({ shard: shard.index, processed: reporter.processed }, 'shard finished; the last shard to finish scores the job');
+          return null;
+        }
+        log.info({ shard: shard.index }, 'every shard finished: scoring the job');
+      }
+      const scored = await scoreJob(store, artifacts, task, source.total);
       const timings: JobTimings = {
         total_ms: performance.now() - started,
         model_load_ms: model.loadMs,
@@ -121,9 +151,9 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         images_per_second: processingMs > 0 ? (stats.processed * 1000) / processingMs : 0,
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
-      const evaluation = task.metrics();
+      const evaluation = scored.metrics;
       // The explanations' faithfulness over the run, beside the other figures.
-      if (evaluation && xai) Object.assign(evaluation.overall_metrics, xai.summary());
+      if (evaluation && xai) Object.assign(evaluation.overall_metrics, scored.xai);
       const resultsPath = joinStorageUri(artifacts, ARTIFACT_NAMES.results);
       const results: ResultsFile = {
         schema_version: RESULTS_SCHEMA_VERSION,
@@ -136,23 +166,23 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         split: env.INFERENCE_TYPE === 'test_run' ? env.SPLIT : null,
         class_names: source.classNames,
         total_images: source.total,
-        processed_images: reporter.processed,
-        failed_images: reporter.failed,
+        processed_images: scored.processed,
+        failed_images: scored.failed,
         metrics: evaluation,
         timings,
-        images_path: imagesPath,
+        images_path: scored.imagesPath,
         finished_at: new Date().toISOString(),
       };
       await store.write(resultsPath, `${JSON.stringify(results, null, 2)}\n`, 'application/json');
       log.info(
-        { processed: reporter.processed, failed: reporter.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath },
+        { processed: scored.processed, failed: scored.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath },
         'job finished',
       );
       return {
         status: 'completed',
-        processed_images: reporter.processed,
+        processed_images: scored.processed,
         total_images: source.total,
-        failed_images: reporter.failed,
+        failed_images: scored.failed,
         results_path: resultsPath,
         timings,
         metrics: evaluation,
@@ -165,6 +195,60 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     await model.session.close();
     await xai?.close();
   }
+}
+
+/**
+ * The job's evaluation and images.jsonl from every part, in image order: the same fold whether
+ * one runner did everything, a runner resumed, or shards ran side by side.
+ */
+async function scoreJob(store: ObjectStore, artifacts: string, task: VisionTask<unknown>, total: number) {
+  const evaluation = task.newEvaluation();
+  const xai = new XaiSummary();
+  const imagesPath = joinStorageUri(artifacts, ARTIFACT_NAMES.images);
+  const images = await store.openWriter(imagesPath, 'application/x-ndjson');
+  let processed = 0;
+  let failed = 0;
+  let last = -1;
+  try {
+    for await (const { lines } of readParts(store, artifacts)) {
+      for (const { result, record } of lines) {
+        // A zombie runner's part that overlaps a later one: each image counts once.
+        if (result.image_index <= last) continue;
+        last = result.image_index;
+        processed++;
+        if (result.error !== null) failed++;
+        if (evaluation && record !== null) evaluation.absorb(record);
+        xai.add(result);
+        if (!images.stream.write(`${JSON.stringify(result)}\n`)) await once(images.stream, 'drain');
+      }
+    }
+    images.stream.end();
+    await images.done;
+  } catch (err) {
+    images.done.catch(() => undefined);
+    images.stream.destroy();
+    throw err;
+  }
+  if (processed !== total) throw new Error(`the job's parts hold ${processed} of its ${total} images; refusing to score an incomplete run`);
+  return { metrics: evaluation?.metrics() ?? null, xai: xai.summary(), processed, failed, imagesPath };
+}
+
+/** After the job's done is recorded: the parts are in images.jsonl and the metrics, and go. */
+export async function removeParts(store: ObjectStore, artifacts: string): Promise<void> {
+  for await (const { uri } of readParts(store, artifacts)) await store.remove(uri);
+}
+
+/** The samples with index in [from, to): a shard's range, after what it already committed. */
+function imagesBetween(source: SampleSource, from: number, to: number): SampleSource {
+  return {
+    ...source,
+    async *samples() {
+      for await (const sample of source.samples()) {
+        if (sample.index >= to) return;
+        if (sample.index >= from) yield sample;
+      }
+    },
+  };
 }
 
 /** A job over the installation's per-job image limit: refused before any image is read. */

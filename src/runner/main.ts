@@ -1,10 +1,10 @@
 // Runner entrypoint: configuration from the environment only, one job, then exit.
 // Exit codes: 0 completed or stopped on request, 1 failed (reported), 2 configuration invalid,
 // 143 terminated by SIGTERM (reported as failed unless the job had already ended).
-import { errorCodeOf, jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
+import { errorCodeOf, jobArtifactsUri, jobKindOf, parseRunnerEnv, RunnerConfigError, type DonePayload, type RunnerEnv } from '../contract/index.ts';
 import { CallbackClient, JobNoLongerActiveError } from './io/callback-client.ts';
 import { ObjectStore } from './io/object-store.ts';
-import { runJob } from './job.ts';
+import { removeParts, runJob } from './job.ts';
 import { runnerLogger } from './log.ts';
 
 class TerminatedError extends Error {
@@ -63,7 +63,13 @@ async function main(): Promise<number> {
   let code: number;
   try {
     if (env.INPUT_CONFIG_SOURCE === 'callback') env = { ...env, INPUT_CONFIG: await callbacks.inputConfig() };
-    done = await runJob({ env, store, callbacks, log, signal: abort.signal });
+    const outcome = await runJob({ env, store, callbacks, log, signal: abort.signal });
+    if (outcome === null) {
+      // A shard that finished while others still run: the last one reports the job.
+      await callbacks.close();
+      return 0;
+    }
+    done = outcome;
     code = 0;
   } catch (err) {
     if (err instanceof JobNoLongerActiveError) {
@@ -90,6 +96,12 @@ async function main(): Promise<number> {
   }
   try {
     await callbacks.done(done);
+    if (done.status === 'completed') {
+      // Recorded: the parts are in images.jsonl and the metrics now. Leaving them costs only space.
+      await removeParts(store, jobArtifactsUri(env.ARTIFACTS_URI, jobKindOf(env.INFERENCE_TYPE), env.JOB_ID)).catch((err: unknown) =>
+        log.warn({ err }, 'could not remove the job parts'),
+      );
+    }
   } catch (err) {
     if (!(err instanceof JobNoLongerActiveError)) {
       log.error({ err }, 'could not report completion');

@@ -22,8 +22,11 @@ class FakeExecutor implements Executor {
     return this.running.size;
   }
 
-  async start(_kind: JobKind, jobId: string, env: Record<string, string>): Promise<string> {
+  readonly starts: Array<{ jobId: string; shard: number }> = [];
+
+  async start(_kind: JobKind, jobId: string, env: Record<string, string>, shard = 0): Promise<string> {
     if (this.failStart) throw new Error(this.failStart);
+    this.starts.push({ jobId, shard });
     this.running.set(jobId, env);
     this.alive.add(`fake:${jobId}`);
     return `fake:${jobId}`;
@@ -41,10 +44,11 @@ class FakeExecutor implements Executor {
     this.#listeners.push(listener);
   }
 
-  exit(jobId: string, reason: string): void {
+  /** A runner ends: with its exit code, or killed (code null) as by default. */
+  exit(jobId: string, reason: string, code: number | null = null, shard = 0): void {
     this.running.delete(jobId);
     this.alive.delete(`fake:${jobId}`);
-    for (const l of this.#listeners) l({ kind: 'test_run', jobId, reason });
+    for (const l of this.#listeners) l({ kind: 'test_run', jobId, shard, code, signal: code === null ? 'SIGKILL' : null, othersAlive: 0, reason });
   }
 }
 
@@ -143,7 +147,7 @@ describe('subprocess reconciler', () => {
     await r.idle();
     expect([...executor.running.keys()]).toEqual(ids.slice(0, 2));
     expect(await db.store.get('test_run', ids[0]!)).toMatchObject({ executor: 'fake', executor_ref: `fake:${ids[0]}`, status: 'pending' });
-    executor.exit(ids[0]!, 'runner exited with code 1 without reporting completion');
+    executor.exit(ids[0]!, 'runner exited with code 1 without reporting completion', 1);
     await eventually('the third starts', async () => (executor.running.has(ids[2]!) ? true : undefined));
     expect(await db.store.get('test_run', ids[0]!)).toMatchObject({
       status: 'failed',
@@ -152,6 +156,47 @@ describe('subprocess reconciler', () => {
     });
     r.stop();
     for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
+  });
+
+  it('starts a crashed runner again while the backoff limit allows, then fails the job with BACKOFF_LIMIT_EXCEEDED; a reported failure is not retried', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor);
+    const id = await newTestRun(db.store, { backoff_limit: 2 });
+    await r.start();
+    await r.idle();
+    for (const restart of [1, 2]) {
+      executor.exit(id, 'runner was killed by SIGKILL without reporting completion');
+      await eventually(`restart ${restart}`, async () => (executor.starts.filter((s) => s.jobId === id).length === restart + 1 ? true : undefined));
+    }
+    expect((await db.store.get('test_run', id))!.status).toBe('pending');
+    executor.exit(id, 'runner was killed by SIGKILL without reporting completion');
+    const failed = await eventually('failed', async () => {
+      const row = await db.store.get('test_run', id);
+      return row?.status === 'failed' ? row : undefined;
+    });
+    expect(failed).toMatchObject({ error_code: 'BACKOFF_LIMIT_EXCEEDED' });
+    expect(failed.error_message).toMatch(/killed by SIGKILL.*crashed 3 times \(backoff_limit 2\)/);
+    expect(executor.starts.filter((s) => s.jobId === id)).toHaveLength(3);
+
+    // A runner that reported its failure (exit 1) is not started again, whatever the limit.
+    const reported = await newTestRun(db.store, { backoff_limit: 5 });
+    r.kick();
+    await eventually('started', async () => (executor.running.has(reported) ? true : undefined));
+    executor.exit(reported, 'runner exited with code 1 without reporting completion', 1);
+    await eventually('failed', async () => ((await db.store.get('test_run', reported))?.status === 'failed' ? true : undefined));
+    expect(executor.starts.filter((s) => s.jobId === reported)).toHaveLength(1);
+    r.stop();
+  });
+
+  it('starts one runner per shard of a sharded job', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor);
+    const id = await newTestRun(db.store, { parallelism: 3 });
+    await r.start();
+    await r.idle();
+    expect(executor.starts.filter((s) => s.jobId === id).map((s) => s.shard)).toEqual([0, 1, 2]);
+    r.stop();
+    await db.store.cancel('test_run', id);
   });
 
   it('fails a job whose runner cannot start, with RUNNER_NOT_STARTED', async () => {

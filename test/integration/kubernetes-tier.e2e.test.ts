@@ -225,6 +225,58 @@ describe('failures are reported, never hidden', () => {
   });
 });
 
+describe('sharded test runs', () => {
+  it('parallelism 8: one Indexed Job; a shard Pod killed mid-run is retried and resumes; rows exactly the dataset, metrics identical to one shard', async () => {
+    // 225 images a shard: long enough to catch one part-way through.
+    const dataset = `${stack.s3Prefix}/datasets/sharded`;
+    await upload(stack.store, dataset, await buildColorDataset({ perClass: 300, seed: 9 }));
+    const reference = await stack.api('POST', '/test-runs', { checkpoint_path: checkpoint, dataset_path: dataset, task_type: 'image_classification' });
+    expect(reference.status).toBe(201);
+    const one = await stack.waitFor('test-runs', reference.body.id, undefined, 180_000);
+    expect(outcome(one)).toEqual({ status: 'completed', error_message: null });
+
+    await apply(testRun('sharded', dataset, { parallelism: 8, backoffLimit: 2 }));
+    const id = (await eventually('the InferenceJob', async () => (await getIj('sharded')).metadata?.uid as string | undefined)) as string;
+    const job = await eventually('its Job', async () => (await jobsOf(id))[0]);
+    expect(job.spec).toMatchObject({ completionMode: 'Indexed', completions: 8, parallelism: 8, backoffLimit: 2 });
+    // A shard part-way through, frozen first so that it cannot finish before it is killed.
+    const victim = await eventually(
+      'a shard part-way through',
+      async () => {
+        const shards = await stack.db.query('SELECT shard FROM job_shards WHERE job_id = $1 AND finished_at IS NULL AND processed_images > 0', [id]);
+        for (const { shard } of shards.rows) {
+          const pid = pidsWithEnv('JOB_ID', id).find((p) => pidsWithEnv('JOB_COMPLETION_INDEX', String(shard)).includes(p));
+          if (pid === undefined) continue;
+          process.kill(pid, 'SIGSTOP');
+          return { shard: shard as number, pid };
+        }
+        return undefined;
+      },
+      120_000,
+    );
+    const before = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
+    expect(before.rows[0].finished_at).toBeNull();
+    process.kill(victim.pid, 'SIGKILL');
+
+    const done = await phase('sharded', ['Completed', 'Failed'], 240_000);
+    expect(done.status).toMatchObject({ phase: 'Completed', processedImages: 1800, totalImages: 1800 });
+    const run = (await stack.api('GET', `/test-runs/${id}`)).body;
+    for (const key of ['overall_metrics', 'per_class_metrics', 'confusion_matrix', 'primary_metric_value', 'processed_images', 'failed_images', 'total_images'])
+      expect({ key, value: run[key] }).toEqual({ key, value: one[key] });
+    const rows = async (runId: string) =>
+      (
+        await stack.db.query('SELECT image_index, image_path, predicted_class_id FROM test_image_results WHERE test_run_id = $1 ORDER BY image_index, id', [
+          runId,
+        ])
+      ).rows;
+    expect(await rows(id)).toEqual(await rows(one.id));
+    // The Job controller ran the killed index again: nine Pods for eight shards.
+    const pods = await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: `kinfer.io/job-id=${id}` });
+    expect(pods.items).toHaveLength(9);
+    expect(pods.items.filter((p) => p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] === String(victim.shard))).toHaveLength(2);
+  }, 600_000);
+});
+
 describe('faults in the cluster', () => {
   it('a runner that stops reporting (SIGSTOP) fails its run RunnerStalled, and its Job is deleted', async () => {
     await apply(testRun('frozen', bigDataset));

@@ -38,8 +38,9 @@ export async function testDatabase(): Promise<TestDatabase> {
 }
 
 /** A pending test run as the REST door would store it (for suites that drive what follows). */
-export async function newTestRun(store: JobStore): Promise<string> {
+export async function newTestRun(store: JobStore, extra: { backoff_limit?: number; parallelism?: number } = {}): Promise<string> {
   const run = await store.createTestRun({
+    ...extra,
     checkpoint_path: 's3://models/m.onnx',
     dataset_path: 's3://datasets/d',
     dataset_split: 'test',

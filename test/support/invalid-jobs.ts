@@ -25,6 +25,7 @@ interface Request {
   xai?: { method?: string; targetLayer?: string; target?: 'predicted' | 'true' };
   input?: { image_path?: string; dataset_path?: string };
   inferenceType?: 'single' | 'batch' | 'dataset';
+  parallelism?: number;
 }
 
 export interface InvalidCase {
@@ -50,6 +51,7 @@ function restOf(r: Request): InvalidCase['rest'] {
     ...(r.checkpoint ? { checkpoint_path: r.checkpoint } : {}),
     ...(r.model ? { model: r.model } : {}),
     task_type: r.task ?? 'image_classification',
+    ...(r.parallelism !== undefined ? { parallelism: r.parallelism } : {}),
     ...xai,
   };
   if (r.kind === 'test_run') return { path: '/test-runs', body: { ...common, dataset_path: r.dataset, ...(r.split ? { dataset_split: r.split } : {}) } };
@@ -71,6 +73,7 @@ function specOf(r: Request): Record<string, unknown> {
     taskType: r.task ?? 'image_classification',
     ...(r.checkpoint ? { checkpointPath: r.checkpoint } : {}),
     ...(r.model ? { model: r.model } : {}),
+    ...(r.parallelism !== undefined ? { parallelism: r.parallelism } : {}),
     ...xai,
   };
   if (r.kind === 'test_run') return { type: 'test_run', ...common, dataset: { path: r.dataset, ...(r.split ? { split: r.split } : {}) } };
@@ -270,6 +273,12 @@ export async function invalidJobCases(storage: StorageClient, prefix: string, re
       request: { kind: 'test_run', model: 'colors@1.0.0', checkpoint: model, dataset },
       expected: [{ field: 'model', message: 'set checkpoint_path or model, not both' }],
       crdRefuses: /set exactly one of spec.checkpointPath and spec.model/,
+    },
+    {
+      name: 'more shards than one job may have',
+      request: { kind: 'test_run', checkpoint: model, dataset, parallelism: 65 },
+      expected: [{ field: 'parallelism', message: 'Too big: expected number to be <=64' }],
+      crdRefuses: /spec\.parallelism: Invalid value: 65: spec\.parallelism in body should be less than or equal to 64/,
     },
     {
       name: 'two inputs for one inference job',

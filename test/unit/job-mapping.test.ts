@@ -14,6 +14,8 @@ import {
 } from '../../src/controller/job-mapping.ts';
 import type { Job } from '../../src/db/job-store.ts';
 import { InferenceJobSpec } from '../../src/kube/inference-job.ts';
+import { buildJob } from '../../src/controller/kubernetes/job-spec.ts';
+import { RunnerPodDefaults } from '../../src/controller/kubernetes/runner-pod-defaults.ts';
 
 const ID = '0b7f3d52-9c1e-4f6a-8d2b-5e4c3a2b1f00';
 /** The row the store would create from a definition. */
@@ -37,6 +39,14 @@ const SPECS = {
     input: { imagePaths: ['s3://inbox/a.jpg', 's3://inbox/b.png'] },
   },
   folder: { type: 'inference', taskType: 'semantic_segmentation', checkpointPath: 's3://models/x.onnx', input: { datasetPath: 's3://inbox/folder' } },
+  sharded: {
+    type: 'test_run',
+    taskType: 'image_classification',
+    checkpointPath: 's3://models/x.onnx',
+    dataset: { path: 's3://data/big', split: 'val' },
+    parallelism: 8,
+    backoffLimit: 3,
+  },
 } as const;
 
 /** A parsed request that names a checkpoint (not a registered model). */
@@ -129,10 +139,49 @@ describe('REST request -> definition -> row -> runner environment', () => {
         xai_config: null,
         inference_type: 'batch',
         input_config: { image_paths: ['/a.png', '/b.png'] },
+        parallelism: 1,
+        backoff_limit: 0,
       },
     });
     const env = parseRunnerEnv(runnerEnvFor('inference_job', rowOf(def), settings, 't'));
     expect(env).toMatchObject({ INFERENCE_TYPE: 'batch', INPUT_CONFIG: { image_paths: ['/a.png', '/b.png'] }, COMPUTE_METRICS: false });
+  });
+});
+
+describe('sharded jobs', () => {
+  const spec = InferenceJobSpec.parse(SPECS.sharded);
+  const row = rowOf(definitionFromSpec('big', spec));
+
+  it("reach each runner as SHARD_COUNT, with its shard from SHARD_INDEX or an Indexed Job's JOB_COMPLETION_INDEX", () => {
+    const env = runnerEnvFor('test_run', row, settings, 't');
+    expect(env).toMatchObject({ SHARD_COUNT: '8' });
+    expect(env.SHARD_INDEX).toBeUndefined();
+    expect(parseRunnerEnv({ ...env, JOB_COMPLETION_INDEX: '5' })).toMatchObject({ SHARD_COUNT: 8, SHARD_INDEX: 5 });
+    expect(parseRunnerEnv({ ...env, SHARD_INDEX: '2', JOB_COMPLETION_INDEX: '5' })).toMatchObject({ SHARD_INDEX: 2 });
+    expect(() => parseRunnerEnv({ ...env, SHARD_INDEX: '8' })).toThrow(/SHARD_INDEX 8 must be below SHARD_COUNT 8/);
+    // One shard: nothing about shards in the environment, shard 0.
+    const single = runnerEnvFor('test_run', rowOf(definitionFromSpec('one', InferenceJobSpec.parse({ ...SPECS.sharded, parallelism: 1 }))), settings, 't');
+    expect(single.SHARD_COUNT).toBeUndefined();
+    expect(parseRunnerEnv(single)).toMatchObject({ SHARD_COUNT: 1, SHARD_INDEX: 0 });
+  });
+
+  it('run as one Indexed Job with a Pod per shard and the backoff limit asked for', () => {
+    const ij = { apiVersion: 'kinfer.io/v1alpha1', kind: 'InferenceJob', metadata: { name: 'big', namespace: 'ml', uid: ID }, spec };
+    const job = buildJob(ij, ID, runnerEnvFor('test_run', row, settings, 't'), {
+      image: 'kinfer:test',
+      args: ['runner'],
+      defaultTtlSecondsAfterFinished: 60,
+      defaults: RunnerPodDefaults.parse({}),
+    });
+    expect(job.spec).toMatchObject({ completionMode: 'Indexed', completions: 8, parallelism: 8, backoffLimit: 3 });
+    const one = buildJob(
+      { ...ij, spec: { ...spec, parallelism: 1 } },
+      ID,
+      {},
+      { image: 'kinfer:test', args: [], defaultTtlSecondsAfterFinished: 60, defaults: RunnerPodDefaults.parse({}) },
+    );
+    expect(one.spec!.completionMode).toBeUndefined();
+    expect(one.spec!.completions).toBeUndefined();
   });
 });
 

@@ -54,7 +54,14 @@ const ij = (over: { status?: InferenceJobStatus; finalizers?: string[]; deletion
     finalizers: over.finalizers ?? ['kinfer.io/cleanup'],
     ...(over.deletionTimestamp ? { deletionTimestamp: over.deletionTimestamp } : {}),
   },
-  spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: 's3://m/x.onnx', dataset: { path: 's3://d/x', split: 'test' }, backoffLimit: 0 },
+  spec: {
+    type: 'test_run',
+    taskType: 'image_classification',
+    checkpointPath: 's3://m/x.onnx',
+    dataset: { path: 's3://d/x', split: 'test' },
+    parallelism: 1,
+    backoffLimit: 0,
+  },
   ...(over.status ? { status: over.status } : {}),
 });
 const observed = (over: Partial<Observed>): Observed => ({ ij: ij(), kind: 'test_run', jobId: JOB_ID, row: null, job: undefined, pods: [], ...over });

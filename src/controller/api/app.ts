@@ -220,7 +220,9 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       res.json({ total_count: page.total, skip: q.skip, limit: q.limit, items: page.items.map(present) });
     });
     router.get(`/${SEGMENT[kind]}/:id`, async (req, res) => {
-      res.json(present(await found(kind, req)));
+      const job = await found(kind, req);
+      // A sharded job shows each shard's counts (the job's are their sums).
+      res.json({ ...present(job), ...(job.parallelism > 1 ? { shards: await store.shards(job.id) } : {}) });
     });
     router.post(`/${SEGMENT[kind]}/:id/cancel`, async (req, res) => {
       res.json(await cancel(kind, req));

@@ -3,17 +3,25 @@
 // words; rules across fields and against storage are the admission's (../admission/).
 import { z } from 'zod';
 import {
+  BackoffLimit,
   DatasetSplit,
   ImagePaths,
   JobName,
   JobStatus,
   ModelRefField,
+  Parallelism,
   StorageUriField,
   TaskType,
   TrainingJobId,
   XaiConfigFields,
   XaiMethod,
 } from '../../contract/index.ts';
+
+/** How a job runs: shards side by side, and restarts of a crashed runner. */
+const runFields = {
+  parallelism: Parallelism.default(1),
+  backoff_limit: BackoffLimit.default(0),
+};
 
 const xaiFields = {
   enable_xai: z.boolean().default(false),
@@ -31,6 +39,7 @@ export const CreateTestRun = z
     task_type: TaskType,
     training_job_id: TrainingJobId.optional(),
     name: JobName.optional(),
+    ...runFields,
     ...xaiFields,
   })
   .strict();
@@ -45,6 +54,7 @@ export const CreateInferenceJob = z
     /** Exactly one of the three, the one `inference_type` names (checked by the admission). */
     input_config: z.object({ image_path: StorageUriField.optional(), image_paths: ImagePaths.optional(), dataset_path: StorageUriField.optional() }).strict(),
     name: JobName.optional(),
+    ...runFields,
     ...xaiFields,
   })
   .strict();

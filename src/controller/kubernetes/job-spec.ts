@@ -77,6 +77,9 @@ export function buildJob(ij: InferenceJob, jobId: string, env: Record<string, st
     kind: 'Job',
     metadata: { name: jobNameFor(jobId), namespace: ij.metadata.namespace, labels, ownerReferences: ownedBy(ij) },
     spec: {
+      // A sharded job: one Pod per shard, each told its shard by JOB_COMPLETION_INDEX.
+      ...((spec.parallelism ?? 1) > 1 ? { completionMode: 'Indexed', completions: spec.parallelism, parallelism: spec.parallelism } : {}),
+      // A retried Pod resumes after the images its shard already committed.
       backoffLimit: spec.backoffLimit ?? 0,
       ...(spec.activeDeadlineSeconds ? { activeDeadlineSeconds: spec.activeDeadlineSeconds } : {}),
       ttlSecondsAfterFinished: spec.ttlSecondsAfterFinished ?? settings.defaultTtlSecondsAfterFinished,

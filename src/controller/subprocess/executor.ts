@@ -4,6 +4,13 @@ import type { JobKind } from '../../contract/index.ts';
 export interface RunnerExit {
   kind: JobKind;
   jobId: string;
+  /** The shard the runner ran (0 for a job of one shard). */
+  shard: number;
+  /** Its exit code, or null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The job's runners still alive after this one. */
+  othersAlive: number;
   /** Why the runner ended, for a job that ended without reporting done. */
   reason: string;
 }
@@ -11,16 +18,19 @@ export interface RunnerExit {
 export interface Executor {
   /** Stored in the job's `executor` column. */
   readonly name: string;
-  /** Runners currently alive. */
+  /** Jobs with a runner alive. */
   readonly active: number;
-  /** Starts the runner; returns its handle (stored as `executor_ref`). */
-  start(kind: JobKind, jobId: string, env: Record<string, string>): Promise<string>;
   /**
-   * Stops a job's runner (by its stored handle when it is not this process's child): SIGTERM,
+   * Starts the runner of a job's shard (0 when the job has one), or starts it again after a
+   * crash; returns the job's handle (stored as `executor_ref`), which covers all its runners.
+   */
+  start(kind: JobKind, jobId: string, env: Record<string, string>, shard?: number): Promise<string>;
+  /**
+   * Stops a job's runners (by its stored handle when it is not this process's child): SIGTERM,
    * then SIGKILL after a grace period; `force` kills at once (a stopped process ignores SIGTERM).
    */
   stop(jobId: string, ref: string | null, opts?: { force?: boolean }): Promise<void>;
-  /** Is the runner behind a stored handle still alive (after a controller restart)? */
+  /** Is a runner behind a stored handle still alive (after a controller restart)? */
   isAlive(ref: string): boolean;
   onExit(listener: (exit: RunnerExit) => void): void;
 }

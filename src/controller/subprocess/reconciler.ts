@@ -4,10 +4,10 @@
 // (recorded when the database answers again, if it is away when the runner exits), a runner
 // that stops reporting is stopped and its job failed, and after a restart, jobs whose runner is
 // gone are failed instead of left "running".
-import type { JobErrorCode, JobKind } from '../../contract/index.ts';
+import { isTerminal, type JobErrorCode, type JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
-import type { Executor } from './executor.ts';
+import type { Executor, RunnerExit } from './executor.ts';
 
 export interface ReconcilerOptions {
   store: JobStore;
@@ -35,13 +35,23 @@ export class Reconciler {
   readonly #adopted = new Map<string, { kind: JobKind; ref: string }>();
   /** Runner exits not yet recorded: kept until the database takes them (it may be away). */
   readonly #exits = new Map<string, { kind: JobKind; reason: string }>();
+  /** Runners that crashed, to start again while their job's backoff_limit allows; each job's restarts so far. */
+  readonly #crashes: RunnerExit[] = [];
+  readonly #restarts = new Map<string, number>();
   /** When the callback service was last seen not taking reports (0: never). */
   #callbackDownAt = 0;
 
   constructor(opts: ReconcilerOptions) {
     this.#o = opts;
-    opts.executor.onExit(({ kind, jobId, reason }) => {
-      this.#exits.set(jobId, { kind, reason });
+    opts.executor.onExit((exit) => {
+      const { kind, jobId, code, reason, othersAlive } = exit;
+      // Exit 0: the job was reported done, or this shard finished and another reports the job.
+      if (code === 0 && othersAlive > 0) return;
+      // Exit 1 or 2: the runner reported its failure, or its configuration is invalid: restarting
+      // cannot help. Anything else is a crash (killed, out of memory, a lost process): started
+      // again while the job's backoff limit allows, and it resumes after its committed images.
+      if (code === 0 || code === 1 || code === 2) this.#exits.set(jobId, { kind, reason });
+      else this.#crashes.push(exit);
       this.kick();
     });
   }
@@ -81,6 +91,10 @@ export class Reconciler {
 
   async #pass(): Promise<void> {
     const { store, executor, maxConcurrent } = this.#o;
+    while (this.#crashes.length > 0) {
+      await this.#restartOrFail(this.#crashes[0]!);
+      this.#crashes.shift();
+    }
     for (const [jobId, { kind, reason }] of this.#exits) {
       await this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED');
       this.#exits.delete(jobId);
@@ -103,12 +117,38 @@ export class Reconciler {
     }
   }
 
-  async #launch(kind: JobKind, job: Job): Promise<void> {
+  /** A crashed runner: started again (same shard) while the job's backoff limit allows, else its job fails with why. */
+  async #restartOrFail(crash: RunnerExit): Promise<void> {
+    const { kind, jobId, shard, reason } = crash;
+    const job = await this.#o.store.get(kind, jobId);
+    if (!job || isTerminal(job.status)) {
+      this.#restarts.delete(jobId);
+      return;
+    }
+    const used = this.#restarts.get(jobId) ?? 0;
+    if (used >= job.backoff_limit) {
+      this.#restarts.delete(jobId);
+      if (job.backoff_limit === 0) await this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED');
+      else
+        await this.#failIfActive(kind, jobId, `${reason}; the runner crashed ${used + 1} times (backoff_limit ${job.backoff_limit})`, 'BACKOFF_LIMIT_EXCEEDED');
+      return;
+    }
+    this.#restarts.set(jobId, used + 1);
+    this.#o.log.warn(
+      { job_id: jobId, shard, restart: used + 1, backoff_limit: job.backoff_limit, reason },
+      'runner crashed; starting it again (it resumes after its committed images)',
+    );
+    await this.#launch(kind, job, [shard]);
+  }
+
+  /** Starts the job's runners: one per shard (all of them, or those named). */
+  async #launch(kind: JobKind, job: Job, shards = Array.from({ length: job.parallelism }, (_, i) => i)): Promise<void> {
     const log = this.#o.log.child({ job_id: job.id, trace_id: job.trace_id });
     try {
-      const ref = await this.#o.executor.start(kind, job.id, this.#o.envFor(kind, job));
+      let ref = '';
+      for (const shard of shards) ref = await this.#o.executor.start(kind, job.id, this.#o.envFor(kind, job), shard);
       await this.#o.store.setExecutorRef(kind, job.id, ref);
-      log.info({ kind, executor: this.#o.executor.name, ref }, 'runner started');
+      log.info({ kind, executor: this.#o.executor.name, ref, ...(job.parallelism > 1 ? { shards } : {}) }, 'runner started');
     } catch (err) {
       log.error({ err }, 'runner could not start');
       await this.#o.store.failIfActive(kind, job.id, `runner could not start: ${(err as Error).message}`, 'RUNNER_NOT_STARTED');

@@ -26,7 +26,8 @@ export interface SubprocessOptions {
 export class SubprocessExecutor implements Executor {
   readonly name = 'subprocess';
   readonly #opts: SubprocessOptions;
-  readonly #children = new Map<string, ChildProcess>();
+  /** Per job, its runners by shard. */
+  readonly #children = new Map<string, Map<number, { child: ChildProcess; ref: string }>>();
   readonly #listeners: Array<(exit: RunnerExit) => void> = [];
 
   constructor(opts: SubprocessOptions) {
@@ -41,14 +42,17 @@ export class SubprocessExecutor implements Executor {
     this.#listeners.push(listener);
   }
 
-  async start(kind: JobKind, jobId: string, runnerEnv: Record<string, string>): Promise<string> {
+  async start(kind: JobKind, jobId: string, runnerEnv: Record<string, string>, shard = 0): Promise<string> {
     await mkdir(this.#opts.logDir, { recursive: true });
     const env: Record<string, string> = {};
     for (const name of PASSTHROUGH_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     Object.assign(env, runnerEnv);
+    const sharded = Number(runnerEnv.SHARD_COUNT ?? 1) > 1;
+    if (sharded) env.SHARD_INDEX = String(shard);
     const [file, ...args] = this.#opts.command;
-    const stderrPath = join(this.#opts.logDir, `${jobId}.stderr.log`);
-    const out = openSync(join(this.#opts.logDir, `${jobId}.log`), 'a');
+    const stem = sharded ? `${jobId}-shard-${shard}` : jobId;
+    const stderrPath = join(this.#opts.logDir, `${stem}.stderr.log`);
+    const out = openSync(join(this.#opts.logDir, `${stem}.log`), 'a');
     const err = openSync(stderrPath, 'a');
     let child: ChildProcess;
     try {
@@ -61,36 +65,57 @@ export class SubprocessExecutor implements Executor {
       closeSync(out);
       closeSync(err);
     }
-    this.#children.set(jobId, child);
+    const runners = this.#children.get(jobId) ?? new Map<number, { child: ChildProcess; ref: string }>();
+    this.#children.set(jobId, runners);
+    runners.set(shard, { child, ref: runnerRef(child.pid!) });
     child.once('exit', (code, signal) => {
-      this.#children.delete(jobId);
+      if (runners.get(shard)?.child === child) runners.delete(shard);
+      const othersAlive = runners.size;
+      if (othersAlive === 0 && this.#children.get(jobId) === runners) this.#children.delete(jobId);
       void tailOf(stderrPath).then((stderr) => {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        const reason = `runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;
-        for (const listener of this.#listeners) listener({ kind, jobId, reason });
+        const reason = `${sharded ? `shard ${shard}: ` : ''}runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;
+        for (const listener of this.#listeners) listener({ kind, jobId, shard, code, signal, othersAlive, reason });
       });
     });
-    return runnerRef(child.pid!);
+    return this.#refOf(jobId);
+  }
+
+  /** Every live runner of the job: `pid:<pid>@<start>` joined by commas. */
+  #refOf(jobId: string): string {
+    return [...(this.#children.get(jobId)?.values() ?? [])].map((r) => r.ref).join(',');
   }
 
   async stop(jobId: string, ref: string | null, opts: { force?: boolean } = {}): Promise<void> {
-    const child = this.#children.get(jobId);
-    const pid = child?.pid ?? (ref && this.isAlive(ref) ? Number(/^pid:(\d+)/.exec(ref)![1]) : undefined);
-    if (!pid) return;
-    if (opts.force) {
-      signalGroup(pid, 'SIGKILL');
-      return;
+    const mine = [...(this.#children.get(jobId)?.values() ?? [])];
+    const pids =
+      mine.length > 0
+        ? mine.map((r) => r.child.pid!)
+        : refsOf(ref)
+            .filter((r) => this.isAlive(r))
+            .map((r) => Number(/^pid:(\d+)/.exec(r)![1]));
+    for (const pid of pids) {
+      if (opts.force) {
+        signalGroup(pid, 'SIGKILL');
+        continue;
+      }
+      signalGroup(pid, 'SIGTERM');
+      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.stopGraceMs);
+      timer.unref();
+      mine.find((r) => r.child.pid === pid)?.child.once('exit', () => clearTimeout(timer));
     }
-    signalGroup(pid, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.stopGraceMs);
-    timer.unref();
-    child?.once('exit', () => clearTimeout(timer));
   }
 
   isAlive(ref: string): boolean {
-    const parsed = /^pid:(\d+)(?:@(\d+))?$/.exec(ref);
-    return parsed ? isProcessAlive(Number(parsed[1]), parsed[2]) : false;
+    return refsOf(ref).some((one) => {
+      const parsed = /^pid:(\d+)(?:@(\d+))?$/.exec(one);
+      return parsed ? isProcessAlive(Number(parsed[1]), parsed[2]) : false;
+    });
   }
+}
+
+function refsOf(ref: string | null): string[] {
+  return ref ? ref.split(',').filter(Boolean) : [];
 }
 
 /** `pid:<pid>@<start time>` where /proc is available, so a reused pid is not taken for the runner. */

@@ -239,17 +239,7 @@ export class NodeAgent {
         if (value === undefined) throw new Error(`couldn't find key ${ref.key} in ConfigMap ${namespace}/${ref.name}`);
         env[e.name] = value;
       } else if (e.valueFrom?.fieldRef) {
-        const path = e.valueFrom.fieldRef.fieldPath;
-        env[e.name] =
-          path === 'metadata.name'
-            ? pod.metadata!.name!
-            : path === 'metadata.namespace'
-              ? namespace
-              : path === 'spec.nodeName'
-                ? this.#o.nodeName
-                : path === 'metadata.uid'
-                  ? pod.metadata!.uid!
-                  : '';
+        env[e.name] = fieldRefValue(pod, e.valueFrom.fieldRef.fieldPath, { namespace, nodeName: this.#o.nodeName });
       }
     }
     return env;
@@ -457,4 +447,18 @@ function waiting(c: k8s.V1Container, reason: string, message: string): k8s.V1Con
 /** Signals a container's process group, unless it has already exited. */
 function signalContainer(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid && child.exitCode === null && child.signalCode === null) signalGroup(child.pid, signal);
+}
+
+/**
+ * The downward API's fields as the kubelet resolves them, including one annotation or label
+ * (an Indexed Job's `JOB_COMPLETION_INDEX` is `metadata.annotations['batch.kubernetes.io/job-completion-index']`).
+ */
+function fieldRefValue(pod: k8s.V1Pod, path: string, at: { namespace: string; nodeName: string }): string {
+  const keyed = /^metadata\.(annotations|labels)\['([^']+)'\]$/.exec(path);
+  if (keyed) return pod.metadata?.[keyed[1] as 'annotations' | 'labels']?.[keyed[2]!] ?? '';
+  if (path === 'metadata.name') return pod.metadata!.name!;
+  if (path === 'metadata.namespace') return at.namespace;
+  if (path === 'spec.nodeName') return at.nodeName;
+  if (path === 'metadata.uid') return pod.metadata!.uid!;
+  return '';
 }

@@ -41,7 +41,11 @@ export class ObjectEvaluator {
   readonly #dets: CocoDetection[] = [];
   readonly #counts: Array<{ tp: number; fp: number; fn: number; support: number }>;
 
-  constructor(opts: { iouType: IouType; classNames: string[]; categoryIds: number[]; evaluatedCategoryIds: number[]; keypoints?: number }) {
+  /** false: score images one by one only (the per-image figures), keeping nothing for the dataset's evaluation. */
+  readonly #keep: boolean;
+
+  constructor(opts: { iouType: IouType; classNames: string[]; categoryIds: number[]; evaluatedCategoryIds: number[]; keypoints?: number; keep?: boolean }) {
+    this.#keep = opts.keep ?? true;
     this.#iouType = opts.iouType;
     this.#classNames = opts.classNames;
     this.#categoryIds = opts.categoryIds;
@@ -65,9 +69,11 @@ export class ObjectEvaluator {
 
   /** One image: its ground truth and detections (best first). An image read or not, it counts. */
   add(imageId: number, gts: CocoGroundTruth[], dets: CocoDetection[]): ImageScore {
-    this.#imageIds.push(imageId);
-    this.#gts.push(...gts);
-    this.#dets.push(...dets);
+    if (this.#keep) {
+      this.#imageIds.push(imageId);
+      this.#gts.push(...gts);
+      this.#dets.push(...dets);
+    }
     const ignored = (g: CocoGroundTruth) => g.iscrowd === 1 || (this.#iouType === 'keypoints' && g.num_keypoints === 0);
     const score: ImageScore = { tp: 0, fp: 0, fn: 0, matchIous: dets.map(() => null) };
     const categories = new Set([...gts.map((g) => g.category_id), ...dets.map((d) => d.category_id)]);

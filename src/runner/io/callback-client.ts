@@ -5,7 +5,17 @@
 // runner. A heartbeat repeats the last progress while nothing else is sent, so that the
 // controller can tell a stopped runner from a slow one.
 import { Agent, request } from 'undici';
-import { callbackPaths, CallbackReply, InputConfig, type DonePayload, type ImageResult, type JobKind, type ProgressPayload } from '../../contract/index.ts';
+import {
+  callbackPaths,
+  CallbackReply,
+  InputConfig,
+  ShardDoneReply,
+  type DonePayload,
+  type ImageResult,
+  type JobKind,
+  type ProgressPayload,
+  type ShardDonePayload,
+} from '../../contract/index.ts';
 
 export class JobNoLongerActiveError extends Error {
   readonly code = 'JOB_NO_LONGER_ACTIVE';
@@ -78,6 +88,17 @@ export class CallbackClient {
   done(payload: DonePayload): Promise<CallbackReply> {
     this.stopHeartbeat();
     return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, this.#opts.doneRetryForMs);
+  }
+
+  /** This shard's images are all reported; the reply says whether it is the last shard to finish (it then scores the job). */
+  async shardDone(shard: number, payload: ShardDonePayload): Promise<ShardDoneReply> {
+    const text = await this.#send(
+      'POST',
+      callbackPaths.shardDone(this.#opts.kind, this.#opts.jobId, shard),
+      JSON.stringify(payload),
+      this.#opts.doneRetryForMs,
+    );
+    return ShardDoneReply.parse(JSON.parse(text));
   }
 
   /** An inference job's input, when it was too long for the environment (INPUT_CONFIG_SOURCE=callback). */

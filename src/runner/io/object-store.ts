@@ -1,11 +1,12 @@
 // The runner's view of object storage: read models and images, list datasets, write artifacts.
 // s3:// goes through the AWS SDK (path-style when S3_ENDPOINT is set); file:// is a local directory.
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { formatStorageUri, parseStorageUri, S3ClientPool, type S3ClientSettings } from '../../contract/index.ts';
 
@@ -84,10 +85,23 @@ export class ObjectStore {
     const loc = parseStorageUri(uri);
     if (loc.scheme === 'file') {
       await mkdir(dirname(loc.path), { recursive: true });
-      await writeFile(loc.path, body);
+      // Whole or not at all, as an S3 PUT: a runner killed mid-write leaves no truncated file.
+      const temporary = join(dirname(loc.path), `.${randomBytes(6).toString('hex')}.partial`);
+      await writeFile(temporary, body);
+      await rename(temporary, loc.path);
       return;
     }
     await this.#client(loc.bucket).send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body, ContentType: contentType }));
+  }
+
+  /** Deletes an object; one already gone is not an error. */
+  async remove(uri: string): Promise<void> {
+    const loc = parseStorageUri(uri);
+    if (loc.scheme === 'file') {
+      await rm(loc.path, { force: true });
+      return;
+    }
+    await this.#client(loc.bucket).send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
   }
 
   /** Streams an object of unknown length (multipart upload on S3), so large artifacts never sit in memory. */

@@ -5,7 +5,7 @@ import { pMapIterable } from 'p-map';
 import type { ImageResult } from '../../contract/index.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { LoadedModel } from '../model/load-model.ts';
-import type { VisionTask } from '../tasks/vision-task.ts';
+import type { EvaluationRecord, VisionTask } from '../tasks/vision-task.ts';
 import type { XaiJob } from '../xai/xai-job.ts';
 import type { Sample, SampleSource } from './inputs.ts';
 
@@ -13,7 +13,8 @@ export interface PipelineOptions {
   batchSize: number;
   decodeConcurrency: number;
   signal?: AbortSignal | undefined;
-  onResult: (result: ImageResult) => void | Promise<void>;
+  /** Each image's result, in listing order, with its evaluation record (null when not scoring). */
+  onResult: (result: ImageResult, record: EvaluationRecord | null) => void | Promise<void>;
   /** Explanations of the images it chooses (each result then carries `xai`, null when left out). */
   xai?: XaiJob | undefined;
 }
@@ -53,14 +54,31 @@ export async function processImages<C>(
     }
   };
 
-  const runBatch = async (batch: Decoded<C>[]) => {
+  const unreadable = async (d: Decoded<C>) => {
+    stats.failed++;
+    const { fields, record } = task.unreadable(d.sample);
+    await opts.onResult(
+      { image_index: d.sample.index, image_path: d.sample.name, ...fields, ...(opts.xai ? { xai: null } : {}), timings: null, error: d.error! },
+      record,
+    );
+  };
+
+  /** Runs the decoded images of `pending` as one batch, then reports every image of it in listing order. */
+  const runBatch = async (pending: Decoded<C>[]) => {
+    const batch = pending.filter((d) => d.error === undefined);
     const rows = model.fixedBatch ?? batch.length;
     const input = new Float32Array(rows * plane);
     batch.forEach((d, i) => input.set(d.tensor!, i * plane));
-    const { outputs, ms } = await model.session.run(input, [rows, 3, h, w]);
+    const { outputs, ms } = batch.length > 0 ? await model.session.run(input, [rows, 3, h, w]) : { outputs: [], ms: 0 };
     stats.inferenceMs += ms;
-    for (const [i, d] of batch.entries()) {
-      const fields = await task.interpret(outputs, i, d.context as C, d.sample);
+    let i = -1;
+    for (const d of pending) {
+      if (d.error !== undefined) {
+        await unreadable(d);
+        continue;
+      }
+      i++;
+      const { fields, record } = await task.interpret(outputs, i, d.context as C, d.sample);
       const xai = opts.xai
         ? await opts.xai.explain({
             name: d.sample.name,
@@ -74,14 +92,17 @@ export async function processImages<C>(
           })
         : undefined;
       stats.processed++;
-      await opts.onResult({
-        image_index: d.sample.index,
-        image_path: d.sample.name,
-        ...fields,
-        ...(xai !== undefined ? { xai } : {}),
-        timings: { preprocess_ms: d.ms, inference_ms: ms / batch.length },
-        error: null,
-      });
+      await opts.onResult(
+        {
+          image_index: d.sample.index,
+          image_path: d.sample.name,
+          ...fields,
+          ...(xai !== undefined ? { xai } : {}),
+          timings: { preprocess_ms: d.ms, inference_ms: ms / batch.length },
+          error: null,
+        },
+        record,
+      );
     }
   };
 
@@ -90,28 +111,25 @@ export async function processImages<C>(
     // Keep the next batch decoding while the current one is in the worker.
     backpressure: Math.max(opts.decodeConcurrency, batchSize * 2),
   });
-  let batch: Decoded<C>[] = [];
+  // Results go out in listing order (an unreadable image waits for the batch before it), so
+  // that what a job has committed is always a prefix of its images: where a resumed runner goes on.
+  let pending: Decoded<C>[] = [];
+  let decodedInBatch = 0;
   for await (const d of decoded) {
     if (opts.signal?.aborted) break;
     stats.preprocessMs += d.ms;
-    if (d.error !== undefined) {
-      stats.failed++;
-      await opts.onResult({
-        image_index: d.sample.index,
-        image_path: d.sample.name,
-        ...task.unreadable(d.sample),
-        ...(opts.xai ? { xai: null } : {}),
-        timings: null,
-        error: d.error,
-      });
+    if (d.error !== undefined && pending.length === 0) {
+      await unreadable(d);
       continue;
     }
-    batch.push(d);
-    if (batch.length === batchSize) {
-      await runBatch(batch);
-      batch = [];
+    pending.push(d);
+    if (d.error === undefined) decodedInBatch++;
+    if (decodedInBatch === batchSize) {
+      await runBatch(pending);
+      pending = [];
+      decodedInBatch = 0;
     }
   }
-  if (batch.length > 0 && !opts.signal?.aborted) await runBatch(batch);
+  if (pending.length > 0 && !opts.signal?.aborted) await runBatch(pending);
   return stats;
 }

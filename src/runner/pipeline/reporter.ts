@@ -1,9 +1,11 @@
-// Everything a job tells the outside while it runs: per-image results in callback batches and in
-// images.jsonl, and throttled progress. One flush in flight at a time; the pipeline waits when a
-// second batch is ready before the first is sent, so memory stays bounded.
-import { once } from 'node:events';
-import type { CallbackReply, ImageResult, ProgressPayload } from '../../contract/index.ts';
-import type { ObjectWriter } from '../io/object-store.ts';
+// Everything a job tells the outside while it runs: per-image results committed in batches (a
+// part in storage, then the callback service: parts.ts), and throttled progress. One batch in
+// flight at a time; the pipeline waits when a second batch is ready before the first is sent, so
+// memory stays bounded.
+import type { CallbackReply, ImageResult, ProgressPayload, ShardDonePayload, ShardDoneReply, ShardRef } from '../../contract/index.ts';
+import type { ObjectStore } from '../io/object-store.ts';
+import type { EvaluationRecord } from '../tasks/vision-task.ts';
+import { writePart, type PartLine } from './parts.ts';
 
 /**
  * Where a job's progress and per-image results go: the callback service (CallbackClient) for a
@@ -12,6 +14,8 @@ import type { ObjectWriter } from '../io/object-store.ts';
 export interface ProgressSink {
   progress(payload: ProgressPayload): Promise<CallbackReply | void>;
   imageResults(results: ImageResult[]): Promise<CallbackReply | void>;
+  /** Sharded jobs only (the callback service). */
+  shardDone?(shard: number, payload: ShardDonePayload): Promise<ShardDoneReply>;
 }
 
 /**
@@ -22,8 +26,15 @@ export const MAX_BATCH_BYTES = 4 * 2 ** 20;
 
 export interface ReporterOptions {
   callbacks: ProgressSink;
-  imagesFile: ObjectWriter;
+  /** Where the parts go. */
+  store: ObjectStore;
+  artifactsUri: string;
+  /** The job's images (every shard's). */
   total: number;
+  /** This runner's shard of a sharded job; its progress then counts its own images. */
+  shard?: ShardRef | undefined;
+  /** What this shard committed before (a resumed runner). */
+  resumed?: { processed: number; failed: number } | undefined;
   resultsBatchSize: number;
   progressEveryImages: number;
   progressIntervalMs: number;
@@ -31,16 +42,19 @@ export interface ReporterOptions {
 
 export class JobReporter {
   readonly #o: ReporterOptions;
-  #buffer: ImageResult[] = [];
+  #buffer: PartLine[] = [];
   #bufferBytes = 0;
   #inFlight: Promise<unknown> = Promise.resolve();
-  #processed = 0;
-  #failed = 0;
+  #processed: number;
+  #failed: number;
   #lastProgressAt = Date.now();
-  #lastProgressCount = 0;
+  #lastProgressCount: number;
 
   constructor(opts: ReporterOptions) {
     this.#o = opts;
+    this.#processed = opts.resumed?.processed ?? 0;
+    this.#failed = opts.resumed?.failed ?? 0;
+    this.#lastProgressCount = this.#processed;
   }
 
   get processed(): number {
@@ -51,18 +65,21 @@ export class JobReporter {
     return this.#failed;
   }
 
-  async started(): Promise<void> {
-    await this.#o.callbacks.progress({ processed_images: 0, total_images: this.#o.total, failed_images: 0 });
+  #progress(): ProgressPayload {
+    return { processed_images: this.#processed, total_images: this.#o.total, failed_images: this.#failed, ...(this.#o.shard ? { shard: this.#o.shard } : {}) };
   }
 
-  async add(result: ImageResult): Promise<void> {
+  async started(): Promise<void> {
+    await this.#o.callbacks.progress(this.#progress());
+  }
+
+  async add(result: ImageResult, record: EvaluationRecord | null): Promise<void> {
     this.#processed++;
     if (result.error !== null) this.#failed++;
-    const { stream } = this.#o.imagesFile;
-    const line = `${JSON.stringify(result)}\n`;
-    if (!stream.write(line)) await once(stream, 'drain');
-    this.#buffer.push(result);
-    this.#bufferBytes += line.length;
+    const line: PartLine = { result, record };
+    this.#buffer.push(line);
+    // The JSON of the result is what the callback takes; the record rides along in the part.
+    this.#bufferBytes += JSON.stringify(result).length;
     if (this.#buffer.length >= this.#o.resultsBatchSize || this.#bufferBytes >= MAX_BATCH_BYTES) await this.#flush();
     const now = Date.now();
     if (this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages || now - this.#lastProgressAt >= this.#o.progressIntervalMs) {
@@ -71,23 +88,18 @@ export class JobReporter {
       // Results go first, so that progress never counts images the API cannot list yet.
       await this.#flush();
       await this.#inFlight;
-      await this.#o.callbacks.progress({ processed_images: this.#processed, total_images: this.#o.total, failed_images: this.#failed });
+      await this.#o.callbacks.progress(this.#progress());
     }
   }
 
-  /** Sends what is buffered, closes images.jsonl and waits until both are durable. */
+  /** Commits what is buffered and waits until every batch is stored and reported. */
   async finish(): Promise<void> {
     await this.#flush();
     await this.#inFlight;
-    this.#o.imagesFile.stream.end();
-    await this.#o.imagesFile.done;
   }
 
-  /** On failure: stop writing without waiting for storage or the callback service. */
+  /** On failure: stop without waiting for storage or the callback service. */
   abandon(): void {
-    // The upload fails once its stream is destroyed: nobody waits for it any more.
-    this.#o.imagesFile.done.catch(() => undefined);
-    this.#o.imagesFile.stream.destroy();
     this.#inFlight.catch(() => undefined);
   }
 
@@ -97,7 +109,8 @@ export class JobReporter {
     const batch = this.#buffer;
     this.#buffer = [];
     this.#bufferBytes = 0;
-    this.#inFlight = this.#o.callbacks.imageResults(batch);
+    // The part first: whatever the callback service holds can be read back by a resumed runner.
+    this.#inFlight = writePart(this.#o.store, this.#o.artifactsUri, batch).then(() => this.#o.callbacks.imageResults(batch.map((l) => l.result)));
     // Surface a refusal at the next add/finish rather than as an unhandled rejection.
     this.#inFlight.catch(() => undefined);
   }

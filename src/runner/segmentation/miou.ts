@@ -15,6 +15,13 @@ export interface SegmentationMetrics {
   perClass: Array<{ class_id: number; iou: number; acc: number; label_pixels: number; pred_pixels: number; intersect_pixels: number }>;
 }
 
+/** An accumulator's areas per class, as JSON (an image's own, kept to be summed again). */
+export interface SegmentationCounts {
+  intersect: number[];
+  pred: number[];
+  label: number[];
+}
+
 export class SegmentationAccumulator {
   readonly #numClasses: number;
   readonly #ignoreIndex: number;
@@ -45,13 +52,19 @@ export class SegmentationAccumulator {
     }
   }
 
+  counts(): SegmentationCounts {
+    return { intersect: [...this.#intersect], pred: [...this.#pred], label: [...this.#label] };
+  }
+
   /** Adds another accumulator's counts (one image's, scored on its own first). */
-  merge(other: SegmentationAccumulator): void {
-    if (other.#numClasses !== this.#numClasses) throw new Error(`cannot merge ${other.#numClasses} classes into ${this.#numClasses}`);
-    for (let c = 0; c < this.#numClasses; c++) {
-      this.#intersect[c]! += other.#intersect[c]!;
-      this.#pred[c]! += other.#pred[c]!;
-      this.#label[c]! += other.#label[c]!;
+  addCounts(other: SegmentationCounts): void {
+    const n = this.#numClasses;
+    if (other.intersect.length !== n || other.pred.length !== n || other.label.length !== n)
+      throw new Error(`cannot add counts of another number of classes into ${n}`);
+    for (let c = 0; c < n; c++) {
+      this.#intersect[c]! += other.intersect[c]!;
+      this.#pred[c]! += other.pred[c]!;
+      this.#label[c]! += other.label[c]!;
     }
   }
 

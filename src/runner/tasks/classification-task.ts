@@ -8,12 +8,15 @@ import type { XaiGeometry } from '../xai/overlay.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ModelMetadata } from '../../contract/index.ts';
 import type { Sample } from '../pipeline/inputs.ts';
-import { NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import { NO_PREDICTION, outputRow, type Evaluation, type Interpreted, type VisionTask } from './vision-task.ts';
+
+/** [true class id, the ranked class ids]: ClassificationMetrics.add's arguments. */
+type Record = [number, number[]];
 
 export class ClassificationTask implements VisionTask<CropGeometry> {
   readonly #metadata: ModelMetadata;
   readonly #classNames: string[];
-  readonly #metrics: ClassificationMetrics | undefined;
+  readonly #evaluateClassIds: readonly number[] | undefined;
   readonly #topK: number;
 
   /** `evaluateClassIds`: when evaluating, the classes the dataset defines (see ClassificationMetrics). */
@@ -21,7 +24,7 @@ export class ClassificationTask implements VisionTask<CropGeometry> {
     this.#metadata = metadata;
     this.#topK = Math.max(topK, 5);
     this.#classNames = classNames;
-    this.#metrics = evaluateClassIds ? new ClassificationMetrics(classNames, evaluateClassIds) : undefined;
+    this.#evaluateClassIds = evaluateClassIds;
   }
 
   async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: CropGeometry }> {
@@ -50,29 +53,37 @@ export class ClassificationTask implements VisionTask<CropGeometry> {
     return sample.trueClassId === undefined ? {} : { true_class_id: sample.trueClassId, true_label: this.#classNames[sample.trueClassId] ?? null };
   }
 
-  async interpret(outputs: WorkerOutput[], row: number, _context: CropGeometry, sample: Sample): Promise<TaskFields> {
+  async interpret(outputs: WorkerOutput[], row: number, _context: CropGeometry, sample: Sample): Promise<Interpreted> {
     const ranked = topK(toProbabilities(outputRow(outputs[0]!, row)), this.#topK, this.#classNames);
     const best = ranked[0]!;
-    if (this.#metrics && sample.trueClassId !== undefined)
-      this.#metrics.add(
-        sample.trueClassId,
-        ranked.map((p) => p.class_id),
-      );
+    const record: Record | null = this.#evaluateClassIds && sample.trueClassId !== undefined ? [sample.trueClassId, ranked.map((p) => p.class_id)] : null;
     return {
-      predicted_class_id: best.class_id,
-      predicted_label: best.class_name,
-      confidence: best.confidence,
-      predictions: ranked,
-      ...this.#labels(sample),
-      ...(sample.trueClassId === undefined ? {} : { is_correct: best.class_id === sample.trueClassId }),
+      fields: {
+        predicted_class_id: best.class_id,
+        predicted_label: best.class_name,
+        confidence: best.confidence,
+        predictions: ranked,
+        ...this.#labels(sample),
+        ...(sample.trueClassId === undefined ? {} : { is_correct: best.class_id === sample.trueClassId }),
+      },
+      record,
     };
   }
 
-  unreadable(sample: Sample): TaskFields {
-    return { ...NO_PREDICTION, ...this.#labels(sample), ...(sample.trueClassId === undefined ? {} : { is_correct: null }) };
+  /** An unreadable image is left out of the evaluation (it has no prediction to count). */
+  unreadable(sample: Sample): Interpreted {
+    return { fields: { ...NO_PREDICTION, ...this.#labels(sample), ...(sample.trueClassId === undefined ? {} : { is_correct: null }) }, record: null };
   }
 
-  metrics(): EvaluationMetrics | null {
-    return this.#metrics?.result() ?? null;
+  newEvaluation(): Evaluation | null {
+    if (!this.#evaluateClassIds) return null;
+    const metrics = new ClassificationMetrics(this.#classNames, this.#evaluateClassIds);
+    return {
+      absorb: (record) => {
+        const [trueId, ranked] = record as Record;
+        metrics.add(trueId, ranked);
+      },
+      metrics: (): EvaluationMetrics => metrics.result(),
+    };
   }
 }

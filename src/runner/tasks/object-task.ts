@@ -12,7 +12,7 @@ import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-
 import { instanceMask } from '../detection/instance-masks.ts';
 import { letterboxTensor, pointToOriginal, scaleBoxes, type Letterbox, type LetterboxMode } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
-import { UltralyticsMetrics, ultralyticsSigmas } from '../detection/ultralytics-metrics.ts';
+import { UltralyticsMetrics, ultralyticsSigmas, type UltralyticsImage } from '../detection/ultralytics-metrics.ts';
 import { labelsToNetwork } from '../detection/ultralytics-labels.ts';
 import { decodeEndToEnd, decodeYolo, type Detection, type NmsOptions } from '../detection/yolo-postprocess.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -21,7 +21,7 @@ import { isEndToEndDetection, type ModelMetadata } from '../../contract/index.ts
 import type { Sample } from '../pipeline/inputs.ts';
 import { rleToString, type Rle } from '../segmentation/rle.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
-import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type Evaluation, type Interpreted, type TaskFields, type VisionTask } from './vision-task.ts';
 import type { XaiGeometry } from '../xai/overlay.ts';
 
 const IOU_TYPE: Partial<Record<TaskType, IouType>> = { object_detection: 'bbox', instance_segmentation: 'segm', pose_estimation: 'keypoints' };
@@ -43,6 +43,12 @@ export interface ObjectTaskOptions {
   visualizer?: Visualizer | undefined;
 }
 
+/** One image's part in the evaluation: ObjectEvaluator.add's arguments, and UltralyticsMetrics.add's as plain arrays. */
+interface ObjectRecord {
+  coco: [imageId: number, gts: CocoGroundTruth[], dets: CocoDetection[]];
+  ultralytics: { [K in keyof UltralyticsImage]: number[] } | null;
+}
+
 interface Context {
   original: { width: number; height: number };
   geometry: Letterbox;
@@ -57,8 +63,8 @@ export class ObjectTask implements VisionTask<Context> {
   readonly #endToEnd: boolean;
   readonly #categoryIds: number[];
   readonly #classOf: Map<number, number>;
+  /** Scores each image on its own (its figures, the per-class counts); the dataset's evaluation is newEvaluation's. */
   readonly #evaluator: ObjectEvaluator | undefined;
-  readonly #ultralytics: UltralyticsMetrics | undefined;
   #nextAnnotationId = 1;
 
   constructor(o: ObjectTaskOptions) {
@@ -69,18 +75,18 @@ export class ObjectTask implements VisionTask<Context> {
     this.#endToEnd = isEndToEndDetection(o.task, o.outputShapes, this.#nc);
     this.#categoryIds = o.categoryIds ?? o.classNames.map((_, i) => i);
     this.#classOf = new Map(this.#categoryIds.map((c, i) => [c, i]));
-    this.#evaluator = o.evaluate
-      ? new ObjectEvaluator({
-          iouType: IOU_TYPE[o.task]!,
-          classNames: o.classNames,
-          categoryIds: this.#categoryIds,
-          evaluatedCategoryIds: o.evaluatedCategoryIds ?? this.#categoryIds,
-          keypoints: this.#kpt?.[0],
-        })
-      : undefined;
-    this.#ultralytics = o.evaluate
-      ? new UltralyticsMetrics(o.task === 'pose_estimation' ? ['B', 'P'] : ['B'], this.#kpt && ultralyticsSigmas(this.#kpt[0]))
-      : undefined;
+    this.#evaluator = o.evaluate ? this.#objectEvaluator(false) : undefined;
+  }
+
+  #objectEvaluator(keep: boolean): ObjectEvaluator {
+    return new ObjectEvaluator({
+      iouType: IOU_TYPE[this.#o.task]!,
+      classNames: this.#o.classNames,
+      categoryIds: this.#categoryIds,
+      evaluatedCategoryIds: this.#o.evaluatedCategoryIds ?? this.#categoryIds,
+      keypoints: this.#kpt?.[0],
+      keep,
+    });
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
@@ -112,7 +118,7 @@ export class ObjectTask implements VisionTask<Context> {
     }
   }
 
-  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<TaskFields> {
+  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<Interpreted> {
     const { inputSize } = this.#o.metadata;
     const out = outputRow(outputs[0]!, row);
     const dims = outputs[0]!.dims;
@@ -152,7 +158,7 @@ export class ObjectTask implements VisionTask<Context> {
       if (this.#kpt) object.keypoints = this.#keypoints(out, anchors, d.anchor, ctx);
       return object;
     });
-    if (this.#ultralytics && ctx.gts) this.#addToUltralytics(found, out, anchors, ctx);
+    const ultralytics = this.#evaluator && ctx.gts ? this.#ultralyticsImage(found, out, anchors, ctx) : null;
 
     const fields: TaskFields = {
       ...(detections[0]
@@ -161,6 +167,7 @@ export class ObjectTask implements VisionTask<Context> {
       image_id: sample.imageId ?? sample.index,
       detections,
     };
+    let record: ObjectRecord | null = null;
     if (this.#evaluator && ctx.gts) {
       const dets: CocoDetection[] = detections.map((d, i) => ({
         image_id: fields.image_id!,
@@ -171,6 +178,7 @@ export class ObjectTask implements VisionTask<Context> {
         ...(d.keypoints ? { keypoints: d.keypoints } : {}),
       }));
       const score = this.#evaluator.add(fields.image_id!, ctx.gts, dets);
+      record = { coco: [fields.image_id!, ctx.gts, dets], ultralytics };
       detections.forEach((d, i) => (d.match_iou = score.matchIous[i]!));
       const matched = score.matchIous.filter((v): v is number => v !== null);
       fields.ground_truth = this.#groundTruthObjects(ctx.gts);
@@ -183,7 +191,7 @@ export class ObjectTask implements VisionTask<Context> {
       fields.is_correct = score.fp === 0 && score.fn === 0;
     }
     if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.objects(sample, ctx.bytes, detections, this.#kpt?.[0]);
-    return fields;
+    return { fields, record };
   }
 
   /** An anchor's keypoints: network pixels (for Ultralytics' metrics), or original ones (scale_coords). */
@@ -199,22 +207,24 @@ export class ObjectTask implements VisionTask<Context> {
     return values;
   }
 
-  /** One image into `yolo val`'s own metrics: predictions as NMS left them, labels letterboxed, in network pixels. */
-  #addToUltralytics(found: Detection[], out: Float32Array, anchors: number, ctx: Context): void {
+  /** One image as `yolo val`'s own metrics take it: predictions as NMS left them, labels letterboxed, in network pixels. */
+  #ultralyticsImage(found: Detection[], out: Float32Array, anchors: number, ctx: Context): ObjectRecord['ultralytics'] {
     const labels = labelsToNetwork(
       // As Ultralytics' COCO converter, crowd regions are not labels.
       ctx.gts!.filter((g) => g.iscrowd !== 1),
       { geometry: ctx.geometry, original: ctx.original, inputSize: this.#o.metadata.inputSize, classOf: (c) => this.#classOf.get(c) },
     );
-    this.#ultralytics!.add({
-      predBoxes: Float32Array.from(found.flatMap((d) => d.box)),
-      predClass: Int32Array.from(found, (d) => d.classId),
-      conf: Float32Array.from(found, (d) => d.score),
-      ...(this.#kpt ? { predKeypoints: Float32Array.from(found.flatMap((d) => this.#keypoints(out, anchors, d.anchor, ctx, 'network'))) } : {}),
-      labelBoxes: labels.boxes,
-      labelClass: labels.classes,
-      ...(labels.keypoints ? { labelKeypoints: labels.keypoints } : {}),
-    });
+    // Float32 values as JSON numbers: read back into Float32Arrays, they are the same values.
+    const f32 = (a: ArrayLike<number>) => Array.from(Float32Array.from(a));
+    return {
+      predBoxes: f32(found.flatMap((d) => d.box)),
+      predClass: found.map((d) => d.classId),
+      conf: f32(found.map((d) => d.score)),
+      ...(this.#kpt ? { predKeypoints: f32(found.flatMap((d) => this.#keypoints(out, anchors, d.anchor, ctx, 'network'))) } : {}),
+      labelBoxes: Array.from(labels.boxes),
+      labelClass: Array.from(labels.classes),
+      ...(labels.keypoints ? { labelKeypoints: Array.from(labels.keypoints) } : {}),
+    };
   }
 
   #groundTruthObjects(gts: CocoGroundTruth[]): GroundTruthObject[] {
@@ -234,25 +244,51 @@ export class ObjectTask implements VisionTask<Context> {
     return letterboxXaiGeometry(ctx.geometry, ctx.original, this.#o.metadata.inputSize);
   }
 
-  unreadable(sample: Sample): TaskFields {
+  unreadable(sample: Sample): Interpreted {
     const fields: TaskFields = { ...NO_PREDICTION, image_id: sample.imageId ?? sample.index, detections: null };
+    let record: ObjectRecord | null = null;
     // A COCO image that cannot be read still has its objects: they count as missed. YOLO labels
     // are normalized to an image size nobody could read, so that image is left out.
     if (this.#evaluator && sample.objects?.kind === 'coco') {
       const gts = cocoGroundTruth(sample.objects.annotations, sample.objects.image, this.#o.task === 'instance_segmentation');
       const score = this.#evaluator.add(fields.image_id!, gts, []);
+      // Not in Ultralytics' metrics: `yolo val` never sees an image it cannot read.
+      record = { coco: [fields.image_id!, gts, []], ultralytics: null };
       fields.ground_truth = this.#groundTruthObjects(gts);
       fields.image_metrics = { tp: 0, fp: 0, fn: score.fn, mean_iou: null };
       fields.is_correct = null;
     }
-    return fields;
+    return { fields, record };
   }
 
-  metrics(): EvaluationMetrics | null {
-    const coco = this.#evaluator?.result();
-    if (!coco || !this.#ultralytics) return coco ?? null;
+  newEvaluation(): Evaluation | null {
+    if (!this.#evaluator) return null;
+    const coco = this.#objectEvaluator(true);
+    const ultralytics = new UltralyticsMetrics(this.#o.task === 'pose_estimation' ? ['B', 'P'] : ['B'], this.#kpt && ultralyticsSigmas(this.#kpt[0]));
+    return {
+      absorb: (r) => {
+        const record = r as ObjectRecord;
+        coco.add(...record.coco);
+        const u = record.ultralytics;
+        if (u)
+          ultralytics.add({
+            predBoxes: Float32Array.from(u.predBoxes),
+            predClass: Int32Array.from(u.predClass),
+            conf: Float32Array.from(u.conf),
+            ...(u.predKeypoints ? { predKeypoints: Float32Array.from(u.predKeypoints) } : {}),
+            labelBoxes: Float32Array.from(u.labelBoxes),
+            labelClass: Int32Array.from(u.labelClass),
+            ...(u.labelKeypoints ? { labelKeypoints: Float32Array.from(u.labelKeypoints) } : {}),
+          });
+      },
+      metrics: () => this.#metrics(coco, ultralytics),
+    };
+  }
+
+  #metrics(evaluator: ObjectEvaluator, metrics: UltralyticsMetrics): EvaluationMetrics {
+    const coco = evaluator.result();
     // Ultralytics' own family beside pycocotools', labelled so that each compares with its tool.
-    const ultralytics = this.#ultralytics.result();
+    const ultralytics = metrics.result();
     for (const [key, value] of Object.entries(ultralytics.overall)) {
       // `yolo val` sums the mask family (M) into a segmentation model's fitness; kinfer computes
       // no M family (pycocotools' segm metrics stand for it), so it reports no fitness there.

@@ -10,9 +10,9 @@ import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { Sample } from '../pipeline/inputs.ts';
-import { SegmentationAccumulator } from '../segmentation/miou.ts';
+import { SegmentationAccumulator, type SegmentationCounts } from '../segmentation/miou.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
-import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type TaskFields, type VisionTask } from './vision-task.ts';
+import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type Evaluation, type Interpreted, type TaskFields, type VisionTask } from './vision-task.ts';
 import type { XaiGeometry } from '../xai/overlay.ts';
 
 export interface SemanticTaskOptions {
@@ -55,11 +55,11 @@ export async function readLabelPng(bytes: Uint8Array, size: { width: number; hei
 
 export class SemanticTask implements VisionTask<Context> {
   readonly #o: SemanticTaskOptions;
-  readonly #total: SegmentationAccumulator | undefined;
+  readonly #evaluate: boolean;
 
   constructor(o: SemanticTaskOptions) {
     this.#o = o;
-    this.#total = o.evaluate ? new SegmentationAccumulator(o.classNames.length, o.ignoreIndex) : undefined;
+    this.#evaluate = o.evaluate;
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
@@ -97,7 +97,7 @@ export class SemanticTask implements VisionTask<Context> {
     return out;
   }
 
-  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<TaskFields> {
+  async interpret(outputs: WorkerOutput[], row: number, ctx: Context, sample: Sample): Promise<Interpreted> {
     const map = this.#classMap(outputRow(outputs[0]!, row), outputs[0]!.dims, ctx.original);
     const { width, height } = ctx.original;
     const counts = new Uint32Array(this.#o.classNames.length);
@@ -126,17 +126,18 @@ export class SemanticTask implements VisionTask<Context> {
       image_id: sample.imageId ?? sample.index,
       mask_path: maskPath,
     };
-    if (this.#total && ctx.label) {
-      // One pass over the pixels: the image's own counts, then into the dataset's.
+    let record: SegmentationCounts | null = null;
+    if (this.#evaluate && ctx.label) {
+      // One pass over the pixels: the image's own counts, which the dataset's evaluation sums.
       const own = new SegmentationAccumulator(this.#o.classNames.length, this.#o.ignoreIndex);
       own.add(map, ctx.label);
-      this.#total.merge(own);
+      record = own.counts();
       const r = own.result();
       fields.image_metrics = { pixel_accuracy: num(r.aAcc), mean_iou: num(r.mIoU) };
       fields.is_correct = Number.isNaN(r.mIoU) ? null : r.mIoU >= 0.5;
     }
     if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.classMap(sample, ctx.bytes, map, width, height);
-    return fields;
+    return { fields, record };
   }
 
   xaiGeometry(ctx: Context): XaiGeometry {
@@ -144,13 +145,21 @@ export class SemanticTask implements VisionTask<Context> {
     return letterboxXaiGeometry(g, ctx.original, this.#o.metadata.inputSize);
   }
 
-  unreadable(sample: Sample): TaskFields {
-    return { ...NO_PREDICTION, image_id: sample.imageId ?? sample.index, mask_path: null, ...(this.#total ? { is_correct: null } : {}) };
+  unreadable(sample: Sample): Interpreted {
+    return {
+      fields: { ...NO_PREDICTION, image_id: sample.imageId ?? sample.index, mask_path: null, ...(this.#evaluate ? { is_correct: null } : {}) },
+      record: null,
+    };
   }
 
-  metrics(): EvaluationMetrics | null {
-    if (!this.#total) return null;
-    const r = this.#total.result();
+  newEvaluation(): Evaluation | null {
+    if (!this.#evaluate) return null;
+    const total = new SegmentationAccumulator(this.#o.classNames.length, this.#o.ignoreIndex);
+    return { absorb: (record) => total.addCounts(record as SegmentationCounts), metrics: () => this.#metrics(total) };
+  }
+
+  #metrics(total: SegmentationAccumulator): EvaluationMetrics {
+    const r = total.result();
     const perClass: PerClassMetric[] = r.perClass.map((c) => {
       const precision = c.pred_pixels === 0 ? null : c.intersect_pixels / c.pred_pixels;
       const recall = num(c.acc);

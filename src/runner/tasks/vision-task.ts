@@ -9,15 +9,34 @@ import type { XaiGeometry } from '../xai/overlay.ts';
 /** The fields a task fills in an image's result (the pipeline adds index, path, timings, error). */
 export type TaskFields = Omit<ImageResult, 'image_index' | 'image_path' | 'timings' | 'error'>;
 
+/**
+ * What one image contributes to a test run's evaluation, as JSON: kept beside its result in the
+ * job's parts, so that a resumed or sharded job scores every image, in image order, without
+ * running any again (metrics identical to one uninterrupted run).
+ */
+export type EvaluationRecord = unknown;
+
+/** An image's fields, and its evaluation record when the job scores. */
+export interface Interpreted {
+  fields: TaskFields;
+  record: EvaluationRecord | null;
+}
+
+/** A test run's evaluation, fed the images' records in image order. */
+export interface Evaluation {
+  absorb(record: EvaluationRecord): void;
+  metrics(): EvaluationMetrics;
+}
+
 export interface VisionTask<C> {
   /** Reads the image's labels, decodes and preprocesses it (runs ahead of inference, in parallel). */
   prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: C }>;
-  /** Row `row` of a batch's outputs to the image's result; in a test run also scores it. */
-  interpret(outputs: WorkerOutput[], row: number, context: C, sample: Sample): Promise<TaskFields>;
+  /** Row `row` of a batch's outputs to the image's result; in a test run also scores the image on its own. */
+  interpret(outputs: WorkerOutput[], row: number, context: C, sample: Sample): Promise<Interpreted>;
   /** The result of an image that could not be read or decoded (its labels still count where they can). */
-  unreadable(sample: Sample): TaskFields;
-  /** The evaluation, once every image went through; null when not scoring. */
-  metrics(): EvaluationMetrics | null;
+  unreadable(sample: Sample): Interpreted;
+  /** An empty evaluation of the run; null when not scoring. */
+  newEvaluation(): Evaluation | null;
   /** How the image's original pixels and the network input correspond (for explanations). */
   xaiGeometry(context: C): XaiGeometry;
 }

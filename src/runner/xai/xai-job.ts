@@ -3,7 +3,7 @@
 // result, the run's faithfulness summary, and the optional natural-language explanation (an
 // OpenAI-compatible endpoint; a failure is a warning on that image, never a failed job).
 import type { Logger } from 'pino';
-import { ARTIFACT_NAMES, joinStorageUri, type XaiResult } from '../../contract/index.ts';
+import { ARTIFACT_NAMES, joinStorageUri, type ImageResult, type XaiResult } from '../../contract/index.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -31,8 +31,6 @@ export interface XaiJobOptions {
 
 export class XaiJob {
   readonly #o: XaiJobOptions;
-  readonly #changes: number[] = [];
-  explained = 0;
 
   constructor(o: XaiJobOptions) {
     this.#o = o;
@@ -72,8 +70,6 @@ export class XaiJob {
     await writes.add(heatmapPath, () => store.write(heatmapPath, picture, 'image/jpeg'));
     const file = npy(map, [x.geometry.input.height, x.geometry.input.width]);
     await writes.add(mapPath, () => store.write(mapPath, Buffer.from(file), 'application/octet-stream'));
-    this.explained++;
-    if (result.faithfulness) this.#changes.push(result.faithfulness.confidence_change);
     const out: XaiResult = { ...result, heatmap_path: heatmapPath, map_path: mapPath };
     const llm = explainer.settings.llm;
     if (llm) {
@@ -90,13 +86,27 @@ export class XaiJob {
   async close(): Promise<void> {
     await this.#o.explainer.close();
   }
+}
 
-  /** The run's summary (test runs add it to their metrics). */
+/** The run's explanations summed up from its images' results (test runs add it to their metrics). */
+export class XaiSummary {
+  #explained = 0;
+  #changes = 0;
+  #changeSum = 0;
+
+  add(result: ImageResult): void {
+    if (!result.xai) return;
+    this.#explained++;
+    if (result.xai.faithfulness) {
+      this.#changes++;
+      this.#changeSum += result.xai.faithfulness.confidence_change;
+    }
+  }
+
   summary(): Record<string, number | null> {
-    const n = this.#changes.length;
     return {
-      'xai/explained_images': this.explained,
-      'xai/mean_confidence_change': n ? this.#changes.reduce((a, b) => a + b, 0) / n : null,
+      'xai/explained_images': this.#explained,
+      'xai/mean_confidence_change': this.#changes ? this.#changeSum / this.#changes : null,
     };
   }
 }

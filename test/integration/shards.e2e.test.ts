@@ -1,0 +1,199 @@
+// Sharded and resumed jobs on the real stack (subprocess tier: kinfer serve's controller spawning
+// runner processes, real Postgres and S3). The reference for every figure is the same job run as
+// one uninterrupted shard: metrics must be identical (not close), and the per-image rows exactly
+// the dataset's images, none missing, none twice, whatever was killed on the way.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { buildShapeDataset } from '../../src/samples/shape-datasets.ts';
+import { buildShapeModel } from '../../src/samples/shape-models.ts';
+import { eventually } from '../support/local-cluster.ts';
+import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
+
+const IMAGES = 720;
+let stack: TestStack;
+let checkpoint: string;
+let dataset: string;
+let reference: any;
+
+beforeAll(async () => {
+  stack = await startTestStack({ KINFER_RUNNER_BATCH_SIZE: '4', KINFER_MAX_CONCURRENT_RUNNERS: '4' });
+  checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
+  await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
+  dataset = `${stack.s3Prefix}/datasets/colors`;
+  // A few unreadable files too: their error rows are part of "exactly the dataset".
+  const files = await buildColorDataset({ perClass: IMAGES / 6, seed: 11 });
+  files.splice(3, 1, { ...files[3]!, bytes: Buffer.from('not an image') });
+  await upload(stack.store, dataset, files);
+  reference = await finished(await submit({}));
+  expect(outcome(reference)).toEqual({ status: 'completed', error_message: null });
+  expect(reference).toMatchObject({ processed_images: IMAGES, total_images: IMAGES, failed_images: 1, parallelism: 1 });
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function submit(
+  extra: Record<string, unknown>,
+  body: Record<string, unknown> = { checkpoint_path: checkpoint, dataset_path: dataset, task_type: 'image_classification' },
+): Promise<string> {
+  const created = await stack.api('POST', '/test-runs', { ...body, ...extra });
+  expect(created.status).toBe(201);
+  return created.body.id as string;
+}
+
+const finished = (id: string) => stack.waitFor('test-runs', id, undefined, 240_000);
+
+/** Per image index: its path and what was predicted (or the error); a duplicate row would show. */
+async function rowsOf(id: string): Promise<Array<{ image_index: number; image_path: string; predicted_class_id: number | null; error: boolean }>> {
+  const { rows } = await stack.db.query(
+    'SELECT image_index, image_path, predicted_class_id, error_message IS NOT NULL AS error FROM test_image_results WHERE test_run_id = $1 ORDER BY image_index, id',
+    [id],
+  );
+  return rows;
+}
+
+const metricsOf = (run: any) => ({
+  overall_metrics: run.overall_metrics,
+  per_class_metrics: run.per_class_metrics,
+  confusion_matrix: run.confusion_matrix,
+  primary_metric_value: run.primary_metric_value,
+  counts: [run.processed_images, run.failed_images, run.total_images],
+});
+
+/** What the job left in storage: images.jsonl's image indexes, and its parts. */
+async function artifactsOf(id: string): Promise<{ lines: number[]; parts: string[] }> {
+  const root = `${stack.s3Prefix}/artifacts/test-runs/${id}`;
+  const text = (await stack.store.read(`${root}/images.jsonl`)).toString('utf8');
+  const parts: string[] = [];
+  for await (const uri of stack.store.list(`${root}/parts`)) parts.push(uri);
+  return {
+    lines: text
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { image_index: number }).image_index),
+    parts,
+  };
+}
+
+/** The live runner processes of a job, by shard (read from each process's environment). */
+function runnersOf(executorRef: string): Map<number, number> {
+  const byShard = new Map<number, number>();
+  for (const ref of executorRef.split(',')) {
+    const pid = Number(/^pid:(\d+)/.exec(ref)![1]);
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      const shard = env.find((e) => e.startsWith('SHARD_INDEX='));
+      byShard.set(shard ? Number(shard.slice('SHARD_INDEX='.length)) : 0, pid);
+    } catch {
+      // already gone
+    }
+  }
+  return byShard;
+}
+
+describe('sharded test runs (subprocess tier)', () => {
+  it('an 8-shard run has per-image rows exactly the dataset, images.jsonl in order, and metrics identical to the one-shard run', async () => {
+    const run = await finished(await submit({ parallelism: 8 }));
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
+    expect(metricsOf(run)).toEqual(metricsOf(reference));
+    expect(await rowsOf(run.id)).toEqual(await rowsOf(reference.id));
+    expect(run.parallelism).toBe(8);
+    // Each shard's own counts; the job's are their sums.
+    expect(run.shards).toHaveLength(8);
+    expect(run.shards.every((s: any) => s.finished)).toBe(true);
+    expect(run.shards.reduce((n: number, s: any) => n + s.processed_images, 0)).toBe(IMAGES);
+    const sizes = run.shards.map((s: any) => s.processed_images);
+    expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+    expect((await artifactsOf(run.id)).lines).toEqual(Array.from({ length: IMAGES }, (_, i) => i));
+    // The runner that reported the job removes the parts right after.
+    await eventually('the parts removed', async () => ((await artifactsOf(run.id)).parts.length === 0 ? true : undefined));
+  }, 240_000);
+
+  it("a shard's runner killed mid-run is started again, resumes after its committed images, and the run ends as if nothing happened", async () => {
+    const id = await submit({ parallelism: 4, backoff_limit: 2 });
+    // A shard that has committed some of its images but not all (it is frozen first, so that it cannot finish meanwhile).
+    const victim = await eventually(
+      'a shard part-way through',
+      async () => {
+        const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [id]);
+        if (!rows[0]?.executor_ref) return undefined;
+        const shards = await stack.db.query(
+          'SELECT shard, processed_images FROM job_shards WHERE job_id = $1 AND finished_at IS NULL AND processed_images > 0',
+          [id],
+        );
+        for (const { shard } of shards.rows) {
+          const pid = runnersOf(rows[0].executor_ref).get(shard);
+          if (pid === undefined) continue;
+          process.kill(pid, 'SIGSTOP');
+          return { shard: shard as number, pid };
+        }
+        return undefined;
+      },
+      120_000,
+    );
+    const { rows } = await stack.db.query('SELECT processed_images, finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
+    expect(rows[0].finished_at).toBeNull();
+    const committedBefore = rows[0].processed_images as number;
+    expect(committedBefore).toBeLessThan(IMAGES / 4);
+    process.kill(victim.pid, 'SIGKILL');
+
+    const run = await finished(id);
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
+    expect(metricsOf(run)).toEqual(metricsOf(reference));
+    expect(await rowsOf(id)).toEqual(await rowsOf(reference.id));
+    expect((await artifactsOf(id)).lines).toEqual(Array.from({ length: IMAGES }, (_, i) => i));
+    // The second runner of that shard went on from what the first committed.
+    const log = readFileSync(join(stack.home, 'logs', `${id}-shard-${victim.shard}.log`), 'utf8');
+    const resumed = log
+      .split('\n')
+      .filter((l) => l.includes('resuming after the images already committed'))
+      .map((l) => JSON.parse(l) as { committed_images: number });
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]!.committed_images).toBeGreaterThanOrEqual(committedBefore);
+    expect(resumed[0]!.committed_images).toBeLessThan(IMAGES / 4);
+  }, 240_000);
+
+  it('a runner of an unsharded job killed mid-run resumes too; without a backoff limit the same kill fails the job with why', async () => {
+    const id = await submit({ backoff_limit: 1 });
+    const pid = await eventually(
+      'running',
+      async () => {
+        const { rows } = await stack.db.query('SELECT executor_ref, processed_images FROM test_runs WHERE id = $1', [id]);
+        if (!rows[0]?.executor_ref || rows[0].processed_images === 0) return undefined;
+        return Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]);
+      },
+      120_000,
+    );
+    process.kill(pid, 'SIGKILL');
+    const run = await finished(id);
+    expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
+    expect(metricsOf(run)).toEqual(metricsOf(reference));
+    expect(await rowsOf(id)).toEqual(await rowsOf(reference.id));
+
+    const doomed = await submit({});
+    const doomedPid = await eventually('running', async () => {
+      const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [doomed]);
+      return rows[0]?.executor_ref ? Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]) : undefined;
+    });
+    process.kill(doomedPid, 'SIGKILL');
+    const failed = await finished(doomed);
+    expect(failed).toMatchObject({ status: 'failed', error_code: 'RUNNER_EXITED' });
+    expect(failed.error_message).toMatch(/killed by SIGKILL/);
+  }, 240_000);
+
+  it("a sharded object-detection run scores every shard's detections with pycocotools' evaluation: identical to one shard", async () => {
+    const root = `${stack.s3Prefix}/shapes`;
+    const data = await buildShapeDataset('detect', { images: 24 });
+    await upload(stack.store, `${root}/data`, data.files);
+    await stack.store.write(`${root}/model.onnx`, Buffer.from(buildShapeModel('detect')));
+    const body = { checkpoint_path: `${root}/model.onnx`, dataset_path: `${root}/data`, dataset_split: 'val', task_type: 'object_detection' };
+    const [one, three] = [await finished(await submit({}, body)), await finished(await submit({ parallelism: 3 }, body))];
+    expect(outcome(one)).toEqual({ status: 'completed', error_message: null });
+    expect(outcome(three)).toEqual({ status: 'completed', error_message: null });
+    expect(one.overall_metrics['bbox/mAP50-95']).toBeGreaterThan(0);
+    expect(metricsOf(three)).toEqual(metricsOf(one));
+  }, 240_000);
+});
