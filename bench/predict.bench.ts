@@ -30,6 +30,7 @@ import { cacheDir } from '../src/local/cache-dir.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { cachedPython } from '../test/support/reference-python.ts';
+import { PYTHON_PINS } from './python-pins.ts';
 import { freePort } from '../test/support/ports.ts';
 
 const { values: args } = parseArgs({
@@ -52,7 +53,6 @@ const MAX_BATCH = Number(args['max-batch']);
 const RATE = Number(args.rate);
 const THREADS = availableParallelism();
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-const PYTHON_PINS = ['onnxruntime==1.32.0', 'numpy==2.4.6', 'pillow==13.0.0', 'fastapi==0.165.0', 'uvicorn==0.54.0'];
 
 const PYTHON_SERVER = `
 import io, os

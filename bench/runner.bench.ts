@@ -1,4 +1,5 @@
-// bench:runner — end-to-end runner throughput against raw ONNX Runtime, measured in the same run.
+// bench:runner — end-to-end runner throughput against raw ONNX Runtime and the Python pipeline,
+// measured in the same run.
 //
 //   npm run bench:runner [-- --images 256 --batch 16 --det-images 64 --det-batch 4 --repeats 3]
 //
@@ -10,13 +11,15 @@
 // Runner: the real runner process (src/runner/main.ts) over a file:// folder: read, decode,
 // preprocess, infer in its worker, postprocess, write images.jsonl + results.json (+ one
 // visualization per detection image, unless off) and post callbacks to a FAKE callback receiver
-// (this benchmark measures the runner alone). Figures are medians over the repeats; ratio =
-// runner / raw. Peak RSS is each process's maxRSS.
+// (this benchmark measures the runner alone). Python: bench/python_pipeline.py, the same job as a
+// user of the Python stack writes it (Pillow, NumPy, onnxruntime 1.32, sequential; cached venv).
+// Figures are medians over the repeats; ratios against raw and against Python. Peak RSS is each
+// process's maxRSS. Also the runner with UINT8_INPUT=false (float32 tensors converted in
+// JavaScript, as before the preprocessing nodes), to show what they bring.
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,6 +28,9 @@ import { cacheDir } from '../src/local/cache-dir.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { buildYoloLike } from '../src/samples/yolo-like.ts';
+import { cachedPython } from '../test/support/reference-python.ts';
+import { fakeCallbackReceiver } from './fake-callback-receiver.ts';
+import { PYTHON_PINS } from './python-pins.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,8 +39,18 @@ const { values: args } = parseArgs({
     'det-images': { type: 'string', default: '64' },
     'det-batch': { type: 'string', default: '4' },
     repeats: { type: 'string', default: '3' },
+    /** Only these cases (classification, detection), comma-separated. */
+    only: { type: 'string', default: 'classification,detection' },
+    /** Extra runner environment for every runner run, KEY=VALUE,... (experiments). */
+    env: { type: 'string', default: '' },
   },
 });
+const EXTRA_ENV = Object.fromEntries(
+  args.env
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();
 const cache = join(cacheDir(), 'bench');
@@ -85,20 +101,11 @@ async function raw(c: Case): Promise<Figures> {
   return JSON.parse(stdout);
 }
 
-/** A FAKE callback service: accepts every callback and keeps the done payload. */
-async function fakeCallbackReceiver() {
-  let done: any;
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.url?.endsWith('/done')) done = JSON.parse(body);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"running","applied":true}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, done: () => done, close: () => new Promise((r) => server.close(r)) };
+const python = cachedPython('bench-predict', PYTHON_PINS);
+
+async function pythonPipeline(c: Case): Promise<Figures> {
+  const { stdout } = await promisify(execFile)(python, [here('./python_pipeline.py'), c.task, c.model, c.images, String(c.batch), String(THREADS)]);
+  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
 type RunnerFigures = Figures & { wall_images_per_second: number; objects_per_image: number };
@@ -124,6 +131,7 @@ async function runner(c: Case, extraEnv: Record<string, string> = {}): Promise<R
         ARTIFACTS_URI: pathToFileURL(artifacts).href,
         BATCH_SIZE: String(c.batch),
         INTRA_OP_THREADS: String(THREADS),
+        ...EXTRA_ENV,
         ...extraEnv,
       },
     });
@@ -171,34 +179,73 @@ const cases: Case[] = [
 ];
 
 const rows: string[][] = [];
-const ratios: string[] = [];
-for (const c of cases) {
+const verdicts: string[] = [];
+/** Issue 16's goals: [runner case, against raw, against Python]. */
+const GOALS: Record<string, { raw: number; python?: number }> = {
+  classification: { raw: 0.95, python: 1.05 },
+  'detection, no visualizations': { raw: 0.9, python: 1.1 },
+  'detection, visualizations': { raw: 0.75 },
+};
+for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.startsWith(o)))) {
   const raws: Figures[] = [];
+  const pythons: Figures[] = [];
   const runs: RunnerFigures[] = [];
+  const floats: RunnerFigures[] = [];
   const quiet: RunnerFigures[] = [];
+  const detection = c.task === 'object_detection';
   for (let i = 0; i < REPEATS; i++) {
     raws.push(await raw(c));
+    pythons.push(await pythonPipeline(c));
     runs.push(await runner(c));
-    if (c.task === 'object_detection') quiet.push(await runner(c, { SAVE_VISUALIZATIONS: 'false' }));
+    floats.push(await runner(c, { UINT8_INPUT: 'false', ...(detection ? { SAVE_VISUALIZATIONS: 'false' } : {}) }));
+    if (detection) quiet.push(await runner(c, { SAVE_VISUALIZATIONS: 'false' }));
   }
   const rawIps = median(raws.map((r) => r.images_per_second));
-  const row = (name: string, rs: RunnerFigures[]) => {
+  const pyIps = median(pythons.map((r) => r.images_per_second));
+  const row = (name: string, rs: Figures[]) => {
     const ips = median(rs.map((r) => r.images_per_second));
-    rows.push([name, ips.toFixed(1), (ips / rawIps).toFixed(2), mb(median(rs.map((r) => r.peak_rss_bytes)))]);
-    return ips / rawIps;
+    rows.push([name, ips.toFixed(1), (ips / rawIps).toFixed(2), (ips / pyIps).toFixed(2), mb(median(rs.map((r) => r.peak_rss_bytes)))]);
+    return ips;
   };
-  rows.push([c.title, '', '', '']);
-  rows.push(['  raw session.run, pre-decoded tensors', rawIps.toFixed(1), '1.00', mb(median(raws.map((r) => r.peak_rss_bytes)))]);
-  const ratio = row(`  kinfer runner, JPEG in -> results out${c.task === 'object_detection' ? ' (+ visualizations)' : ''}`, runs);
-  if (quiet.length) row('  same, without visualizations', quiet);
+  const goal = (name: string, ips: number) => {
+    const g = GOALS[name]!;
+    const rawRatio = ips / rawIps;
+    const pyRatio = ips / pyIps;
+    verdicts.push(
+      `${name}: ${rawRatio.toFixed(2)}x raw (goal >= ${g.raw}: ${rawRatio >= g.raw ? 'met' : 'NOT met'})` +
+        (g.python ? `, ${pyRatio.toFixed(2)}x Python (goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : ''),
+    );
+  };
+  rows.push([c.title, '', '', '', '']);
+  row('  raw session.run, pre-decoded tensors', raws);
+  row('  Python pipeline: Pillow + NumPy + onnxruntime, sequential', pythons);
+  const ips = row(`  kinfer runner, JPEG in -> results out${detection ? ' (+ visualizations)' : ''}`, runs);
+  if (detection) {
+    goal('detection, visualizations', ips);
+    goal('detection, no visualizations', row('  same, without visualizations', quiet));
+    row('  same, without visualizations, float input converted in JavaScript (UINT8_INPUT=false)', floats);
+  } else {
+    goal('classification', ips);
+    row('  same, float input converted in JavaScript (UINT8_INPUT=false)', floats);
+  }
   const wall = median(runs.map((r) => r.wall_images_per_second));
-  rows.push(['  same, wall clock incl. process start + model load', wall.toFixed(1), (wall / rawIps).toFixed(2), '']);
-  if (c.task === 'object_detection')
-    rows.push([`  objects per image after NMS (conf 0.25, IoU 0.7): ${median(runs.map((r) => r.objects_per_image)).toFixed(1)}`, '', '', '']);
-  ratios.push(`${c.task}: runner/raw = ${ratio.toFixed(3)}`);
+  rows.push(['  kinfer runner, wall clock incl. process start + model load', wall.toFixed(1), (wall / rawIps).toFixed(2), (wall / pyIps).toFixed(2), '']);
+  if (detection) {
+    rows.push([
+      `  objects per image after NMS (conf 0.25, IoU 0.7): runner ${median(runs.map((r) => r.objects_per_image)).toFixed(1)}, Python ${median(pythons.map((r) => (r as Figures & { objects_per_image: number }).objects_per_image)).toFixed(1)}`,
+      '',
+      '',
+      '',
+      '',
+    ]);
+  }
+  const rssRatio = median(runs.map((r) => r.peak_rss_bytes)) / median(pythons.map((r) => r.peak_rss_bytes));
+  verdicts.push(`${c.task}: peak RSS ${rssRatio.toFixed(2)}x Python's (goal <= 1.5: ${rssRatio <= 1.5 ? 'met' : 'NOT met'})`);
 }
 process.stdout.write(`\nbench:runner  ${THREADS} intra-op threads, median of ${REPEATS}\n\n`);
-process.stdout.write(`| ${'measurement'.padEnd(96)} | images/s | ratio | peak RSS |\n|${'-'.repeat(98)}|---------:|------:|---------:|\n`);
-for (const [name, ips, ratio, rss] of rows)
-  process.stdout.write(`| ${name!.padEnd(96)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${rss!.padStart(8)} |\n`);
-process.stdout.write(`\n${ratios.join('; ')} (goal >= 0.9)\n`);
+process.stdout.write(
+  `| ${'measurement'.padEnd(100)} | images/s | x raw | x Python | peak RSS |\n|${'-'.repeat(102)}|---------:|------:|---------:|---------:|\n`,
+);
+for (const [name, ips, ratio, py, rss] of rows)
+  process.stdout.write(`| ${name!.padEnd(100)} | ${ips!.padStart(8)} | ${ratio!.padStart(5)} | ${py!.padStart(8)} | ${rss!.padStart(8)} |\n`);
+process.stdout.write(`\n${verdicts.join('\n')}\n`);

@@ -61,7 +61,8 @@ const metadata = {
   mean: [0, 0, 0] as [number, number, number],
   std: [1, 1, 1] as [number, number, number],
 };
-const { tensor, geometry: crop } = await preprocessClassificationWithGeometry(picture, metadata);
+const { tensor: prepared, geometry: crop } = await preprocessClassificationWithGeometry(picture, metadata);
+const tensor = prepared as Float32Array;
 const sx = crop.resized.width / crop.original.width;
 const sy = crop.resized.height / crop.original.height;
 const geometry: XaiGeometry = {

@@ -138,6 +138,12 @@ export const RunnerEnv = z
     IGNORE_INDEX: z.coerce.number().int().min(0).max(65535).default(255),
     /** Added: draw each image with its predictions under `visualizations/` (not for classification). */
     SAVE_VISUALIZATIONS: boolFromEnv.default(true),
+    /**
+     * Added: hand ONNX Runtime the decoded uint8 pixels and convert them (HWC -> CHW, /255, mean,
+     * std) in nodes put in front of the model, instead of in JavaScript; the same values bit for
+     * bit. Not with explanations (they need the float input).
+     */
+    UINT8_INPUT: boolFromEnv.default(true),
     /** Added: shards of a sharded job (its `parallelism`); each runner takes one contiguous range of the image listing. */
     SHARD_COUNT: positiveInt.max(MAX_PARALLELISM).default(1),
     /** Added: this runner's shard, 0-based; default JOB_COMPLETION_INDEX (set by an Indexed batch/v1 Job), else 0. */

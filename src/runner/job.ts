@@ -58,10 +58,17 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     ...sessionOptions,
     expectedTask: env.TASK_TYPE,
     xai: xaiMethod ? { method: xaiMethod, targetLayer: env.XAI_TARGET_LAYER } : undefined,
+    uint8Input: env.UINT8_INPUT,
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
   log.info(
-    { provider: model.info.provider, load_ms: Math.round(model.loadMs), input: model.info.inputShape, classes: model.metadata.classNames.length },
+    {
+      provider: model.info.provider,
+      load_ms: Math.round(model.loadMs),
+      input: model.info.inputShape,
+      layout: model.inputLayout,
+      classes: model.metadata.classNames.length,
+    },
     'model loaded',
   );
 

@@ -11,7 +11,7 @@ import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { eventually } from '../support/local-cluster.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
-const IMAGES = 720;
+const IMAGES = 480;
 let stack: TestStack;
 let checkpoint: string;
 let dataset: string;

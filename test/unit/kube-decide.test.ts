@@ -308,6 +308,14 @@ describe('why a runner Pod is not starting, why a Job failed', () => {
     expect(podNotStarting([pod({ phase: 'Running' }), pod({ phase: 'Failed' })])).toBeUndefined();
   });
 
+  it('a sharded job: Pods waiting for room while others run are not stuck; one that cannot pull its image is', () => {
+    const unschedulable = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] });
+    expect(podNotStarting([pod({ phase: 'Running' }), unschedulable, pod({ phase: 'Pending' })])).toBeUndefined();
+    expect(podNotStarting([pod({ phase: 'Succeeded' }), pod({ phase: 'Pending' })])).toBeUndefined();
+    expect(podNotStarting([pod({ phase: 'Running' }), waiting('ErrImagePull', 'no such image')])?.reason).toBe('ErrImagePull');
+    expect(podNotStarting([unschedulable, pod({ phase: 'Pending' })])?.reason).toBe('Unschedulable');
+  });
+
   it('gives the Job condition and each runner exit code', () => {
     const failed = job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]);
     expect(jobFailure(failed, [exited(137), exited(1)])).toEqual({

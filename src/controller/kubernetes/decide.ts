@@ -80,13 +80,19 @@ export function jobFailure(job: k8s.V1Job, pods: k8s.V1Pod[]): { reason: string;
 
 const STUCK_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
 
-/** A Pod that has not started, with why and since when. */
+/**
+ * A Pod that has not started, with why and since when. While another Pod of the Job runs or has
+ * finished (a sharded job larger than the cluster), a Pending one waits for room rather than
+ * being stuck: only one that cannot start at all (its image, its configuration) counts then.
+ */
 export function podNotStarting(pods: k8s.V1Pod[]): { reason: string; message: string; since: Date } | undefined {
+  const someStarted = pods.some((p) => p.status?.phase === 'Running' || p.status?.phase === 'Succeeded');
   for (const pod of pods) {
     if (pod.status?.phase !== 'Pending' || pod.metadata?.deletionTimestamp) continue;
     const since = new Date(pod.metadata?.creationTimestamp ?? 0);
     const waiting = pod.status.containerStatuses?.map((s) => s.state?.waiting).find((w) => w?.reason && STUCK_WAITING.has(w.reason));
     if (waiting) return { reason: waiting.reason!, message: waiting.message ?? '', since };
+    if (someStarted) continue;
     const unscheduled = pod.status.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
     if (unscheduled) return { reason: unscheduled.reason ?? 'Unschedulable', message: unscheduled.message ?? '', since };
     return { reason: 'PodPending', message: `Pod ${pod.metadata?.name} has not started`, since };

@@ -8,6 +8,9 @@ import { pilResize } from './pil-resize.ts';
 // One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
 // more threads per image only contend with inference for the same cores.
 sharp.concurrency(Number(process.env.KINFER_VIPS_THREADS ?? 1));
+// libvips' operation cache (up to 50 MB) serves repeated operations on one input; a stream of
+// distinct images never hits it.
+sharp.cache(false);
 
 export interface ClassificationPreprocess {
   /** [height, width] of the network input. */
@@ -59,13 +62,20 @@ export interface CropGeometry {
 
 /** Decodes and preprocesses one image into a CHW float32 tensor of `3 * h * w` values. */
 export async function preprocessClassification(bytes: Uint8Array, p: ClassificationPreprocess): Promise<Float32Array> {
-  return (await preprocessClassificationWithGeometry(bytes, p)).tensor;
+  return (await preprocessClassificationWithGeometry(bytes, p)).tensor as Float32Array;
 }
+
+/**
+ * How a network input is handed over: float32 CHW converted here, or the uint8 HWC pixels for a
+ * model that converts them itself (model/uint8-input.ts).
+ */
+export type InputLayout = 'float32-nchw' | 'uint8-nhwc';
 
 export async function preprocessClassificationWithGeometry(
   bytes: Uint8Array,
   p: ClassificationPreprocess,
-): Promise<{ tensor: Float32Array; geometry: CropGeometry }> {
+  layout: InputLayout = 'float32-nchw',
+): Promise<{ tensor: Float32Array | Uint8Array; geometry: CropGeometry }> {
   const [cropH, cropW] = p.inputSize;
   let pixels: Uint8Array;
   let geometry: CropGeometry;
@@ -84,7 +94,7 @@ export async function preprocessClassificationWithGeometry(
   } catch (err) {
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
-  return { tensor: hwcToChw(pixels, cropH * cropW, p.mean, p.std), geometry };
+  return { tensor: layout === 'uint8-nhwc' ? pixels : hwcToChw(pixels, cropH * cropW, p.mean, p.std), geometry };
 }
 
 const f32 = Math.fround;

@@ -13,7 +13,7 @@
 // size, where val may resample twice with OpenCV: the geometry is Ultralytics', pixel values may
 // differ by interpolation rounding.
 import sharp from 'sharp';
-import { hwcToChw, ImageDecodeError, roundHalfEven } from '../classification/preprocess.ts';
+import { hwcToChw, ImageDecodeError, roundHalfEven, type InputLayout } from '../classification/preprocess.ts';
 
 export type LetterboxMode = 'predict' | 'val';
 
@@ -98,14 +98,16 @@ export async function letterboxTensor(
   inputSize: [number, number],
   norm: { mean: [number, number, number]; std: [number, number, number] },
   mode: LetterboxMode = 'predict',
-): Promise<{ tensor: Float32Array; original: { width: number; height: number }; geometry: Letterbox }> {
+  layout: InputLayout = 'float32-nchw',
+): Promise<{ tensor: Float32Array | Uint8Array; original: { width: number; height: number }; geometry: Letterbox }> {
   let lb;
   try {
     lb = await letterbox(bytes, inputSize, mode);
   } catch (err) {
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
-  return { tensor: hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std), original: lb.original, geometry: lb.geometry };
+  const tensor = layout === 'uint8-nhwc' ? lb.pixels : hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std);
+  return { tensor, original: lb.original, geometry: lb.geometry };
 }
 
 /**

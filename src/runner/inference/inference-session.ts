@@ -23,7 +23,7 @@ export class WorkerSession {
   #nextId = 1;
   #ready: Promise<SessionInfo>;
 
-  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number, allowSpinning: boolean) {
+  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number, allowSpinning: boolean, transferModel: boolean) {
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
     this.#ready = new Promise((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
@@ -38,18 +38,31 @@ export class WorkerSession {
       });
       this.#worker.on('exit', (code) => this.#failAll(new Error(`inference worker exited with code ${code}`)));
     });
-    // Copy into a fresh ArrayBuffer: the caller may keep its buffer, and Buffers from some
-    // sources (the S3 client, Node's pool) are not transferable.
-    const copy = new ArrayBuffer(model.byteLength);
-    new Uint8Array(copy).set(model);
-    this.#post({ type: 'init', model: copy, executionProviders, intraOpNumThreads, allowSpinning }, [copy]);
+    // A model whose caller gives it up and that owns its whole ArrayBuffer (an edited model, built
+    // by the runner) is handed over as it is: a model is tens of MB, and a copy fewer lowers the
+    // peak. Others are copied: the caller may keep its buffer, and Buffers from some sources (the
+    // S3 client, Node's pool) are not transferable.
+    const owned = transferModel && model.byteOffset === 0 && model.byteLength === model.buffer.byteLength && model.buffer instanceof ArrayBuffer;
+    let buffer: ArrayBuffer;
+    if (owned) buffer = model.buffer as ArrayBuffer;
+    else {
+      buffer = new ArrayBuffer(model.byteLength);
+      new Uint8Array(buffer).set(model);
+    }
+    this.#post({ type: 'init', model: buffer, executionProviders, intraOpNumThreads, allowSpinning }, [buffer]);
   }
 
   static async open(
     model: Uint8Array,
-    opts: { executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined },
+    opts: {
+      executionProviders: string[];
+      intraOpNumThreads: number;
+      allowSpinning?: boolean | undefined;
+      /** The caller gives the model's buffer up: it may be detached after this call. */
+      transferModel?: boolean | undefined;
+    },
   ): Promise<{ session: WorkerSession; info: SessionInfo }> {
-    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads, opts.allowSpinning ?? false);
+    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads, opts.allowSpinning ?? false, opts.transferModel ?? false);
     try {
       return { session, info: await session.#ready };
     } catch (err) {
@@ -58,13 +71,17 @@ export class WorkerSession {
     }
   }
 
-  /** Runs one batch; `data` is transferred to the worker (the caller must not reuse it). */
-  run(data: Float32Array, dims: number[]): Promise<RunOutput> {
+  /**
+   * Runs one batch: float32 NCHW, or uint8 NHWC pixels for a model that takes them. `data` is
+   * transferred to the worker (the caller must not reuse it).
+   */
+  run(data: Float32Array | Uint8Array, dims: number[]): Promise<RunOutput> {
     const id = this.#nextId++;
     const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? (data.buffer as ArrayBuffer) : (data.slice().buffer as ArrayBuffer);
+    const dtype = data instanceof Uint8Array ? 'uint8' : 'float32';
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#post({ type: 'run', id, data: buffer, dims }, [buffer]);
+      this.#post({ type: 'run', id, data: buffer, dims, dtype }, [buffer]);
     });
   }
 

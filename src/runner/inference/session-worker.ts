@@ -66,7 +66,12 @@ async function handle(msg: WorkerRequest): Promise<void> {
     const feeds =
       msg.type === 'runNamed'
         ? Object.fromEntries(msg.inputs.map((i) => [i.name, new ort.Tensor('float32', new Float32Array(i.data), i.dims)]))
-        : { [session.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(msg.data), msg.dims) };
+        : {
+            [session.inputNames[0]!]:
+              msg.dtype === 'uint8'
+                ? new ort.Tensor('uint8', new Uint8Array(msg.data), msg.dims)
+                : new ort.Tensor('float32', new Float32Array(msg.data), msg.dims),
+          };
     const results = await session.run(feeds);
     const outputs = session.outputNames.map((name) => {
       const t = results[name]!;

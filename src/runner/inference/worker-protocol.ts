@@ -2,7 +2,8 @@
 export type WorkerRequest =
   /** allowSpinning: pool threads spin between runs (a server under load; not a runner, whose main thread decodes meanwhile). */
   | { type: 'init'; model: ArrayBuffer; executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined }
-  | { type: 'run'; id: number; data: ArrayBuffer; dims: number[] }
+  /** `uint8`: decoded pixels for a model edited to take them (model/uint8-input.ts). */
+  | { type: 'run'; id: number; data: ArrayBuffer; dims: number[]; dtype: 'float32' | 'uint8' }
   /** A run with every input named (the explainers' generated models take several). */
   | { type: 'runNamed'; id: number; inputs: Array<{ name: string; data: ArrayBuffer; dims: number[] }> };
 

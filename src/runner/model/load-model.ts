@@ -18,6 +18,8 @@ import {
 import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
+import type { InputLayout } from '../classification/preprocess.ts';
+import { withUint8Input } from './uint8-input.ts';
 import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
@@ -28,6 +30,8 @@ export interface LoadedModel {
   outputShapes: number[][];
   /** The model's fixed batch dimension, or undefined when it is dynamic. */
   fixedBatch: number | undefined;
+  /** What the session takes: float32 NCHW (the model as exported), or uint8 NHWC pixels (converted in the graph). */
+  inputLayout: InputLayout;
   loadMs: number;
   /** With explanations: the plan, and the header and index of the model it was made from. */
   xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
@@ -40,6 +44,11 @@ export interface LoadModelOptions {
   expectedTask: TaskType;
   /** Explanations: the session then also returns what the method reads (the target layer...). */
   xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
+  /**
+   * Hand the session uint8 pixels and convert them in the graph (model/uint8-input.ts). Not with
+   * explanations: they perturb and differentiate the float input.
+   */
+  uint8Input?: boolean | undefined;
 }
 
 async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
@@ -72,7 +81,10 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     sessionBytes = edited.bytes;
     xai = { plan, header, index: edited.index };
   }
-  const { session, info } = await WorkerSession.open(sessionBytes, opts);
+  const inputLayout: InputLayout = opts.uint8Input && !opts.xai ? 'uint8-nhwc' : 'float32-nchw';
+  if (inputLayout === 'uint8-nhwc') sessionBytes = withUint8Input(bytes, header.inputs[0]!.name, model.inputShape, model.metadata);
+  // An edited model is ours alone (the explainers keep the original): handed over without a copy.
+  const { session, info } = await WorkerSession.open(sessionBytes, { ...opts, transferModel: sessionBytes !== bytes });
   const batchDim = model.inputShape[0];
   return {
     session,
@@ -80,6 +92,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     metadata: model.metadata,
     outputShapes: model.outputShapes,
     fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
+    inputLayout,
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };

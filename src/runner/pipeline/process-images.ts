@@ -27,7 +27,8 @@ export interface PipelineStats {
 }
 
 type Decoded<C> = { sample: Sample; ms: number } & (
-  { tensor: Float32Array; context: C; bytes: Uint8Array | undefined; error?: never } | { tensor?: never; context?: never; bytes?: never; error: string }
+  | { tensor: Float32Array | Uint8Array; context: C; bytes: Uint8Array | undefined; error?: never }
+  | { tensor?: never; context?: never; bytes?: never; error: string }
 );
 
 export async function processImages<C>(
@@ -67,9 +68,10 @@ export async function processImages<C>(
   const runBatch = async (pending: Decoded<C>[]) => {
     const batch = pending.filter((d) => d.error === undefined);
     const rows = model.fixedBatch ?? batch.length;
-    const input = new Float32Array(rows * plane);
+    const uint8 = model.inputLayout === 'uint8-nhwc';
+    const input = uint8 ? new Uint8Array(rows * plane) : new Float32Array(rows * plane);
     batch.forEach((d, i) => input.set(d.tensor!, i * plane));
-    const { outputs, ms } = batch.length > 0 ? await model.session.run(input, [rows, 3, h, w]) : { outputs: [], ms: 0 };
+    const { outputs, ms } = batch.length > 0 ? await model.session.run(input, uint8 ? [rows, h, w, 3] : [rows, 3, h, w]) : { outputs: [], ms: 0 };
     stats.inferenceMs += ms;
     let i = -1;
     for (const d of pending) {
@@ -83,7 +85,8 @@ export async function processImages<C>(
         ? await opts.xai.explain({
             name: d.sample.name,
             bytes: d.bytes!,
-            input: d.tensor!,
+            // Explanations run on a float model (loadModel): its input is the float tensor.
+            input: d.tensor as Float32Array,
             outputs,
             row: i,
             fields,

@@ -3,7 +3,7 @@
 import type { EvaluationMetrics } from '../../contract/index.ts';
 import { ClassificationMetrics } from '../classification/metrics.ts';
 import { toProbabilities, topK } from '../classification/postprocess.ts';
-import { preprocessClassificationWithGeometry, type CropGeometry } from '../classification/preprocess.ts';
+import { preprocessClassificationWithGeometry, type CropGeometry, type InputLayout } from '../classification/preprocess.ts';
 import type { XaiGeometry } from '../xai/overlay.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { ModelMetadata } from '../../contract/index.ts';
@@ -20,15 +20,18 @@ export class ClassificationTask implements VisionTask<CropGeometry> {
   readonly #topK: number;
 
   /** `evaluateClassIds`: when evaluating, the classes the dataset defines (see ClassificationMetrics). */
-  constructor(metadata: ModelMetadata, classNames: string[], evaluateClassIds: readonly number[] | undefined, topK = 5) {
+  readonly #layout: InputLayout;
+
+  constructor(metadata: ModelMetadata, classNames: string[], evaluateClassIds: readonly number[] | undefined, topK = 5, layout: InputLayout = 'float32-nchw') {
+    this.#layout = layout;
     this.#metadata = metadata;
     this.#topK = Math.max(topK, 5);
     this.#classNames = classNames;
     this.#evaluateClassIds = evaluateClassIds;
   }
 
-  async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array; context: CropGeometry }> {
-    const { tensor, geometry } = await preprocessClassificationWithGeometry(bytes, this.#metadata);
+  async prepare(bytes: Uint8Array): Promise<{ tensor: Float32Array | Uint8Array; context: CropGeometry }> {
+    const { tensor, geometry } = await preprocessClassificationWithGeometry(bytes, this.#metadata, this.#layout);
     return { tensor, context: geometry };
   }
 

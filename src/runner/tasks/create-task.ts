@@ -34,6 +34,7 @@ export function createTask(
       source.classNames,
       evaluate ? (source.datasetClassIds ?? source.classNames.map((_, i) => i)) : undefined,
       env.TOP_K,
+      model.inputLayout,
     ) as VisionTask<unknown>;
   }
   if (env.TASK_TYPE === 'semantic_segmentation') {
@@ -46,6 +47,7 @@ export function createTask(
       masksUri: joinStorageUri(ctx.artifactsUri, ARTIFACT_NAMES.masks),
       writes: ctx.writes,
       visualizer,
+      layout: model.inputLayout,
     }) as VisionTask<unknown>;
   }
   if (!OBJECT_TASK_TYPES.includes(env.TASK_TYPE)) throw new Error(`no runner for task ${env.TASK_TYPE}`);
@@ -64,5 +66,6 @@ export function createTask(
     evaluate,
     store,
     visualizer,
+    layout: model.inputLayout,
   }) as VisionTask<unknown>;
 }

@@ -21,6 +21,7 @@ import { isEndToEndDetection, type ModelMetadata } from '../../contract/index.ts
 import type { Sample } from '../pipeline/inputs.ts';
 import { rleToString, type Rle } from '../segmentation/rle.ts';
 import type { Visualizer } from '../visualize/visualizer.ts';
+import type { InputLayout } from '../classification/preprocess.ts';
 import { letterboxXaiGeometry, NO_PREDICTION, outputRow, type Evaluation, type Interpreted, type TaskFields, type VisionTask } from './vision-task.ts';
 import type { XaiGeometry } from '../xai/overlay.ts';
 
@@ -41,6 +42,8 @@ export interface ObjectTaskOptions {
   evaluate: boolean;
   store: ObjectStore;
   visualizer?: Visualizer | undefined;
+  /** How the network input is handed over (the model's). */
+  layout?: InputLayout | undefined;
 }
 
 /** One image's part in the evaluation: ObjectEvaluator.add's arguments, and UltralyticsMetrics.add's as plain arrays. */
@@ -89,8 +92,8 @@ export class ObjectTask implements VisionTask<Context> {
     });
   }
 
-  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
-    const { tensor, original, geometry } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, this.#o.mode);
+  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array | Uint8Array; context: Context }> {
+    const { tensor, original, geometry } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, this.#o.mode, this.#o.layout);
     const gts = this.#o.evaluate ? await this.#groundTruth(sample, original) : undefined;
     return { tensor, context: { original, geometry, bytes, gts } };
   }

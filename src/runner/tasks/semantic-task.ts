@@ -4,7 +4,7 @@
 // (mIoU, mAcc, pixel accuracy over the dataset, mmsegmentation's definitions).
 import sharp from 'sharp';
 import { joinStorageUri, type EvaluationMetrics, type ModelMetadata, type PerClassMetric } from '../../contract/index.ts';
-import { ImageDecodeError } from '../classification/preprocess.ts';
+import { ImageDecodeError, type InputLayout } from '../classification/preprocess.ts';
 import { letterboxGeometry, letterboxTensor } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
@@ -25,6 +25,8 @@ export interface SemanticTaskOptions {
   masksUri: string;
   writes: BackgroundWrites;
   visualizer?: Visualizer | undefined;
+  /** How the network input is handed over (the model's). */
+  layout?: InputLayout | undefined;
 }
 
 interface Context {
@@ -62,8 +64,8 @@ export class SemanticTask implements VisionTask<Context> {
     this.#evaluate = o.evaluate;
   }
 
-  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: Context }> {
-    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata);
+  async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array | Uint8Array; context: Context }> {
+    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, 'predict', this.#o.layout);
     const label = this.#o.evaluate && sample.maskUri ? await readLabelPng(await this.#o.store.read(sample.maskUri), original, sample.maskUri) : undefined;
     return { tensor, context: { original, bytes, label } };
   }

@@ -30,7 +30,7 @@ export interface Evaluation {
 
 export interface VisionTask<C> {
   /** Reads the image's labels, decodes and preprocesses it (runs ahead of inference, in parallel). */
-  prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array; context: C }>;
+  prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array | Uint8Array; context: C }>;
   /** Row `row` of a batch's outputs to the image's result; in a test run also scores the image on its own. */
   interpret(outputs: WorkerOutput[], row: number, context: C, sample: Sample): Promise<Interpreted>;
   /** The result of an image that could not be read or decoded (its labels still count where they can). */

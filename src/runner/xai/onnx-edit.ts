@@ -53,17 +53,21 @@ function nodeOutputs(bytes: Uint8Array): string[] {
   return out;
 }
 
-function tensorName(bytes: Uint8Array): string {
-  let name = '';
+/** The (last) string in field `n` of a raw message, '' when it has none. */
+function stringOf(bytes: Uint8Array, n: number): string {
+  let value = '';
   readFields(bytes, { start: 0, end: bytes.length }, (field, wire, r) => {
-    if (field === 8 && wire === WIRE_BYTES) {
-      name = r.string();
+    if (field === n && wire === WIRE_BYTES) {
+      value = r.string();
       return true;
     }
     return false;
   });
-  return name;
+  return value;
 }
+
+/** The name of a raw TensorProto. */
+const tensorName = (bytes: Uint8Array) => stringOf(bytes, 8);
 
 /** The dims of a raw TensorProto. */
 export function tensorDims(bytes: Uint8Array): number[] {
@@ -120,7 +124,7 @@ const field = (w: protobuf.Writer, n: number, wire: number) => w.uint32((n << 3)
 const bytesField = (w: protobuf.Writer, n: number, value: Uint8Array) => field(w, n, WIRE_BYTES).bytes(value);
 const stringField = (w: protobuf.Writer, n: number, value: string) => field(w, n, WIRE_BYTES).string(value);
 
-/** A ValueInfoProto of a float (or int64) tensor; dims -1 are left symbolic. */
+/** A ValueInfoProto of a tensor (float by default); dims -1 are left symbolic. */
 export function valueInfo(name: string, elemType = FLOAT, dims?: number[]): Uint8Array {
   return message((w) => {
     stringField(w, 1, name);
@@ -197,22 +201,48 @@ export function tensorBytes(name: string, dims: number[], values: Float32Array |
   });
 }
 
+/** A graph's fields as raw slices (tag included), in order: what a rebuilt graph copies byte for byte. */
+export function graphFields(index: ModelIndex): Array<{ field: number; raw: Uint8Array; payload: Uint8Array | undefined }> {
+  const out: Array<{ field: number; raw: Uint8Array; payload: Uint8Array | undefined }> = [];
+  readFields(index.bytes, index.graph, (n, wire, r, start) => {
+    let payload: Uint8Array | undefined;
+    if (wire === WIRE_BYTES) payload = r.bytes();
+    else r.skipType(wire);
+    out.push({ field: n, raw: index.bytes.subarray(start, r.pos), payload });
+    return true;
+  });
+  return out;
+}
+
+/** The model with its graph's payload replaced (everything around it byte for byte). */
+export function withGraph(index: ModelIndex, graph: Uint8Array): Uint8Array {
+  const { bytes, graphField } = index;
+  const tag = message((w) => field(w, 7, WIRE_BYTES).uint32(graph.length));
+  const out = new Uint8Array(graphField + tag.length + graph.length + (bytes.length - index.graph.end));
+  out.set(bytes.subarray(0, graphField), 0);
+  out.set(tag, graphField);
+  out.set(graph, graphField + tag.length);
+  out.set(bytes.subarray(index.graph.end), graphField + tag.length + graph.length);
+  return out;
+}
+
+/** A graph field holding a message. */
+export function graphField(n: number, payload: Uint8Array): Uint8Array {
+  return message((w) => bytesField(w, n, payload));
+}
+
+/** The name of a raw ValueInfoProto. */
+export const valueInfoName = (bytes: Uint8Array) => stringOf(bytes, 1);
+
 /** The model with `names` added as graph outputs (after the existing ones, so their indices stay). */
 export function withOutputs(index: ModelIndex, names: string[]): Uint8Array {
-  const { bytes, graph, graphField } = index;
   const extra = message((w) => {
     for (const n of names) bytesField(w, 12, valueInfo(n));
   });
-  const graphLength = graph.end - graph.start + extra.length;
-  const tag = message((w) => field(w, 7, WIRE_BYTES).uint32(graphLength));
-  // Everything else byte for byte: what precedes the graph field, the graph grown, what follows.
-  const out = new Uint8Array(graphField + tag.length + graphLength + (bytes.length - graph.end));
-  let at = 0;
-  for (const part of [bytes.subarray(0, graphField), tag, bytes.subarray(graph.start, graph.end), extra, bytes.subarray(graph.end)]) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  const graph = new Uint8Array(index.graph.end - index.graph.start + extra.length);
+  graph.set(index.bytes.subarray(index.graph.start, index.graph.end), 0);
+  graph.set(extra, index.graph.end - index.graph.start);
+  return withGraph(index, graph);
 }
 
 export interface NewModel {
