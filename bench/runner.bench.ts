@@ -24,6 +24,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { RUNNER_NODE_FLAGS } from '../src/contract/index.ts';
 import { cacheDir } from '../src/local/cache-dir.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
@@ -116,7 +117,7 @@ async function runner(c: Case, extraEnv: Record<string, string> = {}): Promise<R
   const jobId = randomUUID();
   const started = performance.now();
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [here('../src/runner/main.ts')], {
+    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, here('../src/runner/main.ts')], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         PATH: process.env.PATH,

@@ -236,6 +236,8 @@ export const JobTimings = z.object({
   images_per_second: z.number().nonnegative(),
   /** Peak resident memory of the runner process. */
   peak_rss_bytes: z.number().int().nonnegative().optional(),
+  /** Scoring the job: reading every part back, the evaluation, images.jsonl (the last shard's). */
+  scoring_ms: z.number().nonnegative().optional(),
 });
 export type JobTimings = z.infer<typeof JobTimings>;
 

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { parseBucketCredentials } from '../contract/index.ts';
+import { parseBucketCredentials, RUNNER_NODE_FLAGS } from '../contract/index.ts';
 import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
@@ -30,7 +30,7 @@ import { SubmitLimiter } from './auth/limits.ts';
 import { authenticatorOf, csv, dashboardSignIn, OIDC_ENV } from './auth/settings.ts';
 import { StoragePolicy } from './auth/storage-policy.ts';
 
-const defaultRunner = JSON.stringify([process.execPath, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
+const defaultRunner = JSON.stringify([process.execPath, ...RUNNER_NODE_FLAGS, fileURLToPath(new URL('../runner/main.ts', import.meta.url))]);
 const jsonArgv = (raw: string) => z.array(z.string()).min(1).parse(JSON.parse(raw));
 
 const Config = z.object({

@@ -149,7 +149,9 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         }
         log.info({ shard: shard.index }, 'every shard finished: scoring the job');
       }
+      const scoringStarted = performance.now();
       const scored = await scoreJob(store, artifacts, task, source.total);
+      const scoringMs = performance.now() - scoringStarted;
       const timings: JobTimings = {
         total_ms: performance.now() - started,
         model_load_ms: model.loadMs,
@@ -157,6 +159,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         inference_ms: stats.inferenceMs,
         images_per_second: processingMs > 0 ? (stats.processed * 1000) / processingMs : 0,
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+        scoring_ms: scoringMs,
       };
       const evaluation = scored.metrics;
       // The explanations' faithfulness over the run, beside the other figures.
@@ -182,7 +185,17 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       };
       await store.write(resultsPath, `${JSON.stringify(results, null, 2)}\n`, 'application/json');
       log.info(
-        { processed: scored.processed, failed: scored.failed, images_per_second: Number(timings.images_per_second.toFixed(1)), results_path: resultsPath },
+        {
+          processed: scored.processed,
+          failed: scored.failed,
+          images_per_second: Number(timings.images_per_second.toFixed(1)),
+          results_path: resultsPath,
+          // Where the memory went (MiB): V8's heap, memory outside it (buffers, native), the peak.
+          memory_mib: {
+            peak_rss: Math.round(timings.peak_rss_bytes! / 2 ** 20),
+            ...Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
+          },
+        },
         'job finished',
       );
       return {
