@@ -1,8 +1,9 @@
 // bench:storage — what one image of an object-detection test run costs where kinfer keeps it:
 // Postgres (its per-image row, indexes and TOAST included, written through the callback service's
-// own insert, 100 images a statement as runners send them) and object storage (its line in a part
-// and again in images.jsonl, with the evaluation record). Inputs for docs/scaling.md's
-// "a million images on paper".
+// own insert, 100 images a statement as runners send them), object storage (its line in a part
+// and again in images.jsonl, with the evaluation record), and the evaluation that scores the job
+// (the object task's own: pycocotools' and Ultralytics' state, its live heap after a full GC, and
+// the time of the final evaluation). Inputs for docs/scaling.md's "a million images on paper".
 //
 //   npm run bench:storage [-- --images 2000 --detections 10,100,300]
 //
@@ -13,11 +14,46 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { DetectedObject, ImageResult } from '../src/contract/index.ts';
 import { openDatabase } from '../src/db/data-source.ts';
 import { JobStore } from '../src/db/job-store.ts';
 import { startEmbeddedPostgres } from '../src/local/embedded-postgres.ts';
 import { freePort } from '../test/support/ports.ts';
+import { ObjectTask } from '../src/runner/tasks/object-task.ts';
+import { ObjectStore } from '../src/runner/io/object-store.ts';
+import { VAL_DEFAULTS } from '../src/runner/detection/yolo-postprocess.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapMib = () => {
+  gc();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+};
+
+/** The object task's evaluation over `images` records: live heap it keeps (MiB) and the final evaluation's time (ms). */
+function evaluationCost(images: number, detections: number): { heapMib: number; evaluateMs: number } {
+  const names = Array.from({ length: 80 }, (_, i) => `class_${i}`);
+  const task = new ObjectTask({
+    task: 'object_detection',
+    metadata: { classNames: names, inputSize: [640, 640] } as never,
+    classNames: names,
+    categoryIds: names.map((_, i) => i + 1),
+    nms: VAL_DEFAULTS,
+    mode: 'val',
+    outputShapes: [[1, 84, 8400]],
+    evaluate: true,
+    store: new ObjectStore({ region: 'us-east-1' }),
+  });
+  const evaluation = task.newEvaluation()!;
+  const before = heapMib();
+  for (let i = 0; i < images; i++) evaluation.absorb(JSON.parse(JSON.stringify(result(i, detections).record)));
+  const kept = heapMib() - before;
+  const started = performance.now();
+  evaluation.metrics();
+  return { heapMib: kept, evaluateMs: performance.now() - started };
+}
 
 const { values: args } = parseArgs({ options: { images: { type: 'string', default: '2000' }, detections: { type: 'string', default: '10,100,300' } } });
 const IMAGES = Number(args.images);
@@ -115,6 +151,8 @@ try {
     await ds.query('VACUUM ANALYZE test_image_results');
     const after = Number((await ds.query(`SELECT pg_total_relation_size('test_image_results') AS b`))[0].b);
     const perImage = (after - before) / IMAGES;
+    const cost = evaluationCost(Math.min(IMAGES, 1000), detections);
+    const per1k = 1000 / Math.min(IMAGES, 1000);
     rows.push([
       `${detections} detections per image`,
       (perImage / 1024).toFixed(1),
@@ -122,6 +160,8 @@ try {
       (partBytes / IMAGES / 1024).toFixed(1),
       ((IMAGES * 1000) / insertMs).toFixed(0),
       ((after - before) / 2 ** 20 / (insertMs / 1000)).toFixed(1),
+      (cost.heapMib * per1k).toFixed(1),
+      ((cost.evaluateMs * per1k) / 1000).toFixed(1),
     ]);
   }
   await ds.destroy();
@@ -132,9 +172,9 @@ try {
 
 process.stdout.write(`\nbench:storage  ${IMAGES} images per row, object-detection test run, embedded Postgres on this machine\n\n`);
 process.stdout.write(
-  '| per image                    | Postgres row (KiB) | images.jsonl line (KiB) | part line (KiB) | inserts (images/s) | Postgres (MiB/s) |\n|------------------------------|-------------------:|------------------------:|----------------:|-------------------:|-----------------:|\n',
+  '| per image                    | Postgres row (KiB) | images.jsonl line (KiB) | part line (KiB) | inserts (images/s) | Postgres (MiB/s) | evaluation heap per 1k images (MiB) | evaluation per 1k images (s) |\n|------------------------------|-------------------:|------------------------:|----------------:|-------------------:|-----------------:|------------------------------------:|-----------------------------:|\n',
 );
-for (const [name, pgKib, json, part, ips, mibs] of rows)
+for (const [name, pgKib, json, part, ips, mibs, heap, evalS] of rows)
   process.stdout.write(
-    `| ${name!.padEnd(28)} | ${pgKib!.padStart(18)} | ${json!.padStart(23)} | ${part!.padStart(15)} | ${ips!.padStart(18)} | ${mibs!.padStart(16)} |\n`,
+    `| ${name!.padEnd(28)} | ${pgKib!.padStart(18)} | ${json!.padStart(23)} | ${part!.padStart(15)} | ${ips!.padStart(18)} | ${mibs!.padStart(16)} | ${heap!.padStart(35)} | ${evalS!.padStart(28)} |\n`,
   );
