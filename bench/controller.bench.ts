@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import pLimit from 'p-limit';
+import { writeSamples } from '../src/samples/write-samples.ts';
 import { startStack } from '../src/cli/stack.ts';
 import { kubeClients } from '../src/kube/client.ts';
 import { startControlPlane } from '../src/local/cluster/control-plane.ts';
@@ -36,6 +37,8 @@ try {
   stops.unshift(cp.stop);
   execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: 'ignore' });
   execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io'], { stdio: 'ignore' });
+  const samplesDir = join(dir, 'samples');
+  const samples = await writeSamples(samplesDir, { perClass: 2 });
   const stack = await startStack({
     home: join(dir, 'kinfer'),
     apiPort: await freePort(),
@@ -43,6 +46,8 @@ try {
     pgPort: await freePort(),
     serviceLogs: 'files',
     env: {
+      // The admission checks every job's model and dataset: real ones, on local storage it may read.
+      KINFER_ALLOWED_URIS: samplesDir,
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       KINFER_EXECUTOR: 'kubernetes',
@@ -68,7 +73,7 @@ try {
     apiVersion: 'kinfer.io/v1alpha1',
     kind: 'InferenceJob',
     metadata: { name: `ij-${i}` },
-    spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: 's3://bench/model.onnx', dataset: { path: 's3://bench/data' } },
+    spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: samples.checkpoint, dataset: { path: samples.datasetRoot } },
   });
 
   async function timed(fn: () => Promise<void>): Promise<number> {
