@@ -12,21 +12,19 @@
 // callback receiver (this measures the runner alone); peak RSS is the process's maxRSS at the
 // end (model, worker thread, the scoring of every part included).
 // Goal (issue 16): classification peak RSS at 100k images within 10% of its peak at 1k.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { RUNNER_NODE_FLAGS } from '../src/contract/index.ts';
 import { cacheDir } from '../src/local/cache-dir.ts';
 import { buildColorClassifier } from '../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../src/samples/color-dataset.ts';
 import { buildShapeDataset } from '../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../src/samples/shape-models.ts';
-import { fakeCallbackReceiver } from './fake-callback-receiver.ts';
+import { fakeCallbackReceiver, runRunnerProcess } from './fake-callback-receiver.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,7 +33,6 @@ const { values: args } = parseArgs({
   },
 });
 const cache = join(cacheDir(), 'bench', 'memory');
-const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
 /** `count` images filed under their class folders, written once into the cache. */
 async function classificationDataset(count: number): Promise<string> {
@@ -84,26 +81,17 @@ async function run(task: string, checkpoint: string, dataset: string, split: str
   const receiver = await fakeCallbackReceiver();
   const artifacts = await mkdtemp(join(tmpdir(), 'kinfer-bench-memory-'));
   const started = performance.now();
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, here('../src/runner/main.ts')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        PATH: process.env.PATH,
-        JOB_ID: randomUUID(),
-        TRACE_ID: 'bench',
-        INFERENCE_TYPE: 'test_run',
-        DATASET_PATH: pathToFileURL(dataset).href,
-        SPLIT: split,
-        BACKEND_BASE_URL: receiver.url,
-        CALLBACK_TOKEN: 'bench',
-        TASK_TYPE: task,
-        CHECKPOINT_PATH: checkpoint,
-        ARTIFACTS_URI: pathToFileURL(artifacts).href,
-        BATCH_SIZE: '16',
-        SAVE_VISUALIZATIONS: 'false',
-      },
-    });
-    child.on('close', resolve);
+  const code = await runRunnerProcess({
+    JOB_ID: randomUUID(),
+    INFERENCE_TYPE: 'test_run',
+    DATASET_PATH: pathToFileURL(dataset).href,
+    SPLIT: split,
+    BACKEND_BASE_URL: receiver.url,
+    TASK_TYPE: task,
+    CHECKPOINT_PATH: checkpoint,
+    ARTIFACTS_URI: pathToFileURL(artifacts).href,
+    BATCH_SIZE: '16',
+    SAVE_VISUALIZATIONS: 'false',
   });
   const seconds = (performance.now() - started) / 1000;
   const done = receiver.done();

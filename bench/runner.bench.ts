@@ -16,7 +16,7 @@
 // Figures are medians over the repeats; ratios against raw and against Python. Peak RSS is each
 // process's maxRSS. Also the runner with UINT8_INPUT=false (float32 tensors converted in
 // JavaScript, as before the preprocessing nodes), to show what they bring.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -24,13 +24,12 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { RUNNER_NODE_FLAGS } from '../src/contract/index.ts';
 import { cacheDir } from '../src/local/cache-dir.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { buildYoloLike } from '../src/samples/yolo-like.ts';
 import { cachedPython } from '../test/support/reference-python.ts';
-import { fakeCallbackReceiver } from './fake-callback-receiver.ts';
+import { fakeCallbackReceiver, runRunnerProcess } from './fake-callback-receiver.ts';
 import { PYTHON_PINS } from './python-pins.ts';
 
 const { values: args } = parseArgs({
@@ -116,27 +115,18 @@ async function runner(c: Case, extraEnv: Record<string, string> = {}): Promise<R
   const artifacts = await mkdtemp(join(tmpdir(), 'kinfer-bench-'));
   const jobId = randomUUID();
   const started = performance.now();
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, here('../src/runner/main.ts')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        PATH: process.env.PATH,
-        JOB_ID: jobId,
-        TRACE_ID: 'bench',
-        INFERENCE_TYPE: 'dataset',
-        INPUT_CONFIG: JSON.stringify({ dataset_path: c.images }),
-        BACKEND_BASE_URL: receiver.url,
-        CALLBACK_TOKEN: 'bench',
-        TASK_TYPE: c.task,
-        CHECKPOINT_PATH: c.model,
-        ARTIFACTS_URI: pathToFileURL(artifacts).href,
-        BATCH_SIZE: String(c.batch),
-        INTRA_OP_THREADS: String(THREADS),
-        ...EXTRA_ENV,
-        ...extraEnv,
-      },
-    });
-    child.on('close', resolve);
+  const code = await runRunnerProcess({
+    JOB_ID: jobId,
+    INFERENCE_TYPE: 'dataset',
+    INPUT_CONFIG: JSON.stringify({ dataset_path: c.images }),
+    BACKEND_BASE_URL: receiver.url,
+    TASK_TYPE: c.task,
+    CHECKPOINT_PATH: c.model,
+    ARTIFACTS_URI: pathToFileURL(artifacts).href,
+    BATCH_SIZE: String(c.batch),
+    INTRA_OP_THREADS: String(THREADS),
+    ...EXTRA_ENV,
+    ...extraEnv,
   });
   const wallMs = performance.now() - started;
   const done = receiver.done();

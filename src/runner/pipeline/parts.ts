@@ -26,8 +26,11 @@ export function partUri(artifactsUri: string, firstIndex: number): string {
   return joinStorageUri(artifactsUri, PARTS_FOLDER, `${String(firstIndex).padStart(10, '0')}.ndjson`);
 }
 
-export async function writePart(store: ObjectStore, artifactsUri: string, lines: PartLine[]): Promise<void> {
-  const body = `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`;
+/** `resultJson`: the result already as JSON (the reporter measures batches by it), not made again. */
+export async function writePart(store: ObjectStore, artifactsUri: string, lines: Array<PartLine & { resultJson?: string }>): Promise<void> {
+  // The same text as JSON.stringify({ result, record }).
+  const line = (l: PartLine & { resultJson?: string }) => `{"result":${l.resultJson ?? JSON.stringify(l.result)},"record":${JSON.stringify(l.record)}}`;
+  const body = `${lines.map(line).join('\n')}\n`;
   await store.write(partUri(artifactsUri, lines[0]!.result.image_index), body, 'application/x-ndjson');
 }
 
@@ -65,11 +68,15 @@ export interface Committed {
 
 export async function committedIn(store: ObjectStore, artifactsUri: string, from: number, to: number): Promise<Committed> {
   const committed: Committed = { processed: 0, failed: 0, next: from, lastPart: null };
+  let last: PartLine[] | undefined;
   for await (const { lines } of readParts(store, artifactsUri, from, to)) {
     committed.processed += lines.length;
     committed.failed += lines.filter((l) => l.result.error !== null).length;
-    committed.next = lines[lines.length - 1]!.result.image_index + 1;
-    committed.lastPart = lines.map((l) => l.result);
+    last = lines;
+  }
+  if (last) {
+    committed.next = last[last.length - 1]!.result.image_index + 1;
+    committed.lastPart = last.map((l) => l.result);
   }
   return committed;
 }

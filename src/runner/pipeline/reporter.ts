@@ -42,7 +42,7 @@ export interface ReporterOptions {
 
 export class JobReporter {
   readonly #o: ReporterOptions;
-  #buffer: PartLine[] = [];
+  #buffer: Array<PartLine & { resultJson: string }> = [];
   #bufferBytes = 0;
   #inFlight: Promise<unknown> = Promise.resolve();
   #processed: number;
@@ -76,10 +76,10 @@ export class JobReporter {
   async add(result: ImageResult, record: EvaluationRecord | null): Promise<void> {
     this.#processed++;
     if (result.error !== null) this.#failed++;
-    const line: PartLine = { result, record };
-    this.#buffer.push(line);
-    // The JSON of the result is what the callback takes; the record rides along in the part.
-    this.#bufferBytes += JSON.stringify(result).length;
+    // The JSON of the result is what the callback takes; made once, for the size and the part.
+    const resultJson = JSON.stringify(result);
+    this.#buffer.push({ result, record, resultJson });
+    this.#bufferBytes += resultJson.length;
     if (this.#buffer.length >= this.#o.resultsBatchSize || this.#bufferBytes >= MAX_BATCH_BYTES) await this.#flush();
     const now = Date.now();
     if (this.#processed - this.#lastProgressCount >= this.#o.progressEveryImages || now - this.#lastProgressAt >= this.#o.progressIntervalMs) {
