@@ -1,6 +1,6 @@
 // bench:controller — how fast InferenceJobs become Jobs, against the raw rate of creating Jobs.
 //
-//   npm run bench:controller [-- --count 500 --concurrency 16]
+//   npm run bench:controller [-- --count 500 --concurrency 16 --write-costs]
 //
 // A real local control plane (etcd, kube-apiserver, kube-controller-manager; no node agent, so
 // Pods stay Pending and nothing runs), embedded Postgres, and the kinfer controller in its
@@ -9,22 +9,28 @@
 //   controller: create `count` InferenceJobs (namespace bench); the controller makes the row,
 //               Secret, Job and status of each. Latency = InferenceJob created -> its Job seen
 //               by a watch. Throughput = count / (first create -> last Job seen).
+// Then the CPU each component spent per object in either phase, and with --write-costs, what
+// each write an InferenceJob needs costs the API server and etcd alone (the controller stopped):
+// the floor under the controller's rate on this machine.
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { writeSamples } from '../src/samples/write-samples.ts';
 import { startStack } from '../src/cli/stack.ts';
-import { kubeClients } from '../src/kube/client.ts';
+import { kubeClients, mergePatch } from '../src/kube/client.ts';
 import { startControlPlane } from '../src/local/cluster/control-plane.ts';
 import { kubeTools } from '../src/local/cluster/kube-tools.ts';
 import { CRD_DIR } from '../src/local/cluster/local-cluster.ts';
 import { execFileSync } from 'node:child_process';
 import { freePort } from '../test/support/ports.ts';
+import { cpuMsPer, cpuSeconds, type Component } from './process-cpu.ts';
 
-const { values: args } = parseArgs({ options: { count: { type: 'string', default: '500' }, concurrency: { type: 'string', default: '16' } } });
+const { values: args } = parseArgs({
+  options: { count: { type: 'string', default: '500' }, concurrency: { type: 'string', default: '16' }, 'write-costs': { type: 'boolean', default: false } },
+});
 const COUNT = Number(args.count);
 const CONCURRENCY = Number(args.concurrency);
 
@@ -54,6 +60,8 @@ try {
       KUBECONFIG: cp.kubeconfig,
       KINFER_POD_START_TIMEOUT_SECONDS: '86400',
       LOG_LEVEL: 'warn',
+      // A profile of the services: KINFER_BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof'
+      ...(process.env.KINFER_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.KINFER_BENCH_NODE_OPTIONS } : {}),
     },
   });
   stops.unshift(stack.stop);
@@ -76,6 +84,27 @@ try {
     spec: { type: 'test_run', taskType: 'image_classification', checkpointPath: samples.checkpoint, dataset: { path: samples.datasetRoot } },
   });
 
+  // CPU seconds per component over a phase (from /proc): where the cores went.
+  const COMPONENTS: Component[] = [
+    ['kube-apiserver', /kube-apiserver/],
+    ['etcd', /\betcd\b/],
+    ['kube-controller-manager', /kube-controller-manager/],
+    ['kinfer controller', /src\/controller\/main\.ts/],
+    ['postgres', /postgres/],
+    ['bench client', /controller\.bench\.ts/],
+  ];
+  const cpuNow = () => cpuSeconds(COMPONENTS);
+
+  /** Until the controller-manager has made a Pod for each of the namespace's `count` Jobs. */
+  async function podsMade(namespace: string): Promise<void> {
+    for (;;) {
+      // limit 1: the count without the list (remainingItemCount), so that asking costs little.
+      const page = await core.listNamespacedPod({ namespace, limit: 1 });
+      if (page.items.length + (page.metadata?.remainingItemCount ?? 0) >= COUNT) return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
   async function timed(fn: () => Promise<void>): Promise<number> {
     const started = performance.now();
     await fn();
@@ -84,10 +113,15 @@ try {
 
   // Raw: Jobs created directly.
   const limit = pLimit(CONCURRENCY);
+  const cpuAtStart = cpuNow();
   const rawMs = await timed(async () => {
     await Promise.all(Array.from({ length: COUNT }, (_, i) => limit(() => batch.createNamespacedJob({ namespace: 'bench-raw', body: rawJob(i) }))));
   });
 
+  // The controller-manager makes the raw Jobs' Pods behind the creates: wait until it has, so
+  // that the controller phase does not pay for the raw phase's backlog.
+  const rawPodsMs = await timed(() => podsMade('bench-raw'));
+  const cpuAfterRaw = cpuNow();
   // Controller: InferenceJobs, and a watch on the Jobs the controller creates.
   const created = new Map<string, number>();
   const seen = new Map<string, number>();
@@ -125,6 +159,9 @@ try {
   clearTimeout(timeout);
   const lastSeen = Math.max(...seen.values());
   watch.abort();
+  const cpuAfterController = cpuNow();
+  const eventsPage = await core.listNamespacedEvent({ namespace: 'bench', limit: 1 });
+  const eventsWritten = eventsPage.items.length + (eventsPage.metadata?.remainingItemCount ?? 0);
 
   const latencies = [...created.entries()]
     .filter(([name]) => seen.has(name))
@@ -142,9 +179,99 @@ try {
   );
   process.stdout.write(`| raw: Jobs created directly                    | ${rawRate.toFixed(1).padStart(10)} |  1.00 |        |        |\n`);
   process.stdout.write(
+    `| raw: ... and their Pods made by the KCM       | ${((COUNT * 1000) / (rawMs + rawPodsMs)).toFixed(1).padStart(10)} | ${(rawMs / (rawMs + rawPodsMs)).toFixed(2).padStart(5)} |        |        |\n`,
+  );
+  process.stdout.write(
     `| controller: InferenceJobs turned into Jobs    | ${ctlRate.toFixed(1).padStart(10)} | ${(ctlRate / rawRate).toFixed(2).padStart(5)} | ${pct(50).toFixed(0).padStart(6)} | ${pct(99).toFixed(0).padStart(6)} |\n`,
   );
-  process.stdout.write(`\n${seen.size}/${COUNT} InferenceJobs got their Job.\n`);
+  process.stdout.write(`\n${seen.size}/${COUNT} InferenceJobs got their Job; the controller wrote ${eventsWritten} Events.\n`);
+  // Per object, so that the two phases compare whatever their length.
+  const rawCpu = cpuMsPer(COMPONENTS, cpuAtStart, cpuAfterRaw, COUNT);
+  const ctlCpu = cpuMsPer(COMPONENTS, cpuAfterRaw, cpuAfterController, COUNT);
+  process.stdout.write('\n| CPU ms per object       |    raw | controller |\n|-------------------------|-------:|-----------:|\n');
+  for (const [name] of COMPONENTS) {
+    const per = (m: Map<string, number>) => (m.get(name) ?? 0).toFixed(1);
+    process.stdout.write(`| ${name.padEnd(23)} | ${per(rawCpu).padStart(6)} | ${per(ctlCpu).padStart(10)} |\n`);
+  }
+  if (args['write-costs']) {
+    await stack.stop();
+    stops.splice(stops.indexOf(stack.stop), 1);
+    await podsMade('bench'); // nothing else running while the writes are measured
+    await core.createNamespace({ body: { metadata: { name: 'bench-writes' } } });
+    const ns = 'bench-writes';
+    const ij = { group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: ns };
+    const now = () => new Date();
+    // The writes the controller makes for one InferenceJob, each alone, as it makes them.
+    const writes: Array<[string, (i: number) => Promise<unknown>]> = [
+      ['InferenceJob create (the user)', (i) => custom.createNamespacedCustomObject({ ...ij, body: { ...inferenceJob(i), metadata: { name: `w-${i}` } } })],
+      [
+        'InferenceJob finalizer patch',
+        (i) => custom.patchNamespacedCustomObject({ ...ij, name: `w-${i}`, body: { metadata: { finalizers: ['kinfer.io/cleanup'] } } }, mergePatch),
+      ],
+      [
+        'InferenceJob status patch',
+        (i) =>
+          custom.patchNamespacedCustomObjectStatus(
+            {
+              ...ij,
+              name: `w-${i}`,
+              body: {
+                status: {
+                  phase: 'Pending',
+                  jobName: `kinfer-${i}`,
+                  progress: '0/4',
+                  conditions: [{ type: 'Admitted', status: 'True', reason: 'Admitted', message: 'admitted', lastTransitionTime: now().toISOString() }],
+                },
+              },
+            },
+            mergePatch,
+          ),
+      ],
+      [
+        'Secret create',
+        (i) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: `w-${i}` }, stringData: { KINFER_CALLBACK_TOKEN: 'x'.repeat(600) } } }),
+      ],
+      [
+        'Job create (suspended: no Pod)',
+        (i) => batch.createNamespacedJob({ namespace: ns, body: { ...rawJob(i), spec: { ...rawJob(i).spec!, suspend: true } } }),
+      ],
+      [
+        'Event create',
+        (i) =>
+          core.createNamespacedEvent({
+            namespace: ns,
+            body: {
+              metadata: { generateName: 'w.' },
+              involvedObject: { kind: 'InferenceJob', name: `w-${i}`, namespace: ns },
+              type: 'Normal',
+              reason: 'JobCreated',
+              message: `Created Job kinfer-${i}`,
+              firstTimestamp: now(),
+              lastTimestamp: now(),
+              count: 1,
+            },
+          }),
+      ],
+    ];
+    process.stdout.write(
+      '\n| write, alone                    | per second | API server + etcd CPU ms each |\n|---------------------------------|-----------:|------------------------------:|\n',
+    );
+    const settle = () => new Promise((r) => setTimeout(r, 2000));
+    let total = 0;
+    for (const [name, write] of writes) {
+      await settle();
+      const before = cpuNow();
+      const ms = await timed(() => Promise.all(Array.from({ length: COUNT }, (_, i) => limit(() => write(i)))).then(() => undefined));
+      await settle(); // what the write set off (watch fan-out, the controller-manager) counts too
+      const spent = cpuMsPer(COMPONENTS, before, cpuNow(), COUNT);
+      const each = (spent.get('kube-apiserver') ?? 0) + (spent.get('etcd') ?? 0);
+      if (name !== 'Event create') total += each;
+      process.stdout.write(`| ${name.padEnd(31)} | ${((COUNT * 1000) / ms).toFixed(1).padStart(10)} | ${each.toFixed(1).padStart(29)} |\n`);
+    }
+    process.stdout.write(
+      `\nOne InferenceJob's writes without its Event: ${total.toFixed(1)} ms of API server and etcd CPU: at most ${((availableParallelism() * 1000) / total).toFixed(0)} InferenceJobs/s on ${availableParallelism()} cores with nothing else running.\n`,
+    );
+  }
   // Issue 16's goal (Kueue's own performance tests admit about 43 workloads/s).
   process.stdout.write(
     `controller: ${ctlRate.toFixed(1)} InferenceJobs/s turned into Jobs (goal >= 50: ${ctlRate >= 50 ? 'met' : 'NOT met'}), p99 ${pct(99).toFixed(0)} ms\n`,

@@ -79,6 +79,12 @@ const Config = z.object({
   KINFER_JOB_TTL_SECONDS: z.coerce.number().int().min(0).default(86_400),
   KINFER_LEADER_ELECTION: z.enum(['true', 'false']).default('true'),
   KINFER_LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15),
+  // About 4 writes per InferenceJob (finalizer, Secret, Job, status): 300/s lets a burst of 60
+  // InferenceJobs/s through; lower it to spare a shared API server.
+  KINFER_KUBE_QPS: z.coerce.number().positive().default(300),
+  KINFER_KUBE_BURST: z.coerce.number().int().min(1).default(600),
+  KINFER_KUBE_EVENT_QPS: z.coerce.number().positive().default(5),
+  KINFER_KUBE_EVENT_BURST: z.coerce.number().int().min(1).default(25),
   KINFER_IDENTITY: z.string().default(`${hostname()}-${process.pid}`),
   /** Submit-time checks in object storage (existence, the model's header, the dataset's classes). */
   KINFER_ADMISSION_TIMEOUT_SECONDS: z.coerce.number().positive().default(30),
@@ -174,6 +180,8 @@ try {
             defaults: config.KINFER_RUNNER_POD_DEFAULTS,
           },
           kubeconfig: config.KUBECONFIG,
+          kubeClient: { qps: config.KINFER_KUBE_QPS, burst: config.KINFER_KUBE_BURST },
+          events: { qps: config.KINFER_KUBE_EVENT_QPS, burst: config.KINFER_KUBE_EVENT_BURST },
           namespace: config.KINFER_NAMESPACE,
           identity: config.KINFER_IDENTITY,
           podStartTimeoutMs: config.KINFER_POD_START_TIMEOUT_SECONDS * 1000,

@@ -10,8 +10,8 @@ export function pemFromEnv(env: NodeJS.ProcessEnv, name: string): string {
   throw new Error(`${name} or ${name}_FILE must be set`);
 }
 
-/** Start-up check of a token key: a key that cannot sign or verify ES256 fails the service at once, not every job later. */
-export function checkEs256Key(load: () => KeyObject, name: string, kind: 'private' | 'public'): void {
+/** Start-up check of a token key: a key that cannot sign or verify ES256 fails the service at once, not every job later. Returns the key, parsed once. */
+export function checkEs256Key(load: () => KeyObject, name: string, kind: 'private' | 'public'): KeyObject {
   let key;
   try {
     key = load();
@@ -22,4 +22,5 @@ export function checkEs256Key(load: () => KeyObject, name: string, kind: 'privat
   if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
     throw new Error(`${name} must be an EC P-256 ${kind} key for ES256; it is ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''}`);
   }
+  return key;
 }

@@ -342,3 +342,41 @@ describe('leader election', () => {
     expect(lease.spec?.holderIdentity ?? null).toBeNull();
   });
 });
+
+describe('the Kubernetes client', () => {
+  /** The dispatcher (undici Agent) a request of this client would go through. */
+  async function dispatcherOf(kc: k8s.KubeConfig) {
+    const ctx = new k8s.RequestContext(kc.getCurrentCluster()!.server, k8s.HttpMethod.GET);
+    await kc.applySecurityAuthentication(ctx);
+    return ctx.getDispatcher()!;
+  }
+
+  it('sends its requests over one kept-alive connection, not a TLS handshake each', async () => {
+    const { kc, core } = kubeClients(cluster.cp.kubeconfig);
+    try {
+      const agent = await dispatcherOf(kc);
+      expect(await dispatcherOf(kc)).toBe(agent);
+      let connections = 0;
+      agent.on('connect', () => connections++);
+      for (let i = 0; i < 100; i++) await core.listNamespace();
+      // A second connection opens when the next request is sent before undici has marked the
+      // first one free again (client-node resolves as the body ends); after that, no more.
+      expect(connections).toBeGreaterThanOrEqual(1);
+      expect(connections).toBeLessThanOrEqual(2);
+    } finally {
+      await kc.close();
+    }
+  });
+
+  it('keeps to its QPS once its burst is spent', async () => {
+    const { kc, core } = kubeClients(cluster.cp.kubeconfig, { qps: 20, burst: 2 });
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 12; i++) await core.listNamespace();
+      // 10 requests past the burst at 20/s: half a second at least (timers never fire early).
+      expect(performance.now() - started).toBeGreaterThanOrEqual(490);
+    } finally {
+      await kc.close();
+    }
+  });
+});

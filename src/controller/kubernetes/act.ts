@@ -21,6 +21,7 @@ import {
 import { runnerEnvFor, type RunnerSettings } from '../job-mapping.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import type { Action, Observed } from './decide.ts';
+import type { EventBudget } from './event-budget.ts';
 import { buildJob, buildSecret, jobNameFor, type RunnerPodSettings } from './job-spec.ts';
 
 export interface ActContext {
@@ -30,6 +31,8 @@ export interface ActContext {
   runner: RunnerSettings;
   pod: RunnerPodSettings;
   identity: string;
+  /** Which Events are written (Normal ones under a rate); absent: all. */
+  events?: EventBudget | undefined;
   log: Logger;
 }
 
@@ -131,6 +134,7 @@ async function patchStatus(ctx: ActContext, ij: InferenceJob, status: InferenceJ
 
 /** Best effort: an Event that cannot be written is logged, never a failed reconcile. */
 async function recordEvent(ctx: ActContext, ij: InferenceJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  if (ctx.events && !ctx.events.allows(type)) return;
   const now = new Date();
   const event: k8s.CoreV1Event = {
     metadata: { generateName: `${ij.metadata.name}.`, namespace: ij.metadata.namespace },

@@ -14,6 +14,7 @@ import type { RunnerSettings } from '../job-mapping.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import { act } from './act.ts';
 import { decide, type DecideOptions } from './decide.ts';
+import type { EventBudget } from './event-budget.ts';
 import { jobNameFor, type RunnerPodSettings } from './job-spec.ts';
 import { jobIdOf, observe } from './observe.ts';
 
@@ -32,6 +33,8 @@ export interface KubeControllerOptions extends DecideOptions {
    */
   watchSilenceMs: number;
   identity: string;
+  /** Which Events are written (Normal ones under a rate); absent: all. */
+  events?: EventBudget | undefined;
   log: Logger;
   now?: () => Date;
 }

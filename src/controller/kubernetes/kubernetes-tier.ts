@@ -4,7 +4,7 @@ import type { JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import { listenJobEvents } from '../../db/job-events.ts';
 import type { Logger } from '../../http/logger.ts';
-import { kubeClients, type KubeClients } from '../../kube/client.ts';
+import { kubeClients, type KubeClientLimits, type KubeClients } from '../../kube/client.ts';
 import { API_VERSION, GROUP, JOB_ID_ANNOTATION, KIND, LABELS, PLURAL, VERSION } from '../../kube/inference-job.ts';
 import { LeaderElector } from '../../kube/leader-election.ts';
 import type { Admission } from '../admission/admission.ts';
@@ -12,6 +12,7 @@ import { specFromRow, type RunnerSettings } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import type { RunnerPodSettings } from './job-spec.ts';
+import { EventBudget } from './event-budget.ts';
 import { KubeController } from './kube-controller.ts';
 
 /** The InferenceJob of a REST-submitted job: the whole id in the name, so names never collide. */
@@ -45,6 +46,10 @@ export interface KubernetesTierOptions {
   runner: RunnerSettings;
   pod: RunnerPodSettings;
   kubeconfig: string | undefined;
+  /** The controller's request rate towards the API server. */
+  kubeClient: KubeClientLimits;
+  /** Normal Events a second (and burst) the controller writes; Warnings always. */
+  events: { qps: number; burst: number };
   /** Where REST-submitted InferenceJobs and the leader Lease live. */
   namespace: string;
   identity: string;
@@ -55,7 +60,7 @@ export interface KubernetesTierOptions {
 }
 
 export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tier> {
-  const clients = kubeClients(o.kubeconfig);
+  const clients = kubeClients(o.kubeconfig, o.kubeClient);
   const controller = new KubeController({
     clients,
     store: o.store,
@@ -69,6 +74,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
     finalizerGiveUpMs: 120_000,
     watchSilenceMs: 65 * 60_000,
     identity: o.identity,
+    events: new EventBudget({ ...o.events, log: o.log }),
     log: o.log,
   });
   const events = listenJobEvents(o.databaseUrl, (e) => controller.enqueueJob(e.id), o.log);
@@ -114,6 +120,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
       await elector?.stop();
       await controller.stop();
       await events.stop();
+      await clients.kc.close();
     },
   };
 }

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../../kube/client.ts';
 import { signalGroup } from '../../process/local-processes.ts';
 
 /** Images the FAKE kubelet "pulls": kinfer's own (ghcr.io/kinfer/kinfer:<tag>, or kinfer/<name>), run from the checkout. */
@@ -46,7 +47,7 @@ const now = () => new Date();
 export class NodeAgent {
   readonly #o: NodeAgentOptions;
   readonly #core: k8s.CoreV1Api;
-  readonly #kc: k8s.KubeConfig;
+  readonly #kc: PooledKubeConfig;
   readonly #running = new Map<string, Running>();
   /** Pods whose status was already set to a terminal state or pull error, not to redo. */
   readonly #handled = new Set<string>();
@@ -56,7 +57,7 @@ export class NodeAgent {
 
   constructor(opts: NodeAgentOptions) {
     this.#o = opts;
-    this.#kc = new k8s.KubeConfig();
+    this.#kc = new PooledKubeConfig();
     this.#kc.loadFromFile(opts.kubeconfig);
     this.#core = this.#kc.makeApiClient(k8s.CoreV1Api);
     mkdirSync(opts.logDir, { recursive: true });
@@ -81,6 +82,7 @@ export class NodeAgent {
     this.#stopped = true;
     await this.#informer?.stop();
     for (const run of this.#running.values()) for (const p of run.processes.values()) signalContainer(p, 'SIGKILL');
+    await this.#kc.close();
   }
 
   async #registerNode(): Promise<void> {

@@ -1,0 +1,44 @@
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import { EventBudget } from '../../src/controller/kubernetes/event-budget.ts';
+
+function capturedLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, stream), lines };
+}
+
+describe('EventBudget', () => {
+  it('writes Normal Events up to its burst, then at its rate; Warnings always', () => {
+    let now = 0;
+    const { log } = capturedLog();
+    const budget = new EventBudget({ qps: 2, burst: 3, log, now: () => now });
+    const normal = () => Array.from({ length: 5 }, () => budget.allows('Normal'));
+    expect(normal()).toEqual([true, true, true, false, false]);
+    expect(Array.from({ length: 50 }, () => budget.allows('Warning')).every(Boolean)).toBe(true);
+    now = 500; // one token at 2/s
+    expect(normal()).toEqual([true, false, false, false, false]);
+  });
+
+  it('says how many Events it dropped, in one line at most every report period', async () => {
+    let now = 0;
+    const { log, lines } = capturedLog();
+    const budget = new EventBudget({ qps: 1, burst: 1, log, now: () => now, reportEveryMs: 30_000 });
+    for (let i = 0; i < 10; i++) budget.allows('Normal'); // 1 written, 9 dropped
+    now = 1000; // one token back: written
+    budget.allows('Normal');
+    now = 30_000;
+    budget.allows('Normal'); // written (a token came back)
+    budget.allows('Normal'); // dropped: the second report
+    await new Promise((r) => setImmediate(r));
+    expect(lines.map((l) => [l.msg, l.dropped])).toEqual([
+      ['Normal Events dropped by the event budget (KINFER_KUBE_EVENT_QPS)', 1],
+      ['Normal Events dropped by the event budget (KINFER_KUBE_EVENT_QPS)', 9],
+    ]);
+  });
+});
