@@ -53,6 +53,8 @@ declare module 'express-serve-static-core' {
 export function createCallbackApp({ store, verifier, log, ready }: CallbackAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Runners never revalidate a reply: hashing every JSON body for an ETag was CPU for nothing.
+  app.disable('etag');
   app.use(requestContext(log));
   metricsRoutes(app, 'callback');
   healthRoutes(app, ready);

@@ -70,6 +70,27 @@ function notifying(kind: JobKind, update: string): string {
     FROM changed`;
 }
 
+/**
+ * As `notifying`, for progress reports: a NOTIFY only when what listeners show changes, the
+ * status or the whole percent (every report while the total is unknown). A NOTIFY per report,
+ * every few images of every running job, cost Postgres and each listening controller more than
+ * the update itself: bench:callback, 2026-12-02, 652 requests/s with it, 1,025 without.
+ * `update` is `UPDATE <table> j SET ... FROM before ... WHERE j.id = before.id AND ...`; the
+ * percent before is the statement's snapshot, so under concurrent reports a change is never missed
+ * (progress only grows), at worst told twice.
+ */
+function notifyingOnVisibleChange(kind: JobKind, update: string): string {
+  return `WITH before AS (SELECT id, status AS old_status, floor(progress_percent) AS old_percent FROM ${TABLES[kind].jobs} WHERE id = $1),
+    changed AS (${update} RETURNING j.id, j.status, j.processed_images, j.total_images, j.progress_percent, before.old_status, before.old_percent)
+    SELECT changed.id, changed.status,
+      CASE WHEN changed.status IS DISTINCT FROM changed.old_status
+             OR floor(changed.progress_percent) IS DISTINCT FROM changed.old_percent
+             OR COALESCE(changed.total_images, 0) = 0
+        THEN pg_notify('${JOB_EVENTS_CHANNEL}', json_build_object('kind', '${kind}', 'id', changed.id, 'status', changed.status, 'processed_images', changed.processed_images, 'total_images', changed.total_images)::text)
+      END
+    FROM changed`;
+}
+
 export class JobStore {
   readonly #ds: DataSource;
 
@@ -363,19 +384,20 @@ export class JobStore {
   async applyProgress(kind: JobKind, id: string, p: ProgressPayload): Promise<UpdateOutcome> {
     const table = TABLES[kind].jobs;
     const rows = (await this.#ds.query(
-      notifying(
+      notifyingOnVisibleChange(
         kind,
-        `UPDATE ${table} SET
+        `UPDATE ${table} j SET
            status = 'running',
-           started_at = COALESCE(started_at, now()),
-           processed_images = GREATEST(processed_images, $2),
-           failed_images = GREATEST(failed_images, $3),
-           total_images = COALESCE($4, total_images),
-           progress_percent = CASE WHEN COALESCE($4, total_images) > 0
-             THEN LEAST(100, GREATEST(progress_percent, 100.0 * GREATEST(processed_images, $2) / COALESCE($4, total_images)))
-             ELSE progress_percent END,
+           started_at = COALESCE(j.started_at, now()),
+           processed_images = GREATEST(j.processed_images, $2),
+           failed_images = GREATEST(j.failed_images, $3),
+           total_images = COALESCE($4, j.total_images),
+           progress_percent = CASE WHEN COALESCE($4, j.total_images) > 0
+             THEN LEAST(100, GREATEST(j.progress_percent, 100.0 * GREATEST(j.processed_images, $2) / COALESCE($4, j.total_images)))
+             ELSE j.progress_percent END,
            updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'running')`,
+         FROM before
+         WHERE j.id = before.id AND j.status IN ('pending', 'running')`,
       ),
       [id, p.processed_images, p.failed_images ?? 0, p.total_images ?? null],
     )) as Array<{ status: JobStatus }>;
@@ -455,20 +477,20 @@ export class JobStore {
   /** The job's counts from its shards' (never going back), running from its first report. */
   async #sumShards(tx: EntityManager, kind: JobKind, id: string, total: number | null): Promise<JobStatus> {
     const rows = (await tx.query(
-      notifying(
+      notifyingOnVisibleChange(
         kind,
         `UPDATE ${TABLES[kind].jobs} j SET
            status = 'running',
-           started_at = COALESCE(started_at, now()),
+           started_at = COALESCE(j.started_at, now()),
            processed_images = GREATEST(j.processed_images, s.processed),
            failed_images = GREATEST(j.failed_images, s.failed),
-           total_images = COALESCE($2, total_images),
-           progress_percent = CASE WHEN COALESCE($2, total_images) > 0
-             THEN LEAST(100, GREATEST(progress_percent, 100.0 * GREATEST(j.processed_images, s.processed) / COALESCE($2, total_images)))
-             ELSE progress_percent END,
+           total_images = COALESCE($2, j.total_images),
+           progress_percent = CASE WHEN COALESCE($2, j.total_images) > 0
+             THEN LEAST(100, GREATEST(j.progress_percent, 100.0 * GREATEST(j.processed_images, s.processed) / COALESCE($2, j.total_images)))
+             ELSE j.progress_percent END,
            updated_at = now()
-         FROM (SELECT COALESCE(sum(processed_images), 0)::int AS processed, COALESCE(sum(failed_images), 0)::int AS failed FROM job_shards WHERE job_id = $1) s
-         WHERE j.id = $1`,
+         FROM before, (SELECT COALESCE(sum(processed_images), 0)::int AS processed, COALESCE(sum(failed_images), 0)::int AS failed FROM job_shards WHERE job_id = $1) s
+         WHERE j.id = before.id`,
       ),
       [id, total],
     )) as Array<{ status: JobStatus }>;
