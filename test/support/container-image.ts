@@ -1,4 +1,4 @@
-// The kinfer image as CI builds it: trainer-image/build.sh (buildah, vfs, chroot isolation) on
+// The kinfer image as CI builds it: trainer-image/build.sh (buildah, overlay or vfs storage, chroot isolation) on
 // the offline base from trainer-image/local-base.sh. Built once per test run and kept in the
 // buildah store under the kinfer cache.
 import { execFile } from 'node:child_process';
