@@ -1,8 +1,9 @@
 // GET /api/v1/{test-runs|inference-jobs}/{id}/events: a job's life as server-sent events, fed by
-// Postgres LISTEN/NOTIFY (every state write NOTIFYs), so that it works whichever controller
-// replica or runner made the change:
+// Postgres LISTEN/NOTIFY (every change of status NOTIFYs, and progress at each whole percent), so
+// that it works whichever controller replica or runner made the change:
 //   event: status    the job as GET returns it, first, then on each change of status
-//   event: progress  {processed_images, total_images, progress_percent} as the runner reports
+//   event: progress  {processed_images, total_images, progress_percent} at each whole percent the
+//                    runner reaches (each report while the total is unknown)
 //   event: done      the finished job (metrics included); the stream then ends
 // A comment line every 15 s keeps proxies from closing a quiet stream.
 import type { Request, Response } from 'express';
