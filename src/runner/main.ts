@@ -95,8 +95,7 @@ async function main(): Promise<number> {
     }
   }
   try {
-    // Terminated: the grace period before a SIGKILL is short; report within it, or exit anyway.
-    await callbacks.done(done, code === 143 ? env.TERMINATION_REPORT_SECONDS * 1000 : undefined);
+    await callbacks.done(done);
     if (done.status === 'completed') {
       // Recorded: the parts are in images.jsonl and the metrics now. Leaving them costs only space.
       await removeParts(store, jobArtifactsUri(env.ARTIFACTS_URI, jobKindOf(env.INFERENCE_TYPE), env.JOB_ID)).catch((err: unknown) =>

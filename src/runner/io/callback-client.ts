@@ -84,10 +84,10 @@ export class CallbackClient {
     return this.#post(callbackPaths.imageResults(this.#opts.kind, this.#opts.jobId), { results });
   }
 
-  /** Retried for longer (`retryForMs`, default `doneRetryForMs`): a lost done turns a finished job into a failed one. */
-  done(payload: DonePayload, retryForMs = this.#opts.doneRetryForMs): Promise<CallbackReply> {
+  /** Retried for longer: a lost done turns a finished job into a failed one. */
+  done(payload: DonePayload): Promise<CallbackReply> {
     this.stopHeartbeat();
-    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, retryForMs);
+    return this.#post(callbackPaths.done(this.#opts.kind, this.#opts.jobId), payload, this.#opts.doneRetryForMs);
   }
 
   /** This shard's images are all reported; the reply says whether it is the last shard to finish (it then scores the job). */
