@@ -17,19 +17,21 @@ export interface EventBudgetOptions {
 export class EventBudget {
   readonly #bucket: TokenBucket;
   readonly #o: EventBudgetOptions;
+  readonly #now: () => number;
   #dropped = 0;
   #reportedAt = -Infinity;
 
   constructor(o: EventBudgetOptions) {
     this.#o = o;
-    this.#bucket = new TokenBucket(o.qps, o.burst, o.now);
+    this.#now = o.now ?? (() => performance.now());
+    this.#bucket = new TokenBucket(o.qps, o.burst, this.#now);
   }
 
   /** Whether an Event of this type may be written now. */
   allows(type: 'Normal' | 'Warning'): boolean {
     if (type === 'Warning' || this.#bucket.tryTake()) return true;
     this.#dropped++;
-    const now = (this.#o.now ?? (() => performance.now()))();
+    const now = this.#now();
     if (now - this.#reportedAt >= (this.#o.reportEveryMs ?? 30_000)) {
       this.#o.log.info({ dropped: this.#dropped }, 'Normal Events dropped by the event budget (KINFER_KUBE_EVENT_QPS)');
       this.#reportedAt = now;
