@@ -122,6 +122,14 @@ export const RunnerEnv = z
     CALLBACK_RETRY_SECONDS: positiveInt.default(600),
     /** Added: the same for the final report, longer still: a lost `done` turns a finished job into a failed one. */
     CALLBACK_DONE_RETRY_SECONDS: positiveInt.default(1800),
+    /**
+     * Added: after SIGTERM or SIGINT, how long the final report (failed: terminated; or completed,
+     * when the signal came as it was sent) is retried before the runner exits anyway: within
+     * Kubernetes' default grace period (30 s), and a stopped local stack does not leave runners
+     * retrying for CALLBACK_DONE_RETRY_SECONDS. Other callbacks give up at the signal. The
+     * controller fails a run whose runner exited without a report, with the exit's reason.
+     */
+    TERMINATION_REPORT_SECONDS: positiveInt.default(20),
     /** Added: a progress callback at least this often while the job runs, so that the controller can tell a stopped runner. */
     HEARTBEAT_SECONDS: positiveInt.default(20),
     /** The most images one job may have (its listing is counted first); absent: no limit. */

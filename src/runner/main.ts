@@ -25,6 +25,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = runnerLogger(env.JOB_ID, env.TRACE_ID);
+  // Stops the job on SIGTERM/SIGINT or when the job is no longer active; the callbacks in flight give up with it.
+  const abort = new AbortController();
   const callbacks = new CallbackClient({
     baseUrl: env.BACKEND_BASE_URL,
     token: env.CALLBACK_TOKEN,
@@ -33,6 +35,9 @@ async function main(): Promise<number> {
     kind: jobKindOf(env.INFERENCE_TYPE),
     retryForMs: env.CALLBACK_RETRY_SECONDS * 1000,
     doneRetryForMs: env.CALLBACK_DONE_RETRY_SECONDS * 1000,
+    signal: abort.signal,
+    // Stopped: the grace period before a SIGKILL is short; report within it, or exit anyway.
+    reportAfterStopMs: env.TERMINATION_REPORT_SECONDS * 1000,
     onRetry: (path, error, ms) =>
       error === undefined
         ? log.info({ path, retried_ms: ms }, 'callback service reachable again')
@@ -45,7 +50,6 @@ async function main(): Promise<number> {
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
     buckets: env.S3_BUCKET_CREDENTIALS,
   });
-  const abort = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       log.warn({ signal: sig }, 'stopping on signal');

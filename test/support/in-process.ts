@@ -38,11 +38,14 @@ export async function testDatabase(): Promise<TestDatabase> {
 }
 
 /** A pending test run as the REST door would store it (for suites that drive what follows). */
-export async function newTestRun(store: JobStore, extra: { backoff_limit?: number; parallelism?: number } = {}): Promise<string> {
+export async function newTestRun(
+  store: JobStore,
+  extra: { backoff_limit?: number; parallelism?: number; checkpoint_path?: string; dataset_path?: string } = {},
+): Promise<string> {
   const run = await store.createTestRun({
-    ...extra,
     checkpoint_path: 's3://models/m.onnx',
     dataset_path: 's3://datasets/d',
+    ...extra,
     dataset_split: 'test',
     task_type: 'image_classification',
     name: null,

@@ -23,7 +23,7 @@ beforeEach(() => {
   seen.length = 0;
 });
 
-const client = (opts: { retryForMs?: number; doneRetryForMs?: number } = {}) =>
+const client = (opts: { retryForMs?: number; doneRetryForMs?: number; signal?: AbortSignal } = {}) =>
   new CallbackClient({ baseUrl: url, token: 'tok', traceId: 'tr', jobId: JOB, kind: 'test_run', retryBaseMs: 1, retryMaxMs: 5, ...opts });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -109,6 +109,33 @@ describe('runner callback client', () => {
     const count = seen.length;
     await sleep(120);
     expect(seen.length).toBe(count);
+    script = [];
+  });
+
+  it("gives up retrying when the runner is stopped, with the stop's reason; the final report still goes", async () => {
+    script = Array(100_000).fill(503);
+    const stop = new AbortController();
+    const c = client({ retryForMs: 600_000, doneRetryForMs: 600_000, signal: stop.signal });
+    const results = c.imageResults([]).catch((e: unknown) => e);
+    await sleep(100);
+    const tried = seen.length;
+    expect(tried).toBeGreaterThan(1);
+    const reason = new Error('runner received SIGTERM');
+    const stoppedAt = Date.now();
+    stop.abort(reason);
+    // Thrown as it is: the runner tells a termination from a failure by it.
+    expect(await results).toBe(reason);
+    expect(Date.now() - stoppedAt).toBeLessThan(1000);
+    await sleep(50);
+    expect(seen.length).toBeLessThanOrEqual(tried + 1);
+    // A call made after the stop is not sent at all; the final report is, and retried.
+    const count = seen.length;
+    await expect(c.progress({ processed_images: 1 })).rejects.toBe(reason);
+    expect(seen.length).toBe(count);
+    script = [503, 503];
+    const done = { status: 'failed', processed_images: 0, total_images: 0, failed_images: 0, results_path: null, timings: null, error_message: 'x' } as const;
+    await expect(c.done(done)).resolves.toMatchObject({ applied: true });
+    expect(seen.slice(count).map((s) => s.path)).toEqual(Array(3).fill(`/api/v1/test-runs/${JOB}/done`));
     script = [];
   });
 
