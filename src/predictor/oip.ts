@@ -75,7 +75,8 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
     if (typeof found === 'string') throw new OipError(404, found);
     const refused = deps.policy.refusal(found.target.checkpointPath);
     if (refused) throw new OipError(400, refused);
-    return found;
+    // This protocol sends the model's own float tensors: its session is the model as exported.
+    return { ...found, target: { ...found.target, tensorInput: true } };
   };
 
   const loaded = async (resolved: Resolved) => {

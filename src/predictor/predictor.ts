@@ -34,6 +34,11 @@ export interface ModelTarget {
   maxQueueDelayMs?: number | undefined;
   /** Explanations: the model is then loaded with what the method reads (its own warm session). */
   xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
+  /**
+   * Fed float tensors as exported (Open Inference Protocol). Otherwise the session takes the
+   * decoded uint8 pixels and converts them in the graph, as a job's runner does (model/uint8-input.ts).
+   */
+  tensorInput?: boolean | undefined;
 }
 
 export interface PredictParams {
@@ -152,7 +157,9 @@ class ServedModel {
 }
 
 const keyOf = (t: ModelTarget) =>
-  [t.task, t.checkpointPath, t.name ?? '', t.version ?? '', t.xai ? `${t.xai.method}:${t.xai.targetLayer ?? ''}` : ''].join('\u0000');
+  [t.task, t.checkpointPath, t.name ?? '', t.version ?? '', t.xai ? `${t.xai.method}:${t.xai.targetLayer ?? ''}` : '', t.tensorInput ? 'tensor' : ''].join(
+    '\u0000',
+  );
 
 export class Predictor {
   readonly #o: PredictorOptions;
@@ -240,7 +247,8 @@ export class Predictor {
     let failure: unknown;
     for (const old of current) {
       try {
-        const target = (await resolve(old.target.version!)) ?? old.target;
+        // The registry says which file; how it is served (explanations, tensor input) stays.
+        const target = { ...((await resolve(old.target.version!)) ?? old.target), xai: old.target.xai, tensorInput: old.target.tensorInput };
         const fresh = await this.#load(target);
         fresh.lastReloaded = new Date();
         this.#served.delete(keyOf(old.target));
@@ -285,7 +293,12 @@ export class Predictor {
       intraOpNumThreads: this.#o.intraOpThreads ?? availableParallelism(),
       allowSpinning: this.#o.allowSpinning ?? false,
     };
-    const model = await loadModel(this.#o.store, target.checkpointPath, { ...sessionOptions, expectedTask: target.task, xai: target.xai });
+    const model = await loadModel(this.#o.store, target.checkpointPath, {
+      ...sessionOptions,
+      expectedTask: target.task,
+      xai: target.xai,
+      uint8Input: !target.tensorInput,
+    });
     if (!target.xai || !model.xai) return new ServedModel(target, model);
     try {
       const explainer = await explainerOf(
