@@ -1,6 +1,7 @@
 // Tests run as native ESM (`--experimental-vm-modules`); @swc/jest strips the types.
 export default {
-  testEnvironment: 'node',
+  // Jest's node environment with an ordinary global object (see the file: ~300x faster global lookups).
+  testEnvironment: '<rootDir>/test/support/fast-node-environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
