@@ -118,8 +118,7 @@ describe('an active run', () => {
       reason: 'no progress for 600 s: the runner stopped reporting (no progress or heartbeat) and was stopped',
       code: 'RUNNER_STALLED',
     });
-    // Its Pod is killed without a grace period (a frozen runner ignores SIGTERM), then the Job deleted.
-    expect(stalled).toContainEqual({ type: 'deleteJob', why: 'its runner stopped reporting', killPods: ['p'] });
+    expect(stalled).toContainEqual({ type: 'deleteJob', why: 'its runner stopped reporting' });
     expect(statusOf(stalled)).toMatchObject({ phase: 'Failed' });
     const recent = new Date(now.getTime() - 1000);
     const fine = decide(settled(observed({ row: row({ status: 'running', updated_at: recent } as never), job: job(), pods: [runningPod] })), opts, now);

@@ -87,7 +87,6 @@ export async function act(o: Observed, actions: Action[], ctx: ActContext): Prom
           if ((await ctx.store.cancel(o.kind, o.jobId, 'INFERENCE_JOB_DELETED')).outcome === 'applied') log.info('run cancelled: its InferenceJob was deleted');
           return;
         case 'deleteJob':
-          for (const name of action.killPods ?? []) await ignoring([404], ctx.clients.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }));
           await ignoring([404], ctx.clients.batch.deleteNamespacedJob({ name: jobNameFor(o.jobId), namespace, propagationPolicy: 'Background' }));
           return log.info({ why: action.why }, 'runner Job deleted');
         case 'patchStatus':

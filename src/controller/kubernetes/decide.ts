@@ -40,12 +40,7 @@ export type Action =
   | { type: 'createJob' }
   | { type: 'failRun'; reason: string; code: JobErrorCode }
   | { type: 'cancelRun'; bestEffort: boolean }
-  /**
-   * `killPods`: deleted first with no grace period. A runner that stopped reporting would not use
-   * one (a frozen process ignores SIGTERM), and holds its node's GPU meanwhile; the subprocess
-   * tier SIGKILLs it the same way.
-   */
-  | { type: 'deleteJob'; why: string; bestEffort?: boolean; killPods?: string[] }
+  | { type: 'deleteJob'; why: string; bestEffort?: boolean }
   | { type: 'patchStatus'; status: InferenceJobStatus }
   | { type: 'event'; eventType: 'Normal' | 'Warning'; reason: string; message: string }
   | { type: 'requeueAfter'; ms: number };
@@ -193,8 +188,7 @@ export function decide(o: Observed, opts: DecideOptions, now: Date): Action[] {
           if (silent >= opts.runnerStallMs) {
             const seconds = Math.round(opts.runnerStallMs / 1000);
             fail(`no progress for ${seconds} s: the runner stopped reporting (no progress or heartbeat) and was stopped`, 'RUNNER_STALLED');
-            const killPods = o.pods.filter((p) => !p.metadata?.deletionTimestamp).flatMap((p) => (p.metadata?.name ? [p.metadata.name] : []));
-            actions.push({ type: 'deleteJob', why: 'its runner stopped reporting', killPods });
+            actions.push({ type: 'deleteJob', why: 'its runner stopped reporting' });
           } else {
             actions.push({ type: 'requeueAfter', ms: opts.runnerStallMs - silent + 100 });
           }
