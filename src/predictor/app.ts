@@ -256,7 +256,9 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     res.json({
       name,
       versions: registered.map((m) => {
-        const served = warm.find((w) => w.version === m.version);
+        // A version may be warm in several sessions: predictions, with explanations, v2 tensors.
+        const sessions = warm.filter((w) => w.version === m.version);
+        const served = sessions[0];
         const c = cacheStats.get(`${m.name}@${m.version}`) ?? { hits: 0, misses: 0 };
         return {
           version: m.version,
@@ -264,13 +266,14 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
           warm: served !== undefined,
           loaded_at: served?.loaded_at ?? null,
           last_reloaded: served?.last_reloaded ?? null,
-          inference_count: served?.inference_count ?? 0,
+          inference_count: sessions.reduce((n, s) => n + s.inference_count, 0),
           mean_latency_ms: served?.mean_latency_ms ?? null,
           p95_latency_ms: served?.p95_latency_ms ?? null,
           in_flight: served?.in_flight ?? 0,
           cache_hits: c.hits,
           cache_misses: c.misses,
           cache_hit_rate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null,
+          sessions: sessions.map((s) => ({ serves: s.serves, loaded_at: s.loaded_at, last_reloaded: s.last_reloaded, inference_count: s.inference_count })),
         };
       }),
     });

@@ -86,6 +86,11 @@ export interface ServedModelInfo {
   version: string | null;
   checkpoint_path: string;
   task_type: TaskType;
+  /**
+   * What this session answers: `predict`, `predict+explain:<method>` (predictions with
+   * explanations), or `v2` (the Open Inference Protocol's float tensors, the model as exported).
+   */
+  serves: string;
   loaded_at: string;
   last_reloaded: string | null;
   inference_count: number;
@@ -133,6 +138,7 @@ class ServedModel {
       version: this.target.version ?? null,
       checkpoint_path: this.target.checkpointPath,
       task_type: this.target.task,
+      serves: this.target.tensorInput ? 'v2' : this.target.xai ? `predict+explain:${this.target.xai.method}` : 'predict',
       loaded_at: this.loadedAt.toISOString(),
       last_reloaded: this.lastReloaded?.toISOString() ?? null,
       inference_count: this.count,

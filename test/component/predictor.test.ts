@@ -301,6 +301,22 @@ describe('the predictor', () => {
     expect([overlay.format, overlay.width, overlay.height]).toEqual(['jpeg', original.width, original.height]);
     // The same request without xai is another prediction (not the cached explanation).
     expect((await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green) })).body.xai).toBeUndefined();
+    // Two warm sessions of the version, each reloaded as what it serves.
+    const serves = async () =>
+      ((await http.call('GET', '/api/v1/models/colors/info')).body.versions as Array<{ sessions: Array<{ serves: string; last_reloaded: string | null }> }>)
+        .flatMap((v) => v.sessions.map((s) => [s.serves, s.last_reloaded !== null]))
+        .sort();
+    expect(await serves()).toEqual([
+      ['predict+explain:eigencam', false],
+      ['predict', false],
+    ]);
+    expect((await http.call('POST', '/api/v1/models/colors/reload')).status).toBe(200);
+    expect(await serves()).toEqual([
+      ['predict+explain:eigencam', true],
+      ['predict', true],
+    ]);
+    const explained = await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(image('green', 3)), xai: 'eigencam' });
+    expect([explained.status, explained.body.xai?.method]).toEqual([200, 'eigencam']);
     const refused = await Promise.all([
       http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai: 'gradcam', xai_target_layer: 'layer9' }),
       http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(green), xai_target_layer: 'layer9' }),
