@@ -65,9 +65,8 @@ export async function processImages<C>(
     );
   };
 
-  /** Hands the decoded images of `pending` to the session worker as one batch (it queues them). */
-  const startBatch = (pending: Decoded<C>[]): Promise<RunOutput> => {
-    const batch = pending.filter((d) => d.error === undefined);
+  /** Hands the decoded images to the session worker as one batch (it queues them). */
+  const startBatch = (batch: Decoded<C>[]): Promise<RunOutput> => {
     if (batch.length === 0) return Promise.resolve({ outputs: [], ms: 0 });
     const rows = model.fixedBatch ?? batch.length;
     const uint8 = model.inputLayout === 'uint8-nhwc';
@@ -76,9 +75,8 @@ export async function processImages<C>(
     return model.session.run(input, uint8 ? [rows, h, w, 3] : [rows, 3, h, w]);
   };
 
-  /** Waits for the batch's outputs, then reports every image of it in listing order. */
-  const reportBatch = async (pending: Decoded<C>[], running: Promise<RunOutput>) => {
-    const batch = pending.filter((d) => d.error === undefined);
+  /** Waits for the batch's outputs, then reports every image of `pending` (`batch`: its decoded ones) in listing order. */
+  const reportBatch = async (pending: Decoded<C>[], batch: Decoded<C>[], running: Promise<RunOutput>) => {
     const { outputs, ms } = await running;
     stats.inferenceMs += ms;
     let i = -1;
@@ -128,9 +126,10 @@ export async function processImages<C>(
   // session never idles while this thread reports the batch before (issue 16: it did, about 10%).
   let reporting: Promise<void> = Promise.resolve();
   const next = async (pending: Decoded<C>[]) => {
-    const running = startBatch(pending);
+    const batch = pending.filter((d) => d.error === undefined);
+    const running = startBatch(batch);
     await reporting;
-    reporting = reportBatch(pending, running);
+    reporting = reportBatch(pending, batch, running);
     // Awaited before the next batch or at the end; a failure meanwhile is not unhandled.
     reporting.catch(() => undefined);
   };
