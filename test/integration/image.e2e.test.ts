@@ -68,7 +68,8 @@ describe('the image', () => {
     const script = `
       import sharp from 'sharp';
       import { drawObjects } from './src/runner/visualize/draw.ts';
-      const blank = await sharp({ create: { width: 320, height: 160, channels: 3, background: '#000000' } }).png().toBuffer();
+      // 600 pixels high: labels of 20-pixel type.
+      const blank = await sharp({ create: { width: 600, height: 600, channels: 3, background: '#000000' } }).png().toBuffer();
       const ink = async (name) => {
         const jpeg = await drawObjects(blank, [{ class_id: 0, class_name: name, category_id: 0, confidence: 0.5, bbox: [20, 80, 300, 150] }]);
         const { data } = await sharp(jpeg).greyscale().raw().toBuffer({ resolveWithObject: true });

@@ -1,75 +1,108 @@
 // Pictures of predictions: boxes with class and confidence, instance masks as translucent fills,
-// pose skeletons, semantic class maps blended over the image. Drawn with sharp (SVG overlays and a
-// raw RGBA layer), written as JPEG.
-import sharp, { type OverlayOptions } from 'sharp';
-import { classHex, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
-import { decodeMask, rleFromString } from '../segmentation/rle.ts';
+// pose skeletons, semantic class maps blended over the image. The image is decoded once, drawn on
+// in place (canvas.ts, labels from cached glyphs) and written as JPEG.
+import sharp from 'sharp';
+import { CLASS_PALETTE, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
+import { rleFromString } from '../segmentation/rle.ts';
+import { RgbCanvas, type Rgb } from './canvas.ts';
+import { fontMetrics, GlyphCache } from './glyphs.ts';
 
-export const classColor = (id: number): [number, number, number] => {
-  const hex = classHex(id);
-  return [parseInt(hex.slice(0, 2), 16), parseInt(hex.slice(2, 4), 16), parseInt(hex.slice(4, 6), 16)];
-};
+const PALETTE: Rgb[] = CLASS_PALETTE.map((hex) => [parseInt(hex.slice(0, 2), 16), parseInt(hex.slice(2, 4), 16), parseInt(hex.slice(4, 6), 16)]);
 
-const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+/** A class id's colour (contract/drawing.ts's palette, as the dashboard draws it). */
+export const classColor = (id: number): Rgb => PALETTE[id % PALETTE.length]!;
+
+const WHITE: Rgb = [255, 255, 255];
+/** Opacity of an instance mask's fill and of a semantic class map, of 255. */
+export const MASK_ALPHA = 110;
+export const CLASS_MAP_ALPHA = 128;
+
+const glyphCache = new GlyphCache();
+
+async function decode(bytes: Uint8Array): Promise<RgbCanvas> {
+  const { data, info } = await sharp(bytes, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return new RgbCanvas(data, info.width, info.height);
+}
+
+const encode = (canvas: RgbCanvas) =>
+  sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+
+/** An RLE mask (COCO, column-major) filled over the canvas, run by run. */
+function fillMask(canvas: RgbCanvas, mask: { size: [number, number]; counts: string }, colour: Rgb): void {
+  const rle = rleFromString(mask.counts, mask.size[0], mask.size[1]);
+  const [h, w] = rle.size;
+  if (h !== canvas.height || w !== canvas.width) return; // not this image's mask: nothing sensible to draw
+  let p = 0;
+  rle.counts.forEach((run, i) => {
+    if (i % 2 === 1) for (let q = p; q < p + run; q++) canvas.blendPixel((q % h) * w + Math.floor(q / h), colour, MASK_ALPHA);
+    p += run;
+  });
+}
+
+/** "name 0.87" on a box of the class colour, above the box's top-left corner (inside it when there is no room). */
+async function drawLabel(canvas: RgbCanvas, text: string, x: number, y: number, px: number, colour: Rgb): Promise<void> {
+  const glyphs = await glyphCache.glyphs(text, px);
+  const m = fontMetrics(px);
+  const width = glyphs.reduce((sum, g) => sum + g.advance, 0) + 2;
+  const top = Math.round(y > m.height ? y - m.height : y);
+  const left = Math.round(x);
+  canvas.fillRect(left, top, left + width, top + m.height, colour);
+  let at = left + 1;
+  for (const g of glyphs) at = canvas.glyph(g, at, top, WHITE);
+}
 
 export async function drawObjects(bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<Buffer> {
-  const image = sharp(bytes, { autoOrient: true });
-  const meta = await image.metadata();
-  const width = meta.autoOrient?.width ?? meta.width!;
-  const height = meta.autoOrient?.height ?? meta.height!;
-  const layers: OverlayOptions[] = [];
-  if (detections.some((d) => d.mask)) {
-    const rgba = Buffer.alloc(width * height * 4);
-    for (const d of detections) {
-      if (!d.mask) continue;
-      const m = decodeMask(rleFromString(d.mask.counts, d.mask.size[0], d.mask.size[1]));
-      const [r, g, b] = classColor(d.class_id);
-      for (let i = 0; i < m.length; i++) if (m[i]) rgba.set([r, g, b, 110], i * 4);
-    }
-    layers.push({ input: rgba, raw: { width, height, channels: 4 } });
-  }
+  const canvas = await decode(bytes);
+  await paintObjects(canvas, detections, keypointCount);
+  return encode(canvas);
+}
+
+/** A class-id map blended half over the image (class 0, usually background, left clear). */
+export async function drawClassMap(bytes: Uint8Array, classMap: Uint8Array | Uint16Array, width: number, height: number): Promise<Buffer> {
+  const canvas = await decode(bytes);
+  paintClassMap(canvas, classMap, width, height);
+  return encode(canvas);
+}
+
+/** drawObjects on decoded pixels: masks, then boxes with labels and skeletons, the most confident on top. */
+export async function paintObjects(canvas: RgbCanvas, detections: DetectedObject[], keypointCount?: number): Promise<void> {
+  const { width, height } = canvas;
+  for (const d of detections) if (d.mask) fillMask(canvas, d.mask, classColor(d.class_id));
   const stroke = Math.max(1, Math.round(Math.min(width, height) / 200));
   const font = Math.max(10, Math.round(Math.min(width, height) / 30));
-  const parts: string[] = [];
+  // The most confident last, on top.
   for (const d of [...detections].reverse()) {
     const [x1, y1, x2, y2] = d.bbox;
-    const colour = `rgb(${classColor(d.class_id).join(',')})`;
-    const label = `${escapeXml(d.class_name)} ${d.confidence.toFixed(2)}`;
-    parts.push(`<rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="${colour}" stroke-width="${stroke}"/>`);
-    const ty = y1 > font + 2 ? y1 - 2 : y1 + font;
-    parts.push(`<rect x="${x1}" y="${ty - font}" width="${label.length * font * 0.6}" height="${font + 2}" fill="${colour}"/>`);
-    parts.push(`<text x="${x1 + 1}" y="${ty - 1}" font-family="sans-serif" font-size="${font}" fill="white">${label}</text>`);
+    const colour = classColor(d.class_id);
+    canvas.strokeRect(x1, y1, x2, y2, stroke, colour);
+    await drawLabel(canvas, `${d.class_name} ${d.confidence.toFixed(2)}`, x1, y1, font, colour);
     if (d.keypoints) {
       const k = d.keypoints;
       const at = (i: number) => ({ x: k[3 * i]!, y: k[3 * i + 1]!, ok: k[3 * i + 2]! >= 0.5 });
       if (keypointCount === 17) {
         for (const [a, b] of COCO_SKELETON) {
-          const p = at(a! - 1);
-          const q = at(b! - 1);
-          if (p.ok && q.ok) parts.push(`<line x1="${p.x}" y1="${p.y}" x2="${q.x}" y2="${q.y}" stroke="${colour}" stroke-width="${stroke}"/>`);
+          const p = at(a - 1);
+          const q = at(b - 1);
+          if (p.ok && q.ok) canvas.line(p.x, p.y, q.x, q.y, stroke, colour);
         }
       }
       for (let i = 0; i < k.length / 3; i++) {
         const p = at(i);
-        if (p.ok) parts.push(`<circle cx="${p.x}" cy="${p.y}" r="${stroke + 1}" fill="${colour}" stroke="white"/>`);
+        if (!p.ok) continue;
+        // A dot of the class colour ringed in white.
+        canvas.disc(p.x, p.y, stroke + 1.5, WHITE);
+        canvas.disc(p.x, p.y, stroke + 0.5, colour);
       }
     }
   }
-  layers.push({ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`) });
-  return image.removeAlpha().composite(layers).jpeg({ quality: 85 }).toBuffer();
 }
 
-/** A class-id map blended half over the image (class 0, usually background, left clear). */
-export async function drawClassMap(bytes: Uint8Array, classMap: Uint8Array | Uint16Array, width: number, height: number): Promise<Buffer> {
-  const rgba = Buffer.alloc(width * height * 4);
+export function paintClassMap(canvas: RgbCanvas, classMap: Uint8Array | Uint16Array, width: number, height: number): void {
+  if (canvas.width !== width || canvas.height !== height) throw new Error(`class map is ${width}x${height}, the image ${canvas.width}x${canvas.height}`);
   for (let i = 0; i < classMap.length; i++) {
     const c = classMap[i]!;
-    if (c === 0) continue;
-    rgba.set([...classColor(c), 128], i * 4);
+    if (c !== 0) canvas.blendPixel(i, classColor(c), CLASS_MAP_ALPHA);
   }
-  return sharp(bytes, { autoOrient: true })
-    .removeAlpha()
-    .composite([{ input: rgba, raw: { width, height, channels: 4 } }])
-    .jpeg({ quality: 85 })
-    .toBuffer();
 }
