@@ -1,16 +1,16 @@
-// The runner as the benchmarks start it (the real process, with the runner's Node flags), and the
-// callback service it reports to: a FAKE (they measure the runner alone).
+// The runner as the benchmarks start it (the real process, with the runner's Node flags and process
+// environment), and the callback service it reports to: a FAKE (they measure the runner alone).
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { RUNNER_NODE_FLAGS } from '../src/contract/index.ts';
+import { RUNNER_NODE_FLAGS, RUNNER_PROCESS_ENV } from '../src/contract/index.ts';
 
 /** Runs one runner process with `env` (beside PATH and the benchmarks' trace id and token); its exit code. */
 export function runRunnerProcess(env: Record<string, string | undefined>): Promise<number | null> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, fileURLToPath(new URL('../src/runner/main.ts', import.meta.url))], {
       stdio: ['ignore', 'ignore', 'inherit'],
-      env: { PATH: process.env.PATH, TRACE_ID: 'bench', CALLBACK_TOKEN: 'bench', ...env },
+      env: { PATH: process.env.PATH, ...RUNNER_PROCESS_ENV, TRACE_ID: 'bench', CALLBACK_TOKEN: 'bench', ...env },
     });
     child.on('close', resolve);
   });

@@ -52,6 +52,8 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       .map((p) => p.trim())
       .filter(Boolean),
     intraOpNumThreads: env.INTRA_OP_THREADS ?? availableParallelism(),
+    // A job's peak memory matters more than keeping its largest run's tensors reserved (same speed).
+    memoryArena: false,
   };
   const xaiMethod = env.ENABLE_XAI ? (env.XAI_METHOD ?? defaultXaiMethod(env.TASK_TYPE)) : undefined;
   const model = await loadModel(store, env.CHECKPOINT_PATH, {

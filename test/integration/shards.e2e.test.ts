@@ -4,6 +4,7 @@
 // the dataset's images, none missing, none twice, whatever was killed on the way.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { RUNNER_PROCESS_ENV } from '../../src/contract/index.ts';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { buildShapeDataset } from '../../src/samples/shape-datasets.ts';
@@ -138,6 +139,9 @@ describe('sharded test runs (subprocess tier)', () => {
     expect(rows[0].finished_at).toBeNull();
     const committedBefore = rows[0].processed_images as number;
     expect(committedBefore).toBeLessThan(IMAGES / 4);
+    // The subprocess tier starts runners with the runner's process environment (malloc's settings).
+    const environ = readFileSync(`/proc/${victim.pid}/environ`, 'utf8').split('\0');
+    expect(environ).toEqual(expect.arrayContaining(Object.entries(RUNNER_PROCESS_ENV).map(([k, v]) => `${k}=${v}`)));
     process.kill(victim.pid, 'SIGKILL');
 
     const run = await finished(id);

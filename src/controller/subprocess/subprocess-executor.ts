@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobKind } from '../../contract/index.ts';
+import { RUNNER_PROCESS_ENV, type JobKind } from '../../contract/index.ts';
 import { isProcessAlive, procStat, signalGroup } from '../../process/local-processes.ts';
 import type { Executor, RunnerExit } from './executor.ts';
 
@@ -46,7 +46,7 @@ export class SubprocessExecutor implements Executor {
     await mkdir(this.#opts.logDir, { recursive: true });
     const env: Record<string, string> = {};
     for (const name of PASSTHROUGH_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-    Object.assign(env, runnerEnv);
+    Object.assign(env, RUNNER_PROCESS_ENV, runnerEnv);
     const sharded = Number(runnerEnv.SHARD_COUNT ?? 1) > 1;
     if (sharded) env.SHARD_INDEX = String(shard);
     const [file, ...args] = this.#opts.command;

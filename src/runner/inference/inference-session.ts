@@ -1,6 +1,8 @@
 // Main-thread handle to the session worker: one `run` at a time per worker, awaited as a promise.
 import { Worker } from 'node:worker_threads';
-import type { WorkerOutput, WorkerReply, WorkerRequest } from './worker-protocol.ts';
+import type { SessionOptions, WorkerOutput, WorkerReply, WorkerRequest } from './worker-protocol.ts';
+
+export type { SessionOptions };
 
 export type SessionInfo = Extract<WorkerReply, { type: 'ready' }>;
 
@@ -23,7 +25,7 @@ export class WorkerSession {
   #nextId = 1;
   #ready: Promise<SessionInfo>;
 
-  private constructor(model: Uint8Array, executionProviders: string[], intraOpNumThreads: number, allowSpinning: boolean, transferModel: boolean) {
+  private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean) {
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
     this.#ready = new Promise((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
@@ -49,20 +51,19 @@ export class WorkerSession {
       buffer = new ArrayBuffer(model.byteLength);
       new Uint8Array(buffer).set(model);
     }
-    this.#post({ type: 'init', model: buffer, executionProviders, intraOpNumThreads, allowSpinning }, [buffer]);
+    this.#post({ type: 'init', model: buffer, ...options }, [buffer]);
   }
 
   static async open(
     model: Uint8Array,
-    opts: {
-      executionProviders: string[];
-      intraOpNumThreads: number;
-      allowSpinning?: boolean | undefined;
+    opts: SessionOptions & {
       /** The caller gives the model's buffer up: it may be detached after this call. */
       transferModel?: boolean | undefined;
     },
   ): Promise<{ session: WorkerSession; info: SessionInfo }> {
-    const session = new WorkerSession(model, opts.executionProviders, opts.intraOpNumThreads, opts.allowSpinning ?? false, opts.transferModel ?? false);
+    // Only the session's options travel to the worker (callers pass wider objects).
+    const { executionProviders, intraOpNumThreads, allowSpinning, memoryArena } = opts;
+    const session = new WorkerSession(model, { executionProviders, intraOpNumThreads, allowSpinning, memoryArena }, opts.transferModel ?? false);
     try {
       return { session, info: await session.#ready };
     } catch (err) {

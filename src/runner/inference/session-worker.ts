@@ -2,27 +2,24 @@
 // so it lives here and the main thread keeps decoding images and sending callbacks meanwhile.
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
+import type { SessionOptions, WorkerReply, WorkerRequest } from './worker-protocol.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | undefined;
 
-async function createSession(
-  model: Uint8Array,
-  providers: string[],
-  threads: number,
-  allowSpinning: boolean,
-): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
+async function createSession(model: Uint8Array, o: SessionOptions): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
+  const providers = o.executionProviders;
   const options = (eps: string[]): ort.InferenceSession.SessionOptions => ({
     executionProviders: eps,
-    intraOpNumThreads: threads,
+    intraOpNumThreads: o.intraOpNumThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    enableCpuMemArena: o.memoryArena ?? true,
     // Spinning pool threads would steal the cores that decode a runner's next batch meanwhile;
     // a predictor under load gains from it (bench:predict).
-    extra: { session: { intra_op: { allow_spinning: allowSpinning || process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
+    extra: { session: { intra_op: { allow_spinning: o.allowSpinning || process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
   });
   try {
     return { session: await ort.InferenceSession.create(model, options(providers)), provider: providers[0] ?? 'cpu' };
@@ -45,7 +42,8 @@ async function handle(msg: WorkerRequest): Promise<void> {
   try {
     if (msg.type === 'init') {
       const started = performance.now();
-      const created = await createSession(new Uint8Array(msg.model), msg.executionProviders, msg.intraOpNumThreads, msg.allowSpinning ?? false);
+      const { type: _, model, ...options } = msg;
+      const created = await createSession(new Uint8Array(model), options);
       session = created.session;
       const input = session.inputNames[0]!;
       const inputMeta = session.inputMetadata.find((m) => m.name === input);
@@ -76,7 +74,13 @@ async function handle(msg: WorkerRequest): Promise<void> {
     const outputs = session.outputNames.map((name) => {
       const t = results[name]!;
       const data = t.data as Float32Array;
-      return { name, dims: [...t.dims], data: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer };
+      // An output owns its buffer (a fresh one per run): handed over as it is, not copied.
+      const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+      return {
+        name,
+        dims: [...t.dims],
+        data: whole ? (data.buffer as ArrayBuffer) : (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer),
+      };
     });
     reply(
       { type: 'result', id: msg.id, outputs, ms: performance.now() - started },

@@ -15,7 +15,7 @@ import {
   type XaiMethod,
   type XaiPlan,
 } from '../../contract/index.ts';
-import { WorkerSession, type SessionInfo } from '../inference/inference-session.ts';
+import { WorkerSession, type SessionInfo, type SessionOptions } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
@@ -37,10 +37,7 @@ export interface LoadedModel {
   xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
 }
 
-export interface LoadModelOptions {
-  executionProviders: string[];
-  intraOpNumThreads: number;
-  allowSpinning?: boolean | undefined;
+export interface LoadModelOptions extends SessionOptions {
   expectedTask: TaskType;
   /** Explanations: the session then also returns what the method reads (the target layer...). */
   xai?: { method: XaiMethod; targetLayer: string | undefined } | undefined;
@@ -102,11 +99,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
  * The explainer of a model loaded for explanations (`xai` in its options): its method on the
  * model's own session; a gradient session, when the method needs one, opened with `sessionOptions`.
  */
-export async function explainerOf(
-  model: LoadedModel,
-  settings: XaiSettings,
-  sessionOptions: { executionProviders: string[]; intraOpNumThreads: number; allowSpinning?: boolean | undefined },
-): Promise<Explainer> {
+export async function explainerOf(model: LoadedModel, settings: XaiSettings, sessionOptions: SessionOptions): Promise<Explainer> {
   if (!model.xai) throw new Error('the model was not loaded for explanations');
   return Explainer.create({
     plan: model.xai.plan,
