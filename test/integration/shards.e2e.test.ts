@@ -129,6 +129,14 @@ describe('sharded test runs (subprocess tier)', () => {
           const pid = runnersOf(rows[0].executor_ref).get(shard);
           if (pid === undefined) continue;
           process.kill(pid, 'SIGSTOP');
+          // It may have reported its last image between the query and the signal (a callback still
+          // in flight lands within the pause): then let it go on.
+          await new Promise((r) => setTimeout(r, 300));
+          const now = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, shard]);
+          if (now.rows[0].finished_at !== null) {
+            process.kill(pid, 'SIGCONT');
+            continue;
+          }
           return { shard: shard as number, pid };
         }
         return undefined;
