@@ -7,9 +7,10 @@
 // top-5 cannot differ from theirs by resampling. Pillow 13 runs the vertical pass first when the
 // height shrinks more than twice as much as the width, which rounds differently: so does this.
 
+import { PIL_RESIZE_WASM } from './pil-resize-wasm.ts';
+
 const PRECISION_BITS = 32 - 8 - 2;
 const ONE = 2 ** PRECISION_BITS;
-const HALF = 2 ** (PRECISION_BITS - 1);
 
 interface Coefficients {
   /** First input index per output index. */
@@ -62,94 +63,86 @@ function coefficients(inSize: number, outSize: number, filter: PilFilter): Coeff
   return { min, count, weights, ksize };
 }
 
-/** clip8: the rounded fixed-point sum back to 0..255 (the sum fits in int32, as in Pillow's C). */
-function clip8(ss: number): number {
-  const v = ss >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-}
-
-/**
- * The common case, three channels, with the sums in locals (the generic loops do the same
- * arithmetic): `n` taps `step` bytes apart from `p`, weighted by weights[kBase...], into out[o..o+2].
- */
-function taps3(data: Uint8Array, weights: Int32Array, kBase: number, n: number, p: number, step: number, out: Uint8Array, o: number): void {
-  let s0 = HALF;
-  let s1 = HALF;
-  let s2 = HALF;
-  for (let t = 0; t < n; t++, p += step) {
-    const w = weights[kBase + t]!;
-    s0 += data[p]! * w;
-    s1 += data[p + 1]! * w;
-    s2 += data[p + 2]! * w;
-  }
-  out[o] = clip8(s0);
-  out[o + 1] = clip8(s1);
-  out[o + 2] = clip8(s2);
-}
-
 interface Plane {
   data: Uint8Array;
   width: number;
   height: number;
 }
 
+interface ResizeKernel {
+  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  horizontal: (...args: number[]) => void;
+  vertical: (...args: number[]) => void;
+}
+
+// Node's own WebAssembly (the type definitions here leave it out).
+const { WebAssembly: wasm } = globalThis as unknown as {
+  WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: unknown } };
+};
+
+/** The two passes in WebAssembly SIMD (pil-resize.wat): JavaScript loops took 4x as long. */
+const kernel = new wasm.Instance(new wasm.Module(Buffer.from(PIL_RESIZE_WASM, 'base64'))).exports as ResizeKernel;
+
+/**
+ * Places arrays in the kernel's memory, 16-byte aligned with 16 bytes to spare after each (the
+ * kernel reads and writes whole vectors), growing it when needed: it keeps the size the largest
+ * image needed (about that image's decoded rows and its resized window).
+ */
+class KernelMemory {
+  #top = 0;
+  readonly #blocks: Array<{ at: number; data?: Uint8Array | Int32Array }> = [];
+
+  add(bytes: number, data?: Uint8Array | Int32Array): number {
+    const at = Math.ceil(this.#top / 16) * 16;
+    this.#top = at + bytes + 16;
+    this.#blocks.push({ at, ...(data ? { data } : {}) });
+    return at;
+  }
+
+  /** Grows the memory to fit, then copies every block's data in. */
+  fill(): void {
+    const missing = this.#top - kernel.memory.buffer.byteLength;
+    if (missing > 0) kernel.memory.grow(Math.ceil(missing / 65536));
+    const bytes = new Uint8Array(kernel.memory.buffer);
+    for (const b of this.#blocks) if (b.data) bytes.set(new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength), b.at);
+  }
+}
+
+function placeCoefficients(mem: KernelMemory, k: Coefficients) {
+  return { min: mem.add(k.min.byteLength, k.min), count: mem.add(k.count.byteLength, k.count), weights: mem.add(k.weights.byteLength, k.weights) };
+}
+
 /**
  * ImagingResampleHorizontal_8bpc for output columns [x0, x0 + outWidth) over rows
  * [first, first + rows) of `src`, whose column 0 is input column `colShift`.
  */
-function horizontal(src: Plane, k: Coefficients, x0: number, outWidth: number, first: number, rows: number, colShift: number, channels: number): Plane {
-  const out = new Uint8Array(outWidth * rows * channels);
-  const data = src.data;
-  const weights = k.weights;
-  for (let y = 0; y < rows; y++) {
-    const rowIn = (first + y) * src.width * channels;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = k.min[x0 + xx]! - colShift;
-      const n = k.count[x0 + xx]!;
-      const kBase = (x0 + xx) * k.ksize;
-      const o = (y * outWidth + xx) * channels;
-      if (channels === 3) {
-        taps3(data, weights, kBase, n, rowIn + xmin * 3, 3, out, o);
-        continue;
-      }
-      for (let c = 0; c < channels; c++) {
-        let ss = HALF;
-        for (let x = 0; x < n; x++) ss += data[rowIn + (xmin + x) * channels + c]! * weights[kBase + x]!;
-        out[o + c] = clip8(ss);
-      }
-    }
-  }
-  return { data: out, width: outWidth, height: rows };
+function horizontal(src: Plane, k: Coefficients, x0: number, outWidth: number, first: number, rows: number, colShift: number): Plane {
+  const mem = new KernelMemory();
+  const c = placeCoefficients(mem, k);
+  const rowBytes = src.width * 3;
+  const input = mem.add(rows * rowBytes, src.data.subarray(first * rowBytes, (first + rows) * rowBytes));
+  const out = mem.add(outWidth * rows * 3);
+  mem.fill();
+  kernel.horizontal(input, src.width, 0, rows, x0, outWidth, colShift, c.min, c.count, c.weights, k.ksize, out);
+  return { data: new Uint8Array(kernel.memory.buffer, out, outWidth * rows * 3).slice(), width: outWidth, height: rows };
 }
 
 /**
  * ImagingResampleVertical_8bpc for output rows [y0, y0 + outHeight) and input columns
  * [x0, x0 + width) of `src`, whose row 0 is input row `rowShift`.
  */
-function vertical(src: Plane, k: Coefficients, y0: number, outHeight: number, rowShift: number, x0: number, width: number, channels: number): Plane {
-  const out = new Uint8Array(width * outHeight * channels);
-  const data = src.data;
-  const weights = k.weights;
-  const stride = src.width * channels;
-  for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = k.min[y0 + yy]! - rowShift;
-    const n = k.count[y0 + yy]!;
-    const kBase = (y0 + yy) * k.ksize;
-    for (let xx = 0; xx < width; xx++) {
-      const o = (yy * width + xx) * channels;
-      const col = (x0 + xx) * channels;
-      if (channels === 3) {
-        taps3(data, weights, kBase, n, ymin * stride + col, stride, out, o);
-        continue;
-      }
-      for (let c = 0; c < channels; c++) {
-        let ss = HALF;
-        for (let y = 0; y < n; y++) ss += data[(ymin + y) * stride + col + c]! * weights[kBase + y]!;
-        out[o + c] = clip8(ss);
-      }
-    }
-  }
-  return { data: out, width, height: outHeight };
+function vertical(src: Plane, k: Coefficients, y0: number, outHeight: number, rowShift: number, x0: number, width: number): Plane {
+  const mem = new KernelMemory();
+  const c = placeCoefficients(mem, k);
+  const stride = src.width * 3;
+  // Only the input rows these output rows read.
+  const from = k.min[y0]! - rowShift;
+  const to = k.min[y0 + outHeight - 1]! + k.count[y0 + outHeight - 1]! - rowShift;
+  const input = mem.add((to - from) * stride, src.data.subarray(from * stride, to * stride));
+  const out = mem.add(width * outHeight * 3);
+  mem.fill();
+  kernel.vertical(input, stride, y0, outHeight, rowShift + from, x0 * 3, width * 3, c.min, c.count, c.weights, k.ksize, out);
+  return { data: new Uint8Array(kernel.memory.buffer, out, width * outHeight * 3).slice(), width, height: outHeight };
 }
 
 /** The window [left, left + width) x [top, top + height) of a plane, copied. */
@@ -163,7 +156,7 @@ function windowOf(im: Plane, crop: { left: number; top: number; width: number; h
 }
 
 /**
- * Resizes `src` (HWC, `channels` bytes per pixel) from width x height to outWidth x outHeight as
+ * Resizes `src` (HWC RGB: `channels` must be 3) from width x height to outWidth x outHeight as
  * Pillow's Image.resize(..., BILINEAR or BICUBIC) does (ImagingResampleInner), and returns the
  * window [left, left + cropWidth) x [top, top + cropHeight) of the result (all of it by default).
  * Only the window's pixels are computed (each output pixel depends on its own row and column
@@ -180,6 +173,7 @@ export function pilResize(
   crop: { left: number; top: number; width: number; height: number } = { left: 0, top: 0, width: outWidth, height: outHeight },
   filter: PilFilter = 'bilinear',
 ): Uint8Array {
+  if (channels !== 3) throw new Error(`pilResize takes RGB pixels, not ${channels} channels`);
   const needHorizontal = outWidth !== width;
   const needVertical = outHeight !== height;
   const horizontalFirst = !(height - outHeight > 0 && height - outHeight > (width - outWidth) * 2);
@@ -191,14 +185,14 @@ export function pilResize(
     // The input rows the vertical pass reads for the window's rows (the window's rows without one).
     const first = v ? v.min[top]! : top;
     const last = v ? v.min[top + crop.height - 1]! + v.count[top + crop.height - 1]! : top + crop.height;
-    if (!needHorizontal) return vertical(source, v!, top, crop.height, 0, left, crop.width, channels).data;
-    const rows = horizontal(source, coefficients(width, outWidth, filter), left, crop.width, first, last - first, 0, channels);
-    return v ? vertical(rows, v, top, crop.height, first, 0, crop.width, channels).data : rows.data;
+    if (!needHorizontal) return vertical(source, v!, top, crop.height, 0, left, crop.width).data;
+    const rows = horizontal(source, coefficients(width, outWidth, filter), left, crop.width, first, last - first, 0);
+    return v ? vertical(rows, v, top, crop.height, first, 0, crop.width).data : rows.data;
   }
   // The height shrinks most: the vertical pass first, over the input columns the horizontal one reads.
   const h = needHorizontal ? coefficients(width, outWidth, filter) : undefined;
   const firstColumn = h ? h.min[left]! : left;
   const lastColumn = h ? h.min[left + crop.width - 1]! + h.count[left + crop.width - 1]! : left + crop.width;
-  const columns = vertical(source, coefficients(height, outHeight, filter), top, crop.height, 0, firstColumn, lastColumn - firstColumn, channels);
-  return h ? horizontal(columns, h, left, crop.width, 0, crop.height, firstColumn, channels).data : columns.data;
+  const columns = vertical(source, coefficients(height, outHeight, filter), top, crop.height, 0, firstColumn, lastColumn - firstColumn);
+  return h ? horizontal(columns, h, left, crop.width, 0, crop.height, firstColumn).data : columns.data;
 }
