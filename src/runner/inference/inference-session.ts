@@ -24,6 +24,8 @@ export class WorkerSession {
   readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #ready: Promise<SessionInfo>;
+  /** Input buffers handed back by the worker, by size in bytes (a few: two batches are in flight at most). */
+  readonly #spareInputs = new Map<number, ArrayBuffer[]>();
 
   private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean) {
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
@@ -73,6 +75,20 @@ export class WorkerSession {
   }
 
   /**
+   * An array of `length` elements for a batch's input, its buffer one that an earlier run handed
+   * back when there is one: a batch is megabytes (4 x 640 x 640 x 3 for a detector), and a fresh one
+   * per batch cost page faults and garbage collection on the thread that decodes images. Holds what
+   * the earlier batch left in it: the caller writes every element.
+   */
+  inputArray(type: 'uint8', length: number): Uint8Array;
+  inputArray(type: 'float32', length: number): Float32Array;
+  inputArray(type: 'uint8' | 'float32', length: number): Uint8Array | Float32Array {
+    const bytes = type === 'uint8' ? length : length * 4;
+    const buffer = this.#spareInputs.get(bytes)?.pop() ?? new ArrayBuffer(bytes);
+    return type === 'uint8' ? new Uint8Array(buffer) : new Float32Array(buffer);
+  }
+
+  /**
    * Runs one batch: float32 NCHW, or uint8 NHWC pixels for a model that takes them. `data` is
    * transferred to the worker (the caller must not reuse it).
    */
@@ -112,8 +128,14 @@ export class WorkerSession {
     const pending = this.#pending.get(msg.id);
     if (!pending) return;
     this.#pending.delete(msg.id);
-    if (msg.type === 'result') pending.resolve({ outputs: msg.outputs, ms: msg.ms });
-    else pending.reject(new Error(`inference failed: ${msg.message}`));
+    if (msg.type === 'result') {
+      if (msg.input) {
+        const spares = this.#spareInputs.get(msg.input.byteLength) ?? [];
+        if (spares.length < 3) spares.push(msg.input);
+        this.#spareInputs.set(msg.input.byteLength, spares);
+      }
+      pending.resolve({ outputs: msg.outputs, ms: msg.ms });
+    } else pending.reject(new Error(`inference failed: ${msg.message}`));
   }
 
   #failAll(err: Error): void {

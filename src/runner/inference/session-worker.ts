@@ -82,10 +82,9 @@ async function handle(msg: WorkerRequest): Promise<void> {
         data: whole ? (data.buffer as ArrayBuffer) : (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer),
       };
     });
-    reply(
-      { type: 'result', id: msg.id, outputs, ms: performance.now() - started },
-      outputs.map((o) => o.data),
-    );
+    // A batch's input goes back for the next batch to be written into (see WorkerSession.inputArray).
+    const input = msg.type === 'run' ? msg.data : undefined;
+    reply({ type: 'result', id: msg.id, outputs, ms: performance.now() - started, input }, [...outputs.map((o) => o.data), ...(input ? [input] : [])]);
   } catch (err) {
     reply({ type: 'error', id: msg.type === 'init' ? -1 : msg.id, message: (err as Error).message });
   }

@@ -39,5 +39,6 @@ export type WorkerReply =
       warning: string | undefined;
       loadMs: number;
     }
-  | { type: 'result'; id: number; outputs: WorkerOutput[]; ms: number }
+  /** `input`: a `run`'s input buffer, handed back. */
+  | { type: 'result'; id: number; outputs: WorkerOutput[]; ms: number; input?: ArrayBuffer | undefined }
   | { type: 'error'; id: number; message: string };

@@ -70,8 +70,10 @@ export async function processImages<C>(
     if (batch.length === 0) return Promise.resolve({ outputs: [], ms: 0 });
     const rows = model.fixedBatch ?? batch.length;
     const uint8 = model.inputLayout === 'uint8-nhwc';
-    const input = uint8 ? new Uint8Array(rows * plane) : new Float32Array(rows * plane);
+    const input = uint8 ? model.session.inputArray('uint8', rows * plane) : model.session.inputArray('float32', rows * plane);
     batch.forEach((d, i) => input.set(d.tensor!, i * plane));
+    // A fixed-batch model's rows past the images: zeros, not what an earlier batch left.
+    input.fill(0, batch.length * plane);
     return model.session.run(input, uint8 ? [rows, h, w, 3] : [rows, 3, h, w]);
   };
 
