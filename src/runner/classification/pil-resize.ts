@@ -63,12 +63,6 @@ function coefficients(inSize: number, outSize: number, filter: PilFilter): Coeff
   return { min, count, weights, ksize };
 }
 
-interface Plane {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
 interface ResizeKernel {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   horizontal: (...args: number[]) => void;
@@ -90,67 +84,81 @@ const kernel = new wasm.Instance(new wasm.Module(Buffer.from(PIL_RESIZE_WASM, 'b
  */
 class KernelMemory {
   #top = 0;
-  readonly #blocks: Array<{ at: number; data?: Uint8Array | Int32Array }> = [];
+  #toCopy: Array<{ at: number; data: Uint8Array | Int32Array }> = [];
 
+  /** Room for `bytes`, and `data` copied there by ready(); its address. */
   add(bytes: number, data?: Uint8Array | Int32Array): number {
     const at = Math.ceil(this.#top / 16) * 16;
     this.#top = at + bytes + 16;
-    this.#blocks.push({ at, ...(data ? { data } : {}) });
+    if (data) this.#toCopy.push({ at, data });
     return at;
   }
 
-  /** Grows the memory to fit, then copies every block's data in. */
-  fill(): void {
+  /** Grows the memory to hold everything added so far, and copies in the data not there yet. */
+  ready(): void {
     const missing = this.#top - kernel.memory.buffer.byteLength;
     if (missing > 0) kernel.memory.grow(Math.ceil(missing / 65536));
     const bytes = new Uint8Array(kernel.memory.buffer);
-    for (const b of this.#blocks) if (b.data) bytes.set(new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength), b.at);
+    for (const b of this.#toCopy) bytes.set(new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength), b.at);
+    this.#toCopy = [];
   }
+}
+
+/** RGB rows in the kernel's memory: `rows` rows of `width` pixels from address `at`. */
+interface KernelPlane {
+  at: number;
+  width: number;
+  rows: number;
 }
 
 function placeCoefficients(mem: KernelMemory, k: Coefficients) {
   return { min: mem.add(k.min.byteLength, k.min), count: mem.add(k.count.byteLength, k.count), weights: mem.add(k.weights.byteLength, k.weights) };
 }
 
-/**
- * ImagingResampleHorizontal_8bpc for output columns [x0, x0 + outWidth) over rows
- * [first, first + rows) of `src`, whose column 0 is input column `colShift`.
- */
-function horizontal(src: Plane, k: Coefficients, x0: number, outWidth: number, first: number, rows: number, colShift: number): Plane {
-  const mem = new KernelMemory();
+/** Rows [from, to) of an image `width` pixels wide, copied into the kernel's memory. */
+function rowsOf(mem: KernelMemory, src: Uint8Array, width: number, from: number, to: number): KernelPlane {
+  return { at: mem.add((to - from) * width * 3, src.subarray(from * width * 3, to * width * 3)), width, rows: to - from };
+}
+
+/** ImagingResampleHorizontal_8bpc for output columns [x0, x0 + outWidth) of every row of `src`, whose column 0 is input column `colShift`. */
+function horizontal(mem: KernelMemory, src: KernelPlane, k: Coefficients, x0: number, outWidth: number, colShift: number): KernelPlane {
   const c = placeCoefficients(mem, k);
-  const rowBytes = src.width * 3;
-  const input = mem.add(rows * rowBytes, src.data.subarray(first * rowBytes, (first + rows) * rowBytes));
-  const out = mem.add(outWidth * rows * 3);
-  mem.fill();
-  kernel.horizontal(input, src.width, 0, rows, x0, outWidth, colShift, c.min, c.count, c.weights, k.ksize, out);
-  return { data: new Uint8Array(kernel.memory.buffer, out, outWidth * rows * 3).slice(), width: outWidth, height: rows };
+  const out = { at: mem.add(outWidth * src.rows * 3), width: outWidth, rows: src.rows };
+  mem.ready();
+  kernel.horizontal(src.at, src.width, 0, src.rows, x0, outWidth, colShift, c.min, c.count, c.weights, k.ksize, out.at);
+  return out;
 }
 
 /**
  * ImagingResampleVertical_8bpc for output rows [y0, y0 + outHeight) and input columns
  * [x0, x0 + width) of `src`, whose row 0 is input row `rowShift`.
  */
-function vertical(src: Plane, k: Coefficients, y0: number, outHeight: number, rowShift: number, x0: number, width: number): Plane {
-  const mem = new KernelMemory();
+function vertical(
+  mem: KernelMemory,
+  src: KernelPlane,
+  k: Coefficients,
+  y0: number,
+  outHeight: number,
+  rowShift: number,
+  x0: number,
+  width: number,
+): KernelPlane {
   const c = placeCoefficients(mem, k);
-  const stride = src.width * 3;
-  // Only the input rows these output rows read.
-  const from = k.min[y0]! - rowShift;
-  const to = k.min[y0 + outHeight - 1]! + k.count[y0 + outHeight - 1]! - rowShift;
-  const input = mem.add((to - from) * stride, src.data.subarray(from * stride, to * stride));
-  const out = mem.add(width * outHeight * 3);
-  mem.fill();
-  kernel.vertical(input, stride, y0, outHeight, rowShift + from, x0 * 3, width * 3, c.min, c.count, c.weights, k.ksize, out);
-  return { data: new Uint8Array(kernel.memory.buffer, out, width * outHeight * 3).slice(), width, height: outHeight };
+  const out = { at: mem.add(width * outHeight * 3), width, rows: outHeight };
+  mem.ready();
+  kernel.vertical(src.at, src.width * 3, y0, outHeight, rowShift, x0 * 3, width * 3, c.min, c.count, c.weights, k.ksize, out.at);
+  return out;
 }
 
-/** The window [left, left + width) x [top, top + height) of a plane, copied. */
-function windowOf(im: Plane, crop: { left: number; top: number; width: number; height: number }, channels: number): Uint8Array {
-  const out = new Uint8Array(crop.width * crop.height * channels);
+/** A plane's pixels, copied out of the kernel's memory. */
+const pixelsOf = (p: KernelPlane): Uint8Array => new Uint8Array(kernel.memory.buffer, p.at, p.width * p.rows * 3).slice();
+
+/** The window [left, left + width) x [top, top + height) of an image `imageWidth` pixels wide, copied. */
+function windowOf(src: Uint8Array, imageWidth: number, crop: { left: number; top: number; width: number; height: number }): Uint8Array {
+  const out = new Uint8Array(crop.width * crop.height * 3);
   for (let y = 0; y < crop.height; y++) {
-    const from = ((crop.top + y) * im.width + crop.left) * channels;
-    out.set(im.data.subarray(from, from + crop.width * channels), y * crop.width * channels);
+    const from = ((crop.top + y) * imageWidth + crop.left) * 3;
+    out.set(src.subarray(from, from + crop.width * 3), y * crop.width * 3);
   }
   return out;
 }
@@ -178,21 +186,26 @@ export function pilResize(
   const needVertical = outHeight !== height;
   const horizontalFirst = !(height - outHeight > 0 && height - outHeight > (width - outWidth) * 2);
   const { left, top } = crop;
-  const source: Plane = { data: src, width, height };
-  if (!needHorizontal && !needVertical) return windowOf(source, crop, channels);
+  if (!needHorizontal && !needVertical) return windowOf(src, width, crop);
+  // One layout in the kernel's memory for both passes: the first pass's rows stay there for the second.
+  const mem = new KernelMemory();
   if (horizontalFirst) {
     const v = needVertical ? coefficients(height, outHeight, filter) : undefined;
     // The input rows the vertical pass reads for the window's rows (the window's rows without one).
     const first = v ? v.min[top]! : top;
     const last = v ? v.min[top + crop.height - 1]! + v.count[top + crop.height - 1]! : top + crop.height;
-    if (!needHorizontal) return vertical(source, v!, top, crop.height, 0, left, crop.width).data;
-    const rows = horizontal(source, coefficients(width, outWidth, filter), left, crop.width, first, last - first, 0);
-    return v ? vertical(rows, v, top, crop.height, first, 0, crop.width).data : rows.data;
+    const rows = rowsOf(mem, src, width, first, last);
+    if (!needHorizontal) return pixelsOf(vertical(mem, rows, v!, top, crop.height, first, left, crop.width));
+    const resized = horizontal(mem, rows, coefficients(width, outWidth, filter), left, crop.width, 0);
+    return pixelsOf(v ? vertical(mem, resized, v, top, crop.height, first, 0, crop.width) : resized);
   }
   // The height shrinks most: the vertical pass first, over the input columns the horizontal one reads.
+  const v = coefficients(height, outHeight, filter);
   const h = needHorizontal ? coefficients(width, outWidth, filter) : undefined;
   const firstColumn = h ? h.min[left]! : left;
   const lastColumn = h ? h.min[left + crop.width - 1]! + h.count[left + crop.width - 1]! : left + crop.width;
-  const columns = vertical(source, coefficients(height, outHeight, filter), top, crop.height, 0, firstColumn, lastColumn - firstColumn);
-  return h ? horizontal(columns, h, left, crop.width, 0, crop.height, firstColumn).data : columns.data;
+  const first = v.min[top]!;
+  const rows = rowsOf(mem, src, width, first, v.min[top + crop.height - 1]! + v.count[top + crop.height - 1]!);
+  const columns = vertical(mem, rows, v, top, crop.height, first, firstColumn, lastColumn - firstColumn);
+  return pixelsOf(h ? horizontal(mem, columns, h, left, crop.width, firstColumn) : columns);
 }
