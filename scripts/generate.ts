@@ -56,7 +56,7 @@ function readmeWithErrorCatalog(): string {
 }
 
 const wabt = await wabtModule();
-export const RESIZE_WAT = 'src/runner/classification/pil-resize.wat';
+const RESIZE_WAT = 'src/runner/classification/pil-resize.wat';
 
 /** The resize kernel assembled (SIMD), as a module the runner imports: base64, 76 characters a line. */
 function resizeKernelModule(): string {

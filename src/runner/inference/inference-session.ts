@@ -24,7 +24,7 @@ export class WorkerSession {
   readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #ready: Promise<SessionInfo>;
-  /** Input buffers handed back by the worker, by size in bytes (a few: two batches are in flight at most). */
+  /** Input buffers handed back by the worker, by a size inputArray was asked for (a few: two batches are in flight at most). */
   readonly #spareInputs = new Map<number, ArrayBuffer[]>();
 
   private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean) {
@@ -84,7 +84,9 @@ export class WorkerSession {
   inputArray(type: 'float32', length: number): Float32Array;
   inputArray(type: 'uint8' | 'float32', length: number): Uint8Array | Float32Array {
     const bytes = type === 'uint8' ? length : length * 4;
-    const buffer = this.#spareInputs.get(bytes)?.pop() ?? new ArrayBuffer(bytes);
+    let spares = this.#spareInputs.get(bytes);
+    if (!spares) this.#spareInputs.set(bytes, (spares = []));
+    const buffer = spares.pop() ?? new ArrayBuffer(bytes);
     return type === 'uint8' ? new Uint8Array(buffer) : new Float32Array(buffer);
   }
 
@@ -129,11 +131,9 @@ export class WorkerSession {
     if (!pending) return;
     this.#pending.delete(msg.id);
     if (msg.type === 'result') {
-      if (msg.input) {
-        const spares = this.#spareInputs.get(msg.input.byteLength) ?? [];
-        if (spares.length < 3) spares.push(msg.input);
-        this.#spareInputs.set(msg.input.byteLength, spares);
-      }
+      // Kept only in sizes inputArray gives out: other runs' inputs (explanations, v2 tensors) would never be taken.
+      const spares = msg.input && this.#spareInputs.get(msg.input.byteLength);
+      if (spares && spares.length < 3) spares.push(msg.input!);
       pending.resolve({ outputs: msg.outputs, ms: msg.ms });
     } else pending.reject(new Error(`inference failed: ${msg.message}`));
   }

@@ -4,8 +4,9 @@
 // nothing is lost. Once the runner is told to stop (its `signal`), every call but the final report
 // gives up at once (what it carried is in a stored part, which a resumed runner sends again), and
 // the final report gets `reportAfterStopMs` more: a stopped container has a short grace period.
-// A 409 means the job is no longer active (cancelled elsewhere) and stops the runner. A heartbeat repeats the last progress while nothing else is sent, so that the
-// controller can tell a stopped runner from a slow one.
+// A 409 means the job is no longer active (cancelled elsewhere) and stops the runner. A heartbeat
+// repeats the last progress while nothing else is sent, so that the controller can tell a stopped
+// runner from a slow one.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import {

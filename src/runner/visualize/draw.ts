@@ -10,12 +10,12 @@ import { fontMetrics, GlyphCache } from './glyphs.ts';
 const PALETTE: Rgb[] = CLASS_PALETTE.map((hex) => [parseInt(hex.slice(0, 2), 16), parseInt(hex.slice(2, 4), 16), parseInt(hex.slice(4, 6), 16)]);
 
 /** A class id's colour (contract/drawing.ts's palette, as the dashboard draws it). */
-export const classColor = (id: number): Rgb => PALETTE[id % PALETTE.length]!;
+const classColor = (id: number): Rgb => PALETTE[id % PALETTE.length]!;
 
 const WHITE: Rgb = [255, 255, 255];
 /** Opacity of an instance mask's fill and of a semantic class map, of 255. */
-export const MASK_ALPHA = 110;
-export const CLASS_MAP_ALPHA = 128;
+const MASK_ALPHA = 110;
+const CLASS_MAP_ALPHA = 128;
 
 const glyphCache = new GlyphCache();
 
