@@ -74,7 +74,7 @@ const { WebAssembly: wasm } = globalThis as unknown as {
   WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: unknown } };
 };
 
-/** The two passes in WebAssembly SIMD (pil-resize.wat): JavaScript loops took 4x as long. */
+/** The two passes in WebAssembly SIMD (pil-resize.wat): JavaScript loops took 6-7x as long. */
 const kernel = new wasm.Instance(new wasm.Module(Buffer.from(PIL_RESIZE_WASM, 'base64'))).exports as ResizeKernel;
 
 /**
