@@ -16,7 +16,7 @@ async function createSession(model: Uint8Array, o: SessionOptions): Promise<{ se
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    enableCpuMemArena: o.memoryArena ?? true,
+    enableMemPattern: o.memoryPattern ?? true,
     // Spinning pool threads would steal the cores that decode a runner's next batch meanwhile;
     // a predictor under load gains from it (bench:predict).
     extra: { session: { intra_op: { allow_spinning: o.allowSpinning || process.env.KINFER_ORT_SPINNING === '1' ? '1' : '0' } } },
