@@ -181,7 +181,8 @@ export const RUNNER_NODE_FLAGS = ['--max-semi-space-size=4', '--heap-growing-per
  * are freed, up to 32 MiB, and from then on keeps decoded images and tensors in per-thread arenas
  * that it rarely gives back (a runner has a dozen threads: libuv's, libvips', ONNX Runtime's):
  * a fixed 128 KiB threshold maps each large block and unmaps it when freed. Detection runner peak
- * RSS 527 -> 450 MiB, 378 with the session's arena off too, at the same speed (bench:runner).
+ * RSS 527 -> 450 MiB (bench:runner). ONNX Runtime's arena is what keeps the session's own tensors
+ * from being mapped afresh on every run (runner sessions keep it, without its memory pattern).
  */
 export const RUNNER_PROCESS_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
 export type RunnerEnvInput = z.input<typeof RunnerEnv>;

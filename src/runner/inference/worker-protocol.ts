@@ -9,12 +9,13 @@ export interface SessionOptions {
   /**
    * ONNX Runtime's memory pattern (default on): runs after the first take their intermediate
    * tensors from one block laid out from the first run's, which the CPU arena keeps beside the
-   * first run's chunks. A runner turns it off: the arena hands each tensor a chunk and reuses the
-   * chunks run after run. Peak memory close to no arena's (bench:runner's models: 70 MiB less
-   * than with the pattern for the 640 detector at batch 4, 35 for the classifier; 15 and 0 more
-   * than without the arena), at about the pattern's speed. Without the arena, as runners ran before, every tensor was a fresh
-   * allocation (with RUNNER_PROCESS_ENV's malloc settings a fresh mapping whose pages fault in on
-   * every run): 15% slower for the classifier, 25-35% for the detector.
+   * first run's chunks. A runner turns it off: the arena hands each tensor a chunk and reuses
+   * the chunks run after run. Peak memory close to no arena's (bench:runner's models: 70 MiB
+   * less than with the pattern for the 640 detector at batch 4, 35 for the classifier; 15 and 0
+   * more than without the arena), at about the pattern's speed. Without the arena, as runners
+   * ran before, every tensor was a fresh allocation (with RUNNER_PROCESS_ENV's malloc settings
+   * a fresh mapping whose pages fault in on every run): 15% slower for the classifier, 25-35%
+   * for the detector.
    */
   memoryPattern?: boolean | undefined;
 }
