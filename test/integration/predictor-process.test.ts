@@ -88,14 +88,16 @@ beforeAll(async () => {
     created_by: 'admin',
   };
   await access.models.register({ ...entry, name: 'colors', version: '1', stage: 'production' });
-  // Requests wait up to 1 s to be batched: SIGTERM lands while they are queued.
+  // Requests wait up to 5 s to be batched: SIGTERM lands while they are queued. (With 1 s, a CI
+  // run under load took the 40 requests of the SIGTERM test over more than a second: the first
+  // were answered before the last came, and the test never saw 40 in flight.)
   await access.models.register({
     ...entry,
     checkpoint_path: `${prefix}/models/slow.onnx`,
     name: 'slow',
     version: '1',
     stage: 'production',
-    serving: { max_batch_size: 64, max_queue_delay_ms: 1000 },
+    serving: { max_batch_size: 64, max_queue_delay_ms: 5000 },
   });
 }, 60_000);
 

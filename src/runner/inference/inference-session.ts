@@ -24,6 +24,8 @@ export class WorkerSession {
   readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #ready: Promise<SessionInfo>;
+  /** Runs handed to the worker and not yet answered (close waits for them). */
+  readonly #inFlight = new Set<Promise<RunOutput>>();
   /** Input buffers handed back by the worker, by a size inputArray was asked for (a few: two batches are in flight at most). */
   readonly #spareInputs = new Map<number, ArrayBuffer[]>();
 
@@ -98,27 +100,45 @@ export class WorkerSession {
     const id = this.#nextId++;
     const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? (data.buffer as ArrayBuffer) : (data.slice().buffer as ArrayBuffer);
     const dtype = data instanceof Uint8Array ? 'uint8' : 'float32';
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#post({ type: 'run', id, data: buffer, dims, dtype }, [buffer]);
-    });
+    return this.#track(
+      new Promise((resolve, reject) => {
+        this.#pending.set(id, { resolve, reject });
+        this.#post({ type: 'run', id, data: buffer, dims, dtype }, [buffer]);
+      }),
+    );
   }
 
   /** Runs with every input named; the buffers are copied, the caller keeps its arrays. */
   runNamed(inputs: Array<{ name: string; data: Float32Array; dims: number[] }>): Promise<RunOutput> {
     const id = this.#nextId++;
     const copies = inputs.map((i) => ({ name: i.name, data: i.data.slice().buffer as ArrayBuffer, dims: i.dims }));
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#post(
-        { type: 'runNamed', id, inputs: copies },
-        copies.map((c) => c.data),
-      );
-    });
+    return this.#track(
+      new Promise((resolve, reject) => {
+        this.#pending.set(id, { resolve, reject });
+        this.#post(
+          { type: 'runNamed', id, inputs: copies },
+          copies.map((c) => c.data),
+        );
+      }),
+    );
   }
 
+  /**
+   * Stops the worker once the runs handed to it are over: terminating it while ONNX Runtime runs
+   * in it aborts the whole process (onnxruntime-node throws from native code as the thread is torn
+   * down), so a runner stopped by SIGTERM would die of SIGABRT instead of reporting. A run takes a
+   * batch's time at most; the caller's grace period bounds the wait.
+   */
   async close(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
     await this.#worker.terminate();
+  }
+
+  #track(run: Promise<RunOutput>): Promise<RunOutput> {
+    this.#inFlight.add(run);
+    const forget = () => this.#inFlight.delete(run);
+    run.then(forget, forget);
+    return run;
   }
 
   #post(msg: WorkerRequest, transfer: ArrayBuffer[]): void {

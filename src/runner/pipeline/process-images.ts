@@ -130,6 +130,10 @@ export async function processImages<C>(
   const next = async (pending: Decoded<C>[]) => {
     const batch = pending.filter((d) => d.error === undefined);
     const running = startBatch(batch);
+    // Awaited by its report; when the report before it fails first (a stopped runner's callback),
+    // nothing awaits it, and were it to fail too (the worker gone, an inference error) that would
+    // be an unhandled rejection: the process ending with exit code 1 instead of the job's outcome.
+    running.catch(() => undefined);
     await reporting;
     reporting = reportBatch(pending, batch, running);
     // Awaited before the next batch or at the end; a failure meanwhile is not unhandled.

@@ -1,0 +1,76 @@
+// A pipeline whose report fails (a stopped runner's callback throws) while the next batch is still
+// in the session worker: the report's error comes out of processImages, and closing the session
+// then waits for that batch instead of tearing the worker down under ONNX Runtime (which aborts
+// the process) or leaving its run to reject unhandled (which exits with code 1). Run in a child
+// process, as the runner is: a Kubernetes-tier CI run saw a runner exit with code 1 after SIGTERM,
+// "inference worker exited with code 1", where it should have reported and exited with 143.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildYoloLike } from '../../src/samples/yolo-like.ts';
+
+const src = (rel: string) => fileURLToPath(new URL(`../../src/${rel}`, import.meta.url));
+
+const SCRIPT = `
+import { readFileSync } from 'node:fs';
+import { WorkerSession } from ${JSON.stringify(src('runner/inference/inference-session.ts'))};
+import { ObjectStore } from ${JSON.stringify(src('runner/io/object-store.ts'))};
+import { processImages } from ${JSON.stringify(src('runner/pipeline/process-images.ts'))};
+
+const [modelPath, imagePath] = process.argv.slice(2);
+const { session } = await WorkerSession.open(readFileSync(modelPath), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+const model = { session, metadata: { inputSize: [640, 640] }, fixedBatch: undefined, inputLayout: 'float32-nchw' };
+let runs = 0;
+const run = session.run.bind(session);
+session.run = (...args) => (runs++, run(...args));
+// A task whose images are all zeros: what matters is when the batches run and are reported.
+const task = {
+  prepare: async () => ({ tensor: new Float32Array(3 * 640 * 640), context: null }),
+  interpret: async () => ({ fields: {}, record: null }),
+  unreadable: () => ({ fields: {}, record: null }),
+};
+const source = {
+  total: 8,
+  classNames: [],
+  async *samples() {
+    for (let index = 0; index < 8; index++) yield { index, uri: 'file://' + imagePath, name: 'img' + index };
+  },
+};
+let message;
+try {
+  await processImages(new ObjectStore({ region: 'us-east-1' }), model, task, source, {
+    batchSize: 1,
+    decodeConcurrency: 1,
+    onResult: () => {
+      throw new Error('stopped while reporting');
+    },
+  });
+} catch (err) {
+  message = err.message;
+}
+await session.close();
+// Past the close: an abort or an unhandled rejection would have ended the process by now.
+await new Promise((r) => setTimeout(r, 200));
+console.log(JSON.stringify({ message, runs }));
+`;
+
+describe('processImages stopped while reporting', () => {
+  it('throws the report error; closing the session waits for the batch still in the worker, and the process ends normally', async () => {
+    const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'stop-'));
+    writeFileSync(join(dir, 'model.onnx'), buildYoloLike().model);
+    writeFileSync(join(dir, 'image.bin'), 'not read by the task');
+    writeFileSync(join(dir, 'script.ts'), SCRIPT);
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(dir, 'script.ts'), join(dir, 'model.onnx'), join(dir, 'image.bin')]).catch(
+      (err: { code: number; stdout: string; stderr: string }) => {
+        throw new Error(`the process exited with code ${err.code}: ${err.stderr}`);
+      },
+    );
+    expect(stderr).not.toMatch(/inference worker exited/);
+    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { message: string; runs: number };
+    expect(out.message).toBe('stopped while reporting');
+    // The second batch was handed to the worker before the first one's report failed: the case.
+    expect(out.runs).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
