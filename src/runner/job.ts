@@ -52,8 +52,8 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       .map((p) => p.trim())
       .filter(Boolean),
     intraOpNumThreads: env.INTRA_OP_THREADS ?? availableParallelism(),
-    // The arena without the memory pattern's one block: a job's peak memory as low as without the
-    // arena, its speed close to the pattern's (see SessionOptions.memoryPattern).
+    // The arena without the memory pattern's one block: a job's peak memory close to its peak
+    // without the arena, its speed close to the pattern's (see SessionOptions.memoryPattern).
     memoryPattern: false,
   };
   const xaiMethod = env.ENABLE_XAI ? (env.XAI_METHOD ?? defaultXaiMethod(env.TASK_TYPE)) : undefined;
