@@ -24,8 +24,8 @@ export class WorkerSession {
   readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #ready: Promise<SessionInfo>;
-  /** Runs handed to the worker and not yet answered (close waits for them). */
-  readonly #inFlight = new Set<Promise<RunOutput>>();
+  /** Called once no run is pending any more (close waits for it). */
+  #onIdle: (() => void) | undefined;
   /** Input buffers handed back by the worker, by a size inputArray was asked for (a few: two batches are in flight at most). */
   readonly #spareInputs = new Map<number, ArrayBuffer[]>();
 
@@ -100,27 +100,23 @@ export class WorkerSession {
     const id = this.#nextId++;
     const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? (data.buffer as ArrayBuffer) : (data.slice().buffer as ArrayBuffer);
     const dtype = data instanceof Uint8Array ? 'uint8' : 'float32';
-    return this.#track(
-      new Promise((resolve, reject) => {
-        this.#pending.set(id, { resolve, reject });
-        this.#post({ type: 'run', id, data: buffer, dims, dtype }, [buffer]);
-      }),
-    );
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#post({ type: 'run', id, data: buffer, dims, dtype }, [buffer]);
+    });
   }
 
   /** Runs with every input named; the buffers are copied, the caller keeps its arrays. */
   runNamed(inputs: Array<{ name: string; data: Float32Array; dims: number[] }>): Promise<RunOutput> {
     const id = this.#nextId++;
     const copies = inputs.map((i) => ({ name: i.name, data: i.data.slice().buffer as ArrayBuffer, dims: i.dims }));
-    return this.#track(
-      new Promise((resolve, reject) => {
-        this.#pending.set(id, { resolve, reject });
-        this.#post(
-          { type: 'runNamed', id, inputs: copies },
-          copies.map((c) => c.data),
-        );
-      }),
-    );
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#post(
+        { type: 'runNamed', id, inputs: copies },
+        copies.map((c) => c.data),
+      );
+    });
   }
 
   /**
@@ -130,15 +126,11 @@ export class WorkerSession {
    * batch's time at most; the caller's grace period bounds the wait.
    */
   async close(): Promise<void> {
-    await Promise.allSettled(this.#inFlight);
+    if (this.#pending.size > 0) {
+      const before = this.#onIdle; // a close already waiting
+      await new Promise<void>((resolve) => (this.#onIdle = () => (before?.(), resolve())));
+    }
     await this.#worker.terminate();
-  }
-
-  #track(run: Promise<RunOutput>): Promise<RunOutput> {
-    this.#inFlight.add(run);
-    const forget = () => this.#inFlight.delete(run);
-    run.then(forget, forget);
-    return run;
   }
 
   #post(msg: WorkerRequest, transfer: ArrayBuffer[]): void {
@@ -150,6 +142,7 @@ export class WorkerSession {
     const pending = this.#pending.get(msg.id);
     if (!pending) return;
     this.#pending.delete(msg.id);
+    if (this.#pending.size === 0) this.#onIdle?.();
     if (msg.type === 'result') {
       // Kept only in sizes inputArray gives out: other runs' inputs (explanations, v2 tensors) would never be taken.
       const spares = msg.input && this.#spareInputs.get(msg.input.byteLength);
@@ -161,5 +154,6 @@ export class WorkerSession {
   #failAll(err: Error): void {
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+    this.#onIdle?.();
   }
 }
