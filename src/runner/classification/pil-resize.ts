@@ -63,6 +63,22 @@ function coefficients(inSize: number, outSize: number, filter: PilFilter): Coeff
   return { min, count, weights, ksize };
 }
 
+/**
+ * coefficients(), kept by sizes and filter: a dataset's images mostly share their sizes, and each
+ * image asks for one set per pass. Read only once made (the kernel gets copies).
+ */
+const coefficientCache = new Map<string, Coefficients>();
+function cachedCoefficients(inSize: number, outSize: number, filter: PilFilter): Coefficients {
+  const key = `${inSize}:${outSize}:${filter}`;
+  let c = coefficientCache.get(key);
+  if (!c) {
+    // A bound for a stream of all-different sizes; 64 sets of a few KB.
+    if (coefficientCache.size >= 64) coefficientCache.clear();
+    coefficientCache.set(key, (c = coefficients(inSize, outSize, filter)));
+  }
+  return c;
+}
+
 interface ResizeKernel {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   horizontal: (...args: number[]) => void;
@@ -190,18 +206,18 @@ export function pilResize(
   // One layout in the kernel's memory for both passes: the first pass's rows stay there for the second.
   const mem = new KernelMemory();
   if (horizontalFirst) {
-    const v = needVertical ? coefficients(height, outHeight, filter) : undefined;
+    const v = needVertical ? cachedCoefficients(height, outHeight, filter) : undefined;
     // The input rows the vertical pass reads for the window's rows (the window's rows without one).
     const first = v ? v.min[top]! : top;
     const last = v ? v.min[top + crop.height - 1]! + v.count[top + crop.height - 1]! : top + crop.height;
     const rows = rowsOf(mem, src, width, first, last);
     if (!needHorizontal) return pixelsOf(vertical(mem, rows, v!, top, crop.height, first, left, crop.width));
-    const resized = horizontal(mem, rows, coefficients(width, outWidth, filter), left, crop.width, 0);
+    const resized = horizontal(mem, rows, cachedCoefficients(width, outWidth, filter), left, crop.width, 0);
     return pixelsOf(v ? vertical(mem, resized, v, top, crop.height, first, 0, crop.width) : resized);
   }
   // The height shrinks most: the vertical pass first, over the input columns the horizontal one reads.
-  const v = coefficients(height, outHeight, filter);
-  const h = needHorizontal ? coefficients(width, outWidth, filter) : undefined;
+  const v = cachedCoefficients(height, outHeight, filter);
+  const h = needHorizontal ? cachedCoefficients(width, outWidth, filter) : undefined;
   const firstColumn = h ? h.min[left]! : left;
   const lastColumn = h ? h.min[left + crop.width - 1]! + h.count[left + crop.width - 1]! : left + crop.width;
   const first = v.min[top]!;
