@@ -1,5 +1,6 @@
 import sharp from 'sharp';
-import { letterbox, letterboxGeometry, scaleBoxes } from '../../src/runner/detection/letterbox.ts';
+import { letterbox, letterboxGeometry, scaleBoxes, unresampledPixels } from '../../src/runner/detection/letterbox.ts';
+import { drawObjects } from '../../src/runner/visualize/draw.ts';
 import { decodeEndToEnd, decodeYolo, nms, PREDICT_DEFAULTS } from '../../src/runner/detection/yolo-postprocess.ts';
 
 describe('Ultralytics letterbox', () => {
@@ -28,6 +29,53 @@ describe('Ultralytics letterbox', () => {
     expect(px(8, 16)).toEqual([255, 0, 0]);
     expect(px(23, 16)).toEqual([255, 0, 0]);
     expect(px(24, 16)).toEqual([114, 114, 114]);
+  });
+
+  /** A JPEG of noise-like pixels: every pixel differs from its neighbours, so any shift shows. */
+  const jpegOf = (width: number, height: number) => {
+    const raw = Buffer.alloc(width * height * 3);
+    for (let i = 0; i < raw.length; i++) raw[i] = (i * 2654435761) >>> 24;
+    return sharp(raw, { raw: { width, height, channels: 3 } })
+      .jpeg()
+      .toBuffer();
+  };
+
+  it.each([
+    [60, 40, [60, 60]], // bars above and below, no resampling
+    [40, 60, [60, 60]], // bars left and right
+    [50, 30, [40, 48]], // resampled, bars on both axes
+  ] as Array<[number, number, [number, number]]>)('a %i x %i image into %j equals libvips extend of its resized pixels', async (w, h, size) => {
+    // The reference: libvips' own extend with the grey background, what the letterbox did before.
+    const jpeg = await jpegOf(w, h);
+    const g = letterboxGeometry(w, h, size);
+    let reference = sharp(jpeg).removeAlpha().toColourspace('srgb');
+    if (g.width !== w || g.height !== h) reference = reference.resize({ width: g.width, height: g.height, fit: 'fill', kernel: 'linear' });
+    const expected = await reference
+      .extend({ top: g.top, bottom: g.bottom, left: g.left, right: g.right, background: { r: 114, g: 114, b: 114 } })
+      .raw()
+      .toBuffer();
+    const { pixels } = await letterbox(jpeg, size);
+    expect(pixels.length).toBe(size[0] * size[1] * 3);
+    expect(Buffer.compare(pixels, expected)).toBe(0);
+  });
+
+  it("gives the image's own decoded pixels back where it was not resampled, and nothing where it was", async () => {
+    for (const [w, h] of [
+      [60, 40],
+      [40, 60],
+    ]) {
+      const jpeg = await jpegOf(w!, h!);
+      const { pixels, geometry } = await letterbox(jpeg, [60, 60]);
+      const kept = unresampledPixels(pixels, geometry, { width: w!, height: h! });
+      const decoded = await sharp(jpeg).raw().toBuffer();
+      expect(kept && { width: kept.width, height: kept.height, same: Buffer.compare(kept.data, decoded) === 0 }).toEqual({ width: w, height: h, same: true });
+      // A picture drawn on them is the picture drawn from the JPEG.
+      const detections = [{ class_id: 1, class_name: 'b', category_id: 1, confidence: 0.9, bbox: [2, 3, 30, 20] as [number, number, number, number] }];
+      expect(Buffer.compare(await drawObjects(kept!, detections), await drawObjects(jpeg, detections))).toBe(0);
+    }
+    const jpeg = await jpegOf(50, 30);
+    const { pixels, geometry } = await letterbox(jpeg, [40, 48]);
+    expect(unresampledPixels(pixels, geometry, { width: 50, height: 30 })).toBeUndefined();
   });
 
   it('maps boxes back to original pixels (scale_boxes), clipped to the image', () => {

@@ -85,11 +85,29 @@ export async function letterbox(
   const g = letterboxGeometry(width, height, inputSize, mode);
   let pipeline = image.removeAlpha().toColourspace('srgb');
   if (g.width !== width || g.height !== height) pipeline = pipeline.resize({ width: g.width, height: g.height, fit: 'fill', kernel: 'linear' });
-  const pixels = await pipeline
-    .extend({ top: g.top, bottom: g.bottom, left: g.left, right: g.right, background: { r: 114, g: 114, b: 114 } })
-    .raw()
-    .toBuffer();
-  return { pixels, geometry: g, original: { width, height } };
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== g.width || info.height !== g.height)
+    throw new Error(`expected ${g.width}x${g.height} RGB, got ${info.width}x${info.height} with ${info.channels} channels`);
+  return { pixels: padded(data, g), geometry: g, original: { width, height } };
+}
+
+/** The grey (114) canvas of LetterBox with `resized` (HWC RGB, g.width x g.height) placed at (left, top). */
+function padded(resized: Buffer, g: Letterbox): Buffer {
+  // Here rather than libvips' extend: a fill and a copy per row, where extend took about a third
+  // of the decode's own time (3.3 of 10.6 ms a 640x480 JPEG on the bench machine).
+  const width = g.left + g.width + g.right;
+  const height = g.top + g.height + g.bottom;
+  const out = Buffer.allocUnsafe(width * height * 3);
+  const row = g.width * 3;
+  if (g.left === 0 && g.right === 0) {
+    out.fill(114, 0, g.top * row);
+    resized.copy(out, g.top * row);
+    out.fill(114, (g.top + g.height) * row);
+    return out;
+  }
+  out.fill(114);
+  for (let y = 0; y < g.height; y++) resized.copy(out, ((g.top + y) * width + g.left) * 3, y * row, (y + 1) * row);
+  return out;
 }
 
 /** Decodes, letterboxes and normalizes one image into the network's CHW float32 input. */
@@ -99,7 +117,7 @@ export async function letterboxTensor(
   norm: { mean: [number, number, number]; std: [number, number, number] },
   mode: LetterboxMode = 'predict',
   layout: InputLayout = 'float32-nchw',
-): Promise<{ tensor: Float32Array | Uint8Array; original: { width: number; height: number }; geometry: Letterbox }> {
+): Promise<{ tensor: Float32Array | Uint8Array; pixels: Buffer; original: { width: number; height: number }; geometry: Letterbox }> {
   let lb;
   try {
     lb = await letterbox(bytes, inputSize, mode);
@@ -107,7 +125,28 @@ export async function letterboxTensor(
     throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
   }
   const tensor = layout === 'uint8-nhwc' ? lb.pixels : hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std);
-  return { tensor, original: lb.original, geometry: lb.geometry };
+  return { tensor, pixels: lb.pixels, original: lb.original, geometry: lb.geometry };
+}
+
+/**
+ * The original image's pixels (HWC RGB, a copy) out of its letterboxed ones, when the letterbox
+ * placed it without resampling (undefined otherwise): what a picture of the predictions is drawn
+ * on, without decoding the image a second time.
+ */
+export function unresampledPixels(
+  pixels: Uint8Array,
+  g: Letterbox,
+  original: { width: number; height: number },
+): { data: Buffer; width: number; height: number } | undefined {
+  if (g.width !== original.width || g.height !== original.height) return undefined;
+  const canvasWidth = g.left + g.width + g.right;
+  const row = g.width * 3;
+  const data = Buffer.allocUnsafe(row * g.height);
+  for (let y = 0; y < g.height; y++) {
+    const from = ((g.top + y) * canvasWidth + g.left) * 3;
+    data.set(pixels.subarray(from, from + row), y * row);
+  }
+  return { data, width: g.width, height: g.height };
 }
 
 /**

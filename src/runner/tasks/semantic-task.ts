@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { joinStorageUri, type EvaluationMetrics, type ModelMetadata, type PerClassMetric } from '../../contract/index.ts';
 import { ImageDecodeError, type InputLayout } from '../classification/preprocess.ts';
-import { letterboxGeometry, letterboxTensor } from '../detection/letterbox.ts';
+import { letterboxGeometry, letterboxTensor, unresampledPixels, type Letterbox } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -32,6 +32,9 @@ export interface SemanticTaskOptions {
 interface Context {
   original: { width: number; height: number };
   bytes: Uint8Array;
+  /** The letterboxed pixels when they are the network input itself (uint8 layout) and a picture is drawn. */
+  letterboxed: Uint8Array | undefined;
+  geometry: Letterbox;
   label: Uint8Array | undefined;
 }
 
@@ -65,9 +68,12 @@ export class SemanticTask implements VisionTask<Context> {
   }
 
   async prepare(bytes: Uint8Array, sample: Sample): Promise<{ tensor: Float32Array | Uint8Array; context: Context }> {
-    const { tensor, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, 'predict', this.#o.layout);
+    const { tensor, pixels, geometry, original } = await letterboxTensor(bytes, this.#o.metadata.inputSize, this.#o.metadata, 'predict', this.#o.layout);
+    // As ObjectTask: the picture is drawn on the image's own pixels out of the letterboxed ones
+    // where they were not resampled (and are the input tensor already).
+    const letterboxed = this.#o.visualizer && tensor === pixels ? pixels : undefined;
     const label = this.#o.evaluate && sample.maskUri ? await readLabelPng(await this.#o.store.read(sample.maskUri), original, sample.maskUri) : undefined;
-    return { tensor, context: { original, bytes, label } };
+    return { tensor, context: { original, bytes, letterboxed, geometry, label } };
   }
 
   /** Argmax at the output's resolution, then each original pixel reads the cell under its centre. */
@@ -138,7 +144,10 @@ export class SemanticTask implements VisionTask<Context> {
       fields.image_metrics = { pixel_accuracy: num(r.aAcc), mean_iou: num(r.mIoU) };
       fields.is_correct = Number.isNaN(r.mIoU) ? null : r.mIoU >= 0.5;
     }
-    if (this.#o.visualizer) fields.visualization_path = await this.#o.visualizer.classMap(sample, ctx.bytes, map, width, height);
+    if (this.#o.visualizer) {
+      const image = (ctx.letterboxed && unresampledPixels(ctx.letterboxed, ctx.geometry, ctx.original)) ?? ctx.bytes;
+      fields.visualization_path = await this.#o.visualizer.classMap(sample, image, map, width, height);
+    }
     return { fields, record };
   }
 

@@ -19,8 +19,16 @@ const CLASS_MAP_ALPHA = 128;
 
 const glyphCache = new GlyphCache();
 
-async function decode(bytes: Uint8Array): Promise<RgbCanvas> {
-  const { data, info } = await sharp(bytes, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+/** An image's decoded pixels (HWC RGB, oriented), when the caller has them already; drawing changes them. */
+export interface RgbPixels {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
+  if (!(image instanceof Uint8Array)) return new RgbCanvas(image.data, image.width, image.height);
+  const { data, info } = await sharp(image, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   return new RgbCanvas(data, info.width, info.height);
 }
 
@@ -53,15 +61,16 @@ async function drawLabel(canvas: RgbCanvas, text: string, x: number, y: number, 
   for (const g of glyphs) at = canvas.glyph(g, at, top, WHITE);
 }
 
-export async function drawObjects(bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<Buffer> {
-  const canvas = await decode(bytes);
+/** A picture of the detections over the image: its encoded bytes, or its pixels where they were decoded already. */
+export async function drawObjects(image: Uint8Array | RgbPixels, detections: DetectedObject[], keypointCount?: number): Promise<Buffer> {
+  const canvas = await decode(image);
   await paintObjects(canvas, detections, keypointCount);
   return encode(canvas);
 }
 
 /** A class-id map blended half over the image (class 0, usually background, left clear). */
-export async function drawClassMap(bytes: Uint8Array, classMap: Uint8Array | Uint16Array, width: number, height: number): Promise<Buffer> {
-  const canvas = await decode(bytes);
+export async function drawClassMap(image: Uint8Array | RgbPixels, classMap: Uint8Array | Uint16Array, width: number, height: number): Promise<Buffer> {
+  const canvas = await decode(image);
   paintClassMap(canvas, classMap, width, height);
   return encode(canvas);
 }

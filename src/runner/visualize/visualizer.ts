@@ -4,7 +4,7 @@ import { ARTIFACT_NAMES, joinStorageUri, type DetectedObject } from '../../contr
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { Sample } from '../pipeline/inputs.ts';
-import { drawClassMap, drawObjects } from './draw.ts';
+import { drawClassMap, drawObjects, type RgbPixels } from './draw.ts';
 
 export class Visualizer {
   readonly #store: ObjectStore;
@@ -24,11 +24,12 @@ export class Visualizer {
     return uri;
   }
 
-  objects(sample: Sample, bytes: Uint8Array, detections: DetectedObject[], keypointCount?: number): Promise<string> {
-    return this.#schedule(sample, () => drawObjects(bytes, detections, keypointCount));
+  /** `image`: the encoded image, or its decoded pixels (drawn on in place). */
+  objects(sample: Sample, image: Uint8Array | RgbPixels, detections: DetectedObject[], keypointCount?: number): Promise<string> {
+    return this.#schedule(sample, () => drawObjects(image, detections, keypointCount));
   }
 
-  classMap(sample: Sample, bytes: Uint8Array, map: Uint8Array | Uint16Array, width: number, height: number): Promise<string> {
-    return this.#schedule(sample, () => drawClassMap(bytes, map, width, height));
+  classMap(sample: Sample, image: Uint8Array | RgbPixels, map: Uint8Array | Uint16Array, width: number, height: number): Promise<string> {
+    return this.#schedule(sample, () => drawClassMap(image, map, width, height));
   }
 }
