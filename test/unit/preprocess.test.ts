@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import sharp from 'sharp';
 import { preprocessClassification, resizedSize, roundHalfEven } from '../../src/runner/classification/preprocess.ts';
 import { toProbabilities, topK } from '../../src/runner/classification/postprocess.ts';
@@ -85,5 +86,17 @@ describe('classification postprocessing', () => {
   it('ranks the best classes first, ties by class id', () => {
     const ranked = topK(new Float32Array([0.2, 0.5, 0.2, 0.1]), 3, ['a', 'b', 'c', 'd']);
     expect(ranked.map((r) => r.class_name)).toEqual(['b', 'a', 'c']);
+  });
+
+  it('ranks as a full sort by score, then class id, does (any k, many ties)', () => {
+    // Few distinct values, so that ties are the rule; k beyond the class count too.
+    const scores = fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 80 }).map((a) => Float32Array.from(a, (v) => v / 8));
+    fc.assert(
+      fc.property(scores, fc.integer({ min: 0, max: 90 }), (probs, k) => {
+        const sorted = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+        expect(topK(probs, k, []).map((r) => r.class_id)).toEqual(sorted.slice(0, k));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
