@@ -120,6 +120,9 @@ async function load(url: string, headers: Record<string, string>, images: Buffer
       let t0 = performance.now();
       if (rate !== undefined) {
         const at = started + (i * 1000) / rate;
+        // Only what is scheduled inside the window: past it, the client would send one more
+        // request each, counted as throughput above the rate asked for.
+        if (at >= until) break;
         if (at > t0) await new Promise((r) => setTimeout(r, at - t0));
         t0 = at;
       }
