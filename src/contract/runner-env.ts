@@ -112,6 +112,12 @@ export const RunnerEnv = z
     EXECUTION_PROVIDERS: z.string().default('cpu'),
     /** Added: images decoded ahead of inference, in parallel (sharp uses the libuv pool). */
     DECODE_CONCURRENCY: positiveInt.max(64).default(4),
+    /**
+     * Added: the nice value of the runner's own threads (decoding, reporting, drawing, garbage
+     * collection) while ONNX Runtime's keep theirs, so that the pipeline runs in the session's gaps
+     * instead of preempting its threads (Linux; 0: all threads as started).
+     */
+    PIPELINE_NICE: z.coerce.number().int().min(0).max(19).default(19),
     /** Added: a progress callback after this many images... */
     PROGRESS_EVERY_IMAGES: positiveInt.default(50),
     /** ...or after this many milliseconds, whichever comes first. */

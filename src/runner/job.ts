@@ -21,6 +21,7 @@ import type { ObjectStore } from './io/object-store.ts';
 import { explainerOf, loadModel } from './model/load-model.ts';
 import type { SampleSource } from './pipeline/inputs.ts';
 import { committedIn, readParts, shardRange } from './pipeline/parts.ts';
+import { yieldToInference } from './pipeline/yield-to-inference.ts';
 import { processImages } from './pipeline/process-images.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
@@ -130,6 +131,9 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
         { total_images: source.total, task: env.TASK_TYPE, ...(shard ? { shard: shard.index, shards: shard.count, from: range.from, to: range.to } : {}) },
         'processing',
       );
+      // Every session exists now: the threads they create from here on keep their priority.
+      const lowered = yieldToInference(env.PIPELINE_NICE);
+      if (lowered > 0) log.debug({ threads: lowered, nice: env.PIPELINE_NICE }, "the runner's own threads yield to inference");
       const processingStarted = performance.now();
       const stats = await processImages(store, model, task, imagesBetween(source, committed.next, range.to), {
         batchSize: env.BATCH_SIZE,

@@ -115,6 +115,11 @@ export async function processImages<C>(
         record,
       );
     }
+    // Every row is interpreted (results, records and pictures hold copies): the batch's outputs
+    // and decoded inputs are freed now, not when a collection finds them; a detection batch's
+    // outputs alone are 11 MB, and a runner whose own threads yield to inference collects late.
+    // Explanations may keep the input for later: not then.
+    if (!opts.xai) release([...outputs.map((o) => new Uint8Array(o.data)), ...batch.map((d) => d.tensor!)]);
   };
 
   const decoded = pMapIterable(source.samples(), decode, {
@@ -161,4 +166,15 @@ export async function processImages<C>(
   if (pending.length > 0 && !opts.signal?.aborted) await next(pending);
   await reporting;
   return stats;
+}
+
+/**
+ * Detaches the buffers of views that span a buffer of their own, which frees its memory at once. A
+ * view into a shared one (Node's pool of small Buffers) is left alone: the others' data is there.
+ */
+function release(views: ArrayBufferView[]): void {
+  for (const v of views) {
+    const b = v.buffer;
+    if (b instanceof ArrayBuffer && !b.detached && v.byteOffset === 0 && v.byteLength === b.byteLength) b.transfer(0);
+  }
 }
