@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { letterbox, letterboxGeometry, scaleBoxes, unresampledPixels } from '../../src/runner/detection/letterbox.ts';
+import { letterbox, letterboxGeometry, pictureSource, scaleBoxes } from '../../src/runner/detection/letterbox.ts';
 import { drawObjects } from '../../src/runner/visualize/draw.ts';
 import { decodeEndToEnd, decodeYolo, nms, PREDICT_DEFAULTS } from '../../src/runner/detection/yolo-postprocess.ts';
 
@@ -59,15 +59,16 @@ describe('Ultralytics letterbox', () => {
     expect(Buffer.compare(pixels, expected)).toBe(0);
   });
 
-  it("gives the image's own decoded pixels back where it was not resampled, and nothing where it was", async () => {
+  it("gives the image's own decoded pixels back where it was not resampled, and its JPEG where it was", async () => {
     for (const [w, h] of [
       [60, 40],
       [40, 60],
     ]) {
       const jpeg = await jpegOf(w!, h!);
       const { pixels, geometry } = await letterbox(jpeg, [60, 60]);
-      const kept = unresampledPixels(pixels, geometry, { width: w!, height: h! });
+      const kept = pictureSource(jpeg, pixels, geometry, { width: w!, height: h! });
       const decoded = await sharp(jpeg).raw().toBuffer();
+      if (kept instanceof Uint8Array) throw new Error('expected decoded pixels, got the JPEG');
       expect(kept && { width: kept.width, height: kept.height, same: Buffer.compare(kept.data, decoded) === 0 }).toEqual({ width: w, height: h, same: true });
       // A picture drawn on them is the picture drawn from the JPEG.
       const detections = [{ class_id: 1, class_name: 'b', category_id: 1, confidence: 0.9, bbox: [2, 3, 30, 20] as [number, number, number, number] }];
@@ -75,7 +76,7 @@ describe('Ultralytics letterbox', () => {
     }
     const jpeg = await jpegOf(50, 30);
     const { pixels, geometry } = await letterbox(jpeg, [40, 48]);
-    expect(unresampledPixels(pixels, geometry, { width: 50, height: 30 })).toBeUndefined();
+    expect(pictureSource(jpeg, pixels, geometry, { width: 50, height: 30 })).toBe(jpeg);
   });
 
   it('maps boxes back to original pixels (scale_boxes), clipped to the image', () => {

@@ -170,7 +170,7 @@ function vertical(
 const pixelsOf = (p: KernelPlane): Uint8Array => new Uint8Array(kernel.memory.buffer, p.at, p.width * p.rows * 3).slice();
 
 /** The window [left, left + width) x [top, top + height) of an image `imageWidth` pixels wide, copied. */
-function windowOf(src: Uint8Array, imageWidth: number, crop: { left: number; top: number; width: number; height: number }): Uint8Array {
+export function windowOf(src: Uint8Array, imageWidth: number, crop: { left: number; top: number; width: number; height: number }): Uint8Array {
   const out = new Uint8Array(crop.width * crop.height * 3);
   for (let y = 0; y < crop.height; y++) {
     const from = ((crop.top + y) * imageWidth + crop.left) * 3;

@@ -13,6 +13,7 @@
 // size, where val may resample twice with OpenCV: the geometry is Ultralytics', pixel values may
 // differ by interpolation rounding.
 import sharp from 'sharp';
+import { windowOf } from '../classification/pil-resize.ts';
 import { hwcToChw, ImageDecodeError, roundHalfEven, type InputLayout } from '../classification/preprocess.ts';
 
 export type LetterboxMode = 'predict' | 'val';
@@ -129,24 +130,19 @@ export async function letterboxTensor(
 }
 
 /**
- * The original image's pixels (HWC RGB, a copy) out of its letterboxed ones, when the letterbox
- * placed it without resampling (undefined otherwise): what a picture of the predictions is drawn
- * on, without decoding the image a second time.
+ * What a picture of the predictions is drawn on: the image's own pixels (a copy) out of its
+ * letterboxed ones when the letterbox placed it without resampling, so that it is not decoded a
+ * second time; else its encoded bytes.
  */
-export function unresampledPixels(
-  pixels: Uint8Array,
+export function pictureSource(
+  bytes: Uint8Array,
+  letterboxed: Uint8Array | undefined,
   g: Letterbox,
   original: { width: number; height: number },
-): { data: Buffer; width: number; height: number } | undefined {
-  if (g.width !== original.width || g.height !== original.height) return undefined;
-  const canvasWidth = g.left + g.width + g.right;
-  const row = g.width * 3;
-  const data = Buffer.allocUnsafe(row * g.height);
-  for (let y = 0; y < g.height; y++) {
-    const from = ((g.top + y) * canvasWidth + g.left) * 3;
-    data.set(pixels.subarray(from, from + row), y * row);
-  }
-  return { data, width: g.width, height: g.height };
+): Uint8Array | { data: Buffer; width: number; height: number } {
+  if (!letterboxed || g.width !== original.width || g.height !== original.height) return bytes;
+  const window = windowOf(letterboxed, g.left + g.width + g.right, { left: g.left, top: g.top, width: g.width, height: g.height });
+  return { data: Buffer.from(window.buffer, window.byteOffset, window.byteLength), width: g.width, height: g.height };
 }
 
 /**

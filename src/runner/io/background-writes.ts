@@ -15,7 +15,7 @@ export class BackgroundWrites {
     this.#limit = pLimit(opts.concurrency ?? 2);
     // Eight queued: each may hold a decoded picture (a 640x480 one is 0.9 MB), and drawing runs at
     // the pipeline's lower priority (yield-to-inference.ts), so a long queue fills. 32 cost
-    // detection runs 25-30 MiB of peak RSS for no speed (bench:runner).
+    // detection runs with pictures 25-30 MiB of peak RSS for no speed (runner runs, 256 images).
     this.#maxQueued = opts.maxQueued ?? 8;
     this.#log = log;
   }

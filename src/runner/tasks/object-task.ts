@@ -10,7 +10,7 @@ import { cocoGroundTruth } from '../datasets/coco-annotations.ts';
 import { parseYoloLabels } from '../datasets/yolo-labels.ts';
 import type { CocoDetection, CocoGroundTruth, IouType } from '../detection/coco-eval.ts';
 import { instanceMask } from '../detection/instance-masks.ts';
-import { letterboxTensor, pointToOriginal, scaleBoxes, unresampledPixels, type Letterbox, type LetterboxMode } from '../detection/letterbox.ts';
+import { letterboxTensor, pointToOriginal, scaleBoxes, pictureSource, type Letterbox, type LetterboxMode } from '../detection/letterbox.ts';
 import { ObjectEvaluator } from '../detection/object-evaluator.ts';
 import { UltralyticsMetrics, ultralyticsSigmas, type UltralyticsImage } from '../detection/ultralytics-metrics.ts';
 import { labelsToNetwork } from '../detection/ultralytics-labels.ts';
@@ -199,7 +199,7 @@ export class ObjectTask implements VisionTask<Context> {
       fields.is_correct = score.fp === 0 && score.fn === 0;
     }
     if (this.#o.visualizer) {
-      const image = (ctx.letterboxed && unresampledPixels(ctx.letterboxed, ctx.geometry, ctx.original)) ?? ctx.bytes;
+      const image = pictureSource(ctx.bytes, ctx.letterboxed, ctx.geometry, ctx.original);
       fields.visualization_path = await this.#o.visualizer.objects(sample, image, detections, this.#kpt?.[0]);
     }
     return { fields, record };

@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { joinStorageUri, type EvaluationMetrics, type ModelMetadata, type PerClassMetric } from '../../contract/index.ts';
 import { ImageDecodeError, type InputLayout } from '../classification/preprocess.ts';
-import { letterboxGeometry, letterboxTensor, unresampledPixels, type Letterbox } from '../detection/letterbox.ts';
+import { letterboxGeometry, letterboxTensor, pictureSource, type Letterbox } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -145,7 +145,7 @@ export class SemanticTask implements VisionTask<Context> {
       fields.is_correct = Number.isNaN(r.mIoU) ? null : r.mIoU >= 0.5;
     }
     if (this.#o.visualizer) {
-      const image = (ctx.letterboxed && unresampledPixels(ctx.letterboxed, ctx.geometry, ctx.original)) ?? ctx.bytes;
+      const image = pictureSource(ctx.bytes, ctx.letterboxed, ctx.geometry, ctx.original);
       fields.visualization_path = await this.#o.visualizer.classMap(sample, image, map, width, height);
     }
     return { fields, record };
