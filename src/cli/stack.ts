@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EmbeddedDatabase } from '../local/embedded-postgres.ts';
 import { stopChild } from '../process/local-processes.ts';
 import { ensureSigningKeys } from './keys.ts';
+import { LastWords } from './last-words.ts';
 
 export interface StackOptions {
   home: string;
@@ -102,6 +103,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
   const children = new Set<ChildProcess>();
+  const lastWords = new WeakMap<ChildProcess, LastWords>();
   const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
     // stdin is a pipe we never write: it closes when this process dies, and the service stops.
     const child = spawn(process.execPath, [file], {
@@ -112,6 +114,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const out = createWriteStream(join(home, 'logs', `${name}.log`), { flags: 'a' });
       child.stdout!.pipe(out);
       child.stderr!.pipe(out);
+      // Its last words, for the supervisor to say why it died: the log file is not on screen.
+      const words = new LastWords();
+      child.stdout!.on('data', (chunk: Buffer) => words.stdout(chunk));
+      child.stderr!.on('data', (chunk: Buffer) => words.stderr(chunk));
+      lastWords.set(child, words);
     }
     children.add(child);
     child.once('exit', () => children.delete(child));
@@ -142,7 +149,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const watch = (c: ChildProcess) =>
       c.once('exit', (code, signal) => {
         if (stopped || service.expected || service.child !== c) return;
-        void restart(`${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
+        const words = lastWords.get(c)?.summary();
+        void restart(`${signal ? `was killed by ${signal}` : `exited with code ${code}`}${words ? ` (${words})` : ''}`);
       });
     const restart = async (why: string): Promise<void> => {
       const now = Date.now();

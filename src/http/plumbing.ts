@@ -189,7 +189,15 @@ export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void 
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   if (process.env.KINFER_EXIT_WITH_PARENT === '1') {
-    process.stdin.on('end', stop).on('close', stop).resume();
+    // A broken pipe to the parent is the parent gone too; unheard, its 'error' would be fatal.
+    process.stdin
+      .on('end', stop)
+      .on('close', stop)
+      .on('error', (err) => {
+        log?.warn({ err }, 'lost the pipe to the parent process; stopping');
+        stop();
+      })
+      .resume();
   }
 }
 
@@ -200,5 +208,11 @@ export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void 
 export function guardProcess(log: Logger): void {
   process.on('unhandledRejection', (reason) => {
     log.error({ err: reason }, 'unhandled rejection (kept running)');
+  });
+  // A throw nobody caught leaves the process in an unknown state: it still exits (1, as Node
+  // would), but says why in its own log, where its supervisor and operators look.
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, `uncaught exception, exiting: ${err.message}`);
+    process.exit(1);
   });
 }
