@@ -233,4 +233,29 @@ describe('subprocess reconciler', () => {
     r2.stop();
     await db.store.cancel('test_run', live);
   });
+
+  it('fails an adopted runner that ended as ended (RUNNER_EXITED), even when its silence is past the stall timeout', async () => {
+    const first = new FakeExecutor();
+    const r1 = reconciler(first, 2, 1);
+    const id = await newRun();
+    await r1.start();
+    await r1.idle();
+    r1.stop();
+    const second = new FakeExecutor();
+    second.alive.add(`fake:${id}`);
+    const r2 = reconciler(second, 2, 1);
+    await r2.start();
+    await r2.idle();
+    // It ends while nobody hears from it, and the next pass comes after the stall timeout.
+    second.alive.delete(`fake:${id}`);
+    await sleep(1_500);
+    r2.kick();
+    await r2.idle();
+    expect(await db.store.get('test_run', id)).toMatchObject({
+      status: 'failed',
+      error_code: 'RUNNER_EXITED',
+      error_message: 'runner process ended without reporting completion (it was started by a previous controller)',
+    });
+    r2.stop();
+  });
 });

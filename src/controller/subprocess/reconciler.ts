@@ -99,12 +99,14 @@ export class Reconciler {
       await this.#failIfActive(kind, jobId, reason, 'RUNNER_EXITED');
       this.#exits.delete(jobId);
     }
-    await this.#stopStalled();
+    // A runner from a previous controller that has ended is said to have ended, before its
+    // silence (it may be long past the stall timeout by now) is taken for a stall.
     for (const [jobId, { kind, ref }] of this.#adopted) {
       if (executor.isAlive(ref)) continue;
       this.#adopted.delete(jobId);
       await this.#failIfActive(kind, jobId, 'runner process ended without reporting completion (it was started by a previous controller)', 'RUNNER_EXITED');
     }
+    await this.#stopStalled();
     const free = maxConcurrent - executor.active - this.#adopted.size;
     if (free <= 0) return;
     const candidates = [...(await store.oldestPending('test_run', free)), ...(await store.oldestPending('inference_job', free))]
