@@ -30,7 +30,10 @@ const alive = (pid: number) => {
 
 beforeAll(async () => {
   stack = await startTestStack(
-    { KINFER_RUNNER_BATCH_SIZE: '4', KINFER_RUNNER_STALL_SECONDS: '10', KINFER_RUNNER_HEARTBEAT_SECONDS: '1' },
+    // A stall timeout far above the heartbeat, yet short for a test. 10 s was too short once: in
+    // CI, beside the image build, a run was stopped as stalled 11 s after it was created, with
+    // nothing reported (passing CI runs show 1.7-5.2 s from a runner's start to its first report).
+    { KINFER_RUNNER_BATCH_SIZE: '4', KINFER_RUNNER_STALL_SECONDS: '20', KINFER_RUNNER_HEARTBEAT_SECONDS: '1' },
     {
       // Every service reaches Postgres through the relay, so that the test can cut it off.
       relayDatabase: async (url) => {
@@ -82,7 +85,7 @@ describe('chaos on the subprocess tier', () => {
     process.kill(pid, 'SIGSTOP');
     const run = await stack.waitFor('test-runs', id, undefined, 60_000);
     expect(run).toMatchObject({ status: 'failed', error_code: 'RUNNER_STALLED' });
-    expect(run.error_message).toBe('no progress for 10 s: the runner stopped reporting (no progress or heartbeat) and was stopped');
+    expect(run.error_message).toBe('no progress for 20 s: the runner stopped reporting (no progress or heartbeat) and was stopped');
     for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
     expect(alive(pid)).toBe(false);
     const { rows, distinct } = await rowsOf(id);
