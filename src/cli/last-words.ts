@@ -1,6 +1,7 @@
-// Why a service died, in one line, from what it printed last: its stderr (Node's report of a
-// crash goes there) or else its last error in the JSON log on stdout. The supervisor quotes it
-// when it restarts the service, so that `kinfer serve` and the tests say why, not only the code.
+// Why a service died, in one line, from what it printed last: the fatal line of its JSON log (a
+// crash its guard caught), else its stderr (Node's own report, a native abort), else its last
+// error line. The supervisor quotes it when it restarts the service, so that `kinfer serve` and
+// the tests say why, not only the exit code.
 
 /** Bytes of each stream kept: enough for a stack trace's first lines. */
 const KEEP_BYTES = 4096;

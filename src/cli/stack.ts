@@ -149,8 +149,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const watch = (c: ChildProcess) =>
       c.once('exit', (code, signal) => {
         if (stopped || service.expected || service.child !== c) return;
-        const words = lastWords.get(c)?.summary();
-        void restart(`${signal ? `was killed by ${signal}` : `exited with code ${code}`}${words ? ` (${words})` : ''}`);
+        // Its last lines may still be in the pipes at 'exit': read them ('close'), briefly.
+        void new Promise((r) => {
+          c.once('close', r);
+          setTimeout(r, 1000).unref();
+        }).then(() => {
+          if (stopped || service.expected) return;
+          const words = lastWords.get(c)?.summary();
+          return restart(`${signal ? `was killed by ${signal}` : `exited with code ${code}`}${words ? ` (${words})` : ''}`);
+        });
       });
     const restart = async (why: string): Promise<void> => {
       const now = Date.now();
