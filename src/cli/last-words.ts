@@ -1,7 +1,8 @@
 // Why a service died, in one line, from what it printed last: the fatal line of its JSON log (a
 // crash its guard caught), else its stderr (Node's own report, a native abort), else its last
-// error line. The supervisor quotes it when it restarts the service, so that `kinfer serve` and
-// the tests say why, not only the exit code.
+// error line. Where service logs go to files (the demo, the test stacks; `kinfer serve` shows
+// them as they come), the supervisor quotes it when it restarts the service: why, not only the
+// exit code.
 
 /** Bytes of each stream kept: enough for a stack trace's first lines. */
 const KEEP_BYTES = 4096;
