@@ -53,6 +53,7 @@ describe('a service that crashes', () => {
     );
     expect(code).toBe(0);
     expect(stdout).toContain('"msg":"still here"');
+    expect(stdout).toMatch(/"level":50,.*"msg":"unhandled rejection \(kept running\)"/);
     expect(words).toMatch(/^last error: unhandled rejection \(kept running\): Error: a dependency blinked \| at /);
   });
 
@@ -71,6 +72,9 @@ describe('a service that crashes', () => {
   });
 
   it('says nothing when the service printed no error', async () => {
-    expect((await service(guarded(`process.exit(3);`))).words).toBe('');
+    const { code, stdout, words } = await service(guarded(`log.warn('a warning, not an error'); process.exit(3);`));
+    expect(code).toBe(3);
+    expect(stdout).toContain('"msg":"a warning, not an error"');
+    expect(words).toBe('');
   });
 });

@@ -119,7 +119,7 @@ export async function processImages<C>(
     // and decoded inputs are freed now, not when a collection finds them; a detection batch's
     // outputs alone are 11 MB, and a runner whose own threads yield to inference collects late.
     // Explanations may keep the input for later: not then.
-    if (!opts.xai) release([...outputs.map((o) => new Uint8Array(o.data)), ...batch.map((d) => d.tensor!)]);
+    if (!opts.xai) release([...outputs.map((o) => o.data), ...batch.map((d) => d.tensor!)]);
   };
 
   const decoded = pMapIterable(source.samples(), decode, {
@@ -172,8 +172,9 @@ export async function processImages<C>(
  * Detaches the buffers of views that span a buffer of their own, which frees its memory at once. A
  * view into a shared one (Node's pool of small Buffers) is left alone: the others' data is there.
  */
-function release(views: ArrayBufferView[]): void {
+function release(views: unknown[]): void {
   for (const v of views) {
+    if (!ArrayBuffer.isView(v)) continue; // string tensors hold no buffer
     const b = v.buffer;
     if (b instanceof ArrayBuffer && !b.detached && v.byteOffset === 0 && v.byteLength === b.byteLength) b.transfer(0);
   }
