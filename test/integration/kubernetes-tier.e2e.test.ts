@@ -306,8 +306,10 @@ describe('faults in the cluster', () => {
     expect(failed.status.message).toBe('no progress for 15 s: the runner stopped reporting (no progress or heartbeat) and was stopped');
     expect(failed.status.conditions.find((c: { type: string }) => c.type === 'Failed').reason).toBe('RunnerStalled');
     await eventually('Job deleted', async () => ((await jobsOf(running.metadata.uid)).length === 0 ? true : undefined));
-    await eventually('runner stopped', async () => (alive(pid) ? undefined : true));
-  });
+    // A frozen process leaves SIGTERM pending: it goes at SIGKILL, the Pod's grace period (30 s)
+    // after the garbage collector deletes the Pod, which is itself a moment after the Job.
+    await eventually('runner stopped', async () => (alive(pid) ? undefined : true), 60_000);
+  }, 180_000);
 
   it("a runner Pod deleted mid-run fails the run with the Job's reason; its stored results have no duplicates", async () => {
     await apply(testRun('pod-deleted', bigDataset));

