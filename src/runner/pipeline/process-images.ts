@@ -5,6 +5,7 @@ import { pMapIterable } from 'p-map';
 import type { ImageResult } from '../../contract/index.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { RunOutput } from '../inference/inference-session.ts';
+import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { LoadedModel } from '../model/load-model.ts';
 import type { EvaluationRecord, VisionTask } from '../tasks/vision-task.ts';
 import type { XaiJob } from '../xai/xai-job.ts';
@@ -119,7 +120,11 @@ export async function processImages<C>(
     // and decoded inputs are freed now, not when a collection finds them; a detection batch's
     // outputs alone are 11 MB, and a runner whose own threads yield to inference collects late.
     // Explanations may keep the input for later: not then.
-    if (!opts.xai) release([...outputs.map((o) => o.data), ...batch.map((d) => d.tensor!)]);
+    if (!opts.xai)
+      release(
+        outputs,
+        batch.map((d) => d.tensor!),
+      );
   };
 
   const decoded = pMapIterable(source.samples(), decode, {
@@ -169,12 +174,13 @@ export async function processImages<C>(
 }
 
 /**
- * Detaches the buffers of views that span a buffer of their own, which frees its memory at once. A
- * view into a shared one (Node's pool of small Buffers) is left alone: the others' data is there.
+ * Frees a batch's memory at once: the outputs' buffers (each one the worker's transfer, whole and
+ * ours), and the inputs' where a view spans a buffer of its own. A view into a shared one (Node's
+ * pool of small Buffers) is left alone: the others' data is there.
  */
-function release(views: unknown[]): void {
-  for (const v of views) {
-    if (!ArrayBuffer.isView(v)) continue; // string tensors hold no buffer
+function release(outputs: WorkerOutput[], inputs: ArrayBufferView[]): void {
+  for (const { data } of outputs) if (!data.detached) data.transfer(0);
+  for (const v of inputs) {
     const b = v.buffer;
     if (b instanceof ArrayBuffer && !b.detached && v.byteOffset === 0 && v.byteLength === b.byteLength) b.transfer(0);
   }

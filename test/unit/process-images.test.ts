@@ -4,6 +4,8 @@
 // the process) or leaving its run to reject unhandled (which exits with code 1). Run in a child
 // process, as the runner is: a Kubernetes-tier CI run saw a runner exit with code 1 after SIGTERM,
 // "inference worker exited with code 1", where it should have reported and exited with 143.
+// And a batch reported in full gives its memory back at once: the outputs' buffers (the worker's
+// transfer) and the decoded inputs are detached, never before the last row is interpreted.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,16 +21,27 @@ import { WorkerSession } from ${JSON.stringify(src('runner/inference/inference-s
 import { ObjectStore } from ${JSON.stringify(src('runner/io/object-store.ts'))};
 import { processImages } from ${JSON.stringify(src('runner/pipeline/process-images.ts'))};
 
-const [modelPath, imagePath] = process.argv.slice(2);
+const [modelPath, imagePath, mode] = process.argv.slice(2);
 const { session } = await WorkerSession.open(readFileSync(modelPath), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
 const model = { session, metadata: { inputSize: [640, 640] }, fixedBatch: undefined, inputLayout: 'float32-nchw' };
 let runs = 0;
 const run = session.run.bind(session);
 session.run = (...args) => (runs++, run(...args));
 // A task whose images are all zeros: what matters is when the batches run and are reported.
+const inputs = [];
+const outputs = new Set();
+let detachedAtInterpret = 0;
 const task = {
-  prepare: async () => ({ tensor: new Float32Array(3 * 640 * 640), context: null }),
-  interpret: async () => ({ fields: {}, record: null }),
+  prepare: async () => {
+    const tensor = new Float32Array(3 * 640 * 640);
+    inputs.push(tensor);
+    return { tensor, context: null };
+  },
+  interpret: async (out) => {
+    out.forEach((o) => outputs.add(o));
+    detachedAtInterpret += out.filter((o) => o.data.detached).length;
+    return { fields: {}, record: null };
+  },
   unreadable: () => ({ fields: {}, record: null }),
 };
 const source = {
@@ -41,10 +54,10 @@ const source = {
 let message;
 try {
   await processImages(new ObjectStore({ region: 'us-east-1' }), model, task, source, {
-    batchSize: 1,
+    batchSize: mode === 'stop' ? 1 : 4,
     decodeConcurrency: 1,
     onResult: () => {
-      throw new Error('stopped while reporting');
+      if (mode === 'stop') throw new Error('stopped while reporting');
     },
   });
 } catch (err) {
@@ -53,24 +66,62 @@ try {
 await session.close();
 // Past the close: an abort or an unhandled rejection would have ended the process by now.
 await new Promise((r) => setTimeout(r, 200));
-console.log(JSON.stringify({ message, runs }));
+const detached = (buffers) => buffers.filter((b) => b.detached).length;
+console.log(JSON.stringify({
+  message,
+  runs,
+  outputs: outputs.size,
+  outputsDetached: detached([...outputs].map((o) => o.data)),
+  detachedAtInterpret,
+  inputs: inputs.length,
+  inputsDetached: detached(inputs.map((t) => t.buffer)),
+}));
 `;
+
+interface Outcome {
+  message?: string;
+  runs: number;
+  outputs: number;
+  outputsDetached: number;
+  detachedAtInterpret: number;
+  inputs: number;
+  inputsDetached: number;
+}
+
+/** Runs the pipeline over 8 images in a new Node process: 'stop' fails every report, 'release' takes them all. */
+async function pipeline(mode: 'stop' | 'release'): Promise<{ out: Outcome; stderr: string }> {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'pipeline-'));
+  writeFileSync(join(dir, 'model.onnx'), buildYoloLike().model);
+  writeFileSync(join(dir, 'image.bin'), 'not read by the task');
+  writeFileSync(join(dir, 'script.ts'), SCRIPT);
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(dir, 'script.ts'), join(dir, 'model.onnx'), join(dir, 'image.bin'), mode]).catch(
+    (err: { code: number; stdout: string; stderr: string }) => {
+      throw new Error(`the process exited with code ${err.code}: ${err.stderr}`);
+    },
+  );
+  return { out: JSON.parse(stdout.trim().split('\n').pop()!) as Outcome, stderr };
+}
 
 describe('processImages stopped while reporting', () => {
   it('throws the report error; closing the session waits for the batch still in the worker, and the process ends normally', async () => {
-    const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'stop-'));
-    writeFileSync(join(dir, 'model.onnx'), buildYoloLike().model);
-    writeFileSync(join(dir, 'image.bin'), 'not read by the task');
-    writeFileSync(join(dir, 'script.ts'), SCRIPT);
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(dir, 'script.ts'), join(dir, 'model.onnx'), join(dir, 'image.bin')]).catch(
-      (err: { code: number; stdout: string; stderr: string }) => {
-        throw new Error(`the process exited with code ${err.code}: ${err.stderr}`);
-      },
-    );
+    const { out, stderr } = await pipeline('stop');
     expect(stderr).not.toMatch(/inference worker exited/);
-    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { message: string; runs: number };
     expect(out.message).toBe('stopped while reporting');
     // The second batch was handed to the worker before the first one's report failed: the case.
     expect(out.runs).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
+
+describe('processImages reporting a batch', () => {
+  it("frees every output and input buffer once the batch's rows are all reported, and none before", async () => {
+    const { out } = await pipeline('release');
+    expect(out.message).toBeUndefined();
+    // 8 images in batches of 4; the YOLO-like model has one output.
+    expect(out.runs).toBe(2);
+    expect(out.outputs).toBe(2);
+    expect(out.outputsDetached).toBe(2);
+    expect(out.detachedAtInterpret).toBe(0);
+    expect(out.inputs).toBe(8);
+    expect(out.inputsDetached).toBe(8);
   }, 60_000);
 });
