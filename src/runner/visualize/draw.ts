@@ -32,9 +32,11 @@ async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
   return new RgbCanvas(data, info.width, info.height);
 }
 
+// Without optimised Huffman tables (sharp's default, a second pass over the coefficients): half the
+// CPU of an encode (2.0 vs 4.5 ms a 640x480 picture) for files about 3% larger.
 const encode = (canvas: RgbCanvas) =>
   sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
-    .jpeg({ quality: 85 })
+    .jpeg({ quality: 85, optimiseCoding: false })
     .toBuffer();
 
 /** An RLE mask (COCO, column-major) filled over the canvas, run by run. */
