@@ -2,6 +2,7 @@
 // deadlines, deletion and a change of leader, table by table, with a fixed clock.
 import type * as k8s from '@kubernetes/client-node';
 import { decide, jobFailure, podNotStarting, type Action, type Observed } from '../../src/controller/kubernetes/decide.ts';
+import { observe, type World } from '../../src/controller/kubernetes/observe.ts';
 import { statusFor } from '../../src/controller/kubernetes/status.ts';
 import type { TestRun } from '../../src/db/entities.ts';
 import type { InferenceJob, InferenceJobStatus } from '../../src/kube/inference-job.ts';
@@ -70,6 +71,15 @@ const statusOf = (actions: Action[]) => (actions.find((a) => a.type === 'patchSt
 const conditionsOf = (status: InferenceJobStatus | undefined) => status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`);
 const events = (actions: Action[]) =>
   actions.filter((a): a is Extract<Action, { type: 'event' }> => a.type === 'event').map((e) => `${e.eventType}/${e.reason}`);
+/** What observe() reads for an InferenceJob without a run: the API server's copy is `current`. */
+const world = (current: World['current']): World => ({
+  store: { get: async () => null } as unknown as World['store'],
+  // Not reached: the specs given here fail the schema first.
+  admission: {} as World['admission'],
+  current,
+  job: () => undefined,
+  pods: () => [],
+});
 /** The status decide() wrote last time: a world in which nothing has changed since. */
 const settled = (o: Observed) => ({ ...o, ij: { ...o.ij, status: statusOf(decide(o, opts, now)) } });
 
@@ -96,6 +106,46 @@ describe('admission at the kubectl door', () => {
   it('stays refused without writing again (the spec is immutable)', () => {
     const refused = observed({ admission: { admitted: false, problems: [{ field: 'f', message: 'm' }] } });
     expect(decide(settled(refused), opts, now)).toEqual([]);
+  });
+
+  it("refuses once: a reconcile whose informer copy predates its own refusal reads the API server's copy and writes nothing", async () => {
+    // An invalid spec (zod refuses it before any storage check); no run in the database.
+    const invalid = { ...ij(), spec: { ...ij().spec, taskType: 'not_a_task' } } as unknown as InferenceJob;
+    const refusal = decide(
+      await observe(
+        invalid,
+        world(async () => invalid),
+        JOB_NAME,
+      ),
+      opts,
+      now,
+    );
+    expect(types(refusal)).toEqual(['patchStatus', 'event']);
+    // Next reconcile (the finalizer's watch event came first): the cached copy has no status yet,
+    // the API server's has the refusal just written.
+    const written = { ...invalid, status: statusOf(refusal) };
+    const observedAgain = await observe(
+      invalid,
+      world(async () => written),
+      JOB_NAME,
+    );
+    expect(observedAgain.admission).toBeUndefined();
+    expect(decide(observedAgain, opts, now)).toEqual([]);
+    // Another object of the same name (deleted and created again) is not taken for this one.
+    const other = { ...written, metadata: { ...written.metadata, uid: 'another-uid' } };
+    expect(
+      types(
+        decide(
+          await observe(
+            invalid,
+            world(async () => other),
+            JOB_NAME,
+          ),
+          opts,
+          now,
+        ),
+      ),
+    ).toEqual(['patchStatus', 'event']);
   });
 
   it('admitted: creates the run and comes back for the rest', () => {

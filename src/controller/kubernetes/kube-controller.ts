@@ -166,6 +166,20 @@ export class KubeController {
       {
         store: this.#o.store,
         admission: this.#o.admission,
+        current: async (ns, n) => {
+          try {
+            return (await this.#o.clients.custom.getNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+              namespace: ns,
+              name: n,
+            })) as InferenceJob;
+          } catch (err) {
+            if ((err as { code?: number }).code === 404) return undefined;
+            throw err;
+          }
+        },
         job: (ns, jobName) => this.#jobs?.get(jobName, ns),
         pods: (ns, id) => (this.#pods?.list(ns) ?? []).filter((p) => p.metadata?.labels?.[LABELS.jobId] === id),
       },

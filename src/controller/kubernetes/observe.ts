@@ -14,6 +14,8 @@ import { wasRefused, type Observed } from './decide.ts';
 export interface World {
   store: JobStore;
   admission: Admission;
+  /** The API server's own copy of an InferenceJob (not the informer's); undefined when it is gone. */
+  current(namespace: string, name: string): Promise<InferenceJob | undefined>;
   job(namespace: string, name: string): k8s.V1Job | undefined;
   pods(namespace: string, jobId: string): k8s.V1Pod[];
 }
@@ -33,18 +35,30 @@ export async function admitSpec(ij: InferenceJob, admission: Admission): Promise
   return { admitted: true, job: result.job };
 }
 
-export async function observe(ij: InferenceJob, world: World, jobName: string): Promise<Observed> {
+export async function observe(cached: InferenceJob, world: World, jobName: string): Promise<Observed> {
+  let ij = cached;
   const kind = kindOf(ij);
   const jobId = jobIdOf(ij);
   const namespace = ij.metadata.namespace;
   const row = await world.store.get(kind, jobId);
   const needsAdmission = !row && !ij.metadata.deletionTimestamp && !wasRefused(ij);
+  let admission = needsAdmission ? await admitSpec(ij, world.admission) : undefined;
+  if (admission && !admission.admitted) {
+    // The informer's copy may predate the refusal this controller wrote a moment ago (its watch
+    // event not here yet, while the finalizer's was): the API server's copy decides, so that
+    // the refusal, its status and its Warning Event, is written once, not once per stale copy.
+    const current = await world.current(namespace, ij.metadata.name);
+    if (current && current.metadata.uid === ij.metadata.uid && wasRefused(current)) {
+      ij = current;
+      admission = undefined;
+    }
+  }
   return {
     ij,
     kind,
     jobId,
     row,
-    ...(needsAdmission ? { admission: await admitSpec(ij, world.admission) } : {}),
+    ...(admission ? { admission } : {}),
     job: world.job(namespace, jobName),
     pods: world.pods(namespace, jobId),
   };
