@@ -41,4 +41,30 @@ describe('EventBudget', () => {
       ['Normal Events dropped by the event budget (KINFER_KUBE_EVENT_QPS)', 9],
     ]);
   });
+
+  it('writes an Event with the key of one written within the repeat window once, Warnings too; again after it', () => {
+    let now = 0;
+    const { log } = capturedLog();
+    const budget = new EventBudget({ qps: 100, burst: 100, log, now: () => now, repeatWindowMs: 60_000 });
+    expect(budget.allows('Warning', 'uid-a/Invalid')).toBe(true);
+    expect(budget.allows('Warning', 'uid-a/Invalid')).toBe(false);
+    expect(budget.allows('Normal', 'uid-a/Running')).toBe(true);
+    expect(budget.allows('Normal', 'uid-b/Running')).toBe(true);
+    now = 59_999;
+    expect(budget.allows('Normal', 'uid-a/Running')).toBe(false);
+    // No key: every one counts (up to the budget).
+    expect([budget.allows('Normal'), budget.allows('Normal')]).toEqual([true, true]);
+    now = 60_000;
+    expect(budget.allows('Warning', 'uid-a/Invalid')).toBe(true);
+  });
+
+  it('does not remember a Normal Event the budget dropped: it is written when a token comes back', () => {
+    let now = 0;
+    const { log } = capturedLog();
+    const budget = new EventBudget({ qps: 1, burst: 1, log, now: () => now });
+    expect(budget.allows('Normal', 'a')).toBe(true);
+    expect(budget.allows('Normal', 'b')).toBe(false);
+    now = 1000;
+    expect(budget.allows('Normal', 'b')).toBe(true);
+  });
 });

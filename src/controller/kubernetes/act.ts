@@ -134,7 +134,9 @@ async function patchStatus(ctx: ActContext, ij: InferenceJob, status: InferenceJ
 
 /** Best effort: an Event that cannot be written is logged, never a failed reconcile. */
 async function recordEvent(ctx: ActContext, ij: InferenceJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-  if (ctx.events && !ctx.events.allows(type)) return;
+  // Keyed without the message: each Event written here marks a step an InferenceJob takes once
+  // (Invalid, JobCreated, a phase), and a repeat from a stale copy may count other progress.
+  if (ctx.events && !ctx.events.allows(type, [ij.metadata.uid, type, reason].join('\u0000'))) return;
   const now = new Date();
   const event: k8s.CoreV1Event = {
     metadata: { generateName: `${ij.metadata.name}.`, namespace: ij.metadata.namespace },
