@@ -130,5 +130,15 @@ export function statusOf(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** The call's answer, or undefined when the API server answered with one of `statuses` (404: gone). */
+export async function ignoring<T>(statuses: number[], call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (err) {
+    if (statuses.includes(statusOf(err) ?? 0)) return undefined;
+    throw err;
+  }
+}
+
 /** A JSON merge patch through client-node 2.x (the content type is set per call). */
 export const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);

@@ -5,7 +5,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
-import { mergePatch, statusOf, type KubeClients } from '../../kube/client.ts';
+import { ignoring, mergePatch, type KubeClients } from '../../kube/client.ts';
 import {
   API_VERSION,
   CREATED_BY_ANNOTATION,
@@ -34,15 +34,6 @@ export interface ActContext {
   /** Which Events are written (Normal ones under a rate); absent: all. */
   events?: EventBudget | undefined;
   log: Logger;
-}
-
-async function ignoring<T>(statuses: number[], call: Promise<T>): Promise<T | undefined> {
-  try {
-    return await call;
-  } catch (err) {
-    if (statuses.includes(statusOf(err) ?? 0)) return undefined;
-    throw err;
-  }
 }
 
 /** Performs the actions; returns when to look again, if decide asked. */

@@ -6,7 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { JobStore } from '../../db/job-store.ts';
 import type { Logger } from '../../http/logger.ts';
-import type { KubeClients } from '../../kube/client.ts';
+import { ignoring, type KubeClients } from '../../kube/client.ts';
 import { GROUP, keyOf, LABELS, MANAGED_BY, PLURAL, VERSION, type InferenceJob } from '../../kube/inference-job.ts';
 import { WorkQueue } from '../../kube/work-queue.ts';
 import type { Admission } from '../admission/admission.ts';
@@ -166,20 +166,17 @@ export class KubeController {
       {
         store: this.#o.store,
         admission: this.#o.admission,
-        current: async (ns, n) => {
-          try {
-            return (await this.#o.clients.custom.getNamespacedCustomObject({
+        current: (ns, n) =>
+          ignoring(
+            [404],
+            this.#o.clients.custom.getNamespacedCustomObject({
               group: GROUP,
               version: VERSION,
               plural: PLURAL,
               namespace: ns,
               name: n,
-            })) as InferenceJob;
-          } catch (err) {
-            if ((err as { code?: number }).code === 404) return undefined;
-            throw err;
-          }
-        },
+            }) as Promise<InferenceJob>,
+          ),
         job: (ns, jobName) => this.#jobs?.get(jobName, ns),
         pods: (ns, id) => (this.#pods?.list(ns) ?? []).filter((p) => p.metadata?.labels?.[LABELS.jobId] === id),
       },
