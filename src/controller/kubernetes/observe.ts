@@ -35,31 +35,32 @@ export async function admitSpec(ij: InferenceJob, admission: Admission): Promise
   return { admitted: true, job: result.job };
 }
 
-export async function observe(cached: InferenceJob, world: World, jobName: string): Promise<Observed> {
-  let ij = cached;
+export async function observe(ij: InferenceJob, world: World, jobName: string): Promise<Observed> {
   const kind = kindOf(ij);
   const jobId = jobIdOf(ij);
   const namespace = ij.metadata.namespace;
   const row = await world.store.get(kind, jobId);
   const needsAdmission = !row && !ij.metadata.deletionTimestamp && !wasRefused(ij);
-  let admission = needsAdmission ? await admitSpec(ij, world.admission) : undefined;
-  if (admission && !admission.admitted) {
-    // The informer's copy may predate the refusal this controller wrote a moment ago (its watch
-    // event not here yet, while the finalizer's was): the API server's copy decides, so that
-    // the refusal, its status and its Warning Event, is written once, not once per stale copy.
-    const current = await world.current(namespace, ij.metadata.name);
-    if (current && current.metadata.uid === ij.metadata.uid && wasRefused(current)) {
-      ij = current;
-      admission = undefined;
-    }
-  }
+  const admission = needsAdmission ? await admitSpec(ij, world.admission) : undefined;
+  const refused = admission && !admission.admitted ? await refusedAlready(ij, world) : undefined;
   return {
-    ij,
+    ij: refused ?? ij,
     kind,
     jobId,
     row,
-    ...(admission ? { admission } : {}),
+    ...(admission && !refused ? { admission } : {}),
     job: world.job(namespace, jobName),
     pods: world.pods(namespace, jobId),
   };
+}
+
+/**
+ * The API server's copy of `ij` when it is refused already. The informer's copy may predate the
+ * refusal this controller wrote a moment ago (its watch event not here yet, while the
+ * finalizer's was): the API server's copy decides, so that the refusal, its status and its
+ * Warning Event, is written once, not once per stale copy.
+ */
+async function refusedAlready(ij: InferenceJob, world: World): Promise<InferenceJob | undefined> {
+  const current = await world.current(ij.metadata.namespace, ij.metadata.name);
+  return current && current.metadata.uid === ij.metadata.uid && wasRefused(current) ? current : undefined;
 }
