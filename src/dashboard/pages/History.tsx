@@ -25,8 +25,11 @@ export function History() {
     const label = row.name ?? row.id;
     if (what === 'delete' && !window.confirm(`Delete ${label}, its results and its artifacts? This cannot be undone.`)) return;
     try {
-      if (what === 'delete') await api('DELETE', `/${row.kind}/${row.id}`);
-      else await api('POST', `/${row.kind}/${row.id}/cancel`);
+      if (what === 'delete') {
+        await api('DELETE', `/${row.kind}/${row.id}`);
+        // Gone from the table as the message says so, not when the list comes back.
+        setRows((shown) => shown?.filter((r) => r.id !== row.id) ?? null);
+      } else await api('POST', `/${row.kind}/${row.id}/cancel`);
       setMessage(`${what === 'delete' ? 'Deleted' : 'Cancelled'} ${label}.`);
     } catch (err) {
       setMessage(`Could not ${what} ${label}: ${(err as Error).message}`);
