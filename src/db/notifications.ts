@@ -3,7 +3,19 @@
 import pg from 'pg';
 import type { Logger } from '../http/logger.ts';
 
-export function listenChannel(url: string, channel: string, onPayload: (payload: unknown) => void, log: Logger): { stop(): Promise<void> } {
+/** When the channel starts and stops being heard: what is missed in between is never told. */
+export interface ListenHooks {
+  onListening?(): void;
+  onLost?(): void;
+}
+
+export function listenChannel(
+  url: string,
+  channel: string,
+  onPayload: (payload: unknown) => void,
+  log: Logger,
+  hooks: ListenHooks = {},
+): { stop(): Promise<void> } {
   let client: pg.Client | undefined;
   let stopped = false;
   const connect = async () => {
@@ -19,13 +31,17 @@ export function listenChannel(url: string, channel: string, onPayload: (payload:
     c.on('error', (err) => {
       log.warn({ err: err.message, channel }, 'listener lost its connection; reconnecting');
       void c.end().catch(() => undefined);
-      if (client === c) client = undefined;
+      if (client === c) {
+        client = undefined;
+        hooks.onLost?.();
+      }
       setTimeout(() => void connect(), 1000).unref();
     });
     try {
       await c.connect();
       await c.query(`LISTEN ${channel}`);
       client = c;
+      hooks.onListening?.();
     } catch (err) {
       log.warn({ err: (err as Error).message, channel }, 'listener cannot connect; retrying');
       setTimeout(() => void connect(), 1000).unref();
@@ -35,6 +51,7 @@ export function listenChannel(url: string, channel: string, onPayload: (payload:
   return {
     async stop() {
       stopped = true;
+      if (client) hooks.onLost?.();
       await client?.end().catch(() => undefined);
     },
   };

@@ -25,7 +25,16 @@ export const newTokenSecret = () => `${API_TOKEN_PREFIX}${randomBytes(32).toStri
 
 const COLUMNS = 'id, name, owner, role, created_at, expires_at, revoked_at, last_used_at';
 
-export class TokenStore {
+/** NOTIFYed with `{"id": ...}` when a token is revoked: caches of tokens (the predictor's) drop it. */
+export const TOKEN_CHANGES_CHANNEL = 'kinfer_token_changes';
+
+/** How a request's secret becomes its token: the store, or a cache in front of it. */
+export interface TokenLookup {
+  /** The token a secret belongs to, whatever its state (the caller says why it is refused). */
+  findBySecret(secret: string): Promise<ApiToken | null>;
+}
+
+export class TokenStore implements TokenLookup {
   readonly #ds: DataSource;
 
   constructor(ds: DataSource) {
@@ -52,7 +61,6 @@ export class TokenStore {
     );
   }
 
-  /** The token a secret belongs to, whatever its state (the caller says why it is refused). */
   async findBySecret(secret: string): Promise<ApiToken | null> {
     // last_used_at is written at most once a minute: every request of a busy client (the
     // predictor's) would otherwise write and lock the token's row.
@@ -79,11 +87,13 @@ export class TokenStore {
     return token ?? null;
   }
 
+  /** Revokes a token, and tells every listener on TOKEN_CHANGES_CHANNEL (at commit). */
   async revoke(id: string): Promise<ApiToken | null> {
-    const [[token]] = (await this.#ds.query(`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`, [id])) as [
-      ApiToken[],
-      number,
-    ];
+    const [token] = (await this.#ds.query(
+      `WITH changed AS (UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS})
+       SELECT changed.* FROM changed CROSS JOIN LATERAL (SELECT pg_notify('${TOKEN_CHANGES_CHANNEL}', json_build_object('id', changed.id)::text)) AS told`,
+      [id],
+    )) as ApiToken[];
     return token ?? null;
   }
 }

@@ -11,7 +11,8 @@ import { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { openDatabase } from '../db/data-source.ts';
 import { MODEL_RELOADS_CHANNEL, ModelStore } from '../db/model-store.ts';
 import { listenChannel } from '../db/notifications.ts';
-import { TokenStore } from '../db/token-store.ts';
+import { TOKEN_CHANGES_CHANNEL, TokenStore } from '../db/token-store.ts';
+import { CachedTokenLookup } from '../controller/auth/token-cache.ts';
 import { serviceLogger } from '../http/logger.ts';
 import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
 import { ObjectStore } from '../runner/io/object-store.ts';
@@ -47,6 +48,11 @@ const Config = z.object({
   KINFER_PREDICT_CACHE_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
   /** SIGTERM: requests in flight get this long to finish. */
   KINFER_PREDICTOR_GRACE_SECONDS: z.coerce.number().min(0).default(25),
+  /**
+   * API tokens are read from the database once per this many seconds, not per request; a
+   * revocation reaches the predictor at once all the same (Postgres NOTIFY). 0: read per request.
+   */
+  KINFER_PREDICTOR_TOKEN_CACHE_SECONDS: z.coerce.number().min(0).default(30),
   KINFER_ALLOWED_URIS: csv.optional(),
   ...OIDC_ENV,
   S3_ENDPOINT: z.url().optional(),
@@ -82,10 +88,27 @@ try {
         log.warn({ err }, 'redis unavailable: predictions are not cached'),
       )
     : new MemoryCache(config.KINFER_PREDICT_CACHE_ENTRIES);
+  const tokens = new CachedTokenLookup(new TokenStore(ds), { ttlMs: config.KINFER_PREDICTOR_TOKEN_CACHE_SECONDS * 1000, maxEntries: 10_000 });
+  const tokenChanges = listenChannel(
+    config.DATABASE_URL,
+    TOKEN_CHANGES_CHANNEL,
+    (payload) => {
+      const id = (payload as { id?: unknown } | null)?.id;
+      if (typeof id === 'string') tokens.forget(id);
+    },
+    log,
+    {
+      onListening: () => {
+        tokens.listening = true;
+        log.info({ ttl_seconds: config.KINFER_PREDICTOR_TOKEN_CACHE_SECONDS }, 'revocations are heard: API tokens are cached');
+      },
+      onLost: () => (tokens.listening = false),
+    },
+  );
   const replicaId = randomUUID();
   const { app, reload, drain } = createPredictorApp({
     predictor,
-    auth: authenticatorOf(config, new TokenStore(ds)),
+    auth: authenticatorOf(config, tokens),
     models: new ModelStore(ds),
     policy: new StoragePolicy(config.KINFER_ALLOWED_URIS ?? ['s3://']),
     log,
@@ -134,6 +157,7 @@ try {
     grace.unref();
     await server.close();
     await reloads.stop();
+    await tokenChanges.stop();
     await predictor.close();
     await cache.close();
     await ds.destroy();

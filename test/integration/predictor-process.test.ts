@@ -9,11 +9,13 @@ import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-cla
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
 import { testAccess, testDatabase, testPrefix, testStorage, type TestDatabase } from '../support/in-process.ts';
 import { startRedis, type TestRedis } from '../support/redis-server.ts';
+import type { TokenStore } from '../../src/db/token-store.ts';
 
 let db: TestDatabase;
 let redis: TestRedis;
 let prefix: string;
 let bearer: Record<string, string>;
+let tokens: TokenStore;
 let files: DatasetFile[];
 const children: ChildProcess[] = [];
 
@@ -39,6 +41,8 @@ async function startPredictor(): Promise<{ url: string; child: ChildProcess; exi
       REDIS_URL: redis.url,
       KINFER_PREDICTOR_INTRA_OP_THREADS: '1',
       KINFER_PREDICT_REGISTRY_TTL_MS: '0',
+      // Far longer than any test: only the revocation's notification can end a cached token.
+      KINFER_PREDICTOR_TOKEN_CACHE_SECONDS: '600',
       LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -62,8 +66,8 @@ async function startPredictor(): Promise<{ url: string; child: ChildProcess; exi
   }
 }
 
-const predict = async (url: string, body: unknown) => {
-  const res = await fetch(`${url}/api/v1/predict`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const predict = async (url: string, body: unknown, as = bearer) => {
+  const res = await fetch(`${url}/api/v1/predict`, { method: 'POST', headers: { ...as, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 };
 const imageUrl = (color: string) => `${prefix}/data/${files.find((f) => f.path.startsWith(`test/${color}/`))!.path}`;
@@ -74,6 +78,7 @@ beforeAll(async () => {
   prefix = testPrefix();
   const access = await testAccess(db.ds);
   bearer = access.bearer;
+  tokens = access.tokens;
   files = await buildColorDataset({ perClass: 2 });
   const s3 = testStorage();
   await s3.write(`${prefix}/models/colors.onnx`, buildColorClassifier().model);
@@ -142,6 +147,32 @@ describe('the predictor process', () => {
     expect(/reloaded on notice/.test(a.log())).toBe(false);
     const fromB = await predict(b.url, { ...red, conf: 0.25 });
     expect([fromB.body.cached, fromB.body.predicted_label]).toEqual([false, 'red-v2']);
+  });
+
+  it('reads an API token once, not per request, and still refuses it as soon as it is revoked', async () => {
+    const p = await startPredictor();
+    const deadline = Date.now() + 30_000;
+    while (!/revocations are heard/.test(p.log())) {
+      if (Date.now() > deadline) throw new Error(`no token-change listener: ${p.log()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const { token, secret } = await tokens.create({ name: 'revoked while cached', owner: 'carol', role: 'user', expiresAt: null });
+    const carol = { authorization: `Bearer ${secret}` };
+    const red = { model: 'colors', image_url: imageUrl('red') };
+    expect((await predict(p.url, red, carol)).status).toBe(200);
+    // Revoked behind the store's back (no notification): the predictor answers from what it read.
+    await db.ds.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1', [token.id]);
+    expect((await predict(p.url, red, carol)).status).toBe(200);
+    // Revoked as the API and the CLI do it: refused within a notification's time, not the cache's 600 s.
+    const revokedAt = Date.now();
+    await tokens.revoke(token.id);
+    let refused;
+    while ((refused = await predict(p.url, red, carol)).status === 200 && Date.now() - revokedAt < 5_000) await new Promise((r) => setTimeout(r, 20));
+    expect([refused.status, refused.body.message]).toEqual([401, 'API token revoked']);
+    // Another token, still good, is not touched.
+    expect((await predict(p.url, red)).status).toBe(200);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
   });
 
   it('SIGTERM under load: every request already taken is answered, then the process exits 0', async () => {

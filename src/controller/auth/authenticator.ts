@@ -3,12 +3,12 @@
 // token (audience kinfer-callback) is neither and is refused here, as an API token is refused by
 // the callback service.
 import { HttpError } from '../../http/errors.ts';
-import { API_TOKEN_PREFIX, type TokenStore } from '../../db/token-store.ts';
+import { API_TOKEN_PREFIX, type TokenLookup } from '../../db/token-store.ts';
 import { namespacesOf, roleOf, type GroupMapping, type Principal } from './principal.ts';
 import { OidcTokenError, type OidcVerifier } from './oidc.ts';
 
 export interface AuthenticatorOptions {
-  tokens: TokenStore;
+  tokens: TokenLookup;
   oidc?: { verifier: OidcVerifier; groups: GroupMapping } | undefined;
 }
 

@@ -1,7 +1,7 @@
 // The access settings every service that answers users reads from its environment (the
 // controller, the predictor): OIDC and its groups, as one set of variables and one Authenticator.
 import { z } from 'zod';
-import type { TokenStore } from '../../db/token-store.ts';
+import type { TokenLookup } from '../../db/token-store.ts';
 import { Authenticator } from './authenticator.ts';
 import { OidcVerifier } from './oidc.ts';
 
@@ -47,7 +47,7 @@ export const OIDC_ENV = {
 export type OidcConfig = z.output<z.ZodObject<typeof OIDC_ENV>>;
 
 /** API tokens always; OIDC tokens too when KINFER_OIDC_ISSUER is set. */
-export function authenticatorOf(config: OidcConfig, tokens: TokenStore): Authenticator {
+export function authenticatorOf(config: OidcConfig, tokens: TokenLookup): Authenticator {
   if (config.KINFER_OIDC_ISSUER && !config.KINFER_OIDC_AUDIENCE) throw new Error('KINFER_OIDC_AUDIENCE must be set with KINFER_OIDC_ISSUER');
   return new Authenticator({
     tokens,
