@@ -3,6 +3,7 @@
 // number of calls, and each change is announced on the `kinfer_job_events` channel.
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager, EntitySchema } from 'typeorm';
+import { queryPrepared } from './prepared.ts';
 import {
   isTerminal,
   type DonePayload,
@@ -383,7 +384,9 @@ export class JobStore {
   /** The runner's progress; the first one moves pending -> running. */
   async applyProgress(kind: JobKind, id: string, p: ProgressPayload): Promise<UpdateOutcome> {
     const table = TABLES[kind].jobs;
-    const rows = (await this.#ds.query(
+    const rows = await queryPrepared<{ status: JobStatus }>(
+      this.#ds,
+      `kinfer_progress_${kind}`,
       notifyingOnVisibleChange(
         kind,
         `UPDATE ${table} j SET
@@ -400,7 +403,7 @@ export class JobStore {
          WHERE j.id = before.id AND j.status IN ('pending', 'running')`,
       ),
       [id, p.processed_images, p.failed_images ?? 0, p.total_images ?? null],
-    )) as Array<{ status: JobStatus }>;
+    );
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
     return this.#whyNot(kind, id);
   }

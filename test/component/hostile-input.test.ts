@@ -420,6 +420,7 @@ describe('the database going away behind a TCP relay', () => {
   let proxy: TcpProxy;
   let cutApi: Served;
   let cutCallbacks: Served;
+  let cutIssuer: TokenIssuer;
   let store: JobStore;
   let close: () => Promise<void>;
 
@@ -437,7 +438,8 @@ describe('the database going away behind a TCP relay', () => {
       createControllerApp({ store, admission: testAdmission(testStorage()), log: quietLog(), ready, tier: new FakeTier(), ...cutAccess }),
       cutAccess.bearer,
     );
-    const { publicKey } = tokenKeyPair();
+    const { publicKey, privateKey } = tokenKeyPair();
+    cutIssuer = new TokenIssuer(privateKey, 600);
     cutCallbacks = await serve(createCallbackApp({ store, verifier: new TokenVerifier(publicKey), log: quietLog(), ready }));
     close = async () => {
       await cutApi.close();
@@ -452,9 +454,15 @@ describe('the database going away behind a TCP relay', () => {
   });
 
   it('answers 503 database_unavailable with Retry-After, readiness without internals, and recovers by itself', async () => {
+    // A progress report is a prepared statement on the pool's connections (db/prepared.ts): it
+    // is refused the same way, and prepared again on the new connections.
+    const run = await newTestRun(store);
+    const runner = { authorization: `Bearer ${cutIssuer.issue('test_run', run)}` };
+    const report = (n: number) => cutCallbacks.call('POST', callbackPaths.progress(run), { processed_images: n, total_images: 4, failed_images: 0 }, runner);
     expect((await cutApi.call('GET', '/api/v1/test-runs')).status).toBe(200);
+    expect((await report(1)).status).toBe(200);
     await proxy.cut();
-    const replies = [await cutApi.call('GET', '/api/v1/test-runs'), await cutApi.call('GET', `/api/v1/test-runs/${randomUUID()}`)];
+    const replies = [await cutApi.call('GET', '/api/v1/test-runs'), await cutApi.call('GET', `/api/v1/test-runs/${randomUUID()}`), await report(2)];
     for (const r of replies) {
       expect([r.status, r.body.error, r.headers.get('retry-after')]).toEqual([503, 'database_unavailable', '5']);
       expectCatalogued(r, 'outage', true);
@@ -466,5 +474,7 @@ describe('the database going away behind a TCP relay', () => {
     await proxy.restore();
     expect((await cutApi.call('GET', '/api/v1/test-runs')).status).toBe(200);
     expect((await cutApi.call('GET', '/readyz')).body).toEqual({ status: 'ready' });
+    expect((await report(3)).status).toBe(200);
+    expect((await store.get('test_run', run))?.processed_images).toBe(3);
   });
 });
