@@ -194,6 +194,7 @@ async function main(): Promise<void> {
       KINFER_ALLOWED_URIS: cache,
       ...(process.env.KINFER_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.KINFER_BENCH_NODE_OPTIONS } : {}),
       ...(process.env.KINFER_ORT_SPINNING ? { KINFER_ORT_SPINNING: process.env.KINFER_ORT_SPINNING } : {}),
+      ...(process.env.KINFER_PREDICTOR_ORT_SPINNING ? { KINFER_PREDICTOR_ORT_SPINNING: process.env.KINFER_PREDICTOR_ORT_SPINNING } : {}),
     },
   });
   const results: Array<[string, Load]> = [];
