@@ -22,6 +22,12 @@ class FakeExecutor implements Executor {
     return this.running.size;
   }
 
+  runningJobs(): Array<{ kind: JobKind; jobId: string }> {
+    return [...this.running.keys()].map((jobId) => ({ kind: 'test_run' as const, jobId }));
+  }
+
+  readonly stopped: string[] = [];
+
   readonly starts: Array<{ jobId: string; shard: number }> = [];
 
   async start(_kind: JobKind, jobId: string, env: Record<string, string>, shard = 0): Promise<string> {
@@ -33,6 +39,7 @@ class FakeExecutor implements Executor {
   }
 
   async stop(jobId: string): Promise<void> {
+    this.stopped.push(jobId);
     this.exit(jobId, 'stopped');
   }
 
@@ -62,7 +69,7 @@ afterAll(async () => {
 
 const newRun = () => newTestRun(db.store);
 
-function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 900) {
+function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 900, lingerSeconds = 900) {
   return new Reconciler({
     store: db.store,
     executor,
@@ -70,6 +77,7 @@ function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 90
     maxConcurrent,
     intervalMs: 60_000,
     stallSeconds,
+    lingerSeconds,
     envFor: (_kind, job) => ({ JOB_ID: job.id }),
   });
 }
@@ -89,6 +97,7 @@ describe('subprocess reconciler', () => {
       maxConcurrent: 1,
       intervalMs: 200,
       stallSeconds: 900,
+      lingerSeconds: 900,
       envFor: (_k, job) => ({ JOB_ID: job.id }),
     });
     const id = await newRun();
@@ -156,6 +165,41 @@ describe('subprocess reconciler', () => {
     });
     r.stop();
     for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
+  });
+
+  it('stops a runner still alive lingerSeconds after its job ended, and starts the next job in its slot', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor, 1, 900, 1);
+    const [ended, next] = [await newRun(), await newRun()];
+    await r.start();
+    await r.idle();
+    expect([...executor.running.keys()]).toEqual([ended]);
+    // Its runner reports the job done (failed, with its reason), then does not exit (hung, frozen).
+    const outcome = await db.store.applyDone('test_run', ended, {
+      status: 'failed',
+      processed_images: 0,
+      total_images: 4,
+      failed_images: 0,
+      results_path: null,
+      timings: null,
+      error_message: 'the model refused the input',
+      error_code: 'RUNNER_ERROR',
+    });
+    expect(outcome.outcome).toBe('applied');
+    r.kick();
+    await r.idle();
+    // Not at once: a runner exits a moment after its report.
+    expect([executor.stopped, executor.running.has(next)]).toEqual([[], false]);
+    await sleep(1_100);
+    r.kick();
+    await r.idle();
+    expect(executor.stopped).toEqual([ended]);
+    await eventually('the next job starts in the freed slot', async () => (executor.running.has(next) ? true : undefined));
+    // The job keeps the outcome its runner reported.
+    expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR', error_message: 'the model refused the input' });
+    r.stop();
+    await r.idle();
+    await db.store.cancel('test_run', next);
   });
 
   it('starts a crashed runner again while the backoff limit allows, then fails the job with BACKOFF_LIMIT_EXCEEDED; a reported failure is not retried', async () => {

@@ -20,6 +20,8 @@ export interface Executor {
   readonly name: string;
   /** Jobs with a runner alive. */
   readonly active: number;
+  /** Which jobs those are (this process's runners). */
+  runningJobs(): Array<{ kind: JobKind; jobId: string }>;
   /**
    * Starts the runner of a job's shard (0 when the job has one), or starts it again after a
    * crash; returns the job's handle (stored as `executor_ref`), which covers all its runners.

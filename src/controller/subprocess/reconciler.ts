@@ -20,6 +20,11 @@ export interface ReconcilerOptions {
   /** A runner that sends nothing (progress, heartbeat) for this long is stopped and its job failed. */
   stallSeconds: number;
   /**
+   * A runner still alive this long after its job ended (it reported done and then hung before
+   * exiting, or was frozen) is stopped: it would otherwise hold one of `maxConcurrent` forever.
+   */
+  lingerSeconds: number;
+  /**
    * Is the callback service taking reports? While it is not (and for `stallSeconds` after), a
    * silent runner is explained by the outage it is riding out, and is not stalled.
    */
@@ -40,6 +45,8 @@ export class Reconciler {
   readonly #restarts = new Map<string, number>();
   /** When the callback service was last seen not taking reports (0: never). */
   #callbackDownAt = 0;
+  /** Runners alive after their job ended: since when they were first seen so. */
+  readonly #lingering = new Map<string, number>();
 
   constructor(opts: ReconcilerOptions) {
     this.#o = opts;
@@ -107,6 +114,7 @@ export class Reconciler {
       await this.#failIfActive(kind, jobId, 'runner process ended without reporting completion (it was started by a previous controller)', 'RUNNER_EXITED');
     }
     await this.#stopStalled();
+    await this.#stopLingering();
     const free = maxConcurrent - executor.active - this.#adopted.size;
     if (free <= 0) return;
     const candidates = [...(await store.oldestPending('test_run', free)), ...(await store.oldestPending('inference_job', free))]
@@ -173,6 +181,27 @@ export class Reconciler {
         // Its exit is already accounted for: the job failed with the reason above.
         await executor.stop(job.id, job.executor_ref, { force: true });
       }
+    }
+  }
+
+  /** Runners alive `lingerSeconds` after their job ended (or was deleted): stopped, freeing their slot. */
+  async #stopLingering(): Promise<void> {
+    const { store, executor, lingerSeconds, log } = this.#o;
+    const mine = executor.runningJobs();
+    if (mine.length === 0 && this.#lingering.size === 0) return;
+    const active = new Set<string>();
+    for (const kind of new Set(mine.map((j) => j.kind))) for (const job of await store.activeFor(kind, executor.name)) active.add(job.id);
+    const now = Date.now();
+    const alive = new Set(mine.map((j) => j.jobId));
+    for (const jobId of this.#lingering.keys()) if (!alive.has(jobId) || active.has(jobId)) this.#lingering.delete(jobId);
+    for (const { jobId } of mine) {
+      if (active.has(jobId)) continue;
+      const since = this.#lingering.get(jobId) ?? now;
+      this.#lingering.set(jobId, since);
+      if (now - since < lingerSeconds * 1000) continue;
+      this.#lingering.delete(jobId);
+      log.warn({ job_id: jobId, seconds: Math.round((now - since) / 1000) }, 'runner still alive after its job ended; stopping it');
+      await executor.stop(jobId, null);
     }
   }
 

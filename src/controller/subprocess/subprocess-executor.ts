@@ -28,6 +28,7 @@ export class SubprocessExecutor implements Executor {
   readonly #opts: SubprocessOptions;
   /** Per job, its runners by shard. */
   readonly #children = new Map<string, Map<number, { child: ChildProcess; ref: string }>>();
+  readonly #kinds = new Map<string, JobKind>();
   readonly #listeners: Array<(exit: RunnerExit) => void> = [];
 
   constructor(opts: SubprocessOptions) {
@@ -36,6 +37,10 @@ export class SubprocessExecutor implements Executor {
 
   get active(): number {
     return this.#children.size;
+  }
+
+  runningJobs(): Array<{ kind: JobKind; jobId: string }> {
+    return [...this.#children.keys()].map((jobId) => ({ kind: this.#kinds.get(jobId)!, jobId }));
   }
 
   onExit(listener: (exit: RunnerExit) => void): void {
@@ -67,11 +72,15 @@ export class SubprocessExecutor implements Executor {
     }
     const runners = this.#children.get(jobId) ?? new Map<number, { child: ChildProcess; ref: string }>();
     this.#children.set(jobId, runners);
+    this.#kinds.set(jobId, kind);
     runners.set(shard, { child, ref: runnerRef(child.pid!) });
     child.once('exit', (code, signal) => {
       if (runners.get(shard)?.child === child) runners.delete(shard);
       const othersAlive = runners.size;
-      if (othersAlive === 0 && this.#children.get(jobId) === runners) this.#children.delete(jobId);
+      if (othersAlive === 0 && this.#children.get(jobId) === runners) {
+        this.#children.delete(jobId);
+        this.#kinds.delete(jobId);
+      }
       void tailOf(stderrPath).then((stderr) => {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         const reason = `${sharded ? `shard ${shard}: ` : ''}runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;

@@ -25,6 +25,7 @@ export async function startSubprocessTier(opts: {
     maxConcurrent: opts.maxConcurrent,
     intervalMs: 2000,
     stallSeconds: opts.stallSeconds,
+    lingerSeconds: 30,
     callbackReady: opts.callbackReadyUrl ? () => isReady(opts.callbackReadyUrl!) : undefined,
     envFor: opts.envFor,
   });
