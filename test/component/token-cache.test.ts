@@ -50,13 +50,22 @@ describe('the API token cache', () => {
     // The store's answer is held until the token has been revoked and forgotten: what it read
     // may predate the revocation, so it must not be kept.
     let release!: () => void;
+    let readDone!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const slow = { findBySecret: async (s: string) => store.findBySecret(s).then(async (t) => (await held, t)) };
+    const read = new Promise<void>((r) => (readDone = r));
+    const slow = {
+      findBySecret: async (s: string) => {
+        const token = await store.findBySecret(s);
+        readDone();
+        await held;
+        return token;
+      },
+    };
     const cache = new CachedTokenLookup(slow, { ttlMs: 600_000, maxEntries: 10 });
     cache.listening = true;
     const { token, secret } = await newToken();
     const first = cache.findBySecret(secret);
-    await new Promise((r) => setTimeout(r, 50)); // the read is done, its answer held
+    await read; // the store has answered; the answer is held
     await store.revoke(token.id);
     cache.forget(token.id);
     release();
@@ -68,7 +77,7 @@ describe('the API token cache', () => {
   it('keeps only usable tokens, for ttlMs, and at most maxEntries (the least recently used goes)', async () => {
     const revoked = await newToken();
     await store.revoke(revoked.token.id);
-    const cache = new CachedTokenLookup(store, { ttlMs: 200, maxEntries: 2 });
+    const cache = new CachedTokenLookup(store, { ttlMs: 1_500, maxEntries: 2 });
     cache.listening = true;
     expect(await cache.findBySecret('kinfer_unknown')).toBeNull();
     expect(revokedAt(await cache.findBySecret(revoked.secret))).toBeInstanceOf(Date);
@@ -85,7 +94,7 @@ describe('the API token cache', () => {
     expect(revokedAt(await cache.findBySecret(a.secret))).toBeNull(); // kept
     expect(revokedAt(await cache.findBySecret(b.secret))).toBeInstanceOf(Date); // was dropped
 
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1_600));
     expect(revokedAt(await cache.findBySecret(a.secret))).toBeInstanceOf(Date); // expired, read again
   });
 });
