@@ -15,7 +15,10 @@ export interface JobCommandContext {
 }
 
 type Output = 'table' | 'json';
-const KINDS = { 'test-run': { segment: 'test-runs', what: 'test run' }, inference: { segment: 'inference-jobs', what: 'inference job' } } as const;
+const KINDS = {
+  'test-run': { segment: 'test-runs', what: 'test run', aWhat: 'a test run' },
+  inference: { segment: 'inference-jobs', what: 'inference job', aWhat: 'an inference job' },
+} as const;
 
 const outputOption = (value: string): Output => {
   if (value !== 'json' && value !== 'table') throw new InvalidArgumentError('--output is json or table');
@@ -128,11 +131,11 @@ async function watch(ctx: JobCommandContext, segment: string, id: string, output
 export function addJobCommands(program: Command, ctx: JobCommandContext): void {
   const client = () => new ApiClient(ctx.apiUrl, ctx.token());
 
-  for (const [verb, { segment, what }] of Object.entries(KINDS)) {
+  for (const [verb, { segment, what, aWhat }] of Object.entries(KINDS)) {
     const group = program.command(verb).description(`${what}s on the server (KINFER_API_URL)`);
     const create = group
       .command('create')
-      .description(`submit a ${what}`)
+      .description(`submit ${aWhat}`)
       .option('--checkpoint <uri>', 'ONNX model (s3://, file:// or an absolute path)')
       .option('--model <ref>', 'a registered model: name@version, name:stage or name')
       .requiredOption('--task <task>', 'image_classification | object_detection | instance_segmentation | pose_estimation | semantic_segmentation')
