@@ -188,15 +188,15 @@ export class Reconciler {
   async #stopLingering(): Promise<void> {
     const { store, executor, lingerSeconds, log } = this.#o;
     const mine = executor.runningJobs();
-    if (mine.length === 0 && this.#lingering.size === 0) return;
     const active = new Set<string>();
     for (const kind of new Set(mine.map((j) => j.kind))) for (const job of await store.activeFor(kind, executor.name)) active.add(job.id);
     const now = Date.now();
-    const alive = new Set(mine.map((j) => j.jobId));
-    for (const jobId of this.#lingering.keys()) if (!alive.has(jobId) || active.has(jobId)) this.#lingering.delete(jobId);
+    // Only what lingers now is remembered: a runner gone, or a job active again, starts over.
+    const before = new Map(this.#lingering);
+    this.#lingering.clear();
     for (const { jobId } of mine) {
       if (active.has(jobId)) continue;
-      const since = this.#lingering.get(jobId) ?? now;
+      const since = before.get(jobId) ?? now;
       this.#lingering.set(jobId, since);
       if (now - since < lingerSeconds * 1000) continue;
       this.#lingering.delete(jobId);

@@ -27,8 +27,7 @@ export class SubprocessExecutor implements Executor {
   readonly name = 'subprocess';
   readonly #opts: SubprocessOptions;
   /** Per job, its runners by shard. */
-  readonly #children = new Map<string, Map<number, { child: ChildProcess; ref: string }>>();
-  readonly #kinds = new Map<string, JobKind>();
+  readonly #children = new Map<string, Map<number, { child: ChildProcess; ref: string; kind: JobKind }>>();
   readonly #listeners: Array<(exit: RunnerExit) => void> = [];
 
   constructor(opts: SubprocessOptions) {
@@ -40,7 +39,7 @@ export class SubprocessExecutor implements Executor {
   }
 
   runningJobs(): Array<{ kind: JobKind; jobId: string }> {
-    return [...this.#children.keys()].map((jobId) => ({ kind: this.#kinds.get(jobId)!, jobId }));
+    return [...this.#children].map(([jobId, runners]) => ({ kind: runners.values().next().value!.kind, jobId }));
   }
 
   onExit(listener: (exit: RunnerExit) => void): void {
@@ -70,17 +69,13 @@ export class SubprocessExecutor implements Executor {
       closeSync(out);
       closeSync(err);
     }
-    const runners = this.#children.get(jobId) ?? new Map<number, { child: ChildProcess; ref: string }>();
+    const runners = this.#children.get(jobId) ?? new Map<number, { child: ChildProcess; ref: string; kind: JobKind }>();
     this.#children.set(jobId, runners);
-    this.#kinds.set(jobId, kind);
-    runners.set(shard, { child, ref: runnerRef(child.pid!) });
+    runners.set(shard, { child, ref: runnerRef(child.pid!), kind });
     child.once('exit', (code, signal) => {
       if (runners.get(shard)?.child === child) runners.delete(shard);
       const othersAlive = runners.size;
-      if (othersAlive === 0 && this.#children.get(jobId) === runners) {
-        this.#children.delete(jobId);
-        this.#kinds.delete(jobId);
-      }
+      if (othersAlive === 0 && this.#children.get(jobId) === runners) this.#children.delete(jobId);
       void tailOf(stderrPath).then((stderr) => {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         const reason = `${sharded ? `shard ${shard}: ` : ''}runner ${how} without reporting completion${stderr ? `; stderr tail: ${stderr}` : ''}`;
