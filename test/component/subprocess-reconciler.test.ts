@@ -83,6 +83,21 @@ function reconciler(executor: FakeExecutor, maxConcurrent = 2, stallSeconds = 90
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The job's runner reports it done: failed, with its reason. */
+async function reportFailed(id: string): Promise<void> {
+  const outcome = await db.store.applyDone('test_run', id, {
+    status: 'failed',
+    processed_images: 0,
+    total_images: 4,
+    failed_images: 0,
+    results_path: null,
+    timings: null,
+    error_message: 'the model refused the input',
+    error_code: 'RUNNER_ERROR',
+  });
+  expect(outcome.outcome).toBe('applied');
+}
+
 describe('subprocess reconciler', () => {
   it('records a runner exit seen while the database is away once it is back, with its real reason, and does not die of the outage', async () => {
     const direct = new URL(db.url);
@@ -175,17 +190,7 @@ describe('subprocess reconciler', () => {
     await r.idle();
     expect([...executor.running.keys()]).toEqual([ended]);
     // Its runner reports the job done (failed, with its reason), then does not exit (hung, frozen).
-    const outcome = await db.store.applyDone('test_run', ended, {
-      status: 'failed',
-      processed_images: 0,
-      total_images: 4,
-      failed_images: 0,
-      results_path: null,
-      timings: null,
-      error_message: 'the model refused the input',
-      error_code: 'RUNNER_ERROR',
-    });
-    expect(outcome.outcome).toBe('applied');
+    await reportFailed(ended);
     r.kick();
     await r.idle();
     // Not at once: a runner exits a moment after its report.
@@ -276,6 +281,37 @@ describe('subprocess reconciler', () => {
     expect(await db.store.get('test_run', live)).toMatchObject({ status: 'pending', executor_ref: `fake:${live}` });
     r2.stop();
     await db.store.cancel('test_run', live);
+  });
+
+  it('stops a runner adopted from a previous controller still alive lingerSeconds after its job ended, and starts the next job in its slot', async () => {
+    const first = new FakeExecutor();
+    const r1 = reconciler(first, 1);
+    const ended = await newRun();
+    await r1.start();
+    await r1.idle();
+    r1.stop();
+    const next = await newRun();
+    // A new controller adopts the runner, which holds the only slot.
+    const second = new FakeExecutor();
+    second.alive.add(`fake:${ended}`);
+    const r2 = reconciler(second, 1, 900, 1);
+    await r2.start();
+    await r2.idle();
+    expect(second.running.has(next)).toBe(false);
+    // It reports the job done (failed, with its reason), then does not exit.
+    await reportFailed(ended);
+    r2.kick();
+    await r2.idle();
+    expect([second.stopped, second.running.has(next)]).toEqual([[], false]);
+    await sleep(1_100);
+    r2.kick();
+    await r2.idle();
+    expect(second.stopped).toEqual([ended]);
+    await eventually('the next job starts in the freed slot', async () => (second.running.has(next) ? true : undefined));
+    expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR' });
+    r2.stop();
+    await r2.idle();
+    await db.store.cancel('test_run', next);
   });
 
   it('fails an adopted runner that ended as ended (RUNNER_EXITED), even when its silence is past the stall timeout', async () => {

@@ -184,24 +184,31 @@ export class Reconciler {
     }
   }
 
-  /** Runners alive `lingerSeconds` after their job ended (or was deleted): stopped, freeing their slot. */
+  /**
+   * Runners alive `lingerSeconds` after their job ended (or was deleted): stopped, freeing their
+   * slot. Those adopted from a previous controller too: they hold a slot as long as they live.
+   */
   async #stopLingering(): Promise<void> {
     const { store, executor, lingerSeconds, log } = this.#o;
-    const mine = executor.runningJobs();
+    const runners = [
+      ...executor.runningJobs().map((j) => ({ ...j, ref: null })),
+      ...[...this.#adopted].map(([jobId, { kind, ref }]) => ({ kind, jobId, ref })),
+    ];
     const active = new Set<string>();
-    for (const kind of new Set(mine.map((j) => j.kind))) for (const job of await store.activeFor(kind, executor.name)) active.add(job.id);
+    for (const kind of new Set(runners.map((j) => j.kind))) for (const job of await store.activeFor(kind, executor.name)) active.add(job.id);
     const now = Date.now();
     // Only what lingers now is remembered: a runner gone, or a job active again, starts over.
     const before = new Map(this.#lingering);
     this.#lingering.clear();
-    for (const { jobId } of mine) {
+    for (const { jobId, ref } of runners) {
       if (active.has(jobId)) continue;
       const since = before.get(jobId) ?? now;
       this.#lingering.set(jobId, since);
       if (now - since < lingerSeconds * 1000) continue;
       this.#lingering.delete(jobId);
-      log.warn({ job_id: jobId, seconds: Math.round((now - since) / 1000) }, 'runner still alive after its job ended; stopping it');
-      await executor.stop(jobId, null);
+      log.warn({ job_id: jobId, seconds: Math.round((now - since) / 1000), ...(ref ? { ref } : {}) }, 'runner still alive after its job ended; stopping it');
+      // An adopted one keeps its slot until a pass sees it gone.
+      await executor.stop(jobId, ref);
     }
   }
 
