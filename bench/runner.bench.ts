@@ -1,7 +1,7 @@
 // bench:runner — end-to-end runner throughput against raw ONNX Runtime and the Python pipeline,
 // measured in the same run.
 //
-//   npm run bench:runner [-- --images 256 --batch 16 --det-images 64 --det-batch 4 --repeats 3]
+//   npm run bench:runner [-- --images 1024 --batch 16 --det-images 256 --det-batch 4 --repeats 3]
 //
 // Two models, each with its own baseline:
 //   classification: a generated ResNet-18-shaped classifier (11.7 M parameters), 224x224 JPEGs;
@@ -15,7 +15,9 @@
 // user of the Python stack writes it (Pillow, NumPy, onnxruntime 1.32, sequential; cached venv).
 // Figures are medians over the repeats; ratios against raw and against Python. Peak RSS is each
 // process's maxRSS. Also the runner with UINT8_INPUT=false (float32 tensors converted in
-// JavaScript, as before the preprocessing nodes), to show what they bring.
+// JavaScript, as before the preprocessing nodes), to show what they bring. And a ceiling: the
+// cores over the CPU an image needs at least, raw ONNX Runtime's plus the runner's decode measured
+// alone (bench/decode-cost.ts); no runner with this decoder goes faster on this machine.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -34,9 +36,11 @@ import { PYTHON_PINS } from './python-pins.ts';
 
 const { values: args } = parseArgs({
   options: {
-    images: { type: 'string', default: '256' },
+    // Runs long enough (10 s, 6 s) that the first batches (JIT, the session's first runs) weigh
+    // little: at 64 detection images the runner processed for 1.5 s, ~8% below its steady speed.
+    images: { type: 'string', default: '1024' },
     batch: { type: 'string', default: '16' },
-    'det-images': { type: 'string', default: '64' },
+    'det-images': { type: 'string', default: '256' },
     'det-batch': { type: 'string', default: '4' },
     repeats: { type: 'string', default: '3' },
     /** Only these cases (classification, detection), comma-separated. */
@@ -89,7 +93,9 @@ interface Figures {
   peak_rss_bytes: number;
 }
 
-async function raw(c: Case): Promise<Figures> {
+type RawFigures = Figures & { cpu_ms_per_image: number };
+
+async function raw(c: Case): Promise<RawFigures> {
   const { stdout } = await promisify(execFile)(process.execPath, [
     here('./raw-session.ts'),
     c.model,
@@ -99,6 +105,12 @@ async function raw(c: Case): Promise<Figures> {
     String(c.size),
   ]);
   return JSON.parse(stdout);
+}
+
+/** CPU ms per image of the runner's own preprocessing, alone (bench/decode-cost.ts). */
+async function decodeCost(c: Case): Promise<number> {
+  const { stdout } = await promisify(execFile)(process.execPath, [here('./decode-cost.ts'), c.task, c.model, c.images]);
+  return JSON.parse(stdout).cpu_ms_per_image;
 }
 
 const python = cachedPython('bench-predict', PYTHON_PINS);
@@ -178,7 +190,8 @@ const GOALS: Record<string, { raw: number; python?: number }> = {
   'detection, visualizations': { raw: 0.75 },
 };
 for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.startsWith(o)))) {
-  const raws: Figures[] = [];
+  const raws: RawFigures[] = [];
+  const decodeMs: number[] = [];
   const pythons: Figures[] = [];
   const runs: RunnerFigures[] = [];
   const floats: RunnerFigures[] = [];
@@ -186,6 +199,7 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
   const detection = c.task === 'object_detection';
   for (let i = 0; i < REPEATS; i++) {
     raws.push(await raw(c));
+    decodeMs.push(await decodeCost(c));
     pythons.push(await pythonPipeline(c));
     runs.push(await runner(c));
     floats.push(await runner(c, { UINT8_INPUT: 'false', ...(detection ? { SAVE_VISUALIZATIONS: 'false' } : {}) }));
@@ -193,6 +207,9 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
   }
   const rawIps = median(raws.map((r) => r.images_per_second));
   const pyIps = median(pythons.map((r) => r.images_per_second));
+  // An upper bound on any runner with this decoder on this machine: every core busy, ONNX Runtime as
+  // efficient as alone, and nothing else to do (no results, callbacks, pictures, scheduling).
+  const ceilingIps = (THREADS * 1000) / (median(raws.map((r) => r.cpu_ms_per_image)) + median(decodeMs));
   const row = (name: string, rs: Figures[]) => {
     const ips = median(rs.map((r) => r.images_per_second));
     rows.push([name, ips.toFixed(1), (ips / rawIps).toFixed(2), (ips / pyIps).toFixed(2), mb(median(rs.map((r) => r.peak_rss_bytes)))]);
@@ -204,7 +221,8 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
     const pyRatio = ips / pyIps;
     verdicts.push(
       `${name}: ${rawRatio.toFixed(2)}x raw (goal >= ${g.raw}: ${rawRatio >= g.raw ? 'met' : 'NOT met'})` +
-        (g.python ? `, ${pyRatio.toFixed(2)}x Python (goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : ''),
+        (g.python ? `, ${pyRatio.toFixed(2)}x Python (goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : '') +
+        `; ceiling ${(ceilingIps / rawIps).toFixed(2)}x raw, ${(ceilingIps / pyIps).toFixed(2)}x Python (runner at ${((100 * ips) / ceilingIps).toFixed(0)}% of it)`,
     );
   };
   rows.push([c.title, '', '', '', '']);
@@ -219,6 +237,13 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
     goal('classification', ips);
     row('  same, float input converted in JavaScript (UINT8_INPUT=false)', floats);
   }
+  rows.push([
+    `  ceiling: ${THREADS} cores / (raw ONNX Runtime CPU ${median(raws.map((r) => r.cpu_ms_per_image)).toFixed(1)} + runner decode CPU ${median(decodeMs).toFixed(2)} ms per image)`,
+    ceilingIps.toFixed(1),
+    (ceilingIps / rawIps).toFixed(2),
+    (ceilingIps / pyIps).toFixed(2),
+    '',
+  ]);
   const wall = median(runs.map((r) => r.wall_images_per_second));
   rows.push(['  kinfer runner, wall clock incl. process start + model load', wall.toFixed(1), (wall / rawIps).toFixed(2), (wall / pyIps).toFixed(2), '']);
   if (detection) {
