@@ -1,5 +1,5 @@
 // Postgres LISTEN on a dedicated connection, reconnecting after errors: how one service hears of
-// what another did (job state changes, model reloads) without polling.
+// what another did (job state changes, model reloads, token revocations) without polling.
 import pg from 'pg';
 import type { Logger } from '../http/logger.ts';
 
@@ -7,6 +7,13 @@ import type { Logger } from '../http/logger.ts';
 export interface ListenHooks {
   onListening?(): void;
   onLost?(): void;
+  /**
+   * How often the connection is checked, and how long a check or a connect may take (default
+   * 5 s). A connection cut without a reset (a network partition, a peer gone silent) raises no
+   * error: TCP's keepalive notices it hours later, and until then the channel seems heard while
+   * nothing arrives (a revocation would not reach the predictor's token cache).
+   */
+  heartbeatMs?: number;
 }
 
 export function listenChannel(
@@ -16,11 +23,45 @@ export function listenChannel(
   log: Logger,
   hooks: ListenHooks = {},
 ): { stop(): Promise<void> } {
+  const heartbeatMs = hooks.heartbeatMs ?? 5_000;
   let client: pg.Client | undefined;
   let stopped = false;
+  let heartbeat: NodeJS.Timeout | undefined;
+
   const connect = async () => {
     if (stopped) return;
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: heartbeatMs });
+    let gone = false;
+    /** This connection is done for: said once, closed, and another one tried a second later. */
+    const drop = (message: string, err?: unknown) => {
+      if (gone) return;
+      gone = true;
+      clearTimeout(heartbeat);
+      log.warn({ channel, ...(err ? { err: (err as Error).message } : {}) }, message);
+      void close(c, heartbeatMs);
+      if (client === c) {
+        client = undefined;
+        hooks.onLost?.();
+      }
+      if (!stopped) setTimeout(() => void connect(), 1000).unref();
+    };
+    /** One check every heartbeatMs; an answer later than that drops the connection. */
+    const beat = () => {
+      heartbeat = setTimeout(() => {
+        const late = setTimeout(() => drop('listener heard nothing back from the database; reconnecting'), heartbeatMs);
+        c.query('SELECT 1').then(
+          () => {
+            clearTimeout(late);
+            if (!gone) beat();
+          },
+          (err: unknown) => {
+            clearTimeout(late);
+            drop('listener lost its connection; reconnecting', err);
+          },
+        );
+      }, heartbeatMs);
+      heartbeat.unref();
+    };
     c.on('notification', (msg) => {
       try {
         onPayload(JSON.parse(msg.payload ?? 'null'));
@@ -28,31 +69,45 @@ export function listenChannel(
         log.warn({ channel }, 'ignored a notification that is not JSON');
       }
     });
-    c.on('error', (err) => {
-      log.warn({ err: err.message, channel }, 'listener lost its connection; reconnecting');
-      void c.end().catch(() => undefined);
-      if (client === c) {
-        client = undefined;
-        hooks.onLost?.();
-      }
-      setTimeout(() => void connect(), 1000).unref();
-    });
+    c.on('error', (err) => drop('listener lost its connection; reconnecting', err));
     try {
       await c.connect();
       await c.query(`LISTEN ${channel}`);
-      client = c;
-      hooks.onListening?.();
     } catch (err) {
-      log.warn({ err: (err as Error).message, channel }, 'listener cannot connect; retrying');
-      setTimeout(() => void connect(), 1000).unref();
+      drop('listener cannot connect; retrying', err);
+      return;
     }
+    if (gone) return;
+    if (stopped) {
+      await close(c, heartbeatMs);
+      return;
+    }
+    client = c;
+    hooks.onListening?.();
+    beat();
   };
   void connect();
   return {
     async stop() {
       stopped = true;
-      if (client) hooks.onLost?.();
-      await client?.end().catch(() => undefined);
+      clearTimeout(heartbeat);
+      const c = client;
+      client = undefined;
+      if (!c) return;
+      hooks.onLost?.();
+      await close(c, heartbeatMs);
     },
   };
+}
+
+/**
+ * Ends a connection politely when the server answers, and drops its socket when it does not
+ * within `ms`: `end()` alone waits for the server, forever on a connection cut without a reset.
+ */
+async function close(c: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([c.end().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+  // pg has no public way to drop a connection; its socket is `connection.stream`.
+  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

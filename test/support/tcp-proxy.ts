@@ -8,22 +8,39 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts again on the same port. */
   restore(): Promise<void>;
+  /**
+   * A silent partition: nothing is relayed and nothing is closed. Open connections hang; new ones
+   * are accepted and never answered. No error reaches either side.
+   */
+  freeze(): void;
+  /** Ends the partition: what hung is dropped (as TCP's timeouts would), new connections relay again. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
 export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let server: Server | undefined;
   let port = 0;
+  let frozen = false;
   const open = () =>
     new Promise<void>((resolve, reject) => {
       server = createServer((client) => {
-        const upstream = connect(targetPort, targetHost);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => undefined);
+        sockets.add(client);
+        client.on('close', () => sockets.delete(client));
+        client.on('error', () => undefined);
+        if (frozen) {
+          client.pause();
+          return;
         }
+        const upstream = connect(targetPort, targetHost);
+        const pair: [Socket, Socket] = [client, upstream];
+        pairs.add(pair);
+        client.on('close', () => pairs.delete(pair));
+        sockets.add(upstream);
+        upstream.on('close', () => sockets.delete(upstream));
+        upstream.on('error', () => undefined);
         client.pipe(upstream).pipe(client);
         client.on('close', () => upstream.destroy());
         upstream.on('close', () => client.destroy());
@@ -48,5 +65,18 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     cut: shut,
     restore: open,
     close: shut,
+    freeze() {
+      frozen = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const socket of sockets) socket.destroy();
+    },
   };
 }
