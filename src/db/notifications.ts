@@ -36,14 +36,17 @@ export function listenChannel(
     const drop = (message: string, err?: unknown) => {
       if (gone) return;
       gone = true;
-      clearTimeout(heartbeat);
-      log.warn({ channel, ...(err ? { err: (err as Error).message } : {}) }, message);
       void close(c, heartbeatMs);
+      // Stopping ends the connection on purpose: nothing to say, nothing to retry.
+      if (stopped) return;
+      log.warn({ channel, ...(err ? { err: (err as Error).message } : {}) }, message);
       if (client === c) {
+        // The heartbeat is the current connection's.
+        clearTimeout(heartbeat);
         client = undefined;
         hooks.onLost?.();
       }
-      if (!stopped) setTimeout(() => void connect(), 1000).unref();
+      setTimeout(() => void connect(), 1000).unref();
     };
     /** One check every heartbeatMs; an answer later than that drops the connection. */
     const beat = () => {
