@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { JobKind, JobStatus } from '../contract/index.ts';
 import type { Logger } from '../http/logger.ts';
 import { JOB_EVENTS_CHANNEL } from './job-store.ts';
-import { listenChannel } from './notifications.ts';
+import { listenChannel, type ListenHooks } from './notifications.ts';
 
 export const JobEvent = z.object({
   kind: JobKind,
@@ -14,7 +14,7 @@ export const JobEvent = z.object({
 });
 export type JobEvent = z.infer<typeof JobEvent>;
 
-export function listenJobEvents(url: string, onEvent: (event: JobEvent) => void, log: Logger): { stop(): Promise<void> } {
+export function listenJobEvents(url: string, onEvent: (event: JobEvent) => void, log: Logger, hooks: ListenHooks = {}): { stop(): Promise<void> } {
   return listenChannel(
     url,
     JOB_EVENTS_CHANNEL,
@@ -23,7 +23,20 @@ export function listenJobEvents(url: string, onEvent: (event: JobEvent) => void,
       if (parsed.success) onEvent(parsed.data);
     },
     log,
+    hooks,
   );
+}
+
+/** What a subscriber of the hub is told. */
+export interface JobEventSubscriber {
+  onEvent(e: JobEvent): void;
+  /** The hub stopped first (the process is shutting down: a stream ends, its client reconnects). */
+  onStop?(): void;
+  /**
+   * The hub listens again after a time it did not (its connection was lost, or it had not
+   * started): what happened meanwhile was never told, so the job is to be read again.
+   */
+  onResync?(): void;
 }
 
 /**
@@ -32,32 +45,31 @@ export function listenJobEvents(url: string, onEvent: (event: JobEvent) => void,
  * through any replica (or by a runner's callback) reaches every subscriber.
  */
 export class JobEventHub {
-  readonly #subscribers = new Map<string, Set<(e: JobEvent) => void>>();
-  readonly #onStop = new Set<() => void>();
+  readonly #subscribers = new Map<string, Set<JobEventSubscriber>>();
   readonly #listener: { stop(): Promise<void> };
 
-  constructor(url: string, log: Logger) {
-    this.#listener = listenJobEvents(url, (e) => this.#subscribers.get(e.id)?.forEach((fn) => fn(e)), log);
+  constructor(url: string, log: Logger, opts: Pick<ListenHooks, 'heartbeatMs'> = {}) {
+    this.#listener = listenJobEvents(url, (e) => this.#subscribers.get(e.id)?.forEach((s) => s.onEvent(e)), log, {
+      ...opts,
+      onListening: () => {
+        for (const set of this.#subscribers.values()) for (const s of set) s.onResync?.();
+      },
+    });
   }
 
-  /**
-   * Calls `fn` with each event of the job until the returned function is called; `onStop` when
-   * the hub stops first (the process is shutting down: a stream ends, its client reconnects).
-   */
-  subscribe(id: string, fn: (e: JobEvent) => void, onStop: () => void = () => undefined): () => void {
+  /** Tells `subscriber` of the job's events until the returned function is called. */
+  subscribe(id: string, subscriber: JobEventSubscriber): () => void {
     const set = this.#subscribers.get(id) ?? new Set();
-    set.add(fn);
+    set.add(subscriber);
     this.#subscribers.set(id, set);
-    this.#onStop.add(onStop);
     return () => {
-      set.delete(fn);
-      this.#onStop.delete(onStop);
+      set.delete(subscriber);
       if (set.size === 0) this.#subscribers.delete(id);
     };
   }
 
   async stop(): Promise<void> {
-    for (const fn of [...this.#onStop]) fn();
+    for (const set of [...this.#subscribers.values()]) for (const s of [...set]) s.onStop?.();
     await this.#listener.stop();
   }
 }

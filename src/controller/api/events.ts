@@ -47,9 +47,23 @@ export async function streamJobEvents(
     });
   };
   // Subscribed before the first read: nothing between the read and the subscription is missed.
-  const unsubscribe = o.hub.subscribe(o.job.id, onEvent, () => {
-    stop();
-    res.end();
+  const unsubscribe = o.hub.subscribe(o.job.id, {
+    onEvent,
+    onStop: () => {
+      stop();
+      res.end();
+    },
+    // Events the hub could not hear (its connection was lost) are read as they left the job.
+    onResync: () => {
+      void o.store.get(o.kind, o.job.id).then(
+        (now) => {
+          // Its status, or where its progress is now; nothing for a job with no progress yet.
+          if (now && (now.status !== lastStatus || now.processed_images > 0))
+            onEvent({ status: now.status, processed_images: now.processed_images, total_images: now.total_images });
+        },
+        () => undefined,
+      );
+    },
   });
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   const stop = () => {

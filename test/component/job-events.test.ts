@@ -1,0 +1,87 @@
+// A job's server-sent events when the controller's LISTEN connection is cut without an error (a
+// silent partition) while the job ends: the notification is never heard, and the stream used to
+// wait for a `done` that would not come. The hub notices the cut by its heartbeat, listens again
+// once the network is back, and every open stream reads its job again: it gets its `done`.
+import express from 'express';
+import { streamJobEvents } from '../../src/controller/api/events.ts';
+import { JobEventHub } from '../../src/db/job-events.ts';
+import { newTestRun, quietLog, serve, testDatabase, type TestDatabase } from '../support/in-process.ts';
+import { eventually } from '../support/local-cluster.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await testDatabase();
+});
+afterAll(async () => {
+  await db?.stop();
+});
+
+describe('job events across a lost LISTEN connection', () => {
+  it('a stream open while the job ends unheard gets its done once the hub listens again', async () => {
+    const proxy = await tcpProxy(Number(new URL(db.url).port));
+    const relayed = new URL(db.url);
+    relayed.port = String(proxy.port);
+    const hub = new JobEventHub(relayed.toString(), quietLog(), { heartbeatMs: 300 });
+    const app = express();
+    app.get('/events/:id', async (req, res) => {
+      const job = (await db.store.get('test_run', req.params.id))!;
+      await streamJobEvents(req, res, { kind: 'test_run', job, store: db.store, hub, present: (j) => ({ id: j.id, status: j.status }) });
+    });
+    const api = await serve(app);
+    const id = await newTestRun(db.store);
+    const events: Array<{ event: string; status: string }> = [];
+    let ended = false;
+    try {
+      // The hub hears changes before the cut (a new job each try: a change it missed is not made again).
+      await eventually('the hub listening', async () => {
+        const probe = await newTestRun(db.store);
+        const heard: string[] = [];
+        const unsubscribe = hub.subscribe(probe, { onEvent: (e) => heard.push(e.status) });
+        await db.store.cancel('test_run', probe);
+        await new Promise((r) => setTimeout(r, 200));
+        unsubscribe();
+        return heard.includes('cancelled') ? true : undefined;
+      });
+      const res = await fetch(`${api.url}/events/${id}`);
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
+            const block = buffer.slice(0, at);
+            buffer = buffer.slice(at + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event && data) events.push({ event, status: JSON.parse(data).status });
+          }
+        }
+        ended = true;
+      })();
+      await eventually('the first status', async () => (events.length > 0 ? true : undefined), 10_000);
+      expect(events).toEqual([{ event: 'status', status: 'pending' }]);
+
+      proxy.freeze();
+      await new Promise((r) => setTimeout(r, 1_500)); // the hub gives the connection up (heartbeat 0.3 s)
+      await db.store.cancel('test_run', id); // NOTIFYs; nobody hears it
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect([events.length, ended]).toEqual([1, false]);
+
+      proxy.thaw();
+      await eventually('the stream ends with done', async () => (ended ? true : undefined), 15_000);
+      await reading;
+      expect(events).toEqual([
+        { event: 'status', status: 'pending' },
+        { event: 'done', status: 'cancelled' },
+      ]);
+    } finally {
+      await hub.stop();
+      await api.close();
+      await proxy.close();
+    }
+  });
+});
