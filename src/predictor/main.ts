@@ -121,7 +121,16 @@ try {
     cache,
     replicaId,
   });
+  /** Every warm registered model loaded again beside its old session, then swapped. */
+  const reloadWarm = (why: string) => {
+    for (const name of predictor.warmNames())
+      reload(name).then(
+        (reloaded) => log.info({ model: name, versions: reloaded.length }, `reloaded ${why}`),
+        (err: unknown) => log.error({ err, model: name }, 'reload failed; the old version keeps serving'),
+      );
+  };
   // Reloads asked of another replica.
+  let listenedBefore = false;
   const reloads = listenChannel(
     config.DATABASE_URL,
     MODEL_RELOADS_CHANNEL,
@@ -134,18 +143,19 @@ try {
       );
     },
     log,
+    {
+      // A reload announced while the connection was down was never heard: every warm model again.
+      onListening: () => {
+        if (listenedBefore) reloadWarm('after reload notices could not be heard');
+        listenedBefore = true;
+      },
+    },
   );
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
   await announcePort(server.port);
   log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
   // SIGHUP: every warm registered model loaded again beside the old session, then swapped.
-  process.on('SIGHUP', () => {
-    for (const name of predictor.warmNames())
-      reload(name).then(
-        (reloaded) => log.info({ model: name, versions: reloaded.length }, 'reloaded on SIGHUP'),
-        (err: unknown) => log.error({ err, model: name }, 'reload failed; the old version keeps serving'),
-      );
-  });
+  process.on('SIGHUP', () => reloadWarm('on SIGHUP'));
   // SIGTERM: not ready at once, no new connections, requests in flight finish (within the grace period).
   stopOnSignals(async () => {
     drain();

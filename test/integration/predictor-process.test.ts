@@ -1,6 +1,7 @@
 // The predictor as the process the image and `kinfer serve` run (src/predictor/main.ts), on the
 // real Postgres, S3 server and Redis: two replicas share one Redis cache; SIGHUP reloads a changed
-// model file; SIGTERM under load answers every request already taken, then exits 0.
+// model file; a reload announced while a replica could not hear is made when it hears again;
+// SIGTERM under load answers every request already taken, then exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,8 @@ import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dat
 import { testAccess, testDatabase, testPrefix, testStorage, type TestDatabase } from '../support/in-process.ts';
 import { startRedis, type TestRedis } from '../support/redis-server.ts';
 import type { TokenStore } from '../../src/db/token-store.ts';
+import { MODEL_RELOADS_CHANNEL } from '../../src/db/model-store.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 
 let db: TestDatabase;
 let redis: TestRedis;
@@ -17,12 +20,13 @@ let prefix: string;
 let bearer: Record<string, string>;
 let tokens: TokenStore;
 let files: DatasetFile[];
+let registerModel: (name: string, checkpoint: string) => Promise<unknown>;
 const children: ChildProcess[] = [];
 
 const MAIN = fileURLToPath(new URL('../../src/predictor/main.ts', import.meta.url));
 
 /** A predictor process; resolves when it answers /readyz. */
-async function startPredictor(): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {
+async function startPredictor(databaseUrl = db.url): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-proc-'));
   const logFile = join(dir, 'predictor.log');
   const { createWriteStream } = await import('node:fs');
@@ -30,7 +34,7 @@ async function startPredictor(): Promise<{ url: string; child: ChildProcess; exi
   const child = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env.PATH,
-      DATABASE_URL: db.url,
+      DATABASE_URL: databaseUrl,
       KINFER_PREDICTOR_PORT: '0',
       KINFER_PORT_FILE: join(dir, 'port'),
       KINFER_ALLOWED_URIS: `s3://${process.env.KINFER_TEST_BUCKET}`,
@@ -93,6 +97,7 @@ beforeAll(async () => {
     created_by: 'admin',
   };
   await access.models.register({ ...entry, name: 'colors', version: '1', stage: 'production' });
+  registerModel = (name, checkpoint) => access.models.register({ ...entry, checkpoint_path: checkpoint, name, version: '1', stage: 'production' });
   // Requests wait up to 5 s to be batched: SIGTERM lands while they are queued. (With 1 s, a CI
   // run under load took the 40 requests of the SIGTERM test over more than a second: the first
   // were answered before the last came, and the test never saw 40 in flight.)
@@ -147,6 +152,39 @@ describe('the predictor process', () => {
     expect(/reloaded on notice/.test(a.log())).toBe(false);
     const fromB = await predict(b.url, { ...red, conf: 0.25 });
     expect([fromB.body.cached, fromB.body.predicted_label]).toEqual([false, 'red-v2']);
+  });
+
+  it('a reload announced while its LISTEN connection was down is not lost: every warm model is loaded again once it listens again', async () => {
+    const s3 = testStorage();
+    const checkpoint = `${prefix}/models/unheard.onnx`;
+    await s3.write(checkpoint, buildColorClassifier().model);
+    await registerModel('unheard', checkpoint);
+    const proxy = await tcpProxy(Number(new URL(db.url).port));
+    const relayed = new URL(db.url);
+    relayed.port = String(proxy.port);
+    const p = await startPredictor(relayed.toString());
+    try {
+      const red = { model: 'unheard', image_url: imageUrl('red') };
+      expect((await predict(p.url, red)).body.predicted_label).toBe('red');
+      await s3.write(checkpoint, buildColorClassifier({ classes: COLOR_CLASSES.map((c) => ({ ...c, name: `${c.name}-v2` })) }).model);
+      // The replica cannot hear the database while another one announces the reload.
+      await proxy.cut();
+      await db.ds.query('SELECT pg_notify($1, $2)', [MODEL_RELOADS_CHANNEL, JSON.stringify({ name: 'unheard', origin: 'another-replica' })]);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(p.log()).not.toMatch(/reloaded/);
+      await proxy.restore();
+      const deadline = Date.now() + 30_000;
+      while (!/reloaded after reload notices could not be heard/.test(p.log())) {
+        if (Date.now() > deadline) throw new Error(`no reload: ${p.log()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // A fresh cache key: the answer comes from the session loaded again.
+      const after = await predict(p.url, { ...red, conf: 0.3 });
+      expect([after.body.cached, after.body.predicted_label]).toEqual([false, 'red-v2']);
+    } finally {
+      p.child.kill('SIGKILL');
+      await proxy.close();
+    }
   });
 
   it('reads an API token once, not per request, and still refuses it as soon as it is revoked', async () => {
