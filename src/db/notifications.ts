@@ -109,7 +109,7 @@ export function listenChannel(
  */
 async function close(c: pg.Client, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([c.end().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  await Promise.race([c.end().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref()))]);
   clearTimeout(timer);
   // pg has no public way to drop a connection; its socket is `connection.stream`.
   (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
