@@ -209,7 +209,9 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
   const pyIps = median(pythons.map((r) => r.images_per_second));
   // An upper bound on any runner with this decoder on this machine: every core busy, ONNX Runtime as
   // efficient as alone, and nothing else to do (no results, callbacks, pictures, scheduling).
-  const ceilingIps = (THREADS * 1000) / (median(raws.map((r) => r.cpu_ms_per_image)) + median(decodeMs));
+  const rawCpuMs = median(raws.map((r) => r.cpu_ms_per_image));
+  const decodeCpuMs = median(decodeMs);
+  const ceilingIps = (THREADS * 1000) / (rawCpuMs + decodeCpuMs);
   const row = (name: string, rs: Figures[]) => {
     const ips = median(rs.map((r) => r.images_per_second));
     rows.push([name, ips.toFixed(1), (ips / rawIps).toFixed(2), (ips / pyIps).toFixed(2), mb(median(rs.map((r) => r.peak_rss_bytes)))]);
@@ -238,7 +240,7 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
     row('  same, float input converted in JavaScript (UINT8_INPUT=false)', floats);
   }
   rows.push([
-    `  ceiling: ${THREADS} cores / (raw ONNX Runtime CPU ${median(raws.map((r) => r.cpu_ms_per_image)).toFixed(1)} + runner decode CPU ${median(decodeMs).toFixed(2)} ms per image)`,
+    `  ceiling: ${THREADS} cores / (raw ONNX Runtime CPU ${rawCpuMs.toFixed(1)} + runner decode CPU ${decodeCpuMs.toFixed(2)} ms per image)`,
     ceilingIps.toFixed(1),
     (ceilingIps / rawIps).toFixed(2),
     (ceilingIps / pyIps).toFixed(2),

@@ -121,34 +121,30 @@ try {
     cache,
     replicaId,
   });
-  /** Every warm registered model loaded again beside its old session, then swapped. */
+  /** Loads a name again beside its old session, then swaps; says how it went. */
+  const reloadLogged = (name: string, message: string, fields: Record<string, unknown> = {}) =>
+    reload(name).then(
+      (reloaded) => log.info({ model: name, versions: reloaded.length, ...fields }, message),
+      (err: unknown) => log.error({ err, model: name }, 'reload failed; the old version keeps serving'),
+    );
+  /** Every warm registered model loaded again. */
   const reloadWarm = (why: string) => {
-    for (const name of predictor.warmNames())
-      reload(name).then(
-        (reloaded) => log.info({ model: name, versions: reloaded.length }, `reloaded ${why}`),
-        (err: unknown) => log.error({ err, model: name }, 'reload failed; the old version keeps serving'),
-      );
+    for (const name of predictor.warmNames()) void reloadLogged(name, `reloaded ${why}`);
   };
   // Reloads asked of another replica.
-  let listenedBefore = false;
   const reloads = listenChannel(
     config.DATABASE_URL,
     MODEL_RELOADS_CHANNEL,
     (payload) => {
       const notice = payload as { name?: unknown; origin?: unknown };
       if (typeof notice.name !== 'string' || notice.origin === replicaId) return;
-      reload(notice.name).then(
-        (reloaded) => log.info({ model: notice.name, versions: reloaded.length, origin: notice.origin }, 'reloaded on notice'),
-        (err: unknown) => log.error({ err, model: notice.name }, 'reload failed; the old version keeps serving'),
-      );
+      void reloadLogged(notice.name, 'reloaded on notice', { origin: notice.origin });
     },
     log,
     {
-      // A reload announced while the connection was down was never heard: every warm model again.
-      onListening: () => {
-        if (listenedBefore) reloadWarm('after reload notices could not be heard');
-        listenedBefore = true;
-      },
+      // A reload announced while the connection was down (or not up yet) was never heard: every
+      // warm model again. At start-up none is warm: nothing to do.
+      onListening: () => reloadWarm('after reload notices could not be heard'),
     },
   );
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
