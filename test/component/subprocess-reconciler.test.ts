@@ -98,6 +98,23 @@ async function reportFailed(id: string): Promise<void> {
   expect(outcome.outcome).toBe('applied');
 }
 
+/**
+ * `ended`'s runner reports its job done (failed, with its reason) and does not exit (hung,
+ * frozen): stopped lingerSeconds (1 s) later, not at once, and `next` starts in its slot.
+ */
+async function lingersThenStops(r: Reconciler, executor: FakeExecutor, ended: string, next: string): Promise<void> {
+  await reportFailed(ended);
+  r.kick();
+  await r.idle();
+  // Not at once: a runner exits a moment after its report.
+  expect([executor.stopped, executor.running.has(next)]).toEqual([[], false]);
+  await sleep(1_100);
+  r.kick();
+  await r.idle();
+  expect(executor.stopped).toEqual([ended]);
+  await eventually('the next job starts in the freed slot', async () => (executor.running.has(next) ? true : undefined));
+}
+
 describe('subprocess reconciler', () => {
   it('records a runner exit seen while the database is away once it is back, with its real reason, and does not die of the outage', async () => {
     const direct = new URL(db.url);
@@ -159,6 +176,7 @@ describe('subprocess reconciler', () => {
     expect(await db.store.get('test_run', beating)).toMatchObject({ status: 'running' });
     expect(executor.running.has(beating)).toBe(true);
     r.stop();
+    await r.idle();
     await db.store.cancel('test_run', beating);
     executor.exit(beating, 'cancelled');
   });
@@ -179,6 +197,7 @@ describe('subprocess reconciler', () => {
       error_message: 'runner exited with code 1 without reporting completion',
     });
     r.stop();
+    await r.idle();
     for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
   });
 
@@ -189,17 +208,7 @@ describe('subprocess reconciler', () => {
     await r.start();
     await r.idle();
     expect([...executor.running.keys()]).toEqual([ended]);
-    // Its runner reports the job done (failed, with its reason), then does not exit (hung, frozen).
-    await reportFailed(ended);
-    r.kick();
-    await r.idle();
-    // Not at once: a runner exits a moment after its report.
-    expect([executor.stopped, executor.running.has(next)]).toEqual([[], false]);
-    await sleep(1_100);
-    r.kick();
-    await r.idle();
-    expect(executor.stopped).toEqual([ended]);
-    await eventually('the next job starts in the freed slot', async () => (executor.running.has(next) ? true : undefined));
+    await lingersThenStops(r, executor, ended, next);
     // The job keeps the outcome its runner reported.
     expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR', error_message: 'the model refused the input' });
     r.stop();
@@ -235,6 +244,7 @@ describe('subprocess reconciler', () => {
     await eventually('failed', async () => ((await db.store.get('test_run', reported))?.status === 'failed' ? true : undefined));
     expect(executor.starts.filter((s) => s.jobId === reported)).toHaveLength(1);
     r.stop();
+    await r.idle();
   });
 
   it('starts one runner per shard of a sharded job', async () => {
@@ -245,6 +255,7 @@ describe('subprocess reconciler', () => {
     await r.idle();
     expect(executor.starts.filter((s) => s.jobId === id).map((s) => s.shard)).toEqual([0, 1, 2]);
     r.stop();
+    await r.idle();
     await db.store.cancel('test_run', id);
   });
 
@@ -261,6 +272,7 @@ describe('subprocess reconciler', () => {
       error_message: 'runner could not start: spawn ENOENT',
     });
     r.stop();
+    await r.idle();
   });
 
   it('after a restart, adopts a live runner and fails a lost one (RUNNER_LOST)', async () => {
@@ -271,6 +283,7 @@ describe('subprocess reconciler', () => {
     await r1.start();
     await r1.idle();
     r1.stop();
+    await r1.idle();
     // A new controller: the same runners, one of which died while nobody watched.
     const second = new FakeExecutor();
     second.alive.add(`fake:${live}`);
@@ -280,6 +293,7 @@ describe('subprocess reconciler', () => {
     expect(await db.store.get('test_run', lost)).toMatchObject({ status: 'failed', error_code: 'RUNNER_LOST' });
     expect(await db.store.get('test_run', live)).toMatchObject({ status: 'pending', executor_ref: `fake:${live}` });
     r2.stop();
+    await r2.idle();
     await db.store.cancel('test_run', live);
   });
 
@@ -290,6 +304,7 @@ describe('subprocess reconciler', () => {
     await r1.start();
     await r1.idle();
     r1.stop();
+    await r1.idle();
     const next = await newRun();
     // A new controller adopts the runner, which holds the only slot.
     const second = new FakeExecutor();
@@ -298,16 +313,7 @@ describe('subprocess reconciler', () => {
     await r2.start();
     await r2.idle();
     expect(second.running.has(next)).toBe(false);
-    // It reports the job done (failed, with its reason), then does not exit.
-    await reportFailed(ended);
-    r2.kick();
-    await r2.idle();
-    expect([second.stopped, second.running.has(next)]).toEqual([[], false]);
-    await sleep(1_100);
-    r2.kick();
-    await r2.idle();
-    expect(second.stopped).toEqual([ended]);
-    await eventually('the next job starts in the freed slot', async () => (second.running.has(next) ? true : undefined));
+    await lingersThenStops(r2, second, ended, next);
     expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR' });
     r2.stop();
     await r2.idle();
@@ -321,6 +327,7 @@ describe('subprocess reconciler', () => {
     await r1.start();
     await r1.idle();
     r1.stop();
+    await r1.idle();
     const second = new FakeExecutor();
     second.alive.add(`fake:${id}`);
     const r2 = reconciler(second, 2, 1);
@@ -337,5 +344,6 @@ describe('subprocess reconciler', () => {
       error_message: 'runner process ended without reporting completion (it was started by a previous controller)',
     });
     r2.stop();
+    await r2.idle();
   });
 });
