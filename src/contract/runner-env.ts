@@ -113,6 +113,12 @@ export const RunnerEnv = z
     /** Added: images decoded ahead of inference, in parallel (sharp uses the libuv pool). */
     DECODE_CONCURRENCY: positiveInt.max(64).default(4),
     /**
+     * Added: `auto` decodes upright YCbCr and grey JPEGs with libjpeg-turbo directly (a third of
+     * libvips' CPU, the same pixels), and encodes pictures with it; everything else goes to sharp.
+     * `sharp`: sharp decodes and encodes everything.
+     */
+    JPEG_DECODER: z.enum(['auto', 'sharp']).default('auto'),
+    /**
      * Added: the nice value of the runner's own threads (decoding, reporting, drawing, garbage
      * collection) while ONNX Runtime's keep theirs, so that the pipeline runs in the session's gaps
      * instead of preempting its threads (Linux; 0: all threads as started).

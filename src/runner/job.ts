@@ -23,6 +23,7 @@ import type { SampleSource } from './pipeline/inputs.ts';
 import { committedIn, readParts, shardRange } from './pipeline/parts.ts';
 import { yieldToInference } from './pipeline/yield-to-inference.ts';
 import { processImages } from './pipeline/process-images.ts';
+import { useJpegDecoder } from './image/decode-rgb.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
 import { createTask, openSource } from './tasks/create-task.ts';
 import type { VisionTask } from './tasks/vision-task.ts';
@@ -45,6 +46,9 @@ export interface JobContext {
  */
 export async function runJob({ env, store, callbacks, log, signal, artifactsUri }: JobContext): Promise<DonePayload | null> {
   const started = performance.now();
+  const jpegDecoder = useJpegDecoder(env.JPEG_DECODER);
+  if (env.JPEG_DECODER === 'auto' && jpegDecoder === 'sharp')
+    log.warn('libjpeg-turbo does not load here: every JPEG is decoded by sharp (slower, same pixels)');
   const kind = jobKindOf(env.INFERENCE_TYPE);
   const artifacts = artifactsUri ?? jobArtifactsUri(env.ARTIFACTS_URI, kind, env.JOB_ID);
 

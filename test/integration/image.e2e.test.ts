@@ -57,6 +57,22 @@ describe('the image', () => {
       expect(existsSync(`${root}/app/src/controller/main.ts`)).toBe(true);
       // ONNX Runtime's binaries for other platforms are dropped.
       expect(existsSync(`${root}/app/node_modules/onnxruntime-node/bin/napi-v6/win32`)).toBe(false);
+      expect(existsSync(`${root}/app/node_modules/@julusian/jpeg-turbo/prebuilds/jpeg-turbo-win32-x64`)).toBe(false);
+    } finally {
+      await buildah('rm', ctr);
+    }
+  });
+
+  it('decodes JPEGs with libjpeg-turbo, not only with sharp', async () => {
+    const script = `
+      import { useJpegDecoder } from './src/runner/image/decode-rgb.ts';
+      console.log(useJpegDecoder('auto'));`;
+    const ctr = await buildah('from', '--pull-never', '--quiet', image);
+    try {
+      const printed = await buildah('run', '--isolation', 'chroot', ctr, '--', 'node', '--input-type=module', '-e', script);
+      expect(printed.trim().split('\n').at(-1)).toMatch(
+        /\/app\/node_modules\/@julusian\/jpeg-turbo\/prebuilds\/jpeg-turbo-linux-[a-z0-9]+\/libturbojpeg\.so\.0$/,
+      );
     } finally {
       await buildah('rm', ctr);
     }

@@ -3,6 +3,7 @@
 // bilinear or bicubic filter (torchvision's Resize on a PIL image), center-crop to the input size, scale to
 // [0,1] and normalize per channel in float32 (ToTensor, Normalize), lay out as CHW.
 import sharp from 'sharp';
+import { decodeRgb, transientRgb } from '../image/decode-rgb.ts';
 import { pilResize } from './pil-resize.ts';
 
 // One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
@@ -80,12 +81,8 @@ export async function preprocessClassificationWithGeometry(
   let pixels: Uint8Array;
   let geometry: CropGeometry;
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', autoOrient: true })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
+    // Nothing is awaited between a transient decode and the resize that copies what it needs.
+    const { data, ...info } = transientRgb(bytes) ?? (await decodeRgb(bytes));
     const [rw, rh] = resizedSize(info.width, info.height, p.resizeShorter, p.inputSize);
     const left = roundHalfEven((rw - cropW) / 2);
     const top = roundHalfEven((rh - cropH) / 2);

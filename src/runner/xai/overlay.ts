@@ -3,6 +3,7 @@
 // pytorch-grad-cam's show_cam_on_image with image_weight 0.5, at the original's size), and the
 // regions where the map is high, in original pixels.
 import sharp from 'sharp';
+import { decodeRgb } from '../image/decode-rgb.ts';
 
 /** How a network-input pixel and an original pixel correspond for one image. */
 export interface XaiGeometry {
@@ -48,8 +49,7 @@ function sample(map: Float32Array, width: number, height: number, x: number, y: 
 
 /** The overlay as JPEG bytes: show_cam_on_image(original / 255, map at the original's size, use_rgb=True). */
 export async function overlay(imageBytes: Uint8Array, map: Float32Array, g: XaiGeometry): Promise<Buffer> {
-  const { data, info } = await sharp(imageBytes, { autoOrient: true }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const { width, height } = info;
+  const { data, width, height } = await decodeRgb(imageBytes);
   const blended = new Float32Array(width * height * 3);
   let max = 0;
   for (let y = 0; y < height; y++)
