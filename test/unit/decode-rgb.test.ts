@@ -101,11 +101,60 @@ describe("decoding identical to OpenCV's imread", () => {
     expect((await decodeRgb(files[0]!)).data.buffer).not.toBe((await decodeRgb(files[0]!)).data.buffer);
   });
 
+  it('leaves a header that claims more pixels than sharp takes to sharp, which refuses it without allocating them', async () => {
+    // The first frame header (SOF0) of a 640x480 JPEG rewritten to 30,000 x 30,000: 2.7 GB of pixels.
+    const huge = Buffer.from(files[0]!);
+    const sof = huge.indexOf(Buffer.from([0xff, 0xc0]));
+    huge.writeUInt16BE(30_000, sof + 5);
+    huge.writeUInt16BE(30_000, sof + 7);
+    expect(turboJpeg()!.header(huge)).toMatchObject({ width: 30_000, height: 30_000 });
+    expect(directJpeg(huge)).toBeUndefined();
+    expect(transientRgb(huge)).toBeUndefined();
+    await expect(decodeRgb(huge)).rejects.toThrow(/pixel limit/i);
+  });
+
+  it('decodes a large image off the event loop, into its own buffer, with the same pixels', async () => {
+    const big = await raw(1500, 1000, 11).jpeg().toBuffer();
+    expect(directJpeg(big)).toBeDefined();
+    expect(transientRgb(big)).toBeUndefined();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const decoded = await Promise.all([decodeRgb(big), decodeRgb(big), decodeRgb(big)]);
+    clearInterval(timer);
+    // The event loop turned while three decodes ran on libuv's threads, each with its own handle.
+    expect(ticks).toBeGreaterThan(0);
+    const want = await sharp(big).raw().toBuffer();
+    for (const d of decoded) expect([d.width, d.height, d.data.equals(want)]).toEqual([1500, 1000, true]);
+    expect(decoded[0]!.data.buffer).not.toBe(decoded[1]!.data.buffer);
+  });
+
   it('leaves a truncated JPEG to sharp, which refuses it', async () => {
     const cut = files[0]!.subarray(0, Math.floor(files[0]!.length / 2));
     expect(directJpeg(cut)).toBeDefined();
     expect(transientRgb(cut)).toBeUndefined();
     await expect(decodeRgb(cut)).rejects.toThrow(/premature|truncat|end of/i);
+  });
+});
+
+describe('pictures encoded by libjpeg-turbo', () => {
+  it.each([
+    ['640x480', 640, 480],
+    ['2,600 x 2,600 (a buffer of its own)', 2600, 2600],
+  ] as const)('%s: a baseline 4:2:0 JPEG of the size, within a few levels of the pixels', async (_name, w, h) => {
+    // Smooth gradients: what a JPEG at quality 85 keeps closely.
+    const px = Buffer.alloc(w * h * 3);
+    for (let i = 0; i < px.length; i++) px[i] = Math.floor(((i / 3) % w) / (w / 200)) + (i % 3) * 20;
+    const jpeg = turboJpeg()!.encodeRgb(px, w, h, 85)!;
+    const meta = await sharp(jpeg).metadata();
+    expect([meta.format, meta.width, meta.height, meta.chromaSubsampling, meta.isProgressive]).toEqual(['jpeg', w, h, '4:2:0', false]);
+    const back = await sharp(jpeg).raw().toBuffer();
+    let err = 0;
+    for (let i = 0; i < px.length; i++) err += Math.abs(back[i]! - px[i]!);
+    expect(err / px.length).toBeLessThan(2);
+    // A second picture does not see the first one's bytes (the kept buffer is copied out).
+    const other = turboJpeg()!.encodeRgb(Buffer.alloc(w * h * 3), w, h, 85)!;
+    expect(jpeg.equals(other)).toBe(false);
+    expect((await sharp(jpeg).raw().toBuffer()).equals(back)).toBe(true);
   });
 });
 

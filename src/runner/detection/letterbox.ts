@@ -14,7 +14,7 @@
 // differ by interpolation rounding.
 import { windowOf } from '../classification/pil-resize.ts';
 import { hwcToChw, ImageDecodeError, roundHalfEven, type InputLayout } from '../classification/preprocess.ts';
-import { directJpeg, sharpRgb } from '../image/decode-rgb.ts';
+import { directJpeg, sharpRgb, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
 import { turboJpeg } from '../image/turbo-jpeg.ts';
 
 export type LetterboxMode = 'predict' | 'val';
@@ -83,8 +83,8 @@ export async function letterbox(
   if (direct) {
     const g = letterboxGeometry(direct.width, direct.height, inputSize, mode);
     const original = { width: direct.width, height: direct.height };
-    if (g.width === direct.width && g.height === direct.height) {
-      // Decoded straight into the grey canvas: no resampling, no copy.
+    if (g.width === direct.width && g.height === direct.height && direct.width * direct.height <= ON_THREAD_MAX_PIXELS) {
+      // Decoded straight into the grey canvas, on this thread: no resampling, no copy.
       const canvas = greyCanvas(g);
       const decoded = turboJpeg()!.decodeRgb(bytes, direct, { data: canvas.subarray((g.top * canvasWidth(g) + g.left) * 3), pitch: canvasWidth(g) * 3 });
       if (decoded.ok) return { pixels: canvas, geometry: g, original };

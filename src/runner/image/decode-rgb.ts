@@ -34,14 +34,28 @@ export function useJpegDecoder(d: JpegDecoder): string {
 export function directJpeg(bytes: Uint8Array): JpegHeader | undefined {
   if (decoder !== 'auto' || jpegOrientation(bytes) !== 1) return undefined;
   const header = turboJpeg()?.header(bytes);
-  return header && (header.colorspace === TJCS_YCbCr || header.colorspace === TJCS_GRAY) ? header : undefined;
+  if (!header || (header.colorspace !== TJCS_YCbCr && header.colorspace !== TJCS_GRAY)) return undefined;
+  // A header can claim any size (up to 65,535 a side: 12 GB of pixels): above sharp's own limit
+  // sharp refuses it, without allocating anything.
+  return header.width * header.height <= SHARP_PIXEL_LIMIT ? header : undefined;
 }
+
+/** sharp's default `limitInputPixels`: 0x3FFF * 0x3FFF. */
+export const SHARP_PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+/**
+ * The largest image decoded (or picture encoded) on the calling thread, about 7 ms of CPU here: a
+ * larger one would hold the event loop (heartbeats, the predictor's other requests) and goes to a
+ * libuv thread. The transient buffer is kept up to this size too.
+ */
+export const ON_THREAD_MAX_PIXELS = 1024 * 1024;
 
 /** The image's RGB pixels. Throws what the decoder says for a file it cannot read. */
 export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
   const header = directJpeg(bytes);
   if (header) {
-    const decoded = turboJpeg()!.decodeRgb(bytes, header);
+    const turbo = turboJpeg()!;
+    const decoded = header.width * header.height <= ON_THREAD_MAX_PIXELS ? turbo.decodeRgb(bytes, header) : await turbo.decodeRgbOffThread(bytes, header);
     if (decoded.ok) return { data: decoded.data, width: header.width, height: header.height };
     // Corrupt data: libvips decides whether it is an error (failOn) and words it.
   }
@@ -53,12 +67,14 @@ let scratch = Buffer.alloc(0);
 /**
  * A direct JPEG's pixels in a buffer that the next call reuses, for a caller that is done with
  * them before it awaits anything (a resize that copies what it keeps): no garbage a decoded image,
- * which kept about 60 MiB more resident between collections. Undefined for anything else (or
- * corrupt data): decodeRgb then.
+ * which kept about 60 MiB more resident between collections. Undefined for anything else, a large
+ * image or corrupt data: decodeRgb then.
  */
 export function transientRgb(bytes: Uint8Array): RgbImage | undefined {
   const header = directJpeg(bytes);
   if (!header) return undefined;
+  // A large image: decodeRgb, off the event loop.
+  if (header.width * header.height > ON_THREAD_MAX_PIXELS) return undefined;
   const size = header.width * header.height * 3;
   if (scratch.length < size) scratch = Buffer.allocUnsafe(size);
   const decoded = turboJpeg()!.decodeRgb(bytes, header, { data: scratch, pitch: header.width * 3 });

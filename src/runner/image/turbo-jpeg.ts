@@ -29,6 +29,7 @@ export type TurboDecode = { ok: true; data: Buffer } | { ok: false; warning: boo
 
 const TJSAMP_420 = 2;
 const TJFLAG_NOREALLOC = 1024;
+const ENCODE_BUFFER_KEPT_BYTES = 16 * 2 ** 20;
 
 export interface TurboJpeg {
   /** Where the library was loaded from. */
@@ -40,6 +41,8 @@ export interface TurboJpeg {
    * bytes apart, from its first byte).
    */
   decodeRgb(bytes: Uint8Array, header: JpegHeader, into?: { data: Buffer; pitch: number }): TurboDecode;
+  /** Decodes into a new RGB buffer on a libuv pool thread: for large images, which would hold the event loop. */
+  decodeRgbOffThread(bytes: Uint8Array, header: JpegHeader): Promise<TurboDecode>;
   /** Encodes RGB (HWC) pixels as a baseline 4:2:0 JPEG on the calling thread; undefined when libjpeg-turbo refuses. */
   encodeRgb(data: Uint8Array, width: number, height: number, quality: number): Buffer | undefined;
 }
@@ -106,6 +109,7 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
   // handle keeps its buffers between images. It lives as long as the process.
   const handle: unknown = init();
   if (!handle) throw new Error(`tjInitDecompress failed in ${path}`);
+  const spareHandles: unknown[] = [];
   let encoder: unknown;
   // The encoder writes into this buffer (never reallocating it: NOREALLOC), grown to the largest
   // JPEG an image of the size can give; the JPEG is copied out of it.
@@ -124,14 +128,34 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
       if (decompress(handle, bytes, bytes.length, data, h.width, into?.pitch ?? 0, h.height, TJPF_RGB, 0) === 0) return { ok: true, data };
       return { ok: false, warning: errorCode(handle) === TJERR_WARNING, message: String(errorText(handle)) };
     },
+    async decodeRgbOffThread(bytes, h) {
+      // A handle serves one call at a time: each call in flight has its own, kept for the next.
+      const own = spareHandles.pop() ?? init();
+      if (!own) throw new Error(`tjInitDecompress failed in ${path}`);
+      const data = Buffer.allocUnsafe(h.width * h.height * 3);
+      try {
+        const rc = await new Promise<number>((resolve, reject) =>
+          decompress.async(own, bytes, bytes.length, data, h.width, 0, h.height, TJPF_RGB, 0, (err: unknown, result: number) =>
+            err ? reject(err as Error) : resolve(result),
+          ),
+        );
+        if (rc === 0) return { ok: true, data };
+        return { ok: false, warning: errorCode(own) === TJERR_WARNING, message: String(errorText(own)) };
+      } finally {
+        spareHandles.push(own);
+      }
+    },
     encodeRgb(data, width, height, quality) {
       encoder ??= initCompress();
       if (!encoder) return undefined;
       const capacity = Number(bufferSize(width, height, TJSAMP_420));
-      if (encoded.length < capacity) encoded = Buffer.allocUnsafe(capacity);
-      const size = [encoded.length];
-      if (compress(encoder, data, width, 0, height, TJPF_RGB, [encoded], size, TJSAMP_420, quality, TJFLAG_NOREALLOC) !== 0) return undefined;
-      return Buffer.from(encoded.subarray(0, size[0]));
+      // Kept for pictures of up to about 2,048 x 2,048; a larger one gets a buffer of its own.
+      const kept = capacity <= ENCODE_BUFFER_KEPT_BYTES;
+      if (kept && encoded.length < capacity) encoded = Buffer.allocUnsafe(capacity);
+      const target = kept ? encoded : Buffer.allocUnsafe(capacity);
+      const size = [target.length];
+      if (compress(encoder, data, width, 0, height, TJPF_RGB, [target], size, TJSAMP_420, quality, TJFLAG_NOREALLOC) !== 0) return undefined;
+      return kept ? Buffer.from(target.subarray(0, size[0])) : target.subarray(0, size[0]);
     },
   };
 }

@@ -3,7 +3,7 @@
 // in place (canvas.ts, labels from cached glyphs) and written as JPEG.
 import sharp from 'sharp';
 import { CLASS_PALETTE, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
-import { decodeRgb, jpegEncoder } from '../image/decode-rgb.ts';
+import { decodeRgb, jpegEncoder, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
 import { rleFromString } from '../segmentation/rle.ts';
 import { RgbCanvas, type Rgb } from './canvas.ts';
 import { fontMetrics, GlyphCache } from './glyphs.ts';
@@ -38,7 +38,8 @@ async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
 // 85, 4:2:0, without optimised Huffman tables (a second pass over the coefficients, twice the CPU
 // for files about 3% smaller).
 const encode = async (canvas: RgbCanvas): Promise<Buffer> =>
-  jpegEncoder()?.encodeRgb(canvas.data, canvas.width, canvas.height, 85) ??
+  (canvas.width * canvas.height <= ON_THREAD_MAX_PIXELS ? jpegEncoder()?.encodeRgb(canvas.data, canvas.width, canvas.height, 85) : undefined) ??
+  // A large picture: sharp, off the event loop.
   sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
     .jpeg({ quality: 85, optimiseCoding: false })
     .toBuffer();
