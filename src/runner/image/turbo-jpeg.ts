@@ -15,7 +15,6 @@ import type { LibraryHandle } from 'koffi';
 export const TJCS_YCbCr = 1;
 export const TJCS_GRAY = 2;
 const TJPF_RGB = 0;
-const TJERR_WARNING = 0;
 
 export interface JpegHeader {
   width: number;
@@ -24,8 +23,11 @@ export interface JpegHeader {
   colorspace: number;
 }
 
-/** The outcome of a decode: the pixels, or libjpeg-turbo's message (a warning: corrupt data it could decode past). */
-export type TurboDecode = { ok: true; data: Buffer } | { ok: false; warning: boolean; message: string };
+/**
+ * The outcome of a decode: the pixels, or a refusal (an error, or a warning about corrupt data it
+ * decoded past); the caller then leaves the file to sharp, which decides and words it.
+ */
+export type TurboDecode = { ok: true; data: Buffer } | { ok: false };
 
 const TJSAMP_420 = 2;
 const TJFLAG_NOREALLOC = 1024;
@@ -79,13 +81,12 @@ function load(): TurboJpeg | null {
     return null;
   }
   for (const path of candidates()) {
-    let lib: LibraryHandle;
     try {
-      lib = koffi.load(path);
+      // A library that is not there, or too old to have these functions (before 2.0): the next.
+      return bind(koffi.load(path), path);
     } catch {
       continue;
     }
-    return bind(lib, path);
   }
   return null;
 }
@@ -98,15 +99,13 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
   const decompress = lib.func(
     'int tjDecompress2(void *handle, const uint8_t *jpeg, unsigned long size, uint8_t *dst, int width, int pitch, int height, int pixelFormat, int flags)',
   );
-  const errorText = lib.func('const char *tjGetErrorStr2(void *handle)');
-  const errorCode = lib.func('int tjGetErrorCode(void *handle)');
   const initCompress = lib.func('void *tjInitCompress()');
   const bufferSize = lib.func('unsigned long tjBufSize(int width, int height, int subsamp)');
   const compress = lib.func(
     'int tjCompress2(void *handle, const uint8_t *src, int width, int pitch, int height, int pixelFormat, _Inout_ uint8_t **jpeg, _Inout_ unsigned long *size, int subsamp, int quality, int flags)',
   );
-  // One handle: every call is synchronous on the calling thread (the runner's main thread), and a
-  // handle keeps its buffers between images. It lives as long as the process.
+  // One handle for the calls on the calling thread (the runner's main thread; a handle keeps its
+  // buffers between images), as long as the process lives; calls off the thread take their own.
   const handle: unknown = init();
   if (!handle) throw new Error(`tjInitDecompress failed in ${path}`);
   const spareHandles: unknown[] = [];
@@ -126,7 +125,7 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
       const data = into?.data ?? Buffer.allocUnsafe(h.width * h.height * 3);
       if (into && into.data.length < (h.height - 1) * into.pitch + h.width * 3) throw new RangeError('decode target too small');
       if (decompress(handle, bytes, bytes.length, data, h.width, into?.pitch ?? 0, h.height, TJPF_RGB, 0) === 0) return { ok: true, data };
-      return { ok: false, warning: errorCode(handle) === TJERR_WARNING, message: String(errorText(handle)) };
+      return { ok: false };
     },
     async decodeRgbOffThread(bytes, h) {
       // A handle serves one call at a time: each call in flight has its own, kept for the next.
@@ -140,7 +139,7 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
           ),
         );
         if (rc === 0) return { ok: true, data };
-        return { ok: false, warning: errorCode(own) === TJERR_WARNING, message: String(errorText(own)) };
+        return { ok: false };
       } finally {
         spareHandles.push(own);
       }
