@@ -110,7 +110,7 @@ export const RunnerEnv = z
     INTRA_OP_THREADS: positiveInt.optional(),
     /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */
     EXECUTION_PROVIDERS: z.string().default('cpu'),
-    /** Added: images decoded ahead of inference, in parallel (sharp uses the libuv pool). */
+    /** Added: images read and decoded ahead of inference, in parallel (reads and sharp's decodes on the libuv pool; libjpeg-turbo's up to 1 MP on the main thread). */
     DECODE_CONCURRENCY: positiveInt.max(64).default(4),
     /**
      * Added: `auto` decodes upright YCbCr and grey JPEGs with libjpeg-turbo directly (a third of
