@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
-import { alive, pidsWithEnv } from '../support/processes.ts';
+import { alive, inSlowMotion, pidsWithEnv } from '../support/processes.ts';
 import { freePort } from '../support/ports.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
@@ -242,37 +242,38 @@ describe('sharded test runs', () => {
     const id = (await eventually('the InferenceJob', async () => (await getIj('sharded')).metadata?.uid as string | undefined)) as string;
     const job = await eventually('its Job', async () => (await jobsOf(id))[0]);
     expect(job.spec).toMatchObject({ completionMode: 'Indexed', completions: 8, parallelism: 8, backoffLimit: 2 });
-    // A shard part-way through, frozen first so that it cannot finish before it is killed.
+    // A shard part-way through. A shard of 112 tiny images can go from its first progress report
+    // to its last image between two polls of runners that run freely (seen in CI: every shard
+    // finished unseen), so the job's runners run in slow motion (30 ms at a time, then stopped)
+    // and the shards are read while all of them are stopped: none finishes between the reading
+    // and the kill.
     let seen = '';
-    const victim = await eventually(
-      'a shard part-way through',
+    const { found: victim, resume } = await inSlowMotion(
+      () => pidsWithEnv('JOB_ID', id),
       async () => {
         const shards = await stack.db.query(
           'SELECT shard, processed_images, finished_at IS NOT NULL AS finished FROM job_shards WHERE job_id = $1 ORDER BY shard',
           [id],
         );
         const runners = pidsWithEnv('JOB_ID', id);
-        const status = (await getIj('sharded')).status;
-        seen = `phase ${status?.phase} (${status?.message ?? ''}), shards ${JSON.stringify(shards.rows)}, runner pids ${JSON.stringify(runners)}`;
+        seen = `shards ${JSON.stringify(shards.rows)}, runner pids ${JSON.stringify(runners)}`;
         for (const { shard } of shards.rows.filter((r) => !r.finished && r.processed_images > 0)) {
           const pid = runners.find((p) => pidsWithEnv('JOB_COMPLETION_INDEX', String(shard)).includes(p));
           if (pid === undefined) continue;
-          process.kill(pid, 'SIGSTOP');
-          // It may have reported its last image between the query and the signal (a callback still
-          // in flight lands within the pause): then let it go on.
+          // Its last report may have been in flight when it stopped (the callback service is not
+          // stopped): it lands within the pause, and then the shard is not part-way through.
           await new Promise((r) => setTimeout(r, 300));
-          if (await shardFinished(id, shard)) {
-            process.kill(pid, 'SIGCONT');
-            continue;
-          }
+          if (await shardFinished(id, shard)) continue;
           return { shard: shard as number, pid };
         }
         return undefined;
       },
-      180_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; last seen: ${seen}`);
+      { what: 'a shard part-way through', runMs: 30, timeoutMs: 180_000 },
+    ).catch(async (err: Error) => {
+      const status = (await getIj('sharded')).status;
+      throw new Error(`${err.message}; last seen: phase ${status?.phase} (${status?.message ?? ''}), ${seen}`);
     });
+    resume([victim.pid]);
     const before = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
     expect(before.rows[0].finished_at).toBeNull();
     process.kill(victim.pid, 'SIGKILL');

@@ -34,3 +34,48 @@ export function pidsWithEnv(name: string, value: string): number[] {
 }
 
 export { isProcessAlive as alive } from '../../src/process/local-processes.ts';
+
+const signalAll = (pids: number[], signal: NodeJS.Signals) => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
+};
+
+/**
+ * Runs processes in slow motion until `check` finds what it looks for: each round lets them run
+ * for `runMs`, stops them all (SIGSTOP), and asks `check` while none of them can move. A moment
+ * that can pass between two polls of processes running freely (a shard between its first
+ * progress report and its last image) is caught this way. Returns the answer with every process
+ * stopped; `resume` continues them, all but those it is told to leave.
+ */
+export async function inSlowMotion<T>(
+  pids: () => number[],
+  check: () => Promise<T | undefined>,
+  o: { what: string; runMs: number; timeoutMs: number },
+): Promise<{ found: T; resume(except?: number[]): void }> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    signalAll(pids(), 'SIGCONT');
+    await new Promise((r) => setTimeout(r, o.runMs));
+    const stopped = pids();
+    signalAll(stopped, 'SIGSTOP');
+    const found = await check().catch(() => undefined);
+    if (found !== undefined)
+      return {
+        found,
+        resume: (except = []) =>
+          signalAll(
+            stopped.filter((p) => !except.includes(p)),
+            'SIGCONT',
+          ),
+      };
+    if (Date.now() > deadline) {
+      signalAll(stopped, 'SIGCONT');
+      throw new Error(`timed out waiting for ${o.what}`);
+    }
+  }
+}
