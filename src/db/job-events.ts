@@ -27,6 +27,19 @@ export function listenJobEvents(url: string, onEvent: (event: JobEvent) => void,
   );
 }
 
+/**
+ * Job events for a controller: each one enqueues its job, and listening again after a time of not
+ * listening (a lost connection) enqueues every job, since what happened meanwhile was never heard.
+ */
+export function listenForReconciles(
+  url: string,
+  controller: { enqueueJob(id: string): void; enqueueAll(): void },
+  log: Logger,
+  opts: Pick<ListenHooks, 'heartbeatMs'> = {},
+): { stop(): Promise<void> } {
+  return listenJobEvents(url, (e) => controller.enqueueJob(e.id), log, { ...opts, onListening: () => controller.enqueueAll() });
+}
+
 /** What a subscriber of the hub is told. */
 export interface JobEventSubscriber {
   onEvent(e: JobEvent): void;

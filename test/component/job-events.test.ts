@@ -1,10 +1,12 @@
 // A job's server-sent events when the controller's LISTEN connection is cut without an error (a
 // silent partition) while the job ends: the notification is never heard, and the stream used to
 // wait for a `done` that would not come. The hub notices the cut by its heartbeat, listens again
-// once the network is back, and every open stream reads its job again: it gets its `done`.
+// once the network is back, and every open stream reads its job again: it gets its `done`. The
+// Kubernetes controller's listener the same way: once it listens again, every job is reconciled,
+// not only at the next resync (30 s).
 import express from 'express';
 import { streamJobEvents } from '../../src/controller/api/events.ts';
-import { JobEventHub } from '../../src/db/job-events.ts';
+import { JobEventHub, listenForReconciles } from '../../src/db/job-events.ts';
 import { newTestRun, quietLog, serve, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
@@ -81,6 +83,47 @@ describe('job events across a lost LISTEN connection', () => {
     } finally {
       await hub.stop();
       await api.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe("a controller's job events across a lost LISTEN connection", () => {
+  it('each event enqueues its job; listening again enqueues every job, since a change made meanwhile was never heard', async () => {
+    const proxy = await tcpProxy(Number(new URL(db.url).port));
+    const relayed = new URL(db.url);
+    relayed.port = String(proxy.port);
+    // What KubeController offers the listener, recorded.
+    const enqueued: string[] = [];
+    let everyJob = 0;
+    const listener = listenForReconciles(relayed.toString(), { enqueueJob: (id) => enqueued.push(id), enqueueAll: () => everyJob++ }, quietLog(), {
+      heartbeatMs: 300,
+    });
+    try {
+      // Listening: every job once, then each change as it is made.
+      await eventually('the listener heard a change', async () => {
+        const probe = await newTestRun(db.store);
+        await db.store.cancel('test_run', probe);
+        await new Promise((r) => setTimeout(r, 200));
+        return enqueued.includes(probe) ? true : undefined;
+      });
+      expect(everyJob).toBe(1);
+
+      proxy.freeze();
+      await new Promise((r) => setTimeout(r, 1_500)); // the listener gives the connection up (heartbeat 0.3 s)
+      const unheard = await newTestRun(db.store);
+      await db.store.cancel('test_run', unheard);
+      await new Promise((r) => setTimeout(r, 500));
+      expect([enqueued.includes(unheard), everyJob]).toEqual([false, 1]);
+
+      proxy.thaw();
+      await eventually('every job enqueued again', async () => (everyJob === 2 ? true : undefined), 15_000);
+      // Heard again from then on.
+      const after = await newTestRun(db.store);
+      await db.store.cancel('test_run', after);
+      await eventually('a change after the cut heard', async () => (enqueued.includes(after) ? true : undefined), 10_000);
+    } finally {
+      await listener.stop();
       await proxy.close();
     }
   });

@@ -86,10 +86,10 @@ export class KubeController {
       (o) => this.#ownerOf(o),
     );
     await Promise.all([this.#ij.start(), this.#jobs.start(), this.#pods.start()]);
-    for (const ij of this.#ij.list()) this.#queue.add(keyOf(ij));
+    this.enqueueAll();
     this.#resync = setInterval(() => {
       this.#restartSilentWatches();
-      for (const ij of this.#ij?.list() ?? []) this.#queue.add(keyOf(ij));
+      this.enqueueAll();
     }, this.#o.resyncMs);
     this.#resync.unref();
     this.#o.log.info({ identity: this.#o.identity }, 'kubernetes controller started');
@@ -100,6 +100,14 @@ export class KubeController {
     clearInterval(this.#resync);
     this.#queue.stop();
     await Promise.all([this.#ij?.stop(), this.#jobs?.stop(), this.#pods?.stop()]);
+  }
+
+  /**
+   * Every InferenceJob to be reconciled: at start, at each resync, and when the database's
+   * notifications are heard again after a time they were not (what changed meanwhile was never told).
+   */
+  enqueueAll(): void {
+    for (const ij of this.#ij?.list() ?? []) this.#queue.add(keyOf(ij));
   }
 
   /** A database change (NOTIFY) for a job: reconcile its InferenceJob. */

@@ -2,7 +2,7 @@
 // controller replicas; every replica serves the REST API (whose jobs become InferenceJobs).
 import type { JobKind } from '../../contract/index.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
-import { listenJobEvents } from '../../db/job-events.ts';
+import { listenForReconciles } from '../../db/job-events.ts';
 import type { Logger } from '../../http/logger.ts';
 import { kubeClients, type KubeClientLimits, type KubeClients } from '../../kube/client.ts';
 import { API_VERSION, GROUP, JOB_ID_ANNOTATION, KIND, LABELS, PLURAL, VERSION } from '../../kube/inference-job.ts';
@@ -77,7 +77,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
     events: new EventBudget({ ...o.events, log: o.log }),
     log: o.log,
   });
-  const events = listenJobEvents(o.databaseUrl, (e) => controller.enqueueJob(e.id), o.log);
+  const events = listenForReconciles(o.databaseUrl, controller, o.log);
   const lease = o.leaderElection.leaseDurationSeconds;
   const elector = o.leaderElection.enabled
     ? new LeaderElector({
