@@ -17,7 +17,7 @@ import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
 import { predictorMetrics } from './metrics.ts';
 import { oipRoutes } from './oip.ts';
-import type { Prediction, Predictor } from './predictor.ts';
+import type { Prediction, Predictor, ServedModelInfo } from './predictor.ts';
 import { ONE_IMAGE, parseBatch, parsePredict, type ImageInput, type ModelFields } from './requests.ts';
 import { checkpointTarget, ModelResolver, type Resolved } from './resolver.ts';
 import { cacheKey, type PredictionCache } from './result-cache.ts';
@@ -219,7 +219,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     res.json({ model: fields.model ?? resolved.target.checkpointPath, model_version: resolved.target.version ?? null, predictions });
   });
 
-  const reload = async (name: string) => {
+  const reloadNow = async (name: string) => {
     resolver.forget(name);
     try {
       const reloaded = await deps.predictor.reload(name, (version) => resolver.version(name, version));
@@ -230,6 +230,28 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
       metrics.reloads.inc({ model: name, outcome: 'failed' });
       throw err;
     }
+  };
+
+  // One reload of a name at a time, and at most one more waiting: every reload asked while one runs
+  // (a flapping LISTEN connection catching up each time, SIGHUPs, notices, POSTs) is that next one,
+  // which starts after it and so reads the newest file. Each caller gets its outcome.
+  const running = new Map<string, Promise<unknown>>();
+  const waiting = new Map<string, Promise<ServedModelInfo[]>>();
+  const reload = (name: string): Promise<ServedModelInfo[]> => {
+    const queued = waiting.get(name);
+    if (queued) return queued;
+    const next = (running.get(name) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => {
+        waiting.delete(name);
+        const run = reloadNow(name);
+        running.set(name, run);
+        return run.finally(() => {
+          if (running.get(name) === run) running.delete(name);
+        });
+      });
+    waiting.set(name, next);
+    return next;
   };
 
   // A reload asked of one replica is announced to every other one (Postgres NOTIFY; main.ts listens).

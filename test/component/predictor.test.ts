@@ -291,6 +291,28 @@ describe('the predictor', () => {
     expect(metrics).toMatch(/kinfer_predict_errors_total/);
   });
 
+  it('reloads a name once at a time: reloads asked meanwhile become one more, after it, and each caller gets its outcome', async () => {
+    const service = await predictorService();
+    const { http } = service;
+    expect((await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(image('red')) })).status).toBe(200);
+    const reloadsDone = async () =>
+      Number(
+        /kinfer_predict_reloads_total\{model="colors",outcome="ok",service="predictor"\} (\d+)/.exec(await (await fetch(`${http.url}/metrics`)).text())?.[1] ??
+          0,
+      );
+    const before = await reloadsDone();
+    // Five asked in one go: one reload. Then three while it runs: one more, after it.
+    const first = Array.from({ length: 5 }, () => service.reload('colors'));
+    await new Promise((r) => setImmediate(r));
+    const during = Array.from({ length: 3 }, () => service.reload('colors'));
+    const outcomes = await Promise.all([...first, ...during]);
+    expect(outcomes.map((o) => o.length)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(await reloadsDone()).toBe(before + 2);
+    // Nothing left running: the next one reloads at once.
+    await service.reload('colors');
+    expect(await reloadsDone()).toBe(before + 3);
+  });
+
   it("explains a prediction when asked: the overlay comes back in the answer, at the image's size", async () => {
     const { http } = await predictorService();
     const green = image('green', 2);
