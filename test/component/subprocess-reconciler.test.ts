@@ -147,8 +147,7 @@ describe('subprocess reconciler', () => {
         error_message: 'runner was killed by SIGKILL without reporting completion',
       });
     } finally {
-      r.stop();
-      await r.idle();
+      await r.stop();
       await ds.destroy();
       await proxy.close();
     }
@@ -175,8 +174,7 @@ describe('subprocess reconciler', () => {
     expect(executor.running.has(silent)).toBe(false);
     expect(await db.store.get('test_run', beating)).toMatchObject({ status: 'running' });
     expect(executor.running.has(beating)).toBe(true);
-    r.stop();
-    await r.idle();
+    await r.stop();
     await db.store.cancel('test_run', beating);
     executor.exit(beating, 'cancelled');
   });
@@ -196,8 +194,7 @@ describe('subprocess reconciler', () => {
       error_code: 'RUNNER_EXITED',
       error_message: 'runner exited with code 1 without reporting completion',
     });
-    r.stop();
-    await r.idle();
+    await r.stop();
     for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
   });
 
@@ -211,8 +208,7 @@ describe('subprocess reconciler', () => {
     await lingersThenStops(r, executor, ended, next);
     // The job keeps the outcome its runner reported.
     expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR', error_message: 'the model refused the input' });
-    r.stop();
-    await r.idle();
+    await r.stop();
     await db.store.cancel('test_run', next);
   });
 
@@ -243,8 +239,7 @@ describe('subprocess reconciler', () => {
     executor.exit(reported, 'runner exited with code 1 without reporting completion', 1);
     await eventually('failed', async () => ((await db.store.get('test_run', reported))?.status === 'failed' ? true : undefined));
     expect(executor.starts.filter((s) => s.jobId === reported)).toHaveLength(1);
-    r.stop();
-    await r.idle();
+    await r.stop();
   });
 
   it('starts one runner per shard of a sharded job', async () => {
@@ -254,8 +249,7 @@ describe('subprocess reconciler', () => {
     await r.start();
     await r.idle();
     expect(executor.starts.filter((s) => s.jobId === id).map((s) => s.shard)).toEqual([0, 1, 2]);
-    r.stop();
-    await r.idle();
+    await r.stop();
     await db.store.cancel('test_run', id);
   });
 
@@ -271,8 +265,7 @@ describe('subprocess reconciler', () => {
       error_code: 'RUNNER_NOT_STARTED',
       error_message: 'runner could not start: spawn ENOENT',
     });
-    r.stop();
-    await r.idle();
+    await r.stop();
   });
 
   it('after a restart, adopts a live runner and fails a lost one (RUNNER_LOST)', async () => {
@@ -282,8 +275,7 @@ describe('subprocess reconciler', () => {
     const lost = await newRun();
     await r1.start();
     await r1.idle();
-    r1.stop();
-    await r1.idle();
+    await r1.stop();
     // A new controller: the same runners, one of which died while nobody watched.
     const second = new FakeExecutor();
     second.alive.add(`fake:${live}`);
@@ -292,8 +284,7 @@ describe('subprocess reconciler', () => {
     await r2.idle();
     expect(await db.store.get('test_run', lost)).toMatchObject({ status: 'failed', error_code: 'RUNNER_LOST' });
     expect(await db.store.get('test_run', live)).toMatchObject({ status: 'pending', executor_ref: `fake:${live}` });
-    r2.stop();
-    await r2.idle();
+    await r2.stop();
     await db.store.cancel('test_run', live);
   });
 
@@ -303,8 +294,7 @@ describe('subprocess reconciler', () => {
     const ended = await newRun();
     await r1.start();
     await r1.idle();
-    r1.stop();
-    await r1.idle();
+    await r1.stop();
     const next = await newRun();
     // A new controller adopts the runner, which holds the only slot.
     const second = new FakeExecutor();
@@ -315,8 +305,7 @@ describe('subprocess reconciler', () => {
     expect(second.running.has(next)).toBe(false);
     await lingersThenStops(r2, second, ended, next);
     expect(await db.store.get('test_run', ended)).toMatchObject({ status: 'failed', error_code: 'RUNNER_ERROR' });
-    r2.stop();
-    await r2.idle();
+    await r2.stop();
     await db.store.cancel('test_run', next);
   });
 
@@ -326,8 +315,7 @@ describe('subprocess reconciler', () => {
     const id = await newRun();
     await r1.start();
     await r1.idle();
-    r1.stop();
-    await r1.idle();
+    await r1.stop();
     const second = new FakeExecutor();
     second.alive.add(`fake:${id}`);
     const r2 = reconciler(second, 2, 1);
@@ -343,7 +331,6 @@ describe('subprocess reconciler', () => {
       error_code: 'RUNNER_EXITED',
       error_message: 'runner process ended without reporting completion (it was started by a previous controller)',
     });
-    r2.stop();
-    await r2.idle();
+    await r2.stop();
   });
 });

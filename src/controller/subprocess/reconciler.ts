@@ -70,8 +70,13 @@ export class Reconciler {
     this.kick();
   }
 
-  stop(): void {
+  /**
+   * No more periodic passes, and the pass in progress done: one left running could act on a job
+   * after its controller said it stopped (a kick, such as a runner's exit, still runs one).
+   */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
+    await this.idle();
   }
 
   /** Runs a pass now, or right after the current one: passes never overlap. */
