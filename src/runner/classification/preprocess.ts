@@ -2,16 +2,8 @@
 // cv2.imread does for `yolo val`), resize so the shorter side is `resizeShorter` with Pillow's
 // bilinear or bicubic filter (torchvision's Resize on a PIL image), center-crop to the input size, scale to
 // [0,1] and normalize per channel in float32 (ToTensor, Normalize), lay out as CHW.
-import sharp from 'sharp';
 import { decodeRgb, transientRgb } from '../image/decode-rgb.ts';
 import { pilResize } from './pil-resize.ts';
-
-// One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
-// more threads per image only contend with inference for the same cores.
-sharp.concurrency(Number(process.env.KINFER_VIPS_THREADS ?? 1));
-// libvips' operation cache (up to 50 MB) serves repeated operations on one input; a stream of
-// distinct images never hits it.
-sharp.cache(false);
 
 export interface ClassificationPreprocess {
   /** [height, width] of the network input. */

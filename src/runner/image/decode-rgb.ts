@@ -5,6 +5,13 @@ import sharp, { type Sharp } from 'sharp';
 import { jpegOrientation } from './exif-orientation.ts';
 import { TJCS_GRAY, TJCS_YCbCr, turboJpeg, type JpegHeader, type TurboJpeg } from './turbo-jpeg.ts';
 
+// One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
+// more threads per image only contend with inference for the same cores.
+sharp.concurrency(Number(process.env.KINFER_VIPS_THREADS ?? 1));
+// libvips' operation cache (up to 50 MB) serves repeated operations on one input; a stream of
+// distinct images never hits it.
+sharp.cache(false);
+
 /** Decoded pixels, HWC RGB. */
 export interface RgbImage {
   data: Buffer;
@@ -41,7 +48,7 @@ export function directJpeg(bytes: Uint8Array): JpegHeader | undefined {
 }
 
 /** sharp's default `limitInputPixels`: 0x3FFF * 0x3FFF. */
-export const SHARP_PIXEL_LIMIT = 0x3fff * 0x3fff;
+const SHARP_PIXEL_LIMIT = 0x3fff * 0x3fff;
 
 /**
  * The largest image decoded (or picture encoded) on the calling thread, about 7 ms of CPU here: a
