@@ -7,6 +7,7 @@
 import express from 'express';
 import { streamJobEvents } from '../../src/controller/api/events.ts';
 import { JobEventHub, listenForReconciles } from '../../src/db/job-events.ts';
+import type { JobStore } from '../../src/db/job-store.ts';
 import { newTestRun, quietLog, serve, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
@@ -18,6 +19,54 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.stop();
 });
+
+/** A server-sent event stream as a client reads it: each event's name and its job's status. */
+function readEvents(url: string) {
+  const events: Array<{ event: string; status: string }> = [];
+  let ended = false;
+  const reading = (async () => {
+    const res = await fetch(url);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
+        const block = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) events.push({ event, status: JSON.parse(data).status });
+      }
+    }
+    ended = true;
+  })();
+  return { events, ended: () => ended, reading };
+}
+
+/** The stream of a job cancelled while pending: its status, then done, and then it ends. */
+async function endsPendingThenCancelled(stream: ReturnType<typeof readEvents>): Promise<void> {
+  await eventually('the stream ends', async () => (stream.ended() ? true : undefined), 10_000);
+  expect(stream.events).toEqual([
+    { event: 'status', status: 'pending' },
+    { event: 'done', status: 'cancelled' },
+  ]);
+}
+
+/** The hub hears changes (a new job each try: a change it missed is not made again). */
+async function hubListening(hub: JobEventHub): Promise<void> {
+  await eventually('the hub listening', async () => {
+    const probe = await newTestRun(db.store);
+    const heard: string[] = [];
+    const unsubscribe = hub.subscribe(probe, { onEvent: (e) => heard.push(e.status) });
+    await db.store.cancel('test_run', probe);
+    await new Promise((r) => setTimeout(r, 200));
+    unsubscribe();
+    return heard.includes('cancelled') ? true : undefined;
+  });
+}
 
 describe('job events across a lost LISTEN connection', () => {
   it('a stream open while the job ends unheard gets its done once the hub listens again', async () => {
@@ -32,38 +81,10 @@ describe('job events across a lost LISTEN connection', () => {
     });
     const api = await serve(app);
     const id = await newTestRun(db.store);
-    const events: Array<{ event: string; status: string }> = [];
-    let ended = false;
     try {
-      // The hub hears changes before the cut (a new job each try: a change it missed is not made again).
-      await eventually('the hub listening', async () => {
-        const probe = await newTestRun(db.store);
-        const heard: string[] = [];
-        const unsubscribe = hub.subscribe(probe, { onEvent: (e) => heard.push(e.status) });
-        await db.store.cancel('test_run', probe);
-        await new Promise((r) => setTimeout(r, 200));
-        unsubscribe();
-        return heard.includes('cancelled') ? true : undefined;
-      });
-      const res = await fetch(`${api.url}/events/${id}`);
-      const reader = res.body!.getReader();
-      const decoder = new TextDecoder();
-      let buffer = '';
-      const reading = (async () => {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += decoder.decode(value, { stream: true });
-          for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
-            const block = buffer.slice(0, at);
-            buffer = buffer.slice(at + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event && data) events.push({ event, status: JSON.parse(data).status });
-          }
-        }
-        ended = true;
-      })();
+      await hubListening(hub); // before the cut
+      const stream = readEvents(`${api.url}/events/${id}`);
+      const events = stream.events;
       await eventually('the first status', async () => (events.length > 0 ? true : undefined), 10_000);
       expect(events).toEqual([{ event: 'status', status: 'pending' }]);
 
@@ -71,16 +92,119 @@ describe('job events across a lost LISTEN connection', () => {
       await new Promise((r) => setTimeout(r, 1_500)); // the hub gives the connection up (heartbeat 0.3 s)
       await db.store.cancel('test_run', id); // NOTIFYs; nobody hears it
       await new Promise((r) => setTimeout(r, 1_000));
-      expect([events.length, ended]).toEqual([1, false]);
+      expect([events.length, stream.ended()]).toEqual([1, false]);
 
       proxy.thaw();
-      await eventually('the stream ends with done', async () => (ended ? true : undefined), 15_000);
-      await reading;
+      await eventually('the stream ends with done', async () => (stream.ended() ? true : undefined), 15_000);
+      await stream.reading;
       expect(events).toEqual([
         { event: 'status', status: 'pending' },
         { event: 'done', status: 'cancelled' },
       ]);
     } finally {
+      await hub.stop();
+      await api.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe("a stream's first read", () => {
+  /**
+   * An API whose stream reads its job through a store that holds the stream's first read (done,
+   * its answer kept) until `release`: what happens meanwhile happens while it is under way.
+   * `laterReadsFail`: every read after the first fails, as with the database gone.
+   */
+  async function heldFirstRead(hub: JobEventHub, laterReadsFail = false) {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let held = false;
+    let reads = 0;
+    const store = new Proxy(db.store, {
+      get(target, prop) {
+        if (prop === 'get')
+          return async (...args: Parameters<JobStore['get']>) => {
+            if (laterReadsFail && reads > 0) throw new Error('connection terminated unexpectedly');
+            const job = await target.get(...args);
+            if (reads++ === 0) {
+              held = true;
+              await released;
+            }
+            return job;
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const app = express();
+    app.get('/events/:id', async (req, res) => {
+      const job = (await db.store.get('test_run', req.params.id))!;
+      await streamJobEvents(req, res, { kind: 'test_run', job, store, hub, present: (j) => ({ id: j.id, status: j.status }) });
+    });
+    const api = await serve(app);
+    return { api, release, held: () => held };
+  }
+
+  it('a job that ends meanwhile: its status first, then done, and nothing written after the end', async () => {
+    const hub = new JobEventHub(db.url, quietLog());
+    const { api, release, held } = await heldFirstRead(hub);
+    const id = await newTestRun(db.store);
+    try {
+      await hubListening(hub);
+      const stream = readEvents(`${api.url}/events/${id}`);
+      await eventually('the first read under way', async () => (held() ? true : undefined), 10_000);
+      await db.store.cancel('test_run', id); // heard now, while the first read is held
+      await new Promise((r) => setTimeout(r, 500));
+      // Before: the event was handled at once, `done` written and the stream ended; the first
+      // read's `status`, written after that, was an uncaught ERR_STREAM_WRITE_AFTER_END.
+      expect(stream.events).toEqual([]);
+      release();
+      await endsPendingThenCancelled(stream);
+    } finally {
+      release();
+      await hub.stop();
+      await api.close();
+    }
+  });
+
+  it('a read that fails ends the stream, for its client to connect again, instead of stalling it', async () => {
+    const hub = new JobEventHub(db.url, quietLog());
+    const { api, release } = await heldFirstRead(hub, true);
+    const id = await newTestRun(db.store);
+    try {
+      await hubListening(hub);
+      release();
+      const stream = readEvents(`${api.url}/events/${id}`);
+      await eventually('the first status', async () => (stream.events.length > 0 ? true : undefined), 10_000);
+      await db.store.cancel('test_run', id); // its done needs a read, which fails
+      await eventually('the stream ends', async () => (stream.ended() ? true : undefined), 10_000);
+      expect(stream.events).toEqual([{ event: 'status', status: 'pending' }]);
+    } finally {
+      await hub.stop();
+      await api.close();
+    }
+  });
+
+  it('the hub starting to listen meanwhile: one status, not two', async () => {
+    // The hub cannot reach Postgres until the stream has subscribed and its first read is under way.
+    const proxy = await tcpProxy(Number(new URL(db.url).port));
+    const relayed = new URL(db.url);
+    relayed.port = String(proxy.port);
+    proxy.freeze();
+    const hub = new JobEventHub(relayed.toString(), quietLog(), { heartbeatMs: 300 });
+    const { api, release, held } = await heldFirstRead(hub);
+    const id = await newTestRun(db.store);
+    try {
+      const stream = readEvents(`${api.url}/events/${id}`);
+      await eventually('the first read under way', async () => (held() ? true : undefined), 10_000);
+      proxy.thaw();
+      await hubListening(hub); // it has told its subscribers to read their jobs again
+      release();
+      await eventually('the first status', async () => (stream.events.length > 0 ? true : undefined), 10_000);
+      await db.store.cancel('test_run', id);
+      await endsPendingThenCancelled(stream);
+    } finally {
+      release();
       await hub.stop();
       await api.close();
       await proxy.close();
