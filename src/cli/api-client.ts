@@ -24,6 +24,15 @@ export class ApiError extends Error {
     this.status = status;
     this.body = body;
   }
+
+  /** From an error answer's text: the API's JSON, or a proxy's page (a 502's HTML) as its message. */
+  static fromText(status: number, text: string): ApiError {
+    try {
+      return new ApiError(status, text ? JSON.parse(text) : undefined);
+    } catch {
+      return new ApiError(status, { message: text.trim().slice(0, 200) });
+    }
+  }
 }
 
 /**
@@ -55,18 +64,14 @@ export class ApiClient {
       body: body === undefined ? null : JSON.stringify(body),
     });
     const text = await res.body.text();
-    const json = text ? JSON.parse(text) : undefined;
-    if (res.statusCode >= 400) throw new ApiError(res.statusCode, json);
-    return json as T;
+    if (res.statusCode >= 400) throw ApiError.fromText(res.statusCode, text);
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Streams a response body to a file (or standard output); returns the bytes written. */
   async download(path: string, file?: string): Promise<number> {
     const res = await request(`${this.#base}${path}`, { headers: this.#auth });
-    if (res.statusCode >= 400) {
-      const text = await res.body.text();
-      throw new ApiError(res.statusCode, text ? JSON.parse(text) : undefined);
-    }
+    if (res.statusCode >= 400) throw ApiError.fromText(res.statusCode, await res.body.text());
     let bytes = 0;
     res.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
     await pipeline(

@@ -74,28 +74,67 @@ async function kindOf(client: ApiClient, id: string): Promise<{ segment: string;
   throw new ApiError(404, { message: `no test run or inference job ${id}` });
 }
 
-/** Follows a job's server-sent events until `done`; the finished job. */
-async function follow(ctx: JobCommandContext, segment: string, id: string, onEvent: (event: string, data: Record<string, unknown>) => void): Promise<JobView> {
+/** How long `watch` keeps trying to reach the job's event stream again before it gives up. */
+const RECONNECT_FOR_MS = Number(process.env.KINFER_WATCH_RECONNECT_MS ?? 60_000);
+
+/**
+ * One connection to a job's server-sent events: `done`'s job, or undefined when the stream ended
+ * before it. An answer of 4xx is thrown as ApiError (the job is gone, or not yours), and so is 5xx.
+ */
+async function followOnce(
+  ctx: JobCommandContext,
+  segment: string,
+  id: string,
+  onEvent: (event: string, data: Record<string, unknown>) => void,
+): Promise<JobView | undefined> {
   const token = ctx.token();
   const res = await request(`${ctx.apiUrl.replace(/\/+$/, '')}/${segment}/${encodeURIComponent(id)}/events`, {
     headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
   });
-  if (res.statusCode >= 400) {
-    const text = await res.body.text();
-    throw new ApiError(res.statusCode, text ? JSON.parse(text) : undefined);
-  }
+  if (res.statusCode >= 400) throw ApiError.fromText(res.statusCode, await res.body.text());
   let buffer = '';
-  let done: JobView | undefined;
   for await (const chunk of res.body) {
     const taken = takeServerSentEvents(buffer + (chunk as Buffer).toString('utf8'));
     buffer = taken.rest;
     for (const { event, data } of taken.events) {
       onEvent(event, data as Record<string, unknown>);
-      if (event === 'done') done = data as JobView;
+      if (event === 'done') return data as JobView;
     }
   }
-  if (!done) throw new Error('the event stream ended before the job did (the server stopped?); run kinfer watch again');
-  return done;
+  return undefined;
+}
+
+/**
+ * Follows a job's server-sent events until `done`; the finished job. A stream that ends or breaks
+ * before (a controller restarting in a rolling update, a proxy's timeout, the database away for a
+ * moment) is opened again, as a browser's EventSource would: it starts with the job's status.
+ * Gives up after RECONNECT_FOR_MS without a stream, and at once on a 4xx or when the first
+ * connection fails (a wrong KINFER_API_URL is said at once, not after a minute).
+ */
+async function follow(ctx: JobCommandContext, segment: string, id: string, onEvent: (event: string, data: Record<string, unknown>) => void): Promise<JobView> {
+  let lastStream: number | undefined;
+  let delay = 500;
+  for (;;) {
+    let why: string;
+    try {
+      const done = await followOnce(ctx, segment, id, (event, data) => {
+        lastStream = Date.now();
+        delay = 500;
+        onEvent(event, data);
+      });
+      if (done) return done;
+      why = 'the event stream ended before the job did';
+    } catch (err) {
+      if (lastStream === undefined || (err instanceof ApiError && err.status < 500)) throw err;
+      why = `the event stream broke (${(err as Error).message})`;
+    }
+    if (lastStream === undefined) throw new Error(`${why}; run kinfer watch ${id} again`);
+    if (Date.now() - lastStream > RECONNECT_FOR_MS)
+      throw new Error(`${why}, and no stream for ${Math.round(RECONNECT_FOR_MS / 1000)} s; run kinfer watch ${id} again`);
+    process.stderr.write(`${why}; connecting again in ${delay / 1000} s\n`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 5_000);
+  }
 }
 
 /** Watches a job to its end with a progress bar (on stderr); exit code 0 when it completed. */

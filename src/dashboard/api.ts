@@ -53,25 +53,40 @@ export async function blobUrl(path: string): Promise<string> {
 
 /**
  * A job's server-sent events, read with fetch (EventSource cannot send an Authorization header).
- * Calls `on` per event until `done` or until the returned function is called.
+ * Calls `on` per event until `done` or until the returned function is called. A stream that ends
+ * or breaks before `done` (the controller restarting, the database away for a moment) is opened
+ * again after a pause, as EventSource would; it starts with the job's status. A 4xx (the job
+ * deleted, the session ended) stops it.
  */
 export function events(segment: string, id: string, on: (event: string, data: any) => void): () => void {
   const controller = new AbortController();
+  const { signal } = controller;
   void (async () => {
-    try {
-      const res = await fetch(`/api/v1/${segment}/${id}/events`, { headers: headers({ accept: 'text/event-stream' }), signal: controller.signal });
-      if (!res.ok || !res.body) return;
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const taken = takeServerSentEvents(buffer + value);
-        buffer = taken.rest;
-        for (const e of taken.events) on(e.event, e.data);
+    let pause = 1_000;
+    while (!signal.aborted) {
+      try {
+        const res = await fetch(`/api/v1/${segment}/${id}/events`, { headers: headers({ accept: 'text/event-stream' }), signal });
+        if (res.status >= 400 && res.status < 500) return;
+        if (res.ok && res.body) {
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = '';
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            const taken = takeServerSentEvents(buffer + value);
+            buffer = taken.rest;
+            for (const e of taken.events) {
+              on(e.event, e.data);
+              if (e.event === 'done') return;
+              pause = 1_000;
+            }
+          }
+        }
+      } catch {
+        // Aborted (the page was left: the loop ends) or the server went away: try again.
       }
-    } catch {
-      // Aborted (the page was left) or the server went away: the page shows what it has.
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 10_000);
     }
   })();
   return () => controller.abort();

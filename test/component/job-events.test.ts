@@ -4,12 +4,14 @@
 // once the network is back, and every open stream reads its job again: it gets its `done`. The
 // Kubernetes controller's listener the same way: once it listens again, every job is reconciled,
 // not only at the next resync (30 s).
+import { resolve } from 'node:path';
 import express from 'express';
 import { streamJobEvents } from '../../src/controller/api/events.ts';
 import { JobEventHub, listenForReconciles } from '../../src/db/job-events.ts';
 import type { JobStore } from '../../src/db/job-store.ts';
 import { newTestRun, quietLog, serve, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
+import { runCommand } from '../support/processes.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
 
 let db: TestDatabase;
@@ -210,6 +212,89 @@ describe("a stream's first read", () => {
       await proxy.close();
     }
   });
+});
+
+describe('kinfer watch across a broken stream', () => {
+  /** The two routes `kinfer watch` reads (the job, its events), behind a relay that can be cut. */
+  async function watchedApi(hub: JobEventHub) {
+    let streams = 0;
+    const app = express();
+    app.get('/api/v1/test-runs/:id', async (req, res) => {
+      res.json(await db.store.get('test_run', req.params.id));
+    });
+    app.get('/api/v1/test-runs/:id/events', async (req, res) => {
+      const job = (await db.store.get('test_run', req.params.id))!;
+      await streamJobEvents(req, res, { kind: 'test_run', job, store: db.store, hub, present: (j) => ({ ...j }) });
+      streams++; // its first status written
+    });
+    const api = await serve(app);
+    const proxy = await tcpProxy(Number(new URL(api.url).port));
+    return { url: `http://127.0.0.1:${proxy.port}/api/v1`, proxy, api, streams: () => streams };
+  }
+  /** Until watch has a stream and its first status (relayed within this margin), so that the cut breaks a stream, not its opening. */
+  const following = async (streams: () => number) => {
+    await eventually('watch following the job', async () => (streams() === 1 ? true : undefined), 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+  };
+  const watch = (url: string, id: string, env: Record<string, string> = {}) =>
+    runCommand(resolve('bin/kinfer'), ['watch', id], { env: { ...process.env, NODE_OPTIONS: '', KINFER_API_URL: url, KINFER_TOKEN: 'unused', ...env } });
+
+  it('connects again and ends with the job, whose end it did not hear', async () => {
+    const hub = new JobEventHub(db.url, quietLog());
+    const { url, proxy, api, streams } = await watchedApi(hub);
+    const id = await newTestRun(db.store);
+    try {
+      await hubListening(hub);
+      const watching = watch(url, id);
+      await following(streams);
+      await proxy.cut(); // its stream breaks, and connecting again is refused for a while
+      await db.store.cancel('test_run', id);
+      await new Promise((r) => setTimeout(r, 1_500));
+      await proxy.restore();
+      const result = await watching;
+      expect(streams()).toBeGreaterThanOrEqual(2);
+      // Cancelled: exit code 1, as for any job that did not complete, with the job as it ended.
+      expect([result.code, result.stdout]).toEqual([1, expect.stringContaining(`${id}  cancelled`)]);
+      expect(result.stderr).toMatch(/the event stream broke .*; connecting again in 0\.5 s/);
+    } finally {
+      await hub.stop();
+      await proxy.close();
+      await api.close();
+    }
+  }, 60_000);
+
+  it("a proxy's error page, not JSON, is said as it is", async () => {
+    const app = express();
+    app.get('/api/v1/test-runs/:id', (_req, res) => {
+      res.status(502).type('html').send('<html><body>502 Bad Gateway</body></html>\n');
+    });
+    const api = await serve(app);
+    try {
+      const result = await runCommand(resolve('bin/kinfer'), ['test-run', 'get', 'some-id'], {
+        env: { ...process.env, NODE_OPTIONS: '', KINFER_API_URL: `${api.url}/api/v1`, KINFER_TOKEN: 'unused' },
+      });
+      expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('HTTP 502: <html><body>502 Bad Gateway</body></html>')]);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('gives up, saying so, when no stream comes back for KINFER_WATCH_RECONNECT_MS', async () => {
+    const hub = new JobEventHub(db.url, quietLog());
+    const { url, proxy, api, streams } = await watchedApi(hub);
+    const id = await newTestRun(db.store);
+    try {
+      const watching = watch(url, id, { KINFER_WATCH_RECONNECT_MS: '1500' });
+      await following(streams);
+      await proxy.cut();
+      const result = await watching;
+      expect([result.code, result.stderr]).toEqual([1, expect.stringContaining(`no stream for 2 s; run kinfer watch ${id} again`)]);
+    } finally {
+      await hub.stop();
+      await proxy.close();
+      await api.close();
+    }
+  }, 60_000);
 });
 
 describe("a controller's job events across a lost LISTEN connection", () => {

@@ -1,10 +1,11 @@
 // The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core)
 // against the real stack (controller serving the dashboard, predictor, runners, Postgres, S3):
 // a prediction from an uploaded image; a test run created in at most 3 clicks and watched to
-// Completed without a reload; the confusion matrix equal to the API's; the Incorrect filter
-// showing exactly the misclassified images; two runs compared; one deleted with its artifacts;
-// the sign-in form; no serious accessibility violation (axe-core) on any page. Screenshots of each
-// page go to $KINFER_TEST_DIR/screenshots (and to $KINFER_SCREENSHOTS_DIR when set: the README's).
+// Completed without a reload (its first event stream broken); the confusion matrix equal to the
+// API's; the Incorrect filter showing exactly the misclassified images; two runs compared; one
+// deleted with its artifacts; the sign-in form; no serious accessibility violation (axe-core) on
+// any page. Screenshots of each page go to $KINFER_TEST_DIR/screenshots (and to
+// $KINFER_SCREENSHOTS_DIR when set: the README's).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -129,13 +130,22 @@ describe('the dashboard in a browser', () => {
     expect(await accessibilityProblems(page)).toEqual([]);
     await screenshot(page, 'new-test-run');
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    // The run's first event stream breaks at once (a controller restarting): the page opens it again.
+    const streams: string[] = [];
+    await page.route('**/events', async (route) => {
+      streams.push(route.request().url());
+      if (streams.length === 1) await route.abort('connectionreset');
+      else await route.continue();
+    });
     await page.getByRole('button', { name: 'Create test run' }).click();
     clicks++;
     await page.waitForURL(/\/test-runs\/[0-9a-f-]{36}$/);
     runId = page.url().split('/').at(-1)!;
     await page.locator('[data-testid=status]', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
-    // The same document all along: it updated itself from the events.
+    // The same document all along: it updated itself from the events, on a second stream.
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    expect(streams.length).toBeGreaterThanOrEqual(2);
+    await page.unroute('**/events');
     expect(clicks).toBeLessThanOrEqual(3);
     const run = (await stack.api('GET', `/test-runs/${runId}`)).body;
     expect(outcome(run)).toEqual({ status: 'completed', error_message: null });
