@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express, type Request, type Response } from 'express';
 import { request } from 'undici';
 import type { Logger } from '../http/logger.ts';
+import { sendStream } from '../http/send-stream.ts';
 
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard', import.meta.url));
 
@@ -62,8 +63,7 @@ export function predictProxy(app: Express, predictorUrl: string | undefined, log
         const value = upstream.headers[name];
         if (typeof value === 'string') res.setHeader(name, value);
       }
-      for await (const chunk of upstream.body) res.write(chunk);
-      res.end();
+      await sendStream(res, upstream.body);
     } catch (err) {
       log.warn({ err }, 'predictor unreachable');
       if (!res.headersSent) res.status(503).json({ error: 'predictor_unavailable', message: 'the predictor does not answer; retry' });

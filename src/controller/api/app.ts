@@ -25,6 +25,7 @@ import { compareTestRuns, incomparable } from './compare.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { dashboardRoutes, predictProxy } from '../dashboard.ts';
 import type { TestRun } from '../../db/entities.ts';
+import { sendStream } from '../../http/send-stream.ts';
 import { streamJobEvents } from './events.ts';
 import { checkExportable, EXPORT_CONTENT_TYPES, exportChunks, ExportQuery } from './exports.ts';
 import { modelRoutes } from './models.ts';
@@ -233,10 +234,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       checkExportable(format, job.task_type);
       const ext = format === 'csv' ? 'csv' : 'json';
       res.status(200).type(EXPORT_CONTENT_TYPES[format]).attachment(`${SEGMENT[kind]}-${job.id}-${format}.${ext}`);
-      for await (const chunk of exportChunks(format, job.task_type, store.allImages(kind, job.id))) {
-        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
-      }
-      res.end();
+      await sendStream(res, exportChunks(format, job.task_type, store.allImages(kind, job.id)));
     });
   }
 

@@ -8,6 +8,7 @@ import { canonicalStorageUri, jobArtifactsUri, joinStorageUri, type JobKind } fr
 import type { InferenceJob, TestRun } from '../../db/entities.ts';
 import type { Job, JobStore } from '../../db/job-store.ts';
 import { HttpError } from '../../http/errors.ts';
+import { sendStream } from '../../http/send-stream.ts';
 import type { StorageClient } from '../../storage/object-store.ts';
 import { callerOf, requireRole } from './caller.ts';
 
@@ -47,10 +48,7 @@ export function artifactRoutes(router: Router, d: ArtifactRouteDeps): void {
       .status(200)
       .type(CONTENT_TYPES[ext] ?? 'application/octet-stream')
       .setHeader('content-length', String(stat.size));
-    for await (const chunk of d.storage.stream(uri)) {
-      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
-    }
-    res.end();
+    await sendStream(res, d.storage.stream(uri));
   });
 
   // A small JPEG of an image the job read (from its dataset or list), for tables of results.
