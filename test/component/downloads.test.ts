@@ -8,6 +8,7 @@ import { jobArtifactsUri } from '../../src/contract/index.ts';
 import { createControllerApp } from '../../src/controller/api/app.ts';
 import type { StorageClient } from '../../src/storage/object-store.ts';
 import { eventually } from '../support/local-cluster.ts';
+import { wrapMethod } from '../support/wrap-method.ts';
 import {
   FakeTier,
   newTestRun,
@@ -36,21 +37,19 @@ beforeAll(async () => {
   storage = testStorage();
   access = await testAccess(db.ds);
   // The real client, its streams counted as they open and close.
-  const counted = new Proxy(storage, {
-    get(target, prop) {
-      if (prop === 'stream')
-        return async function* (...args: Parameters<StorageClient['stream']>) {
-          streams.opened++;
-          try {
-            yield* target.stream(...args);
-          } finally {
-            streams.closed++;
-          }
-        };
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  const counted = wrapMethod(
+    storage,
+    'stream',
+    (stream) =>
+      async function* (...args: Parameters<StorageClient['stream']>) {
+        streams.opened++;
+        try {
+          yield* stream(...args);
+        } finally {
+          streams.closed++;
+        }
+      },
+  );
   api = await serve(
     createControllerApp({
       store: db.store,

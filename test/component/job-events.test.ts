@@ -13,6 +13,7 @@ import { newTestRun, quietLog, serve, testDatabase, type TestDatabase } from '..
 import { eventually } from '../support/local-cluster.ts';
 import { runCommand } from '../support/processes.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
+import { wrapMethod } from '../support/wrap-method.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -122,22 +123,20 @@ describe("a stream's first read", () => {
     const released = new Promise<void>((r) => (release = r));
     let held = false;
     let reads = 0;
-    const store = new Proxy(db.store, {
-      get(target, prop) {
-        if (prop === 'get')
-          return async (...args: Parameters<JobStore['get']>) => {
-            if (laterReadsFail && reads > 0) throw new Error('connection terminated unexpectedly');
-            const job = await target.get(...args);
-            if (reads++ === 0) {
-              held = true;
-              await released;
-            }
-            return job;
-          };
-        const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const store = wrapMethod(
+      db.store,
+      'get',
+      (get) =>
+        (async (...args: Parameters<JobStore['get']>) => {
+          if (laterReadsFail && reads > 0) throw new Error('connection terminated unexpectedly');
+          const job = await get(...args);
+          if (reads++ === 0) {
+            held = true;
+            await released;
+          }
+          return job;
+        }) as JobStore['get'],
+    );
     const app = express();
     app.get('/events/:id', async (req, res) => {
       const job = (await db.store.get('test_run', req.params.id))!;

@@ -28,6 +28,7 @@ import {
 } from '../support/in-process.ts';
 import { ModelStore } from '../../src/db/model-store.ts';
 import { invalidJobCases, type InvalidCase } from '../support/invalid-jobs.ts';
+import { wrapMethod } from '../support/wrap-method.ts';
 
 let cluster: TestCluster;
 let db: TestDatabase;
@@ -303,17 +304,16 @@ describe('leader election', () => {
     let release: () => void = () => undefined;
     let held: Promise<void> | undefined;
     let patchesStarted = 0;
-    const coordination = new Proxy(real, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        if (prop !== 'patchNamespacedLease' || typeof value !== 'function') return value;
-        return async (...args: unknown[]) => {
+    const coordination = wrapMethod(
+      real,
+      'patchNamespacedLease',
+      (patch) =>
+        (async (...args: Parameters<typeof patch>) => {
           patchesStarted++;
           if (held) await held;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+          return patch(...args);
+        }) as typeof patch,
+    );
     const leading: string[] = [];
     const a = new LeaderElector({
       coordination,
