@@ -23,6 +23,22 @@ export function listenChannel(
   log: Logger,
   hooks: ListenHooks = {},
 ): { stop(): Promise<void> } {
+  return listenChannels(url, { [channel]: onPayload }, log, hooks);
+}
+
+/**
+ * Several channels on one connection (each with its handler): a process that hears several
+ * things holds one LISTEN connection of the database's `max_connections`, not one per channel.
+ * The connection's `application_name` names them (`kinfer listen a,b`), for pg_stat_activity.
+ */
+export function listenChannels(
+  url: string,
+  handlers: Record<string, (payload: unknown) => void>,
+  log: Logger,
+  hooks: ListenHooks = {},
+): { stop(): Promise<void> } {
+  const channels = Object.keys(handlers);
+  const channel = channels.join(',');
   const heartbeatMs = hooks.heartbeatMs ?? 5_000;
   let client: pg.Client | undefined;
   let stopped = false;
@@ -30,7 +46,8 @@ export function listenChannel(
 
   const connect = async () => {
     if (stopped) return;
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: heartbeatMs });
+    // Postgres keeps 63 bytes of it.
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: heartbeatMs, application_name: `kinfer listen ${channel}`.slice(0, 63) });
     let gone = false;
     /** This connection is done for: said once, closed, and another one tried a second later. */
     const drop = (message: string, err?: unknown) => {
@@ -66,16 +83,19 @@ export function listenChannel(
       heartbeat.unref();
     };
     c.on('notification', (msg) => {
+      let payload: unknown;
       try {
-        onPayload(JSON.parse(msg.payload ?? 'null'));
+        payload = JSON.parse(msg.payload ?? 'null');
       } catch {
-        log.warn({ channel }, 'ignored a notification that is not JSON');
+        log.warn({ channel: msg.channel }, 'ignored a notification that is not JSON');
+        return;
       }
+      handlers[msg.channel]?.(payload);
     });
     c.on('error', (err) => drop('listener lost its connection; reconnecting', err));
     try {
       await c.connect();
-      await c.query(`LISTEN ${channel}`);
+      for (const ch of channels) await c.query(`LISTEN ${ch}`);
     } catch (err) {
       drop('listener cannot connect; retrying', err);
       return;

@@ -11,7 +11,7 @@ import { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { CachedTokenLookup } from '../controller/auth/token-cache.ts';
 import { openDatabase } from '../db/data-source.ts';
 import { MODEL_RELOADS_CHANNEL, ModelStore } from '../db/model-store.ts';
-import { listenChannel } from '../db/notifications.ts';
+import { listenChannels } from '../db/notifications.ts';
 import { TOKEN_CHANGES_CHANNEL, TokenStore } from '../db/token-store.ts';
 import { serviceLogger } from '../http/logger.ts';
 import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
@@ -89,22 +89,6 @@ try {
       )
     : new MemoryCache(config.KINFER_PREDICT_CACHE_ENTRIES);
   const tokens = new CachedTokenLookup(new TokenStore(ds), { ttlMs: config.KINFER_PREDICTOR_TOKEN_CACHE_SECONDS * 1000, maxEntries: 10_000 });
-  const tokenChanges = listenChannel(
-    config.DATABASE_URL,
-    TOKEN_CHANGES_CHANNEL,
-    (payload) => {
-      const id = (payload as { id?: unknown } | null)?.id;
-      if (typeof id === 'string') tokens.forget(id);
-    },
-    log,
-    {
-      onListening: () => {
-        tokens.listening = true;
-        log.info({ ttl_seconds: config.KINFER_PREDICTOR_TOKEN_CACHE_SECONDS }, 'revocations are heard: API tokens are cached');
-      },
-      onLost: () => (tokens.listening = false),
-    },
-  );
   const replicaId = randomUUID();
   const { app, reload, drain } = createPredictorApp({
     predictor,
@@ -131,20 +115,31 @@ try {
   const reloadWarm = (why: string) => {
     for (const name of predictor.warmNames()) void reloadLogged(name, `reloaded ${why}`);
   };
-  // Reloads asked of another replica.
-  const reloads = listenChannel(
+  // One LISTEN connection for both: revocations (cached API tokens forgotten) and reloads asked of
+  // another replica. While it is down, tokens are not cached (they could not be revoked); once it
+  // listens again, a reload announced meanwhile was never heard: every warm model again (at
+  // start-up none is warm: nothing to do).
+  const notices = listenChannels(
     config.DATABASE_URL,
-    MODEL_RELOADS_CHANNEL,
-    (payload) => {
-      const notice = payload as { name?: unknown; origin?: unknown };
-      if (typeof notice.name !== 'string' || notice.origin === replicaId) return;
-      void reloadLogged(notice.name, 'reloaded on notice', { origin: notice.origin });
+    {
+      [TOKEN_CHANGES_CHANNEL]: (payload) => {
+        const id = (payload as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') tokens.forget(id);
+      },
+      [MODEL_RELOADS_CHANNEL]: (payload) => {
+        const notice = payload as { name?: unknown; origin?: unknown };
+        if (typeof notice.name !== 'string' || notice.origin === replicaId) return;
+        void reloadLogged(notice.name, 'reloaded on notice', { origin: notice.origin });
+      },
     },
     log,
     {
-      // A reload announced while the connection was down (or not up yet) was never heard: every
-      // warm model again. At start-up none is warm: nothing to do.
-      onListening: () => reloadWarm('after reload notices could not be heard'),
+      onListening: () => {
+        tokens.listening = true;
+        log.info({ ttl_seconds: config.KINFER_PREDICTOR_TOKEN_CACHE_SECONDS }, 'revocations are heard: API tokens are cached');
+        reloadWarm('after reload notices could not be heard');
+      },
+      onLost: () => (tokens.listening = false),
     },
   );
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
@@ -162,8 +157,7 @@ try {
     }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
     grace.unref();
     await server.close();
-    await reloads.stop();
-    await tokenChanges.stop();
+    await notices.stop();
     await predictor.close();
     await cache.close();
     await ds.destroy();

@@ -10,7 +10,7 @@ import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-cla
 import { buildColorDataset, type DatasetFile } from '../../src/samples/color-dataset.ts';
 import { testAccess, testDatabase, testPrefix, testStorage, type TestDatabase } from '../support/in-process.ts';
 import { startRedis, type TestRedis } from '../support/redis-server.ts';
-import type { TokenStore } from '../../src/db/token-store.ts';
+import { TOKEN_CHANGES_CHANNEL, type TokenStore } from '../../src/db/token-store.ts';
 import { MODEL_RELOADS_CHANNEL } from '../../src/db/model-store.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
 
@@ -152,6 +152,12 @@ describe('the predictor process', () => {
     expect(/reloaded on notice/.test(a.log())).toBe(false);
     const fromB = await predict(b.url, { ...red, conf: 0.25 });
     expect([fromB.body.cached, fromB.body.predicted_label]).toEqual([false, 'red-v2']);
+
+    // Revocations and reloads are heard on one LISTEN connection a replica, not one a channel.
+    const listeners: Array<{ application_name: string }> = await db.ds.query(
+      `SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'kinfer listen%'`,
+    );
+    expect(listeners.map((l) => l.application_name)).toEqual(Array(2).fill(`kinfer listen ${TOKEN_CHANGES_CHANNEL},${MODEL_RELOADS_CHANNEL}`));
   });
 
   it('a reload announced while its LISTEN connection was down is not lost: every warm model is loaded again once it listens again', async () => {
