@@ -10,6 +10,7 @@ import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { buildShapeDataset } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { eventually } from '../support/local-cluster.ts';
+import { inSlowMotion, pidsWithEnv } from '../support/processes.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const IMAGES = 480;
@@ -79,22 +80,6 @@ async function artifactsOf(id: string): Promise<{ lines: number[]; parts: string
   };
 }
 
-/** The live runner processes of a job, by shard (read from each process's environment). */
-function runnersOf(executorRef: string): Map<number, number> {
-  const byShard = new Map<number, number>();
-  for (const ref of executorRef.split(',')) {
-    const pid = Number(/^pid:(\d+)/.exec(ref)![1]);
-    try {
-      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      const shard = env.find((e) => e.startsWith('SHARD_INDEX='));
-      byShard.set(shard ? Number(shard.slice('SHARD_INDEX='.length)) : 0, pid);
-    } catch {
-      // already gone
-    }
-  }
-  return byShard;
-}
-
 describe('sharded test runs (subprocess tier)', () => {
   it('an 8-shard run has per-image rows exactly the dataset, images.jsonl in order, and metrics identical to the one-shard run', async () => {
     const run = await finished(await submit({ parallelism: 8 }));
@@ -115,34 +100,32 @@ describe('sharded test runs (subprocess tier)', () => {
 
   it("a shard's runner killed mid-run is started again, resumes after its committed images, and the run ends as if nothing happened", async () => {
     const id = await submit({ parallelism: 4, backoff_limit: 2 });
-    // A shard that has committed some of its images but not all (it is frozen first, so that it cannot finish meanwhile).
-    const victim = await eventually(
-      'a shard part-way through',
+    // A shard that has committed some of its images but not all. A shard can go from its first
+    // report to its last image between two polls of runners that run freely (seen in CI), so the
+    // job's runners run in slow motion (30 ms at a time, then stopped) and the shards are read
+    // while all of them are stopped: none finishes between the reading and the kill.
+    const { found: victim, resume } = await inSlowMotion(
+      () => pidsWithEnv('JOB_ID', id),
       async () => {
-        const { rows } = await stack.db.query('SELECT executor_ref FROM test_runs WHERE id = $1', [id]);
-        if (!rows[0]?.executor_ref) return undefined;
-        const shards = await stack.db.query(
-          'SELECT shard, processed_images FROM job_shards WHERE job_id = $1 AND finished_at IS NULL AND processed_images > 0',
-          [id],
-        );
+        const shards = await stack.db.query('SELECT shard FROM job_shards WHERE job_id = $1 AND finished_at IS NULL AND processed_images > 0 ORDER BY shard', [
+          id,
+        ]);
+        const runners = pidsWithEnv('JOB_ID', id);
         for (const { shard } of shards.rows) {
-          const pid = runnersOf(rows[0].executor_ref).get(shard);
+          const pid = runners.find((p) => pidsWithEnv('SHARD_INDEX', String(shard)).includes(p));
           if (pid === undefined) continue;
-          process.kill(pid, 'SIGSTOP');
-          // It may have reported its last image between the query and the signal (a callback still
-          // in flight lands within the pause): then let it go on.
+          // Its last report may have been in flight when it stopped (the callback service is not
+          // stopped): it lands within the pause, and then the shard is not part-way through.
           await new Promise((r) => setTimeout(r, 300));
           const now = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, shard]);
-          if (now.rows[0].finished_at !== null) {
-            process.kill(pid, 'SIGCONT');
-            continue;
-          }
+          if (now.rows[0].finished_at !== null) continue;
           return { shard: shard as number, pid };
         }
         return undefined;
       },
-      120_000,
+      { what: 'a shard part-way through', runMs: 30, timeoutMs: 120_000 },
     );
+    resume([victim.pid]);
     const { rows } = await stack.db.query('SELECT processed_images, finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
     expect(rows[0].finished_at).toBeNull();
     const committedBefore = rows[0].processed_images as number;
@@ -170,14 +153,15 @@ describe('sharded test runs (subprocess tier)', () => {
 
   it('a runner of an unsharded job killed mid-run resumes too; without a backoff limit the same kill fails the job with why', async () => {
     const id = await submit({ backoff_limit: 1 });
-    const pid = await eventually(
-      'running',
+    // Part-way through, read while it is stopped (slow motion, as above): it cannot finish before the kill.
+    const { found: pid } = await inSlowMotion(
+      () => pidsWithEnv('JOB_ID', id),
       async () => {
         const { rows } = await stack.db.query('SELECT executor_ref, processed_images FROM test_runs WHERE id = $1', [id]);
-        if (!rows[0]?.executor_ref || rows[0].processed_images === 0) return undefined;
+        if (!rows[0]?.executor_ref || rows[0].processed_images === 0 || rows[0].processed_images >= IMAGES) return undefined;
         return Number(/^pid:(\d+)/.exec(rows[0].executor_ref)![1]);
       },
-      120_000,
+      { what: 'the runner part-way through', runMs: 30, timeoutMs: 120_000 },
     );
     process.kill(pid, 'SIGKILL');
     const run = await finished(id);
