@@ -74,8 +74,8 @@ async function kindOf(client: ApiClient, id: string): Promise<{ segment: string;
   throw new ApiError(404, { message: `no test run or inference job ${id}` });
 }
 
-/** How long `watch` keeps trying to reach the job's event stream again before it gives up. */
-const RECONNECT_FOR_MS = Number(process.env.KINFER_WATCH_RECONNECT_MS ?? 60_000);
+/** How long `watch` keeps trying to reach the job's event stream again before it gives up (ms; 60 s unless set). */
+const RECONNECT_FOR_MS = ((ms) => (Number.isFinite(ms) && ms >= 0 ? ms : 60_000))(Number(process.env.KINFER_WATCH_RECONNECT_MS ?? 60_000));
 
 /**
  * One connection to a job's server-sent events: `done`'s job, or undefined when the stream ended

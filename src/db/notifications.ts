@@ -90,7 +90,12 @@ export function listenChannels(
         log.warn({ channel: msg.channel }, 'ignored a notification that is not JSON');
         return;
       }
-      handlers[msg.channel]?.(payload);
+      try {
+        handlers[msg.channel]?.(payload);
+      } catch (err) {
+        // Thrown inside pg's socket handler, it would end the process.
+        log.error({ channel: msg.channel, err }, 'a notification handler failed');
+      }
     });
     c.on('error', (err) => drop('listener lost its connection; reconnecting', err));
     try {

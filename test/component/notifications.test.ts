@@ -3,7 +3,7 @@
 // is lost and listens again once the network is back. Before, such a connection seemed heard for
 // hours (until TCP's keepalive) while nothing arrived: the predictor kept API tokens a revocation
 // could no longer reach.
-import { listenChannel } from '../../src/db/notifications.ts';
+import { listenChannel, listenChannels } from '../../src/db/notifications.ts';
 import { quietLog, testDatabase, type TestDatabase } from '../support/in-process.ts';
 import { eventually } from '../support/local-cluster.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
@@ -77,6 +77,46 @@ describe('listenChannel', () => {
       expect(hooks).toEqual(['listening', 'lost']);
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe('listenChannels', () => {
+  it('hears several channels on one connection, each with its handler; a handler that throws loses its notification, not the listener', async () => {
+    const other = 'kinfer_test_other';
+    const heard: Array<[string, unknown]> = [];
+    let listening = false;
+    const listener = listenChannels(
+      db.url,
+      {
+        [CHANNEL]: (p) => {
+          if ((p as { boom?: boolean }).boom) throw new Error('boom');
+          heard.push([CHANNEL, p]);
+        },
+        [other]: (p) => heard.push([other, p]),
+      },
+      quietLog(),
+      { onListening: () => (listening = true) },
+    );
+    try {
+      await eventually('listening', async () => (listening ? true : undefined), 10_000);
+      const connections: Array<{ application_name: string }> = await db.ds.query(
+        `SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'kinfer listen%'`,
+      );
+      expect(connections.map((c) => c.application_name)).toEqual([`kinfer listen ${CHANNEL},${other}`]);
+      const send = (channel: string, payload: unknown) => db.ds.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify(payload)]);
+      await send(CHANNEL, { n: 1 });
+      await send(other, { n: 2 });
+      await send(CHANNEL, { boom: true });
+      await send(CHANNEL, { n: 3 });
+      await eventually('the last notification', async () => (heard.length === 3 ? true : undefined), 10_000);
+      expect(heard).toEqual([
+        [CHANNEL, { n: 1 }],
+        [other, { n: 2 }],
+        [CHANNEL, { n: 3 }],
+      ]);
+    } finally {
+      await listener.stop();
     }
   });
 });
