@@ -92,6 +92,9 @@ function notifyingOnVisibleChange(kind: JobKind, update: string): string {
     FROM changed`;
 }
 
+/** A report whose counts would leave more images processed than the job's total (rolled back). */
+class InconsistentCounts extends Error {}
+
 export class JobStore {
   readonly #ds: DataSource;
 
@@ -400,12 +403,13 @@ export class JobStore {
              ELSE j.progress_percent END,
            updated_at = now()
          FROM before
-         WHERE j.id = before.id AND j.status IN ('pending', 'running')`,
+         WHERE j.id = before.id AND j.status IN ('pending', 'running')
+           AND (COALESCE($4, j.total_images) IS NULL OR GREATEST(j.processed_images, $2) <= COALESCE($4, j.total_images))`,
       ),
       [id, p.processed_images, p.failed_images ?? 0, p.total_images ?? null],
     );
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
-    return this.#whyNot(kind, id);
+    return this.#whyNot(kind, id, true);
   }
 
   /**
@@ -413,12 +417,14 @@ export class JobStore {
    * sums over its shards. The job's row is locked, so concurrent shards never undercount.
    */
   async applyShardProgress(kind: JobKind, id: string, p: ProgressPayload & { shard: ShardRef }): Promise<UpdateOutcome> {
-    return this.#ds.transaction(async (tx) => {
-      const locked = await this.#lockActive(tx, kind, id);
-      if ('outcome' in locked) return locked;
-      await this.#upsertShard(tx, id, p.shard.index, p.processed_images, p.failed_images ?? 0, false);
-      return { outcome: 'applied' as const, status: await this.#sumShards(tx, kind, id, p.total_images ?? null) };
-    });
+    return this.#refusingInconsistent(() =>
+      this.#ds.transaction(async (tx) => {
+        const locked = await this.#lockActive(tx, kind, id);
+        if ('outcome' in locked) return locked;
+        await this.#upsertShard(tx, id, p.shard.index, p.processed_images, p.failed_images ?? 0, false);
+        return { outcome: 'applied' as const, status: await this.#sumShards(tx, kind, id, p.total_images ?? null) };
+      }),
+    );
   }
 
   /**
@@ -432,19 +438,31 @@ export class JobStore {
     shard: number,
     p: ShardDonePayload,
   ): Promise<UpdateOutcome | { outcome: 'applied'; status: JobStatus; last: boolean }> {
-    return this.#ds.transaction(async (tx) => {
-      const locked = await this.#lockActive(tx, kind, id);
-      if ('outcome' in locked) return locked;
-      if (p.count !== locked.parallelism || shard >= locked.parallelism) {
-        return { outcome: 'inconsistent' as const, message: `shard ${shard} of ${p.count} does not fit a job of ${locked.parallelism} shards` };
-      }
-      await this.#upsertShard(tx, id, shard, p.processed_images, p.failed_images, true);
-      const status = await this.#sumShards(tx, kind, id, null);
-      const [{ finished }] = (await tx.query(`SELECT count(*)::int AS finished FROM job_shards WHERE job_id = $1 AND finished_at IS NOT NULL`, [id])) as [
-        { finished: number },
-      ];
-      return { outcome: 'applied' as const, status, last: finished === locked.parallelism };
-    });
+    return this.#refusingInconsistent(() =>
+      this.#ds.transaction(async (tx) => {
+        const locked = await this.#lockActive(tx, kind, id);
+        if ('outcome' in locked) return locked;
+        if (p.count !== locked.parallelism || shard >= locked.parallelism) {
+          return { outcome: 'inconsistent' as const, message: `shard ${shard} of ${p.count} does not fit a job of ${locked.parallelism} shards` };
+        }
+        await this.#upsertShard(tx, id, shard, p.processed_images, p.failed_images, true);
+        const status = await this.#sumShards(tx, kind, id, null);
+        const [{ finished }] = (await tx.query(`SELECT count(*)::int AS finished FROM job_shards WHERE job_id = $1 AND finished_at IS NOT NULL`, [id])) as [
+          { finished: number },
+        ];
+        return { outcome: 'applied' as const, status, last: finished === locked.parallelism };
+      }),
+    );
+  }
+
+  /** Runs a shard's update; one whose counts would contradict the job's total is rolled back and refused. */
+  async #refusingInconsistent<T>(update: () => Promise<T>): Promise<T | UpdateOutcome> {
+    try {
+      return await update();
+    } catch (err) {
+      if (err instanceof InconsistentCounts) return { outcome: 'inconsistent', message: err.message };
+      throw err;
+    }
   }
 
   /** Each shard's counts, for the API and the dashboard. */
@@ -493,10 +511,12 @@ export class JobStore {
              ELSE j.progress_percent END,
            updated_at = now()
          FROM before, (SELECT COALESCE(sum(processed_images), 0)::int AS processed, COALESCE(sum(failed_images), 0)::int AS failed FROM job_shards WHERE job_id = $1) s
-         WHERE j.id = before.id`,
+         WHERE j.id = before.id
+           AND (COALESCE($2, j.total_images) IS NULL OR GREATEST(j.processed_images, s.processed) <= COALESCE($2, j.total_images))`,
       ),
       [id, total],
     )) as Array<{ status: JobStatus }>;
+    if (rows.length === 0) throw new InconsistentCounts(await this.#countsMessage(tx, kind, id));
     return rows[0]!.status;
   }
 
@@ -628,12 +648,15 @@ export class JobStore {
         `class_names = $${n}::jsonb`,
       );
     }
+    // The counts it leaves must hold: never more images processed than the total.
+    const total = done.status === 'completed' ? `$4::int` : `GREATEST(total_images, $4::int)`;
+    const consistent = `(${total} IS NULL OR GREATEST(processed_images, $3) <= ${total})`;
     const rows = (await this.#ds.query(
-      notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running')`),
+      notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running') AND ${consistent}`),
       params,
     )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
-    const why = await this.#whyNot(kind, id);
+    const why = await this.#whyNot(kind, id, true);
     // A repeated done is harmless: report the state it already reached.
     return why.outcome === 'terminal' ? { outcome: 'unchanged', status: why.status } : why;
   }
@@ -660,8 +683,22 @@ export class JobStore {
     return this.#whyNot(kind, id);
   }
 
-  async #whyNot(kind: JobKind, id: string): Promise<UpdateOutcome> {
+  /**
+   * Why an update of an active job's row changed nothing: the job is gone or finished, or (with
+   * `counts`, for updates guarded by them) the report's counts contradict the job's.
+   */
+  async #whyNot(kind: JobKind, id: string, counts = false): Promise<UpdateOutcome> {
     const [row] = (await this.#ds.query(`SELECT status FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{ status: JobStatus }>;
-    return row ? { outcome: 'terminal', status: row.status } : { outcome: 'not_found' };
+    if (!row) return { outcome: 'not_found' };
+    if (counts && !isTerminal(row.status)) return { outcome: 'inconsistent', message: await this.#countsMessage(this.#ds.manager, kind, id) };
+    return { outcome: 'terminal', status: row.status };
+  }
+
+  async #countsMessage(tx: EntityManager, kind: JobKind, id: string): Promise<string> {
+    const [row] = (await tx.query(`SELECT processed_images, total_images FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{
+      processed_images: number;
+      total_images: number | null;
+    }>;
+    return `the report's counts contradict the job's (${row?.processed_images ?? 0} images processed of ${row?.total_images ?? 'an unknown number'}): more processed images than the total`;
   }
 }

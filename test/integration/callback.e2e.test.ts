@@ -174,6 +174,34 @@ describe('forward-only, idempotent updates', () => {
     expect((await stack.db.query('SELECT count(*)::int AS n FROM test_image_results WHERE test_run_id = $1', [id])).rows[0].n).toBe(10);
   });
 
+  it('refuses a report that would leave more images processed than the total, whatever came before it', async () => {
+    const id = await insertRun();
+    await stack.db.query('UPDATE test_runs SET parallelism = 2 WHERE id = $1', [id]);
+    const auth = bearer(token(id));
+    const counts = async () => (await stack.db.query('SELECT status, processed_images, total_images FROM test_runs WHERE id = $1', [id])).rows[0];
+    const refused = {
+      status: 422,
+      body: expect.objectContaining({ error: 'invalid_payload', message: expect.stringMatching(/more processed images than the total/) }),
+    };
+    // Before its total is known, a count is taken as it comes (found by the fuzzing test: 391522007).
+    expect((await stack.callback(callbackPaths.progress(id), { processed_images: 7, shard: { index: 0, count: 2 } }, auth)).status).toBe(200);
+    // A total below what is counted already, from a shard's report, and from a whole job's.
+    expect(await stack.callback(callbackPaths.progress(id), { processed_images: 1, total_images: 4, shard: { index: 1, count: 2 } }, auth)).toEqual(refused);
+    expect(await stack.callback(callbackPaths.progress(id), { processed_images: 1, total_images: 4 }, auth)).toEqual(refused);
+    // A final report of 4 of 4 while 7 are counted.
+    const results = { results: Array.from({ length: 4 }, (_, i) => result(i)) };
+    expect((await stack.callback(callbackPaths.imageResults('test_run', id), results, auth)).status).toBe(200);
+    expect(await stack.callback(callbackPaths.done('test_run', id), { ...done, processed_images: 4, total_images: 4 }, auth)).toEqual(refused);
+    expect(
+      await stack.callback(callbackPaths.done('test_run', id), { ...done, status: 'failed', error_message: 'x', processed_images: 1, total_images: 4 }, auth),
+    ).toEqual(refused);
+    // Nothing of the refused reports was kept; a total that holds them is taken.
+    expect(await counts()).toEqual({ status: 'running', processed_images: 7, total_images: null });
+    expect(await stack.callback(callbackPaths.progress(id), { processed_images: 8, total_images: 12, shard: { index: 1, count: 2 } }, auth)).toEqual(refused);
+    expect((await stack.callback(callbackPaths.progress(id), { processed_images: 3, total_images: 12, shard: { index: 1, count: 2 } }, auth)).status).toBe(200);
+    expect(await counts()).toEqual({ status: 'running', processed_images: 10, total_images: 12 });
+  });
+
   it('keeps a cancelled job cancelled when the runner reports afterwards', async () => {
     const id = await insertRun();
     const auth = bearer(token(id));
