@@ -3,7 +3,10 @@
 // wait for a `done` that would not come. The hub notices the cut by its heartbeat, listens again
 // once the network is back, and every open stream reads its job again: it gets its `done`. The
 // Kubernetes controller's listener the same way: once it listens again, every job is reconciled,
-// not only at the next resync (30 s).
+// not only at the next resync (30 s). A stream whose first read is held while the job ends, the
+// hub starts listening, or a read fails: one status, then done, nothing written after the end, no
+// stalled stream. `kinfer watch` (the CLI as a process) through a relay that is cut: it connects
+// again and ends with the job, or gives up after KINFER_WATCH_RECONNECT_MS.
 import { resolve } from 'node:path';
 import express from 'express';
 import { streamJobEvents } from '../../src/controller/api/events.ts';
