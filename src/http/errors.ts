@@ -31,6 +31,11 @@ export const HTTP_ERRORS = {
     status: 503,
     meaning: 'The controller forwards /api/v1/predict to the predictor, which did not answer (or none is configured: KINFER_PREDICTOR_URL); retry.',
   },
+  predictor_overloaded: {
+    status: 503,
+    meaning:
+      'The predictor replica has as many images in flight as allowed (KINFER_PREDICT_MAX_IN_FLIGHT); nothing was run. Retry after `Retry-After` seconds, here or on another replica.',
+  },
   storage_unavailable: { status: 503, meaning: 'Object storage did not answer a submit-time check; nothing was created. Retry.' },
   database_unavailable: {
     status: 503,

@@ -16,6 +16,7 @@ import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
 import { errorHandler, healthRoutes, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
 import { predictorMetrics } from './metrics.ts';
+import { InFlightLimit } from './in-flight.ts';
 import { oipRoutes } from './oip.ts';
 import type { Prediction, Predictor, ServedModelInfo } from './predictor.ts';
 import { ONE_IMAGE, parseBatch, parsePredict, type ImageInput, type ModelFields } from './requests.ts';
@@ -38,6 +39,8 @@ export interface PredictorAppDeps {
   registryTtlMs?: number;
   /** This replica's id in reload announcements (the others reload what it was asked to). */
   replicaId?: string;
+  /** Images held at once, past which requests are refused with 503 (KINFER_PREDICT_MAX_IN_FLIGHT; 0: no limit). */
+  maxInFlight?: number;
 }
 
 export interface PredictorApp {
@@ -55,6 +58,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
   const resolver = new ModelResolver(deps.models, deps.registryTtlMs ?? 2000);
   const maxBatchImages = deps.maxBatchImages ?? 32;
   const cacheStats = new Map<string, { hits: number; misses: number }>();
+  const inFlight = new InFlightLimit(deps.maxInFlight ?? 0);
   let draining = false;
   const app = express();
   app.disable('x-powered-by');
@@ -187,17 +191,31 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
   app.post('/api/v1/predict', async (req, res) => {
     const { fields, images } = await parsePredict(req, deps.maxImageBytes);
     if (images.length !== 1) throw validationError([{ field: 'image', message: ONE_IMAGE }]);
-    const resolved = await resolve(fields, req);
-    const image = images[0]!;
-    const prediction = await predictOne(resolved, fields, image, await bytesOf(image));
-    if (prediction.result.error !== null) throw validationError([{ field: image.field, message: prediction.result.error }]);
-    res.setHeader('x-model-version', resolved.target.version ?? '');
-    res.json(present(prediction, fields, resolved));
+    const release = inFlight.take(1);
+    try {
+      const resolved = await resolve(fields, req);
+      const image = images[0]!;
+      const prediction = await predictOne(resolved, fields, image, await bytesOf(image));
+      if (prediction.result.error !== null) throw validationError([{ field: image.field, message: prediction.result.error }]);
+      res.setHeader('x-model-version', resolved.target.version ?? '');
+      res.json(present(prediction, fields, resolved));
+    } finally {
+      release();
+    }
   });
 
   app.post('/api/v1/predict/batch', async (req, res) => {
     const { fields, images } = await parseBatch(req, deps.maxImageBytes, maxBatchImages);
     if (images.length === 0) throw validationError([{ field: 'images', message: 'send at least one image (images: [...], or multipart files)' }]);
+    const release = inFlight.take(images.length);
+    try {
+      await predictBatch(req, res, fields, images);
+    } finally {
+      release();
+    }
+  });
+
+  const predictBatch = async (req: Request, res: Response, fields: ModelFields, images: ImageInput[]) => {
     const resolved = await resolve(fields, req);
     // Every image is answered: a prediction, or its own error entry; the batch goes on.
     // An image that cannot be read or decoded gets its error entry (as in a job's results); a model
@@ -217,7 +235,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     );
     res.setHeader('x-model-version', resolved.target.version ?? '');
     res.json({ model: fields.model ?? resolved.target.checkpointPath, model_version: resolved.target.version ?? null, predictions });
-  });
+  };
 
   const reloadNow = async (name: string) => {
     resolver.forget(name);
@@ -301,7 +319,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
     });
   });
 
-  oipRoutes(app, { predictor: deps.predictor, resolver, policy: deps.policy, authenticate, ready });
+  oipRoutes(app, { predictor: deps.predictor, resolver, policy: deps.policy, authenticate, ready, inFlight });
 
   app.use((_req, _res) => {
     throw new HttpError('not_found', 'no such endpoint');

@@ -41,6 +41,8 @@ const Config = z.object({
   KINFER_PREDICT_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(256).default(8),
   KINFER_PREDICT_MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(1000).default(5),
   KINFER_PREDICT_MAX_BATCH_IMAGES: z.coerce.number().int().min(1).max(1024).default(32),
+  /** Images a replica holds at once; past it a request gets 503 predictor_overloaded with Retry-After (0: no limit). */
+  KINFER_PREDICT_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(1_000_000).default(256),
   /** How long a stage change or a traffic split takes to be seen without a reload. */
   KINFER_PREDICT_REGISTRY_TTL_MS: z.coerce.number().int().min(0).default(2000),
   /** Redis for the result cache, shared by every replica (in-process when unset). */
@@ -101,6 +103,7 @@ try {
     },
     maxImageBytes: config.KINFER_PREDICT_MAX_IMAGE_BYTES,
     maxBatchImages: config.KINFER_PREDICT_MAX_BATCH_IMAGES,
+    maxInFlight: config.KINFER_PREDICT_MAX_IN_FLIGHT,
     registryTtlMs: config.KINFER_PREDICT_REGISTRY_TTL_MS,
     cache,
     replicaId,

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { HttpError } from '../http/errors.ts';
 import { fieldProblems } from '../http/plumbing.ts';
+import type { InFlightLimit } from './in-flight.ts';
 import type { Predictor } from './predictor.ts';
 import type { ModelResolver, Resolved } from './resolver.ts';
 
@@ -21,6 +22,8 @@ export interface OipDeps {
   policy: StoragePolicy;
   authenticate: (req: Request, res: Response, next: NextFunction) => Promise<void>;
   ready: () => Promise<void>;
+  /** The replica's bound on images held at once (a request's first dimension counts as its images). */
+  inFlight: InFlightLimit;
 }
 
 type Nested = number | Nested[];
@@ -136,7 +139,13 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
       const wanted = body.outputs?.map((o) => o.name);
       const unknown = wanted?.filter((n) => !model.info.outputNames.includes(n)) ?? [];
       if (unknown.length > 0) throw new OipError(400, `unknown output ${unknown.join(', ')}; the model's outputs: ${model.info.outputNames.join(', ')}`);
-      const { outputs } = await deps.predictor.infer(resolved.target, Float32Array.from(values), input.shape);
+      const release = deps.inFlight.take(Math.max(1, input.shape[0]!));
+      let outputs: Awaited<ReturnType<Predictor['infer']>>['outputs'];
+      try {
+        ({ outputs } = await deps.predictor.infer(resolved.target, Float32Array.from(values), input.shape));
+      } finally {
+        release();
+      }
       res.setHeader('x-model-version', resolved.target.version ?? '');
       res.json({
         model_name: resolved.target.name,
@@ -151,8 +160,11 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
 
   app.use('/v2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (err instanceof OipError) res.status(err.status).json({ error: err.message });
-    else if (err instanceof HttpError) res.status(err.status).json({ error: err.message });
-    else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status < 500)
+    else if (err instanceof HttpError) {
+      const retry = err.body.retry_after_seconds;
+      if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
+      res.status(err.status).json({ error: err.message });
+    } else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status < 500)
       res.status((err as { status: number }).status).json({ error: (err as Error).message });
     else next(err);
   });

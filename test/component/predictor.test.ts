@@ -33,7 +33,7 @@ const store = () =>
   });
 
 /** A predictor app on a free port, with its own warm models and the given cache. */
-async function predictorService(opts: { cache?: PredictionCache; maxBatchSize?: number; maxQueueDelayMs?: number } = {}) {
+async function predictorService(opts: { cache?: PredictionCache; maxBatchSize?: number; maxQueueDelayMs?: number; maxInFlight?: number } = {}) {
   const predictor = new Predictor({
     store: store(),
     workDir: mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-')),
@@ -54,6 +54,7 @@ async function predictorService(opts: { cache?: PredictionCache; maxBatchSize?: 
     maxImageBytes: 1 << 20,
     cache,
     registryTtlMs: 0,
+    maxInFlight: opts.maxInFlight,
   });
   const http = await serve(service.app, access.bearer);
   const handle = {
@@ -204,6 +205,30 @@ describe('the predictor', () => {
     const pick = (b: Record<string, unknown>) => [b.image_path, b.predicted_label, b.confidence, b.predictions];
     expect(together.map((r) => pick(r.body))).toEqual(alone.map(pick));
     expect(alone.every((b) => b.batch_size === 1)).toBe(true);
+  });
+
+  it('sheds what is over KINFER_PREDICT_MAX_IN_FLIGHT at once with 503 and Retry-After, and takes requests again when there is room', async () => {
+    const { http } = await predictorService({ maxInFlight: 3 });
+    const images = files.filter((f) => f.path.startsWith('test/')).slice(0, 5);
+    // `batched` holds each request up to 200 ms (waiting for 8): three fill the room.
+    const answers = await Promise.all(images.map((f) => http.call('POST', '/api/v1/predict', { model: 'batched', version: '1', image_url: imageUrl(f) })));
+    const refused = answers.filter((a) => a.status === 503);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 503, 503]);
+    for (const r of refused) {
+      expect(r.body).toEqual({
+        error: 'predictor_overloaded',
+        message: expect.stringContaining('at most 3 (KINFER_PREDICT_MAX_IN_FLIGHT)'),
+        retry_after_seconds: 1,
+      });
+      expect(r.headers.get('retry-after')).toBe('1');
+    }
+    expect(answers.filter((a) => a.status === 200).every((a) => a.body.batch_size === 3)).toBe(true);
+    // The room is given back; a batch larger than the limit is taken when nothing else is in flight.
+    const batch = await http.call('POST', '/api/v1/predict/batch', { model: 'colors', images: images.slice(0, 4).map((f) => ({ image_url: imageUrl(f) })) });
+    expect([batch.status, batch.body.predictions.length]).toEqual([200, 4]);
+    expect((await http.call('POST', '/api/v1/predict', { model: 'colors', image_url: imageUrl(images[0]!) })).status).toBe(200);
+    const metrics = await (await fetch(`${http.url}/metrics`)).text();
+    expect(metrics).toMatch(/kinfer_predict_errors_total\{reason="predictor_overloaded",service="predictor"\} 2\b/);
   });
 
   it('takes a batch (JSON or multipart) with a per-image error entry, and a multipart upload', async () => {
