@@ -191,28 +191,20 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
   app.post('/api/v1/predict', async (req, res) => {
     const { fields, images } = await parsePredict(req, deps.maxImageBytes);
     if (images.length !== 1) throw validationError([{ field: 'image', message: ONE_IMAGE }]);
-    const release = inFlight.take(1);
-    try {
+    await inFlight.hold(1, async () => {
       const resolved = await resolve(fields, req);
       const image = images[0]!;
       const prediction = await predictOne(resolved, fields, image, await bytesOf(image));
       if (prediction.result.error !== null) throw validationError([{ field: image.field, message: prediction.result.error }]);
       res.setHeader('x-model-version', resolved.target.version ?? '');
       res.json(present(prediction, fields, resolved));
-    } finally {
-      release();
-    }
+    });
   });
 
   app.post('/api/v1/predict/batch', async (req, res) => {
     const { fields, images } = await parseBatch(req, deps.maxImageBytes, maxBatchImages);
     if (images.length === 0) throw validationError([{ field: 'images', message: 'send at least one image (images: [...], or multipart files)' }]);
-    const release = inFlight.take(images.length);
-    try {
-      await predictBatch(req, res, fields, images);
-    } finally {
-      release();
-    }
+    await inFlight.hold(images.length, () => predictBatch(req, res, fields, images));
   });
 
   const predictBatch = async (req: Request, res: Response, fields: ModelFields, images: ImageInput[]) => {

@@ -6,39 +6,33 @@
 import { HttpError } from '../http/errors.ts';
 
 export class InFlightLimit {
-  readonly max: number;
+  readonly #max: number;
   #now = 0;
 
   /** `max` images at once; 0: no limit. */
   constructor(max: number) {
-    this.max = max;
-  }
-
-  /** Images taken now. */
-  get now(): number {
-    return this.#now;
+    this.#max = max;
   }
 
   /**
-   * Takes room for `count` images, or throws 503 predictor_overloaded. A request larger than the
-   * limit is taken when nothing else is in flight (it could never be otherwise). The function
-   * returned gives the room back (once).
+   * Runs `work` holding room for `count` images, or throws 503 predictor_overloaded without
+   * running it. A request larger than the limit is taken when nothing else is in flight (it could
+   * never be otherwise).
    */
-  take(count: number): () => void {
-    if (this.max > 0 && this.#now > 0 && this.#now + count > this.max)
+  async hold<T>(count: number, work: () => Promise<T>): Promise<T> {
+    if (this.#max > 0 && this.#now > 0 && this.#now + count > this.#max)
       throw new HttpError(
         'predictor_overloaded',
-        `${this.#now} images are in flight on this replica, at most ${this.max} (KINFER_PREDICT_MAX_IN_FLIGHT); retry`,
+        `${this.#now} images are in flight on this replica, at most ${this.#max} (KINFER_PREDICT_MAX_IN_FLIGHT); retry`,
         {
           retry_after_seconds: 1,
         },
       );
     this.#now += count;
-    let given = false;
-    return () => {
-      if (given) return;
-      given = true;
+    try {
+      return await work();
+    } finally {
       this.#now -= count;
-    };
+    }
   }
 }

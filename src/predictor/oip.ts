@@ -139,13 +139,9 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
       const wanted = body.outputs?.map((o) => o.name);
       const unknown = wanted?.filter((n) => !model.info.outputNames.includes(n)) ?? [];
       if (unknown.length > 0) throw new OipError(400, `unknown output ${unknown.join(', ')}; the model's outputs: ${model.info.outputNames.join(', ')}`);
-      const release = deps.inFlight.take(Math.max(1, input.shape[0]!));
-      let outputs: Awaited<ReturnType<Predictor['infer']>>['outputs'];
-      try {
-        ({ outputs } = await deps.predictor.infer(resolved.target, Float32Array.from(values), input.shape));
-      } finally {
-        release();
-      }
+      const { outputs } = await deps.inFlight.hold(Math.max(1, input.shape[0]!), () =>
+        deps.predictor.infer(resolved.target, Float32Array.from(values), input.shape),
+      );
       res.setHeader('x-model-version', resolved.target.version ?? '');
       res.json({
         model_name: resolved.target.name,
