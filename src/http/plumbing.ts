@@ -99,11 +99,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
+/** An HttpError that says when to come back (`retry_after_seconds`) says it in Retry-After too. */
+export function setRetryAfter(res: Response, err: HttpError): void {
+  const retry = err.body.retry_after_seconds;
+  if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
+}
+
 export function errorHandler(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (err instanceof HttpError) {
-      const retry = err.body.retry_after_seconds;
-      if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
+      setRetryAfter(res, err);
       res.status(err.status).json(err.body);
       return;
     }

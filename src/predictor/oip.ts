@@ -11,7 +11,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { HttpError } from '../http/errors.ts';
-import { fieldProblems } from '../http/plumbing.ts';
+import { fieldProblems, setRetryAfter } from '../http/plumbing.ts';
 import type { InFlightLimit } from './in-flight.ts';
 import type { Predictor } from './predictor.ts';
 import type { ModelResolver, Resolved } from './resolver.ts';
@@ -157,8 +157,7 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
   app.use('/v2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (err instanceof OipError) res.status(err.status).json({ error: err.message });
     else if (err instanceof HttpError) {
-      const retry = err.body.retry_after_seconds;
-      if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
+      setRetryAfter(res, err);
       res.status(err.status).json({ error: err.message });
     } else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status < 500)
       res.status((err as { status: number }).status).json({ error: (err as Error).message });
