@@ -95,6 +95,13 @@ function notifyingOnVisibleChange(kind: JobKind, update: string): string {
 /** A report whose counts would leave more images processed than the job's total (rolled back). */
 class InconsistentCounts extends Error {}
 
+/** SQL: the counts an update leaves hold (never more images processed than a known total). */
+const countsHold = (processed: string, total: string) => `(${total} IS NULL OR ${processed} <= ${total})`;
+
+/** Why a report's counts were refused, from the job's row as it stays. */
+const countsMessage = (row: { processed_images: number; total_images: number | null } | undefined) =>
+  `the report's counts contradict the job's (${row?.processed_images ?? 0} images processed of ${row?.total_images ?? 'an unknown number'}): more processed images than the total`;
+
 export class JobStore {
   readonly #ds: DataSource;
 
@@ -404,7 +411,7 @@ export class JobStore {
            updated_at = now()
          FROM before
          WHERE j.id = before.id AND j.status IN ('pending', 'running')
-           AND (COALESCE($4, j.total_images) IS NULL OR GREATEST(j.processed_images, $2) <= COALESCE($4, j.total_images))`,
+           AND ${countsHold('GREATEST(j.processed_images, $2)', 'COALESCE($4, j.total_images)')}`,
       ),
       [id, p.processed_images, p.failed_images ?? 0, p.total_images ?? null],
     );
@@ -512,11 +519,12 @@ export class JobStore {
            updated_at = now()
          FROM before, (SELECT COALESCE(sum(processed_images), 0)::int AS processed, COALESCE(sum(failed_images), 0)::int AS failed FROM job_shards WHERE job_id = $1) s
          WHERE j.id = before.id
-           AND (COALESCE($2, j.total_images) IS NULL OR GREATEST(j.processed_images, s.processed) <= COALESCE($2, j.total_images))`,
+           AND ${countsHold('GREATEST(j.processed_images, s.processed)', 'COALESCE($2, j.total_images)')}`,
       ),
       [id, total],
     )) as Array<{ status: JobStatus }>;
-    if (rows.length === 0) throw new InconsistentCounts(await this.#countsMessage(tx, kind, id));
+    if (rows.length === 0)
+      throw new InconsistentCounts(countsMessage((await tx.query(`SELECT processed_images, total_images FROM ${TABLES[kind].jobs} WHERE id = $1`, [id]))[0]));
     return rows[0]!.status;
   }
 
@@ -648,11 +656,12 @@ export class JobStore {
         `class_names = $${n}::jsonb`,
       );
     }
-    // The counts it leaves must hold: never more images processed than the total.
     const total = done.status === 'completed' ? `$4::int` : `GREATEST(total_images, $4::int)`;
-    const consistent = `(${total} IS NULL OR GREATEST(processed_images, $3) <= ${total})`;
     const rows = (await this.#ds.query(
-      notifying(kind, `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running') AND ${consistent}`),
+      notifying(
+        kind,
+        `UPDATE ${table} SET ${sets.join(', ')} WHERE id = $1 AND status IN ('pending', 'running') AND ${countsHold('GREATEST(processed_images, $3)', total)}`,
+      ),
       params,
     )) as Array<{ status: JobStatus }>;
     if (rows.length > 0) return { outcome: 'applied', status: rows[0]!.status };
@@ -688,17 +697,13 @@ export class JobStore {
    * `counts`, for updates guarded by them) the report's counts contradict the job's.
    */
   async #whyNot(kind: JobKind, id: string, counts = false): Promise<UpdateOutcome> {
-    const [row] = (await this.#ds.query(`SELECT status FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{ status: JobStatus }>;
-    if (!row) return { outcome: 'not_found' };
-    if (counts && !isTerminal(row.status)) return { outcome: 'inconsistent', message: await this.#countsMessage(this.#ds.manager, kind, id) };
-    return { outcome: 'terminal', status: row.status };
-  }
-
-  async #countsMessage(tx: EntityManager, kind: JobKind, id: string): Promise<string> {
-    const [row] = (await tx.query(`SELECT processed_images, total_images FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{
+    const [row] = (await this.#ds.query(`SELECT status, processed_images, total_images FROM ${TABLES[kind].jobs} WHERE id = $1`, [id])) as Array<{
+      status: JobStatus;
       processed_images: number;
       total_images: number | null;
     }>;
-    return `the report's counts contradict the job's (${row?.processed_images ?? 0} images processed of ${row?.total_images ?? 'an unknown number'}): more processed images than the total`;
+    if (!row) return { outcome: 'not_found' };
+    if (counts && !isTerminal(row.status)) return { outcome: 'inconsistent', message: countsMessage(row) };
+    return { outcome: 'terminal', status: row.status };
   }
 }
