@@ -38,7 +38,7 @@ export function listenChannels(
   hooks: ListenHooks = {},
 ): { stop(): Promise<void> } {
   const channels = Object.keys(handlers);
-  const channel = channels.join(',');
+  const label = channels.join(',');
   const heartbeatMs = hooks.heartbeatMs ?? 5_000;
   let client: pg.Client | undefined;
   let stopped = false;
@@ -47,7 +47,7 @@ export function listenChannels(
   const connect = async () => {
     if (stopped) return;
     // Postgres keeps 63 bytes of it.
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: heartbeatMs, application_name: `kinfer listen ${channel}`.slice(0, 63) });
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: heartbeatMs, application_name: `kinfer listen ${label}`.slice(0, 63) });
     let gone = false;
     /** This connection is done for: said once, closed, and another one tried a second later. */
     const drop = (message: string, err?: unknown) => {
@@ -56,7 +56,7 @@ export function listenChannels(
       void close(c, heartbeatMs);
       // Stopping ends the connection on purpose: nothing to say, nothing to retry.
       if (stopped) return;
-      log.warn({ channel, ...(err ? { err: (err as Error).message } : {}) }, message);
+      log.warn({ channel: label, ...(err ? { err: (err as Error).message } : {}) }, message);
       if (client === c) {
         // The heartbeat is the current connection's.
         clearTimeout(heartbeat);
