@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { eventually, startTestCluster, type TestCluster } from '../support/local-cluster.ts';
-import { alive, inSlowMotion, pidsWithEnv } from '../support/processes.ts';
+import { alive, pidsWithEnv, shardPartWay } from '../support/processes.ts';
 import { freePort } from '../support/ports.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
@@ -225,9 +225,6 @@ describe('failures are reported, never hidden', () => {
   });
 });
 
-const shardFinished = async (jobId: string, shard: number) =>
-  (await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [jobId, shard])).rows[0].finished_at !== null;
-
 describe('sharded test runs', () => {
   it('parallelism 8: one Indexed Job; a shard Pod killed mid-run is retried and resumes; rows exactly the dataset, metrics identical to one shard', async () => {
     // 112 or 113 images a shard: long enough to catch one part-way through (progress comes every 50).
@@ -248,31 +245,12 @@ describe('sharded test runs', () => {
     // and the shards are read while all of them are stopped: none finishes between the reading
     // and the kill.
     let seen = '';
-    const { found: victim, resume } = await inSlowMotion(
-      () => pidsWithEnv('JOB_ID', id),
-      async () => {
-        const shards = await stack.db.query(
-          'SELECT shard, processed_images, finished_at IS NOT NULL AS finished FROM job_shards WHERE job_id = $1 ORDER BY shard',
-          [id],
-        );
-        const runners = pidsWithEnv('JOB_ID', id);
-        seen = `shards ${JSON.stringify(shards.rows)}, runner pids ${JSON.stringify(runners)}`;
-        for (const { shard } of shards.rows.filter((r) => !r.finished && r.processed_images > 0)) {
-          const pid = runners.find((p) => pidsWithEnv('JOB_COMPLETION_INDEX', String(shard)).includes(p));
-          if (pid === undefined) continue;
-          // Its last report may have been in flight when it stopped (the callback service is not
-          // stopped): it lands within the pause, and then the shard is not part-way through.
-          await new Promise((r) => setTimeout(r, 300));
-          if (await shardFinished(id, shard)) continue;
-          return { shard: shard as number, pid };
-        }
-        return undefined;
+    const { found: victim, resume } = await shardPartWay(stack.db, id, 'JOB_COMPLETION_INDEX', { timeoutMs: 180_000, seen: (s) => (seen = s) }).catch(
+      async (err: Error) => {
+        const status = (await getIj('sharded')).status;
+        throw new Error(`${err.message}; last seen: phase ${status?.phase} (${status?.message ?? ''}), ${seen}`);
       },
-      { what: 'a shard part-way through', runMs: 30, timeoutMs: 180_000 },
-    ).catch(async (err: Error) => {
-      const status = (await getIj('sharded')).status;
-      throw new Error(`${err.message}; last seen: phase ${status?.phase} (${status?.message ?? ''}), ${seen}`);
-    });
+    );
     resume([victim.pid]);
     const before = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
     expect(before.rows[0].finished_at).toBeNull();

@@ -10,7 +10,7 @@ import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { buildShapeDataset } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { eventually } from '../support/local-cluster.ts';
-import { inSlowMotion, pidsWithEnv } from '../support/processes.ts';
+import { inSlowMotion, pidsWithEnv, shardPartWay } from '../support/processes.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const IMAGES = 480;
@@ -104,27 +104,7 @@ describe('sharded test runs (subprocess tier)', () => {
     // report to its last image between two polls of runners that run freely (seen in CI), so the
     // job's runners run in slow motion (30 ms at a time, then stopped) and the shards are read
     // while all of them are stopped: none finishes between the reading and the kill.
-    const { found: victim, resume } = await inSlowMotion(
-      () => pidsWithEnv('JOB_ID', id),
-      async () => {
-        const shards = await stack.db.query('SELECT shard FROM job_shards WHERE job_id = $1 AND finished_at IS NULL AND processed_images > 0 ORDER BY shard', [
-          id,
-        ]);
-        const runners = pidsWithEnv('JOB_ID', id);
-        for (const { shard } of shards.rows) {
-          const pid = runners.find((p) => pidsWithEnv('SHARD_INDEX', String(shard)).includes(p));
-          if (pid === undefined) continue;
-          // Its last report may have been in flight when it stopped (the callback service is not
-          // stopped): it lands within the pause, and then the shard is not part-way through.
-          await new Promise((r) => setTimeout(r, 300));
-          const now = await stack.db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, shard]);
-          if (now.rows[0].finished_at !== null) continue;
-          return { shard: shard as number, pid };
-        }
-        return undefined;
-      },
-      { what: 'a shard part-way through', runMs: 30, timeoutMs: 120_000 },
-    );
+    const { found: victim, resume } = await shardPartWay(stack.db, id, 'SHARD_INDEX', { timeoutMs: 120_000 });
     resume([victim.pid]);
     const { rows } = await stack.db.query('SELECT processed_images, finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [id, victim.shard]);
     expect(rows[0].finished_at).toBeNull();

@@ -79,3 +79,40 @@ export async function inSlowMotion<T>(
     }
   }
 }
+
+/**
+ * A shard of a job part-way through (images committed, not finished) and its runner's pid, found
+ * with the job's runners in slow motion (`inSlowMotion`): returned with them all stopped, so none
+ * can finish before the caller kills it. `shardEnv` is the variable that tells a runner's shard
+ * (SHARD_INDEX in the subprocess tier, JOB_COMPLETION_INDEX in an Indexed Job's Pods).
+ */
+export async function shardPartWay(
+  db: { query(sql: string, params: unknown[]): Promise<{ rows: any[] }> },
+  jobId: string,
+  shardEnv: 'SHARD_INDEX' | 'JOB_COMPLETION_INDEX',
+  o: { timeoutMs: number; seen?: (what: string) => void },
+): Promise<{ found: { shard: number; pid: number }; resume(except?: number[]): void }> {
+  const finished = async (shard: number) =>
+    (await db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [jobId, shard])).rows[0].finished_at !== null;
+  return inSlowMotion(
+    () => pidsWithEnv('JOB_ID', jobId),
+    async () => {
+      const shards = await db.query('SELECT shard, processed_images, finished_at IS NOT NULL AS finished FROM job_shards WHERE job_id = $1 ORDER BY shard', [
+        jobId,
+      ]);
+      const runners = pidsWithEnv('JOB_ID', jobId);
+      o.seen?.(`shards ${JSON.stringify(shards.rows)}, runner pids ${JSON.stringify(runners)}`);
+      for (const { shard } of shards.rows.filter((r) => !r.finished && r.processed_images > 0)) {
+        const pid = runners.find((p) => pidsWithEnv(shardEnv, String(shard)).includes(p));
+        if (pid === undefined) continue;
+        // Its last report may have been in flight when it stopped (the callback service is not
+        // stopped): it lands within the pause, and then the shard is not part-way through.
+        await new Promise((r) => setTimeout(r, 300));
+        if (await finished(shard)) continue;
+        return { shard: shard as number, pid };
+      }
+      return undefined;
+    },
+    { what: 'a shard part-way through', runMs: 30, timeoutMs: o.timeoutMs },
+  );
+}
