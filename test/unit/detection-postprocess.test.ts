@@ -59,7 +59,7 @@ describe('Ultralytics letterbox', () => {
     expect(Buffer.compare(pixels, expected)).toBe(0);
   });
 
-  it("gives the image's own decoded pixels back where it was not resampled, and its JPEG where it was", async () => {
+  it("gives the image's own decoded pixels back where it was not resampled, in place, and its JPEG where it was", async () => {
     for (const [w, h] of [
       [60, 40],
       [40, 60],
@@ -69,10 +69,28 @@ describe('Ultralytics letterbox', () => {
       const kept = pictureSource(jpeg, pixels, geometry, { width: w!, height: h! });
       const decoded = await sharp(jpeg).raw().toBuffer();
       if (kept instanceof Uint8Array) throw new Error('expected decoded pixels, got the JPEG');
-      expect(kept && { width: kept.width, height: kept.height, same: Buffer.compare(kept.data, decoded) === 0 }).toEqual({ width: w, height: h, same: true });
-      // A picture drawn on them is the picture drawn from the JPEG.
+      // A window of the letterboxed buffer itself, read row by row.
+      expect(kept.data.buffer).toBe(pixels.buffer);
+      const rows = Buffer.concat(Array.from({ length: kept.height }, (_, y) => kept.data.subarray(y * kept.stride, y * kept.stride + kept.width * 3)));
+      expect({ width: kept.width, height: kept.height, stride: kept.stride, same: Buffer.compare(rows, decoded) === 0 }).toEqual({
+        width: w,
+        height: h,
+        stride: 60 * 3,
+        same: true,
+      });
+      // A picture drawn on them is the picture drawn from the JPEG, and the grey bars around them stay as they were.
       const detections = [{ class_id: 1, class_name: 'b', category_id: 1, confidence: 0.9, bbox: [2, 3, 30, 20] as [number, number, number, number] }];
-      expect(Buffer.compare(await drawObjects(kept!, detections), await drawObjects(jpeg, detections))).toBe(0);
+      const before = Buffer.from(pixels);
+      expect(Buffer.compare(await drawObjects(kept, detections), await drawObjects(jpeg, detections))).toBe(0);
+      const changedOutside: number[] = [];
+      for (let i = 0; i < pixels.length; i += 3) {
+        const x = (i / 3) % 60;
+        const y = Math.floor(i / 3 / 60);
+        const inside = x >= geometry.left && x < geometry.left + w! && y >= geometry.top && y < geometry.top + h!;
+        if (!inside && Buffer.compare(pixels.subarray(i, i + 3), before.subarray(i, i + 3)) !== 0) changedOutside.push(i / 3);
+      }
+      expect(changedOutside).toEqual([]);
+      expect(Buffer.compare(pixels, before)).not.toBe(0);
     }
     const jpeg = await jpegOf(50, 30);
     const { pixels, geometry } = await letterbox(jpeg, [40, 48]);

@@ -132,6 +132,46 @@ describe('drawObjects and drawClassMap', () => {
   });
 });
 
+describe('a window of a wider image (rows a stride apart)', () => {
+  // Small: libjpeg-turbo encodes it from the window; large (over ON_THREAD_MAX_PIXELS): sharp, from a copy.
+  it.each([
+    [40, 30, 60, 50, 7, 5],
+    [1100, 1000, 1200, 1010, 60, 4],
+  ])('is drawn and encoded as its own copy is, leaving the rest alone: %ix%i in %ix%i', async (w, h, W, H, left, top) => {
+    const image = Buffer.alloc(W * H * 3);
+    for (let i = 0; i < image.length; i++) image[i] = (i * 7919) % 251;
+    const copy = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++) image.copy(copy, y * w * 3, ((top + y) * W + left) * 3, ((top + y) * W + left + w) * 3);
+    const window = (data: Buffer) => ({ data: data.subarray((top * W + left) * 3, ((top + h - 1) * W + left + w) * 3), width: w, height: h, stride: W * 3 });
+    const mask = new Uint8Array(w * h);
+    for (let y = 0; y < h; y++) mask.fill(1, y * w + 3, y * w + 9); // columns 3-8
+    const detections = [
+      object({ bbox: [2, 3, w - 5, h - 4], mask: { size: [h, w], counts: rleToString(encodeMask(mask, h, w)) } }),
+      object({ class_id: 5, bbox: [w / 2, h / 3, w - 1, h - 1], confidence: 0.5 }),
+    ];
+    const map = new Uint8Array(w * h).map((_, i) => i % 3);
+    for (const draw of [
+      (image: Buffer | { data: Buffer; width: number; height: number; stride: number }) =>
+        drawObjects(image instanceof Buffer ? { data: image, width: w, height: h } : image, detections),
+      (image: Buffer | { data: Buffer; width: number; height: number; stride: number }) =>
+        drawClassMap(image instanceof Buffer ? { data: image, width: w, height: h } : image, map, w, h),
+    ]) {
+      const wide = Buffer.from(image);
+      const expected = await draw(Buffer.from(copy));
+      expect(Buffer.compare(await draw(window(wide)), expected)).toBe(0);
+      const changed = (x: number, y: number) => wide[(y * W + x) * 3] !== image[(y * W + x) * 3];
+      let outside = 0;
+      let inside = 0;
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          if (x >= left && x < left + w && y >= top && y < top + h) inside += changed(x, y) ? 1 : 0;
+          else outside += changed(x, y) ? 1 : 0;
+        }
+      expect({ outside, drewInside: inside > 0 }).toEqual({ outside: 0, drewInside: true });
+    }
+  });
+});
+
 describe('RgbCanvas', () => {
   it('clips shapes at the edges and rounds their corners to whole pixels', () => {
     const c = new RgbCanvas(Buffer.alloc(4 * 3 * 3), 4, 3);
@@ -146,6 +186,10 @@ describe('RgbCanvas', () => {
 
   it('refuses pixels that are not width x height RGB', () => {
     expect(() => new RgbCanvas(Buffer.alloc(10), 2, 2)).toThrow('expected 2x2 RGB pixels, got 10 bytes');
+    // A window: its last row needs only its own pixels, not the stride's.
+    expect(new RgbCanvas(Buffer.alloc(12 + 6), 2, 2, 12).stride).toBe(12);
+    expect(() => new RgbCanvas(Buffer.alloc(12 + 5), 2, 2, 12)).toThrow('expected 2x2 RGB pixels in rows 12 bytes apart, got 17 bytes');
+    expect(() => new RgbCanvas(Buffer.alloc(100), 2, 2, 5)).toThrow('in rows 5 bytes apart');
   });
 });
 

@@ -45,8 +45,11 @@ export interface TurboJpeg {
   decodeRgb(bytes: Uint8Array, header: JpegHeader, into?: { data: Buffer; pitch: number }): TurboDecode;
   /** Decodes into a new RGB buffer on a libuv pool thread: for large images, which would hold the event loop. */
   decodeRgbOffThread(bytes: Uint8Array, header: JpegHeader): Promise<TurboDecode>;
-  /** Encodes RGB (HWC) pixels as a baseline 4:2:0 JPEG on the calling thread; undefined when libjpeg-turbo refuses. */
-  encodeRgb(data: Uint8Array, width: number, height: number, quality: number): Buffer | undefined;
+  /**
+   * Encodes RGB (HWC) pixels, rows `pitch` bytes apart (default width x 3), as a baseline 4:2:0
+   * JPEG on the calling thread; undefined when libjpeg-turbo refuses.
+   */
+  encodeRgb(data: Uint8Array, width: number, height: number, quality: number, pitch?: number): Buffer | undefined;
 }
 
 /** Candidate library paths, most specific first. */
@@ -144,7 +147,8 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
         spareHandles.push(own);
       }
     },
-    encodeRgb(data, width, height, quality) {
+    encodeRgb(data, width, height, quality, pitch = width * 3) {
+      if (pitch < width * 3 || data.length < (height - 1) * pitch + width * 3) throw new RangeError('encode source too small');
       encoder ??= initCompress();
       if (!encoder) return undefined;
       const capacity = Number(bufferSize(width, height, TJSAMP_420));
@@ -153,7 +157,7 @@ function bind(lib: LibraryHandle, path: string): TurboJpeg {
       if (kept && encoded.length < capacity) encoded = Buffer.allocUnsafe(capacity);
       const target = kept ? encoded : Buffer.allocUnsafe(capacity);
       const size = [target.length];
-      if (compress(encoder, data, width, 0, height, TJPF_RGB, [target], size, TJSAMP_420, quality, TJFLAG_NOREALLOC) !== 0) return undefined;
+      if (compress(encoder, data, width, pitch, height, TJPF_RGB, [target], size, TJSAMP_420, quality, TJFLAG_NOREALLOC) !== 0) return undefined;
       return kept ? Buffer.from(target.subarray(0, size[0])) : target.subarray(0, size[0]);
     },
   };

@@ -10,13 +10,25 @@ export class RgbCanvas {
   readonly data: Buffer;
   readonly width: number;
   readonly height: number;
+  /** Bytes from a row's first pixel to the next row's. */
+  readonly stride: number;
 
-  /** `data` holds `width` x `height` RGB pixels, row-major; drawing changes it. */
-  constructor(data: Buffer, width: number, height: number) {
-    if (data.length !== width * height * 3) throw new Error(`expected ${width}x${height} RGB pixels, got ${data.length} bytes`);
+  /**
+   * `data` holds `width` x `height` RGB pixels, rows `stride` bytes apart (a window of a larger
+   * image, such as the letterboxed input, is drawn on where it lies); drawing changes it.
+   */
+  constructor(data: Buffer, width: number, height: number, stride = width * 3) {
+    if (
+      stride < width * 3 ||
+      stride % 3 !== 0 ||
+      data.length < (height - 1) * stride + width * 3 ||
+      (stride === width * 3 && data.length !== width * height * 3)
+    )
+      throw new Error(`expected ${width}x${height} RGB pixels${stride === width * 3 ? '' : ` in rows ${stride} bytes apart`}, got ${data.length} bytes`);
     this.data = data;
     this.width = width;
     this.height = height;
+    this.stride = stride;
   }
 
   /** Pixels x1 <= x < x2, y1 <= y < y2 (rounded, clipped) set to `colour`. */
@@ -24,7 +36,7 @@ export class RgbCanvas {
     const [ax, ay, bx, by] = this.#clip(x1, y1, x2, y2);
     const [r, g, b] = colour;
     for (let y = ay; y < by; y++) {
-      for (let o = (y * this.width + ax) * 3, end = (y * this.width + bx) * 3; o < end; o += 3) {
+      for (let o = y * this.stride + ax * 3, end = y * this.stride + bx * 3; o < end; o += 3) {
         this.data[o] = r;
         this.data[o + 1] = g;
         this.data[o + 2] = b;
@@ -60,14 +72,14 @@ export class RgbCanvas {
       for (let x = ax; x < bx; x++) {
         const dx = x + 0.5 - cx;
         const dy = y + 0.5 - cy;
-        if (dx * dx + dy * dy <= r2) this.data.set(colour, (y * this.width + x) * 3);
+        if (dx * dx + dy * dy <= r2) this.data.set(colour, y * this.stride + x * 3);
       }
     }
   }
 
-  /** `colour` over pixel `i` (row-major index) at opacity `alpha` / 255. */
-  blendPixel(i: number, colour: Rgb, alpha: number): void {
-    const o = i * 3;
+  /** `colour` over pixel (x, y) at opacity `alpha` / 255. */
+  blendPixel(x: number, y: number, colour: Rgb, alpha: number): void {
+    const o = y * this.stride + x * 3;
     const keep = 255 - alpha;
     this.data[o] = Math.round((colour[0] * alpha + this.data[o]! * keep) / 255);
     this.data[o + 1] = Math.round((colour[1] * alpha + this.data[o + 1]! * keep) / 255);
@@ -83,7 +95,7 @@ export class RgbCanvas {
         const a = g.alpha[gy * g.width + gx]!;
         const px = x + gx;
         if (a === 0 || px < 0 || px >= this.width) continue;
-        this.blendPixel(py * this.width + px, colour, a);
+        this.blendPixel(px, py, colour, a);
       }
     }
     return x + g.advance;

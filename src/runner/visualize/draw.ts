@@ -4,6 +4,7 @@
 import sharp from 'sharp';
 import { CLASS_PALETTE, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
 import { decodeRgb, jpegEncoder, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
+import { windowOf } from '../classification/pil-resize.ts';
 import { rleFromString } from '../segmentation/rle.ts';
 import { RgbCanvas, type Rgb } from './canvas.ts';
 import { fontMetrics, GlyphCache } from './glyphs.ts';
@@ -25,10 +26,12 @@ export interface RgbPixels {
   data: Buffer;
   width: number;
   height: number;
+  /** Bytes from one row to the next, when the pixels are a window of a wider image (default width x 3). */
+  stride?: number;
 }
 
 async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
-  if (!(image instanceof Uint8Array)) return new RgbCanvas(image.data, image.width, image.height);
+  if (!(image instanceof Uint8Array)) return new RgbCanvas(image.data, image.width, image.height, image.stride);
   const { data, width, height } = await decodeRgb(image);
   return new RgbCanvas(data, width, height);
 }
@@ -38,11 +41,15 @@ async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
 // 85, 4:2:0, without optimised Huffman tables (a second pass over the coefficients, twice the CPU
 // for files about 3% smaller).
 const encode = async (canvas: RgbCanvas): Promise<Buffer> =>
-  (canvas.width * canvas.height <= ON_THREAD_MAX_PIXELS ? jpegEncoder()?.encodeRgb(canvas.data, canvas.width, canvas.height, 85) : undefined) ??
+  (canvas.width * canvas.height <= ON_THREAD_MAX_PIXELS ? jpegEncoder()?.encodeRgb(canvas.data, canvas.width, canvas.height, 85, canvas.stride) : undefined) ??
   // A large picture: sharp, off the event loop.
-  sharp(canvas.data, { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
+  sharp(unstrided(canvas), { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
     .jpeg({ quality: 85, optimiseCoding: false })
     .toBuffer();
+
+/** The canvas's pixels in rows with nothing between them, as sharp's raw input takes them: a window's are copied. */
+const unstrided = (c: RgbCanvas): Uint8Array =>
+  c.stride === c.width * 3 ? c.data : windowOf(c.data, c.stride / 3, { left: 0, top: 0, width: c.width, height: c.height });
 
 /** An RLE mask (COCO, column-major) filled over the canvas, run by run. */
 function fillMask(canvas: RgbCanvas, mask: { size: [number, number]; counts: string }, colour: Rgb): void {
@@ -51,7 +58,7 @@ function fillMask(canvas: RgbCanvas, mask: { size: [number, number]; counts: str
   if (h !== canvas.height || w !== canvas.width) return; // not this image's mask: nothing sensible to draw
   let p = 0;
   rle.counts.forEach((run, i) => {
-    if (i % 2 === 1) for (let q = p; q < p + run; q++) canvas.blendPixel((q % h) * w + Math.floor(q / h), colour, MASK_ALPHA);
+    if (i % 2 === 1) for (let q = p; q < p + run; q++) canvas.blendPixel(Math.floor(q / h), q % h, colour, MASK_ALPHA);
     p += run;
   });
 }
@@ -117,8 +124,10 @@ export async function paintObjects(canvas: RgbCanvas, detections: DetectedObject
 
 export function paintClassMap(canvas: RgbCanvas, classMap: Uint8Array | Uint16Array, width: number, height: number): void {
   if (canvas.width !== width || canvas.height !== height) throw new Error(`class map is ${width}x${height}, the image ${canvas.width}x${canvas.height}`);
-  for (let i = 0; i < classMap.length; i++) {
-    const c = classMap[i]!;
-    if (c !== 0) canvas.blendPixel(i, classColor(c), CLASS_MAP_ALPHA);
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      const c = classMap[i]!;
+      if (c !== 0) canvas.blendPixel(x, y, classColor(c), CLASS_MAP_ALPHA);
+    }
   }
 }
