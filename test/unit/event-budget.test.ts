@@ -1,17 +1,5 @@
-import pino from 'pino';
-import { Writable } from 'node:stream';
 import { EventBudget } from '../../src/controller/kubernetes/event-budget.ts';
-
-function capturedLog() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  return { log: pino({ level: 'info' }, stream), lines };
-}
+import { capturedLog } from '../support/captured-log.ts';
 
 describe('EventBudget', () => {
   it('writes Normal Events up to its burst, then at its rate; Warnings always', () => {

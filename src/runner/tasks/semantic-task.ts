@@ -115,10 +115,12 @@ export class SemanticTask implements VisionTask<Context> {
     await this.#o.writes.add(maskPath, async () =>
       this.#o.store.write(
         maskPath,
-        await sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } })
-          .toColourspace('b-w')
-          .png()
-          .toBuffer(),
+        await this.#o.writes.prepare(() =>
+          sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } })
+            .toColourspace('b-w')
+            .png()
+            .toBuffer(),
+        ),
         'image/png',
       ),
     );

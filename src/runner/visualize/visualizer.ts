@@ -27,7 +27,7 @@ export class Visualizer {
     // A picture that cannot be drawn fails as its write does: logged and counted, the image's result stands.
     const drawn = image instanceof Uint8Array ? undefined : await draw(image).catch((err: unknown) => err as Error);
     await this.#writes.add(uri, async () => {
-      const jpeg = drawn ?? (await draw(image));
+      const jpeg = drawn ?? (await this.#writes.prepare(() => draw(image)));
       if (jpeg instanceof Error) throw jpeg;
       await this.#store.write(uri, jpeg, 'image/jpeg');
     });
