@@ -190,7 +190,8 @@ export type RunnerEnv = z.output<typeof RunnerEnv>;
  * mark-compact every 0.1 s (47 in a 256-image run with pictures), each promoting whatever young
  * objects were alive at the time, which brought the next one closer. Marking now starts at 60% of
  * the old generation's limit (in a task) or 85% (at once), the limit unchanged: 5 mark-compacts,
- * detection runs 6-7% faster with pictures and 4% without (bench:runner), peak RSS as flat.
+ * detection runs 6-7% faster with pictures and 4% without (interleaved runs on bench:runner's
+ * data), peak RSS as flat (bench:memory).
  */
 export const RUNNER_NODE_FLAGS = [
   '--max-semi-space-size=4',
