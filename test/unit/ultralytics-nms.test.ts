@@ -3,7 +3,8 @@
 // whose IoU is exactly at the threshold or within 1e-4 of it for high class ids (where the class
 // offset costs float32 precision), scores exactly at float32(conf), ties, more candidates than
 // max_det, and an end-to-end output.
-import { decodeEndToEnd, decodeYolo } from '../../src/runner/detection/yolo-postprocess.ts';
+import fc from 'fast-check';
+import { decodeEndToEnd, decodeYolo, nms } from '../../src/runner/detection/yolo-postprocess.ts';
 import { runReference } from '../support/reference-python.ts';
 
 const f32 = Math.fround;
@@ -51,6 +52,24 @@ function randomCase(
   return { name, nc: opts.nc, rows, conf: opts.conf, iou: opts.iou ?? 0.7, maxDet: opts.maxDet ?? 300, multiLabel: opts.multiLabel };
 }
 
+/**
+ * 80 x 500 = 40,000 rows above conf, of which the 30,000 best (max_nms) go to NMS. Every score is
+ * distinct: Ultralytics picks them with an unstable argsort, whose order of ties is torch's own.
+ */
+function moreThanMaxNms(): Case {
+  const c = randomCase('val, more candidates than max_nms', 5, { nc: 80, anchors: 500, multiLabel: true, conf: 0.001, scale: 300 });
+  const r = rng(6);
+  const ranks = Array.from({ length: 500 * 80 }, (_, i) => i);
+  for (let i = ranks.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [ranks[i], ranks[j]] = [ranks[j]!, ranks[i]!];
+  }
+  c.rows.forEach((row, a) => {
+    for (let k = 0; k < 80; k++) row[4 + k] = 0.002 + (0.997 * ranks[a * 80 + k]!) / ranks.length;
+  });
+  return c;
+}
+
 /** Two boxes of class `cls` whose IoU is `iou` (in exact arithmetic): the same height, shifted sideways. */
 function pairAt(iou: number, cls: number, nc: number, anchor: number, x = 100): number[][] {
   // IoU of w-wide boxes shifted by d: (w - d) / (w + d) = iou -> d = w (1 - iou) / (1 + iou).
@@ -68,6 +87,7 @@ const CASES: Case[] = [
   randomCase('val, multi-label, 12 classes', 2, { nc: 12, anchors: 600, multiLabel: true, conf: 0.001 }),
   randomCase('val, more candidates than max_det', 3, { nc: 5, anchors: 900, multiLabel: true, conf: 0.001, maxDet: 50, scale: 400 }),
   randomCase('predict, tight iou', 4, { nc: 2, anchors: 300, multiLabel: false, conf: 0.1, iou: 0.45 }),
+  moreThanMaxNms(),
   {
     name: 'IoU at and around the threshold, for low and high class ids',
     nc: 80,
@@ -168,5 +188,66 @@ describe('NMS identical to Ultralytics', () => {
   it('filters end-to-end outputs without suppressing them', () => {
     const dets = decodeEndToEnd(Float32Array.from(e2e.flat()), e2e.length, { conf: 0.25, maxDet: 3 });
     expect(dets.map((d) => [...d.box, d.score, d.classId])).toEqual(reference.at(-1));
+  });
+});
+
+describe('max_nms', () => {
+  // The rows that go to NMS when there are more than max_nms, ties at the cut included, against
+  // the plain way: every row as an object, a stable sort by score, the first max_nms (what the
+  // runner did before; Ultralytics orders ties with torch's unstable argsort, so ties are only
+  // checked here). Scores come from a handful of values, so that the cut falls among ties.
+  it('keeps the best rows, ties at the cut in row order, as a stable sort of every row would', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          nc: fc.integer({ min: 1, max: 4 }),
+          anchors: fc.integer({ min: 1, max: 40 }),
+          maxNms: fc.integer({ min: 1, max: 60 }),
+          multiLabel: fc.boolean(),
+          seed: fc.integer(),
+        }),
+        ({ nc, anchors, maxNms, multiLabel, seed }) => {
+          const r = rng(Math.abs(seed) + 1);
+          const levels = [0.2, 0.4, 0.6, 0.8];
+          const rows = Array.from({ length: anchors }, () => [
+            20 + r() * 100,
+            20 + r() * 100,
+            5 + r() * 60,
+            5 + r() * 60,
+            ...Array.from({ length: nc }, () => (r() < 0.2 ? 0.05 : levels[Math.floor(r() * levels.length)]!)),
+          ]);
+          const t = tensor(rows.map((row, a) => [...row, a]));
+          const opts = { conf: 0.1, iou: 0.5, maxDet: 300, multiLabel, maxNms };
+          const got = decodeYolo(t, nc, anchors, opts).map((d) => [d.classId, d.anchor, d.score]);
+          // The plain way.
+          const all: Array<{ a: number; c: number; score: number }> = [];
+          rows.forEach((row, a) => {
+            const scores = row.slice(4).map(f32);
+            if (multiLabel && nc > 1) scores.forEach((score, c) => score > f32(0.1) && all.push({ a, c, score }));
+            else {
+              const best = Math.max(...scores);
+              if (best > f32(0.1)) all.push({ a, c: scores.indexOf(best), score: best });
+            }
+          });
+          const pool = [...all].sort((x, y) => y.score - x.score).slice(0, maxNms);
+          const boxes = new Float32Array(pool.length * 4);
+          pool.forEach((p, i) => {
+            const [cx, cy, w, h] = [0, 1, 2, 3].map((k) => t[k * anchors + p.a]!);
+            const [hw, hh] = [f32(w! / 2), f32(h! / 2)];
+            const off = f32(p.c * 7680);
+            [f32(cx! - hw), f32(cy! - hh), f32(cx! + hw), f32(cy! + hh)].forEach((v, k) => (boxes[4 * i + k] = f32(v + off)));
+          });
+          const want = nms(
+            boxes,
+            pool.map((p) => p.score),
+            0.5,
+          )
+            .slice(0, 300)
+            .map((i) => [pool[i]!.c, pool[i]!.a, pool[i]!.score]);
+          expect(got).toEqual(want);
+        },
+      ),
+      { numRuns: Number(process.env.KINFER_FUZZ_RUNS ?? 300) },
+    );
   });
 });
