@@ -16,7 +16,8 @@ export class BackgroundWrites {
     // A write waits more than it works: a few hops through libuv's pool, each resumed by an event
     // loop that is busy decoding (file://: about 40 ms from start to end in a detection run), or
     // an S3 PUT's round trip. Two at a time held a fast runner back: the shape detector's test
-    // run with pictures made 460-477 images/s with two, 511-525 with eight (787 without pictures).
+    // run with pictures made 460-477 images/s with two, 511-525 with eight (787 without pictures);
+    // to S3 behind a 10 ms relay each way, 81-83 with two, 248-254 with eight (709-712 without).
     this.#writing = pLimit(opts.concurrency ?? 8);
     // What a write's body costs to make (decoding an image to draw on, encoding a mask) is CPU and
     // a decoded image's memory: two at a time.
