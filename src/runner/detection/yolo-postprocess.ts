@@ -138,24 +138,29 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
     rowScore[count++] = score;
   }
   const pool = maxNmsRows(rowScore.subarray(0, count), opts.maxNms ?? 30_000);
-  const boxOf = (a: number): Detection['box'] => {
+  // Each pool row's box (xywh2xyxy in float32, as Ultralytics computes it), and the same box
+  // shifted by its class for NMS; a Float32Array stores each value rounded to float32.
+  const corners = new Float32Array(pool.length * 4);
+  const shifted = new Float32Array(pool.length * 4);
+  const poolScores = new Float32Array(pool.length);
+  pool.forEach((row, i) => {
+    const a = rowAnchor[row]!;
     const cx = output[a]!;
     const cy = output[numAnchors + a]!;
     const hw = f32(output[2 * numAnchors + a]! / 2);
     const hh = f32(output[3 * numAnchors + a]! / 2);
-    return [f32(cx - hw), f32(cy - hh), f32(cx + hw), f32(cy + hh)];
-  };
-  const offset = new Float32Array(pool.length * 4);
-  const poolScores = new Float32Array(pool.length);
-  pool.forEach((row, i) => {
-    const box = boxOf(rowAnchor[row]!);
-    const c = f32(rowClass[row]! * MAX_WH);
-    for (let k = 0; k < 4; k++) offset[4 * i + k] = f32(box[k]! + c);
+    corners[4 * i] = cx - hw;
+    corners[4 * i + 1] = cy - hh;
+    corners[4 * i + 2] = cx + hw;
+    corners[4 * i + 3] = cy + hh;
+    const shift = f32(rowClass[row]! * MAX_WH);
+    for (let k = 4 * i; k < 4 * i + 4; k++) shifted[k] = corners[k]! + shift;
     poolScores[i] = rowScore[row]!;
   });
-  return nms(offset, poolScores, opts.iou, opts.maxDet).map((i) => {
+  return nms(shifted, poolScores, opts.iou, opts.maxDet).map((i) => {
     const row = pool[i]!;
-    return { box: boxOf(rowAnchor[row]!), score: rowScore[row]!, classId: rowClass[row]!, anchor: rowAnchor[row]! };
+    const box = Array.from(corners.subarray(4 * i, 4 * i + 4)) as Detection['box'];
+    return { box, score: rowScore[row]!, classId: rowClass[row]!, anchor: rowAnchor[row]! };
   });
 }
 
