@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import sharp from 'sharp';
 import { letterbox, letterboxGeometry, pictureSource, scaleBoxes } from '../../src/runner/detection/letterbox.ts';
 import { drawObjects } from '../../src/runner/visualize/draw.ts';
@@ -145,6 +146,32 @@ describe('NMS as Ultralytics runs it', () => {
     ]);
     expect(dets[0]!.box).toEqual([40, 40, 60, 60]);
     expect(decodeYolo(out, 2, 4, { ...PREDICT_DEFAULTS, maxDet: 1 })).toHaveLength(1);
+  });
+
+  it('takes every anchor with any one class above conf, whichever class and however many classes', () => {
+    // One class at most above conf an anchor, anywhere among up to 24 classes (the scan reads the
+    // class rows eight at a time, the rest one by one); others below it or exactly at it. Nothing
+    // is suppressed (IoU 1 is not above 1), so the detections are the candidates themselves.
+    const conf = Math.fround(0.25);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 24 }),
+        fc.array(fc.record({ hit: fc.nat(), score: fc.double({ min: 0.26, max: 1, noNaN: true }), low: fc.constantFrom(0, 0.1, conf) }), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        (nc, anchors) => {
+          const rows = anchors.map(({ hit, score, low }) => {
+            const above = hit % (nc + 1); // nc: no class above conf
+            return [10, 10, 4, 4, ...Array.from({ length: nc }, (_, c) => (c === above ? score : low))] as [number, number, number, number, ...number[]];
+          });
+          const got = decodeYolo(tensor(rows), nc, rows.length, { conf, iou: 1, maxDet: 300 }).map((d) => [d.anchor, d.classId]);
+          const want = anchors.flatMap(({ hit }, a) => (hit % (nc + 1) < nc ? [[a, hit % (nc + 1)]] : []));
+          expect(got.sort((x, y) => x[0]! - y[0]!)).toEqual(want);
+        },
+      ),
+      { numRuns: Number(process.env.KINFER_FUZZ_RUNS ?? 300) },
+    );
   });
 
   it('filters end-to-end outputs without suppressing them', () => {

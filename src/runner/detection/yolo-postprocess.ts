@@ -91,15 +91,7 @@ export function nms(boxes: Float32Array, scores: ArrayLike<number>, iouThreshold
 /** Decodes one image's [4+nc(+extra), N] output (channel-major, as exported) and applies class-aware NMS. */
 export function decodeYolo(output: Float32Array, numClasses: number, numAnchors: number, opts: NmsOptions): Detection[] {
   const conf = f32(opts.conf);
-  // Candidates are the anchors with any class score above conf, which are exactly those whose best
-  // score is. Found class-major (each class row read in order: the anchor-major walk strides 4*N
-  // bytes a read) with a comparison that a trained head, its scores mostly near 0, rarely passes,
-  // instead of keeping every anchor's running best: 0.55 vs 0.95 ms a decode of 80 x 8,400.
-  const candidate = new Uint8Array(numAnchors);
-  for (let c = 0; c < numClasses; c++) {
-    const row = output.subarray((4 + c) * numAnchors, (5 + c) * numAnchors);
-    for (let a = 0; a < numAnchors; a++) if (row[a]! > conf) candidate[a] = 1;
-  }
+  const candidate = anchorsAbove(output, numClasses, numAnchors, conf);
   const multiLabel = (opts.multiLabel ?? false) && numClasses > 1;
   // Ultralytics' rows, anchor-major (and class-major within an anchor): kept as numbers, not
   // objects, as a val run (conf 0.001, every class) can have hundreds of thousands of them.
@@ -162,6 +154,39 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
     const box = Array.from(corners.subarray(4 * i, 4 * i + 4)) as Detection['box'];
     return { box, score: rowScore[row]!, classId: rowClass[row]!, anchor: rowAnchor[row]! };
   });
+}
+
+/**
+ * 1 for each anchor with any class score above `conf`: exactly the anchors whose best score is.
+ * Read class-major (each class row in order: the anchor-major walk strides 4*N bytes a read), with
+ * comparisons that a trained head, its scores mostly near 0, rarely passes, instead of keeping
+ * every anchor's running best (0.55 vs 0.95 ms a decode of 80 x 8,400), and eight class rows a
+ * pass, one branch an anchor for eight scores (0.66 -> 0.41 ms, alone on one core).
+ */
+function anchorsAbove(output: Float32Array, numClasses: number, n: number, conf: number): Uint8Array {
+  const candidate = new Uint8Array(n);
+  let c = 0;
+  for (; c + 8 <= numClasses; c += 8) {
+    const first = (4 + c) * n;
+    for (let i = first; i < first + n; i++) {
+      if (
+        output[i]! > conf ||
+        output[i + n]! > conf ||
+        output[i + 2 * n]! > conf ||
+        output[i + 3 * n]! > conf ||
+        output[i + 4 * n]! > conf ||
+        output[i + 5 * n]! > conf ||
+        output[i + 6 * n]! > conf ||
+        output[i + 7 * n]! > conf
+      )
+        candidate[i - first] = 1;
+    }
+  }
+  for (; c < numClasses; c++) {
+    const row = output.subarray((4 + c) * n, (5 + c) * n);
+    for (let a = 0; a < n; a++) if (row[a]! > conf) candidate[a] = 1;
+  }
+  return candidate;
 }
 
 /**
