@@ -5,7 +5,8 @@
 // process, as the runner is: a Kubernetes-tier CI run saw a runner exit with code 1 after SIGTERM,
 // "inference worker exited with code 1", where it should have reported and exited with 143.
 // And a batch reported in full gives its memory back at once: the outputs' buffers (the worker's
-// transfer) and the decoded inputs are detached, never before the last row is interpreted.
+// transfer) and the decoded inputs are detached, never before the last row is interpreted; inputs
+// from the letterbox's pool go back to it instead, and to later images only once reported.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { WorkerSession } from ${JSON.stringify(src('runner/inference/inference-session.ts'))};
 import { ObjectStore } from ${JSON.stringify(src('runner/io/object-store.ts'))};
 import { processImages } from ${JSON.stringify(src('runner/pipeline/process-images.ts'))};
+import { pixelBuffers } from ${JSON.stringify(src('runner/image/buffer-pool.ts'))};
 
 const [modelPath, imagePath, mode] = process.argv.slice(2);
 const { session } = await WorkerSession.open(readFileSync(modelPath), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
@@ -31,9 +33,19 @@ session.run = (...args) => (runs++, run(...args));
 const inputs = [];
 const outputs = new Set();
 let detachedAtInterpret = 0;
+const pooled = mode === 'pooled';
+const images = pooled ? 32 : 8;
+// Pooled: which image holds each buffer, and buffers taken again before that image's batch was reported.
+let reported = 0;
+const holder = new Map();
+let reusedEarly = 0;
 const task = {
-  prepare: async () => {
-    const tensor = new Float32Array(3 * 640 * 640);
+  prepare: async (_bytes, sample) => {
+    // A letterbox canvas's size (the float input takes its bytes as values).
+    const tensor = pooled ? pixelBuffers.take(3 * 640 * 640) : new Float32Array(3 * 640 * 640);
+    const held = holder.get(tensor.buffer);
+    if (held !== undefined && reported < (Math.floor(held / 4) + 1) * 4) reusedEarly++;
+    holder.set(tensor.buffer, sample.index);
     inputs.push(tensor);
     return { tensor, context: null };
   },
@@ -45,10 +57,10 @@ const task = {
   unreadable: () => ({ fields: {}, record: null }),
 };
 const source = {
-  total: 8,
+  total: images,
   classNames: [],
   async *samples() {
-    for (let index = 0; index < 8; index++) yield { index, uri: 'file://' + imagePath, name: 'img' + index };
+    for (let index = 0; index < images; index++) yield { index, uri: 'file://' + imagePath, name: 'img' + index };
   },
 };
 let message;
@@ -58,6 +70,7 @@ try {
     decodeConcurrency: 1,
     onResult: () => {
       if (mode === 'stop') throw new Error('stopped while reporting');
+      reported++;
     },
   });
 } catch (err) {
@@ -75,6 +88,8 @@ console.log(JSON.stringify({
   detachedAtInterpret,
   inputs: inputs.length,
   inputsDetached: detached(inputs.map((t) => t.buffer)),
+  distinctInputBuffers: new Set(inputs.map((t) => t.buffer)).size,
+  reusedEarly,
 }));
 `;
 
@@ -86,10 +101,15 @@ interface Outcome {
   detachedAtInterpret: number;
   inputs: number;
   inputsDetached: number;
+  distinctInputBuffers: number;
+  reusedEarly: number;
 }
 
-/** Runs the pipeline over 8 images in a new Node process: 'stop' fails every report, 'release' takes them all. */
-async function pipeline(mode: 'stop' | 'release'): Promise<{ out: Outcome; stderr: string }> {
+/**
+ * Runs the pipeline in a new Node process: 'stop' fails every report, 'release' takes them all (8
+ * images each), 'pooled' takes 32 images whose inputs come from the letterbox's pool.
+ */
+async function pipeline(mode: 'stop' | 'release' | 'pooled'): Promise<{ out: Outcome; stderr: string }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'pipeline-'));
   writeFileSync(join(dir, 'model.onnx'), buildYoloLike().model);
   writeFileSync(join(dir, 'image.bin'), 'not read by the task');
@@ -123,5 +143,19 @@ describe('processImages reporting a batch', () => {
     expect(out.detachedAtInterpret).toBe(0);
     expect(out.inputs).toBe(8);
     expect(out.inputsDetached).toBe(8);
+  }, 60_000);
+});
+
+describe('processImages reporting batches of pooled inputs', () => {
+  it('gives the inputs back to the pool once their batch is reported, and later images take them', async () => {
+    const { out } = await pipeline('pooled');
+    expect(out.message).toBeUndefined();
+    expect(out.runs).toBe(8);
+    expect(out.outputsDetached).toBe(8);
+    expect(out.inputs).toBe(32);
+    // Back in the pool or with a later image: none freed, some taken again, none too early.
+    expect(out.inputsDetached).toBe(0);
+    expect(out.distinctInputBuffers).toBeLessThan(32);
+    expect(out.reusedEarly).toBe(0);
   }, 60_000);
 });

@@ -13,6 +13,7 @@
 // size, where val may resample twice with OpenCV: the geometry is Ultralytics', pixel values may
 // differ by interpolation rounding.
 import { hwcToChw, ImageDecodeError, roundHalfEven, type InputLayout } from '../classification/preprocess.ts';
+import { pixelBuffers } from '../image/buffer-pool.ts';
 import { directJpeg, sharpRgb, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
 import { turboJpeg } from '../image/turbo-jpeg.ts';
 
@@ -87,6 +88,7 @@ export async function letterbox(
       const canvas = greyCanvas(g);
       const decoded = turboJpeg()!.decodeRgb(bytes, direct, { data: canvas.subarray((g.top * canvasWidth(g) + g.left) * 3), pitch: canvasWidth(g) * 3 });
       if (decoded.ok) return { pixels: canvas, geometry: g, original };
+      pixelBuffers.give(canvas.buffer);
     }
   }
   const image = sharpRgb(bytes);
@@ -105,10 +107,13 @@ export async function letterbox(
 
 const canvasWidth = (g: Letterbox) => g.left + g.width + g.right;
 
-/** The letterbox's canvas, grey (114) where the padding goes; the image's window is left to fill. */
+/**
+ * The letterbox's canvas, grey (114) where the padding goes; the image's window is left to fill.
+ * From `pixelBuffers`: the pipeline gives it back once its batch is reported.
+ */
 function greyCanvas(g: Letterbox): Buffer {
   const width = canvasWidth(g);
-  const out = Buffer.allocUnsafe(width * (g.top + g.height + g.bottom) * 3);
+  const out = pixelBuffers.take(width * (g.top + g.height + g.bottom) * 3);
   const row = width * 3;
   out.fill(114, 0, g.top * row);
   out.fill(114, (g.top + g.height) * row);

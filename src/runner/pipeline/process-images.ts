@@ -3,6 +3,7 @@
 // unreadable ones.
 import { pMapIterable } from 'p-map';
 import type { ImageResult } from '../../contract/index.ts';
+import { pixelBuffers } from '../image/buffer-pool.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { RunOutput } from '../inference/inference-session.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -116,10 +117,11 @@ export async function processImages<C>(
         record,
       );
     }
-    // Every row is interpreted (results, records and pictures hold copies): the batch's outputs
-    // and decoded inputs are freed now, not when a collection finds them; a detection batch's
-    // outputs alone are 11 MB, and a runner whose own threads yield to inference collects late.
-    // Explanations may keep the input for later: not then.
+    // Every row is interpreted (results, records and pictures hold copies, pictures are drawn): the
+    // batch's outputs and decoded inputs are freed now, not when a collection finds them (a
+    // detection batch's outputs alone are 11 MB, and a runner whose own threads yield to inference
+    // collects late), or its letterbox canvases reused. Explanations may keep the input for later:
+    // not then.
     if (!opts.xai)
       release(
         outputs,
@@ -175,13 +177,14 @@ export async function processImages<C>(
 
 /**
  * Frees a batch's memory at once: the outputs' buffers (each one the worker's transfer, whole and
- * ours), and the inputs' where a view spans a buffer of its own. A view into a shared one (Node's
+ * ours), and the inputs' where a view spans a buffer of its own: a letterbox canvas goes back to
+ * `pixelBuffers` for the next images, anything else is freed. A view into a shared buffer (Node's
  * pool of small Buffers) is left alone: the others' data is there.
  */
 function release(outputs: WorkerOutput[], inputs: ArrayBufferView[]): void {
   for (const { data } of outputs) if (!data.detached) data.transfer(0);
   for (const v of inputs) {
     const b = v.buffer;
-    if (b instanceof ArrayBuffer && !b.detached && v.byteOffset === 0 && v.byteLength === b.byteLength) b.transfer(0);
+    if (b instanceof ArrayBuffer && !b.detached && v.byteOffset === 0 && v.byteLength === b.byteLength && !pixelBuffers.give(b)) b.transfer(0);
   }
 }
