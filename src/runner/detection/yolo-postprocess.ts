@@ -160,8 +160,8 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
  * 1 for each anchor with any class score above `conf`: exactly the anchors whose best score is.
  * Read class-major (each class row in order: the anchor-major walk strides 4*N bytes a read), with
  * comparisons that a trained head, its scores mostly near 0, rarely passes, instead of keeping
- * every anchor's running best (0.55 vs 0.95 ms a decode of 80 x 8,400), and eight class rows a
- * pass, one branch an anchor for eight scores (0.66 -> 0.41 ms, alone on one core).
+ * every anchor's running best (0.55 vs 0.95 ms a decode of 80 x 8,400). Eight class rows a pass,
+ * one branch an anchor for eight scores, then took a decode from 1.35 to 0.60 ms (a slower day).
  */
 function anchorsAbove(output: Float32Array, numClasses: number, n: number, conf: number): Uint8Array {
   const candidate = new Uint8Array(n);
