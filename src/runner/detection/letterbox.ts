@@ -160,7 +160,8 @@ export async function letterboxTensor(
  * letterboxed ones (a window, rows `stride` bytes apart, not a copy) when the letterbox placed it
  * without resampling, so that it is neither decoded a second time nor copied (a copy was 0.9 MB
  * more garbage per 640x480 picture); else its encoded bytes. The window shares the letterboxed
- * buffer: drawing changes it, so draw once the network has read it and before the buffer is freed.
+ * buffer: drawing changes it, so draw once the network has read it and before the buffer is freed
+ * or given back to `pixelBuffers`.
  */
 export function pictureSource(
   bytes: Uint8Array,

@@ -9,7 +9,6 @@ export class BufferPool {
   readonly #maxBytes: number;
   /** Buffers given back, oldest first. */
   readonly #free: ArrayBuffer[] = [];
-  #freeBytes = 0;
   /** What this pool handed out: only those come back; anything else is its owner's to free. */
   readonly #ours = new WeakSet<ArrayBuffer>();
 
@@ -23,7 +22,6 @@ export class BufferPool {
     const i = this.#free.findLastIndex((b) => b.byteLength === size);
     if (i >= 0) {
       const [reused] = this.#free.splice(i, 1);
-      this.#freeBytes -= size;
       return Buffer.from(reused!);
     }
     const fresh = Buffer.allocUnsafeSlow(size);
@@ -40,10 +38,10 @@ export class BufferPool {
     // Given twice, it would go to two images at once.
     if (this.#free.includes(buffer)) return true;
     this.#free.push(buffer);
-    this.#freeBytes += buffer.byteLength;
-    while (this.#freeBytes > this.#maxBytes) {
+    let kept = this.#free.reduce((sum, b) => sum + b.byteLength, 0);
+    while (kept > this.#maxBytes) {
       const oldest = this.#free.shift()!;
-      this.#freeBytes -= oldest.byteLength;
+      kept -= oldest.byteLength;
       oldest.transfer(0);
     }
     return true;

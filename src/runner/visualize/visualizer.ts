@@ -19,8 +19,8 @@ export class Visualizer {
 
   /**
    * Schedules the picture; returns where it will be. Decoded pixels are drawn before this
-   * returns: they are the caller's (a window of the batch's input, freed once the batch is
-   * reported). Encoded bytes are decoded and drawn in the background.
+   * returns: they are the caller's (a window of the batch's input, freed or reused for later
+   * images once the batch is reported). Encoded bytes are decoded and drawn in the background.
    */
   async #schedule(sample: Sample, image: Uint8Array | RgbPixels, draw: (image: Uint8Array | RgbPixels) => Promise<Buffer>): Promise<string> {
     const uri = joinStorageUri(this.#root, `${String(sample.index).padStart(6, '0')}.jpg`);
