@@ -86,3 +86,63 @@ describe('shard ranges', () => {
     );
   });
 });
+
+describe('progress', () => {
+  /** A FAKE callback client whose calls stay pending until the test settles them, in the order they were made. */
+  function heldCallbacks() {
+    const calls: Array<{ kind: 'progress' | 'results'; body: unknown; settle: (err?: Error) => void }> = [];
+    const held = (kind: 'progress' | 'results') => (body: unknown) =>
+      new Promise<void>((resolve, reject) => calls.push({ kind, body, settle: (err) => (err ? reject(err) : resolve()) }));
+    return { calls, client: { progress: held('progress'), imageResults: held('results') } as unknown as CallbackClient };
+  }
+  const reporterFor = (client: CallbackClient) =>
+    new JobReporter({
+      callbacks: client,
+      store,
+      artifactsUri: pathToFileURL(mkdtempSync(join(tmpdir(), 'kinfer-parts-'))).href,
+      total: 10,
+      resultsBatchSize: 100,
+      progressEveryImages: 2,
+      progressIntervalMs: 3_600_000,
+    });
+  /** Resolves with whether `p` settled within a few turns of the event loop (a part's write takes some). */
+  const settlesSoon = (p: Promise<unknown>) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(cond()).toBe(true);
+  };
+
+  it('does not hold the pipeline while the callback service answers, and follows the results it counts', async () => {
+    const { calls, client } = heldCallbacks();
+    const reporter = reporterFor(client);
+    await reporter.add(result(0, 1), null);
+    // The second image makes progress due: its results and progress are sent, neither answered yet.
+    expect(await settlesSoon(reporter.add(result(1, 1), null))).toBe(true);
+    await until(() => calls.length === 1);
+    expect(calls[0]!.kind).toBe('results');
+    // The progress waits for the results it counts to be taken.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toHaveLength(1);
+    calls[0]!.settle();
+    await until(() => calls.length === 2);
+    expect(calls[1]).toMatchObject({ kind: 'progress', body: { processed_images: 2, total_images: 10, failed_images: 0 } });
+    // The job is not finished before its progress is answered.
+    const finished = reporter.finish();
+    expect(await settlesSoon(finished)).toBe(false);
+    calls[1]!.settle();
+    await finished;
+  });
+
+  it("surfaces a refused progress at the next image, with the refusal's error", async () => {
+    const { calls, client } = heldCallbacks();
+    const reporter = reporterFor(client);
+    await reporter.add(result(0, 1), null);
+    await reporter.add(result(1, 1), null);
+    await until(() => calls.length === 1);
+    calls[0]!.settle();
+    await until(() => calls.length === 2);
+    calls[1]!.settle(new Error('job 42 is no longer active (cancelled)'));
+    await new Promise((r) => setTimeout(r, 0));
+    await expect(reporter.add(result(2, 1), null)).rejects.toThrow('no longer active (cancelled)');
+  });
+});
