@@ -110,8 +110,14 @@ export const RunnerEnv = z
     INTRA_OP_THREADS: positiveInt.optional(),
     /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */
     EXECUTION_PROVIDERS: z.string().default('cpu'),
-    /** Added: images read and decoded ahead of inference, in parallel (reads and sharp's decodes on the libuv pool; libjpeg-turbo's up to 1 MP on the main thread). */
+    /** Added: images decoded ahead of inference, in parallel (sharp's decodes on the libuv pool; libjpeg-turbo's up to 1 MP on the main thread). */
     DECODE_CONCURRENCY: positiveInt.max(64).default(4),
+    /**
+     * Added: images read ahead (object storage GETs, file reads in flight), apart from their
+     * decoding: a remote store's round trip, not the CPU, bounds what one read at a time gives.
+     * At least DECODE_CONCURRENCY.
+     */
+    READ_CONCURRENCY: positiveInt.max(256).default(32),
     /**
      * Added: `auto` decodes upright YCbCr and grey JPEGs with libjpeg-turbo directly (a third of
      * libvips' CPU, the same pixels), and encodes pictures with it; everything else goes to sharp.

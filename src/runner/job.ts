@@ -142,6 +142,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       const stats = await processImages(store, model, task, imagesBetween(source, committed.next, range.to), {
         batchSize: env.BATCH_SIZE,
         decodeConcurrency: env.DECODE_CONCURRENCY,
+        readConcurrency: env.READ_CONCURRENCY,
         signal,
         onResult: (result, record) => reporter.add(result, record),
         xai,

@@ -34,13 +34,38 @@ const inputs = [];
 const outputs = new Set();
 let detachedAtInterpret = 0;
 const pooled = mode === 'pooled';
-const images = pooled ? 32 : 8;
+const reads = mode === 'reads';
+const images = pooled ? 32 : reads ? 24 : 8;
+// Reads: each takes 30 ms (a remote store's round trip), images 5 and 17 are missing; decodes take 2 ms.
+const missing = new Set(reads ? [5, 17] : []);
+let readsInFlight = 0;
+let maxReads = 0;
+let decodesInFlight = 0;
+let maxDecodes = 0;
+const order = [];
+const errors = [];
+const store = new ObjectStore({ region: 'us-east-1' });
+if (reads) {
+  const read = store.read.bind(store);
+  store.read = async (uri) => {
+    maxReads = Math.max(maxReads, ++readsInFlight);
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      return await read(uri);
+    } finally {
+      readsInFlight--;
+    }
+  };
+}
 // Pooled: which image holds each buffer, and buffers taken again before that image's batch was reported.
 let reported = 0;
 const holder = new Map();
 let reusedEarly = 0;
 const task = {
   prepare: async (_bytes, sample) => {
+    maxDecodes = Math.max(maxDecodes, ++decodesInFlight);
+    if (reads) await new Promise((r) => setTimeout(r, 2));
+    decodesInFlight--;
     // A letterbox canvas's size (the float input takes its bytes as values).
     const tensor = pooled ? pixelBuffers.take(3 * 640 * 640) : new Float32Array(3 * 640 * 640);
     const held = holder.get(tensor.buffer);
@@ -60,15 +85,18 @@ const source = {
   total: images,
   classNames: [],
   async *samples() {
-    for (let index = 0; index < images; index++) yield { index, uri: 'file://' + imagePath, name: 'img' + index };
+    for (let index = 0; index < images; index++) yield { index, uri: 'file://' + imagePath + (missing.has(index) ? '.missing' : ''), name: 'img' + index };
   },
 };
 let message;
 try {
-  await processImages(new ObjectStore({ region: 'us-east-1' }), model, task, source, {
+  await processImages(store, model, task, source, {
     batchSize: mode === 'stop' ? 1 : 4,
-    decodeConcurrency: 1,
-    onResult: () => {
+    decodeConcurrency: reads ? 2 : 1,
+    readConcurrency: reads ? 8 : undefined,
+    onResult: (result) => {
+      order.push(result.image_index);
+      if (result.error !== null) errors.push([result.image_index, result.error]);
       if (mode === 'stop') throw new Error('stopped while reporting');
       reported++;
     },
@@ -90,6 +118,10 @@ console.log(JSON.stringify({
   inputsDetached: detached(inputs.map((t) => t.buffer)),
   distinctInputBuffers: new Set(inputs.map((t) => t.buffer)).size,
   reusedEarly,
+  maxReads,
+  maxDecodes,
+  order,
+  errors,
 }));
 `;
 
@@ -103,13 +135,18 @@ interface Outcome {
   inputsDetached: number;
   distinctInputBuffers: number;
   reusedEarly: number;
+  maxReads: number;
+  maxDecodes: number;
+  order: number[];
+  errors: Array<[number, string]>;
 }
 
 /**
  * Runs the pipeline in a new Node process: 'stop' fails every report, 'release' takes them all (8
- * images each), 'pooled' takes 32 images whose inputs come from the letterbox's pool.
+ * images each), 'pooled' takes 32 images whose inputs come from the letterbox's pool, 'reads' 24
+ * images read slowly, two of them missing.
  */
-async function pipeline(mode: 'stop' | 'release' | 'pooled'): Promise<{ out: Outcome; stderr: string }> {
+async function pipeline(mode: 'stop' | 'release' | 'pooled' | 'reads'): Promise<{ out: Outcome; stderr: string }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'pipeline-'));
   writeFileSync(join(dir, 'model.onnx'), buildYoloLike().model);
   writeFileSync(join(dir, 'image.bin'), 'not read by the task');
@@ -157,5 +194,19 @@ describe('processImages reporting batches of pooled inputs', () => {
     expect(out.inputsDetached).toBe(0);
     expect(out.distinctInputBuffers).toBeLessThan(32);
     expect(out.reusedEarly).toBe(0);
+  }, 60_000);
+});
+
+describe('processImages reading from a slow store', () => {
+  it('keeps READ_CONCURRENCY reads in flight while DECODE_CONCURRENCY bounds the decodes, results in listing order', async () => {
+    const { out } = await pipeline('reads');
+    expect(out.message).toBeUndefined();
+    expect(out.maxReads).toBe(8);
+    expect(out.maxDecodes).toBe(2);
+    expect(out.order).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    // A missing image is its own error entry; the others go on.
+    expect(out.errors.map(([i]) => i)).toEqual([5, 17]);
+    for (const [, error] of out.errors) expect(error).toMatch(/not found: file:.*\.missing/);
+    expect(out.runs).toBe(6); // 22 images in batches of 4
   }, 60_000);
 });

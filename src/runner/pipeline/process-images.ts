@@ -15,6 +15,12 @@ import type { Sample, SampleSource } from './inputs.ts';
 export interface PipelineOptions {
   batchSize: number;
   decodeConcurrency: number;
+  /**
+   * Images read ahead, in flight at once (object storage GETs, file reads), apart from decoding:
+   * what a remote store gives one read at a time is bound by its round trip, not by the CPU.
+   * At least `decodeConcurrency` (its default).
+   */
+  readConcurrency?: number | undefined;
   signal?: AbortSignal | undefined;
   /** Each image's result, in listing order, with its evaluation record (null when not scoring). */
   onResult: (result: ImageResult, record: EvaluationRecord | null) => void | Promise<void>;
@@ -28,6 +34,9 @@ export interface PipelineStats {
   preprocessMs: number;
   inferenceMs: number;
 }
+
+/** An image's bytes as read, or why they could not be; `ms` the read's time. */
+type Read = { sample: Sample; ms: number } & ({ bytes: Uint8Array; error?: never } | { bytes?: never; error: string });
 
 type Decoded<C> = { sample: Sample; ms: number } & (
   | { tensor: Float32Array | Uint8Array; context: C; bytes: Uint8Array | undefined; error?: never }
@@ -46,15 +55,26 @@ export async function processImages<C>(
   const batchSize = model.fixedBatch ?? opts.batchSize;
   const stats: PipelineStats = { processed: 0, failed: 0, preprocessMs: 0, inferenceMs: 0 };
 
-  const decode = async (sample: Sample): Promise<Decoded<C>> => {
+  const read = async (sample: Sample): Promise<Read> => {
     const started = performance.now();
     try {
       const bytes = await store.read(sample.uri);
-      const { tensor, context } = await task.prepare(bytes, sample);
-      // The explanation's overlay is drawn over the original image.
-      return { sample, tensor, context, bytes: opts.xai ? bytes : undefined, ms: performance.now() - started };
+      return { sample, bytes, ms: performance.now() - started };
     } catch (err) {
       return { sample, error: (err as Error).message, ms: performance.now() - started };
+    }
+  };
+
+  const decode = async (r: Read): Promise<Decoded<C>> => {
+    const { sample } = r;
+    if (r.error !== undefined) return { sample, error: r.error, ms: r.ms };
+    const started = performance.now();
+    try {
+      const { tensor, context } = await task.prepare(r.bytes, sample);
+      // The explanation's overlay is drawn over the original image.
+      return { sample, tensor, context, bytes: opts.xai ? r.bytes : undefined, ms: r.ms + performance.now() - started };
+    } catch (err) {
+      return { sample, error: (err as Error).message, ms: r.ms + performance.now() - started };
     }
   };
 
@@ -129,7 +149,12 @@ export async function processImages<C>(
       );
   };
 
-  const decoded = pMapIterable(source.samples(), decode, {
+  // Reading and decoding are two stages, each in listing order: reads wait on the store, decodes
+  // on the CPU. Issue 16's runner read and decoded four images at a time: 155 images/s from an S3
+  // server 10 ms away, against 498 with 32 reads in flight (and 640-690 from local files).
+  const readAhead = Math.max(opts.readConcurrency ?? opts.decodeConcurrency, opts.decodeConcurrency);
+  const reads = pMapIterable(source.samples(), read, { concurrency: readAhead, backpressure: readAhead });
+  const decoded = pMapIterable(reads, decode, {
     concurrency: opts.decodeConcurrency,
     // Keep the next batch decoding while the current one is in the worker.
     backpressure: Math.max(opts.decodeConcurrency, batchSize * 2),
