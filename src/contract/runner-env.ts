@@ -115,7 +115,8 @@ export const RunnerEnv = z
     /**
      * Added: images read ahead (object storage GETs, file reads in flight), apart from their
      * decoding: a remote store's round trip, not the CPU, bounds what one read at a time gives.
-     * At least DECODE_CONCURRENCY.
+     * Fewer where 256 MiB would not hold that many of the largest image read so far; never fewer
+     * than DECODE_CONCURRENCY.
      */
     READ_CONCURRENCY: positiveInt.max(256).default(32),
     /**

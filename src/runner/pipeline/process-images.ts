@@ -11,6 +11,7 @@ import type { LoadedModel } from '../model/load-model.ts';
 import type { EvaluationRecord, VisionTask } from '../tasks/vision-task.ts';
 import type { XaiJob } from '../xai/xai-job.ts';
 import type { Sample, SampleSource } from './inputs.ts';
+import { ReadAhead } from './read-ahead.ts';
 
 export interface PipelineOptions {
   batchSize: number;
@@ -55,10 +56,13 @@ export async function processImages<C>(
   const batchSize = model.fixedBatch ?? opts.batchSize;
   const stats: PipelineStats = { processed: 0, failed: 0, preprocessMs: 0, inferenceMs: 0 };
 
+  const ahead = new ReadAhead(opts.decodeConcurrency, opts.readConcurrency ?? opts.decodeConcurrency);
   const read = async (sample: Sample): Promise<Read> => {
+    await ahead.start();
     const started = performance.now();
     try {
       const bytes = await store.read(sample.uri);
+      ahead.read(bytes.length);
       return { sample, bytes, ms: performance.now() - started };
     } catch (err) {
       return { sample, error: (err as Error).message, ms: performance.now() - started };
@@ -66,6 +70,7 @@ export async function processImages<C>(
   };
 
   const decode = async (r: Read): Promise<Decoded<C>> => {
+    ahead.taken();
     const { sample } = r;
     if (r.error !== undefined) return { sample, error: r.error, ms: r.ms };
     const started = performance.now();
@@ -152,9 +157,9 @@ export async function processImages<C>(
   // Reading and decoding are two stages, each in listing order: reads wait on the store, decodes
   // on the CPU. One stage of four read and decoded 155-162 images/s from an S3 server 10 ms away
   // (the shape detector's test run); 32 reads in flight and four decodes make 412-427 there, and
-  // 640-690 from local files.
-  const readAhead = Math.max(opts.readConcurrency ?? opts.decodeConcurrency, opts.decodeConcurrency);
-  const reads = pMapIterable(source.samples(), read, { concurrency: readAhead, backpressure: readAhead });
+  // 640-690 from local files. How many are read ahead: `ahead` (a byte budget).
+  const readSlots = Math.max(opts.readConcurrency ?? opts.decodeConcurrency, opts.decodeConcurrency);
+  const reads = pMapIterable(source.samples(), read, { concurrency: readSlots, backpressure: readSlots });
   const decoded = pMapIterable(reads, decode, {
     concurrency: opts.decodeConcurrency,
     // Keep the next batch decoding while the current one is in the worker.
@@ -197,6 +202,7 @@ export async function processImages<C>(
     }
   }
   if (pending.length > 0 && !opts.signal?.aborted) await next(pending);
+  ahead.close();
   await reporting;
   return stats;
 }
