@@ -108,7 +108,7 @@ describe('progress', () => {
   /** Resolves with whether `p` settled within a few turns of the event loop (a part's write takes some). */
   const settlesSoon = (p: Promise<unknown>) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
   const until = async (cond: () => boolean) => {
-    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
     expect(cond()).toBe(true);
   };
 
