@@ -46,14 +46,4 @@ describe('ReadAhead', () => {
     await turn();
     expect(started).toHaveLength(9);
   });
-
-  it('lets every waiting read go once closed', async () => {
-    const ahead = new ReadAhead(2, 8, 256 * MiB);
-    const started = startReads(ahead, 5);
-    await turn();
-    expect(started).toHaveLength(2);
-    ahead.close();
-    await turn();
-    expect(started).toHaveLength(5);
-  });
 });

@@ -157,9 +157,9 @@ export async function processImages<C>(
   // Reading and decoding are two stages, each in listing order: reads wait on the store, decodes
   // on the CPU. One stage of four read and decoded 155-162 images/s from an S3 server 10 ms away
   // (the shape detector's test run); 32 reads in flight and four decodes make 412-427 there, and
-  // 640-690 from local files. How many are read ahead: `ahead` (a byte budget).
-  const readSlots = Math.max(opts.readConcurrency ?? opts.decodeConcurrency, opts.decodeConcurrency);
-  const reads = pMapIterable(source.samples(), read, { concurrency: readSlots, backpressure: readSlots });
+  // 640-690 from local files. How many are read ahead: `ahead` (a byte budget). Reads still
+  // waiting there when the pipeline stops early are dropped with it, unread.
+  const reads = pMapIterable(source.samples(), read, { concurrency: ahead.most, backpressure: ahead.most });
   const decoded = pMapIterable(reads, decode, {
     concurrency: opts.decodeConcurrency,
     // Keep the next batch decoding while the current one is in the worker.
@@ -202,7 +202,6 @@ export async function processImages<C>(
     }
   }
   if (pending.length > 0 && !opts.signal?.aborted) await next(pending);
-  ahead.close();
   await reporting;
   return stats;
 }

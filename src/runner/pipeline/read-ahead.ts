@@ -14,7 +14,6 @@ export class ReadAhead {
   /** Reads started whose image decoding has not taken yet. */
   #outstanding = 0;
   #largest = 0;
-  #closed = false;
   readonly #waiting: Array<() => void> = [];
 
   /**
@@ -27,6 +26,11 @@ export class ReadAhead {
     this.#budgetBytes = budgetBytes;
   }
 
+  /** The most images ever read ahead: READ_CONCURRENCY, at least `least`. */
+  get most(): number {
+    return this.#most;
+  }
+
   /** How many images may be read ahead now. */
   get allowed(): number {
     if (this.#largest === 0) return this.#least;
@@ -35,7 +39,7 @@ export class ReadAhead {
 
   /** Resolves when one more read may start, in the order asked. */
   start(): Promise<void> {
-    if (this.#closed || (this.#waiting.length === 0 && this.#outstanding < this.allowed)) {
+    if (this.#waiting.length === 0 && this.#outstanding < this.allowed) {
       this.#outstanding++;
       return Promise.resolve();
     }
@@ -54,14 +58,8 @@ export class ReadAhead {
     this.#wake();
   }
 
-  /** The pipeline ended: nothing waits any more. */
-  close(): void {
-    this.#closed = true;
-    this.#wake();
-  }
-
   #wake(): void {
-    while (this.#waiting.length > 0 && (this.#closed || this.#outstanding < this.allowed)) {
+    while (this.#waiting.length > 0 && this.#outstanding < this.allowed) {
       this.#outstanding++;
       this.#waiting.shift()!();
     }
