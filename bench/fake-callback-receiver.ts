@@ -16,6 +16,19 @@ export function runRunnerProcess(env: Record<string, string | undefined>): Promi
   });
 }
 
+/**
+ * A benchmark's `--env KEY=VALUE,...` as a runner environment. The runner gets only what the
+ * benchmark passes (not the shell's variables), so this is how an experiment sets one.
+ */
+export function runnerEnvArg(arg: string): Record<string, string> {
+  return Object.fromEntries(
+    arg
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
 /** A FAKE callback service: accepts every callback and keeps the done payload. */
 export async function fakeCallbackReceiver() {
   let done: any;

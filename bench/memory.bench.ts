@@ -1,6 +1,6 @@
 // bench:memory — the runner's peak RSS as the dataset grows, in the same run at every size.
 //
-//   npm run bench:memory [-- --sizes 1000,10000,100000 --det-sizes 500,4000]
+//   npm run bench:memory [-- --sizes 1000,10000,100000 --det-sizes 500,4000 --env KEY=VALUE,...]
 //
 // Classification: the colour classifier (src/samples/color-classifier.ts, 32x32 input) as a test
 // run over an ImageFolder of small PNG/JPEG files (120 distinct pictures repeated), so the
@@ -24,14 +24,17 @@ import { buildColorClassifier } from '../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../src/samples/color-dataset.ts';
 import { buildShapeDataset } from '../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../src/samples/shape-models.ts';
-import { fakeCallbackReceiver, runRunnerProcess } from './fake-callback-receiver.ts';
+import { fakeCallbackReceiver, runnerEnvArg, runRunnerProcess } from './fake-callback-receiver.ts';
 
 const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,10000,100000' },
     'det-sizes': { type: 'string', default: '500,4000' },
+    /** Extra runner environment for every run, KEY=VALUE,... (experiments). */
+    env: { type: 'string', default: '' },
   },
 });
+const EXTRA_ENV = runnerEnvArg(args.env);
 const cache = join(cacheDir(), 'bench', 'memory');
 
 /** `count` images filed under their class folders, written once into the cache. */
@@ -92,6 +95,7 @@ async function run(task: string, checkpoint: string, dataset: string, split: str
     ARTIFACTS_URI: pathToFileURL(artifacts).href,
     BATCH_SIZE: '16',
     SAVE_VISUALIZATIONS: 'false',
+    ...EXTRA_ENV,
   });
   const seconds = (performance.now() - started) / 1000;
   const done = receiver.done();

@@ -31,7 +31,7 @@ import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { buildYoloLike } from '../src/samples/yolo-like.ts';
 import { cachedPython } from '../test/support/reference-python.ts';
-import { fakeCallbackReceiver, runRunnerProcess } from './fake-callback-receiver.ts';
+import { fakeCallbackReceiver, runnerEnvArg, runRunnerProcess } from './fake-callback-receiver.ts';
 import { PYTHON_PINS } from './python-pins.ts';
 
 const { values: args } = parseArgs({
@@ -49,12 +49,7 @@ const { values: args } = parseArgs({
     env: { type: 'string', default: '' },
   },
 });
-const EXTRA_ENV = Object.fromEntries(
-  args.env
-    .split(',')
-    .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-);
+const EXTRA_ENV = runnerEnvArg(args.env);
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();
 const cache = join(cacheDir(), 'bench');
