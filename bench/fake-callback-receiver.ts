@@ -25,7 +25,11 @@ export function runnerEnvArg(arg: string): Record<string, string> {
     arg
       .split(',')
       .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      .map((kv) => {
+        const at = kv.indexOf('=');
+        if (at < 1) throw new Error(`--env: "${kv}" is not KEY=VALUE`);
+        return [kv.slice(0, at), kv.slice(at + 1)];
+      }),
   );
 }
 
