@@ -68,6 +68,8 @@ export async function startTestStack(
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      // bin/with-node's: the services and their runners start on compiled code where it is cached.
+      NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
       DATABASE_URL: opts.relayDatabase ? await opts.relayDatabase(databaseUrl) : databaseUrl,
       KINFER_ARTIFACTS_URI: `s3://${bucket}/${suiteId}/artifacts`,
       S3_ENDPOINT: process.env.S3_ENDPOINT,

@@ -12,8 +12,19 @@ import { isProcessAlive, procStat, signalGroup } from '../../process/local-proce
 import type { Executor, RunnerExit } from './executor.ts';
 
 const STDERR_TAIL_BYTES = 4096;
-/** Host variables a Node runner legitimately needs. */
-const PASSTHROUGH_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'UV_THREADPOOL_SIZE', 'LOG_LEVEL', 'NODE_OPTIONS'];
+/** Host variables a Node runner legitimately needs (Node's compile cache: it starts faster). */
+const PASSTHROUGH_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+  'TZ',
+  'UV_THREADPOOL_SIZE',
+  'LOG_LEVEL',
+  'NODE_OPTIONS',
+  'NODE_COMPILE_CACHE',
+  'NODE_DISABLE_COMPILE_CACHE',
+];
 
 export interface SubprocessOptions {
   /** argv of the runner, e.g. [process.execPath, '/app/src/runner/main.ts']. */

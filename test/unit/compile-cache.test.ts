@@ -1,0 +1,46 @@
+// Node's module compile cache: bin/with-node turns it on for every kinfer process, and the
+// subprocess tier hands it to the runners it starts (a runner's start-up CPU about halves).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { SubprocessExecutor } from '../../src/controller/subprocess/subprocess-executor.ts';
+
+/** What Node says about its compile cache, in a process started with `env`. */
+const CACHE_DIR =
+  "process.stdout.write(JSON.stringify({ env: process.env.NODE_COMPILE_CACHE ?? null, dir: require('node:module').getCompileCacheDir() ?? null }))";
+
+const withNode = (env: NodeJS.ProcessEnv) =>
+  JSON.parse(execFileSync(resolve('bin/with-node'), ['-e', CACHE_DIR], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } }).toString());
+
+describe('compile cache', () => {
+  it("bin/with-node turns it on in this checkout's node_modules/.cache, unless told another place or off", () => {
+    const mine = withNode({});
+    expect(mine.env).toBe(join(resolve('node_modules'), '.cache', 'node-compile-cache'));
+    // Node enabled it there: a subfolder for this Node version and its flags.
+    expect(mine.dir.startsWith(`${mine.env}/v${process.versions.node}-`)).toBe(true);
+
+    const elsewhere = join(mkdtempSync(join(tmpdir(), 'kinfer-cc-')), 'cache');
+    expect(withNode({ NODE_COMPILE_CACHE: elsewhere }).dir.startsWith(`${elsewhere}/`)).toBe(true);
+    expect(withNode({ NODE_DISABLE_COMPILE_CACHE: '1' }).dir).toBeNull();
+  });
+
+  it('reaches a runner that the subprocess tier starts', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'kinfer-cc-runner-'));
+    const cache = join(logDir, 'cache');
+    const before = process.env.NODE_COMPILE_CACHE;
+    process.env.NODE_COMPILE_CACHE = cache;
+    try {
+      const executor = new SubprocessExecutor({ command: [process.execPath, '-e', CACHE_DIR], logDir, stopGraceMs: 1000 });
+      const exited = new Promise((done) => executor.onExit(done));
+      await executor.start('inference_job', 'cc-job', {});
+      expect(await exited).toMatchObject({ code: 0 });
+    } finally {
+      if (before === undefined) delete process.env.NODE_COMPILE_CACHE;
+      else process.env.NODE_COMPILE_CACHE = before;
+    }
+    const seen = JSON.parse(readFileSync(join(logDir, 'cc-job.log'), 'utf8'));
+    expect(seen.env).toBe(cache);
+    expect(seen.dir.startsWith(`${cache}/`)).toBe(true);
+  });
+});
