@@ -206,8 +206,14 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
   }
   const rawIps = median(raws.map((r) => r.images_per_second));
   const pyIps = median(pythons.map((r) => r.images_per_second));
+  const ratios = (rs: Figures[], base: Figures[]) => rs.map((r, i) => r.images_per_second / base[i]!.images_per_second);
   /** The median over repeats of each repeat's ratio: its runs were measured minutes apart, not a whole bench apart. */
-  const paired = (rs: Figures[], base: Figures[]) => median(rs.map((r, i) => r.images_per_second / base[i]!.images_per_second));
+  const paired = (rs: Figures[], base: Figures[]) => median(ratios(rs, base));
+  /** Every repeat's ratio, for the verdicts: how far one run's figure can be trusted here. */
+  const spread = (rs: Figures[], base: Figures[]) =>
+    `repeats ${ratios(rs, base)
+      .map((x) => x.toFixed(2))
+      .join(', ')}`;
   // An upper bound on any runner with this decoder on this machine: every core busy, ONNX Runtime as
   // efficient as alone, and nothing else to do (no results, callbacks, pictures, scheduling).
   const rawCpuMs = median(raws.map((r) => r.cpu_ms_per_image));
@@ -224,8 +230,8 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
     const rawRatio = paired(rs, raws);
     const pyRatio = paired(rs, pythons);
     verdicts.push(
-      `${name}: ${rawRatio.toFixed(2)}x raw (goal >= ${g.raw}: ${rawRatio >= g.raw ? 'met' : 'NOT met'})` +
-        (g.python ? `, ${pyRatio.toFixed(2)}x Python (goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : '') +
+      `${name}: ${rawRatio.toFixed(2)}x raw (${spread(rs, raws)}; goal >= ${g.raw}: ${rawRatio >= g.raw ? 'met' : 'NOT met'})` +
+        (g.python ? `, ${pyRatio.toFixed(2)}x Python (${spread(rs, pythons)}; goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : '') +
         `; ceiling ${(ceilingIps / rawIps).toFixed(2)}x raw, ${(ceilingIps / pyIps).toFixed(2)}x Python (runner at ${((100 * ips) / ceilingIps).toFixed(0)}% of it)`,
     );
   };
