@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { ApiClient, localToken } from './api-client.ts';
+import { packageVersion } from '../controller/api/capabilities.ts';
 import { addJobCommands } from './job-commands.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
@@ -36,6 +37,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const program = new Command('kinfer')
   .description('Evaluate and run computer-vision models: test runs and inference jobs')
+  .version(packageVersion(), '-V, --version', "print kinfer's version")
   .showHelpAfterError(false)
   .configureOutput({ outputError: (str, write) => write(`kinfer: ${str.replace(/^error: /, '')}`) });
 

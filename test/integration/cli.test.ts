@@ -37,6 +37,13 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'empty', 'notes.txt'), 'no images here');
 });
 
+describe('kinfer', () => {
+  it("--version prints package.json's version and exits 0", async () => {
+    const { version } = JSON.parse(readFileSync(resolve('package.json'), 'utf8'));
+    for (const flag of ['--version', '-V']) expect(await kinfer([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+});
+
 describe('kinfer run, classification', () => {
   it('prints the class and per-class confidences for one image', async () => {
     const image = fileOf('test/blue/blue_0000');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SubprocessExecutor } from '../../src/controller/subprocess/subprocess-executor.ts';
 
-/** What Node says about its compile cache, in a process started with `env`. */
+/** A script that prints what Node says about its compile cache: the variable, and where it is on. */
 const CACHE_DIR =
   "process.stdout.write(JSON.stringify({ env: process.env.NODE_COMPILE_CACHE ?? null, dir: require('node:module').getCompileCacheDir() ?? null }))";
 

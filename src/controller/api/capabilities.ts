@@ -13,7 +13,8 @@ export interface CapabilitySettings {
   maxActiveJobsPerUser: number;
 }
 
-const packageVersion = (): string => {
+/** kinfer's version (package.json's), as the API and the CLI report it. */
+export const packageVersion = (): string => {
   try {
     return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   } catch {
