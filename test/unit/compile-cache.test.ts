@@ -2,8 +2,8 @@
 // subprocess tier hands it to the runners it starts (a runner's start-up CPU about halves).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { RunnerExit } from '../../src/controller/subprocess/executor.ts';
 import { SubprocessExecutor } from '../../src/controller/subprocess/subprocess-executor.ts';
 
 /** A script that prints what Node says about its compile cache: the variable, and where it is on. */
@@ -20,19 +20,23 @@ describe('compile cache', () => {
     // Node enabled it there: a subfolder for this Node version and its flags.
     expect(mine.dir.startsWith(`${mine.env}/v${process.versions.node}-`)).toBe(true);
 
-    const elsewhere = join(mkdtempSync(join(tmpdir(), 'kinfer-cc-')), 'cache');
+    const elsewhere = join(mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'compile-cache-')), 'cache');
     expect(withNode({ NODE_COMPILE_CACHE: elsewhere }).dir.startsWith(`${elsewhere}/`)).toBe(true);
     expect(withNode({ NODE_DISABLE_COMPILE_CACHE: '1' }).dir).toBeNull();
   });
 
   it('reaches a runner that the subprocess tier starts', async () => {
-    const logDir = mkdtempSync(join(tmpdir(), 'kinfer-cc-runner-'));
+    const logDir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'compile-cache-runner-'));
     const cache = join(logDir, 'cache');
     const before = process.env.NODE_COMPILE_CACHE;
     process.env.NODE_COMPILE_CACHE = cache;
     try {
       const executor = new SubprocessExecutor({ command: [process.execPath, '-e', CACHE_DIR], logDir, stopGraceMs: 1000 });
-      const exited = new Promise((done) => executor.onExit(done));
+      // A runner that never exits fails the case here, not at Jest's timeout.
+      const exited = new Promise<RunnerExit>((done, fail) => {
+        executor.onExit(done);
+        setTimeout(() => fail(new Error('the runner did not exit within 20 s')), 20_000).unref();
+      });
       await executor.start('inference_job', 'cc-job', {});
       expect(await exited).toMatchObject({ code: 0 });
     } finally {
