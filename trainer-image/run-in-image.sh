@@ -17,9 +17,10 @@ trap 'b rm "$ctr" >/dev/null 2>&1' EXIT
 
 config=(--env TINI_SUBREAPER=1) # tini is not PID 1 here: let it adopt orphans anyway
 # The host's own settings stay outside, as with a real runtime: its paths, and Node options that
-# may name host files (a --require'd hook would stop the image's node before the runner starts).
+# may name host files (a --require'd hook would stop the image's node before the runner starts;
+# a compile cache directory would replace the image's own).
 while IFS= read -r -d '' kv; do
-  case ${kv%%=*} in PATH | HOME | TMPDIR | PWD | OLDPWD | SHLVL | _ | NODE_OPTIONS | NODE_PATH | NODE_EXTRA_CA_CERTS) ;; *) config+=(--env "$kv") ;; esac
+  case ${kv%%=*} in PATH | HOME | TMPDIR | PWD | OLDPWD | SHLVL | _ | NODE_OPTIONS | NODE_PATH | NODE_EXTRA_CA_CERTS | NODE_COMPILE_CACHE) ;; *) config+=(--env "$kv") ;; esac
 done < <(env -0)
 b config "${config[@]}" "$ctr" || exit 125
 

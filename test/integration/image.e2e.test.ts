@@ -104,6 +104,35 @@ describe('the image', () => {
       await buildah('rm', ctr);
     }
   });
+
+  it('starts its runner and services from the compile cache built into it, and leaves the cache as it was', async () => {
+    // Node says what its compile cache does with each module (NODE_DEBUG_NATIVE=COMPILE_CACHE): a
+    // module compiled from it is "accepted"; one compiled afresh has "no transpile cache" or an
+    // entry "not initialized", which Node would then try to write (a Pod's root is read-only).
+    const script = `
+      digest() { find "$NODE_COMPILE_CACHE" -type f -exec sha256sum {} + | sort | sha256sum; }
+      before=$(digest)
+      for cmd in runner predictor; do
+        echo "== $cmd"
+        NODE_DEBUG_NATIVE=COMPILE_CACHE kinfer-entrypoint "$cmd" 2>&1 >/dev/null | grep '^\\[compile cache\\]'
+      done
+      echo "== user $(id -u), cache unchanged: $([ "$(digest)" = "$before" ] && echo yes || echo no)"`;
+    const ctr = await buildah('from', '--pull-never', '--quiet', image);
+    try {
+      const printed = await buildah('run', '--isolation', 'chroot', ctr, '--', 'sh', '-c', script);
+      const sections = printed.split(/^== /m);
+      for (const cmd of ['runner', 'predictor']) {
+        const lines = sections.find((s) => s.startsWith(`${cmd}\n`))?.split('\n') ?? [];
+        const matching = (re: RegExp) => lines.filter((l) => re.test(l));
+        // The runner loads about 430 modules, the predictor more.
+        expect({ cmd, accepted: matching(/was accepted/).length > 300 }).toEqual({ cmd, accepted: true });
+        expect({ cmd, misses: matching(/no transpile cache|not initialized|rejected|cannot create|permission denied/i) }).toEqual({ cmd, misses: [] });
+      }
+      expect(printed.split('\n').at(-1)).toBe('== user 10001, cache unchanged: yes');
+    } finally {
+      await buildah('rm', ctr);
+    }
+  });
 });
 
 describe('a runner from the image', () => {
