@@ -2,8 +2,9 @@
 // assembled Debian + Node 24 base, then the subprocess tier runs its runners from inside the
 // image's filesystem (trainer-image/run-in-image.sh, a local stand-in for a container runtime),
 // against the real callback service, Postgres and S3 server.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { noiseImage } from '../../src/samples/images.ts';
@@ -12,6 +13,7 @@ import { buildah, buildTestImage, repoRoot } from '../support/container-image.ts
 import { referenceMetrics } from '../support/reference-metrics.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
+const execFileAsync = promisify(execFile);
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 let stack: TestStack;
 let image: string;
@@ -136,6 +138,15 @@ describe('the image', () => {
 });
 
 describe('a runner from the image', () => {
+  it("keeps the image's compile cache when the host has one of its own (run-in-image.sh)", async () => {
+    // The host's directory does not exist in the container; a runtime passes only what it is given.
+    const { stdout: printed } = await execFileAsync(`${repoRoot}/trainer-image/run-in-image.sh`, [image, 'sh', '-c', 'echo "cache=$NODE_COMPILE_CACHE"'], {
+      env: { ...process.env, NODE_COMPILE_CACHE: '/host/checkout/node_modules/.cache/node-compile-cache' },
+      encoding: 'utf8',
+    });
+    expect(printed.trim().split('\n').at(-1)).toBe('cache=/app/.cache/node-compile-cache');
+  });
+
   it('completes a test run, calling back to the callback service, with the reference metrics', async () => {
     const checkpoint = `${stack.s3Prefix}/models/colors.onnx`;
     await stack.store.write(checkpoint, Buffer.from(buildColorClassifier().model));
