@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunnerExit } from '../../src/controller/subprocess/executor.ts';
 import { SubprocessExecutor } from '../../src/controller/subprocess/subprocess-executor.ts';
+import { eventually } from '../support/local-cluster.ts';
 
 /** A script that prints what Node says about its compile cache: the variable, and where it is on. */
 const CACHE_DIR =
@@ -30,16 +31,16 @@ describe('compile cache', () => {
     const cache = join(logDir, 'cache');
     const before = process.env.NODE_COMPILE_CACHE;
     process.env.NODE_COMPILE_CACHE = cache;
+    const executor = new SubprocessExecutor({ command: [process.execPath, '-e', CACHE_DIR], logDir, stopGraceMs: 1000 });
+    let exit: RunnerExit | undefined;
+    executor.onExit((e) => (exit = e));
     try {
-      const executor = new SubprocessExecutor({ command: [process.execPath, '-e', CACHE_DIR], logDir, stopGraceMs: 1000 });
-      // A runner that never exits fails the case here, not at Jest's timeout.
-      const exited = new Promise<RunnerExit>((done, fail) => {
-        executor.onExit(done);
-        setTimeout(() => fail(new Error('the runner did not exit within 20 s')), 20_000).unref();
-      });
       await executor.start('inference_job', 'cc-job', {});
-      expect(await exited).toMatchObject({ code: 0 });
+      // A runner that never exits fails the case here, not at Jest's timeout.
+      expect(await eventually('the runner to exit', async () => exit, 20_000)).toMatchObject({ code: 0 });
     } finally {
+      // Nor does it outlive the suite (Jest would wait for it).
+      if (exit === undefined) await executor.stop('cc-job', null, { force: true });
       if (before === undefined) delete process.env.NODE_COMPILE_CACHE;
       else process.env.NODE_COMPILE_CACHE = before;
     }
