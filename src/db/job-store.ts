@@ -35,6 +35,23 @@ const TABLES = {
 
 export type Job = TestRun | InferenceJob;
 
+/**
+ * One job's row by id, every column of its entity: the controller reads it on every reconcile and
+ * the REST door on every GET, so it is a named prepared statement (src/db/prepared.ts) rather than
+ * TypeORM's findOneBy, which built the query anew each time. The columns are listed, not `*`: a
+ * prepared `*` fails ("cached plan must not change result type") once a migration adds a column.
+ * Postgres' own types give the entity's (jsonb parsed, timestamptz as Date); a test holds it equal
+ * to findOneBy's.
+ */
+const selectById = (entity: EntitySchema<Job>): string =>
+  `SELECT ${Object.keys(entity.options.columns)
+    .map((c) => `"${c}"`)
+    .join(', ')} FROM ${entity.options.tableName} WHERE id = $1`;
+const SELECT_JOB: Record<JobKind, string> = {
+  test_run: selectById(TestRunEntity as EntitySchema<Job>),
+  inference_job: selectById(InferenceJobEntity as EntitySchema<Job>),
+};
+
 /** Whose jobs a caller may see: its own, and those applied with kubectl in the namespaces it may see. */
 export interface Visibility {
   subject: string;
@@ -148,8 +165,7 @@ export class JobStore {
   async get(kind: 'inference_job', id: string): Promise<InferenceJob | null>;
   async get(kind: JobKind, id: string): Promise<Job | null>;
   async get(kind: JobKind, id: string): Promise<Job | null> {
-    const entity = kind === 'test_run' ? TestRunEntity : InferenceJobEntity;
-    return (await this.#ds.getRepository<Job>(entity).findOneBy({ id })) ?? null;
+    return (await queryPrepared<Job>(this.#ds, `kinfer_get_${kind}`, SELECT_JOB[kind], [id]))[0] ?? null;
   }
 
   /** Newest first; `visibleTo` keeps a caller's own jobs and those of the namespaces it may see (absent: all). */
