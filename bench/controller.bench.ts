@@ -9,9 +9,10 @@
 //   controller: create `count` InferenceJobs (namespace bench); the controller makes the row,
 //               Secret, Job and status of each. Latency = InferenceJob created -> its Job seen
 //               by a watch. Throughput = count / (first create -> last Job seen).
-// Then the CPU each component spent per object in either phase, and with --write-costs, what
-// each write an InferenceJob needs costs the API server and etcd alone (the controller stopped):
-// the floor under the controller's rate on this machine.
+// Then the CPU each component spent per object in either phase, the API requests per object (the
+// API server's own counters, every client), and with --write-costs, what each write an
+// InferenceJob needs costs the API server and etcd alone (the controller stopped): the floor
+// under the controller's rate on this machine.
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import { kubeTools } from '../src/local/cluster/kube-tools.ts';
 import { CRD_DIR } from '../src/local/cluster/local-cluster.ts';
 import { execFileSync } from 'node:child_process';
 import { freePort } from '../test/support/ports.ts';
+import { apiRequestCounts, requestsPer } from './api-requests.ts';
 import { cpuMsPer, cpuSeconds, type Component } from './process-cpu.ts';
 
 const { values: args } = parseArgs({
@@ -113,6 +115,7 @@ try {
 
   // Raw: Jobs created directly.
   const limit = pLimit(CONCURRENCY);
+  const requestsAtStart = await apiRequestCounts(kc);
   const cpuAtStart = cpuNow();
   const rawMs = await timed(async () => {
     await Promise.all(Array.from({ length: COUNT }, (_, i) => limit(() => batch.createNamespacedJob({ namespace: 'bench-raw', body: rawJob(i) }))));
@@ -121,6 +124,7 @@ try {
   // The controller-manager makes the raw Jobs' Pods behind the creates: wait until it has, so
   // that the controller phase does not pay for the raw phase's backlog.
   const rawPodsMs = await timed(() => podsMade('bench-raw'));
+  const requestsAfterRaw = await apiRequestCounts(kc);
   const cpuAfterRaw = cpuNow();
   // Controller: InferenceJobs, and a watch on the Jobs the controller creates.
   const created = new Map<string, number>();
@@ -159,6 +163,7 @@ try {
   clearTimeout(timeout);
   const lastSeen = Math.max(...seen.values());
   watch.abort();
+  const requestsAfterController = await apiRequestCounts(kc);
   const cpuAfterController = cpuNow();
   const eventsPage = await core.listNamespacedEvent({ namespace: 'bench', limit: 1 });
   const eventsWritten = eventsPage.items.length + (eventsPage.metadata?.remainingItemCount ?? 0);
@@ -192,6 +197,15 @@ try {
   for (const [name] of COMPONENTS) {
     const per = (m: Map<string, number>) => (m.get(name) ?? 0).toFixed(1);
     process.stdout.write(`| ${name.padEnd(23)} | ${per(rawCpu).padStart(6)} | ${per(ctlCpu).padStart(10)} |\n`);
+  }
+  // Every client's requests (the bench's creates, the controller's, the controller-manager's):
+  // the API server's own counters, watches left out. Those under 0.05 an object are not shown.
+  const rawRequests = new Map(requestsPer(requestsAtStart, requestsAfterRaw, COUNT));
+  const ctlRequests = new Map(requestsPer(requestsAfterRaw, requestsAfterController, COUNT));
+  process.stdout.write('\n| API requests per object        |    raw | controller |\n|--------------------------------|-------:|-----------:|\n');
+  for (const key of new Set([...ctlRequests.keys(), ...rawRequests.keys()])) {
+    const per = (m: Map<string, number>) => (m.get(key) ?? 0).toFixed(2);
+    process.stdout.write(`| ${key.padEnd(30)} | ${per(rawRequests).padStart(6)} | ${per(ctlRequests).padStart(10)} |\n`);
   }
   if (args['write-costs']) {
     await stack.stop();
