@@ -37,6 +37,8 @@ let rest: Served;
 let cases: InvalidCase[];
 let prefix: string;
 let statusWrites = 0;
+/** The InferenceJobs whose finalizers the controller patched, by name, once a patch. */
+const finalizerPatches: string[] = [];
 
 beforeAll(async () => {
   cluster = await startTestCluster({ nodeAgent: false });
@@ -54,6 +56,12 @@ beforeAll(async () => {
     statusWrites++;
     return patchStatus(...args);
   }) as typeof patchStatus;
+  const patch = clients.custom.patchNamespacedCustomObject.bind(clients.custom);
+  clients.custom.patchNamespacedCustomObject = ((...args: Parameters<typeof patch>) => {
+    const [request] = args;
+    if ((request.body as { metadata?: { finalizers?: unknown } }).metadata?.finalizers) finalizerPatches.push(request.name);
+    return patch(...args);
+  }) as typeof patch;
   controller = new KubeController({
     clients,
     store: db.store,
@@ -153,6 +161,9 @@ describe('an admitted InferenceJob', () => {
       SPLIT: 'test',
       CALLBACK_TOKEN: `kinfer-${obj.metadata.uid}-runner`,
     });
+    // Applied without it, it got the cleanup finalizer in one patch.
+    expect(obj.metadata.finalizers).toEqual(['kinfer.io/cleanup']);
+    expect(finalizerPatches.filter((n) => n === 'valid')).toEqual(['valid']);
 
     // Several resyncs later, nothing changed: no further status write.
     const writes = statusWrites;
@@ -241,27 +252,19 @@ describe('an admitted InferenceJob', () => {
     });
     expect(created.status).toBe(201);
     // The FAKE tier does not create it: create it as the Kubernetes tier does, then let the controller run it.
-    const { specFromRow } = await import('../../src/controller/job-mapping.ts');
-    const { inferenceJobNameFor } = await import('../../src/controller/kubernetes/kubernetes-tier.ts');
-    const name = inferenceJobNameFor('test_run', created.body.id);
+    const { inferenceJobFor } = await import('../../src/controller/kubernetes/kubernetes-tier.ts');
+    const body = inferenceJobFor('test_run', (await db.store.get('test_run', created.body.id))!, 'default');
+    const name = body.metadata.name;
     expect(name).toBe(`test-run-${created.body.id}`);
-    await clients.custom.createNamespacedCustomObject({
-      group: 'kinfer.io',
-      version: 'v1alpha1',
-      plural: 'inferencejobs',
-      namespace: 'default',
-      body: {
-        apiVersion: 'kinfer.io/v1alpha1',
-        kind: 'InferenceJob',
-        metadata: { name, annotations: { 'kinfer.io/job-id': created.body.id } },
-        spec: specFromRow('test_run', (await db.store.get('test_run', created.body.id))!),
-      },
-    });
+    await clients.custom.createNamespacedCustomObject({ group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: 'default', body });
     const obj = await eventually('JobCreated', async () => {
       const o = await getIj(name);
       return o.status?.jobName ? o : undefined;
     });
     expect(obj.status.jobId).toBe(created.body.id);
+    // Created with its finalizer: no finalizer patch (the kubectl door's needs one, above).
+    expect(obj.metadata.finalizers).toEqual(['kinfer.io/cleanup']);
+    expect(finalizerPatches.filter((n) => n === name)).toEqual([]);
   });
 });
 

@@ -5,7 +5,7 @@ import type { Job, JobStore } from '../../db/job-store.ts';
 import { listenForReconciles } from '../../db/job-events.ts';
 import type { Logger } from '../../http/logger.ts';
 import { kubeClients, type KubeClientLimits, type KubeClients } from '../../kube/client.ts';
-import { API_VERSION, GROUP, JOB_ID_ANNOTATION, KIND, LABELS, PLURAL, VERSION } from '../../kube/inference-job.ts';
+import { API_VERSION, FINALIZER, GROUP, JOB_ID_ANNOTATION, KIND, LABELS, PLURAL, VERSION } from '../../kube/inference-job.ts';
 import { LeaderElector } from '../../kube/leader-election.ts';
 import type { Admission } from '../admission/admission.ts';
 import { specFromRow, type RunnerSettings } from '../job-mapping.ts';
@@ -20,22 +20,31 @@ export function inferenceJobNameFor(kind: JobKind, jobId: string): string {
   return `${kind === 'test_run' ? 'test-run' : 'inference'}-${jobId}`;
 }
 
+/**
+ * The InferenceJob that mirrors a REST-submitted job. It carries the cleanup finalizer from its
+ * creation: the controller would add it on its first reconcile anyway, and written here it costs
+ * no PATCH (one API write and one watch event fewer a job).
+ */
+export function inferenceJobFor(kind: JobKind, row: Job, namespace: string) {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: {
+      name: inferenceJobNameFor(kind, row.id),
+      namespace,
+      annotations: { [JOB_ID_ANNOTATION]: row.id },
+      labels: { [LABELS.jobId]: row.id },
+      finalizers: [FINALIZER],
+    },
+    spec: specFromRow(kind, row),
+  };
+}
+
 /** One system, two doors: a job submitted through the REST API also becomes an InferenceJob. */
 async function createInferenceJobFor(clients: KubeClients, namespace: string, kind: JobKind, row: Job): Promise<string> {
-  const name = inferenceJobNameFor(kind, row.id);
-  await clients.custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace,
-    body: {
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name, namespace, annotations: { [JOB_ID_ANNOTATION]: row.id }, labels: { [LABELS.jobId]: row.id } },
-      spec: specFromRow(kind, row),
-    },
-  });
-  return `${namespace}/${name}`;
+  const body = inferenceJobFor(kind, row, namespace);
+  await clients.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body });
+  return `${namespace}/${body.metadata.name}`;
 }
 
 export interface KubernetesTierOptions {
