@@ -4,7 +4,8 @@
 //
 // A real local control plane (etcd, kube-apiserver, kube-controller-manager; no node agent, so
 // Pods stay Pending and nothing runs), embedded Postgres, and the kinfer controller in its
-// Kubernetes tier as a separate process. Same client, same concurrency, in the same run:
+// Kubernetes tier as a separate process, the chart's admission policies in force. Same client,
+// same concurrency, in the same run:
 //   raw:        create `count` Jobs directly (namespace bench-raw)
 //   controller: create `count` InferenceJobs (namespace bench); the controller makes the row,
 //               Secret, Job and status of each. Latency = InferenceJob created -> its Job seen
@@ -23,7 +24,7 @@ import { writeSamples } from '../src/samples/write-samples.ts';
 import { startStack } from '../src/cli/stack.ts';
 import { kubeClients, mergePatch } from '../src/kube/client.ts';
 import { startControlPlane } from '../src/local/cluster/control-plane.ts';
-import { kubeTools } from '../src/local/cluster/kube-tools.ts';
+import { kubeTools, renderChartFor } from '../src/local/cluster/kube-tools.ts';
 import { CRD_DIR } from '../src/local/cluster/local-cluster.ts';
 import { execFileSync } from 'node:child_process';
 import { freePort } from '../test/support/ports.ts';
@@ -45,6 +46,10 @@ try {
   stops.unshift(cp.stop);
   execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: 'ignore' });
   execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'wait', '--for=condition=Established', 'crd/inferencejobs.kinfer.io'], { stdio: 'ignore' });
+  // What else of a helm install acts on every InferenceJob: the chart's admission policies (who
+  // applied it; the cleanup finalizer at creation), rendered for this API server.
+  const policies = renderChartFor(cp.kubeconfig, ['templates/admission-policy.yaml', 'templates/finalizer-policy.yaml']);
+  execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '-f', '-'], { input: policies, stdio: ['pipe', 'ignore', 'inherit'] });
   const samplesDir = join(dir, 'samples');
   const samples = await writeSamples(samplesDir, { perClass: 2 });
   const stack = await startStack({
@@ -215,13 +220,10 @@ try {
     const ns = 'bench-writes';
     const ij = { group: 'kinfer.io', version: 'v1alpha1', plural: 'inferencejobs', namespace: ns };
     const now = () => new Date();
-    // The writes the controller makes for one InferenceJob, each alone, as it makes them.
+    // The writes one InferenceJob needs, each alone, as they are made (the create with the chart's
+    // finalizer policy, so no finalizer patch).
     const writes: Array<[string, (i: number) => Promise<unknown>]> = [
       ['InferenceJob create (the user)', (i) => custom.createNamespacedCustomObject({ ...ij, body: { ...inferenceJob(i), metadata: { name: `w-${i}` } } })],
-      [
-        'InferenceJob finalizer patch',
-        (i) => custom.patchNamespacedCustomObject({ ...ij, name: `w-${i}`, body: { metadata: { finalizers: ['kinfer.io/cleanup'] } } }, mergePatch),
-      ],
       [
         'InferenceJob status patch',
         (i) =>

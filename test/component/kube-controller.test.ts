@@ -9,6 +9,7 @@ import { specFieldOf } from '../../src/controller/job-mapping.ts';
 import { KubeController } from '../../src/controller/kubernetes/kube-controller.ts';
 import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { kubeClients } from '../../src/kube/client.ts';
+import { FINALIZER } from '../../src/kube/inference-job.ts';
 import { LeaderElector } from '../../src/kube/leader-election.ts';
 import { ensureSigningKeys } from '../../src/cli/keys.ts';
 import { readFileSync } from 'node:fs';
@@ -199,17 +200,8 @@ describe('an admitted InferenceJob', () => {
   });
 
   it("records who applied it: the chart's admission policy lets only that user write kinfer.io/created-by", async () => {
-    const { execFileSync } = await import('node:child_process');
-    const { kubeTools } = await import('../../src/local/cluster/kube-tools.ts');
-    const policy = execFileSync(kubeTools().helm, [
-      'template',
-      'kinfer',
-      'charts/kinfer',
-      '--set',
-      'database.url=postgres://x',
-      '--show-only',
-      'templates/admission-policy.yaml',
-    ]).toString();
+    const { renderChartFor } = await import('../../src/local/cluster/kube-tools.ts');
+    const policy = renderChartFor(cluster.cp.kubeconfig, ['templates/admission-policy.yaml']);
     expect((await cluster.kubectl(['apply', '-f', '-'], policy)).code).toBe(0);
     expect((await cluster.kubectl(['create', 'rolebinding', 'alice-edit', '--clusterrole=cluster-admin', '--user=alice', '-n', 'default'])).code).toBe(0);
     const manifest = (name: string, createdBy: string) =>
@@ -265,6 +257,40 @@ describe('an admitted InferenceJob', () => {
     // Created with its finalizer: no finalizer patch (the kubectl door's needs one, above).
     expect(obj.metadata.finalizers).toEqual(['kinfer.io/cleanup']);
     expect(finalizerPatches.filter((n) => n === name)).toEqual([]);
+  });
+
+  it("is created with its finalizer where the chart's MutatingAdmissionPolicy runs: no finalizer patch", async () => {
+    const { renderChartFor } = await import('../../src/local/cluster/kube-tools.ts');
+    // Rendered for this API server, as helm install renders it (it serves the v1beta1 API).
+    const policy = renderChartFor(cluster.cp.kubeconfig, ['templates/finalizer-policy.yaml']);
+    expect(policy).toContain('kind: MutatingAdmissionPolicy\n');
+    expect((await cluster.kubectl(['apply', '-f', '-'], policy)).code).toBe(0);
+    const manifest = (name: string, finalizers?: string[]) =>
+      JSON.stringify({
+        apiVersion: 'kinfer.io/v1alpha1',
+        kind: 'InferenceJob',
+        metadata: { name, ...(finalizers ? { finalizers } : {}) },
+        spec: {
+          type: 'test_run',
+          taskType: 'image_classification',
+          checkpointPath: `${prefix}/models/colors.onnx`,
+          dataset: { path: `${prefix}/data/colors` },
+        },
+      });
+    const dryRun = async (name: string, finalizers?: string[]) =>
+      JSON.parse((await cluster.kubectl(['apply', '--dry-run=server', '-o', 'json', '-n', 'default', '-f', '-'], manifest(name, finalizers))).stdout).metadata
+        .finalizers;
+    // The API server takes a new policy up asynchronously.
+    await eventually('the policy in force', async () => ((await dryRun('probe'))?.includes(FINALIZER) ? true : undefined));
+    // Another's finalizer is kept and ours added; ours already there is not added twice.
+    expect(await dryRun('theirs', ['example.com/keep'])).toEqual(['example.com/keep', FINALIZER]);
+    expect(await dryRun('ours', [FINALIZER])).toEqual([FINALIZER]);
+
+    const applied = await cluster.kubectl(['apply', '-o', 'json', '-n', 'default', '-f', '-'], manifest('mutated'));
+    expect(JSON.parse(applied.stdout).metadata.finalizers).toEqual([FINALIZER]);
+    await eventually('JobCreated', async () => ((await getIj('mutated')).status?.jobName ? true : undefined));
+    expect(finalizerPatches.filter((n) => n === 'mutated')).toEqual([]);
+    await cluster.kubectl(['delete', '-f', '-'], policy);
   });
 });
 

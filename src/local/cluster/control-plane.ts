@@ -126,6 +126,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           // As envtest: no ServiceAccount admission, so Pods need no token controller.
           '--disable-admission-plugins=ServiceAccount',
           '--allow-privileged=true',
+          // The chart's MutatingAdmissionPolicy (the InferenceJob's finalizer at creation): GA
+          // from Kubernetes 1.36, beta and off by default in this 1.34.
+          '--feature-gates=MutatingAdmissionPolicy=true',
+          '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
         ],
         apiLog,
         detached,
