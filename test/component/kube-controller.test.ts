@@ -1,8 +1,9 @@
 // The Kubernetes controller in-process against the real local control plane (etcd,
 // kube-apiserver, kube-controller-manager; no node agent, so runner Pods stay Pending), with the
 // real Postgres and S3 server: both doors refuse the same requests with the same messages, an
-// admitted InferenceJob gets its run, Secret and Job, status is written only when it changes, and
-// leader election hands over between two electors.
+// admitted InferenceJob gets its run, Secret and Job, status is written only when it changes, the
+// cleanup finalizer is patched only onto an InferenceJob not created with it (the REST door's and
+// the chart's MutatingAdmissionPolicy's are), and leader election hands over between two electors.
 import * as k8s from '@kubernetes/client-node';
 import { createControllerApp } from '../../src/controller/api/app.ts';
 import { specFieldOf } from '../../src/controller/job-mapping.ts';
