@@ -12,6 +12,7 @@ import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { kubeClients } from '../../src/kube/client.ts';
 import { FINALIZER } from '../../src/kube/inference-job.ts';
 import { LeaderElector } from '../../src/kube/leader-election.ts';
+import { renderChartFor } from '../../src/local/cluster/local-cluster.ts';
 import { ensureSigningKeys } from '../../src/cli/keys.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,18 +53,27 @@ beforeAll(async () => {
   const admission = testAdmission(storage, 10_000, registry);
   const keys = await ensureSigningKeys(join(cluster.dir, 'keys'));
   const clients = kubeClients(cluster.cp.kubeconfig);
-  // Counts status writes, to show that an unchanged status is not written again.
-  const patchStatus = clients.custom.patchNamespacedCustomObjectStatus.bind(clients.custom);
-  clients.custom.patchNamespacedCustomObjectStatus = ((...args: Parameters<typeof patchStatus>) => {
-    statusWrites++;
-    return patchStatus(...args);
-  }) as typeof patchStatus;
-  const patch = clients.custom.patchNamespacedCustomObject.bind(clients.custom);
-  clients.custom.patchNamespacedCustomObject = ((...args: Parameters<typeof patch>) => {
-    const [request] = args;
-    if ((request.body as { metadata?: { finalizers?: unknown } }).metadata?.finalizers) finalizerPatches.push(request.name);
-    return patch(...args);
-  }) as typeof patch;
+  // Counts status writes, to show that an unchanged status is not written again, and finalizer
+  // patches, to show which InferenceJobs needed one.
+  const statusCounted = wrapMethod(
+    clients.custom,
+    'patchNamespacedCustomObjectStatus',
+    (patchStatus) =>
+      ((...args: Parameters<typeof patchStatus>) => {
+        statusWrites++;
+        return patchStatus(...args);
+      }) as typeof patchStatus,
+  );
+  clients.custom = wrapMethod(
+    statusCounted,
+    'patchNamespacedCustomObject',
+    (patch) =>
+      ((...args: Parameters<typeof patch>) => {
+        const [request] = args;
+        if ((request.body as { metadata?: { finalizers?: unknown } }).metadata?.finalizers) finalizerPatches.push(request.name);
+        return patch(...args);
+      }) as typeof patch,
+  );
   controller = new KubeController({
     clients,
     store: db.store,
@@ -96,6 +106,13 @@ afterAll(async () => {
 
 const apply = (name: string, spec: Record<string, unknown>) =>
   cluster.kubectl(['apply', '-n', 'default', '-f', '-'], JSON.stringify({ apiVersion: 'kinfer.io/v1alpha1', kind: 'InferenceJob', metadata: { name }, spec }));
+/** The spec of a test run of the colour classifier on its dataset, as kubectl applies it. */
+const colorsTestRun = () => ({
+  type: 'test_run',
+  taskType: 'image_classification',
+  checkpointPath: `${prefix}/models/colors.onnx`,
+  dataset: { path: `${prefix}/data/colors` },
+});
 const getIj = async (name: string) => JSON.parse((await cluster.kubectl(['get', 'ij', '-n', 'default', name, '-o', 'json'])).stdout);
 const admittedCondition = (name: string) =>
   eventually(`${name} admission`, async () => (await getIj(name)).status?.conditions?.find((c: { type: string }) => c.type === 'Admitted'), 60_000);
@@ -133,16 +150,7 @@ describe('both doors refuse the same requests with the same messages', () => {
 
 describe('an admitted InferenceJob', () => {
   it('gets its run, Secret and Job, and a status that is written only when something changes', async () => {
-    expect(
-      (
-        await apply('valid', {
-          type: 'test_run',
-          taskType: 'image_classification',
-          checkpointPath: `${prefix}/models/colors.onnx`,
-          dataset: { path: `${prefix}/data/colors` },
-        })
-      ).stderr,
-    ).toBe('');
+    expect((await apply('valid', colorsTestRun())).stderr).toBe('');
     const obj = await eventually('JobCreated', async () => {
       const o = await getIj('valid');
       return o.status?.jobName ? o : undefined;
@@ -201,7 +209,6 @@ describe('an admitted InferenceJob', () => {
   });
 
   it("records who applied it: the chart's admission policy lets only that user write kinfer.io/created-by", async () => {
-    const { renderChartFor } = await import('../../src/local/cluster/kube-tools.ts');
     const policy = renderChartFor(cluster.cp.kubeconfig, ['templates/admission-policy.yaml']);
     expect((await cluster.kubectl(['apply', '-f', '-'], policy)).code).toBe(0);
     expect((await cluster.kubectl(['create', 'rolebinding', 'alice-edit', '--clusterrole=cluster-admin', '--user=alice', '-n', 'default'])).code).toBe(0);
@@ -210,12 +217,7 @@ describe('an admitted InferenceJob', () => {
         apiVersion: 'kinfer.io/v1alpha1',
         kind: 'InferenceJob',
         metadata: { name, annotations: { 'kinfer.io/created-by': createdBy } },
-        spec: {
-          type: 'test_run',
-          taskType: 'image_classification',
-          checkpointPath: `${prefix}/models/colors.onnx`,
-          dataset: { path: `${prefix}/data/colors` },
-        },
+        spec: colorsTestRun(),
       });
     // The policy takes a moment to be enforced after it is created: retry until alice is refused.
     const forged = await eventually(
@@ -261,7 +263,6 @@ describe('an admitted InferenceJob', () => {
   });
 
   it("is created with its finalizer where the chart's MutatingAdmissionPolicy runs: no finalizer patch", async () => {
-    const { renderChartFor } = await import('../../src/local/cluster/kube-tools.ts');
     // Rendered for this API server, as helm install renders it (it serves the v1beta1 API).
     const policy = renderChartFor(cluster.cp.kubeconfig, ['templates/finalizer-policy.yaml']);
     expect(policy).toContain('kind: MutatingAdmissionPolicy\n');
@@ -271,12 +272,7 @@ describe('an admitted InferenceJob', () => {
         apiVersion: 'kinfer.io/v1alpha1',
         kind: 'InferenceJob',
         metadata: { name, ...(finalizers ? { finalizers } : {}) },
-        spec: {
-          type: 'test_run',
-          taskType: 'image_classification',
-          checkpointPath: `${prefix}/models/colors.onnx`,
-          dataset: { path: `${prefix}/data/colors` },
-        },
+        spec: colorsTestRun(),
       });
     const dryRun = async (name: string, finalizers?: string[]) =>
       JSON.parse((await cluster.kubectl(['apply', '--dry-run=server', '-o', 'json', '-n', 'default', '-f', '-'], manifest(name, finalizers))).stdout).metadata

@@ -4,7 +4,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../cache-dir.ts';
 
 export interface KubeTools {
@@ -31,24 +30,4 @@ export function kubeTools(): KubeTools {
   execFileSync('chmod', ['+x', join(partial, 'kubectl', 'kubectl'), join(partial, 'helm', 'helm')]);
   renameSync(partial, dir);
   return tools;
-}
-
-const CHART_DIR = fileURLToPath(new URL('../../../charts/kinfer', import.meta.url));
-
-/**
- * Some of the chart's templates rendered for the API server behind `kubeconfig`, as `helm install`
- * renders them there (`.Capabilities.APIVersions` from its discovery), without helm's install
- * checks: `helm template` told every kind the server serves.
- */
-export function renderChartFor(kubeconfig: string, templates: string[]): string {
-  const { kubectl, helm } = kubeTools();
-  const [header = '', ...rows] = execFileSync(kubectl, ['--kubeconfig', kubeconfig, 'api-resources', '-o', 'wide']).toString().split('\n');
-  // Columns at the header's offsets: SHORTNAMES is often empty.
-  const column = (row: string, name: string, next: string) => row.slice(header.indexOf(name), header.indexOf(next)).trim();
-  const apiVersions = rows.flatMap((row) => {
-    const [version, kind] = [column(row, 'APIVERSION', 'NAMESPACED'), column(row, 'KIND', 'VERBS')];
-    return version && kind ? ['--api-versions', `${version}/${kind}`] : [];
-  });
-  const showOnly = templates.flatMap((t) => ['--show-only', t]);
-  return execFileSync(helm, ['template', 'kinfer', CHART_DIR, '--set', 'database.url=postgres://x', ...showOnly, ...apiVersions]).toString();
 }

@@ -88,3 +88,29 @@ export async function clusterDown(dir: string): Promise<boolean> {
   rmSync(stateFile);
   return true;
 }
+
+/**
+ * Some of the chart's templates rendered for the API server behind `kubeconfig`, as `helm install`
+ * renders them there (`.Capabilities.APIVersions` from its discovery), without helm's install
+ * checks: `helm template` told every kind the server serves.
+ */
+export function renderChartFor(kubeconfig: string, templates: string[]): string {
+  const { kubectl, helm } = kubeTools();
+  const [header = '', ...rows] = execFileSync(kubectl, ['--kubeconfig', kubeconfig, 'api-resources', '-o', 'wide']).toString().split('\n');
+  // Columns at the header's offsets: SHORTNAMES is often empty.
+  const column = (row: string, name: string, next: string) => row.slice(header.indexOf(name), header.indexOf(next)).trim();
+  const apiVersions = rows.flatMap((row) => {
+    const [version, kind] = [column(row, 'APIVERSION', 'NAMESPACED'), column(row, 'KIND', 'VERBS')];
+    return version && kind ? ['--api-versions', `${version}/${kind}`] : [];
+  });
+  const showOnly = templates.flatMap((t) => ['--show-only', t]);
+  return execFileSync(helm, [
+    'template',
+    'kinfer',
+    join(REPO_ROOT, 'charts', 'kinfer'),
+    '--set',
+    'database.url=postgres://x',
+    ...showOnly,
+    ...apiVersions,
+  ]).toString();
+}
