@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
-import { REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
+import { CHART_DIR as CHART, REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
 import { MANIFESTS, renderManifests } from '../../scripts/render-manifests.ts';
 import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
@@ -21,7 +21,6 @@ import { referenceMetrics } from '../support/reference-metrics.ts';
 import { createDatabase, outcome } from '../support/test-stack.ts';
 import { testStorage } from '../support/in-process.ts';
 
-const CHART = join(REPO_ROOT, 'charts', 'kinfer');
 const VALUE_SETS = [...readdirSync(join(CHART, 'ci')).map((f) => join(CHART, 'ci', f)), join(REPO_ROOT, 'deploy', 'kind-values.yaml')];
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 

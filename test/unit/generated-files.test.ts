@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatedFiles } from '../../scripts/generate.ts';
 import { renderErrorCatalog } from '../../src/http/errors.ts';
-import { REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
+import { CHART_DIR, REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
 
 describe('generated files', () => {
   it.each(Object.keys(generatedFiles()))('%s is committed and current (npm run generate)', (path) => {
@@ -13,7 +13,7 @@ describe('generated files', () => {
   });
 
   it('ships the CRD once for the chart, as a template (no crds/ copy Helm would never upgrade)', () => {
-    expect(existsSync(join(REPO_ROOT, 'charts', 'kinfer', 'crds'))).toBe(false);
+    expect(existsSync(join(CHART_DIR, 'crds'))).toBe(false);
   });
 
   it("the README's error table is the catalog's", () => {

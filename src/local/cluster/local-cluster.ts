@@ -10,6 +10,7 @@ import { kubeTools } from './kube-tools.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CRD_DIR = join(REPO_ROOT, 'deploy', 'crds');
+export const CHART_DIR = join(REPO_ROOT, 'charts', 'kinfer');
 /** The image's entrypoint script, run from the checkout: the node agent's stand-in for the image. */
 export const IMAGE_ENTRYPOINT = [join(REPO_ROOT, 'trainer-image', 'entrypoint.sh')];
 
@@ -104,13 +105,5 @@ export function renderChartFor(kubeconfig: string, templates: string[]): string 
     return version && kind ? ['--api-versions', `${version}/${kind}`] : [];
   });
   const showOnly = templates.flatMap((t) => ['--show-only', t]);
-  return execFileSync(helm, [
-    'template',
-    'kinfer',
-    join(REPO_ROOT, 'charts', 'kinfer'),
-    '--set',
-    'database.url=postgres://x',
-    ...showOnly,
-    ...apiVersions,
-  ]).toString();
+  return execFileSync(helm, ['template', 'kinfer', CHART_DIR, '--set', 'database.url=postgres://x', ...showOnly, ...apiVersions]).toString();
 }
