@@ -235,7 +235,7 @@ for (const c of cases.filter((k) => args.only.split(',').some((o) => k.title.sta
       `${name}: ${rawRatio.toFixed(2)}x raw (${spread(rs, raws)}; goal >= ${g.raw}: ${rawRatio >= g.raw ? 'met' : 'NOT met'})` +
         (g.python ? `, ${pyRatio.toFixed(2)}x Python (${spread(rs, pythons)}; goal >= ${g.python}: ${pyRatio >= g.python ? 'met' : 'NOT met'})` : '') +
         `; ceiling ${(ceilingIps / rawIps).toFixed(2)}x raw, ${(ceilingIps / pyIps).toFixed(2)}x Python (runner at ${((100 * ips) / ceilingIps).toFixed(0)}% of it)` +
-        // Below 100%: the session waited for its next batch, the runner's own threads short of CPU.
+        // Below 100%: the session waited for its next batch (docs/scaling.md, "The faster machine again").
         `; its session ran ${(100 * median(rs.map((r) => r.session_busy))).toFixed(1)}% of the time`,
     );
   };
