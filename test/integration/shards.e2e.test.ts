@@ -98,6 +98,23 @@ describe('sharded test runs (subprocess tier)', () => {
     await eventually('the parts removed', async () => ((await artifactsOf(run.id)).parts.length === 0 ? true : undefined));
   }, 240_000);
 
+  it('more shards than images: the shards left without an image finish too, and the run equals the one-shard run', async () => {
+    const few = `${stack.s3Prefix}/datasets/few-colors`;
+    // Six images (one a class) for eight shards: shardRange gives two of them nothing.
+    await upload(stack.store, few, await buildColorDataset({ perClass: 1, seed: 5 }));
+    const body = { checkpoint_path: checkpoint, dataset_path: few, task_type: 'image_classification' };
+    const [one, eight] = [await finished(await submit({}, body)), await finished(await submit({ parallelism: 8 }, body))];
+    expect(outcome(one)).toEqual({ status: 'completed', error_message: null });
+    expect(outcome(eight)).toEqual({ status: 'completed', error_message: null });
+    expect(metricsOf(eight)).toEqual(metricsOf(one));
+    expect(metricsOf(one).counts).toEqual([6, 0, 6]);
+    expect(await rowsOf(eight.id)).toEqual(await rowsOf(one.id));
+    expect(eight.shards).toHaveLength(8);
+    expect(eight.shards.every((s: any) => s.finished)).toBe(true);
+    expect(eight.shards.map((s: any) => s.processed_images).sort((a: number, b: number) => a - b)).toEqual([0, 0, 1, 1, 1, 1, 1, 1]);
+    expect((await artifactsOf(eight.id)).lines).toEqual([0, 1, 2, 3, 4, 5]);
+  }, 240_000);
+
   it("a shard's runner killed mid-run is started again, resumes after its committed images, and the run ends as if nothing happened", async () => {
     const id = await submit({ parallelism: 4, backoff_limit: 2 });
     // A shard that has committed some of its images but not all. A shard can go from its first
