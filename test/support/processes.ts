@@ -90,7 +90,16 @@ export async function shardPartWay(
   db: { query(sql: string, params: unknown[]): Promise<{ rows: any[] }> },
   jobId: string,
   shardEnv: 'SHARD_INDEX' | 'JOB_COMPLETION_INDEX',
-  o: { timeoutMs: number; seen?: (what: string) => void },
+  o: {
+    timeoutMs: number;
+    seen?: (what: string) => void;
+    /**
+     * Whether the shard has images that no part in storage holds yet, asked while its runner is
+     * stopped. A part is written before it is reported, so a runner stopped between the two has
+     * committed more than the database says: its last part, and then nothing is left to resume.
+     */
+    leftToWrite?: (shard: number) => Promise<boolean>;
+  },
 ): Promise<{ found: { shard: number; pid: number }; resume(except?: number[]): void }> {
   const finished = async (shard: number) =>
     (await db.query('SELECT finished_at FROM job_shards WHERE job_id = $1 AND shard = $2', [jobId, shard])).rows[0].finished_at !== null;
@@ -109,6 +118,7 @@ export async function shardPartWay(
         // stopped): it lands within the pause, and then the shard is not part-way through.
         await new Promise((r) => setTimeout(r, 300));
         if (await finished(shard)) continue;
+        if (o.leftToWrite && !(await o.leftToWrite(shard))) continue;
         return { shard: shard as number, pid };
       }
       return undefined;
