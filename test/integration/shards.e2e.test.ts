@@ -87,6 +87,7 @@ async function artifactsOf(id: string): Promise<{ lines: number[]; parts: string
 }
 
 /** How many of its images shard `shard` of a 4-shard run has in parts (shardRange: IMAGES / 4 each, in order). */
+// Counted here, not with the runner's committedIn: the count is what its resume log is checked against.
 async function imagesInParts(id: string, shard: number): Promise<number> {
   const [from, to] = [(shard * IMAGES) / 4, ((shard + 1) * IMAGES) / 4];
   let images = 0;
