@@ -166,9 +166,10 @@ export const RunnerEnv = z
     /** Added: draw each image with its predictions under `visualizations/` (not for classification). */
     SAVE_VISUALIZATIONS: boolFromEnv.default(true),
     /**
-     * Added: hand ONNX Runtime the decoded uint8 pixels and convert them (HWC -> CHW, /255, mean,
-     * std) in nodes put in front of the model, instead of in JavaScript; the same values bit for
-     * bit. Not with explanations (they need the float input).
+     * Added: hand the session the decoded uint8 pixels and convert them (HWC -> CHW, /255, mean,
+     * std) there rather than on the main thread: in the session's worker just before each run on
+     * the CPU, in nodes put in front of the model on other providers; the same values bit for bit.
+     * Not with explanations (they need the float input).
      */
     UINT8_INPUT: boolFromEnv.default(true),
     /** Added: shards of a sharded job (its `parallelism`); each runner takes one contiguous range of the image listing. */

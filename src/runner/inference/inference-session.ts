@@ -66,8 +66,9 @@ export class WorkerSession {
     },
   ): Promise<{ session: WorkerSession; info: SessionInfo }> {
     // Only the session's options travel to the worker (callers pass wider objects).
-    const { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern } = opts;
-    const session = new WorkerSession(model, { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern }, opts.transferModel ?? false);
+    const { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern, uint8Conversion } = opts;
+    const options = { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern, uint8Conversion };
+    const session = new WorkerSession(model, options, opts.transferModel ?? false);
     try {
       return { session, info: await session.#ready };
     } catch (err) {

@@ -2,11 +2,13 @@
 // so it lives here and the main thread keeps decoding images and sending callbacks meanwhile.
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { PlanarFloatConverter } from './planar-float.ts';
 import type { SessionOptions, WorkerReply, WorkerRequest } from './worker-protocol.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | undefined;
+let converter: PlanarFloatConverter | undefined;
 
 async function createSession(model: Uint8Array, o: SessionOptions): Promise<{ session: ort.InferenceSession; provider: string; warning?: string }> {
   const providers = o.executionProviders;
@@ -45,6 +47,7 @@ async function handle(msg: WorkerRequest): Promise<void> {
       const { type: _, model, ...options } = msg;
       const created = await createSession(new Uint8Array(model), options);
       session = created.session;
+      if (msg.uint8Conversion) converter = new PlanarFloatConverter(msg.uint8Conversion);
       const input = session.inputNames[0]!;
       const inputMeta = session.inputMetadata.find((m) => m.name === input);
       reply({
@@ -66,9 +69,11 @@ async function handle(msg: WorkerRequest): Promise<void> {
         ? Object.fromEntries(msg.inputs.map((i) => [i.name, new ort.Tensor('float32', new Float32Array(i.data), i.dims)]))
         : {
             [session.inputNames[0]!]:
-              msg.dtype === 'uint8'
-                ? new ort.Tensor('uint8', new Uint8Array(msg.data), msg.dims)
-                : new ort.Tensor('float32', new Float32Array(msg.data), msg.dims),
+              msg.dtype === 'float32'
+                ? new ort.Tensor('float32', new Float32Array(msg.data), msg.dims)
+                : converter
+                  ? new ort.Tensor('float32', converter.convert(new Uint8Array(msg.data), msg.dims), nchwOf(msg.dims))
+                  : new ort.Tensor('uint8', new Uint8Array(msg.data), msg.dims),
           };
     const results = await session.run(feeds);
     const outputs = session.outputNames.map((name) => {
@@ -90,5 +95,15 @@ async function handle(msg: WorkerRequest): Promise<void> {
   }
 }
 
-// handle() answers every request itself, errors included.
-port.on('message', (msg: WorkerRequest) => void handle(msg));
+/** [n, h, w, c] -> [n, c, h, w]. */
+function nchwOf([n, h, w, c]: number[]): number[] {
+  return [n!, c!, h!, w!];
+}
+
+// One request after the other: onnxruntime-node starts a run on a later turn of the event loop
+// (setImmediate), so a batch converted at once could overwrite the converter's memory while the
+// batch before it waits for its run. handle() answers every request itself, errors included.
+let turn = Promise.resolve();
+port.on('message', (msg: WorkerRequest) => {
+  turn = turn.then(() => handle(msg));
+});

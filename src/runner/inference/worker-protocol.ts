@@ -1,4 +1,5 @@
 // Messages between the runner's main thread and its session worker.
+import type { Normalization } from '../model/uint8-input.ts';
 
 /** How a worker's ONNX Runtime session is made. */
 export interface SessionOptions {
@@ -18,10 +19,16 @@ export interface SessionOptions {
    * for the detector.
    */
   memoryPattern?: boolean | undefined;
+  /**
+   * The worker converts `uint8` batches (NHWC pixels) into the model's float NCHW input with this
+   * normalization before each run (planar-float.ts), for a model that takes float input: on the
+   * CPU, where the conversion in the graph costs ONNX Runtime's threads more (uint8ConversionSite).
+   */
+  uint8Conversion?: Normalization | undefined;
 }
 export type WorkerRequest =
   | ({ type: 'init'; model: ArrayBuffer } & SessionOptions)
-  /** `uint8`: decoded pixels for a model edited to take them (model/uint8-input.ts). */
+  /** `uint8`: decoded pixels, for a model edited to take them (model/uint8-input.ts) or converted by the worker (`uint8Conversion`). */
   | { type: 'run'; id: number; data: ArrayBuffer; dims: number[]; dtype: 'float32' | 'uint8' }
   /** A run with every input named (the explainers' generated models take several). */
   | { type: 'runNamed'; id: number; inputs: Array<{ name: string; data: ArrayBuffer; dims: number[] }> };

@@ -19,7 +19,7 @@ import { WorkerSession, type SessionInfo, type SessionOptions } from '../inferen
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
-import { withUint8Input } from './uint8-input.ts';
+import { uint8ConversionSite, withUint8Input } from './uint8-input.ts';
 import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
@@ -30,8 +30,10 @@ export interface LoadedModel {
   outputShapes: number[][];
   /** The model's fixed batch dimension, or undefined when it is dynamic. */
   fixedBatch: number | undefined;
-  /** What the session takes: float32 NCHW (the model as exported), or uint8 NHWC pixels (converted in the graph). */
+  /** What the session takes: float32 NCHW (the model as exported), or uint8 NHWC pixels (converted by its worker or in the graph). */
   inputLayout: InputLayout;
+  /** With uint8 input: where it is converted (uint8ConversionSite). */
+  uint8Conversion: 'worker' | 'graph' | undefined;
   loadMs: number;
   /** With explanations: the plan, and the header and index of the model it was made from. */
   xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
@@ -79,9 +81,11 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     xai = { plan, header, index: edited.index };
   }
   const inputLayout: InputLayout = opts.uint8Input && !opts.xai ? 'uint8-nhwc' : 'float32-nchw';
-  if (inputLayout === 'uint8-nhwc') sessionBytes = withUint8Input(bytes, header.inputs[0]!.name, model.inputShape, model.metadata);
+  const site = inputLayout === 'uint8-nhwc' ? uint8ConversionSite(opts.executionProviders) : undefined;
+  if (site === 'graph') sessionBytes = withUint8Input(bytes, header.inputs[0]!.name, model.inputShape, model.metadata);
+  const uint8Conversion = site === 'worker' ? { mean: model.metadata.mean, std: model.metadata.std } : undefined;
   // An edited model is ours alone (the explainers keep the original): handed over without a copy.
-  const { session, info } = await WorkerSession.open(sessionBytes, { ...opts, transferModel: sessionBytes !== bytes });
+  const { session, info } = await WorkerSession.open(sessionBytes, { ...opts, uint8Conversion, transferModel: sessionBytes !== bytes });
   const batchDim = model.inputShape[0];
   return {
     session,
@@ -90,6 +94,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     outputShapes: model.outputShapes,
     fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
     inputLayout,
+    uint8Conversion: site,
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };

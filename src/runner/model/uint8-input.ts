@@ -1,15 +1,28 @@
 // A model that takes the decoded image as it comes out of the decoder: uint8 RGB, NHWC. A few
 // nodes put in front of the graph do what the runner did in JavaScript per image (HWC -> CHW,
 // ToTensor's /255, Normalize's (x - mean) / std, in float32 and in that order, so the values are
-// the same bit for bit), inside the session and on its threads. The main thread then hands over a
+// the same bit for bit), inside the session and on its device. The main thread then hands over a
 // quarter of the bytes and converts nothing (issue 16: the conversion cost ~7.5 ms a 640x640
-// image, and its 5 MB Float32Arrays most of the garbage collection).
+// image, and its 5 MB Float32Arrays most of the garbage collection). On the CPU the session's
+// worker converts instead, just before the run (inference/planar-float.ts), and the model is not
+// edited: the same values, at a third of the CPU and without a parallel section of ONNX Runtime's.
 import { graphField, graphFields, indexModel, nodeBytes, tensorBytes, valueInfo, valueInfoName, withGraph, type NewNode } from '../xai/onnx-edit.ts';
 
 const UINT8 = 2;
 const FLOAT = 1;
 /** The input the edited model takes instead of the float one. */
 export const UINT8_INPUT = 'kinfer_uint8_nhwc';
+
+/**
+ * Where a session's uint8 input becomes the model's float input. `worker`: the session's worker
+ * converts each batch before its run (planar-float.ts), for sessions on the CPU alone, where the
+ * nodes' three passes cost ONNX Runtime's threads 1.0 ms of CPU a 640x640 image against the
+ * worker's 0.3 (2026-12-04, docs/scaling.md). `graph`: nodes put in front of the model convert it
+ * on the session's device (withUint8Input), which then receives a quarter of the bytes.
+ */
+export function uint8ConversionSite(executionProviders: readonly string[]): 'worker' | 'graph' {
+  return executionProviders.every((p) => p === 'cpu') ? 'worker' : 'graph';
+}
 
 export interface Normalization {
   mean: [number, number, number];
