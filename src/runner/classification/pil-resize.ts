@@ -7,6 +7,7 @@
 // top-5 cannot differ from theirs by resampling. Pillow 13 runs the vertical pass first when the
 // height shrinks more than twice as much as the width, which rounds differently: so does this.
 
+import { instantiateKernel } from '../wasm-kernel.ts';
 import { PIL_RESIZE_WASM } from './pil-resize-wasm.ts';
 
 const PRECISION_BITS = 32 - 8 - 2;
@@ -85,13 +86,8 @@ interface ResizeKernel {
   vertical: (...args: number[]) => void;
 }
 
-// Node's own WebAssembly (the type definitions here leave it out).
-const { WebAssembly: wasm } = globalThis as unknown as {
-  WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: unknown } };
-};
-
 /** The two passes in WebAssembly SIMD (pil-resize.wat): JavaScript loops took 6-7x as long. */
-const kernel = new wasm.Instance(new wasm.Module(Buffer.from(PIL_RESIZE_WASM, 'base64'))).exports as ResizeKernel;
+const kernel = instantiateKernel<ResizeKernel>(PIL_RESIZE_WASM);
 
 /**
  * Places arrays in the kernel's memory, 16-byte aligned with 16 bytes to spare after each (the

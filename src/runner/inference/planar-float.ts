@@ -1,22 +1,16 @@
 // The float input of a model from a batch of decoded pixels, converted in the session's worker
 // just before its run (CPU sessions; see uint8ConversionSite). One pass of WebAssembly SIMD an
-// image (planar-float.wat): 0.3 ms of CPU a 640x640 image, where the same conversion as nodes in
-// the graph (Transpose, Cast, Div) costs ONNX Runtime's two threads 1.0 ms between them and three
-// passes over the batch.
+// image (planar-float.wat): 0.4 ms of CPU a 640x640 image with its copy into the kernel's memory,
+// where the same conversion as nodes in the graph (Transpose, Cast, Div) costs ONNX Runtime's two
+// threads 1.0 ms between them, in three passes over the batch.
 import type { Normalization } from '../model/uint8-input.ts';
+import { instantiateKernel } from '../wasm-kernel.ts';
 import { PLANAR_FLOAT_WASM } from './planar-float-wasm.ts';
 
 interface PlanarFloatKernel {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   toPlanar: (src: number, pixels: number, dst: number, m0: number, m1: number, m2: number, s0: number, s1: number, s2: number, normalize: number) => void;
 }
-
-// Node's own WebAssembly (the type definitions here leave it out).
-const { WebAssembly: wasm } = globalThis as unknown as {
-  WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: unknown } };
-};
-
-let compiled: object | undefined;
 
 /** uint8 RGB pixels (NHWC) -> float32 NCHW, x / 255 then (x - mean) / std, as hwcToChw computes it. */
 export class PlanarFloatConverter {
@@ -26,8 +20,7 @@ export class PlanarFloatConverter {
   readonly #normalize: number;
 
   constructor(norm: Normalization) {
-    compiled ??= new wasm.Module(Buffer.from(PLANAR_FLOAT_WASM, 'base64'));
-    this.#kernel = new wasm.Instance(compiled).exports as PlanarFloatKernel;
+    this.#kernel = instantiateKernel<PlanarFloatKernel>(PLANAR_FLOAT_WASM);
     this.#mean = norm.mean;
     this.#std = norm.std;
     this.#normalize = norm.mean.every((m) => m === 0) && norm.std.every((s) => s === 1) ? 0 : 1;
@@ -43,7 +36,7 @@ export class PlanarFloatConverter {
     if (dims.length !== 4 || channels !== 3 || n! * h! * w! * 3 !== pixels.length)
       throw new Error(`uint8 input: dims [${dims.join(', ')}] do not describe ${pixels.length} RGB bytes`);
     const plane = h! * w!;
-    // The pixels at 0, the floats after them (16-byte aligned: the kernel reads whole vectors).
+    // The pixels at 0, the floats after them (16-byte aligned for the kernel's vector stores).
     const dst = Math.ceil(pixels.length / 16) * 16;
     const needed = dst + pixels.length * 4;
     const missing = needed - this.#kernel.memory.buffer.byteLength;

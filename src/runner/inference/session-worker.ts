@@ -105,5 +105,13 @@ function nchwOf([n, h, w, c]: number[]): number[] {
 // batch before it waits for its run. handle() answers every request itself, errors included.
 let turn = Promise.resolve();
 port.on('message', (msg: WorkerRequest) => {
-  turn = turn.then(() => handle(msg));
+  turn = turn
+    .then(() => handle(msg))
+    // Only a failed reply gets here: thrown outside the chain, it ends the worker (every pending
+    // run then fails with it) instead of stopping the requests after it unanswered.
+    .catch((err: unknown) =>
+      process.nextTick(() => {
+        throw err;
+      }),
+    );
 });
