@@ -3,7 +3,7 @@
 // image (planar-float.wat): 0.4 ms of CPU a 640x640 image with its copy into the kernel's memory,
 // where the same conversion as nodes in the graph (Transpose, Cast, Div) costs ONNX Runtime's two
 // threads 1.0 ms between them, in three passes over the batch.
-import type { Normalization } from '../model/uint8-input.ts';
+import { isUnitNormalization, type Normalization } from '../model/uint8-input.ts';
 import { instantiateKernel } from '../wasm-kernel.ts';
 import { PLANAR_FLOAT_WASM } from './planar-float-wasm.ts';
 
@@ -23,7 +23,7 @@ export class PlanarFloatConverter {
     this.#kernel = instantiateKernel<PlanarFloatKernel>(PLANAR_FLOAT_WASM);
     this.#mean = norm.mean;
     this.#std = norm.std;
-    this.#normalize = norm.mean.every((m) => m === 0) && norm.std.every((s) => s === 1) ? 0 : 1;
+    this.#normalize = isUnitNormalization(norm) ? 0 : 1;
   }
 
   /**

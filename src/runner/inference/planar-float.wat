@@ -1,9 +1,10 @@
 ;; A decoded image's uint8 RGB pixels (interleaved, HWC) to a model's float32 input planes (CHW):
 ;; x / 255, then (x - mean) / std when `normalize` is set, each step in float32 as torchvision's
 ;; ToTensor and Normalize and the runner's hwcToChw compute it (IEEE float32 division and
-;; subtraction round correctly in SIMD lanes as in scalar code: the same values bit for bit). Sixteen pixels a pass:
-;; three 16-byte loads deinterleaved by shuffles into one vector of each channel, each widened to
-;; four vectors of floats; the last pixels of an image (fewer than sixteen) one at a time.
+;; subtraction round correctly in SIMD lanes as in scalar code: the same values bit for bit).
+;; Sixteen pixels a pass: three 16-byte loads deinterleaved by shuffles into one vector of each
+;; channel, each widened to four vectors of floats; the last pixels of an image (fewer than
+;; sixteen) one at a time.
 (module
   (memory (export "memory") 1)
 

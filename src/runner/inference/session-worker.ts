@@ -67,14 +67,7 @@ async function handle(msg: WorkerRequest): Promise<void> {
     const feeds =
       msg.type === 'runNamed'
         ? Object.fromEntries(msg.inputs.map((i) => [i.name, new ort.Tensor('float32', new Float32Array(i.data), i.dims)]))
-        : {
-            [session.inputNames[0]!]:
-              msg.dtype === 'float32'
-                ? new ort.Tensor('float32', new Float32Array(msg.data), msg.dims)
-                : converter
-                  ? new ort.Tensor('float32', converter.convert(new Uint8Array(msg.data), msg.dims), nchwOf(msg.dims))
-                  : new ort.Tensor('uint8', new Uint8Array(msg.data), msg.dims),
-          };
+        : { [session.inputNames[0]!]: inputTensor(msg) };
     const results = await session.run(feeds);
     const outputs = session.outputNames.map((name) => {
       const t = results[name]!;
@@ -95,9 +88,12 @@ async function handle(msg: WorkerRequest): Promise<void> {
   }
 }
 
-/** [n, h, w, c] -> [n, c, h, w]. */
-function nchwOf([n, h, w, c]: number[]): number[] {
-  return [n!, c!, h!, w!];
+/** A batch's input: float32 as sent, or uint8 pixels converted here (`uint8Conversion`) or by the model's own nodes. */
+function inputTensor({ data, dims, dtype }: Extract<WorkerRequest, { type: 'run' }>): ort.Tensor {
+  if (dtype === 'float32') return new ort.Tensor('float32', new Float32Array(data), dims);
+  if (!converter) return new ort.Tensor('uint8', new Uint8Array(data), dims);
+  const [n, h, w, c] = dims;
+  return new ort.Tensor('float32', converter.convert(new Uint8Array(data), dims), [n!, c!, h!, w!]);
 }
 
 // One request after the other: onnxruntime-node starts a run on a later turn of the event loop

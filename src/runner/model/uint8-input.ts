@@ -5,7 +5,7 @@
 // quarter of the bytes and converts nothing (issue 16: the conversion cost ~7.5 ms a 640x640
 // image, and its 5 MB Float32Arrays most of the garbage collection). On the CPU the session's
 // worker converts instead, just before the run (inference/planar-float.ts), and the model is not
-// edited: the same values, at a third of the CPU and without a parallel section of ONNX Runtime's.
+// edited: the same values, at 40% of the CPU and without parallel sections of ONNX Runtime's.
 import { graphField, graphFields, indexModel, nodeBytes, tensorBytes, valueInfo, valueInfoName, withGraph, type NewNode } from '../xai/onnx-edit.ts';
 
 const UINT8 = 2;
@@ -17,7 +17,7 @@ export const UINT8_INPUT = 'kinfer_uint8_nhwc';
  * Where a session's uint8 input becomes the model's float input. `worker`: the session's worker
  * converts each batch before its run (planar-float.ts), for sessions on the CPU alone, where the
  * nodes' three passes cost ONNX Runtime's threads 1.0 ms of CPU a 640x640 image against the
- * worker's 0.3 (2026-12-04, docs/scaling.md). `graph`: nodes put in front of the model convert it
+ * worker's 0.4 (2026-12-04, docs/scaling.md). `graph`: nodes put in front of the model convert it
  * on the session's device (withUint8Input), which then receives a quarter of the bytes.
  */
 export function uint8ConversionSite(executionProviders: readonly string[]): 'worker' | 'graph' {
@@ -29,6 +29,11 @@ export interface Normalization {
   std: [number, number, number];
 }
 
+/** Mean 0 and std 1 (Ultralytics' models): x / 255 alone. */
+export function isUnitNormalization(norm: Normalization): boolean {
+  return norm.mean.every((m) => m === 0) && norm.std.every((s) => s === 1);
+}
+
 /**
  * The model with its float NCHW input `input` (shape `[n, 3, h, w]`, -1 dynamic) replaced by a
  * uint8 NHWC input, converted in the graph. Nothing else of the model changes.
@@ -36,7 +41,7 @@ export interface Normalization {
 export function withUint8Input(bytes: Uint8Array, input: string, shape: number[], norm: Normalization): Uint8Array {
   const index = indexModel(bytes);
   const [n, , h, w] = shape;
-  const identity = norm.mean.every((m) => m === 0) && norm.std.every((s) => s === 1);
+  const identity = isUnitNormalization(norm);
   const nodes: NewNode[] = [
     { opType: 'Transpose', inputs: [UINT8_INPUT], outputs: ['kinfer_pre_nchw'], attributes: { perm: { ints: [0, 3, 1, 2] } } },
     { opType: 'Cast', inputs: ['kinfer_pre_nchw'], outputs: ['kinfer_pre_float'], attributes: { to: { i: FLOAT } } },
