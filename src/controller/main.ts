@@ -211,6 +211,7 @@ try {
     log,
     ready: async () => {
       await ds.query('SELECT 1');
+      await tier.ready();
     },
     tier,
     auth,

@@ -9,5 +9,7 @@ export interface Tier {
   onCancelled(kind: JobKind, job: Job): Promise<void>;
   /** A finished job is about to be deleted: remove what the tier keeps of it (its InferenceJob). */
   onDeleted(kind: JobKind, job: Job): Promise<void>;
+  /** Resolves when the tier can take jobs; rejects with why not (the controller's /readyz). */
+  ready(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -7,6 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { createControllerApp } from '../../src/controller/api/app.ts';
 import { specFieldOf } from '../../src/controller/job-mapping.ts';
+import { inferenceJobAdmissionCheck } from '../../src/controller/kubernetes/inference-job-admission.ts';
 import { KubeController } from '../../src/controller/kubernetes/kube-controller.ts';
 import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { kubeClients } from '../../src/kube/client.ts';
@@ -402,6 +403,39 @@ describe('the Kubernetes client', () => {
       // 10 requests past the burst at 20/s: half a second at least (timers never fire early).
       expect(performance.now() - started).toBeGreaterThanOrEqual(490);
     } finally {
+      await kc.close();
+    }
+  });
+});
+
+describe("the controller's readiness", () => {
+  it('waits until the API server admits an InferenceJob, with its reason until then; once admitted it does not ask again', async () => {
+    const { kc, custom } = kubeClients(cluster.cp.kubeconfig);
+    let creates = 0;
+    const counted = wrapMethod(
+      custom,
+      'createNamespacedCustomObject',
+      (create) =>
+        ((...args: Parameters<typeof create>) => {
+          creates++;
+          return create(...args);
+        }) as typeof create,
+    );
+    const ns = `readiness-${Date.now()}`;
+    try {
+      const ready = inferenceJobAdmissionCheck(counted, ns);
+      // A refusal the API server gives (here: no such namespace) is the readiness failure's reason.
+      await expect(ready()).rejects.toThrow(`the API server does not admit an InferenceJob in ${ns} yet (HTTP 404): namespaces "${ns}" not found`);
+      expect(await cluster.kubectl(['create', 'namespace', ns])).toMatchObject({ code: 0 });
+      // Two probes at once share one request; admitted, later probes send none.
+      const before = creates;
+      await Promise.all([ready(), ready()]);
+      await ready();
+      expect(creates - before).toBe(1);
+      // A dry run: nothing was created.
+      expect(JSON.parse((await cluster.kubectl(['get', 'ij', '-n', ns, '-o', 'json'])).stdout).items).toEqual([]);
+    } finally {
+      await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
       await kc.close();
     }
   });

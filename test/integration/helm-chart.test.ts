@@ -190,6 +190,8 @@ describe('installed with helm into the local control plane', () => {
       'mutatingadmissionpolicy.admissionregistration.k8s.io/kinfer-inferencejob-finalizer',
       'mutatingadmissionpolicybinding.admissionregistration.k8s.io/kinfer-inferencejob-finalizer',
     ]);
+    // Ready only once the API server admits an InferenceJob: seconds after the CRD and the finalizer
+    // policy are installed, it answers creates with 503 until it has loaded the CRD's schema.
     await eventually(
       'the controller Pod to serve /readyz',
       async () => ((await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined),

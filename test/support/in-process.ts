@@ -110,6 +110,8 @@ export class FakeTier implements Tier {
     this.deleted.push({ kind, id: job.id });
   }
 
+  async ready(): Promise<void> {}
+
   async stop(): Promise<void> {}
 }
 

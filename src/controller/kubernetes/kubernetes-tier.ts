@@ -13,6 +13,7 @@ import type { Tier } from '../tier.ts';
 import type { TokenIssuer } from '../token-issuer.ts';
 import type { RunnerPodSettings } from './job-spec.ts';
 import { EventBudget } from './event-budget.ts';
+import { inferenceJobAdmissionCheck } from './inference-job-admission.ts';
 import { KubeController } from './kube-controller.ts';
 
 /** The InferenceJob of a REST-submitted job: the whole id in the name, so names never collide. */
@@ -125,6 +126,7 @@ export async function startKubernetesTier(o: KubernetesTierOptions): Promise<Tie
         if ((err as { code?: number }).code !== 404) throw err;
       }
     },
+    ready: inferenceJobAdmissionCheck(clients.custom, o.namespace),
     stop: async () => {
       await elector?.stop();
       await controller.stop();

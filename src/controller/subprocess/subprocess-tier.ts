@@ -35,6 +35,8 @@ export async function startSubprocessTier(opts: {
     onCancelled: async (_kind, job) => executor.stop(job.id, job.executor_ref),
     // A finished job's runner is gone: nothing is left to remove.
     onDeleted: async () => undefined,
+    // Runners are started from this process: nothing outside it to wait for.
+    ready: async () => undefined,
     stop: async () => reconciler.stop(),
   };
 }
