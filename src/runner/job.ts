@@ -75,7 +75,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       load_ms: Math.round(model.loadMs),
       input: model.info.inputShape,
       layout: model.inputLayout,
-      ...(model.uint8Conversion ? { conversion: model.uint8Conversion } : {}),
+      ...(model.uint8ConversionSite ? { conversion: model.uint8ConversionSite } : {}),
       classes: model.metadata.classNames.length,
     },
     'model loaded',

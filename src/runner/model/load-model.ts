@@ -19,7 +19,7 @@ import { WorkerSession, type SessionInfo, type SessionOptions } from '../inferen
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
-import { uint8ConversionSite, withUint8Input } from './uint8-input.ts';
+import { uint8ConversionSite, withUint8Input, type Uint8ConversionSite } from './uint8-input.ts';
 import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
@@ -32,8 +32,8 @@ export interface LoadedModel {
   fixedBatch: number | undefined;
   /** What the session takes: float32 NCHW (the model as exported), or uint8 NHWC pixels (converted by its worker or in the graph). */
   inputLayout: InputLayout;
-  /** With uint8 input: where it is converted (uint8ConversionSite). */
-  uint8Conversion: 'worker' | 'graph' | undefined;
+  /** With uint8 input: where it is converted (the worker's `uint8Conversion` is the normalization). */
+  uint8ConversionSite: Uint8ConversionSite | undefined;
   loadMs: number;
   /** With explanations: the plan, and the header and index of the model it was made from. */
   xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
@@ -94,7 +94,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     outputShapes: model.outputShapes,
     fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
     inputLayout,
-    uint8Conversion: site,
+    uint8ConversionSite: site,
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };

@@ -13,6 +13,8 @@ const FLOAT = 1;
 /** The input the edited model takes instead of the float one. */
 export const UINT8_INPUT = 'kinfer_uint8_nhwc';
 
+export type Uint8ConversionSite = 'worker' | 'graph';
+
 /**
  * Where a session's uint8 input becomes the model's float input. `worker`: the session's worker
  * converts each batch before its run (planar-float.ts), for sessions on the CPU alone, where the
@@ -20,7 +22,7 @@ export const UINT8_INPUT = 'kinfer_uint8_nhwc';
  * worker's 0.4 (2026-12-04, docs/scaling.md). `graph`: nodes put in front of the model convert it
  * on the session's device (withUint8Input), which then receives a quarter of the bytes.
  */
-export function uint8ConversionSite(executionProviders: readonly string[]): 'worker' | 'graph' {
+export function uint8ConversionSite(executionProviders: readonly string[]): Uint8ConversionSite {
   return executionProviders.every((p) => p === 'cpu') ? 'worker' : 'graph';
 }
 
