@@ -66,6 +66,24 @@ module.exports = {
       from: { path: PRODUCTION },
       to: { dependencyTypes: ['npm-dev'] },
     },
+    {
+      name: 'runner-loads-the-aws-sdk-on-demand',
+      comment:
+        'A runner whose job touches no s3:// URI never loads the AWS SDK (its resident memory): only src/runner/io/s3-objects.ts imports it, and the rest of the runner reaches that module by a dynamic import alone.',
+      severity: 'error',
+      from: { path: '^src/runner/', pathNot: '^src/runner/io/s3-objects[.]ts$' },
+      to: {
+        path: 'node_modules/@aws-sdk/|^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$',
+        dependencyTypesNot: ['dynamic-import', 'type-only'],
+      },
+    },
+    {
+      name: 'contract-loads-no-aws-sdk',
+      comment: "The contract's index is every process's: only src/contract/s3-client-pool.ts (imported by its path) loads the AWS SDK.",
+      severity: 'error',
+      from: { path: '^src/contract/', pathNot: '^src/contract/s3-client-pool[.]ts$' },
+      to: { path: 'node_modules/@aws-sdk/' },
+    },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],
   options: {

@@ -2,7 +2,6 @@
 // keys no other job should hold. The controller is given the map (KINFER_S3_BUCKET_CREDENTIALS);
 // each runner gets only the entries of the buckets its job reads or writes (S3_BUCKET_CREDENTIALS,
 // in its Secret). Buckets without an entry use the default AWS_* credentials.
-import { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 
 export const BucketCredentials = z
@@ -55,32 +54,4 @@ export interface S3ClientSettings {
   accessKeyId?: string | undefined;
   secretAccessKey?: string | undefined;
   buckets?: BucketCredentialsMap | undefined;
-}
-
-/**
- * The S3 clients of one process (the runner's store, the services' storage client): one per
- * bucket with its own credentials, one ('') for the rest, each made on first use.
- */
-export class S3ClientPool {
-  readonly #settings: S3ClientSettings;
-  readonly #clients = new Map<string, S3Client>();
-
-  constructor(settings: S3ClientSettings) {
-    this.#settings = settings;
-  }
-
-  client(bucket: string): S3Client {
-    const key = this.#settings.buckets?.[bucket] ? bucket : '';
-    let client = this.#clients.get(key);
-    if (!client) {
-      const s = s3SettingsFor(this.#settings, this.#settings.buckets ?? {}, bucket);
-      client = new S3Client({
-        region: s.region,
-        ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-        ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
-      });
-      this.#clients.set(key, client);
-    }
-    return client;
-  }
 }

@@ -7,7 +7,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { parseStorageUri, S3ClientPool, type S3ClientSettings } from '../contract/index.ts';
+import { parseStorageUri, type S3ClientSettings } from '../contract/index.ts';
+import { S3ClientPool } from '../contract/s3-client-pool.ts';
 
 export type StorageSettings = S3ClientSettings;
 

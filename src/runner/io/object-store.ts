@@ -1,43 +1,32 @@
 // The runner's view of object storage: read models and images, list datasets, write artifacts.
-// s3:// goes through the AWS SDK (path-style when S3_ENDPOINT is set); file:// is a local directory.
+// s3:// goes through the AWS SDK (path-style when S3_ENDPOINT is set), loaded on the first s3:// URI
+// (s3-objects.ts); file:// is a local directory.
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { PassThrough, type Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { formatStorageUri, parseStorageUri, S3ClientPool, type S3ClientSettings } from '../../contract/index.ts';
+import { formatStorageUri, parseStorageUri, type S3ClientSettings } from '../../contract/index.ts';
+import { ObjectNotFoundError } from './object-not-found.ts';
+import type { ObjectWriter } from './object-writer.ts';
+import type { S3Objects } from './s3-objects.ts';
 
+export { ObjectNotFoundError } from './object-not-found.ts';
+export type { ObjectWriter } from './object-writer.ts';
 export type S3Settings = S3ClientSettings;
 
-export class ObjectNotFoundError extends Error {
-  readonly code = 'OBJECT_NOT_FOUND';
-  readonly uri: string;
-  constructor(uri: string) {
-    super(`not found: ${uri}`);
-    this.uri = uri;
-    this.name = 'ObjectNotFoundError';
-  }
-}
-
-/** A stream being written; `done` settles once the object is durable (or the write failed). */
-export interface ObjectWriter {
-  stream: Writable;
-  done: Promise<void>;
-}
-
 export class ObjectStore {
-  /** One client per bucket with its own credentials, and one for the rest. */
-  readonly #s3: S3ClientPool;
+  readonly #settings: S3Settings;
+  /** The s3:// half, once a job has touched an s3:// URI. */
+  #s3: Promise<S3Objects> | undefined;
 
   constructor(settings: S3Settings) {
-    this.#s3 = new S3ClientPool(settings);
+    this.#settings = settings;
   }
 
-  #client(bucket: string): S3Client {
-    return this.#s3.client(bucket);
+  #objects(): Promise<S3Objects> {
+    return (this.#s3 ??= import('./s3-objects.ts').then(({ S3Objects }) => new S3Objects(this.#settings)));
   }
 
   async read(uri: string): Promise<Buffer> {
@@ -50,14 +39,7 @@ export class ObjectStore {
         throw err;
       }
     }
-    try {
-      const res = await this.#client(loc.bucket).send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
-      if (!res.Body) throw new ObjectNotFoundError(uri);
-      return Buffer.from(await res.Body.transformToByteArray());
-    } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey') throw new ObjectNotFoundError(uri);
-      throw err;
-    }
+    return (await this.#objects()).read(loc, uri);
   }
 
   /**
@@ -70,15 +52,7 @@ export class ObjectStore {
       yield* walkSorted(loc.path.replace(/\/+$/, ''));
       return;
     }
-    const prefix = loc.key === '' || loc.key.endsWith('/') ? loc.key : `${loc.key}/`;
-    let token: string | undefined;
-    do {
-      const page = await this.#client(loc.bucket).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const obj of page.Contents ?? []) {
-        if (obj.Key && !obj.Key.endsWith('/')) yield formatStorageUri({ scheme: 's3', bucket: loc.bucket, key: obj.Key });
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    yield* (await this.#objects()).list(loc);
   }
 
   async write(uri: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
@@ -91,7 +65,7 @@ export class ObjectStore {
       await rename(temporary, loc.path);
       return;
     }
-    await this.#client(loc.bucket).send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.key, Body: body, ContentType: contentType }));
+    await (await this.#objects()).write(loc, body, contentType);
   }
 
   /** Deletes an object; one already gone is not an error. */
@@ -101,7 +75,7 @@ export class ObjectStore {
       await rm(loc.path, { force: true });
       return;
     }
-    await this.#client(loc.bucket).send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+    await (await this.#objects()).remove(loc);
   }
 
   /** Streams an object of unknown length (multipart upload on S3), so large artifacts never sit in memory. */
@@ -112,12 +86,7 @@ export class ObjectStore {
       const stream = new PassThrough();
       return { stream, done: pipeline(stream, createWriteStream(loc.path)) };
     }
-    const stream = new PassThrough();
-    const upload = new Upload({
-      client: this.#client(loc.bucket),
-      params: { Bucket: loc.bucket, Key: loc.key, Body: stream, ContentType: contentType },
-    });
-    return { stream, done: upload.done().then(() => undefined) };
+    return (await this.#objects()).openWriter(loc, contentType);
   }
 }
 
