@@ -6,16 +6,13 @@
 import { PassThrough } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { formatStorageUri, type S3ClientSettings } from '../../contract/index.ts';
+import { formatStorageUri, type S3ClientSettings, type StorageLocation } from '../../contract/index.ts';
 import { S3ClientPool } from '../../contract/s3-client-pool.ts';
 import { ObjectNotFoundError } from './object-not-found.ts';
 import type { ObjectWriter } from './object-writer.ts';
 
-/** An object's place in a bucket. */
-export interface S3Location {
-  bucket: string;
-  key: string;
-}
+/** An object's place in a bucket: the contract's s3:// location. */
+type S3Location = Extract<StorageLocation, { scheme: 's3' }>;
 
 export class S3Objects {
   /** One client per bucket with its own credentials, and one for the rest. */
