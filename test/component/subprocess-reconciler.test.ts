@@ -198,6 +198,26 @@ describe('subprocess reconciler', () => {
     for (const id of [...executor.running.keys()]) await db.store.cancel('test_run', id);
   });
 
+  it('once stopped, starts nothing: neither a runner exit nor a kick claims a pending job', async () => {
+    const executor = new FakeExecutor();
+    const r = reconciler(executor, 1);
+    const first = await newRun();
+    await r.start();
+    await r.idle();
+    expect([...executor.running.keys()]).toEqual([first]);
+    await r.stop();
+    // A job created while the controller shuts down (its REST door still open), then the runner's
+    // exit and a create's kick: both are the next controller's to handle.
+    const waiting = await newRun();
+    executor.exit(first, 'runner was killed by SIGTERM without reporting completion');
+    r.kick();
+    await r.idle();
+    expect(executor.starts.map((s) => s.jobId)).toEqual([first]);
+    expect(await db.store.get('test_run', waiting)).toMatchObject({ status: 'pending', executor: null });
+    await db.store.cancel('test_run', first);
+    await db.store.cancel('test_run', waiting);
+  });
+
   it('stops a runner still alive lingerSeconds after its job ended, and starts the next job in its slot', async () => {
     const executor = new FakeExecutor();
     const r = reconciler(executor, 1, 900, 1);

@@ -47,6 +47,8 @@ export class Reconciler {
   #callbackDownAt = 0;
   /** Runners alive after their job ended: since when they were first seen so. */
   readonly #lingering = new Map<string, number>();
+  /** Set by `stop()`: no pass starts after it. */
+  #stopped = false;
 
   constructor(opts: ReconcilerOptions) {
     this.#o = opts;
@@ -71,16 +73,21 @@ export class Reconciler {
   }
 
   /**
-   * No more periodic passes, and the pass in progress done: one left running could act on a job
-   * after its controller said it stopped (a kick, such as a runner's exit, still runs one).
+   * No more passes, and the pass in progress done: one left running could act on a job after its
+   * controller said it stopped. Nor does a kick start one after it (a runner's exit, a job created
+   * while the REST door is still open): a pass then could claim a job and be cut off by the
+   * database closing before its runner starts. What happens meanwhile is the next controller's:
+   * it claims the pending jobs, and adopts or fails the runners it finds.
    */
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
     await this.idle();
   }
 
   /** Runs a pass now, or right after the current one: passes never overlap. */
   kick(): void {
+    if (this.#stopped) return;
     if (this.#running) {
       this.#again = true;
       return;
