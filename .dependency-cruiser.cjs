@@ -73,9 +73,32 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/runner/', pathNot: '^src/runner/io/s3-objects[.]ts$' },
       to: {
-        path: 'node_modules/@aws-sdk/|^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$',
+        path: '^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$',
         dependencyTypesNot: ['dynamic-import', 'type-only'],
       },
+    },
+    {
+      name: 'runner-names-the-aws-sdk-in-one-module',
+      comment:
+        'No runner module but src/runner/io/s3-objects.ts imports from the AWS SDK, not even types: dependency-cruiser takes an import with an inline type specifier (`import { S3Client, type X }`) for type-only, which the rule above lets through.',
+      severity: 'error',
+      from: { path: '^src/runner/', pathNot: '^src/runner/io/s3-objects[.]ts$' },
+      to: { path: 'node_modules/@aws-sdk/' },
+    },
+    {
+      name: 'runner-loads-sharp-on-demand',
+      comment:
+        'A runner whose JPEGs libjpeg-turbo decodes and that draws no label never loads sharp (libvips: its resident memory): only src/runner/image/sharp-loader.ts imports it, by a dynamic import (and types), and the rest of the runner calls loadSharp(). Types too come from there: dependency-cruiser takes an import with an inline type specifier (`import sharp, { type Sharp }`) for type-only, so only the loader may name the package at all.',
+      severity: 'error',
+      from: { path: '^src/runner/', pathNot: '^src/runner/image/sharp-loader[.]ts$' },
+      to: { path: 'node_modules/sharp/' },
+    },
+    {
+      name: 'sharp-loader-loads-sharp-on-demand',
+      comment: 'The loader itself imports sharp dynamically, and its types.',
+      severity: 'error',
+      from: { path: '^src/runner/image/sharp-loader[.]ts$' },
+      to: { path: 'node_modules/sharp/', dependencyTypesNot: ['dynamic-import', 'type-only'] },
     },
     {
       name: 'contract-loads-no-aws-sdk',

@@ -91,7 +91,7 @@ export async function letterbox(
       pixelBuffers.give(canvas.buffer);
     }
   }
-  const image = sharpRgb(bytes);
+  const image = await sharpRgb(bytes);
   const meta = await image.metadata();
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;

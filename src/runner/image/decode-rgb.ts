@@ -1,16 +1,9 @@
 // Every image the runner reads becomes RGB pixels here, as the reference libraries see them
 // (Pillow's `convert('RGB')`, OpenCV's `imread`): EXIF orientation applied, alpha dropped, and an
 // embedded ICC profile ignored (neither library applies one; libvips would convert to sRGB).
-import sharp, { type Sharp } from 'sharp';
 import { jpegOrientation } from './exif-orientation.ts';
+import { loadSharp, type SharpPipeline } from './sharp-loader.ts';
 import { TJCS_GRAY, TJCS_YCbCr, turboJpeg, type JpegHeader, type TurboJpeg } from './turbo-jpeg.ts';
-
-// One libvips thread per image: images are decoded in parallel already (DECODE_CONCURRENCY), and
-// more threads per image only contend with inference for the same cores.
-sharp.concurrency(Number(process.env.KINFER_VIPS_THREADS ?? 1));
-// libvips' operation cache (up to 50 MB) serves repeated operations on one input; a stream of
-// distinct images never hits it.
-sharp.cache(false);
 
 /** Decoded pixels, HWC RGB. */
 export interface RgbImage {
@@ -94,12 +87,13 @@ export function jpegEncoder(): TurboJpeg | undefined {
 }
 
 /** sharp's pipeline for what libjpeg-turbo does not take; `failOn: 'error'` refuses truncated files. */
-export function sharpRgb(bytes: Uint8Array): Sharp {
+export async function sharpRgb(bytes: Uint8Array): Promise<SharpPipeline> {
+  const sharp = await loadSharp();
   return sharp(bytes, { failOn: 'error', autoOrient: true, ignoreIcc: true }).removeAlpha().toColourspace('srgb');
 }
 
 async function decodeWithSharp(bytes: Uint8Array): Promise<RgbImage> {
-  const { data, info } = await sharpRgb(bytes).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await (await sharpRgb(bytes)).raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
   return { data, width: info.width, height: info.height };
 }

@@ -2,10 +2,10 @@
 // resolution), argmax, taken back to the original pixels (nearest, through the letterbox). The
 // class map is written as a PNG of class ids; a test run scores it against the ground-truth PNG
 // (mIoU, mAcc, pixel accuracy over the dataset, mmsegmentation's definitions).
-import sharp from 'sharp';
 import { joinStorageUri, type EvaluationMetrics, type ModelMetadata, type PerClassMetric } from '../../contract/index.ts';
 import { ImageDecodeError, type InputLayout } from '../classification/preprocess.ts';
 import { letterboxGeometry, letterboxTensor, pictureSource, type Letterbox } from '../detection/letterbox.ts';
+import { loadSharp } from '../image/sharp-loader.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
@@ -43,6 +43,7 @@ const num = (v: number): number | null => (Number.isNaN(v) ? null : v);
 
 /** A ground-truth PNG as class ids: one 8-bit grey channel, the image's size. */
 export async function readLabelPng(bytes: Uint8Array, size: { width: number; height: number }, uri: string): Promise<Uint8Array> {
+  const sharp = await loadSharp();
   const image = sharp(bytes, { failOn: 'error' });
   const meta = await image.metadata();
   if (meta.format !== 'png') throw new ImageDecodeError(`ground-truth mask ${uri} is ${meta.format}, not PNG`);
@@ -115,8 +116,8 @@ export class SemanticTask implements VisionTask<Context> {
     await this.#o.writes.add(maskPath, async () =>
       this.#o.store.write(
         maskPath,
-        await this.#o.writes.prepare(() =>
-          sharp(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } })
+        await this.#o.writes.prepare(async () =>
+          (await loadSharp())(Buffer.from(map.buffer, map.byteOffset, map.length), { raw: { width, height, channels: 1 } })
             .toColourspace('b-w')
             .png()
             .toBuffer(),

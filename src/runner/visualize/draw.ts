@@ -1,9 +1,9 @@
 // Pictures of predictions: boxes with class and confidence, instance masks as translucent fills,
 // pose skeletons, semantic class maps blended over the image. The image is decoded once, drawn on
 // in place (canvas.ts, labels from cached glyphs) and written as JPEG.
-import sharp from 'sharp';
 import { CLASS_PALETTE, COCO_SKELETON, type DetectedObject } from '../../contract/index.ts';
 import { decodeRgb, jpegEncoder, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
+import { loadSharp } from '../image/sharp-loader.ts';
 import { windowOf } from '../classification/pil-resize.ts';
 import { rleFromString } from '../segmentation/rle.ts';
 import { RgbCanvas, type Rgb } from './canvas.ts';
@@ -43,7 +43,7 @@ async function decode(image: Uint8Array | RgbPixels): Promise<RgbCanvas> {
 const encode = async (canvas: RgbCanvas): Promise<Buffer> =>
   (canvas.width * canvas.height <= ON_THREAD_MAX_PIXELS ? jpegEncoder()?.encodeRgb(canvas.data, canvas.width, canvas.height, 85, canvas.stride) : undefined) ??
   // A large picture: sharp, off the event loop.
-  sharp(unstrided(canvas), { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
+  (await loadSharp())(unstrided(canvas), { raw: { width: canvas.width, height: canvas.height, channels: 3 } })
     .jpeg({ quality: 85, optimiseCoding: false })
     .toBuffer();
 

@@ -4,7 +4,7 @@
 // font setup in librsvg however small it is, and a picture has several labels; copying its glyphs
 // costs microseconds. Monospace because one advance fits every glyph of the font; a glyph wider
 // than that (a CJK fallback) takes as many advances as its ink needs, as a terminal does.
-import sharp from 'sharp';
+import { loadSharp } from '../image/sharp-loader.ts';
 
 export interface Glyph {
   /** Coverage 0-255, `width` x `height`, row-major; the baseline is at row `baseline`. */
@@ -40,6 +40,7 @@ async function renderGlyphs(chars: string[], px: number): Promise<Glyph[]> {
   const slot = 2 * m.advance + px;
   const texts = chars.map((c, i) => `<text x="${i * slot}" y="${m.baseline}" xml:space="preserve">${escapeXml(c)}</text>`).join('');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${slot * chars.length}" height="${m.height}"><g font-family="monospace" font-size="${px}" fill="white">${texts}</g></svg>`;
+  const sharp = await loadSharp();
   const { data, info } = await sharp(Buffer.from(svg)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return chars.map((_, i) => {
     let right = 0;

@@ -2,8 +2,8 @@
 // resolution), the overlay (the JET heat map blended half and half over the original image, as
 // pytorch-grad-cam's show_cam_on_image with image_weight 0.5, at the original's size), and the
 // regions where the map is high, in original pixels.
-import sharp from 'sharp';
 import { decodeRgb } from '../image/decode-rgb.ts';
+import { loadSharp } from '../image/sharp-loader.ts';
 
 /** How a network-input pixel and an original pixel correspond for one image. */
 export interface XaiGeometry {
@@ -66,7 +66,7 @@ export async function overlay(imageBytes: Uint8Array, map: Float32Array, g: XaiG
     }
   const bytes = Buffer.alloc(width * height * 3);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor((255 * blended[i]!) / (max || 1));
-  return sharp(bytes, { raw: { width, height, channels: 3 } })
+  return (await loadSharp())(bytes, { raw: { width, height, channels: 3 } })
     .jpeg({ quality: 90 })
     .toBuffer();
 }
