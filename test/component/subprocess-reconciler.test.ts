@@ -207,14 +207,21 @@ describe('subprocess reconciler', () => {
     expect([...executor.running.keys()]).toEqual([first]);
     await r.stop();
     // A job created while the controller shuts down (its REST door still open), then the runner's
-    // exit and a create's kick: both are the next controller's to handle.
+    // exit, which frees the one slot, and a create's kick: a pass would start `waiting` now.
     const waiting = await newRun();
-    executor.exit(first, 'runner was killed by SIGTERM without reporting completion');
+    executor.exit(first, 'runner was killed by SIGKILL without reporting completion');
     r.kick();
     await r.idle();
     expect(executor.starts.map((s) => s.jobId)).toEqual([first]);
     expect(await db.store.get('test_run', waiting)).toMatchObject({ status: 'pending', executor: null });
-    await db.store.cancel('test_run', first);
+    // Both are the next controller's: it fails the runner it does not find and starts the job.
+    const nextExecutor = new FakeExecutor();
+    const next = reconciler(nextExecutor, 1);
+    await next.start();
+    await next.idle();
+    expect(await db.store.get('test_run', first)).toMatchObject({ status: 'failed', error_code: 'RUNNER_LOST' });
+    expect(nextExecutor.starts.map((s) => s.jobId)).toEqual([waiting]);
+    await next.stop();
     await db.store.cancel('test_run', waiting);
   });
 
