@@ -69,18 +69,21 @@ module.exports = {
     {
       name: 'runner-loads-the-aws-sdk-on-demand',
       comment:
-        'A runner whose job touches no s3:// URI never loads the AWS SDK (its resident memory): only src/runner/io/s3-objects.ts imports it, and the rest of the runner reaches that module by a dynamic import alone.',
+        'A runner whose job touches no s3:// URI never loads the AWS SDK (its resident memory): only src/runner/io/s3-objects.ts imports it, and only src/runner/io/object-store.ts reaches that module (next rule). No other runner module names it, even for types: dependency-cruiser takes a default import beside an inline type specifier (`import X, { type T }`) for type-only.',
       severity: 'error',
-      from: { path: '^src/runner/', pathNot: '^src/runner/io/s3-objects[.]ts$' },
-      to: {
-        path: '^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$',
-        dependencyTypesNot: ['dynamic-import', 'type-only'],
-      },
+      from: { path: '^src/runner/', pathNot: '^src/runner/io/(s3-objects|object-store)[.]ts$' },
+      to: { path: '^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$' },
+    },
+    {
+      name: 'object-store-loads-s3-objects-on-demand',
+      comment: 'ObjectStore loads its s3:// half by a dynamic import on the first s3:// URI (and names its types).',
+      severity: 'error',
+      from: { path: '^src/runner/io/object-store[.]ts$' },
+      to: { path: '^src/runner/io/s3-objects[.]ts$|^src/contract/s3-client-pool[.]ts$', dependencyTypesNot: ['dynamic-import', 'type-only'] },
     },
     {
       name: 'runner-names-the-aws-sdk-in-one-module',
-      comment:
-        'No runner module but src/runner/io/s3-objects.ts imports from the AWS SDK, not even types: dependency-cruiser takes an import with an inline type specifier (`import { S3Client, type X }`) for type-only, which the rule above lets through.',
+      comment: 'No runner module but src/runner/io/s3-objects.ts imports from the AWS SDK, not even types (see the rule above on type-only imports).',
       severity: 'error',
       from: { path: '^src/runner/', pathNot: '^src/runner/io/s3-objects[.]ts$' },
       to: { path: 'node_modules/@aws-sdk/' },
@@ -88,7 +91,7 @@ module.exports = {
     {
       name: 'runner-loads-sharp-on-demand',
       comment:
-        'A runner whose JPEGs libjpeg-turbo decodes and that draws no label never loads sharp (libvips: its resident memory): only src/runner/image/sharp-loader.ts imports it, by a dynamic import (and types), and the rest of the runner calls loadSharp(). Types too come from there: dependency-cruiser takes an import with an inline type specifier (`import sharp, { type Sharp }`) for type-only, so only the loader may name the package at all.',
+        'A runner whose JPEGs libjpeg-turbo decodes and that draws no label never loads sharp (libvips: its resident memory): only src/runner/image/sharp-loader.ts imports it, by a dynamic import (and types), and the rest of the runner calls loadSharp(). Types too come from there: dependency-cruiser takes a default import beside an inline type specifier (`import sharp, { type Sharp }`) for type-only, so only the loader may name the package at all.',
       severity: 'error',
       from: { path: '^src/runner/', pathNot: '^src/runner/image/sharp-loader[.]ts$' },
       to: { path: 'node_modules/sharp/' },
