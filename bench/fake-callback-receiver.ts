@@ -5,12 +5,20 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { RUNNER_NODE_FLAGS, RUNNER_PROCESS_ENV } from '../src/contract/index.ts';
 
-/** Runs one runner process with `env` (beside PATH and the benchmarks' trace id and token); its exit code. */
+/**
+ * Host variables the runner gets as the product starts it: the subprocess tier passes Node's
+ * compile cache through and the image sets it (a runner without it strips its TypeScript at every
+ * start, with the type stripper then resident), so a benchmark's runner uses it too.
+ */
+const HOST_ENV = ['PATH', 'NODE_COMPILE_CACHE', 'NODE_DISABLE_COMPILE_CACHE'] as const;
+
+/** Runs one runner process with `env` (beside the host's HOST_ENV and the benchmarks' trace id and token); its exit code. */
 export function runRunnerProcess(env: Record<string, string | undefined>): Promise<number | null> {
+  const host = Object.fromEntries(HOST_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, fileURLToPath(new URL('../src/runner/main.ts', import.meta.url))], {
       stdio: ['ignore', 'ignore', 'inherit'],
-      env: { PATH: process.env.PATH, ...RUNNER_PROCESS_ENV, TRACE_ID: 'bench', CALLBACK_TOKEN: 'bench', ...env },
+      env: { ...host, ...RUNNER_PROCESS_ENV, TRACE_ID: 'bench', CALLBACK_TOKEN: 'bench', ...env },
     });
     child.on('close', resolve);
   });
