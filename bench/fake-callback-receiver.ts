@@ -3,14 +3,13 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { RUNNER_NODE_FLAGS, RUNNER_PROCESS_ENV } from '../src/contract/index.ts';
+import { RUNNER_COMPILE_CACHE_ENV, RUNNER_NODE_FLAGS, RUNNER_PROCESS_ENV } from '../src/contract/index.ts';
 
 /**
- * Host variables the runner gets as the product starts it: the subprocess tier passes Node's
- * compile cache through and the image sets it (a runner without it strips its TypeScript at every
- * start, with the type stripper then resident), so a benchmark's runner uses it too.
+ * Host variables the runner gets: PATH and Node's compile cache, as the subprocess tier passes it
+ * through and the image sets it. Nothing else of the shell's: a setting to try goes in `env`.
  */
-const HOST_ENV = ['PATH', 'NODE_COMPILE_CACHE', 'NODE_DISABLE_COMPILE_CACHE'] as const;
+const HOST_ENV = ['PATH', ...RUNNER_COMPILE_CACHE_ENV] as const;
 
 /** Runs one runner process with `env` (beside the host's HOST_ENV and the benchmarks' trace id and token); its exit code. */
 export function runRunnerProcess(env: Record<string, string | undefined>): Promise<number | null> {

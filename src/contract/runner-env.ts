@@ -218,6 +218,13 @@ export const RUNNER_NODE_FLAGS = [
  * from being mapped afresh on every run (runner sessions keep it, without its memory pattern).
  */
 export const RUNNER_PROCESS_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+
+/**
+ * Host variables a runner process inherits wherever it is started (the subprocess tier, the
+ * benchmarks): Node's compile cache. Without it a runner strips its TypeScript at every start and
+ * keeps the type stripper resident.
+ */
+export const RUNNER_COMPILE_CACHE_ENV = ['NODE_COMPILE_CACHE', 'NODE_DISABLE_COMPILE_CACHE'] as const;
 export type RunnerEnvInput = z.input<typeof RunnerEnv>;
 
 export class RunnerConfigError extends Error {

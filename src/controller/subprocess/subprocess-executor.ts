@@ -7,24 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RUNNER_PROCESS_ENV, type JobKind } from '../../contract/index.ts';
+import { RUNNER_COMPILE_CACHE_ENV, RUNNER_PROCESS_ENV, type JobKind } from '../../contract/index.ts';
 import { isProcessAlive, procStat, signalGroup } from '../../process/local-processes.ts';
 import type { Executor, RunnerExit } from './executor.ts';
 
 const STDERR_TAIL_BYTES = 4096;
-/** Host variables a Node runner legitimately needs (Node's compile cache: it starts faster). */
-const PASSTHROUGH_ENV = [
-  'PATH',
-  'HOME',
-  'TMPDIR',
-  'LANG',
-  'TZ',
-  'UV_THREADPOOL_SIZE',
-  'LOG_LEVEL',
-  'NODE_OPTIONS',
-  'NODE_COMPILE_CACHE',
-  'NODE_DISABLE_COMPILE_CACHE',
-];
+/** Host variables a Node runner legitimately needs. */
+const PASSTHROUGH_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'UV_THREADPOOL_SIZE', 'LOG_LEVEL', 'NODE_OPTIONS', ...RUNNER_COMPILE_CACHE_ENV];
 
 export interface SubprocessOptions {
   /** argv of the runner, e.g. [process.execPath, '/app/src/runner/main.ts']. */
