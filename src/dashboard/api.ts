@@ -22,7 +22,10 @@ export class ApiError extends Error {
   }
 }
 
-/** Listeners told when the server answers 401 (the app then shows the sign-in form). */
+/**
+ * Listeners told when the server answers 401 to the credentials in use (the app then shows the
+ * sign-in form).
+ */
 export const onUnauthorized = new Set<() => void>();
 
 function headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -32,6 +35,7 @@ function headers(extra: Record<string, string> = {}): Record<string, string> {
 
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
   const isForm = body instanceof FormData;
+  const sent = token.get();
   const res = await fetch(`/api/v1${path}`, {
     method,
     headers: headers(body === undefined || isForm ? {} : { 'content-type': 'application/json' }),
@@ -39,7 +43,8 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   });
   const text = await res.text();
   const json = text ? JSON.parse(text) : undefined;
-  if (res.status === 401) onUnauthorized.forEach((fn) => fn());
+  // A 401 to a request sent before a sign-in finished says nothing about the token taken since.
+  if (res.status === 401 && token.get() === sent) onUnauthorized.forEach((fn) => fn());
   if (!res.ok) throw new ApiError(res.status, json);
   return json as T;
 }

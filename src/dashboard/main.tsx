@@ -111,10 +111,11 @@ function App() {
   useEffect(() => {
     const out = () => setSignedIn(false);
     onUnauthorized.add(out);
-    // A browser that sends its own Authorization header (a proxy) is signed in already.
+    // A browser that sends its own Authorization header (a proxy) is signed in already. A refusal
+    // that comes back after a sign-in (the callback's, or the form's) has finished changes nothing.
     api('GET', '/capabilities').then(
       () => setSignedIn(true),
-      () => setSignedIn(false),
+      () => setSignedIn((now) => now ?? false),
     );
     return () => void onUnauthorized.delete(out);
   }, []);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Request } from 'playwright-core';
 import { KINFER_AUDIENCE, startOidcProvider, type TestOidc } from '../support/oidc-provider.ts';
 import { freePort } from '../support/ports.ts';
 import { startTestStack, type TestStack } from '../support/test-stack.ts';
@@ -45,10 +45,26 @@ afterAll(async () => {
   await oidc?.stop();
 });
 
-/** Signs in through the provider's pages as `login`; the page's bearer token afterwards. */
-async function signIn(login: string): Promise<{ token: string; url: string }> {
+/**
+ * Signs in through the provider's pages as `login`; the page's bearer token afterwards. With
+ * `lateFirstCheck`, the check the dashboard makes as it loads /auth/callback (still without a
+ * token, so refused with 401) answers only once the sign-in has finished, as on a busy server.
+ */
+async function signIn(login: string, { lateFirstCheck = false } = {}): Promise<{ token: string; url: string; heading: string | null }> {
   const context = await browser.newContext();
   const page = await context.newPage();
+  let signedIn = () => {};
+  const finished = new Promise<void>((done) => (signedIn = done));
+  let held: Request | undefined;
+  if (lateFirstCheck)
+    await page.route(`${origin}/api/v1/capabilities`, async (route) => {
+      const request = route.request();
+      if (!request.headers()['authorization'] && new URL(request.frame().url()).pathname === '/auth/callback') {
+        held = request;
+        await finished;
+      }
+      await route.continue();
+    });
   await page.goto(`${origin}/history`);
   await page.getByRole('button', { name: /^Sign in with 127\.0\.0\.1:/ }).click();
   await page.waitForURL(new RegExp(`^${oidc.issuer}/interaction/`));
@@ -59,10 +75,19 @@ async function signIn(login: string): Promise<{ token: string; url: string }> {
   // Back on the dashboard, at the page the sign-in started from.
   await page.waitForURL(`${origin}/history`);
   await page.locator('main h1', { hasText: 'History' }).waitFor();
+  if (lateFirstCheck) {
+    expect(held).toBeDefined();
+    const lateAnswer = page.waitForResponse((res) => res.request() === held);
+    signedIn();
+    expect((await lateAnswer).status()).toBe(401);
+    // Let the page take the answer in and render what it leads to.
+    await page.evaluate(() => new Promise((done) => setTimeout(done, 200)));
+  }
+  const heading = await page.locator('main h1').textContent();
   const token = (await page.evaluate(() => sessionStorage.getItem('kinfer-token')))!;
   const url = page.url();
   await context.close();
-  return { token, url };
+  return { token, url, heading };
 }
 
 describe('the dashboard signed in with OIDC (authorization code with PKCE)', () => {
@@ -91,6 +116,11 @@ describe('the dashboard signed in with OIDC (authorization code with PKCE)', () 
     expect(created.status).toBe(400); // admitted as a user: refused only for the missing model
     const tokens = await fetch(`${stack.apiUrl}/tokens`, { headers: bearer });
     expect(tokens.status).toBe(200);
+  }, 60_000);
+
+  it('stays signed in when the check the page made before signing in answers 401 afterwards', async () => {
+    const { url, heading } = await signIn('alice', { lateFirstCheck: true });
+    expect([url, heading]).toEqual([`${origin}/history`, 'History']);
   }, 60_000);
 
   it('a signed-in user without a kinfer group reads nothing that needs a role', async () => {
