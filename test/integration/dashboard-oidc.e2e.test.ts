@@ -53,15 +53,14 @@ afterAll(async () => {
 async function signIn(login: string, { lateFirstCheck = false } = {}): Promise<{ token: string; url: string; heading: string | null }> {
   const context = await browser.newContext();
   const page = await context.newPage();
-  let signedIn = () => {};
-  const finished = new Promise<void>((done) => (signedIn = done));
+  const signedIn = Promise.withResolvers<void>();
   let held: Request | undefined;
   if (lateFirstCheck)
     await page.route(`${origin}/api/v1/capabilities`, async (route) => {
       const request = route.request();
       if (!request.headers()['authorization'] && new URL(request.frame().url()).pathname === '/auth/callback') {
         held = request;
-        await finished;
+        await signedIn.promise;
       }
       await route.continue();
     });
@@ -78,7 +77,7 @@ async function signIn(login: string, { lateFirstCheck = false } = {}): Promise<{
   if (lateFirstCheck) {
     expect(held).toBeDefined();
     const lateAnswer = page.waitForResponse((res) => res.request() === held);
-    signedIn();
+    signedIn.resolve();
     expect((await lateAnswer).status()).toBe(401);
     // Let the page take the answer in and render what it leads to.
     await page.evaluate(() => new Promise((done) => setTimeout(done, 200)));
