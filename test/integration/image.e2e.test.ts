@@ -2,8 +2,8 @@
 // assembled Debian + Node 24 base, then the subprocess tier runs its runners from inside the
 // image's filesystem (trainer-image/run-in-image.sh, a local stand-in for a container runtime),
 // against the real callback service, Postgres and S3 server.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
@@ -14,6 +14,22 @@ import { referenceMetrics } from '../support/reference-metrics.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const execFileAsync = promisify(execFile);
+
+/** The PIDs of every runner container's init (tini) on this machine. */
+function runnerInits(): number[] {
+  const found = spawnSync('pgrep', ['-f', '^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$'], { encoding: 'utf8' });
+  return found.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+/** A process's environment as NAME=value entries (empty once it has exited). */
+function environOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+  } catch {
+    return [];
+  }
+}
+
 const NAMES = COLOR_CLASSES.map((c) => c.name);
 let stack: TestStack;
 let image: string;
@@ -195,9 +211,10 @@ describe('a runner from the image', () => {
     expect(outcome(running)).toEqual({ status: 'running', error_message: null });
 
     // What a kubelet does on eviction or a deadline: SIGTERM to the container's PID 1.
-    const tini = execFileSync('pgrep', ['-f', `^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$`]).toString().trim().split('\n');
+    // The container of this job: another run of the suite on the same machine may have one too.
+    const tini = runnerInits().filter((pid) => environOf(pid).includes(`JOB_ID=${id}`));
     expect(tini).toHaveLength(1);
-    process.kill(Number(tini[0]), 'SIGTERM');
+    process.kill(tini[0]!, 'SIGTERM');
 
     const job = await stack.waitFor('inference-jobs', id, undefined, 60_000);
     expect(job.status).toBe('failed');
