@@ -3,9 +3,6 @@
 // and the dashboard's public client. The authorization code flow with PKCE gives the page an
 // access token for the API's audience; the API takes it as the signed-in user with the role their
 // groups give. A user without a kinfer group is signed in and still refused what needs a role.
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { chromium, type Browser, type Request } from 'playwright-core';
 import { KINFER_AUDIENCE, startOidcProvider, type TestOidc } from '../support/oidc-provider.ts';
 import { freePort } from '../support/ports.ts';
@@ -19,7 +16,6 @@ let browser: Browser;
 let origin: string;
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/dashboard/index.html'))) execFileSync(process.execPath, [resolve('scripts/build-dashboard.ts')], { stdio: 'inherit' });
   const apiPort = await freePort();
   origin = `http://127.0.0.1:${apiPort}`;
   oidc = await startOidcProvider(

@@ -6,9 +6,8 @@
 // deleted with its artifacts; the sign-in form; no serious accessibility violation (axe-core) on
 // any page. Screenshots of each page go to $KINFER_TEST_DIR/screenshots (and to
 // $KINFER_SCREENSHOTS_DIR when set: the README's).
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
@@ -58,7 +57,6 @@ async function accessibilityProblems(page: Page): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/dashboard/index.html'))) execFileSync(process.execPath, [resolve('scripts/build-dashboard.ts')], { stdio: 'inherit' });
   stack = await startTestStack({ KINFER_RUNNER_BATCH_SIZE: '2' });
   origin = stack.apiUrl.replace(/\/api\/v1$/, '');
   dataset = `${stack.s3Prefix}/ui/data`;

