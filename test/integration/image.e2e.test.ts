@@ -18,6 +18,7 @@ const execFileAsync = promisify(execFile);
 /** The PIDs of every runner container's init (tini) on this machine. */
 function runnerInits(): number[] {
   const found = spawnSync('pgrep', ['-f', '^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$'], { encoding: 'utf8' });
+  if (found.error) throw found.error;
   return found.stdout.split('\n').filter(Boolean).map(Number);
 }
 

@@ -2,22 +2,24 @@
 // after a change under src/dashboard would otherwise serve the bundle of the change before.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const SOURCES = resolve('src/dashboard');
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SOURCES = join(ROOT, 'src', 'dashboard');
 // Written last by scripts/build-dashboard.ts: its time is the build's.
-const BUILT = resolve('dist/dashboard/index.html');
+const BUILT = join(ROOT, 'dist', 'dashboard', 'index.html');
 
-/** The newest modification time of any file under `dir`. */
+/** The newest modification time under `dir`: its files', and its folders' (a file removed). */
 function newestMtime(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .reduce((newest, entry) => Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs), 0);
+    .map((entry) => statSync(join(entry.parentPath, entry.name)).mtimeMs)
+    .reduce((newest, mtime) => Math.max(newest, mtime), statSync(dir).mtimeMs);
 }
 
-/** Builds the dashboard when it is missing or older than a file of its sources. */
+/** Builds the dashboard when it is missing or older than its sources. */
 export function ensureDashboardBuilt(): void {
   const built = statSync(BUILT, { throwIfNoEntry: false })?.mtimeMs ?? -1;
   if (built >= newestMtime(SOURCES)) return;
-  execFileSync(process.execPath, [resolve('scripts/build-dashboard.ts')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-dashboard.ts')], { stdio: 'inherit' });
 }

