@@ -3,7 +3,7 @@
 // image's filesystem (trainer-image/run-in-image.sh, a local stand-in for a container runtime),
 // against the real callback service, Postgres and S3 server.
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
@@ -11,6 +11,7 @@ import { noiseImage } from '../../src/samples/images.ts';
 import { buildResnet18 } from '../../src/samples/resnet.ts';
 import { buildah, buildTestImage, repoRoot } from '../support/container-image.ts';
 import { referenceMetrics } from '../support/reference-metrics.ts';
+import { pidsWithEnv } from '../support/processes.ts';
 import { outcome, startTestStack, upload, type TestStack } from '../support/test-stack.ts';
 
 const execFileAsync = promisify(execFile);
@@ -20,15 +21,6 @@ function runnerInits(): number[] {
   const found = spawnSync('pgrep', ['-f', '^/usr/bin/tini -- /usr/local/bin/kinfer-entrypoint runner$'], { encoding: 'utf8' });
   if (found.error) throw found.error;
   return found.stdout.split('\n').filter(Boolean).map(Number);
-}
-
-/** A process's environment as NAME=value entries (empty once it has exited). */
-function environOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-  } catch {
-    return [];
-  }
 }
 
 const NAMES = COLOR_CLASSES.map((c) => c.name);
@@ -213,7 +205,8 @@ describe('a runner from the image', () => {
 
     // What a kubelet does on eviction or a deadline: SIGTERM to the container's PID 1.
     // The container of this job: another run of the suite on the same machine may have one too.
-    const tini = runnerInits().filter((pid) => environOf(pid).includes(`JOB_ID=${id}`));
+    const ofThisJob = pidsWithEnv('JOB_ID', id);
+    const tini = runnerInits().filter((pid) => ofThisJob.includes(pid));
     expect(tini).toHaveLength(1);
     process.kill(tini[0]!, 'SIGTERM');
 

@@ -3,12 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from './container-image.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SOURCES = join(ROOT, 'src', 'dashboard');
+const SOURCES = join(repoRoot, 'src', 'dashboard');
 // Written last by scripts/build-dashboard.ts: its time is the build's.
-const BUILT = join(ROOT, 'dist', 'dashboard', 'index.html');
+const BUILT = join(repoRoot, 'dist', 'dashboard', 'index.html');
 
 /** The newest modification time under `dir`: its files', and its folders' (a file removed). */
 function newestMtime(dir: string): number {
@@ -21,5 +20,5 @@ function newestMtime(dir: string): number {
 export function ensureDashboardBuilt(): void {
   const built = statSync(BUILT, { throwIfNoEntry: false })?.mtimeMs ?? -1;
   if (built >= newestMtime(SOURCES)) return;
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-dashboard.ts')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build-dashboard.ts')], { stdio: 'inherit' });
 }
