@@ -27,6 +27,7 @@ import { parseArgs, promisify } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { startStack } from '../src/cli/stack.ts';
 import { cacheDir } from '../src/local/cache-dir.ts';
+import { disableOrtTelemetry } from '../src/runner/inference/ort-telemetry.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { cachedPython } from '../test/support/reference-python.ts';
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
     'kinfer-only': { type: 'boolean', default: false },
   },
 });
+// The Python server (a child: it inherits this) runs ONNX Runtime as the predictor does: without its telemetry.
+disableOrtTelemetry();
 const CLIENTS = Number(args.clients);
 const SECONDS = Number(args.seconds);
 const WARMUP = Number(args.warmup);

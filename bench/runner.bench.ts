@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { cacheDir } from '../src/local/cache-dir.ts';
+import { disableOrtTelemetry } from '../src/runner/inference/ort-telemetry.ts';
 import { noiseImage } from '../src/samples/images.ts';
 import { buildResnet18 } from '../src/samples/resnet.ts';
 import { buildYoloLike } from '../src/samples/yolo-like.ts';
@@ -51,6 +52,8 @@ const { values: args } = parseArgs({
   },
 });
 const EXTRA_ENV = runnerEnvArg(args.env);
+// The Python pipeline (a child: it inherits this) runs ONNX Runtime as the runner does: without its telemetry.
+disableOrtTelemetry();
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();
 const cache = join(cacheDir(), 'bench');

@@ -1,7 +1,7 @@
 // Predictor service entrypoint: online predictions with warm models (README "Online predictions").
 // Needs DATABASE_URL (API tokens, the model registry); reads models and images from storage.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -69,6 +69,8 @@ guardProcess(log);
 try {
   const config = Config.parse(process.env);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 5, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
+  // Each batch's scratch folder is made and removed under here; the folder itself goes at SIGTERM.
+  const workDir = mkdtempSync(join(tmpdir(), 'kinfer-predictor-'));
   const predictor = new Predictor({
     store: new ObjectStore({
       endpoint: config.S3_ENDPOINT,
@@ -77,7 +79,7 @@ try {
       secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
       buckets: parseBucketCredentials(config.KINFER_S3_BUCKET_CREDENTIALS, 'KINFER_S3_BUCKET_CREDENTIALS'),
     }),
-    workDir: mkdtempSync(join(tmpdir(), 'kinfer-predictor-')),
+    workDir,
     maxModels: config.KINFER_PREDICTOR_MAX_MODELS,
     intraOpThreads: config.KINFER_PREDICTOR_INTRA_OP_THREADS,
     allowSpinning: config.KINFER_PREDICTOR_ORT_SPINNING,
@@ -162,6 +164,7 @@ try {
     await server.close();
     await notices.stop();
     await predictor.close();
+    rmSync(workDir, { recursive: true, force: true });
     await cache.close();
     await ds.destroy();
   }, log);

@@ -3,7 +3,7 @@
 // model file; a reload announced while a replica could not hear is made when it hears again;
 // SIGTERM under load answers every request already taken, then exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
@@ -26,14 +26,23 @@ const children: ChildProcess[] = [];
 const MAIN = fileURLToPath(new URL('../../src/predictor/main.ts', import.meta.url));
 
 /** A predictor process; resolves when it answers /readyz. */
-async function startPredictor(databaseUrl = db.url): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {
+async function startPredictor(
+  databaseUrl = db.url,
+): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string; home: string; tmp: string }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-proc-'));
+  // Its own home and temporary folders, empty: what it leaves there is seen.
+  const home = join(dir, 'home');
+  const tmp = join(dir, 'tmp');
+  mkdirSync(home);
+  mkdirSync(tmp);
   const logFile = join(dir, 'predictor.log');
   const { createWriteStream } = await import('node:fs');
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env.PATH,
+      HOME: home,
+      TMPDIR: tmp,
       DATABASE_URL: databaseUrl,
       KINFER_PREDICTOR_PORT: '0',
       KINFER_PORT_FILE: join(dir, 'port'),
@@ -61,7 +70,7 @@ async function startPredictor(databaseUrl = db.url): Promise<{ url: string; chil
     try {
       const port = readFileSync(join(dir, 'port'), 'utf8').trim();
       const url = `http://127.0.0.1:${port}`;
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child, exited, log: () => readFileSync(logFile, 'utf8') };
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child, exited, log: () => readFileSync(logFile, 'utf8'), home, tmp };
     } catch {
       // not yet
     }
@@ -222,7 +231,7 @@ describe('the predictor process', () => {
     expect(await p.exited).toBe(0);
   });
 
-  it('SIGTERM under load: every request already taken is answered, then the process exits 0', async () => {
+  it('SIGTERM under load: every request already taken is answered, then the process exits 0, leaving nothing in its home or temporary folder', async () => {
     const p = await startPredictor();
     await predict(p.url, { model: 'slow', image_url: imageUrl('blue') }); // loaded
     const colors = COLOR_CLASSES.map((c) => c.name);
@@ -243,5 +252,8 @@ describe('the predictor process', () => {
     expect(answers.map((a) => a.body.predicted_label)).toEqual(answers.map((_, i) => colors[i % colors.length]));
     expect(await p.exited).toBe(0);
     await expect(fetch(`${p.url}/healthz`)).rejects.toThrow();
+    // Nothing of ONNX Runtime's telemetry (a device id under ~/.cache/Microsoft, mat-debug-<pid>.log
+    // files), and its work folder removed.
+    expect({ home: readdirSync(p.home), tmp: readdirSync(p.tmp) }).toEqual({ home: [], tmp: [] });
   });
 });

@@ -2,9 +2,10 @@
 // retrying gives up at once, it tries to report the job failed for TERMINATION_REPORT_SECONDS,
 // then exits 143 anyway, as a container must within its grace period, instead of retrying the
 // batch for CALLBACK_RETRY_SECONDS (10 min) and its final report for CALLBACK_DONE_RETRY_SECONDS
-// (30 min). Real components: the runner process, the callback service's app, Postgres.
+// (30 min). It leaves nothing in its home or temporary folder: no ONNX Runtime telemetry. Real
+// components: the runner process, the callback service's app, Postgres.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION_REPORT_SECONDS, or exits 143 without the report', async () => {
+it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION_REPORT_SECONDS, or exits 143 without the report; leaves its home and temporary folder empty', async () => {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'termination-'));
   writeFileSync(join(dir, 'colors.onnx'), buildColorClassifier().model);
   for (const f of await buildColorDataset({ perClass: 8, seed: 5 })) {
@@ -61,8 +62,13 @@ it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION
     },
     new TokenIssuer(privateKey, 600).issue('test_run', job.id),
   );
+  // Its own home and temporary folders, empty: what it leaves there is seen.
+  const home = join(dir, 'home');
+  const tmp = join(dir, 'tmp');
+  mkdirSync(home);
+  mkdirSync(tmp);
   const runner = spawn(process.execPath, [...RUNNER_NODE_FLAGS, fileURLToPath(new URL('../../src/runner/main.ts', import.meta.url))], {
-    env: { PATH: process.env.PATH, ...env, TERMINATION_REPORT_SECONDS: '2', RESULTS_BATCH_SIZE: '4' },
+    env: { PATH: process.env.PATH, HOME: home, TMPDIR: tmp, ...env, TERMINATION_REPORT_SECONDS: '2', RESULTS_BATCH_SIZE: '4' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -90,6 +96,9 @@ it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION
     // The first batch reached the service, and nothing after it: the controller fails the run from the exit.
     expect(row?.status).toBe('running');
     expect(row?.processed_images).toBeLessThan(48);
+    // Nothing of ONNX Runtime's telemetry either (a device id under ~/.cache/Microsoft,
+    // mat-debug-<pid>.log files), though its session ran.
+    expect({ home: readdirSync(home), tmp: readdirSync(tmp) }).toEqual({ home: [], tmp: [] });
   } finally {
     runner.kill('SIGKILL');
     server.close();

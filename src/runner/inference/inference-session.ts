@@ -1,5 +1,6 @@
 // Main-thread handle to the session worker: one `run` at a time per worker, awaited as a promise.
 import { Worker } from 'node:worker_threads';
+import { disableOrtTelemetry } from './ort-telemetry.ts';
 import type { SessionOptions, WorkerOutput, WorkerReply, WorkerRequest } from './worker-protocol.ts';
 
 export type { SessionOptions };
@@ -30,6 +31,8 @@ export class WorkerSession {
   readonly #spareInputs = new Map<number, ArrayBuffer[]>();
 
   private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean) {
+    // Here, on the main thread, before the worker creates the process's first session.
+    disableOrtTelemetry();
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
     this.#ready = new Promise((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {

@@ -1,0 +1,16 @@
+// Whether kinfer's processes turn ONNX Runtime's telemetry off (that they do, in the runner and the
+// predictor processes, is shown in runner-termination.test.ts and predictor-process.test.ts).
+import { disableOrtTelemetry } from '../../src/runner/inference/ort-telemetry.ts';
+
+it('turns ONNX Runtime telemetry off when no value is set (an empty one counts as none), and keeps a value that is', () => {
+  const decide = (env: NodeJS.ProcessEnv) => {
+    disableOrtTelemetry(env);
+    return env.ORT_DISABLE_TELEMETRY;
+  };
+  expect([decide({}), decide({ ORT_DISABLE_TELEMETRY: '' }), decide({ ORT_DISABLE_TELEMETRY: '0' }), decide({ ORT_DISABLE_TELEMETRY: 'true' })]).toEqual([
+    '1',
+    '1',
+    '0',
+    'true',
+  ]);
+});
