@@ -39,7 +39,8 @@ export async function startTestCluster(node: { fakeGpus?: number; taints?: k8s.V
           workingDirs: { '/app': REPO_ROOT },
           imageEntrypoint: IMAGE_ENTRYPOINT,
           logDir: join(dir, 'pods'),
-          baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' },
+          // TMPDIR: the test folder's (global-setup.ts), as a container has its own /tmp.
+          baseEnv: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}) },
         });
   await agent?.start();
   const kc = new k8s.KubeConfig();

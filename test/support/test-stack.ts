@@ -68,6 +68,8 @@ export async function startTestStack(
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      // The test folder's (global-setup.ts): what the services leave there goes with it.
+      TMPDIR: process.env.TMPDIR,
       // bin/with-node's: the services and their runners start on compiled code where it is cached.
       NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
       DATABASE_URL: opts.relayDatabase ? await opts.relayDatabase(databaseUrl) : databaseUrl,
