@@ -2,14 +2,11 @@
 // model, batch size and thread settings as the runner. Prints one JSON line.
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
-import { disableOrtTelemetry } from '../src/runner/inference/ort-telemetry.ts';
 
 const [modelPath, batchArg, imagesArg, threadsArg, sizeArg] = process.argv.slice(2);
 const size = Number(sizeArg ?? 224);
 const batch = Number(batchArg);
 const images = Number(imagesArg);
-// As the runner runs its sessions: without ONNX Runtime's telemetry.
-disableOrtTelemetry();
 const session = await ort.InferenceSession.create(readFileSync(modelPath!), {
   intraOpNumThreads: Number(threadsArg),
   interOpNumThreads: 1,

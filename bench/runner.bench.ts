@@ -52,7 +52,8 @@ const { values: args } = parseArgs({
   },
 });
 const EXTRA_ENV = runnerEnvArg(args.env);
-// The Python pipeline (a child: it inherits this) runs ONNX Runtime as the runner does: without its telemetry.
+// The raw baseline and the Python pipeline (children: they inherit this) run ONNX Runtime as the
+// runner does: without its telemetry.
 disableOrtTelemetry();
 const REPEATS = Number(args.repeats);
 const THREADS = availableParallelism();

@@ -3,7 +3,7 @@
 // model file; a reload announced while a replica could not hear is made when it hears again;
 // SIGTERM under load answers every request already taken, then exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildColorClassifier, COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
@@ -13,6 +13,7 @@ import { startRedis, type TestRedis } from '../support/redis-server.ts';
 import { TOKEN_CHANGES_CHANNEL, type TokenStore } from '../../src/db/token-store.ts';
 import { MODEL_RELOADS_CHANNEL } from '../../src/db/model-store.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
+import { ownHomeAndTmp } from '../support/processes.ts';
 
 let db: TestDatabase;
 let redis: TestRedis;
@@ -28,21 +29,16 @@ const MAIN = fileURLToPath(new URL('../../src/predictor/main.ts', import.meta.ur
 /** A predictor process; resolves when it answers /readyz. */
 async function startPredictor(
   databaseUrl = db.url,
-): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string; home: string; tmp: string }> {
+): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string; left: () => { home: string[]; tmp: string[] } }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-proc-'));
-  // Its own home and temporary folders, empty: what it leaves there is seen.
-  const home = join(dir, 'home');
-  const tmp = join(dir, 'tmp');
-  mkdirSync(home);
-  mkdirSync(tmp);
+  const folders = ownHomeAndTmp(dir);
   const logFile = join(dir, 'predictor.log');
   const { createWriteStream } = await import('node:fs');
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env.PATH,
-      HOME: home,
-      TMPDIR: tmp,
+      ...folders.env,
       DATABASE_URL: databaseUrl,
       KINFER_PREDICTOR_PORT: '0',
       KINFER_PORT_FILE: join(dir, 'port'),
@@ -70,7 +66,7 @@ async function startPredictor(
     try {
       const port = readFileSync(join(dir, 'port'), 'utf8').trim();
       const url = `http://127.0.0.1:${port}`;
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child, exited, log: () => readFileSync(logFile, 'utf8'), home, tmp };
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child, exited, log: () => readFileSync(logFile, 'utf8'), left: folders.left };
     } catch {
       // not yet
     }
@@ -254,6 +250,6 @@ describe('the predictor process', () => {
     await expect(fetch(`${p.url}/healthz`)).rejects.toThrow();
     // Nothing of ONNX Runtime's telemetry (a device id under ~/.cache/Microsoft, mat-debug-<pid>.log
     // files), and its work folder removed.
-    expect({ home: readdirSync(p.home), tmp: readdirSync(p.tmp) }).toEqual({ home: [], tmp: [] });
+    expect(p.left()).toEqual({ home: [], tmp: [] });
   });
 });

@@ -5,7 +5,7 @@
 // (30 min). It leaves nothing in its home or temporary folder: no ONNX Runtime telemetry. Real
 // components: the runner process, the callback service's app, Postgres.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -18,6 +18,7 @@ import { TokenIssuer } from '../../src/controller/token-issuer.ts';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { newTestRun, quietLog, testDatabase, tokenKeyPair, type TestDatabase } from '../support/in-process.ts';
+import { ownHomeAndTmp } from '../support/processes.ts';
 
 let db: TestDatabase;
 
@@ -62,13 +63,9 @@ it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION
     },
     new TokenIssuer(privateKey, 600).issue('test_run', job.id),
   );
-  // Its own home and temporary folders, empty: what it leaves there is seen.
-  const home = join(dir, 'home');
-  const tmp = join(dir, 'tmp');
-  mkdirSync(home);
-  mkdirSync(tmp);
+  const folders = ownHomeAndTmp(dir);
   const runner = spawn(process.execPath, [...RUNNER_NODE_FLAGS, fileURLToPath(new URL('../../src/runner/main.ts', import.meta.url))], {
-    env: { PATH: process.env.PATH, HOME: home, TMPDIR: tmp, ...env, TERMINATION_REPORT_SECONDS: '2', RESULTS_BATCH_SIZE: '4' },
+    env: { PATH: process.env.PATH, ...folders.env, ...env, TERMINATION_REPORT_SECONDS: '2', RESULTS_BATCH_SIZE: '4' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -98,7 +95,7 @@ it('gives up the callback it was retrying on SIGTERM, reports within TERMINATION
     expect(row?.processed_images).toBeLessThan(48);
     // Nothing of ONNX Runtime's telemetry either (a device id under ~/.cache/Microsoft,
     // mat-debug-<pid>.log files), though its session ran.
-    expect({ home: readdirSync(home), tmp: readdirSync(tmp) }).toEqual({ home: [], tmp: [] });
+    expect(folders.left()).toEqual({ home: [], tmp: [] });
   } finally {
     runner.kill('SIGKILL');
     server.close();

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface CommandResult {
   /** Exit status; a spawn error (e.g. ENOENT) as its code string. */
@@ -31,6 +32,18 @@ export function pidsWithEnv(name: string, value: string): number[] {
     }
   }
   return pids;
+}
+
+/**
+ * An empty home and temporary folder under `dir` for one process (its HOME and TMPDIR), and what
+ * the process left in them: files it writes outside its own are seen.
+ */
+export function ownHomeAndTmp(dir: string): { env: { HOME: string; TMPDIR: string }; left: () => { home: string[]; tmp: string[] } } {
+  const home = join(dir, 'home');
+  const tmp = join(dir, 'tmp');
+  mkdirSync(home);
+  mkdirSync(tmp);
+  return { env: { HOME: home, TMPDIR: tmp }, left: () => ({ home: readdirSync(home), tmp: readdirSync(tmp) }) };
 }
 
 export { isProcessAlive as alive } from '../../src/process/local-processes.ts';
