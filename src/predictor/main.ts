@@ -69,8 +69,10 @@ guardProcess(log);
 try {
   const config = Config.parse(process.env);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 5, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
-  // Each batch's scratch folder is made and removed under here; the folder itself goes at SIGTERM.
+  // Each batch's scratch folder is made and removed under here; the folder itself goes at SIGTERM,
+  // whether the requests in flight finish or the grace period ends them.
   const workDir = mkdtempSync(join(tmpdir(), 'kinfer-predictor-'));
+  const removeWorkDir = () => rmSync(workDir, { recursive: true, force: true });
   const predictor = new Predictor({
     store: new ObjectStore({
       endpoint: config.S3_ENDPOINT,
@@ -158,13 +160,14 @@ try {
     log.info({ grace_seconds: config.KINFER_PREDICTOR_GRACE_SECONDS }, 'draining');
     const grace = setTimeout(() => {
       log.warn('grace period over; stopping with requests in flight');
+      removeWorkDir();
       process.exit(0);
     }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
     grace.unref();
     await server.close();
     await notices.stop();
     await predictor.close();
-    rmSync(workDir, { recursive: true, force: true });
+    removeWorkDir();
     await cache.close();
     await ds.destroy();
   }, log);

@@ -29,6 +29,7 @@ const MAIN = fileURLToPath(new URL('../../src/predictor/main.ts', import.meta.ur
 /** A predictor process; resolves when it answers /readyz. */
 async function startPredictor(
   databaseUrl = db.url,
+  env: Record<string, string> = {},
 ): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string; left: () => { home: string[]; tmp: string[] } }> {
   const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'predictor-proc-'));
   const folders = ownHomeAndTmp(dir);
@@ -53,6 +54,7 @@ async function startPredictor(
       // Far longer than any test: only the revocation's notification can end a cached token.
       KINFER_PREDICTOR_TOKEN_CACHE_SECONDS: '600',
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -250,6 +252,26 @@ describe('the predictor process', () => {
     await expect(fetch(`${p.url}/healthz`)).rejects.toThrow();
     // Nothing of ONNX Runtime's telemetry (a device id under ~/.cache/Microsoft, mat-debug-<pid>.log
     // files), and its work folder removed.
+    expect(p.left()).toEqual({ home: [], tmp: [] });
+  });
+
+  it('SIGTERM with a request still waiting when the grace period ends: the process exits 0 and still removes its work folder', async () => {
+    const p = await startPredictor(db.url, { KINFER_PREDICTOR_GRACE_SECONDS: '0.5' });
+    await predict(p.url, { model: 'slow', image_url: imageUrl('blue') }); // loaded
+    // One request waits up to 5 s to be batched: far past the grace period.
+    const waiting = predict(p.url, { model: 'slow', image_url: imageUrl('red') });
+    waiting.catch(() => undefined); // asserted below
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const info = (await (await fetch(`${p.url}/api/v1/models/slow/info`, { headers: bearer })).json()) as { versions: Array<{ in_flight: number }> };
+      if (info.versions[0]!.in_flight === 1) break;
+      if (Date.now() > deadline) throw new Error('the predictor did not take the request');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    expect(p.log()).toMatch(/grace period over/);
+    await expect(waiting).rejects.toThrow('fetch failed'); // cut off, not answered
     expect(p.left()).toEqual({ home: [], tmp: [] });
   });
 });
