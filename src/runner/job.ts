@@ -25,7 +25,7 @@ import { yieldToInference } from './pipeline/yield-to-inference.ts';
 import { processImages } from './pipeline/process-images.ts';
 import { useJpegDecoder } from './image/decode-rgb.ts';
 import { JobReporter, type ProgressSink } from './pipeline/reporter.ts';
-import { createTask, openSource } from './tasks/create-task.ts';
+import { candidateColumnsFor, createTask, openSource } from './tasks/create-task.ts';
 import type { VisionTask } from './tasks/vision-task.ts';
 import { XaiJob, XaiSummary } from './xai/xai-job.ts';
 import { defaultXaiMethod, parseXaiImages, XAI_DEFAULTS } from '../contract/index.ts';
@@ -67,6 +67,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     expectedTask: env.TASK_TYPE,
     xai: xaiMethod ? { method: xaiMethod, targetLayer: env.XAI_TARGET_LAYER } : undefined,
     uint8Input: env.UINT8_INPUT,
+    candidateColumns: candidateColumnsFor(env),
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
   log.info(
@@ -76,6 +77,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       input: model.info.inputShape,
       layout: model.inputLayout,
       ...(model.uint8ConversionSite ? { conversion: model.uint8ConversionSite } : {}),
+      ...(model.candidateColumns ? { candidate_columns: true } : {}),
       classes: model.metadata.classNames.length,
     },
     'model loaded',

@@ -3,11 +3,14 @@
 // the controller applied at submit time) before the session is opened.
 import {
   describeModel,
+  isEndToEndDetection,
+  OBJECT_TASK_TYPES,
   ModelMetadataError,
   OnnxFormatError,
   parseSidecar,
   readOnnxHeader,
   sidecarUriOf,
+  type ModelDescription,
   type ModelMetadata,
   type OnnxHeader,
   type Sidecar,
@@ -20,6 +23,7 @@ import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import type { ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
 import { uint8ConversionSite, withUint8Input, type Uint8ConversionSite } from './uint8-input.ts';
+import { withCandidateColumns } from './candidate-columns.ts';
 import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
@@ -35,6 +39,8 @@ export interface LoadedModel {
   /** With uint8 input: where it is converted (the worker's `uint8Conversion` is the normalization). */
   uint8ConversionSite: Uint8ConversionSite | undefined;
   loadMs: number;
+  /** Whether the session's first output is the head's candidate columns (model/candidate-columns.ts). */
+  candidateColumns: boolean;
   /** With explanations: the plan, and the header and index of the model it was made from. */
   xai?: { plan: XaiPlan; header: OnnxHeader; index: ModelIndex };
 }
@@ -48,6 +54,11 @@ export interface LoadModelOptions extends SessionOptions {
    * explanations: they perturb and differentiate the float input.
    */
   uint8Input?: boolean | undefined;
+  /**
+   * A YOLO-style head's output cut down to the columns with a class score above `conf` in the
+   * session (model/candidate-columns.ts). Not with explanations, nor for end-to-end exports.
+   */
+  candidateColumns?: { conf: number } | undefined;
 }
 
 async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
@@ -83,6 +94,8 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   const inputLayout: InputLayout = opts.uint8Input && !opts.xai ? 'uint8-nhwc' : 'float32-nchw';
   const site = inputLayout === 'uint8-nhwc' ? uint8ConversionSite(opts.executionProviders) : undefined;
   if (site === 'graph') sessionBytes = withUint8Input(bytes, header.inputs[0]!.name, model.inputShape, model.metadata);
+  const candidates = opts.candidateColumns && !opts.xai ? candidateEdit(sessionBytes, header, model, opts.expectedTask, opts.candidateColumns.conf) : undefined;
+  if (candidates) sessionBytes = candidates;
   const uint8Conversion = site === 'worker' ? { mean: model.metadata.mean, std: model.metadata.std } : undefined;
   // An edited model is ours alone (the explainers keep the original): handed over without a copy.
   const { session, info } = await WorkerSession.open(sessionBytes, { ...opts, uint8Conversion, transferModel: sessionBytes !== bytes });
@@ -95,9 +108,18 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
     fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
     inputLayout,
     uint8ConversionSite: site,
+    candidateColumns: candidates !== undefined,
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };
+}
+
+/** The model cut down to its candidate columns, where its first output is a YOLO-style head's. */
+function candidateEdit(bytes: Uint8Array, header: OnnxHeader, model: ModelDescription, task: TaskType, conf: number): Uint8Array | undefined {
+  const shape = model.outputShapes[0];
+  const numClasses = model.metadata.classNames.length;
+  if (!OBJECT_TASK_TYPES.includes(task) || shape?.length !== 3 || isEndToEndDetection(task, model.outputShapes, numClasses)) return undefined;
+  return withCandidateColumns(bytes, { output: header.outputs[0]!.name, numClasses, conf, shape });
 }
 
 /**

@@ -71,11 +71,5 @@ export function withUint8Input(bytes: Uint8Array, input: string, shape: number[]
     ...constants.map((t) => graphField(5, t)),
     graphField(11, valueInfo(UINT8_INPUT, UINT8, [n ?? -1, h ?? -1, w ?? -1, 3])),
   ];
-  const graph = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    graph.set(p, at);
-    at += p.length;
-  }
-  return withGraph(index, graph);
+  return withGraph(index, Buffer.concat(parts));
 }

@@ -2,10 +2,12 @@
 import { ARTIFACT_NAMES, joinStorageUri, OBJECT_TASK_TYPES, type RunnerEnv } from '../../contract/index.ts';
 import { maskDatasetSource } from '../datasets/mask-dataset.ts';
 import { objectDatasetSource } from '../datasets/object-dataset.ts';
-import { PREDICT_DEFAULTS, VAL_DEFAULTS } from '../detection/yolo-postprocess.ts';
+import { PREDICT_DEFAULTS, VAL_DEFAULTS, type NmsOptions } from '../detection/yolo-postprocess.ts';
+import type { LetterboxMode } from '../detection/letterbox.ts';
 import type { BackgroundWrites } from '../io/background-writes.ts';
 import type { ObjectStore } from '../io/object-store.ts';
 import type { LoadedModel } from '../model/load-model.ts';
+import { candidateColumnsWorthIt } from '../model/candidate-columns.ts';
 import { imageFolderSource, inferenceInputSource, type SampleSource } from '../pipeline/inputs.ts';
 import { Visualizer } from '../visualize/visualizer.ts';
 import { ClassificationTask } from './classification-task.ts';
@@ -19,6 +21,23 @@ export async function openSource(env: RunnerEnv, store: ObjectStore, model: Load
   if (env.TASK_TYPE === 'image_classification') return imageFolderSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata);
   if (env.TASK_TYPE === 'semantic_segmentation') return maskDatasetSource(store, env.DATASET_PATH!, env.SPLIT, names);
   return objectDatasetSource(store, env.DATASET_PATH!, env.SPLIT, model.metadata);
+}
+
+/** A test run is `yolo val`, an inference job `yolo predict`, each with its defaults. */
+export function objectNms(env: RunnerEnv): { mode: LetterboxMode; nms: NmsOptions } {
+  const mode = env.INFERENCE_TYPE === 'test_run' ? 'val' : 'predict';
+  const defaults = mode === 'val' ? VAL_DEFAULTS : PREDICT_DEFAULTS;
+  return { mode, nms: { ...defaults, conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET } };
+}
+
+/**
+ * The confidence threshold at which the session cuts a YOLO head's output down to its candidate
+ * columns, for an object task where few columns pass it (model/candidate-columns.ts).
+ */
+export function candidateColumnsFor(env: RunnerEnv): { conf: number } | undefined {
+  if (!OBJECT_TASK_TYPES.includes(env.TASK_TYPE)) return undefined;
+  const { conf } = objectNms(env).nms;
+  return candidateColumnsWorthIt(conf) ? { conf } : undefined;
 }
 
 export function createTask(
@@ -51,16 +70,14 @@ export function createTask(
     }) as VisionTask<unknown>;
   }
   if (!OBJECT_TASK_TYPES.includes(env.TASK_TYPE)) throw new Error(`no runner for task ${env.TASK_TYPE}`);
-  // A test run is `yolo val`, an inference job `yolo predict`, each with its defaults.
-  const mode = env.INFERENCE_TYPE === 'test_run' ? 'val' : 'predict';
-  const defaults = mode === 'val' ? VAL_DEFAULTS : PREDICT_DEFAULTS;
+  const { mode, nms } = objectNms(env);
   return new ObjectTask({
     task: env.TASK_TYPE,
     metadata: model.metadata,
     classNames: source.classNames,
     categoryIds: source.categoryIds,
     evaluatedCategoryIds: source.evaluatedCategoryIds,
-    nms: { ...defaults, conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET },
+    nms,
     mode,
     outputShapes: model.outputShapes,
     evaluate,

@@ -112,6 +112,22 @@ export function indexModel(bytes: Uint8Array): ModelIndex {
   return { bytes, irVersion, opsetImports, graph, graphField, nodes, initializers };
 }
 
+/** The default domain's opset version of a model (0 when it declares none). */
+export function defaultOpset(index: ModelIndex): number {
+  let version = 0;
+  for (const raw of index.opsetImports) {
+    // OperatorSetIdProto: domain (1), version (2).
+    const domain = stringOf(raw, 1);
+    if (domain !== '' && domain !== 'ai.onnx') continue;
+    readFields(raw, { start: 0, end: raw.length }, (field, wire, r) => {
+      if (field !== 2 || wire !== WIRE_VARINT) return false;
+      version = Number(r.int64());
+      return true;
+    });
+  }
+  return version;
+}
+
 // --- encoding ---------------------------------------------------------------------------------
 
 function message(build: (w: protobuf.Writer) => void): Uint8Array {

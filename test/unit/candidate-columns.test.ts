@@ -1,0 +1,181 @@
+// The nodes that cut a YOLO head's output down to its candidate columns inside the session keep
+// exactly the columns where some image of the batch has a class score above the threshold (in
+// float32, as decodeYolo compares), in order, at every opset the edit supports; and decoding the
+// cut output gives every image the detections decoding the whole output gives. Checked through
+// ONNX Runtime and the runner's own session worker; the expected columns are counted here.
+import fc from 'fast-check';
+import { decodeYolo, type Detection } from '../../src/runner/detection/yolo-postprocess.ts';
+import { WorkerSession } from '../../src/runner/inference/inference-session.ts';
+import { CANDIDATES_OUTPUT, candidateColumnsWorthIt, withCandidateColumns } from '../../src/runner/model/candidate-columns.ts';
+import { candidateColumnsFor } from '../../src/runner/tasks/create-task.ts';
+import { parseRunnerEnv } from '../../src/contract/index.ts';
+import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
+
+/** A stand-in for a detection head: returns its input [B, C, N] (times one) as `output0`. */
+function headModel(channels: number, anchors: number, opset: number): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input('head', ['batch', channels, anchors]);
+  g.node('Mul', [x, g.weight('one', [1], Float32Array.of(1))], {}, 'output0');
+  g.output('output0', ['batch', channels, anchors]);
+  return g.toModel({ opset });
+}
+
+interface Head {
+  batch: number;
+  numClasses: number;
+  /** Rows after the class scores (mask coefficients, keypoints). */
+  extra: number;
+  anchors: number;
+  values: Float32Array;
+}
+
+const channelsOf = (h: Head) => 4 + h.numClasses + h.extra;
+
+/** The edited model's output for `h` through the runner's session worker, and the plain model's. */
+async function runBoth(h: Head, conf: number, opset = 17): Promise<{ full: Float32Array; cut: { dims: number[]; data: Float32Array }; outputNames: string[] }> {
+  const model = headModel(channelsOf(h), h.anchors, opset);
+  const edited = withCandidateColumns(model, { output: 'output0', numClasses: h.numClasses, conf, shape: [-1, channelsOf(h), h.anchors] });
+  if (!edited) throw new Error('not edited');
+  const dims = [h.batch, channelsOf(h), h.anchors];
+  const { session, info } = await WorkerSession.open(edited, { executionProviders: ['cpu'], intraOpNumThreads: 2 });
+  try {
+    const out = (await session.run(h.values.slice(), dims)).outputs[0]!;
+    return { full: h.values, cut: { dims: out.dims, data: new Float32Array(out.data) }, outputNames: info.outputNames };
+  } finally {
+    await session.close();
+  }
+}
+
+/** The columns some image has a class score above float32(conf) in, counted here. */
+function expectedColumns(h: Head, conf: number): number[] {
+  const c32 = Math.fround(conf);
+  const kept: number[] = [];
+  for (let a = 0; a < h.anchors; a++) {
+    let above = false;
+    for (let b = 0; b < h.batch; b++) for (let c = 0; c < h.numClasses; c++) if (h.values[(b * channelsOf(h) + 4 + c) * h.anchors + a]! > c32) above = true;
+    if (above) kept.push(a);
+  }
+  return kept;
+}
+
+/** The full output's `columns`, [B, C, columns.length]. */
+function columnsOf(h: Head, columns: number[]): Float32Array {
+  const out = new Float32Array(h.batch * channelsOf(h) * columns.length);
+  for (let row = 0; row < h.batch * channelsOf(h); row++) columns.forEach((a, k) => (out[row * columns.length + k] = h.values[row * h.anchors + a]!));
+  return out;
+}
+
+/** A batch of 2, 3 classes, 2 extra rows, 8 columns, each column a case. */
+function designedHead(conf: number): Head {
+  const h: Head = { batch: 2, numClasses: 3, extra: 2, anchors: 8, values: new Float32Array(2 * 9 * 8) };
+  const set = (b: number, row: number, a: number, v: number) => (h.values[(b * 9 + row) * 8 + a] = v);
+  const c32 = Math.fround(conf);
+  const above = new Float32Array(new Int32Array([new Int32Array(Float32Array.of(c32).buffer)[0]! + 1]).buffer)[0]!; // the next float32
+  for (let b = 0; b < 2; b++) for (let a = 0; a < 8; a++) for (let r = 0; r < 4; r++) set(b, r, a, 100 * (r + 1) + a); // boxes
+  set(0, 4, 0, c32); // exactly the threshold: not above it
+  set(1, 6, 1, above); // just above, second image, last class
+  set(0, 7, 2, 0.99); // an extra row only (a mask coefficient): not a score
+  set(1, 4, 3, 0.9); // well above
+  set(0, 5, 4, 0.5);
+  set(1, 5, 4, 0.6); // above in both images
+  set(0, 4, 5, -Infinity);
+  set(1, 8, 6, Infinity); // an extra row again
+  set(0, 5, 7, c32 - 0.01);
+  return h;
+}
+
+describe('candidate columns', () => {
+  it.each([10, 13, 17, 18, 21])(
+    'at opset %i: the columns with a class score above the threshold in some image, in order; the output replaced in place',
+    async (opset) => {
+      const conf = 0.25;
+      const h = designedHead(conf);
+      expect(expectedColumns(h, conf)).toEqual([1, 3, 4]);
+      const { cut, outputNames } = await runBoth(h, conf, opset);
+      expect(outputNames).toEqual([CANDIDATES_OUTPUT]);
+      expect(cut.dims).toEqual([2, 9, 3]);
+      expect(Array.from(cut.data)).toEqual(Array.from(columnsOf(h, [1, 3, 4])));
+    },
+  );
+
+  it('none above the threshold: an empty output, which decodes to no detections', async () => {
+    const h = designedHead(0.25);
+    const { cut } = await runBoth(h, 0.95);
+    expect(cut.dims).toEqual([2, 9, 0]);
+    expect(decodeYolo(cut.data.subarray(0, 0), 3, 0, { conf: 0.95, iou: 0.7, maxDet: 300, multiLabel: true })).toEqual([]);
+  });
+
+  it('a model older than Slice with inputs (opset 9) is left as it is', () => {
+    expect(withCandidateColumns(headModel(7, 4, 9), { output: 'output0', numClasses: 3, conf: 0.25, shape: [-1, 7, 4] })).toBeUndefined();
+  });
+
+  it('every image decodes to the same detections from the cut output as from the whole one (predict and val NMS)', async () => {
+    // Scores from a few values around the threshold (ties, the threshold itself), boxes that overlap.
+    const conf = 0.25;
+    const c32 = Math.fround(conf);
+    const score = fc.constantFrom(0, 0.01, c32, 0.2500001, 0.3, 0.3, 0.5, 0.9);
+    const head = fc
+      .record({
+        batch: fc.integer({ min: 1, max: 3 }),
+        numClasses: fc.integer({ min: 1, max: 5 }),
+        extra: fc.integer({ min: 0, max: 2 }),
+        anchors: fc.integer({ min: 1, max: 40 }),
+      })
+      .chain((s) => {
+        const channels = 4 + s.numClasses + s.extra;
+        const box = fc.float({ min: 0, max: 64, noNaN: true });
+        return fc
+          .array(fc.tuple(box, box, box, box, fc.array(score, { minLength: s.numClasses + s.extra, maxLength: s.numClasses + s.extra })), {
+            minLength: s.batch * s.anchors,
+            maxLength: s.batch * s.anchors,
+          })
+          .map((cols) => {
+            const values = new Float32Array(s.batch * channels * s.anchors);
+            cols.forEach(([x, y, w, hh, rest], i) => {
+              const b = Math.floor(i / s.anchors);
+              const a = i % s.anchors;
+              [x, y, w, hh, ...rest].forEach((v, r) => (values[(b * channels + r) * s.anchors + a] = v));
+            });
+            return { ...s, values } satisfies Head;
+          });
+      });
+    await fc.assert(
+      fc.asyncProperty(head, fc.boolean(), async (h, multiLabel) => {
+        const { cut } = await runBoth(h, conf);
+        const kept = expectedColumns(h, conf);
+        expect(cut.dims).toEqual([h.batch, channelsOf(h), kept.length]);
+        const channels = channelsOf(h);
+        const opts = { conf, iou: 0.7, maxDet: 300, multiLabel };
+        for (let b = 0; b < h.batch; b++) {
+          const whole = decodeYolo(h.values.subarray(b * channels * h.anchors, (b + 1) * channels * h.anchors), h.numClasses, h.anchors, opts);
+          const fromCut = decodeYolo(cut.data.subarray(b * channels * kept.length, (b + 1) * channels * kept.length), h.numClasses, kept.length, opts);
+          // A detection's anchor is its column in the output decoded: the cut one's maps back through the kept columns.
+          expect(fromCut.map((d): Detection => ({ ...d, anchor: kept[d.anchor]! }))).toEqual(whole);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('the runner asks for it for object tasks at a threshold where few columns pass, not at yolo val’s 0.001', () => {
+    const env = (extra: Record<string, string>) =>
+      parseRunnerEnv({
+        JOB_ID: '00000000-0000-4000-8000-000000000000',
+        BACKEND_BASE_URL: 'http://127.0.0.1:1',
+        TRACE_ID: 't',
+        CALLBACK_TOKEN: 'x',
+        CHECKPOINT_PATH: 'file:///m.onnx',
+        ARTIFACTS_URI: 'file:///a',
+        ...extra,
+      });
+    const inference = { INFERENCE_TYPE: 'dataset', INPUT_CONFIG: JSON.stringify({ dataset_path: 'file:///d' }) };
+    const testRun = { INFERENCE_TYPE: 'test_run', DATASET_PATH: 'file:///d' };
+    expect(candidateColumnsFor(env({ ...inference, TASK_TYPE: 'object_detection' }))).toEqual({ conf: 0.25 });
+    expect(candidateColumnsFor(env({ ...inference, TASK_TYPE: 'instance_segmentation', CONF_THRESHOLD: '0.1' }))).toEqual({ conf: 0.1 });
+    expect(candidateColumnsFor(env({ ...inference, TASK_TYPE: 'object_detection', CONF_THRESHOLD: '0.05' }))).toBeUndefined();
+    expect(candidateColumnsFor(env({ ...testRun, TASK_TYPE: 'object_detection' }))).toBeUndefined();
+    expect(candidateColumnsFor(env({ ...testRun, TASK_TYPE: 'pose_estimation', CONF_THRESHOLD: '0.25' }))).toEqual({ conf: 0.25 });
+    expect(candidateColumnsFor(env({ ...inference, TASK_TYPE: 'image_classification' }))).toBeUndefined();
+    expect([0.001, 0.05, 0.0999].map(candidateColumnsWorthIt)).toEqual([false, false, false]);
+  });
+});
