@@ -10,6 +10,13 @@ import { CANDIDATES_OUTPUT, candidateColumnsWorthIt, withCandidateColumns } from
 import { candidateColumnsFor } from '../../src/runner/tasks/create-task.ts';
 import { parseRunnerEnv } from '../../src/contract/index.ts';
 import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
+import { buildShapeModel, type ShapeModelKind } from '../../src/samples/shape-models.ts';
+import { loadModel } from '../../src/runner/model/load-model.ts';
+import { ObjectStore } from '../../src/runner/io/object-store.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /** A stand-in for a detection head: returns its input [B, C, N] (times one) as `output0`. */
 function headModel(channels: number, anchors: number, opset: number): Uint8Array {
@@ -177,5 +184,32 @@ describe('candidate columns', () => {
     expect(candidateColumnsFor(env({ ...testRun, TASK_TYPE: 'pose_estimation', CONF_THRESHOLD: '0.25' }))).toEqual({ conf: 0.25 });
     expect(candidateColumnsFor(env({ ...inference, TASK_TYPE: 'image_classification' }))).toBeUndefined();
     expect([0.001, 0.05, 0.0999].map(candidateColumnsWorthIt)).toEqual([false, false, false]);
+  });
+
+  it.each<[ShapeModelKind, 'object_detection' | 'instance_segmentation' | 'pose_estimation', boolean]>([
+    ['detect', 'object_detection', true],
+    ['segment', 'instance_segmentation', true],
+    ['pose', 'pose_estimation', true],
+    ['detect-e2e', 'object_detection', false],
+  ])('loadModel cuts a %s head’s first output (%s): %s', async (kind, task, cut) => {
+    const dir = mkdtempSync(join(tmpdir(), 'candidate-columns-'));
+    try {
+      const file = join(dir, `${kind}.onnx`);
+      writeFileSync(file, buildShapeModel(kind));
+      const store = new ObjectStore({ region: 'us-east-1' });
+      const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, expectedTask: task };
+      const model = await loadModel(store, pathToFileURL(file).href, { ...options, candidateColumns: { conf: 0.25 } });
+      const plain = await loadModel(store, pathToFileURL(file).href, options);
+      try {
+        expect(model.candidateColumns).toBe(cut);
+        expect(model.info.outputNames).toEqual(cut ? [CANDIDATES_OUTPUT, ...plain.info.outputNames.slice(1)] : plain.info.outputNames);
+        expect(plain.candidateColumns).toBe(false);
+      } finally {
+        await model.session.close();
+        await plain.session.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

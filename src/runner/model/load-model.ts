@@ -114,11 +114,12 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   };
 }
 
-/** The model cut down to its candidate columns, where its first output is a YOLO-style head's. */
+/** The model cut down to its candidate columns, where its first output is a YOLO-style head's in float32. */
 function candidateEdit(bytes: Uint8Array, header: OnnxHeader, model: ModelDescription, task: TaskType, conf: number): Uint8Array | undefined {
   const shape = model.outputShapes[0];
   const numClasses = model.metadata.classNames.length;
-  if (!OBJECT_TASK_TYPES.includes(task) || shape?.length !== 3 || isEndToEndDetection(task, model.outputShapes, numClasses)) return undefined;
+  const float32 = header.outputs[0]?.elemType === 1;
+  if (!OBJECT_TASK_TYPES.includes(task) || !float32 || shape?.length !== 3 || isEndToEndDetection(task, model.outputShapes, numClasses)) return undefined;
   return withCandidateColumns(bytes, { output: header.outputs[0]!.name, numClasses, conf, shape });
 }
 
