@@ -1,8 +1,9 @@
 // Byte-level edits of ONNX models for the explainers: expose inner tensors as extra outputs (the
 // feature map a CAM reads, a transformer's attention probabilities), and assemble new models from
-// nodes and weights of an existing one plus generated nodes (the head's gradient). Existing
-// messages (nodes, initializers, opset imports) are copied as raw bytes, so nothing a schema
-// does not know about is lost; only what is added is encoded.
+// nodes and weights of an existing one plus generated nodes (the head's gradient); and for the
+// runner's sessions, nodes put before or after a model (model/uint8-input.ts,
+// model/candidate-columns.ts). Existing messages (nodes, initializers, opset imports) are copied
+// as raw bytes, so nothing a schema does not know about is lost; only what is added is encoded.
 import protobuf from 'protobufjs/minimal.js';
 import type { NodeAttribute } from '../../contract/model/onnx-header.ts';
 
