@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/local/embedded-postgres.ts';
 import { controlPlaneBinaries } from '../../src/local/cluster/binaries.ts';
 import { kubeTools } from '../../src/local/cluster/kube-tools.ts';
+import { disableOrtTelemetry } from '../../src/runner/inference/ort-telemetry.ts';
 import { ensureDashboardBuilt } from './dashboard-bundle.ts';
 import { freePort } from './ports.ts';
 import { referencePython } from './reference-python.ts';
@@ -16,6 +17,10 @@ import { startS3Server } from './s3-server.ts';
 export const TEST_BUCKET = 'kinfer-test';
 
 export default async function globalSetup(): Promise<void> {
+  // ONNX Runtime's telemetry off for the sessions the suites open in-process. WorkerSession turns
+  // it off for its process, but in a suite it sets Jest's copy of process.env, not the environment
+  // ONNX Runtime reads: set here, in Jest's own process, every worker inherits it.
+  disableOrtTelemetry();
   // Built or extracted once, here, before parallel suites would race to build the same cache.
   controlPlaneBinaries();
   kubeTools();

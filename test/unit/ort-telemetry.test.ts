@@ -14,3 +14,12 @@ it('turns ONNX Runtime telemetry off when no value is set (an empty one counts a
     'true',
   ]);
 });
+
+it('the test run itself: the environment ONNX Runtime reads in the test processes has it set (Jest gives a suite only a copy of process.env)', async () => {
+  const { Worker } = await import('node:worker_threads');
+  // A worker thread starts from the process's real environment, as the session worker does.
+  const worker = new Worker('require("node:worker_threads").parentPort.postMessage(process.env.ORT_DISABLE_TELEMETRY ?? null)', { eval: true });
+  const seen = await new Promise((resolve) => worker.once('message', resolve));
+  await worker.terminate();
+  expect(seen).toBeTruthy();
+});
