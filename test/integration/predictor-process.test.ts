@@ -81,6 +81,16 @@ const predict = async (url: string, body: unknown, as = bearer) => {
   const res = await fetch(`${url}/api/v1/predict`, { method: 'POST', headers: { ...as, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 };
+/** Resolves once the `slow` model holds `n` requests (waiting for their batch). */
+async function untilInFlight(url: string, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const info = (await (await fetch(`${url}/api/v1/models/slow/info`, { headers: bearer })).json()) as { versions: Array<{ in_flight: number }> };
+    if (info.versions[0]!.in_flight === n) return;
+    if (Date.now() > deadline) throw new Error(`the predictor took ${info.versions[0]!.in_flight} of ${n} requests`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 const imageUrl = (color: string) => `${prefix}/data/${files.find((f) => f.path.startsWith(`test/${color}/`))!.path}`;
 
 beforeAll(async () => {
@@ -237,13 +247,7 @@ describe('the predictor process', () => {
       predict(p.url, { model: 'slow', image_url: imageUrl(colors[i % colors.length]!), conf: 0.001 * (i + 1) }),
     );
     // SIGTERM once the predictor has taken all 40 (they wait for their batch).
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const info = (await (await fetch(`${p.url}/api/v1/models/slow/info`, { headers: bearer })).json()) as { versions: Array<{ in_flight: number }> };
-      if (info.versions[0]!.in_flight === 40) break;
-      if (Date.now() > deadline) throw new Error(`the predictor took ${info.versions[0]!.in_flight} of 40 requests`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await untilInFlight(p.url, 40);
     p.child.kill('SIGTERM');
     const answers = await Promise.all(inFlight);
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
@@ -261,13 +265,7 @@ describe('the predictor process', () => {
     // One request waits up to 5 s to be batched: far past the grace period.
     const waiting = predict(p.url, { model: 'slow', image_url: imageUrl('red') });
     waiting.catch(() => undefined); // asserted below
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const info = (await (await fetch(`${p.url}/api/v1/models/slow/info`, { headers: bearer })).json()) as { versions: Array<{ in_flight: number }> };
-      if (info.versions[0]!.in_flight === 1) break;
-      if (Date.now() > deadline) throw new Error('the predictor did not take the request');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await untilInFlight(p.url, 1);
     p.child.kill('SIGTERM');
     expect(await p.exited).toBe(0);
     expect(p.log()).toMatch(/grace period over/);

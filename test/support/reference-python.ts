@@ -7,7 +7,6 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../src/local/cache-dir.ts';
-import { ORT_TELEMETRY_ENV } from '../../src/runner/inference/ort-telemetry.ts';
 
 const REQUIREMENTS = fileURLToPath(new URL('./reference-requirements.txt', import.meta.url));
 
@@ -87,7 +86,7 @@ export function runReference<T>(script: string, input: unknown, opts: { cwd?: st
   const out = execFileSync(referencePython(), [join(dir, 'script.py'), join(dir, 'input.json')], {
     cwd: opts.cwd ?? dir,
     maxBuffer: 512 * 2 ** 20,
-    env: { ...process.env, YOLO_CONFIG_DIR: join(dir, 'yolo-config'), YOLO_OFFLINE: '1', HF_HUB_OFFLINE: '1', [ORT_TELEMETRY_ENV]: '1', MPLBACKEND: 'Agg' },
+    env: { ...process.env, YOLO_CONFIG_DIR: join(dir, 'yolo-config'), YOLO_OFFLINE: '1', HF_HUB_OFFLINE: '1', MPLBACKEND: 'Agg' },
     stdio: ['ignore', 'pipe', 'pipe'],
   }).toString();
   const last = out.trim().split('\n').at(-1)!;

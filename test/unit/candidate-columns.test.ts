@@ -38,8 +38,8 @@ interface Head {
 
 const channelsOf = (h: Head) => 4 + h.numClasses + h.extra;
 
-/** The edited model's output for `h` through the runner's session worker, and the plain model's. */
-async function runBoth(h: Head, conf: number, opset = 17): Promise<{ full: Float32Array; cut: { dims: number[]; data: Float32Array }; outputNames: string[] }> {
+/** The edited model's output for `h` through the runner's session worker, and its output names. */
+async function runCut(h: Head, conf: number, opset = 17): Promise<{ cut: { dims: number[]; data: Float32Array }; outputNames: string[] }> {
   const model = headModel(channelsOf(h), h.anchors, opset);
   const edited = withCandidateColumns(model, { output: 'output0', numClasses: h.numClasses, conf, shape: [-1, channelsOf(h), h.anchors] });
   if (!edited) throw new Error('not edited');
@@ -47,7 +47,7 @@ async function runBoth(h: Head, conf: number, opset = 17): Promise<{ full: Float
   const { session, info } = await WorkerSession.open(edited, { executionProviders: ['cpu'], intraOpNumThreads: 2 });
   try {
     const out = (await session.run(h.values.slice(), dims)).outputs[0]!;
-    return { full: h.values, cut: { dims: out.dims, data: new Float32Array(out.data) }, outputNames: info.outputNames };
+    return { cut: { dims: out.dims, data: new Float32Array(out.data) }, outputNames: info.outputNames };
   } finally {
     await session.close();
   }
@@ -98,7 +98,7 @@ describe('candidate columns', () => {
       const conf = 0.25;
       const h = designedHead(conf);
       expect(expectedColumns(h, conf)).toEqual([1, 3, 4]);
-      const { cut, outputNames } = await runBoth(h, conf, opset);
+      const { cut, outputNames } = await runCut(h, conf, opset);
       expect(outputNames).toEqual([CANDIDATES_OUTPUT]);
       expect(cut.dims).toEqual([2, 9, 3]);
       expect(Array.from(cut.data)).toEqual(Array.from(columnsOf(h, [1, 3, 4])));
@@ -107,7 +107,7 @@ describe('candidate columns', () => {
 
   it('none above the threshold: an empty output, which decodes to no detections', async () => {
     const h = designedHead(0.25);
-    const { cut } = await runBoth(h, 0.95);
+    const { cut } = await runCut(h, 0.95);
     expect(cut.dims).toEqual([2, 9, 0]);
     expect(decodeYolo(cut.data.subarray(0, 0), 3, 0, { conf: 0.95, iou: 0.7, maxDet: 300, multiLabel: true })).toEqual([]);
   });
@@ -148,7 +148,7 @@ describe('candidate columns', () => {
       });
     await fc.assert(
       fc.asyncProperty(head, fc.boolean(), async (h, multiLabel) => {
-        const { cut } = await runBoth(h, conf);
+        const { cut } = await runCut(h, conf);
         const kept = expectedColumns(h, conf);
         expect(cut.dims).toEqual([h.batch, channelsOf(h), kept.length]);
         const channels = channelsOf(h);
