@@ -7,7 +7,7 @@
 // a value themselves (ORT_DISABLE_TELEMETRY=0 keeps it on).
 
 /** The variable ONNX Runtime reads, once per process, when the process's first session is created. */
-export const ORT_TELEMETRY_ENV = 'ORT_DISABLE_TELEMETRY';
+const ORT_TELEMETRY_ENV = 'ORT_DISABLE_TELEMETRY';
 
 /**
  * Turns ONNX Runtime's telemetry off in `env` when no value is set there (an empty one counts as

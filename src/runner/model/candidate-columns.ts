@@ -30,7 +30,7 @@ export const CANDIDATES_OUTPUT = 'kinfer_candidate_columns';
  * it a head's background scores can pass for most anchors (the bench's untrained detector: all of
  * 8,400 at 0.001, 58% at 0.1, 1.2% at 0.25), where the extra nodes cost up to 8% of a run.
  */
-export const CANDIDATE_COLUMNS_MIN_CONF = 0.1;
+const CANDIDATE_COLUMNS_MIN_CONF = 0.1;
 
 export const candidateColumnsWorthIt = (conf: number): boolean => conf >= CANDIDATE_COLUMNS_MIN_CONF;
 

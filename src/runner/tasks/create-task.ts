@@ -24,7 +24,7 @@ export async function openSource(env: RunnerEnv, store: ObjectStore, model: Load
 }
 
 /** A test run is `yolo val`, an inference job `yolo predict`, each with its defaults. */
-export function objectNms(env: RunnerEnv): { mode: LetterboxMode; nms: NmsOptions } {
+function objectNms(env: RunnerEnv): { mode: LetterboxMode; nms: NmsOptions } {
   const mode = env.INFERENCE_TYPE === 'test_run' ? 'val' : 'predict';
   const defaults = mode === 'val' ? VAL_DEFAULTS : PREDICT_DEFAULTS;
   return { mode, nms: { ...defaults, conf: env.CONF_THRESHOLD ?? defaults.conf, iou: env.IOU_THRESHOLD, maxDet: env.MAX_DET } };
