@@ -1,8 +1,7 @@
 // A real S3-protocol server for tests: versitygw (Apache-2.0), built once from Go modules at a
 // pinned version and cached in ~/.cache/kinfer/bin. Listens on loopback only.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { cacheDir } from '../../src/local/cache-dir.ts';
@@ -15,7 +14,9 @@ export function versitygwBinary(): string {
   const binary = join(binDir, `versitygw-${VERSITYGW_VERSION}`);
   if (existsSync(binary)) return binary;
   mkdirSync(binDir, { recursive: true });
-  const gobin = mkdtempSync(join(tmpdir(), 'kinfer-gobin-'));
+  // GOBIN for this one build, beside the binary: the rename below stays on one file system, and the
+  // folder goes when the build is done (it was left in the system's /tmp before).
+  const gobin = mkdtempSync(join(binDir, '.build-'));
   process.stderr.write(`building versitygw ${VERSITYGW_VERSION} from Go modules (once; cached in ${binDir})\n`);
   try {
     execFileSync('go', ['install', '-ldflags', '-s -w', `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`], {
@@ -23,9 +24,11 @@ export function versitygwBinary(): string {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
   } catch (err) {
+    rmSync(gobin, { recursive: true, force: true });
     throw new Error(`cannot build versitygw (Go 1.25+ and the Go module proxy are needed): ${(err as Error).message}`);
   }
   renameSync(join(gobin, 'versitygw'), binary);
+  rmSync(gobin, { recursive: true, force: true });
   return binary;
 }
 
