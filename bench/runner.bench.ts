@@ -18,7 +18,10 @@
 // RSS is each process's maxRSS. Also the runner with UINT8_INPUT=false (float32 tensors converted in
 // JavaScript, as before the preprocessing nodes), to show what they bring. And a ceiling: the
 // cores over the CPU an image needs at least, raw ONNX Runtime's plus the runner's decode measured
-// alone (bench/decode-cost.ts); no runner with this decoder goes faster on this machine.
+// alone (bench/decode-cost.ts); no runner with this decoder that runs the model as given goes faster
+// on this machine. The detection runner does not quite: at conf >= 0.1 it cuts the head's output
+// down in the session (src/runner/model/candidate-columns.ts), so its ONNX Runtime CPU an image is
+// below raw's and it can pass this figure by what the cut saves.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
