@@ -11,14 +11,16 @@ type Job = Record<string, unknown> & { id: string; status: string; processed_ima
 
 async function follow(api: ApiClient, path: string, label: string, print: (s: string) => void): Promise<Job> {
   const bar = new cliProgress.SingleBar(
-    { format: `${label.padEnd(14)} [{bar}] {percentage}% | {value}/{total} images | {status}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 1000 },
+    { format: `${label.padEnd(14)} [{bar}] {percentage}% | {images} images | {status}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 1000 },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(1, 0, { status: 'pending' });
+  // Until the runner has listed the images their number is unknown: `0/?`, as `kinfer list` says it.
+  const images = (job: Pick<Job, 'processed_images' | 'total_images'>) => `${job.processed_images}/${job.total_images ?? '?'}`;
+  bar.start(1, 0, { status: 'pending', images: images({ processed_images: 0, total_images: null }) });
   for (;;) {
     const job = await api.call<Job>('GET', path);
     bar.setTotal(job.total_images ?? 1);
-    bar.update(job.processed_images, { status: job.status });
+    bar.update(job.processed_images, { status: job.status, images: images(job) });
     if (isTerminal(job.status as JobStatus)) {
       bar.stop();
       if (job.status !== 'completed') print(`${label} ${job.status}: ${String(job.error_message)}`);

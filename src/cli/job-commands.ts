@@ -140,10 +140,7 @@ async function follow(ctx: JobCommandContext, segment: string, id: string, onEve
 /** Watches a job to its end with a progress bar (on stderr); exit code 0 when it completed. */
 async function watch(ctx: JobCommandContext, segment: string, id: string, output: Output): Promise<number> {
   const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        { format: ' {bar} {value}/{total} images | {status}', stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
+    ? new cliProgress.SingleBar({ format: ' {bar} {images} images | {status}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
   let started = false;
   const update = (processed: number, total: number | null, status: string) => {
@@ -151,10 +148,12 @@ async function watch(ctx: JobCommandContext, segment: string, id: string, output
       process.stderr.write(`${status} ${processed}/${total ?? '?'}\n`);
       return;
     }
-    if (!started) bar.start(total ?? 0, processed, { status });
+    // `0/?` until the runner has listed the images, as without a terminal.
+    const images = `${processed}/${total ?? '?'}`;
+    if (!started) bar.start(total ?? 0, processed, { status, images });
     started = true;
     if (total !== null) bar.setTotal(total);
-    bar.update(processed, { status });
+    bar.update(processed, { status, images });
   };
   let status = 'pending';
   const final = await follow(ctx, segment, id, (event, data) => {

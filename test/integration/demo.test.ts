@@ -1,0 +1,129 @@
+// The README's quick start: `npm run demo` (the dashboard's build, then `kinfer demo`) as a user
+// runs it, a real process on embedded defaults: its own PostgreSQL, the controller, the callback
+// service, the predictor and subprocess runners, a generated model and dataset. What it prints is
+// checked against the dataset's definition (which colour each file was drawn in, under which
+// folder it was filed), not against the code that computes the metrics; and when it is done,
+// nothing of it is left running or in its home and temporary folders.
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
+import { buildColorDataset } from '../../src/samples/color-dataset.ts';
+import { sampleDatasetOptions } from '../../src/samples/write-samples.ts';
+import { freePort } from '../support/ports.ts';
+import { ownHomeAndTmp, runCommand } from '../support/processes.ts';
+
+/** Processes whose command line names `path` (the embedded PostgreSQL's data folder, the services' home). */
+function processesUnder(path: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(path)) found.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
+
+describe('kinfer demo (the quick start)', () => {
+  it('runs a test run and an inference job on embedded defaults, prints what the dataset says it should, and stops everything', async () => {
+    const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'demo-'));
+    // As a user's project folder: others may enter it (as root, PostgreSQL runs as its own user).
+    chmodSync(dir, 0o755);
+    const own = ownHomeAndTmp(dir);
+    // A private TMPDIR (as pam_tmpdir gives root): initdb's password file does not go there.
+    chmodSync(own.env.TMPDIR, 0o700);
+    const kinferHome = join(dir, 'kinfer-home');
+    const res = await runCommand(resolve('bin/kinfer'), ['demo'], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH,
+        ...own.env,
+        NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
+        KINFER_HOME: kinferHome,
+        // The system picks the services' ports (the demo prints them); PostgreSQL needs one named.
+        KINFER_API_PORT: '0',
+        KINFER_CALLBACK_PORT: '0',
+        KINFER_PREDICTOR_PORT: '0',
+        KINFER_PG_PORT: String(await freePort()),
+      },
+    });
+    expect(res.code).toBe(0);
+    const lines = res.stdout.split('\n');
+    // On stderr, the progress bars alone (without a terminal, a line a second and the last one).
+    const progress = res.stderr.split('\n').filter(Boolean);
+    expect(progress.every((l) => /^(test run|inference job) +\[/.test(l))).toBe(true);
+
+    // The test run: every labeled file, the corrupt one counted as unreadable.
+    const dataset = await buildColorDataset(sampleDatasetOptions());
+    const readable = dataset.filter((f) => f.drawn !== null);
+    const correct = readable.filter((f) => f.drawn === f.label);
+    expect(lines).toContain(`Metrics (${dataset.length} images, ${dataset.length - readable.length} unreadable):`);
+    expect(lines.find((l) => l.trimStart().startsWith('accuracy'))).toMatch(new RegExp(`^\\s+accuracy ${pct(correct.length / readable.length)}\\s`));
+    // Rows: the folder a file is filed under; columns: the colour drawn, which the model sees.
+    const names = COLOR_CLASSES.map((c) => c.name);
+    const expected = names.map((t) => names.map((p) => readable.filter((f) => f.label === t && f.drawn === p).length));
+    const printed = names.map((t) =>
+      lines
+        .find((l) => new RegExp(`^\\s{4}${t}\\s+\\d+(\\s+\\d+){${names.length - 1}}$`).test(l))
+        ?.trim()
+        .split(/\s+/)
+        .slice(1)
+        .map(Number),
+    );
+    expect(printed).toEqual(expected);
+    const wrong = readable.filter((f) => f.drawn !== f.label);
+    expect(lines.filter((l) => l.includes('misclassified:')).sort()).toEqual(
+      wrong.map((f) => `  misclassified: ${f.path.replace(/^test\//, '')} (true ${f.label}, predicted ${f.drawn})`).sort(),
+    );
+
+    // The inference job: one unlabeled image of each colour, each named after it.
+    for (const name of names) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^  ${name}_0000\\.(png|jpg): ${name} \\(\\d+\\.\\d\\d%\\)$`)));
+    const results = lines.filter((l) => l.startsWith('  results: ')).map((l) => fileURLToPath(l.slice('  results: '.length)));
+    expect(results).toHaveLength(2);
+    const testRunResults = JSON.parse(readFileSync(results[0]!, 'utf8'));
+    expect(JSON.stringify(testRunResults)).toContain(`"accuracy":${correct.length / readable.length}`);
+
+    // Progress before the image count is known says so, instead of a count of one.
+    const testRun = progress.filter((l) => l.startsWith('test run '));
+    expect(testRun[0]).toMatch(/\| 0\/\? images \| pending$/);
+    expect(testRun.at(-1)).toMatch(new RegExp(`\\| ${dataset.length}/${dataset.length} images \\| completed$`));
+    expect(progress.filter((l) => l.startsWith('inference job ')).at(-1)).toMatch(/\| 6\/6 images \| completed$/);
+
+    // Stopped: the services' port refuses, no process of this home runs, nothing left outside it.
+    expect(lines.at(-2)).toBe('Stopped.');
+    const api = lines
+      .find((l) => l.startsWith('  API '))!
+      .split(/\s+/)
+      .at(-1)!;
+    await expect(fetch(`${api}/health`)).rejects.toThrow();
+    expect(processesUnder(kinferHome)).toEqual([]);
+    expect(own.left()).toEqual({ home: [], tmp: [] });
+  }, 120_000);
+
+  // Only root has PostgreSQL run as another user; under any other user the demo would start.
+  (process.getuid?.() === 0 ? it : it.skip)(
+    'as root, with KINFER_HOME where PostgreSQL cannot reach, says so and what to do, and starts nothing',
+    async () => {
+      const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'demo-closed-'));
+      const own = ownHomeAndTmp(dir);
+      const kinferHome = join(own.env.HOME, 'project', '.kinfer');
+      mkdirSync(kinferHome, { recursive: true });
+      chmodSync(own.env.HOME, 0o700);
+      const res = await runCommand(resolve('bin/kinfer'), ['demo'], {
+        env: { PATH: process.env.PATH, ...own.env, KINFER_HOME: kinferHome, KINFER_PG_PORT: String(await freePort()) },
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toBe(
+        `kinfer: error: as root, the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${dir}, ${own.env.HOME} (no search permission for others) to reach its data in ${kinferHome}/postgres: set KINFER_HOME to a folder it can reach (for example under /srv or /var/lib), or DATABASE_URL to a PostgreSQL of yours, or run kinfer as another user\n`,
+      );
+      expect(readdirSync(kinferHome).sort()).toEqual(['logs']);
+      expect(processesUnder(kinferHome)).toEqual([]);
+    },
+    60_000,
+  );
+});
