@@ -1,15 +1,17 @@
-// The README's quick start: `npm run demo` (the dashboard's build, then `kinfer demo`) as a user
-// runs it, a real process on embedded defaults: its own PostgreSQL, the controller, the callback
-// service, the predictor and subprocess runners, a generated model and dataset. What it prints is
-// checked against the dataset's definition (which colour each file was drawn in, under which
-// folder it was filed), not against the code that computes the metrics; and when it is done,
-// nothing of it is left running or in its home and temporary folders.
+// The README's quick start as a user runs it: `npm run demo` (the dashboard's build, then `kinfer
+// demo`) and `npm start` (then `kinfer serve`), real processes on embedded defaults: their own
+// PostgreSQL, the controller, the callback service, the predictor and subprocess runners, a
+// generated model and dataset. What the demo prints is checked against the dataset's definition
+// (which colour each file was drawn in, under which folder it was filed), not against the code that
+// computes the metrics; and when either is done, nothing of it is left running or in its home and
+// temporary folders.
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
-import { sampleDatasetOptions } from '../../src/samples/write-samples.ts';
+import { sampleDatasetOptions, writeSamples } from '../../src/samples/write-samples.ts';
 import { freePort } from '../support/ports.ts';
 import { ownHomeAndTmp, runCommand } from '../support/processes.ts';
 
@@ -29,32 +31,38 @@ function processesUnder(path: string): string[] {
 
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
+/**
+ * A user's setting for the quick start: a project folder others may enter (as root, PostgreSQL runs
+ * as its own user), an empty HOME and a private TMPDIR of its own (as pam_tmpdir gives root), and
+ * the environment of `kinfer demo` or `kinfer serve` there.
+ */
+async function userSetting(prefix: string) {
+  const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, prefix));
+  chmodSync(dir, 0o755);
+  const own = ownHomeAndTmp(dir);
+  chmodSync(own.env.TMPDIR, 0o700);
+  const kinferHome = join(dir, 'kinfer-home');
+  const env = {
+    PATH: process.env.PATH,
+    ...own.env,
+    NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
+    KINFER_HOME: kinferHome,
+    // The system picks the services' ports (they are printed); PostgreSQL needs one named.
+    KINFER_API_PORT: '0',
+    KINFER_CALLBACK_PORT: '0',
+    KINFER_PREDICTOR_PORT: '0',
+    KINFER_PG_PORT: String(await freePort()),
+  };
+  return { dir, own, kinferHome, env };
+}
+
 describe('kinfer demo (the quick start)', () => {
   it('runs a test run and an inference job on embedded defaults, prints what the dataset says it should, and stops everything', async () => {
-    const dir = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'demo-'));
-    // As a user's project folder: others may enter it (as root, PostgreSQL runs as its own user).
-    chmodSync(dir, 0o755);
-    const own = ownHomeAndTmp(dir);
-    // A private TMPDIR (as pam_tmpdir gives root): initdb's password file does not go there.
-    chmodSync(own.env.TMPDIR, 0o700);
-    const kinferHome = join(dir, 'kinfer-home');
+    const { dir, own, kinferHome, env } = await userSetting('demo-');
     // initdb's password file goes to a folder of the stack's own, never to TMPDIR (0644 there, in /tmp readable by all).
     const createdInTmp: string[] = [];
     const watcher = watch(own.env.TMPDIR, (_event, name) => name && createdInTmp.push(name));
-    const res = await runCommand(resolve('bin/kinfer'), ['demo'], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH,
-        ...own.env,
-        NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE,
-        KINFER_HOME: kinferHome,
-        // The system picks the services' ports (the demo prints them); PostgreSQL needs one named.
-        KINFER_API_PORT: '0',
-        KINFER_CALLBACK_PORT: '0',
-        KINFER_PREDICTOR_PORT: '0',
-        KINFER_PG_PORT: String(await freePort()),
-      },
-    });
+    const res = await runCommand(resolve('bin/kinfer'), ['demo'], { cwd: dir, env });
     watcher.close();
     expect(res.code).toBe(0);
     expect(createdInTmp.filter((n) => n.startsWith('pg-password'))).toEqual([]);
@@ -131,4 +139,84 @@ describe('kinfer demo (the quick start)', () => {
     },
     60_000,
   );
+});
+
+/** `kinfer serve` started, once it says it is up: the API's address from what it printed. */
+async function serve(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; api: string; exited: Promise<number | null> }> {
+  const child = spawn(resolve('bin/kinfer'), ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let out = '';
+  const api = await new Promise<string>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`kinfer serve did not say it is up in 60 s:\n${out}`)), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const up = /^kinfer is up: .* API (\S+), /m.exec(out);
+      if (up) {
+        clearTimeout(timer);
+        ok(up[1]!);
+      }
+    });
+    child.stderr!.resume();
+    void exited.then((code) => fail(new Error(`kinfer serve exited (${code}) before it was up:\n${out}`)));
+  });
+  return { child, api, exited };
+}
+
+describe('kinfer serve (npm start)', () => {
+  // A failed expectation leaves no stack running behind the suite (SIGTERM stops it, as Ctrl-C).
+  const started: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
+  it('keeps the stack up until Ctrl-C, which stops all of it; started again, it has the same token and jobs', async () => {
+    const { own, kinferHome, env } = await userSetting('serve-');
+    // Where the stack lets jobs read (KINFER_ALLOWED_URIS defaults to its own home), as the demo's.
+    const samples = await writeSamples(join(kinferHome, 'samples'), { perClass: 4 });
+    const first = await serve(env);
+    started.push(first.child);
+    const token = readFileSync(join(kinferHome, 'admin-token'), 'utf8').trim();
+    const call = async (api: string, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${api}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const created = await call(first.api, 'POST', '/test-runs', {
+      checkpoint_path: samples.checkpoint,
+      dataset_path: samples.datasetRoot,
+      dataset_split: 'test',
+      task_type: 'image_classification',
+    });
+    expect({ status: created.status, message: created.body.message }).toEqual({ status: 201, message: undefined });
+    const id = String(created.body.id);
+    let run = created.body;
+    for (const deadline = Date.now() + 60_000; run.status !== 'completed' && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 200));
+      run = (await call(first.api, 'GET', `/test-runs/${id}`)).body;
+    }
+    // 4 images a colour, 2 of them filed under another colour's folder, 1 corrupt: 24 + 2 of 27 readable.
+    expect({ status: run.status, processed: run.processed_images, failed: run.failed_images }).toEqual({ status: 'completed', processed: 27, failed: 1 });
+    expect((run.overall_metrics as Record<string, number>).accuracy).toBe(24 / 26);
+
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(0);
+    await expect(fetch(`${first.api}/test-runs`)).rejects.toThrow();
+    expect(processesUnder(kinferHome)).toEqual([]);
+
+    const second = await serve(env);
+    started.push(second.child);
+    expect(readFileSync(join(kinferHome, 'admin-token'), 'utf8').trim()).toBe(token);
+    const again = await call(second.api, 'GET', `/test-runs/${id}`);
+    expect({ status: again.status, run: again.body.status, metrics: again.body.overall_metrics }).toEqual({
+      status: 200,
+      run: 'completed',
+      metrics: run.overall_metrics,
+    });
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(processesUnder(kinferHome)).toEqual([]);
+    expect(own.left()).toEqual({ home: [], tmp: [] });
+  }, 180_000);
 });
