@@ -10,6 +10,7 @@
 // runner asks for them only at a threshold where few pass (candidateColumnsWorthIt).
 import {
   defaultOpset,
+  FLOAT,
   graphField,
   graphFields,
   indexModel,
@@ -21,7 +22,6 @@ import {
   type NewNode,
 } from '../xai/onnx-edit.ts';
 
-const FLOAT = 1;
 /** The output the edited model has in place of the head's (same position among the outputs). */
 export const CANDIDATES_OUTPUT = 'kinfer_candidate_columns';
 

@@ -20,7 +20,7 @@ import {
 } from '../../contract/index.ts';
 import { WorkerSession, type SessionInfo, type SessionOptions } from '../inference/inference-session.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
-import type { ModelIndex } from '../xai/onnx-edit.ts';
+import { FLOAT, type ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
 import { uint8ConversionSite, withUint8Input, type Uint8ConversionSite } from './uint8-input.ts';
 import { withCandidateColumns } from './candidate-columns.ts';
@@ -118,7 +118,7 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
 function candidateEdit(bytes: Uint8Array, header: OnnxHeader, model: ModelDescription, task: TaskType, conf: number): Uint8Array | undefined {
   const shape = model.outputShapes[0];
   const numClasses = model.metadata.classNames.length;
-  const float32 = header.outputs[0]?.elemType === 1;
+  const float32 = header.outputs[0]?.elemType === FLOAT;
   if (!OBJECT_TASK_TYPES.includes(task) || !float32 || shape?.length !== 3 || isEndToEndDetection(task, model.outputShapes, numClasses)) return undefined;
   return withCandidateColumns(bytes, { output: header.outputs[0]!.name, numClasses, conf, shape });
 }

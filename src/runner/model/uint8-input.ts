@@ -6,10 +6,9 @@
 // image, and its 5 MB Float32Arrays most of the garbage collection). On the CPU the session's
 // worker converts instead, just before the run (inference/planar-float.ts), and the model is not
 // edited: the same values, at 40% of the CPU and without parallel sections of ONNX Runtime's.
-import { graphField, graphFields, indexModel, nodeBytes, tensorBytes, valueInfo, valueInfoName, withGraph, type NewNode } from '../xai/onnx-edit.ts';
+import { FLOAT, graphField, graphFields, indexModel, nodeBytes, tensorBytes, valueInfo, valueInfoName, withGraph, type NewNode } from '../xai/onnx-edit.ts';
 
 const UINT8 = 2;
-const FLOAT = 1;
 /** The input the edited model takes instead of the float one. */
 export const UINT8_INPUT = 'kinfer_uint8_nhwc';
 

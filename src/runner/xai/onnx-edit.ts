@@ -9,7 +9,8 @@ import type { NodeAttribute } from '../../contract/model/onnx-header.ts';
 
 const WIRE_VARINT = 0;
 const WIRE_BYTES = 2;
-const FLOAT = 1;
+/** TensorProto.DataType of float32. */
+export const FLOAT = 1;
 const INT64 = 7;
 
 interface Span {
