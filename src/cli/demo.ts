@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { isTerminal, type JobStatus } from '../contract/index.ts';
 import { writeSamples } from '../samples/write-samples.ts';
 import { ApiClient } from './api-client.ts';
+import { imagesDone } from './job-commands.ts';
 import { startStack } from './stack.ts';
 
 type Job = Record<string, unknown> & { id: string; status: string; processed_images: number; total_images: number | null };
@@ -15,12 +16,11 @@ async function follow(api: ApiClient, path: string, label: string, print: (s: st
     cliProgress.Presets.shades_classic,
   );
   // Until the runner has listed the images their number is unknown: `0/?`, as `kinfer list` says it.
-  const images = (job: Pick<Job, 'processed_images' | 'total_images'>) => `${job.processed_images}/${job.total_images ?? '?'}`;
-  bar.start(1, 0, { status: 'pending', images: images({ processed_images: 0, total_images: null }) });
+  bar.start(1, 0, { status: 'pending', images: imagesDone(0, null) });
   for (;;) {
     const job = await api.call<Job>('GET', path);
     bar.setTotal(job.total_images ?? 1);
-    bar.update(job.processed_images, { status: job.status, images: images(job) });
+    bar.update(job.processed_images, { status: job.status, images: imagesDone(job.processed_images, job.total_images) });
     if (isTerminal(job.status as JobStatus)) {
       bar.stop();
       if (job.status !== 'completed') print(`${label} ${job.status}: ${String(job.error_message)}`);

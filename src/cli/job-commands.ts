@@ -45,6 +45,9 @@ interface JobView {
   overall_metrics?: Record<string, unknown> | null;
 }
 
+/** Images done of all, `?` for all until the runner has listed them. */
+export const imagesDone = (processed: number, total: number | null | undefined): string => `${processed}/${total ?? '?'}`;
+
 const metricOf = (j: JobView) =>
   j.primary_metric_name && typeof j.primary_metric_value === 'number' ? `${j.primary_metric_name}=${j.primary_metric_value.toFixed(4)}` : '-';
 
@@ -52,12 +55,12 @@ function table(print: (line: string) => void, jobs: JobView[]): void {
   print(`${'ID'.padEnd(36)}  ${'STATUS'.padEnd(9)}  ${'TASK'.padEnd(21)}  ${'PROGRESS'.padEnd(11)}  ${'METRIC'.padEnd(24)}  NAME`);
   for (const j of jobs)
     print(
-      `${j.id}  ${j.status.padEnd(9)}  ${j.task_type.padEnd(21)}  ${`${j.processed_images}/${j.total_images ?? '?'}`.padEnd(11)}  ${metricOf(j).padEnd(24)}  ${j.name ?? ''}`,
+      `${j.id}  ${j.status.padEnd(9)}  ${j.task_type.padEnd(21)}  ${imagesDone(j.processed_images, j.total_images).padEnd(11)}  ${metricOf(j).padEnd(24)}  ${j.name ?? ''}`,
     );
 }
 
 function describe(print: (line: string) => void, j: JobView): void {
-  print(`${j.id}  ${j.status}  ${j.task_type}  ${j.processed_images}/${j.total_images ?? '?'} images  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`);
+  print(`${j.id}  ${j.status}  ${j.task_type}  ${imagesDone(j.processed_images, j.total_images)} images  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`);
   if (j.error_message) print(`error: ${j.error_message}`);
   for (const [k, v] of Object.entries(j.overall_metrics ?? {})) if (typeof v === 'number') print(`  ${k.padEnd(28)} ${v.toFixed(4)}`);
 }
@@ -145,11 +148,10 @@ async function watch(ctx: JobCommandContext, segment: string, id: string, output
   let started = false;
   const update = (processed: number, total: number | null, status: string) => {
     if (!bar) {
-      process.stderr.write(`${status} ${processed}/${total ?? '?'}\n`);
+      process.stderr.write(`${status} ${imagesDone(processed, total)}\n`);
       return;
     }
-    // `0/?` until the runner has listed the images, as without a terminal.
-    const images = `${processed}/${total ?? '?'}`;
+    const images = imagesDone(processed, total);
     if (!started) bar.start(total ?? 0, processed, { status, images });
     started = true;
     if (total !== null) bar.setTotal(total);
