@@ -13,21 +13,7 @@ import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { sampleDatasetOptions, writeSamples } from '../../src/samples/write-samples.ts';
 import { freePort } from '../support/ports.ts';
-import { ownHomeAndTmp, runCommand } from '../support/processes.ts';
-
-/** Processes whose command line names `path` (the embedded PostgreSQL's data folder, the services' home). */
-function processesUnder(path: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (cmd.includes(path)) found.push(`${pid}: ${cmd}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+import { ownHomeAndTmp, pidsWithEnv, runCommand } from '../support/processes.ts';
 
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
@@ -114,7 +100,7 @@ describe('kinfer demo (the quick start)', () => {
       .split(/\s+/)
       .at(-1)!;
     await expect(fetch(`${api}/health`)).rejects.toThrow();
-    expect(processesUnder(kinferHome)).toEqual([]);
+    expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 120_000);
 
@@ -135,7 +121,7 @@ describe('kinfer demo (the quick start)', () => {
         `kinfer: error: as root, the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${dir}, ${own.env.HOME} (no search permission for others) to reach its data in ${kinferHome}/postgres: set KINFER_HOME to a folder it can reach (for example under /srv or /var/lib), or DATABASE_URL to a PostgreSQL of yours, or run kinfer as another user\n`,
       );
       expect(readdirSync(kinferHome).sort()).toEqual(['logs']);
-      expect(processesUnder(kinferHome)).toEqual([]);
+      expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
     },
     60_000,
   );
@@ -203,7 +189,7 @@ describe('kinfer serve (npm start)', () => {
     first.child.kill('SIGINT');
     expect(await first.exited).toBe(0);
     await expect(fetch(`${first.api}/test-runs`)).rejects.toThrow();
-    expect(processesUnder(kinferHome)).toEqual([]);
+    expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
 
     const second = await serve(env);
     started.push(second.child);
@@ -216,7 +202,7 @@ describe('kinfer serve (npm start)', () => {
     });
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
-    expect(processesUnder(kinferHome)).toEqual([]);
+    expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 180_000);
 });

