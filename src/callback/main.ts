@@ -4,7 +4,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
 import { createCallbackApp } from './app.ts';
 import { TokenVerifier } from './token-verifier.ts';
 
@@ -18,6 +18,7 @@ const Config = z.object({
 
 const log = serviceLogger('callback');
 guardProcess(log);
+stopWithParent(log);
 try {
   const config = Config.parse(process.env);
   // Configuration first: a bad key is refused before anything waits on the database.

@@ -10,7 +10,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { Admission } from './admission/admission.ts';
 import { ModelInspector } from './admission/model-inspector.ts';
@@ -118,6 +118,7 @@ const Config = z.object({
 
 const log = serviceLogger('controller');
 guardProcess(log);
+stopWithParent(log);
 try {
   const config = Config.parse(process.env);
   // Configuration first: a bad key is refused before anything waits on the database.

@@ -174,10 +174,30 @@ export async function announcePort(port: number): Promise<void> {
   await rename(`${file}.partial`, file);
 }
 
+/** What the parent's going does: exit at once, until stopOnSignals gives the service's clean stop. */
+let onParentGone: () => void = () => process.exit(0);
+
 /**
- * Runs `cleanup` once on SIGTERM or SIGINT, then exits 0. Started by `kinfer serve`
- * (KINFER_EXIT_WITH_PARENT=1), a service also stops when its parent dies and stdin closes.
+ * Started by `kinfer serve` or the demo (KINFER_EXIT_WITH_PARENT=1), a service stops when its
+ * parent dies and stdin, a pipe the parent never writes, closes. Called first thing: a parent that
+ * is gone while the service still waits for its database (up to KINFER_DATABASE_WAIT_SECONDS) would
+ * otherwise leave it running that long, alone.
  */
+export function stopWithParent(log?: Logger): void {
+  if (process.env.KINFER_EXIT_WITH_PARENT !== '1') return;
+  const gone = () => onParentGone();
+  // A broken pipe to the parent is the parent gone too; unheard, its 'error' would be fatal.
+  process.stdin
+    .on('end', gone)
+    .on('close', gone)
+    .on('error', (err) => {
+      log?.warn({ err }, 'lost the pipe to the parent process; stopping');
+      gone();
+    })
+    .resume();
+}
+
+/** Runs `cleanup` once on SIGTERM, SIGINT or the parent's going (stopWithParent), then exits 0. */
 export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void {
   let stopping = false;
   const stop = () => {
@@ -193,17 +213,7 @@ export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void 
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  if (process.env.KINFER_EXIT_WITH_PARENT === '1') {
-    // A broken pipe to the parent is the parent gone too; unheard, its 'error' would be fatal.
-    process.stdin
-      .on('end', stop)
-      .on('close', stop)
-      .on('error', (err) => {
-        log?.warn({ err }, 'lost the pipe to the parent process; stopping');
-        stop();
-      })
-      .resume();
-  }
+  onParentGone = stop;
 }
 
 /**

@@ -14,7 +14,7 @@ import { MODEL_RELOADS_CHANNEL, ModelStore } from '../db/model-store.ts';
 import { listenChannels } from '../db/notifications.ts';
 import { TOKEN_CHANGES_CHANNEL, TokenStore } from '../db/token-store.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals } from '../http/plumbing.ts';
+import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
 import { ObjectStore } from '../runner/io/object-store.ts';
 import { createPredictorApp } from './app.ts';
 import { Predictor } from './predictor.ts';
@@ -66,6 +66,7 @@ const Config = z.object({
 
 const log = serviceLogger('predictor');
 guardProcess(log);
+stopWithParent(log);
 try {
   const config = Config.parse(process.env);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false, poolSize: 5, waitMs: config.KINFER_DATABASE_WAIT_SECONDS * 1000 });
