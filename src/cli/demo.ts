@@ -1,16 +1,17 @@
 // `npm run demo`: start the stack on embedded defaults, generate a model and a labeled dataset,
 // run a test run and an inference job through the REST API, show progress, print the results.
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { isTerminal, type JobStatus } from '../contract/index.ts';
 import { writeSamples } from '../samples/write-samples.ts';
 import { ApiClient } from './api-client.ts';
 import { imagesDone } from './job-commands.ts';
-import { startStack } from './stack.ts';
+import { StackStartInterrupted, startStack, type Stack } from './stack.ts';
 
 type Job = Record<string, unknown> & { id: string; status: string; processed_images: number; total_images: number | null };
 
-async function follow(api: ApiClient, path: string, label: string, print: (s: string) => void): Promise<Job> {
+async function follow(api: ApiClient, path: string, label: string, print: (s: string) => void, signal?: AbortSignal): Promise<Job> {
   const bar = new cliProgress.SingleBar(
     { format: `${label.padEnd(14)} [{bar}] {percentage}% | {images} images | {status}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 1000 },
     cliProgress.Presets.shades_classic,
@@ -18,6 +19,10 @@ async function follow(api: ApiClient, path: string, label: string, print: (s: st
   // Until the runner has listed the images their number is unknown: `0/?`, as `kinfer list` says it.
   bar.start(1, 0, { status: 'pending', images: imagesDone(0, null) });
   for (;;) {
+    if (signal?.aborted) {
+      bar.stop();
+      signal.throwIfAborted();
+    }
     const job = await api.call<Job>('GET', path);
     bar.setTotal(job.total_images ?? 1);
     bar.update(job.processed_images, { status: job.status, images: imagesDone(job.processed_images, job.total_images) });
@@ -32,9 +37,27 @@ async function follow(api: ApiClient, path: string, label: string, print: (s: st
 
 const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : 'n/a');
 
-export async function runDemo(opts: { home: string; apiPort: number; callbackPort: number; pgPort: number }, print: (s: string) => void): Promise<boolean> {
+/**
+ * The demo's exit code: 0 when both jobs completed, 1 when one did not, 128 + the signal's number
+ * when `signal` was aborted with a signal's name (Ctrl-C: 130), the stack stopped first.
+ */
+export async function runDemo(
+  opts: { home: string; apiPort: number; callbackPort: number; pgPort: number; signal?: AbortSignal },
+  print: (s: string) => void,
+): Promise<number> {
+  const interrupted = () => {
+    const reason: unknown = opts.signal?.reason;
+    return 128 + (typeof reason === 'string' ? (constants.signals[reason as NodeJS.Signals] ?? 0) : 0);
+  };
   print(`Starting kinfer on embedded defaults (KINFER_HOME=${opts.home}) ...`);
-  const stack = await startStack({ ...opts, env: process.env, serviceLogs: 'files' });
+  let stack: Stack;
+  try {
+    stack = await startStack({ ...opts, env: process.env, serviceLogs: 'files' });
+  } catch (err) {
+    if (!(err instanceof StackStartInterrupted)) throw err;
+    print('Interrupted during start-up; stopped what had started.');
+    return interrupted();
+  }
   try {
     print(
       [
@@ -61,7 +84,7 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
       task_type: 'image_classification',
     });
     print(`POST /test-runs -> ${run.id}`);
-    const finished = await follow(api, `/test-runs/${run.id}`, 'test run', print);
+    const finished = await follow(api, `/test-runs/${run.id}`, 'test run', print, opts.signal);
     if (finished.status === 'completed') {
       const m = finished.overall_metrics as Record<string, number>;
       print(`\nMetrics (${finished.processed_images} images, ${String(finished.failed_images)} unreadable):`);
@@ -87,13 +110,17 @@ export async function runDemo(opts: { home: string; apiPort: number; callbackPor
       input_config: { image_paths: samples.images },
     });
     print(`POST /inference-jobs -> ${job.id}`);
-    const inferred = await follow(api, `/inference-jobs/${job.id}`, 'inference job', print);
+    const inferred = await follow(api, `/inference-jobs/${job.id}`, 'inference job', print, opts.signal);
     if (inferred.status === 'completed') {
       const results = await api.call<{ results: Array<Record<string, unknown>> }>('GET', `/inference-jobs/${job.id}/results`);
       for (const r of results.results) print(`  ${String(r.image_path).split('/').pop()}: ${String(r.predicted_label)} (${pct(r.confidence)})`);
       print(`  results: ${String(inferred.results_path)}`);
     }
-    return finished.status === 'completed' && inferred.status === 'completed';
+    return finished.status === 'completed' && inferred.status === 'completed' ? 0 : 1;
+  } catch (err) {
+    if (!opts.signal?.aborted) throw err;
+    print('\nInterrupted.');
+    return interrupted();
   } finally {
     await stack.stop();
     print('\nStopped.');

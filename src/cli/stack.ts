@@ -27,7 +27,23 @@ export interface StackOptions {
   onEvent?: (line: string) => void;
   /** A service kept dying and the stack was stopped; `kinfer serve` exits non-zero. */
   onGiveUp?: (err: Error) => void;
+  /**
+   * Aborted during start-up (Ctrl-C): what has started is stopped, and startStack rejects with
+   * StackStartInterrupted. Heard between steps and while a service is awaited.
+   */
+  signal?: AbortSignal;
 }
+
+/** startStack's answer to its signal: everything it had started is stopped. */
+export class StackStartInterrupted extends Error {
+  constructor() {
+    super('start-up interrupted; everything it had started is stopped');
+    this.name = 'StackStartInterrupted';
+  }
+}
+const interruptedBy = (signal: AbortSignal | undefined) => {
+  if (signal?.aborted) throw new StackStartInterrupted();
+};
 
 /** Restarts allowed per service within the window before the supervisor gives up. */
 export const RESTART_LIMIT = 5;
@@ -57,9 +73,10 @@ export interface Stack {
 const entry = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 
 /** The port a service announced in its port file, once it is listening. */
-async function announcedPort(file: string, child: ChildProcess, name: string, timeoutMs = 30_000): Promise<number> {
+async function announcedPort(file: string, child: ChildProcess, name: string, signal?: AbortSignal, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    interruptedBy(signal);
     if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} during start-up (see its log)`);
     const text = await readFile(file, 'utf8').catch(() => '');
     if (/^\d+\n$/.test(text)) return Number(text);
@@ -68,9 +85,10 @@ async function announcedPort(file: string, child: ChildProcess, name: string, ti
   throw new Error(`${name} did not start listening within ${timeoutMs} ms`);
 }
 
-async function waitReady(url: string, child: ChildProcess, name: string, timeoutMs = 30_000): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, name: string, signal?: AbortSignal, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    interruptedBy(signal);
     if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} during start-up (see its log)`);
     try {
       const res = await fetch(`${url}/readyz`);
@@ -98,8 +116,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const home = resolve(opts.home);
   await mkdir(join(home, 'logs'), { recursive: true });
   let db: EmbeddedDatabase | undefined;
-  const databaseUrl = opts.env.DATABASE_URL ?? (db = await embeddedPostgres(join(home, 'postgres'), opts.pgPort)).url;
-  const keys = await ensureSigningKeys(join(home, 'keys'));
+  let databaseUrl: string;
+  let keys: Awaited<ReturnType<typeof ensureSigningKeys>>;
+  try {
+    databaseUrl = opts.env.DATABASE_URL ?? (db = await embeddedPostgres(join(home, 'postgres'), opts.pgPort)).url;
+    interruptedBy(opts.signal);
+    keys = await ensureSigningKeys(join(home, 'keys'));
+  } catch (err) {
+    await db?.stop();
+    throw err;
+  }
   const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
   const children = new Set<ChildProcess>();
@@ -127,11 +153,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const portFile = (name: string) => join(home, 'run', `${name}.port`);
   await mkdir(join(home, 'run'), { recursive: true });
   /** Starts a service and waits until it is ready; returns its URL (port 0: the one it got). */
-  const startService = async (name: string, file: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> => {
+  const startService = async (name: string, file: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<{ child: ChildProcess; url: string }> => {
     await rm(portFile(name), { force: true });
     const child = start(name, file, env);
-    const url = `http://127.0.0.1:${await announcedPort(portFile(name), child, name)}`;
-    await waitReady(url, child, name);
+    const url = `http://127.0.0.1:${await announcedPort(portFile(name), child, name, signal)}`;
+    await waitReady(url, child, name, signal);
     return { child, url };
   };
   const onEvent = opts.onEvent ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -189,11 +215,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let predictorUrl: string;
   let apiUrl: string;
   let controllerEnv: NodeJS.ProcessEnv;
+  let adminToken: string;
   try {
     // The callback service first: the controller must know where runners call back.
     const callbackEnv: NodeJS.ProcessEnv = { ...shared, KINFER_CALLBACK_PORT: String(opts.callbackPort), KINFER_TOKEN_PUBLIC_KEY_FILE: keys.publicKeyFile };
     let callback: ChildProcess;
-    ({ child: callback, url: callbackUrl } = await startService('callback', entry('../callback/main.ts'), callbackEnv));
+    ({ child: callback, url: callbackUrl } = await startService('callback', entry('../callback/main.ts'), callbackEnv, opts.signal));
     // Restarted, it comes back on the same port: runners keep their URL.
     callbackEnv.KINFER_CALLBACK_PORT = new URL(callbackUrl).port;
     supervise('callback', entry('../callback/main.ts'), callbackEnv, callback);
@@ -216,14 +243,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       KINFER_ALLOWED_URIS: controllerEnv.KINFER_ALLOWED_URIS,
     };
     let predictor: ChildProcess;
-    ({ child: predictor, url: predictorUrl } = await startService('predictor', entry('../predictor/main.ts'), predictorEnv));
+    ({ child: predictor, url: predictorUrl } = await startService('predictor', entry('../predictor/main.ts'), predictorEnv, opts.signal));
     predictorEnv.KINFER_PREDICTOR_PORT = new URL(predictorUrl).port;
     supervise('predictor', entry('../predictor/main.ts'), predictorEnv, predictor);
     controllerEnv.KINFER_PREDICTOR_URL = predictorUrl;
-    ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv));
+    ({ child: controller, url: apiUrl } = await startService('controller', entry('../controller/main.ts'), controllerEnv, opts.signal));
     // A restarted controller comes back on the same port: clients keep their URL.
     controllerEnv.KINFER_API_PORT = new URL(apiUrl).port;
     supervise('controller', entry('../controller/main.ts'), controllerEnv, controller);
+    adminToken = (await readFile(controllerEnv.KINFER_ADMIN_TOKEN_FILE!, 'utf8')).trim();
+    interruptedBy(opts.signal);
   } catch (err) {
     await stop();
     throw err;
@@ -238,7 +267,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     supervise('controller', entry('../controller/main.ts'), controllerEnv, child);
   };
   const pidOf = (name: 'controller' | 'callback' | 'predictor') => supervised.get(name)?.child.pid;
-  const adminToken = (await readFile(controllerEnv.KINFER_ADMIN_TOKEN_FILE!, 'utf8')).trim();
   return {
     apiUrl: `${apiUrl}/api/v1`,
     callbackUrl,

