@@ -53,16 +53,29 @@ async function runCut(h: Head, conf: number, opset = 17): Promise<{ cut: { dims:
   }
 }
 
-/** The columns some image has a class score above float32(conf) in, counted here. */
+/**
+ * The columns some image has a candidate in, counted here as Ultralytics decides an image's
+ * candidates: its best class score (torch.amax: NaN if any score is) above float32(conf).
+ */
 function expectedColumns(h: Head, conf: number): number[] {
   const c32 = Math.fround(conf);
   const kept: number[] = [];
   for (let a = 0; a < h.anchors; a++) {
-    let above = false;
-    for (let b = 0; b < h.batch; b++) for (let c = 0; c < h.numClasses; c++) if (h.values[(b * channelsOf(h) + 4 + c) * h.anchors + a]! > c32) above = true;
-    if (above) kept.push(a);
+    let some = false;
+    for (let b = 0; b < h.batch; b++) {
+      const scores = Array.from({ length: h.numClasses }, (_, c) => h.values[(b * channelsOf(h) + 4 + c) * h.anchors + a]!);
+      const amax = scores.some(Number.isNaN) ? NaN : Math.max(...scores);
+      if (amax > c32) some = true;
+    }
+    if (some) kept.push(a);
   }
   return kept;
+}
+
+/** Whether some image has a class score above `c32` in column `a`, NaN left aside. */
+function someScoreAbove(h: Head, a: number, c32: number): boolean {
+  for (let b = 0; b < h.batch; b++) for (let c = 0; c < h.numClasses; c++) if (h.values[(b * channelsOf(h) + 4 + c) * h.anchors + a]! > c32) return true;
+  return false;
 }
 
 /** The full output's `columns`, [B, C, columns.length]. */
@@ -72,13 +85,13 @@ function columnsOf(h: Head, columns: number[]): Float32Array {
   return out;
 }
 
-/** A batch of 2, 3 classes, 2 extra rows, 8 columns, each column a case. */
+/** A batch of 2, 3 classes, 2 extra rows, 9 columns, each column a case. */
 function designedHead(conf: number): Head {
-  const h: Head = { batch: 2, numClasses: 3, extra: 2, anchors: 8, values: new Float32Array(2 * 9 * 8) };
-  const set = (b: number, row: number, a: number, v: number) => (h.values[(b * 9 + row) * 8 + a] = v);
+  const h: Head = { batch: 2, numClasses: 3, extra: 2, anchors: 9, values: new Float32Array(2 * 9 * 9) };
+  const set = (b: number, row: number, a: number, v: number) => (h.values[(b * 9 + row) * 9 + a] = v);
   const c32 = Math.fround(conf);
   const above = new Float32Array(new Int32Array([new Int32Array(Float32Array.of(c32).buffer)[0]! + 1]).buffer)[0]!; // the next float32
-  for (let b = 0; b < 2; b++) for (let a = 0; a < 8; a++) for (let r = 0; r < 4; r++) set(b, r, a, 100 * (r + 1) + a); // boxes
+  for (let b = 0; b < 2; b++) for (let a = 0; a < 9; a++) for (let r = 0; r < 4; r++) set(b, r, a, 100 * (r + 1) + a); // boxes
   set(0, 4, 0, c32); // exactly the threshold: not above it
   set(1, 6, 1, above); // just above, second image, last class
   set(0, 7, 2, 0.99); // an extra row only (a mask coefficient): not a score
@@ -88,6 +101,8 @@ function designedHead(conf: number): Head {
   set(0, 4, 5, -Infinity);
   set(1, 8, 6, Infinity); // an extra row again
   set(0, 5, 7, c32 - 0.01);
+  set(0, 4, 8, NaN); // NaN in one image, a candidate in the other: kept for the other
+  set(1, 5, 8, 0.9);
   return h;
 }
 
@@ -97,11 +112,11 @@ describe('candidate columns', () => {
     async (opset) => {
       const conf = 0.25;
       const h = designedHead(conf);
-      expect(expectedColumns(h, conf)).toEqual([1, 3, 4]);
+      expect(expectedColumns(h, conf)).toEqual([1, 3, 4, 8]);
       const { cut, outputNames } = await runCut(h, conf, opset);
       expect(outputNames).toEqual([CANDIDATES_OUTPUT]);
-      expect(cut.dims).toEqual([2, 9, 3]);
-      expect(Array.from(cut.data)).toEqual(Array.from(columnsOf(h, [1, 3, 4])));
+      expect(cut.dims).toEqual([2, 9, 4]);
+      expect(Array.from(cut.data)).toEqual(Array.from(columnsOf(h, [1, 3, 4, 8])));
     },
   );
 
@@ -120,12 +135,14 @@ describe('candidate columns', () => {
     // Scores from a few values around the threshold (ties, the threshold itself), boxes that overlap.
     const conf = 0.25;
     const c32 = Math.fround(conf);
-    const score = fc.constantFrom(0, 0.01, c32, 0.2500001, 0.3, 0.3, 0.5, 0.9);
+    // NaN too: a broken or overflowing head, where one image's NaN must not cost another its detections.
+    const score = fc.constantFrom(0, 0.01, c32, 0.2500001, 0.3, 0.3, 0.5, 0.9, NaN);
     const head = fc
       .record({
         batch: fc.integer({ min: 1, max: 3 }),
         numClasses: fc.integer({ min: 1, max: 5 }),
-        extra: fc.integer({ min: 0, max: 2 }),
+        // The last extra row carries each column's anchor id through the cut, as a mask row would its coefficients.
+        extra: fc.integer({ min: 1, max: 3 }),
         anchors: fc.integer({ min: 1, max: 40 }),
       })
       .chain((s) => {
@@ -142,6 +159,7 @@ describe('candidate columns', () => {
               const b = Math.floor(i / s.anchors);
               const a = i % s.anchors;
               [x, y, w, hh, ...rest].forEach((v, r) => (values[(b * channels + r) * s.anchors + a] = v));
+              values[(b * channels + channels - 1) * s.anchors + a] = a;
             });
             return { ...s, values } satisfies Head;
           });
@@ -149,9 +167,19 @@ describe('candidate columns', () => {
     await fc.assert(
       fc.asyncProperty(head, fc.boolean(), async (h, multiLabel) => {
         const { cut } = await runCut(h, conf);
-        const kept = expectedColumns(h, conf);
-        expect(cut.dims).toEqual([h.batch, channelsOf(h), kept.length]);
         const channels = channelsOf(h);
+        const k = cut.dims[2]!;
+        expect(cut.dims).toEqual([h.batch, channels, k]);
+        const kept = Array.from(cut.data.subarray((channels - 1) * k, channels * k));
+        expect(Array.from(cut.data)).toEqual(Array.from(columnsOf(h, kept)));
+        expect(kept.every((a, j) => j === 0 || a > kept[j - 1]!)).toBe(true);
+        // Every column some image has a candidate in (Ultralytics' rule); exactly those without NaN.
+        // With NaN, ONNX Runtime's ReduceMax may or may not propagate it (it depends on where the NaN
+        // lies), so a column may be kept that no image decodes: never one without a score above.
+        const candidates = expectedColumns(h, conf);
+        if (!h.values.some(Number.isNaN)) expect(kept).toEqual(candidates);
+        expect(candidates.filter((a) => !kept.includes(a))).toEqual([]);
+        expect(kept.filter((a) => !someScoreAbove(h, a, c32))).toEqual([]);
         const opts = { conf, iou: 0.7, maxDet: 300, multiLabel };
         for (let b = 0; b < h.batch; b++) {
           const whole = decodeYolo(h.values.subarray(b * channels * h.anchors, (b + 1) * channels * h.anchors), h.numClasses, h.anchors, opts);

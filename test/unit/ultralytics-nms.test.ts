@@ -2,7 +2,7 @@
 // float32 tensors: multi-label (val) and best class (predict), with planted edge cases: boxes
 // whose IoU is exactly at the threshold or within 1e-4 of it for high class ids (where the class
 // offset costs float32 precision), scores exactly at float32(conf), ties, more candidates than
-// max_det, and an end-to-end output.
+// max_det, NaN class scores, and an end-to-end output.
 import fc from 'fast-check';
 import { decodeEndToEnd, decodeYolo, nms } from '../../src/runner/detection/yolo-postprocess.ts';
 import { runReference } from '../support/reference-python.ts';
@@ -118,6 +118,25 @@ const CASES: Case[] = [
       [650, 50, 20, 20, 0.9, 0.3, 0.9, 0.3, 6],
     ],
   },
+  ...[false, true].map((multiLabel): Case => ({
+    // A broken or overflowing model: NaN reaches JSON as null, and NumPy reads null as NaN.
+    name: `NaN class scores beside scores above conf (${multiLabel ? 'val, multi-label' : 'predict'})`,
+    nc: 3,
+    conf: 0.25,
+    iou: 0.7,
+    maxDet: 300,
+    multiLabel,
+    rows: [
+      [50, 50, 20, 20, NaN, 0.9, 0.1, 0],
+      [150, 50, 20, 20, 0.8, NaN, 0.6, 1],
+      [250, 50, 20, 20, 0.1, 0.7, NaN, 2],
+      [350, 50, 20, 20, 0.5, 0.6, 0.1, 3],
+      [450, 50, 20, 20, 0.1, 0.2, NaN, 4],
+      [550, 50, 20, 20, 0.3, 0.4, 0.2, 5],
+      // Seven anchors: Ultralytics takes a last dimension of 6 for an end-to-end output.
+      [650, 50, 20, 20, 0.1, NaN, 0.1, 6],
+    ],
+  })),
   {
     name: 'scores exactly at float32(conf), ties, and one class',
     nc: 1,

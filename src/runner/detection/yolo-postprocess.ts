@@ -2,6 +2,7 @@
 // (ultralytics/utils/nms.py) with torchvision's CPU NMS kernel decide them, in their float32:
 //   - [1, 4+nc(+extra), N] rows of (cx, cy, w, h, per-class scores), no objectness;
 //   - candidates: best class score > conf, compared in float32 (torch casts the Python float);
+//     none where a class score is NaN (torch's amax is NaN then);
 //   - multi-label (val): one row per class above conf, anchor-major; best class only (predict);
 //   - boxes offset by class * 7680 in float32, so that one NMS pass never suppresses across
 //     classes (at high class ids the offset costs precision: that is what Ultralytics computes);
@@ -102,15 +103,21 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
   const rowClass = new Int32Array(capacity);
   const rowScore = new Float32Array(capacity);
   let count = 0;
+  // A NaN class score makes torch's amax over the classes NaN, and NaN > conf is false: Ultralytics
+  // drops such an anchor, whatever its other scores (as the session's candidate columns do).
   for (let a = 0; a < numAnchors; a++) {
     if (candidate[a] === 0) continue;
     if (multiLabel) {
+      const first = count;
       for (let c = 0; c < numClasses; c++) {
         const score = output[(4 + c) * numAnchors + a]!;
         if (score > conf) {
           rowAnchor[count] = a;
           rowClass[count] = c;
           rowScore[count++] = score;
+        } else if (Number.isNaN(score)) {
+          count = first;
+          break;
         }
       }
       continue;
@@ -123,8 +130,12 @@ export function decodeYolo(output: Float32Array, numClasses: number, numAnchors:
       if (s > score) {
         score = s;
         classId = c;
+      } else if (Number.isNaN(s)) {
+        score = NaN;
+        break;
       }
     }
+    if (Number.isNaN(score)) continue;
     rowAnchor[count] = a;
     rowClass[count] = classId;
     rowScore[count++] = score;

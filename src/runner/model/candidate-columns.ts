@@ -32,6 +32,9 @@ export const CANDIDATES_OUTPUT = 'kinfer_candidate_columns';
  */
 const CANDIDATE_COLUMNS_MIN_CONF = 0.1;
 
+/** TensorProto.DataType INT32. */
+const INT32 = 6;
+
 export const candidateColumnsWorthIt = (conf: number): boolean => conf >= CANDIDATE_COLUMNS_MIN_CONF;
 
 export interface CandidateColumns {
@@ -47,11 +50,14 @@ export interface CandidateColumns {
 
 /**
  * The model with its output `output` replaced by `CANDIDATES_OUTPUT`: the columns of `output`
- * whose best class score, over every image of the batch, is above `conf`, in column order. A
- * column whose scores are all at or below `conf` for an image is not among that image's candidates
- * anyway, so decoding the kept columns gives each image's detections. (ReduceMax propagates NaN,
- * as torch.amax in Ultralytics' NMS: a column with a NaN class score is not kept.) Undefined where
- * the model's opset is older than Slice's inputs (10). Nothing else of the model changes.
+ * where some image of the batch has its best class score above `conf`, in column order. A column
+ * that is not a candidate for an image is not decoded for it anyway, so decoding the kept columns
+ * gives each image its detections. Each image's best score is compared with `conf` before the
+ * batch is reduced: ONNX Runtime's ReduceMax propagates a NaN or not depending on where it lies
+ * (torch.amax always does, and Ultralytics drops that image's anchor), so over the whole batch one
+ * image's NaN could drop a column another image has a candidate in. A column kept for a NaN is
+ * dropped by decodeYolo, as Ultralytics drops it. Undefined where the model's opset is older than
+ * Slice's inputs (10). Nothing else of the model changes.
  */
 export function withCandidateColumns(bytes: Uint8Array, c: CandidateColumns): Uint8Array | undefined {
   const index = indexModel(bytes);
@@ -59,15 +65,20 @@ export function withCandidateColumns(bytes: Uint8Array, c: CandidateColumns): Ui
   if (opset < 10) return undefined;
   // ReduceMax takes its axes as an input from opset 18, as an attribute before.
   const axesAsInput = opset >= 18;
+  const reduceMax = (input: string, axis: number, output: string): NewNode => ({
+    opType: 'ReduceMax',
+    inputs: axesAsInput ? [input, `kinfer_cand_axis_${axis}`] : [input],
+    outputs: [output],
+    attributes: { keepdims: { i: 0 }, ...(axesAsInput ? {} : { axes: { ints: [axis] } }) },
+  });
   const nodes: NewNode[] = [
     { opType: 'Slice', inputs: [c.output, 'kinfer_cand_from', 'kinfer_cand_to', 'kinfer_cand_axis'], outputs: ['kinfer_cand_scores'] },
-    {
-      opType: 'ReduceMax',
-      inputs: axesAsInput ? ['kinfer_cand_scores', 'kinfer_cand_reduced'] : ['kinfer_cand_scores'],
-      outputs: ['kinfer_cand_best'],
-      attributes: { keepdims: { i: 0 }, ...(axesAsInput ? {} : { axes: { ints: [0, 1] } }) },
-    },
-    { opType: 'Greater', inputs: ['kinfer_cand_best', 'kinfer_cand_conf'], outputs: ['kinfer_cand_kept'] },
+    // [B, N]: each image's best score; NaN where one of its scores is.
+    reduceMax('kinfer_cand_scores', 1, 'kinfer_cand_best'),
+    { opType: 'Greater', inputs: ['kinfer_cand_best', 'kinfer_cand_conf'], outputs: ['kinfer_cand_above'] },
+    // [N]: 1 where some image's is above (ReduceMax takes no bool).
+    { opType: 'Cast', inputs: ['kinfer_cand_above'], outputs: ['kinfer_cand_above_int'], attributes: { to: { i: INT32 } } },
+    reduceMax('kinfer_cand_above_int', 0, 'kinfer_cand_kept'),
     { opType: 'NonZero', inputs: ['kinfer_cand_kept'], outputs: ['kinfer_cand_nonzero'] },
     { opType: 'Reshape', inputs: ['kinfer_cand_nonzero', 'kinfer_cand_flat'], outputs: ['kinfer_cand_columns'] },
     // Gather rather than Compress: ONNX Runtime's Compress walks every element (1.3 ms a batch
@@ -79,7 +90,7 @@ export function withCandidateColumns(bytes: Uint8Array, c: CandidateColumns): Ui
     tensorBytes('kinfer_cand_from', [1], int64([4])),
     tensorBytes('kinfer_cand_to', [1], int64([4 + c.numClasses])),
     tensorBytes('kinfer_cand_axis', [1], int64([1])),
-    ...(axesAsInput ? [tensorBytes('kinfer_cand_reduced', [2], int64([0, 1]))] : []),
+    ...(axesAsInput ? [tensorBytes('kinfer_cand_axis_0', [1], int64([0])), tensorBytes('kinfer_cand_axis_1', [1], int64([1]))] : []),
     tensorBytes('kinfer_cand_conf', [], Float32Array.of(c.conf)),
     tensorBytes('kinfer_cand_flat', [1], int64([-1])),
   ];
