@@ -58,6 +58,9 @@ export async function runDemo(
     print('Interrupted during start-up; stopped what had started.');
     return interrupted();
   }
+  let api: ApiClient | undefined;
+  /** The job being followed: cancelled on Ctrl-C, since its runner would outlive the stack. */
+  let following: { path: string; label: string } | undefined;
   try {
     print(
       [
@@ -74,7 +77,7 @@ export async function runDemo(
     print(
       `Generated a colour classifier (${samples.checkpoint}) and an ImageFolder dataset (${samples.datasetRoot}),\nwith 2 deliberately mislabeled images and 1 corrupt file.\n`,
     );
-    const api = new ApiClient(stack.apiUrl, stack.adminToken);
+    api = new ApiClient(stack.apiUrl, stack.adminToken);
 
     const run = await api.call<Job>('POST', '/test-runs', {
       name: 'demo test run',
@@ -84,7 +87,8 @@ export async function runDemo(
       task_type: 'image_classification',
     });
     print(`POST /test-runs -> ${run.id}`);
-    const finished = await follow(api, `/test-runs/${run.id}`, 'test run', print, opts.signal);
+    following = { path: `/test-runs/${run.id}`, label: 'test run' };
+    const finished = await follow(api, following.path, following.label, print, opts.signal);
     if (finished.status === 'completed') {
       const m = finished.overall_metrics as Record<string, number>;
       print(`\nMetrics (${finished.processed_images} images, ${String(finished.failed_images)} unreadable):`);
@@ -110,7 +114,8 @@ export async function runDemo(
       input_config: { image_paths: samples.images },
     });
     print(`POST /inference-jobs -> ${job.id}`);
-    const inferred = await follow(api, `/inference-jobs/${job.id}`, 'inference job', print, opts.signal);
+    following = { path: `/inference-jobs/${job.id}`, label: 'inference job' };
+    const inferred = await follow(api, following.path, following.label, print, opts.signal);
     if (inferred.status === 'completed') {
       const results = await api.call<{ results: Array<Record<string, unknown>> }>('GET', `/inference-jobs/${job.id}/results`);
       for (const r of results.results) print(`  ${String(r.image_path).split('/').pop()}: ${String(r.predicted_label)} (${pct(r.confidence)})`);
@@ -119,7 +124,10 @@ export async function runDemo(
     return finished.status === 'completed' && inferred.status === 'completed' ? 0 : 1;
   } catch (err) {
     if (!opts.signal?.aborted) throw err;
-    print('\nInterrupted.');
+    // A runner outlives the stack (it waits for the callback service to come back): the demo's
+    // job is cancelled first, which stops its runner, unless it had already ended (409).
+    const cancelled = following && api ? await api.call<Job>('POST', `${following.path}/cancel`).catch(() => undefined) : undefined;
+    print(cancelled ? `\nInterrupted: the ${following!.label} is cancelled.` : '\nInterrupted.');
     return interrupted();
   } finally {
     await stack.stop();

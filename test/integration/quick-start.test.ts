@@ -8,7 +8,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, watch } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { sampleDatasetOptions, writeSamples } from '../../src/samples/write-samples.ts';
@@ -101,6 +101,7 @@ describe('kinfer demo (the quick start)', () => {
       .at(-1)!;
     await expect(fetch(`${api}/health`)).rejects.toThrow();
     expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
+    expect(await runnersLeft(kinferHome)).toEqual([]);
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 120_000);
 
@@ -119,6 +120,7 @@ describe('kinfer demo (the quick start)', () => {
     });
     expect(res.stdout.endsWith('\nStopped.\n')).toBe(true);
     expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
+    expect(await runnersLeft(kinferHome)).toEqual([]);
     expect(own.left()).toEqual({ home: [], tmp: [] });
   }, 120_000);
 
@@ -126,13 +128,14 @@ describe('kinfer demo (the quick start)', () => {
   // command does; during start-up as well as while a job runs.
   it.each([
     ['during start-up', (home: string) => () => existsSync(join(home, 'run/callback.port')), 'Interrupted during start-up; stopped what had started.\n'],
-    ['while the test run runs', () => (stdout: string) => /^POST \/test-runs -> /m.test(stdout), '\nInterrupted.\n\nStopped.\n'],
+    // Its runner would outlive the stack (a runner waits for the callback service to come back): the job is cancelled.
+    ['while the test run runs', () => (stdout: string) => /^POST \/test-runs -> /m.test(stdout), '\nInterrupted: the test run is cancelled.\n\nStopped.\n'],
   ] as const)(
     'Ctrl-C %s stops everything and exits 130',
     async (_when, ready, ending) => {
       const { own, kinferHome, env } = await userSetting('demo-ctrl-c-');
       const res = await interrupted('demo', env, ready(kinferHome), 'SIGINT');
-      expect({ sent: res.sent, code: res.code, left: res.left }).toEqual({ sent: true, code: 130, left: [] });
+      expect({ sent: res.sent, code: res.code, left: res.left, runners: res.runners }).toEqual({ sent: true, code: 130, left: [], runners: [] });
       expect(res.stdout.endsWith(ending)).toBe(true);
       expect(own.left()).toEqual({ home: [], tmp: [] });
     },
@@ -181,7 +184,18 @@ async function interrupted(verb: 'serve' | 'demo', env: NodeJS.ProcessEnv, ready
       break;
     }
   const code = await exited;
-  return { sent, code, stdout, stderr, left: pidsWithEnv('KINFER_HOME', env.KINFER_HOME!) };
+  return { sent, code, stdout, stderr, left: pidsWithEnv('KINFER_HOME', env.KINFER_HOME!), runners: await runnersLeft(env.KINFER_HOME!) };
+}
+
+/**
+ * The runners of jobs under `kinferHome` still running after up to 5 s: a runner has none of the
+ * stack's environment (its own process group, the contract's variables), only where its job writes.
+ */
+async function runnersLeft(kinferHome: string): Promise<number[]> {
+  const artifacts = pathToFileURL(join(kinferHome, 'artifacts')).href;
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100)))
+    if (pidsWithEnv('ARTIFACTS_URI', artifacts).length === 0) return [];
+  return pidsWithEnv('ARTIFACTS_URI', artifacts);
 }
 
 /** `kinfer serve` started, once it says it is up: the API's address from what it printed. */
@@ -247,6 +261,7 @@ describe('kinfer serve (npm start)', () => {
     expect(await first.exited).toBe(0);
     await expect(fetch(`${first.api}/test-runs`)).rejects.toThrow();
     expect(pidsWithEnv('KINFER_HOME', kinferHome)).toEqual([]);
+    expect(await runnersLeft(kinferHome)).toEqual([]);
 
     const second = await serve(env);
     started.push(second.child);
@@ -275,7 +290,13 @@ describe('kinfer serve (npm start)', () => {
     async (_stage, signal, file) => {
       const { own, kinferHome, env } = await userSetting('serve-early-');
       const res = await interrupted('serve', env, () => existsSync(join(kinferHome, file)), signal);
-      expect({ sent: res.sent, code: res.code, up: /kinfer is up/.test(res.stdout), left: res.left }).toEqual({ sent: true, code: 0, up: false, left: [] });
+      expect({ sent: res.sent, code: res.code, up: /kinfer is up/.test(res.stdout), left: res.left, runners: res.runners }).toEqual({
+        sent: true,
+        code: 0,
+        up: false,
+        left: [],
+        runners: [],
+      });
       expect(res.stderr).toContain('kinfer: stopping what has started\n');
       // Nothing half-made is in the way: started again, it comes up, and stops.
       const again = await serve(env);

@@ -29,6 +29,8 @@ export class SubprocessExecutor implements Executor {
   /** Per job, its runners by shard. */
   readonly #children = new Map<string, Map<number, { child: ChildProcess; ref: string; kind: JobKind }>>();
   readonly #listeners: Array<(exit: RunnerExit) => void> = [];
+  /** Runners asked to stop and not gone yet: each settles when it exits or is killed. */
+  readonly #stopping = new Set<Promise<void>>();
 
   constructor(opts: SubprocessOptions) {
     this.#opts = opts;
@@ -104,10 +106,40 @@ export class SubprocessExecutor implements Executor {
         continue;
       }
       signalGroup(pid, 'SIGTERM');
-      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.stopGraceMs);
-      timer.unref();
-      mine.find((r) => r.child.pid === pid)?.child.once('exit', () => clearTimeout(timer));
+      const child = mine.find((r) => r.child.pid === pid)?.child;
+      const stopped = this.#killAfterGrace(pid, child).finally(() => this.#stopping.delete(stopped));
+      this.#stopping.add(stopped);
     }
+  }
+
+  /**
+   * Waits for the runners asked to stop, SIGKILL at the end of their grace. The controller stops
+   * with it: a runner it asked to stop (a cancelled job) would otherwise have no one to kill it,
+   * and go on retrying its last report for as long as it allows (30 minutes) when the callback
+   * service stops too. Runners not asked to stop go on: the next controller adopts them.
+   */
+  async settle(): Promise<void> {
+    await Promise.all([...this.#stopping]);
+  }
+
+  /** Resolves when the runner is gone: its exit, or SIGKILL once the grace period is over. */
+  #killAfterGrace(pid: number, child: ChildProcess | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        signalGroup(pid, 'SIGKILL');
+        done();
+      }, this.#opts.stopGraceMs);
+      timer.unref();
+      // Not a child of this controller (adopted after a restart): looked for every 100 ms.
+      const poll = child ? undefined : setInterval(() => !isProcessAlive(pid) && done(), 100).unref();
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        resolve();
+      };
+      if (child && (child.exitCode !== null || child.signalCode !== null)) done();
+      else child?.once('exit', done);
+    });
   }
 
   isAlive(ref: string): boolean {

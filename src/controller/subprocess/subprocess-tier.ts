@@ -37,7 +37,10 @@ export async function startSubprocessTier(opts: {
     onDeleted: async () => undefined,
     // Runners are started from this process: nothing outside it to wait for.
     ready: async () => undefined,
-    stop: async () => reconciler.stop(),
+    stop: async () => {
+      await reconciler.stop();
+      await executor.settle();
+    },
   };
 }
 
