@@ -114,9 +114,9 @@ export class SubprocessExecutor implements Executor {
 
   /**
    * Waits for the runners asked to stop, SIGKILL at the end of their grace. The controller stops
-   * with it: a runner it asked to stop (a cancelled job) would otherwise have no one to kill it,
-   * and go on retrying its last report for as long as it allows (30 minutes) when the callback
-   * service stops too. Runners not asked to stop go on: the next controller adopts them.
+   * with it: a runner it asked to stop (a cancelled job) is left no one to kill it otherwise, and
+   * retries its termination report for TERMINATION_REPORT_SECONDS (20) when the callback service
+   * stops too. Runners not asked to stop go on: the next controller adopts them.
    */
   async settle(): Promise<void> {
     await Promise.all([...this.#stopping]);
