@@ -8,7 +8,7 @@
 // that cannot serve the task, no images); 3 the run itself failed.
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
@@ -29,9 +29,20 @@ import { newJobOf, runnerEnvFor, type InferenceJobDefinition } from '../controll
 import type { Job } from '../db/job-store.ts';
 import { ObjectStore } from '../runner/io/object-store.ts';
 import { runJob } from '../runner/job.ts';
+import { PARTS_FOLDER } from '../runner/pipeline/parts.ts';
 import { StorageClient } from '../storage/object-store.ts';
 
 export const EXIT = { ok: 0, someImagesFailed: 1, refused: 2, failed: 3 } as const;
+
+/** The run's stop signal's reason: a signal the user sent. */
+class RunInterrupted extends Error {
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}`);
+    this.name = 'RunInterrupted';
+    this.signal = signal;
+  }
+}
 
 export class CliError extends Error {
   readonly exitCode: number;
@@ -206,13 +217,19 @@ export async function localRun(
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
   });
   let done: NonNullable<Awaited<ReturnType<typeof runJob>>>;
+  // Ctrl-C (or SIGTERM) stops the run at its next image, and the scratch folder still goes; a
+  // second one ends the process at once (Node's default once these handlers are spent).
+  const interrupt = new AbortController();
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => interrupt.abort(new RunInterrupted(signal));
+  const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
+  for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
   try {
     // One shard: runJob always reports the job.
     done = (await runJob({
       env,
       store,
       log: pino({ level: process.env.LOG_LEVEL ?? 'silent' }),
-      signal: new AbortController().signal,
+      signal: interrupt.signal,
       artifactsUri: pathToFileURL(scratch).href,
       callbacks: {
         async progress(p) {
@@ -221,6 +238,8 @@ export async function localRun(
           else bar.update(p.processed_images);
         },
         async imageResults(batch) {
+          // Interrupted: what is in flight is dropped, so that the count said is what was printed.
+          if (interrupt.signal.aborted) return;
           for (const r of batch) {
             results.push(r);
             waiting.set(r.image_index, r);
@@ -238,10 +257,15 @@ export async function localRun(
     }))!;
   } catch (e) {
     bar?.stop();
+    if (e instanceof RunInterrupted)
+      throw new CliError(`interrupted (${e.signal}) after ${next} images; batch_results.json not written`, 128 + constants.signals[e.signal]);
     const code = errorCodeOf(e);
     throw new CliError(`${REFUSED_CODES.has(code) ? '' : 'the run failed: '}${(e as Error).message}`, REFUSED_CODES.has(code) ? EXIT.refused : EXIT.failed);
   } finally {
-    if (!outputDir) await rm(scratch, { recursive: true, force: true });
+    for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
+    // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
+    // and they were one file per image in --output-dir.
+    await rm(outputDir ? join(outputDir, PARTS_FOLDER) : scratch, { recursive: true, force: true });
   }
   bar?.stop();
   results.sort((a, b) => a.image_index - b.image_index);

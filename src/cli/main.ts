@@ -113,7 +113,7 @@ program
   .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
   .addHelpText(
     'after',
-    '\nExit codes: 0 every image processed; 1 some images could not be read (listed; the others are done);\n2 refused (missing checkpoint, image or folder, a model that cannot serve the task, no images); 3 the run failed.',
+    '\nExit codes: 0 every image processed; 1 some images could not be read (listed; the others are done);\n2 refused (missing checkpoint, image or folder, a model that cannot serve the task, no images); 3 the run failed;\n130 interrupted (Ctrl-C; 143 for SIGTERM): batch_results.json not written.',
   )
   .action(async (opts: LocalRunOptions) => {
     process.exitCode = await localRun(opts, print);

@@ -1,6 +1,7 @@
 // `kinfer run`, the local CLI, as a user runs it: a real process, real files, exit codes; and for
 // every task, its prediction equals the per-image result of an inference job on the same image
 // and model, run through the real stack (the CLI goes through the same admission and runner).
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
@@ -8,6 +9,7 @@ import { buildColorDataset, writeFiles, type DatasetFile } from '../../src/sampl
 import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
 import { buildShapeDataset, type ShapeTask } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../../src/samples/shape-models.ts';
+import { writeSamples } from '../../src/samples/write-samples.ts';
 import { runCommand } from '../support/processes.ts';
 import { outcome, startTestStack, type TestStack } from '../support/test-stack.ts';
 
@@ -140,6 +142,38 @@ describe('kinfer run, classification', () => {
     // The corrupt image: its error, no explanation.
     expect(out.results.find((r: any) => r.error)).toMatchObject({ xai: null });
   });
+
+  it('stops a folder run on Ctrl-C: exit 130, says how far it got, writes no batch_results.json, leaves no scratch folder', async () => {
+    const samples = await writeSamples(join(dir, 'many'), { perClass: 500 }); // about 3,000 images: seconds of work
+    const cwd = mkdtempSync(join(dir, 'interrupted-'));
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    const child = spawn(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
+      cwd,
+      env: { ...process.env, NODE_OPTIONS: '', TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    // 'close': its output read to the end, not only its exit.
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    await new Promise<void>((ready) =>
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        // While it works: 20 images printed, and a scratch folder in TMPDIR.
+        if (stdout.split('\n').length > 20 && readdirSync(tmp).length > 0) ready();
+      }),
+    );
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const printed = stdout.trim().split('\n').length;
+    const said = /^kinfer: error: interrupted \(SIGINT\) after (\d+) images; batch_results.json not written\n$/.exec(stderr);
+    expect(said).not.toBeNull();
+    // Every image it counts was printed, and it stopped well before the end.
+    expect(Number(said![1])).toBe(printed);
+    expect(printed).toBeLessThan(3000);
+    expect({ cwd: readdirSync(cwd), tmp: readdirSync(tmp) }).toEqual({ cwd: [], tmp: [] });
+  }, 60_000);
 
   it('runs a model without task metadata when --task says it', async () => {
     const res = await kinfer([
@@ -308,5 +342,7 @@ describe('kinfer run equals an inference job, for every task', () => {
     const pictures = readdirSync(join(dir, 'seg-out', 'visualizations'));
     expect(pictures).toHaveLength(out.results.filter((r: { error: string | null }) => r.error === null).length);
     expect(res.stdout).toMatch(/\d+ objects?: /);
+    // What the README lists for --output-dir, and not the job's committed parts (a file an image).
+    expect(readdirSync(join(dir, 'seg-out')).sort()).toEqual(['batch_results.json', 'images.jsonl', 'results.json', 'visualizations']);
   });
 });
