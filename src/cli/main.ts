@@ -1,5 +1,6 @@
 // The kinfer command line: `serve` (the stack on embedded defaults), `demo`, `run` (local),
 // `samples` (example data to any storage) and `cluster` (a local control plane).
+import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -213,13 +214,30 @@ cluster
   .description('start it in the background (binaries built from Go modules on first use) and install the CRD')
   .option('--fake-gpus <n>', 'nvidia.com/gpu the node advertises (a FAKE: nothing uses a GPU)', (v) => Number(v), 0)
   .action(async (opts: { fakeGpus: number }) => {
-    const { clusterUp } = await import('../local/cluster/local-cluster.ts');
-    const state = await clusterUp({
-      dir: clusterDir(),
-      apiserverPort: Number(env.KINFER_CLUSTER_API_PORT ?? 16443),
-      etcdPort: Number(env.KINFER_CLUSTER_ETCD_PORT ?? 12379),
-      fakeGpus: opts.fakeGpus,
-    });
+    const { clusterUp, ClusterUpInterrupted } = await import('../local/cluster/local-cluster.ts');
+    // Ctrl-C while it starts: what has started (in the background) is stopped, then exit 130.
+    const interrupt = new AbortController();
+    const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => {
+      process.stderr.write('kinfer: stopping what has started\n');
+      interrupt.abort(signal);
+    };
+    const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
+    for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
+    let state: Awaited<ReturnType<typeof clusterUp>>;
+    try {
+      state = await clusterUp({
+        dir: clusterDir(),
+        apiserverPort: Number(env.KINFER_CLUSTER_API_PORT ?? 16443),
+        etcdPort: Number(env.KINFER_CLUSTER_ETCD_PORT ?? 12379),
+        fakeGpus: opts.fakeGpus,
+        signal: interrupt.signal,
+      });
+    } catch (err) {
+      if (err instanceof ClusterUpInterrupted) throw new CliError(err.message, 128 + osConstants.signals[interrupt.signal.reason as 'SIGINT' | 'SIGTERM']);
+      throw err;
+    } finally {
+      for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
+    }
     print(`local cluster up at ${state.server}
   export KUBECONFIG=${state.kubeconfig}
   kubectl get inferencejobs`);

@@ -44,6 +44,9 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
 /** Sends `signal` to a child and resolves when it has exited; SIGKILL after `killAfterMs` if given. */
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', killAfterMs?: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  // A detached child may have been unref'd (`kinfer cluster up`'s): waited for now, its exit must
+  // keep the event loop alive, or the process ends first once the SIGKILL timer has fired.
+  child.ref();
   return new Promise((done) => {
     const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     child.once('exit', () => {

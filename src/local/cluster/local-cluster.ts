@@ -1,10 +1,10 @@
 // `kinfer cluster up|down`: the local control plane, the InferenceJob CRD and the node agent as
 // background processes, their pids in {dir}/state.json so that `down` stops exactly them.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isProcessAlive } from '../../process/local-processes.ts';
+import { isProcessAlive, stopChild } from '../../process/local-processes.ts';
 import { startControlPlane } from './control-plane.ts';
 import { kubeTools } from './kube-tools.ts';
 
@@ -25,6 +25,15 @@ export interface UpOptions {
   apiserverPort: number;
   etcdPort: number;
   fakeGpus: number;
+  /** Aborted (Ctrl-C): heard between steps; what has started is stopped, and ClusterUpInterrupted thrown. */
+  signal?: AbortSignal;
+}
+
+export class ClusterUpInterrupted extends Error {
+  constructor() {
+    super('cluster up interrupted; what it had started is stopped');
+    this.name = 'ClusterUpInterrupted';
+  }
 }
 
 export async function clusterUp(opts: UpOptions): Promise<State> {
@@ -41,10 +50,24 @@ export async function clusterUp(opts: UpOptions): Promise<State> {
     etcdPeerPort: opts.etcdPort + 1,
     detached: true,
   });
+  // Saved at each step: the processes run detached, and `down` must find them whatever becomes of
+  // this one (killed before it was done, they were left running with no state to stop them by).
+  let agent: ChildProcess | undefined;
+  const save = (): State => {
+    const state: State = { server: cp.server, kubeconfig: cp.kubeconfig, pids: [...cp.pids, ...(agent?.pid ? [agent.pid] : [])] };
+    writeFileSync(stateFile, JSON.stringify(state, null, 2));
+    return state;
+  };
+  const interrupted = () => {
+    if (opts.signal?.aborted) throw new ClusterUpInterrupted();
+  };
   try {
+    save();
+    interrupted();
     execFileSync(kubeTools().kubectl, ['--kubeconfig', cp.kubeconfig, 'apply', '--server-side', '-f', CRD_DIR], { stdio: ['ignore', 'ignore', 'pipe'] });
+    interrupted();
     const log = openSync(join(opts.dir, 'logs', 'node-agent.log'), 'a');
-    const agent = spawn(process.execPath, [fileURLToPath(new URL('./node-agent-main.ts', import.meta.url))], {
+    agent = spawn(process.execPath, [fileURLToPath(new URL('./node-agent-main.ts', import.meta.url))], {
       detached: true,
       stdio: ['ignore', log, log],
       env: {
@@ -57,19 +80,22 @@ export async function clusterUp(opts: UpOptions): Promise<State> {
       },
     });
     agent.unref();
+    save();
     const deadline = Date.now() + 30_000;
     const kubectl = kubeTools().kubectl;
     for (;;) {
+      interrupted();
       const nodes = execFileSync(kubectl, ['--kubeconfig', cp.kubeconfig, 'get', 'nodes', '-o', 'name']).toString();
       if (nodes.trim() !== '') break;
       if (Date.now() > deadline) throw new Error(`the node agent did not register a Node (log: ${join(opts.dir, 'logs', 'node-agent.log')})`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const state: State = { server: cp.server, kubeconfig: cp.kubeconfig, pids: [...cp.pids, agent.pid!] };
-    writeFileSync(stateFile, JSON.stringify(state, null, 2));
-    return state;
+    return save();
   } catch (err) {
+    // The agent too (it was left running when it did not register), before the control plane.
+    if (agent) await stopChild(agent, 'SIGTERM', 15_000);
     await cp.stop();
+    rmSync(stateFile, { force: true });
     throw err;
   }
 }
