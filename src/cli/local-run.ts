@@ -7,7 +7,8 @@
 // are listed); 2 the request was refused (missing or invalid checkpoint, image or folder, a model
 // that cannot serve the task, no images); 3 the run itself failed.
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -223,6 +224,11 @@ export async function localRun(
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => interrupt.abort(new RunInterrupted(signal));
   const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
   for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
+  // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
+  // and they were one file per image in --output-dir. Removed on every way out, `kinfer run ... |
+  // head` included, which exits at once when its reader leaves (main.ts).
+  const removeWorkFiles = () => rmSync(outputDir ? join(outputDir, PARTS_FOLDER) : scratch, { recursive: true, force: true });
+  process.once('exit', removeWorkFiles);
   try {
     // One shard: runJob always reports the job.
     done = (await runJob({
@@ -263,9 +269,8 @@ export async function localRun(
     throw new CliError(`${REFUSED_CODES.has(code) ? '' : 'the run failed: '}${(e as Error).message}`, REFUSED_CODES.has(code) ? EXIT.refused : EXIT.failed);
   } finally {
     for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
-    // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
-    // and they were one file per image in --output-dir.
-    await rm(outputDir ? join(outputDir, PARTS_FOLDER) : scratch, { recursive: true, force: true });
+    process.removeListener('exit', removeWorkFiles);
+    removeWorkFiles();
   }
   bar?.stop();
   results.sort((a, b) => a.image_index - b.image_index);

@@ -19,6 +19,10 @@ let images: DatasetFile[];
 /** The generated file of a class (the generator picks PNG or JPEG). */
 const fileOf = (prefix: string) => `images/${images.find((f) => f.path.startsWith(prefix))!.path}`;
 
+/** About 3,000 images (seconds of work for `kinfer run`), generated once. */
+let many: ReturnType<typeof writeSamples> | undefined;
+const manyImages = () => (many ??= writeSamples(join(dir, 'many'), { perClass: 500 }));
+
 const kinfer = (args: string[]) => runCommand(KINFER, args, { cwd: dir, env: { ...process.env, NODE_OPTIONS: '' } });
 
 beforeAll(async () => {
@@ -144,7 +148,7 @@ describe('kinfer run, classification', () => {
   });
 
   it('stops a folder run on Ctrl-C: exit 130, says how far it got, writes no batch_results.json, leaves no scratch folder', async () => {
-    const samples = await writeSamples(join(dir, 'many'), { perClass: 500 }); // about 3,000 images: seconds of work
+    const samples = await manyImages();
     const cwd = mkdtempSync(join(dir, 'interrupted-'));
     const tmp = mkdtempSync(join(dir, 'tmp-'));
     const child = spawn(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
@@ -173,6 +177,23 @@ describe('kinfer run, classification', () => {
     expect(Number(said![1])).toBe(printed);
     expect(printed).toBeLessThan(3000);
     expect({ cwd: readdirSync(cwd), tmp: readdirSync(tmp) }).toEqual({ cwd: [], tmp: [] });
+  }, 60_000);
+
+  it('stops when its reader leaves (kinfer run ... | head): exit 0, and no scratch folder left', async () => {
+    const samples = await manyImages();
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    const child = spawn(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
+      cwd: mkdtempSync(join(dir, 'piped-')),
+      env: { ...process.env, NODE_OPTIONS: '', TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    // As `head -1` does: one line read, then the pipe closed while the run works on.
+    await new Promise<void>((ready) => child.stdout.once('data', () => ready()));
+    expect(readdirSync(tmp)).toHaveLength(1);
+    child.stdout.destroy();
+    expect(await exited).toBe(0);
+    expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
 
   it('runs a model without task metadata when --task says it', async () => {
