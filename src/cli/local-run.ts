@@ -7,8 +7,7 @@
 // are listed); 2 the request was refused (missing or invalid checkpoint, image or folder, a model
 // that cannot serve the task, no images); 3 the run itself failed.
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,8 +31,17 @@ import { ObjectStore } from '../runner/io/object-store.ts';
 import { runJob } from '../runner/job.ts';
 import { PARTS_FOLDER } from '../runner/pipeline/parts.ts';
 import { StorageClient } from '../storage/object-store.ts';
+import { whenReaderGone } from './reader-gone.ts';
 
 export const EXIT = { ok: 0, someImagesFailed: 1, refused: 2, failed: 3 } as const;
+
+/** The run's stop signal's reason when stdout's reader left (`kinfer run ... | head`). */
+class ReaderGone extends Error {
+  constructor() {
+    super('the reader of stdout left');
+    this.name = 'ReaderGone';
+  }
+}
 
 /** The run's stop signal's reason: a signal the user sent. */
 class RunInterrupted extends Error {
@@ -224,11 +232,9 @@ export async function localRun(
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => interrupt.abort(new RunInterrupted(signal));
   const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
   for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
-  // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
-  // and they were one file per image in --output-dir. Removed on every way out, `kinfer run ... |
-  // head` included, which exits at once when its reader leaves (main.ts).
-  const removeWorkFiles = () => rmSync(outputDir ? join(outputDir, PARTS_FOLDER) : scratch, { recursive: true, force: true });
-  process.once('exit', removeWorkFiles);
+  // `kinfer run ... | head`: the run stops as on a signal, so that its writes in flight end before
+  // its scratch folder goes (exiting at once left the folder, or a write made it again).
+  whenReaderGone(() => interrupt.abort(new ReaderGone()));
   try {
     // One shard: runJob always reports the job.
     done = (await runJob({
@@ -263,14 +269,18 @@ export async function localRun(
     }))!;
   } catch (e) {
     bar?.stop();
+    // Nobody reads what would come next: nothing more to say, as when it exited at once.
+    if (e instanceof ReaderGone) return EXIT.ok;
     if (e instanceof RunInterrupted)
       throw new CliError(`interrupted (${e.signal}) after ${next} images; batch_results.json not written`, 128 + constants.signals[e.signal]);
     const code = errorCodeOf(e);
     throw new CliError(`${REFUSED_CODES.has(code) ? '' : 'the run failed: '}${(e as Error).message}`, REFUSED_CODES.has(code) ? EXIT.refused : EXIT.failed);
   } finally {
     for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
-    process.removeListener('exit', removeWorkFiles);
-    removeWorkFiles();
+    whenReaderGone(undefined);
+    // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
+    // and they were one file per image in --output-dir.
+    await rm(outputDir ? join(outputDir, PARTS_FOLDER) : scratch, { recursive: true, force: true });
   }
   bar?.stop();
   results.sort((a, b) => a.image_index - b.image_index);

@@ -12,6 +12,7 @@ import { ApiClient, localToken } from './api-client.ts';
 import { addJobCommands } from './job-commands.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
+import { exitWhenReaderGone } from './reader-gone.ts';
 import { takeStopSignals } from './stop-signals.ts';
 
 // `serve`, `demo` and `cluster` run local stand-ins (embedded Postgres, a local control plane):
@@ -31,11 +32,7 @@ const ports = {
   pgPort: Number(env.KINFER_PG_PORT ?? 54329),
 };
 const print = (line: string) => process.stdout.write(`${line}\n`);
-// `kinfer run ... | head`: a reader that leaves is not an error (as for any Unix tool).
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
+exitWhenReaderGone();
 
 const program = new Command('kinfer')
   .description('Evaluate and run computer-vision models: test runs and inference jobs')
