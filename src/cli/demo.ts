@@ -1,6 +1,5 @@
 // `npm run demo`: start the stack on embedded defaults, generate a model and a labeled dataset,
 // run a test run and an inference job through the REST API, show progress, print the results.
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { isTerminal, type JobStatus } from '../contract/index.ts';
@@ -8,6 +7,7 @@ import { writeSamples } from '../samples/write-samples.ts';
 import { ApiClient } from './api-client.ts';
 import { imagesDone } from './job-commands.ts';
 import { StackStartInterrupted, startStack, type Stack } from './stack.ts';
+import { exitCodeOf } from './stop-signals.ts';
 
 type Job = Record<string, unknown> & { id: string; status: string; processed_images: number; total_images: number | null };
 
@@ -45,10 +45,7 @@ export async function runDemo(
   opts: { home: string; apiPort: number; callbackPort: number; pgPort: number; signal?: AbortSignal },
   print: (s: string) => void,
 ): Promise<number> {
-  const interrupted = () => {
-    const reason: unknown = opts.signal?.reason;
-    return 128 + (typeof reason === 'string' ? (constants.signals[reason as NodeJS.Signals] ?? 0) : 0);
-  };
+  const interrupted = () => exitCodeOf(opts.signal!.reason as NodeJS.Signals);
   print(`Starting kinfer on embedded defaults (KINFER_HOME=${opts.home}) ...`);
   let stack: Stack;
   try {

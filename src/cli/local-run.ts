@@ -8,7 +8,7 @@
 // that cannot serve the task, no images); 3 the run itself failed.
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { constants, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
@@ -32,6 +32,7 @@ import { runJob } from '../runner/job.ts';
 import { PARTS_FOLDER } from '../runner/pipeline/parts.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { whenReaderGone } from './reader-gone.ts';
+import { exitCodeOf, onStopSignals } from './stop-signals.ts';
 
 export const EXIT = { ok: 0, someImagesFailed: 1, refused: 2, failed: 3 } as const;
 
@@ -229,9 +230,7 @@ export async function localRun(
   // Ctrl-C (or SIGTERM) stops the run at its next image, and the scratch folder still goes; a
   // second one ends the process at once (Node's default once these handlers are spent).
   const interrupt = new AbortController();
-  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => interrupt.abort(new RunInterrupted(signal));
-  const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
-  for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
+  const releaseSignals = onStopSignals((signal) => interrupt.abort(new RunInterrupted(signal)), ['SIGINT', 'SIGTERM']);
   // `kinfer run ... | head`: the run stops as on a signal, so that its writes in flight end before
   // its scratch folder goes (exiting at once left the folder, or a write made it again).
   whenReaderGone(() => interrupt.abort(new ReaderGone()));
@@ -271,12 +270,11 @@ export async function localRun(
     bar?.stop();
     // Nobody reads what would come next: nothing more to say, as when it exited at once.
     if (e instanceof ReaderGone) return EXIT.ok;
-    if (e instanceof RunInterrupted)
-      throw new CliError(`interrupted (${e.signal}) after ${next} images; batch_results.json not written`, 128 + constants.signals[e.signal]);
+    if (e instanceof RunInterrupted) throw new CliError(`interrupted (${e.signal}) after ${next} images; batch_results.json not written`, exitCodeOf(e.signal));
     const code = errorCodeOf(e);
     throw new CliError(`${REFUSED_CODES.has(code) ? '' : 'the run failed: '}${(e as Error).message}`, REFUSED_CODES.has(code) ? EXIT.refused : EXIT.failed);
   } finally {
-    for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
+    releaseSignals();
     whenReaderGone(undefined);
     // The committed parts serve a resumed runner; a local run never resumes (a new job each time),
     // and they were one file per image in --output-dir.

@@ -1,6 +1,5 @@
 // The kinfer command line: `serve` (the stack on embedded defaults), `demo`, `run` (local),
 // `samples` (example data to any storage) and `cluster` (a local control plane).
-import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -13,7 +12,7 @@ import { addJobCommands } from './job-commands.ts';
 import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
 import { exitWhenReaderGone } from './reader-gone.ts';
-import { takeStopSignals } from './stop-signals.ts';
+import { exitCodeOf, onStopSignals, takeStopSignals } from './stop-signals.ts';
 
 // `serve`, `demo` and `cluster` run local stand-ins (embedded Postgres, a local control plane):
 // loaded only by the verbs that need them, which the image does not ship (src/local).
@@ -214,12 +213,13 @@ cluster
     const { clusterUp, ClusterUpInterrupted } = await import('../local/cluster/local-cluster.ts');
     // Ctrl-C while it starts: what has started (in the background) is stopped, then exit 130.
     const interrupt = new AbortController();
-    const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => {
-      process.stderr.write('kinfer: stopping what has started\n');
-      interrupt.abort(signal);
-    };
-    const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
-    for (const [signal, handler] of Object.entries(handlers)) process.once(signal, handler);
+    const releaseSignals = onStopSignals(
+      (signal) => {
+        process.stderr.write('kinfer: stopping what has started\n');
+        interrupt.abort(signal);
+      },
+      ['SIGINT', 'SIGTERM'],
+    );
     let state: Awaited<ReturnType<typeof clusterUp>>;
     try {
       state = await clusterUp({
@@ -230,10 +230,10 @@ cluster
         signal: interrupt.signal,
       });
     } catch (err) {
-      if (err instanceof ClusterUpInterrupted) throw new CliError(err.message, 128 + osConstants.signals[interrupt.signal.reason as 'SIGINT' | 'SIGTERM']);
+      if (err instanceof ClusterUpInterrupted) throw new CliError(err.message, exitCodeOf(interrupt.signal.reason as NodeJS.Signals));
       throw err;
     } finally {
-      for (const [signal, handler] of Object.entries(handlers)) process.removeListener(signal, handler);
+      releaseSignals();
     }
     print(`local cluster up at ${state.server}
   export KUBECONFIG=${state.kubeconfig}
