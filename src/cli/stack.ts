@@ -129,7 +129,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const artifactsUri = opts.env.KINFER_ARTIFACTS_URI ?? pathToFileURL(join(home, 'artifacts')).href;
   const shared = { ...opts.env, DATABASE_URL: databaseUrl, KINFER_HOME: home };
   const children = new Set<ChildProcess>();
-  const names = new WeakMap<ChildProcess, string>();
   const lastWords = new WeakMap<ChildProcess, LastWords>();
   const start = (name: string, file: string, env: NodeJS.ProcessEnv) => {
     // stdin is a pipe we never write: it closes when this process dies, and the service stops.
@@ -148,7 +147,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       lastWords.set(child, words);
     }
     children.add(child);
-    names.set(child, name);
     child.once('exit', () => children.delete(child));
     return child;
   };
@@ -168,9 +166,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     stopped = true;
     // The controller first: a runner it stops on its way out (a cancelled job's) still has the
     // callback service for its last report, and the controller waits for it.
-    const byController = (controller: boolean) => [...children].filter((c) => (names.get(c) === 'controller') === controller);
-    await Promise.all(byController(true).map((c) => stopChild(c, 'SIGTERM')));
-    await Promise.all(byController(false).map((c) => stopChild(c, 'SIGTERM')));
+    const controller = supervised.get('controller')?.child;
+    if (controller) await stopChild(controller, 'SIGTERM');
+    await Promise.all([...children].map((c) => stopChild(c, 'SIGTERM')));
     await db?.stop();
   };
   /** Services to start again when they die: their latest process and their recent restarts. */
