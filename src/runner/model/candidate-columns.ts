@@ -12,6 +12,7 @@ import {
   defaultOpset,
   FLOAT,
   graphField,
+  INT32,
   graphFields,
   indexModel,
   nodeBytes,
@@ -31,9 +32,6 @@ export const CANDIDATES_OUTPUT = 'kinfer_candidate_columns';
  * 8,400 at 0.001, 58% at 0.1, 1.2% at 0.25), where the extra nodes cost up to 8% of a run.
  */
 const CANDIDATE_COLUMNS_MIN_CONF = 0.1;
-
-/** TensorProto.DataType INT32. */
-const INT32 = 6;
 
 export const candidateColumnsWorthIt = (conf: number): boolean => conf >= CANDIDATE_COLUMNS_MIN_CONF;
 

@@ -9,8 +9,9 @@ import type { NodeAttribute } from '../../contract/model/onnx-header.ts';
 
 const WIRE_VARINT = 0;
 const WIRE_BYTES = 2;
-/** TensorProto.DataType of float32. */
+/** TensorProto.DataType of float32 and int32. */
 export const FLOAT = 1;
+export const INT32 = 6;
 const INT64 = 7;
 
 interface Span {
