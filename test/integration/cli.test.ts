@@ -1,7 +1,6 @@
 // `kinfer run`, the local CLI, as a user runs it: a real process, real files, exit codes; and for
 // every task, its prediction equals the per-image result of an inference job on the same image
 // and model, run through the real stack (the CLI goes through the same admission and runner).
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
@@ -10,7 +9,7 @@ import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
 import { buildShapeDataset, type ShapeTask } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { writeSamples } from '../../src/samples/write-samples.ts';
-import { runCommand } from '../support/processes.ts';
+import { runCommand, startCommand } from '../support/processes.ts';
 import { outcome, startTestStack, type TestStack } from '../support/test-stack.ts';
 
 const KINFER = resolve('bin/kinfer');
@@ -151,27 +150,16 @@ describe('kinfer run, classification', () => {
     const samples = await manyImages();
     const cwd = mkdtempSync(join(dir, 'interrupted-'));
     const tmp = mkdtempSync(join(dir, 'tmp-'));
-    const child = spawn(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
+    const run = startCommand(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
       cwd,
       env: { ...process.env, NODE_OPTIONS: '', TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    // 'close': its output read to the end, not only its exit.
-    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-    await new Promise<void>((ready) =>
-      child.stdout.on('data', (c: Buffer) => {
-        stdout += c.toString();
-        // While it works: 20 images printed, and a scratch folder in TMPDIR.
-        if (stdout.split('\n').length > 20 && readdirSync(tmp).length > 0) ready();
-      }),
-    );
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
-    const printed = stdout.trim().split('\n').length;
-    const said = /^kinfer: error: interrupted \(SIGINT\) after (\d+) images; batch_results.json not written\n$/.exec(stderr);
+    // While it works: 20 images printed, and a scratch folder in TMPDIR.
+    await new Promise<void>((ready) => run.child.stdout.on('data', () => run.stdout().split('\n').length > 20 && readdirSync(tmp).length > 0 && ready()));
+    run.child.kill('SIGINT');
+    expect(await run.closed).toBe(130);
+    const printed = run.stdout().trim().split('\n').length;
+    const said = /^kinfer: error: interrupted \(SIGINT\) after (\d+) images; batch_results.json not written\n$/.exec(run.stderr());
     expect(said).not.toBeNull();
     // Every image it counts was printed, and it stopped well before the end.
     expect(Number(said![1])).toBe(printed);
@@ -182,17 +170,15 @@ describe('kinfer run, classification', () => {
   it('stops when its reader leaves (kinfer run ... | head): exit 0, and no scratch folder left', async () => {
     const samples = await manyImages();
     const tmp = mkdtempSync(join(dir, 'tmp-'));
-    const child = spawn(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
+    const run = startCommand(KINFER, ['run', '--checkpoint', samples.checkpoint, '--input-dir', samples.datasetRoot], {
       cwd: mkdtempSync(join(dir, 'piped-')),
       env: { ...process.env, NODE_OPTIONS: '', TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'ignore'],
     });
-    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
     // As `head -1` does: one line read, then the pipe closed while the run works on.
-    await new Promise<void>((ready) => child.stdout.once('data', () => ready()));
+    await new Promise<void>((ready) => run.child.stdout.once('data', () => ready()));
     expect(readdirSync(tmp)).toHaveLength(1);
-    child.stdout.destroy();
-    expect(await exited).toBe(0);
+    run.child.stdout.destroy();
+    expect(await run.closed).toBe(0);
     expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
 

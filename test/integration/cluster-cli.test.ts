@@ -2,11 +2,10 @@
 // kube-controller-manager and the node agent, started in the background, their pids in
 // KINFER_HOME/cluster/state.json. Whatever happens to `up` (done, or Ctrl-C while it starts),
 // nothing of it is left running that `down` cannot stop.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from '../support/ports.ts';
-import { alive, runCommand } from '../support/processes.ts';
+import { alive, runCommand, startCommand } from '../support/processes.ts';
 
 const KINFER = resolve('bin/kinfer');
 /** The ones still running (a zombie, exited and not yet reaped, is not). */
@@ -59,19 +58,16 @@ describe('kinfer cluster', () => {
   // state.json for `down` to find them by.
   it('Ctrl-C while up waits for the node: stops what it started, exits 130, and up starts again', async () => {
     const { env, pids, stateFile } = await setting();
-    const child = spawn(KINFER, ['cluster', 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    const up = startCommand(KINFER, ['cluster', 'up'], { env });
     // The node agent has started (its pid saved) and has not registered yet (that takes it a
     // second): every process is up, and `up` waits.
     const agentSaved = () => existsSync(stateFile) && pids().length === 4;
     for (const deadline = Date.now() + 60_000; !agentSaved() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
     const started = pids();
     expect(started).toHaveLength(4);
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
-    expect(stderr).toBe('kinfer: stopping what has started\nkinfer: error: cluster up interrupted; what it had started is stopped\n');
+    up.child.kill('SIGINT');
+    expect(await up.closed).toBe(130);
+    expect(up.stderr()).toBe('kinfer: stopping what has started\nkinfer: error: cluster up interrupted; what it had started is stopped\n');
     expect(running(started)).toEqual([]);
     expect(existsSync(stateFile)).toBe(false);
     // Its ports and data are free again.

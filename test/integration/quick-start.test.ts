@@ -13,7 +13,7 @@ import { COLOR_CLASSES } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset } from '../../src/samples/color-dataset.ts';
 import { sampleDatasetOptions, writeSamples } from '../../src/samples/write-samples.ts';
 import { freePort } from '../support/ports.ts';
-import { ownHomeAndTmp, pidsWithEnv, runCommand } from '../support/processes.ts';
+import { ownHomeAndTmp, pidsWithEnv, runCommand, startCommand } from '../support/processes.ts';
 
 const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
 
@@ -170,21 +170,16 @@ describe('kinfer demo (the quick start)', () => {
  * 60 s): its exit code and output, and whatever it left running under its KINFER_HOME.
  */
 async function interrupted(verb: 'serve' | 'demo', env: NodeJS.ProcessEnv, ready: (stdout: string) => boolean, signal: NodeJS.Signals) {
-  const child = spawn(resolve('bin/kinfer'), [verb], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const { child, stdout, stderr, closed } = startCommand(resolve('bin/kinfer'), [verb], { env });
   let sent = false;
   for (const deadline = Date.now() + 60_000; child.exitCode === null && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10)))
-    if (ready(stdout)) {
+    if (ready(stdout())) {
       child.kill(signal);
       sent = true;
       break;
     }
-  const code = await exited;
-  return { sent, code, stdout, stderr, left: pidsWithEnv('KINFER_HOME', env.KINFER_HOME!), runners: await runnersLeft(env.KINFER_HOME!) };
+  const code = await closed;
+  return { sent, code, stdout: stdout(), stderr: stderr(), left: pidsWithEnv('KINFER_HOME', env.KINFER_HOME!), runners: await runnersLeft(env.KINFER_HOME!) };
 }
 
 /**

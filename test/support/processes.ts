@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,6 +17,20 @@ export function runCommand(file: string, args: string[], opts: { stdin?: string;
     );
     if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   });
+}
+
+/**
+ * A command started in the background, stdin closed: its output so far, and its exit code once
+ * its output is read to the end ('close', not 'exit', which can come before the last chunk).
+ */
+export function startCommand(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+  const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return { child, stdout: () => stdout, stderr: () => stderr, closed };
 }
 
 /** Pids of processes whose environment has NAME=value (Linux /proc). */
