@@ -34,6 +34,14 @@ export function parseOr<T extends z.ZodType>(schema: T, value: unknown, code: 'v
   throw new HttpError(code, `invalid ${what}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
 }
 
+/**
+ * Paths that probes and scrapers call on a schedule: kubelet's probes (every 5-10 s a Pod), the
+ * subprocess tier's wait for the callback service (every 2 s), Prometheus. Answered, they are
+ * logged at debug: at info they buried the requests worth reading (`kinfer serve` printed one
+ * every 2 s). A refusal or failure there is logged at info like any other.
+ */
+const ROUTINE_PATHS = new Set(['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/metrics']);
+
 export function requestContext(log: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
     const header = req.header('x-trace-id');
@@ -43,8 +51,9 @@ export function requestContext(log: Logger) {
     const started = performance.now();
     res.on('finish', () => {
       // The path without its query string: queries are the caller's, and may carry what a log must not.
-      const path = req.originalUrl.split('?', 1)[0];
-      req.log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+      const path = req.originalUrl.split('?', 1)[0]!;
+      const level = res.statusCode < 400 && ROUTINE_PATHS.has(path) ? 'debug' : 'info';
+      req.log[level]({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     });
     next();
   };
