@@ -4,7 +4,6 @@
 //   kinfer open <id> (the dashboard's URL). `--output json` on every read verb.
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { request } from 'undici';
 import { takeServerSentEvents } from '../contract/index.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 
@@ -90,11 +89,7 @@ async function followOnce(
   id: string,
   onEvent: (event: string, data: Record<string, unknown>) => void,
 ): Promise<JobView | undefined> {
-  const token = ctx.token();
-  const res = await request(`${ctx.apiUrl.replace(/\/+$/, '')}/${segment}/${encodeURIComponent(id)}/events`, {
-    headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-  });
-  if (res.statusCode >= 400) throw ApiError.fromText(res.statusCode, await res.body.text());
+  const res = await new ApiClient(ctx.apiUrl, ctx.token()).open(`/${segment}/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream' });
   let buffer = '';
   for await (const chunk of res.body) {
     const taken = takeServerSentEvents(buffer + (chunk as Buffer).toString('utf8'));
@@ -276,7 +271,8 @@ export function addJobCommands(program: Command, ctx: JobCommandContext): void {
     .description("print the job's page in the dashboard")
     .argument('<id>', 'a test run or inference job id')
     .action(async (id: string) => {
-      const { segment } = await kindOf(client(), id);
-      ctx.print(`${ctx.apiUrl.replace(/\/api\/v1\/?$/, '')}/${segment}/${id}`);
+      const api = client();
+      const { segment } = await kindOf(api, id);
+      ctx.print(`${api.base.replace(/\/api\/v1$/, '')}/${segment}/${id}`);
     });
 }

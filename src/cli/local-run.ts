@@ -5,7 +5,7 @@
 //
 // Exit codes: 0 every image processed; 1 the run finished but some images could not be read (they
 // are listed); 2 the request was refused (missing or invalid checkpoint, image or folder, a model
-// that cannot serve the task, no images); 3 the run itself failed.
+// that cannot serve the task, no images, an invalid option); 3 the run itself failed (src/cli/cli-error.ts).
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,10 +31,9 @@ import { ObjectStore } from '../runner/io/object-store.ts';
 import { runJob } from '../runner/job.ts';
 import { PARTS_FOLDER } from '../runner/pipeline/parts.ts';
 import { StorageClient } from '../storage/object-store.ts';
+import { CliError, EXIT } from './cli-error.ts';
 import { whenReaderGone } from './reader-gone.ts';
 import { exitCodeOf, onStopSignals } from './stop-signals.ts';
-
-export const EXIT = { ok: 0, someImagesFailed: 1, refused: 2, failed: 3 } as const;
 
 /** The run's stop signal's reason when stdout's reader left (`kinfer run ... | head`). */
 class ReaderGone extends Error {
@@ -51,15 +50,6 @@ class RunInterrupted extends Error {
     super(`interrupted by ${signal}`);
     this.name = 'RunInterrupted';
     this.signal = signal;
-  }
-}
-
-export class CliError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number = EXIT.refused) {
-    super(message);
-    this.name = 'CliError';
-    this.exitCode = exitCode;
   }
 }
 
@@ -101,10 +91,14 @@ const flagOf = (field: string) => FLAG[field] ?? field;
 const local = (p: string) => (/^[a-z0-9]+:\/\//.test(p) ? p : pathToFileURL(resolve(p)).href);
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
-async function exists(path: string, kind: 'file' | 'dir'): Promise<boolean> {
-  if (/^[a-z0-9]+:\/\//.test(path)) return true; // remote: the admission checks it
+/** What is wrong with a local path given for a file or a folder, if anything (remote ones: the admission checks them). */
+async function pathProblem(path: string, kind: 'file' | 'dir'): Promise<'missing' | 'file' | 'dir' | undefined> {
+  if (/^[a-z0-9]+:\/\//.test(path)) return undefined;
   const s = await stat(path).catch(() => null);
-  return kind === 'file' ? Boolean(s?.isFile()) : Boolean(s?.isDirectory());
+  if (!s) return 'missing';
+  if (kind === 'file' && s.isDirectory()) return 'dir';
+  if (kind === 'dir' && !s.isDirectory()) return 'file';
+  return undefined;
 }
 
 /** The task the model says it does (Ultralytics' `task` in metadata_props or the sidecar), if any. */
@@ -145,9 +139,16 @@ export async function localRun(
   err: (text: string) => void = (text) => void process.stderr.write(text),
 ): Promise<number> {
   if (Boolean(opts.image) === Boolean(opts.inputDir)) throw new CliError('give exactly one of --image or --input-dir');
-  if (!(await exists(opts.checkpoint, 'file'))) throw new CliError(`checkpoint not found: ${opts.checkpoint}`);
-  if (opts.image && !(await exists(opts.image, 'file'))) throw new CliError(`image not found: ${opts.image}`);
-  if (opts.inputDir && !(await exists(opts.inputDir, 'dir'))) throw new CliError(`folder not found: ${opts.inputDir}`);
+  const model = await pathProblem(opts.checkpoint, 'file');
+  if (model === 'missing') throw new CliError(`checkpoint not found: ${opts.checkpoint}`);
+  if (model === 'dir') throw new CliError(`--checkpoint: ${opts.checkpoint} is a folder, not an ONNX model`);
+  const image = opts.image && (await pathProblem(opts.image, 'file'));
+  if (image === 'missing') throw new CliError(`image not found: ${opts.image}`);
+  if (image === 'dir') throw new CliError(`--image: ${opts.image} is a folder (--input-dir runs every image under it)`);
+  const folder = opts.inputDir && (await pathProblem(opts.inputDir, 'dir'));
+  if (folder === 'missing') throw new CliError(`folder not found: ${opts.inputDir}`);
+  if (folder === 'file') throw new CliError(`--input-dir: ${opts.inputDir} is a file, not a folder (--image runs one image)`);
+  if (opts.outputDir && (await pathProblem(opts.outputDir, 'dir')) === 'file') throw new CliError(`--output-dir: ${opts.outputDir} is a file, not a folder`);
   if (opts.task !== undefined && !TaskType.safeParse(opts.task).success) throw new CliError(`--task must be one of ${TaskType.options.join(', ')}`);
 
   const storage = new StorageClient({
@@ -187,7 +188,10 @@ export async function localRun(
   // Explanations are files: without --output-dir they go where the reference tool puts them.
   const outputDir = opts.outputDir ? resolve(opts.outputDir) : opts.xai !== undefined ? resolve('results/inference') : undefined;
   const scratch = outputDir ?? (await mkdtemp(join(tmpdir(), 'kinfer-run-')));
-  if (outputDir) await mkdir(outputDir, { recursive: true });
+  if (outputDir)
+    await mkdir(outputDir, { recursive: true }).catch((e: Error) => {
+      throw new CliError(`cannot make the output folder ${outputDir}: ${e.message}`);
+    });
   const env = parseRunnerEnv({
     ...runnerEnvFor(
       'inference_job',

@@ -2,14 +2,15 @@
 // `samples` (example data to any storage) and `cluster` (a local control plane).
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import pLimit from 'p-limit';
 import { packageVersion } from '../controller/api/capabilities.ts';
 import { buildSamples } from '../samples/write-samples.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { ApiClient, localToken } from './api-client.ts';
 import { addJobCommands } from './job-commands.ts';
-import { CliError, localRun, type LocalRunOptions } from './local-run.ts';
+import { CliError, EXIT } from './cli-error.ts';
+import { localRun, type LocalRunOptions } from './local-run.ts';
 import type { Stack } from './stack.ts';
 import { exitWhenReaderGone } from './reader-gone.ts';
 import { exitCodeOf, onStopSignals, takeStopSignals } from './stop-signals.ts';
@@ -22,6 +23,8 @@ const int = (name: string) => (value: string) => {
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 };
+/** The exit code of a command line that asked for nothing kinfer does (`kinfer run`'s "refused"). */
+const USAGE_ERROR = EXIT.refused;
 const env = process.env;
 const home = env.KINFER_HOME ?? '.kinfer';
 const ports = {
@@ -37,7 +40,12 @@ const program = new Command('kinfer')
   .description('Evaluate and run computer-vision models: test runs and inference jobs')
   .version(packageVersion(), '-V, --version', "print kinfer's version")
   .showHelpAfterError(false)
-  .configureOutput({ outputError: (str, write) => write(`kinfer: ${str.replace(/^error: /, '')}`) });
+  .configureOutput({ outputError: (str, write) => write(`kinfer: ${str.replace(/^error: /, '')}`) })
+  // A usage error (an unknown option or command, an argument missing or invalid) exits 2, as
+  // argparse's and the shell's do, where commander's default is 1: 1 is what `kinfer run` (some
+  // images unreadable) and `kinfer watch` (a job that did not complete) say about the work.
+  // Inherited by every command defined after this.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : USAGE_ERROR));
 
 program
   .command('serve')
@@ -110,7 +118,7 @@ program
   .option('--batch-size <n>', 'images per inference call', int('--batch-size'), 16)
   .addHelpText(
     'after',
-    '\nExit codes: 0 every image processed; 1 some images could not be read (listed; the others are done);\n2 refused (missing checkpoint, image or folder, a model that cannot serve the task, no images); 3 the run failed;\n130 interrupted (Ctrl-C; 143 for SIGTERM): batch_results.json not written.',
+    '\nExit codes: 0 every image processed; 1 some images could not be read (listed; the others are done);\n2 refused (missing checkpoint, image or folder, a model that cannot serve the task, no images, an invalid option); 3 the run failed;\n130 interrupted (Ctrl-C; 143 for SIGTERM): batch_results.json not written.',
   )
   .action(async (opts: LocalRunOptions) => {
     process.exitCode = await localRun(opts, print);
@@ -251,5 +259,6 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   process.stderr.write(`kinfer: error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof CliError ? err.exitCode : 1);
+  // An InvalidArgumentError thrown by an action (export's <kind>) is a usage error too.
+  process.exit(err instanceof CliError ? err.exitCode : err instanceof CommanderError ? USAGE_ERROR : 1);
 }

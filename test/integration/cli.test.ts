@@ -2,6 +2,8 @@
 // every task, its prediction equals the per-image result of an inference job on the same image
 // and model, run through the real stack (the CLI goes through the same admission and runner).
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { buildColorClassifier } from '../../src/samples/color-classifier.ts';
 import { buildColorDataset, writeFiles, type DatasetFile } from '../../src/samples/color-dataset.ts';
@@ -9,6 +11,7 @@ import { GraphBuilder } from '../../src/samples/onnx-writer.ts';
 import { buildShapeDataset, type ShapeTask } from '../../src/samples/shape-datasets.ts';
 import { buildShapeModel } from '../../src/samples/shape-models.ts';
 import { writeSamples } from '../../src/samples/write-samples.ts';
+import { freePort } from '../support/ports.ts';
 import { runCommand, startCommand } from '../support/processes.ts';
 import { outcome, startTestStack, type TestStack } from '../support/test-stack.ts';
 
@@ -46,6 +49,37 @@ describe('kinfer', () => {
   it("--version prints package.json's version and exits 0", async () => {
     const { version } = JSON.parse(readFileSync(resolve('package.json'), 'utf8'));
     for (const flag of ['--version', '-V']) expect(await kinfer([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it("says what is wrong with the API's URL: nothing listens there, not a URL, a page that is not the API", async () => {
+    const asClient = (url: string, args = ['test-run', 'list']) =>
+      runCommand(KINFER, args, { cwd: dir, env: { ...process.env, NODE_OPTIONS: '', KINFER_API_URL: url, KINFER_TOKEN: 'kinfer_x' } });
+    const port = await freePort();
+    const unreachable = `kinfer: error: cannot reach the kinfer API at http://127.0.0.1:${port}/api/v1 (connect ECONNREFUSED 127.0.0.1:${port}): is it running there? (\`kinfer serve\` starts one; KINFER_API_URL says where)\n`;
+    // The server's root means its API, /api/v1.
+    for (const args of [
+      ['test-run', 'list'],
+      ['watch', 'some-id'],
+    ])
+      expect(await asClient(`http://127.0.0.1:${port}`, args)).toEqual({ code: 1, stdout: '', stderr: unreachable });
+    expect(await asClient('127.0.0.1:8080')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `kinfer: error: the API's URL is not an http(s) URL: "127.0.0.1:8080" (KINFER_API_URL or --api, such as http://127.0.0.1:8080/api/v1)\n`,
+    });
+    // A proxy's sign-in page, answered 200 to any path.
+    const proxy = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Sign in</title>'));
+    await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/v1`;
+      expect(await asClient(url)).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `kinfer: error: ${url}/test-runs answered text/html, not the kinfer API's JSON: is KINFER_API_URL the API's URL (such as http://127.0.0.1:8080/api/v1)?\n`,
+      });
+    } finally {
+      proxy.close();
+    }
   });
 });
 
@@ -102,13 +136,36 @@ describe('kinfer run, classification', () => {
     ],
     [['run', '--checkpoint', 'model.onnx', '--image', '@red', '--xai', 'attention'], 2, /--xai: attention rollout needs a vision transformer/],
     [['run', '--checkpoint', 'images/test/red/corrupt_0.jpg', '--image', 'model.onnx'], 2, /--checkpoint: not an ONNX model/],
-    [['run', '--image', 'x.jpg'], 1, /required option '--checkpoint <path>' not specified/],
-    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--top-k', 'many'], 1, /--top-k must be a positive integer/],
-    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--conf', '2'], 1, /--conf must be a number from 0 to 1/],
+    [['run', '--checkpoint', 'images', '--image', '@red'], 2, /^kinfer: error: --checkpoint: images is a folder, not an ONNX model$/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'images'], 2, /^kinfer: error: --image: images is a folder \(--input-dir runs every image under it\)$/],
+    [
+      ['run', '--checkpoint', 'model.onnx', '--input-dir', 'model.onnx'],
+      2,
+      /^kinfer: error: --input-dir: model.onnx is a file, not a folder \(--image runs one image\)$/,
+    ],
+    [
+      ['run', '--checkpoint', 'model.onnx', '--input-dir', 'images', '--output-dir', 'model.onnx'],
+      2,
+      /^kinfer: error: --output-dir: model.onnx is a file, not a folder$/,
+    ],
+    [
+      ['run', '--checkpoint', 'model.onnx', '--input-dir', 'images', '--output-dir', 'model.onnx/out'],
+      2,
+      /^kinfer: error: cannot make the output folder .*\/model.onnx\/out: ENOTDIR/,
+    ],
+    // Usage errors (commander's) are refusals too, for every command.
+    [['run', '--image', 'x.jpg'], 2, /required option '--checkpoint <path>' not specified/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--top-k', 'many'], 2, /--top-k must be a positive integer/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--conf', '2'], 2, /--conf must be a number from 0 to 1/],
+    [['run', '--checkpoint', 'model.onnx', '--image', 'x.jpg', '--bogus'], 2, /^kinfer: unknown option '--bogus'$/],
+    [['bogus'], 2, /^kinfer: unknown command 'bogus'$/],
+    [['watch'], 2, /^kinfer: missing required argument 'id'$/],
+    [['export', 'nope', 'x'], 2, /^kinfer: error: kind must be test-run or inference-job, not "nope"$/],
+    [['test-run', 'list', '--limit', '0'], 2, /--limit must be a positive integer/],
   ])('refuses with a one-line error and its exit code: %j', async (args, code, message) => {
     // @red: an image of the dataset (generated in beforeAll).
     const res = await kinfer(args.map((a) => (a === '@red' ? fileOf('test/red/red_0000') : a)));
-    expect([res.code, res.stderr]).toEqual([code, expect.stringMatching(message)]);
+    expect([res.code, res.stderr.trimEnd()]).toEqual([code, expect.stringMatching(message)]);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stdout).toBe('');
   });

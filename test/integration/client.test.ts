@@ -91,6 +91,43 @@ describe('the client API and the CLI client', () => {
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining(`checkpoint_path: no such object: ${stack.s3Prefix}/none.onnx`)]);
   }, 120_000);
 
+  it("takes the server's root for KINFER_API_URL, names each refused field once, and says when it sent no token", async () => {
+    const root = stack.apiUrl.replace(/\/api\/v1$/, '');
+    const as = (env: Record<string, string | undefined>, args: string[]) => runCommand(KINFER, args, { env: { ...process.env, NODE_OPTIONS: '', ...env } });
+    const viaRoot = await as({ KINFER_API_URL: `${root}/`, KINFER_TOKEN: stack.adminToken }, ['test-run', 'list', '-o', 'json']);
+    expect([viaRoot.code, viaRoot.stderr]).toEqual([0, '']);
+    expect(JSON.parse(viaRoot.stdout)).toEqual(JSON.parse((await http('GET', '/test-runs?limit=50')).text));
+    // A path under the server that is not the API's.
+    expect(await as({ KINFER_API_URL: `${root}/kinfer`, KINFER_TOKEN: stack.adminToken }, ['test-run', 'get', 'x'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "kinfer: error: HTTP 404: no such endpoint: is KINFER_API_URL the API's URL (such as http://127.0.0.1:8080/api/v1)?\n",
+    });
+    const args = ['test-run', 'create', '--checkpoint', 'file:///nowhere/m.onnx', '--dataset', dataset, '--task', 'image_classificatio'];
+    expect(await kinfer(args)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `kinfer: error: HTTP 400: invalid test run
+  task_type: Invalid option: expected one of "image_classification"|"object_detection"|"instance_segmentation"|"semantic_segmentation"|"pose_estimation"
+`,
+    });
+    args[args.length - 1] = 'image_classification';
+    expect(await kinfer(args)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(
+        /^kinfer: error: HTTP 400: validation_error\n {2}checkpoint_path: not an allowed storage location: file:\/\/\/nowhere\/m\.onnx is outside KINFER_ALLOWED_URIS \(s3:\/\/, file:\/\/\/[^)]+\)\n$/,
+      ),
+    });
+    // No KINFER_TOKEN, and no admin-token in KINFER_HOME.
+    expect(await as({ KINFER_API_URL: stack.apiUrl, KINFER_TOKEN: undefined, KINFER_HOME: resolve('no-such-home') }, ['test-run', 'list'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'kinfer: error: HTTP 401: missing bearer token (an API token or, where configured, an OIDC token); the CLI had no token to send: set KINFER_TOKEN, or KINFER_HOME to the folder `kinfer serve` keeps its admin-token in\n',
+    });
+  });
+
   it('streams a run as server-sent events: status first, progress as it goes, done with the metrics last', async () => {
     const created = await stack.api('POST', '/test-runs', {
       checkpoint_path: swapped,
