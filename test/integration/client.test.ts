@@ -119,6 +119,14 @@ describe('the client API and the CLI client', () => {
         /^kinfer: error: HTTP 400: validation_error\n {2}checkpoint_path: not an allowed storage location: file:\/\/\/nowhere\/m\.onnx is outside KINFER_ALLOWED_URIS \(s3:\/\/, file:\/\/\/[^)]+\)\n$/,
       ),
     });
+    // A refusal whose message says more than its field.
+    expect(await kinfer(['export', 'test-run', first.id, '--format', 'coco'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `kinfer: error: HTTP 400: format: COCO results hold objects; a job of task image_classification exports as csv or json
+  format: coco needs an object task (object_detection, instance_segmentation, pose_estimation)
+`,
+    });
     // No KINFER_TOKEN, and no admin-token in KINFER_HOME.
     expect(await as({ KINFER_API_URL: stack.apiUrl, KINFER_TOKEN: undefined, KINFER_HOME: resolve('no-such-home') }, ['test-run', 'list'])).toEqual({
       code: 1,

@@ -17,7 +17,7 @@ export const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = { coco: 'appli
 
 export function checkExportable(format: ExportFormat, task: TaskType): void {
   if (format === 'coco' && !OBJECT_TASK_TYPES.includes(task)) {
-    throw new HttpError('validation_error', `format: COCO results hold objects; a ${task} job exports as csv or json`, {
+    throw new HttpError('validation_error', `format: COCO results hold objects; a job of task ${task} exports as csv or json`, {
       fields: [{ field: 'format', message: `coco needs an object task (${OBJECT_TASK_TYPES.join(', ')})` }],
     });
   }
