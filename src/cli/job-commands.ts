@@ -61,7 +61,9 @@ function table(print: (line: string) => void, jobs: JobView[]): void {
 function describe(print: (line: string) => void, j: JobView): void {
   print(`${j.id}  ${j.status}  ${j.task_type}  ${imagesDone(j.processed_images, j.total_images)} images  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`);
   if (j.error_message) print(`error: ${j.error_message}`);
-  for (const [k, v] of Object.entries(j.overall_metrics ?? {})) if (typeof v === 'number') print(`  ${k.padEnd(28)} ${v.toFixed(4)}`);
+  // Counts (evaluated_images, xai/explained_images) as the integers they are, scores to 4 places.
+  for (const [k, v] of Object.entries(j.overall_metrics ?? {}))
+    if (typeof v === 'number') print(`  ${k.padEnd(28)} ${Number.isInteger(v) && k.endsWith('images') ? v : v.toFixed(4)}`);
 }
 
 /** Which kind a job id is (the CLI takes a bare id for watch and open). */

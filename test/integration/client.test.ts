@@ -87,6 +87,9 @@ describe('the client API and the CLI client', () => {
     expect((await kinfer(['open', first.id])).stdout.trim()).toBe(`${stack.apiUrl.replace(/\/api\/v1$/, '')}/test-runs/${first.id}`);
     const watched = await kinfer(['watch', first.id]);
     expect([watched.code, watched.stdout]).toEqual([0, expect.stringContaining(`${first.id}  completed`)]);
+    const shown = watched.stdout.split('\n');
+    expect(shown).toContain(`  ${'evaluated_images'.padEnd(28)} ${3 * COLOR_CLASSES.length}`);
+    expect(shown).toContain(`  ${'accuracy'.padEnd(28)} ${stored.overall_metrics.accuracy.toFixed(4)}`);
     const refused = await kinfer(['test-run', 'create', '--checkpoint', `${stack.s3Prefix}/none.onnx`, '--dataset', dataset, '--task', 'image_classification']);
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining(`checkpoint_path: no such object: ${stack.s3Prefix}/none.onnx`)]);
   }, 120_000);
