@@ -3,6 +3,7 @@
 // bilinear or bicubic filter (torchvision's Resize on a PIL image), center-crop to the input size, scale to
 // [0,1] and normalize per channel in float32 (ToTensor, Normalize), lay out as CHW.
 import { decodeRgb, transientRgb } from '../image/decode-rgb.ts';
+import { undecodableReason } from '../image/undecodable.ts';
 import { pilResize } from './pil-resize.ts';
 
 export interface ClassificationPreprocess {
@@ -81,7 +82,7 @@ export async function preprocessClassificationWithGeometry(
     pixels = pilResize(data, info.width, info.height, 3, rw, rh, { left, top, width: cropW, height: cropH }, p.interpolation);
     geometry = { original: { width: info.width, height: info.height }, resized: { width: rw, height: rh }, left, top };
   } catch (err) {
-    throw new ImageDecodeError(`cannot decode image: ${(err as Error).message.split('\n')[0]}`);
+    throw new ImageDecodeError(`cannot decode image: ${undecodableReason(err, bytes)}`);
   }
   return { tensor: layout === 'uint8-nhwc' ? pixels : hwcToChw(pixels, cropH * cropW, p.mean, p.std), geometry };
 }
