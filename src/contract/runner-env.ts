@@ -104,10 +104,17 @@ export const RunnerEnv = z
     BUCKET_NAME: z.string().optional(),
     /** Added: where artifacts go, `s3://bucket[/prefix]` or `file:///dir`. Overrides BUCKET_NAME. */
     ARTIFACTS_URI: storageUri.optional(),
-    /** Added: images per `session.run`. */
+    /** Added: images per batch (per `session.run`, or split over SESSIONS). */
     BATCH_SIZE: positiveInt.max(1024).default(16),
     /** Added: ONNX Runtime intra-op threads; default = CPUs available to this process. */
     INTRA_OP_THREADS: positiveInt.optional(),
+    /**
+     * Added: the ONNX Runtime sessions each batch is split over on the CPU, in contiguous parts run
+     * at once, INTRA_OP_THREADS shared between them (the same outputs: each image is computed
+     * alone). `auto`: two where INTRA_OP_THREADS is even and the model is at most 32 MiB (each
+     * session holds a copy), else one. Not with explanations, a fixed batch or a GPU provider.
+     */
+    SESSIONS: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
     /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */
     EXECUTION_PROVIDERS: z.string().default('cpu'),
     /** Added: images decoded ahead of inference, in parallel (sharp's decodes on the libuv pool; libjpeg-turbo's up to 1 MP on the main thread). */

@@ -230,6 +230,8 @@ export interface RunnerSettings {
   awsSecretAccessKey?: string | undefined;
   batchSize?: number | undefined;
   intraOpThreads?: number | undefined;
+  /** The sessions a batch is split over (SESSIONS: `auto` or a number; the runner's default `auto`). */
+  sessions?: string | undefined;
   heartbeatSeconds?: number | undefined;
   /** The most images one job may have (KINFER_MAX_IMAGES_PER_JOB). */
   maxImagesPerJob?: number | undefined;
@@ -287,6 +289,7 @@ export function runnerEnvFor(kind: JobKind, job: Job, settings: RunnerSettings, 
     AWS_SECRET_ACCESS_KEY: settings.awsSecretAccessKey,
     BATCH_SIZE: settings.batchSize,
     INTRA_OP_THREADS: settings.intraOpThreads,
+    SESSIONS: settings.sessions,
     HEARTBEAT_SECONDS: settings.heartbeatSeconds,
     MAX_IMAGES: settings.maxImagesPerJob,
     S3_BUCKET_CREDENTIALS: bucketCredentialsFor(job, settings),

@@ -50,6 +50,11 @@ const Config = z.object({
   KINFER_EXECUTOR: z.enum(['subprocess', 'kubernetes']).default('subprocess'),
   KINFER_RUNNER_BATCH_SIZE: z.coerce.number().int().positive().optional(),
   KINFER_RUNNER_INTRA_OP_THREADS: z.coerce.number().int().positive().optional(),
+  /** The runners' SESSIONS: `auto`, or how many sessions a batch is split over. */
+  KINFER_RUNNER_SESSIONS: z
+    .string()
+    .regex(/^(auto|[1-9]|[1-5][0-9]|6[0-4])$/, 'is auto or a number from 1 to 64')
+    .optional(),
   // subprocess tier
   /** JSON array argv of the runner. */
   KINFER_RUNNER_COMMAND: z.string().default(defaultRunner).transform(jsonArgv),
@@ -146,6 +151,7 @@ try {
     awsSecretAccessKey: s3.secretAccessKey,
     batchSize: config.KINFER_RUNNER_BATCH_SIZE,
     intraOpThreads: config.KINFER_RUNNER_INTRA_OP_THREADS,
+    sessions: config.KINFER_RUNNER_SESSIONS,
     heartbeatSeconds: config.KINFER_RUNNER_HEARTBEAT_SECONDS,
     maxImagesPerJob: config.KINFER_MAX_IMAGES_PER_JOB,
     bucketCredentials: buckets,

@@ -68,6 +68,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     xai: xaiMethod ? { method: xaiMethod, targetLayer: env.XAI_TARGET_LAYER } : undefined,
     uint8Input: env.UINT8_INPUT,
     candidateColumns: candidateColumnsFor(env),
+    split: { setting: env.SESSIONS, batchSize: env.BATCH_SIZE },
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
   log.info(
@@ -78,6 +79,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       layout: model.inputLayout,
       ...(model.uint8ConversionSite ? { conversion: model.uint8ConversionSite } : {}),
       ...(model.candidateColumns ? { candidate_columns: true } : {}),
+      ...(model.sessions.length > 1 ? { sessions: model.sessions.length } : {}),
       classes: model.metadata.classNames.length,
     },
     'model loaded',
@@ -227,7 +229,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
       throw err;
     }
   } finally {
-    await model.session.close();
+    await Promise.all(model.sessions.map((s) => s.close()));
     await xai?.close();
   }
 }

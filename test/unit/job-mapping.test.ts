@@ -114,6 +114,12 @@ describe('REST request -> definition -> row -> runner environment', () => {
       XAI_NUM_SAMPLES: 300,
       ARTIFACTS_URI: 's3://artifacts/kinfer',
       BATCH_SIZE: 8,
+      SESSIONS: 'auto',
+    });
+    // The operator's KINFER_RUNNER_INTRA_OP_THREADS and KINFER_RUNNER_SESSIONS.
+    expect(parseRunnerEnv(runnerEnvFor('test_run', rowOf(def), { ...settings, intraOpThreads: 4, sessions: '1' }, 't'))).toMatchObject({
+      INTRA_OP_THREADS: 4,
+      SESSIONS: 1,
     });
   });
 

@@ -25,7 +25,7 @@ import { pixelBuffers } from ${JSON.stringify(src('runner/image/buffer-pool.ts')
 
 const [modelPath, imagePath, mode] = process.argv.slice(2);
 const { session } = await WorkerSession.open(readFileSync(modelPath), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
-const model = { session, metadata: { inputSize: [640, 640] }, fixedBatch: undefined, inputLayout: 'float32-nchw' };
+const model = { session, sessions: [session], metadata: { inputSize: [640, 640] }, fixedBatch: undefined, inputLayout: 'float32-nchw' };
 let runs = 0;
 const run = session.run.bind(session);
 session.run = (...args) => (runs++, run(...args));

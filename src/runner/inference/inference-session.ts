@@ -20,6 +20,34 @@ export class ModelLoadError extends Error {
   }
 }
 
+/**
+ * Input buffers that runs handed back, by size, for later batches to be written into: a batch is
+ * megabytes (4 x 640 x 640 x 3 for a detector), and a fresh one per batch cost page faults and
+ * garbage collection on the thread that decodes images. A few of each size: two batches are in
+ * flight at most, each in one part a session it is split over.
+ */
+export class InputBuffers {
+  readonly #bySize = new Map<number, ArrayBuffer[]>();
+  readonly #keep: number;
+
+  /** `keep`: buffers kept of each size (3 for one session: two batches in flight, and one spare). */
+  constructor(keep = 3) {
+    this.#keep = keep;
+  }
+
+  take(bytes: number): ArrayBuffer {
+    let spares = this.#bySize.get(bytes);
+    if (!spares) this.#bySize.set(bytes, (spares = []));
+    return spares.pop() ?? new ArrayBuffer(bytes);
+  }
+
+  /** Kept only in sizes taken before: other runs' inputs (explanations, v2 tensors) would never be taken. */
+  give(buffer: ArrayBuffer): void {
+    const spares = this.#bySize.get(buffer.byteLength);
+    if (spares && spares.length < this.#keep) spares.push(buffer);
+  }
+}
+
 export class WorkerSession {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (r: RunOutput) => void; reject: (e: Error) => void }>();
@@ -27,10 +55,10 @@ export class WorkerSession {
   #ready: Promise<SessionInfo>;
   /** Called once no run is pending any more (close waits for it). */
   #onIdle: (() => void) | undefined;
-  /** Input buffers handed back by the worker, by a size inputArray was asked for (a few: two batches are in flight at most). */
-  readonly #spareInputs = new Map<number, ArrayBuffer[]>();
+  readonly #spareInputs: InputBuffers;
 
-  private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean) {
+  private constructor(model: Uint8Array, options: SessionOptions, transferModel: boolean, spares: InputBuffers) {
+    this.#spareInputs = spares;
     // Here, on the main thread, before the worker creates the process's first session.
     disableOrtTelemetry();
     this.#worker = new Worker(new URL('./session-worker.ts', import.meta.url));
@@ -66,12 +94,14 @@ export class WorkerSession {
     opts: SessionOptions & {
       /** The caller gives the model's buffer up: it may be detached after this call. */
       transferModel?: boolean | undefined;
+      /** Where inputArray takes its buffers and runs give them back: shared by the sessions a batch is split over. */
+      inputBuffers?: InputBuffers | undefined;
     },
   ): Promise<{ session: WorkerSession; info: SessionInfo }> {
     // Only the session's options travel to the worker (callers pass wider objects).
     const { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern, uint8Conversion } = opts;
     const options = { executionProviders, intraOpNumThreads, allowSpinning, memoryPattern, uint8Conversion };
-    const session = new WorkerSession(model, options, opts.transferModel ?? false);
+    const session = new WorkerSession(model, options, opts.transferModel ?? false, opts.inputBuffers ?? new InputBuffers());
     try {
       return { session, info: await session.#ready };
     } catch (err) {
@@ -82,17 +112,13 @@ export class WorkerSession {
 
   /**
    * An array of `length` elements for a batch's input, its buffer one that an earlier run handed
-   * back when there is one: a batch is megabytes (4 x 640 x 640 x 3 for a detector), and a fresh one
-   * per batch cost page faults and garbage collection on the thread that decodes images. Holds what
-   * the earlier batch left in it: the caller writes every element.
+   * back when there is one (InputBuffers). Holds what the earlier batch left in it: the caller
+   * writes every element.
    */
   inputArray(type: 'uint8', length: number): Uint8Array;
   inputArray(type: 'float32', length: number): Float32Array;
   inputArray(type: 'uint8' | 'float32', length: number): Uint8Array | Float32Array {
-    const bytes = type === 'uint8' ? length : length * 4;
-    let spares = this.#spareInputs.get(bytes);
-    if (!spares) this.#spareInputs.set(bytes, (spares = []));
-    const buffer = spares.pop() ?? new ArrayBuffer(bytes);
+    const buffer = this.#spareInputs.take(type === 'uint8' ? length : length * 4);
     return type === 'uint8' ? new Uint8Array(buffer) : new Float32Array(buffer);
   }
 
@@ -148,9 +174,7 @@ export class WorkerSession {
     this.#pending.delete(msg.id);
     if (this.#pending.size === 0) this.#onIdle?.();
     if (msg.type === 'result') {
-      // Kept only in sizes inputArray gives out: other runs' inputs (explanations, v2 tensors) would never be taken.
-      const spares = msg.input && this.#spareInputs.get(msg.input.byteLength);
-      if (spares && spares.length < 3) spares.push(msg.input!);
+      if (msg.input) this.#spareInputs.give(msg.input);
       pending.resolve({ outputs: msg.outputs, ms: msg.ms });
     } else pending.reject(new Error(`inference failed: ${msg.message}`));
   }

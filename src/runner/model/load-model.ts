@@ -18,7 +18,8 @@ import {
   type XaiMethod,
   type XaiPlan,
 } from '../../contract/index.ts';
-import { WorkerSession, type SessionInfo, type SessionOptions } from '../inference/inference-session.ts';
+import { InputBuffers, WorkerSession, type SessionInfo, type SessionOptions } from '../inference/inference-session.ts';
+import { sessionThreads, type SessionsSetting } from '../inference/session-split.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../io/object-store.ts';
 import { FLOAT, type ModelIndex } from '../xai/onnx-edit.ts';
 import type { InputLayout } from '../classification/preprocess.ts';
@@ -27,7 +28,13 @@ import { withCandidateColumns } from './candidate-columns.ts';
 import { Explainer, modelForPlan, planXai, type XaiSettings } from '../xai/explainer.ts';
 
 export interface LoadedModel {
+  /** The model's session: explanations, the predictor's tensors and `info` are its. */
   session: WorkerSession;
+  /**
+   * The sessions a batch of the pipeline is split over, `session` first: one part each, run at
+   * once (inference/session-split.ts); only `session` where a batch runs whole.
+   */
+  sessions: WorkerSession[];
   info: SessionInfo;
   metadata: ModelMetadata;
   /** Output shapes from the graph (-1 where dynamic), in output order. */
@@ -59,6 +66,11 @@ export interface LoadModelOptions extends SessionOptions {
    * session (model/candidate-columns.ts). Not with explanations, nor for end-to-end exports.
    */
   candidateColumns?: { conf: number } | undefined;
+  /**
+   * Split each batch of `batchSize` over sessions of their own (SESSIONS; inference/session-split.ts).
+   * Absent: one session of all the threads.
+   */
+  split?: { setting: SessionsSetting; batchSize: number } | undefined;
 }
 
 async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
@@ -97,21 +109,61 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
   const candidates = opts.candidateColumns && !opts.xai ? candidateEdit(sessionBytes, header, model, opts.expectedTask, opts.candidateColumns.conf) : undefined;
   if (candidates) sessionBytes = candidates;
   const uint8Conversion = site === 'worker' ? { mean: model.metadata.mean, std: model.metadata.std } : undefined;
-  // An edited model is ours alone (the explainers keep the original): handed over without a copy.
-  const { session, info } = await WorkerSession.open(sessionBytes, { ...opts, uint8Conversion, transferModel: sessionBytes !== bytes });
   const batchDim = model.inputShape[0];
+  const fixedBatch = batchDim && batchDim > 0 ? batchDim : undefined;
+  const threads = opts.split
+    ? sessionThreads({
+        setting: opts.split.setting,
+        threads: opts.intraOpNumThreads,
+        cpuOnly: opts.executionProviders.every((p) => p === 'cpu'),
+        explains: opts.xai !== undefined,
+        fixedBatch: fixedBatch !== undefined,
+        batchSize: opts.split.batchSize,
+        modelBytes: sessionBytes.byteLength,
+      })
+    : [opts.intraOpNumThreads];
+  // Every session but the last gets a copy of its own (new Uint8Array copies; a Buffer's slice
+  // would not), handed over; the last the bytes themselves, handed over where they are an edited
+  // model, ours alone (the explainers keep the original).
+  const inputBuffers = new InputBuffers(2 * threads.length + 1);
+  const opened = await openAll(threads, (intraOpNumThreads, i) =>
+    WorkerSession.open(i < threads.length - 1 ? new Uint8Array(sessionBytes) : sessionBytes, {
+      ...opts,
+      intraOpNumThreads,
+      uint8Conversion,
+      inputBuffers,
+      transferModel: i < threads.length - 1 || sessionBytes !== bytes,
+    }),
+  );
+  const { session, info } = opened[0]!;
   return {
     session,
+    sessions: opened.map((o) => o.session),
     info,
     metadata: model.metadata,
     outputShapes: model.outputShapes,
-    fixedBatch: batchDim && batchDim > 0 ? batchDim : undefined,
+    fixedBatch,
     inputLayout,
     uint8ConversionSite: site,
     candidateColumns: candidates !== undefined,
     loadMs: performance.now() - started,
     ...(xai ? { xai } : {}),
   };
+}
+
+/** Opens a session for each entry, one after the other; closes those opened when one fails. */
+async function openAll<T>(
+  threads: number[],
+  open: (threads: number, i: number) => Promise<{ session: WorkerSession; info: T }>,
+): Promise<Array<{ session: WorkerSession; info: T }>> {
+  const opened: Array<{ session: WorkerSession; info: T }> = [];
+  try {
+    for (const [i, n] of threads.entries()) opened.push(await open(n, i));
+    return opened;
+  } catch (err) {
+    await Promise.all(opened.map((o) => o.session.close()));
+    throw err;
+  }
 }
 
 /** The model cut down to its candidate columns, where its first output is a YOLO-style head's in float32. */

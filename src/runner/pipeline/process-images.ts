@@ -5,7 +5,7 @@ import { pMapIterable } from 'p-map';
 import type { ImageResult } from '../../contract/index.ts';
 import { pixelBuffers } from '../image/buffer-pool.ts';
 import type { ObjectStore } from '../io/object-store.ts';
-import type { RunOutput } from '../inference/inference-session.ts';
+import { partSizes } from '../inference/session-split.ts';
 import type { WorkerOutput } from '../inference/worker-protocol.ts';
 import type { LoadedModel } from '../model/load-model.ts';
 import type { EvaluationRecord, VisionTask } from '../tasks/vision-task.ts';
@@ -34,6 +34,12 @@ export interface PipelineStats {
   failed: number;
   preprocessMs: number;
   inferenceMs: number;
+}
+
+/** A batch's outputs: each part's, from its row `first` of the batch on; `ms` the batch's time in the sessions. */
+interface BatchOutput {
+  parts: Array<{ outputs: WorkerOutput[]; first: number }>;
+  ms: number;
 }
 
 /** An image's bytes as read, or why they could not be; `ms` the read's time. */
@@ -92,21 +98,34 @@ export async function processImages<C>(
     );
   };
 
-  /** Hands the decoded images to the session worker as one batch (it queues them). */
-  const startBatch = (batch: Decoded<C>[]): Promise<RunOutput> => {
-    if (batch.length === 0) return Promise.resolve({ outputs: [], ms: 0 });
+  /**
+   * Hands the decoded images to the session workers as one batch (each queues its own): in
+   * contiguous parts, one a session, run at once; one part where the batch runs whole.
+   */
+  const startBatch = async (batch: Decoded<C>[]): Promise<BatchOutput> => {
+    if (batch.length === 0) return { parts: [], ms: 0 };
     const rows = model.fixedBatch ?? batch.length;
     const uint8 = model.inputLayout === 'uint8-nhwc';
-    const input = uint8 ? model.session.inputArray('uint8', rows * plane) : model.session.inputArray('float32', rows * plane);
-    batch.forEach((d, i) => input.set(d.tensor!, i * plane));
-    // A fixed-batch model's rows past the images: zeros, not what an earlier batch left.
-    input.fill(0, batch.length * plane);
-    return model.session.run(input, uint8 ? [rows, h, w, 3] : [rows, 3, h, w]);
+    const sizes = partSizes(rows, model.fixedBatch ? 1 : model.sessions.length);
+    const starts = sizes.map((_, p) => sizes.slice(0, p).reduce((a, b) => a + b, 0));
+    const parts = await Promise.all(
+      sizes.map((size, p) => {
+        const session = model.sessions[p]!;
+        const input = uint8 ? session.inputArray('uint8', size * plane) : session.inputArray('float32', size * plane);
+        const images = batch.slice(starts[p], starts[p]! + size);
+        images.forEach((d, i) => input.set(d.tensor!, i * plane));
+        // A fixed-batch model's rows past the images: zeros, not what an earlier batch left.
+        input.fill(0, images.length * plane);
+        return session.run(input, uint8 ? [size, h, w, 3] : [size, 3, h, w]);
+      }),
+    );
+    // The batch's time in the sessions: its parts ran side by side.
+    return { parts: parts.map((run, p) => ({ outputs: run.outputs, first: starts[p]! })), ms: Math.max(...parts.map((run) => run.ms)) };
   };
 
   /** Waits for the batch's outputs, then reports every image of `pending` (`batch`: its decoded ones) in listing order. */
-  const reportBatch = async (pending: Decoded<C>[], batch: Decoded<C>[], running: Promise<RunOutput>) => {
-    const { outputs, ms } = await running;
+  const reportBatch = async (pending: Decoded<C>[], batch: Decoded<C>[], running: Promise<BatchOutput>) => {
+    const { parts, ms } = await running;
     stats.inferenceMs += ms;
     let i = -1;
     for (const d of pending) {
@@ -115,7 +134,11 @@ export async function processImages<C>(
         continue;
       }
       i++;
-      const { fields, record } = await task.interpret(outputs, i, d.context as C, d.sample);
+      // The part the image ran in, and its row there.
+      const part = parts.findLast((p) => p.first <= i)!;
+      const outputs = part.outputs;
+      const row = i - part.first;
+      const { fields, record } = await task.interpret(outputs, row, d.context as C, d.sample);
       const xai = opts.xai
         ? await opts.xai.explain({
             name: d.sample.name,
@@ -123,7 +146,7 @@ export async function processImages<C>(
             // Explanations run on a float model (loadModel): its input is the float tensor.
             input: d.tensor as Float32Array,
             outputs,
-            row: i,
+            row,
             fields,
             geometry: task.xaiGeometry(d.context as C),
             signal: opts.signal,
@@ -149,7 +172,7 @@ export async function processImages<C>(
     // not then.
     if (!opts.xai)
       release(
-        outputs,
+        parts.flatMap((p) => p.outputs),
         batch.map((d) => d.tensor!),
       );
   };

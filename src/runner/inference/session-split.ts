@@ -1,0 +1,51 @@
+// How many ONNX Runtime sessions a runner splits each batch over, and each one's threads.
+//
+// ONNX Runtime cuts every operator into one piece per intra-op thread and waits at its end for the
+// slowest piece (MLAS: docs/scaling.md, "Why inference loses more than the runner takes"). When the
+// runner's own thread takes a core for a moment (a JPEG decode, YOLO's decode, the collector), the
+// piece on that core ends late and the session's other thread waits for it. Sessions of their own,
+// each running its part of the batch with its share of the threads, have no barrier between them:
+// a preempted session holds back only itself. The price is a copy of the model and its arena a
+// session, so `auto` splits only a model small enough that a second copy costs little.
+import type { RunnerEnv } from '../../contract/index.ts';
+
+export type SessionsSetting = RunnerEnv['SESSIONS'];
+
+/** The largest model `auto` splits: a second copy of it, and its arena, are the memory it costs. */
+export const AUTO_SPLIT_MAX_MODEL_BYTES = 32 * 2 ** 20;
+
+export interface SplitInputs {
+  setting: SessionsSetting;
+  /** The intra-op threads of the job (INTRA_OP_THREADS). */
+  threads: number;
+  /** Every execution provider is the CPU's: a GPU runs a batch whole. */
+  cpuOnly: boolean;
+  /** Explanations read the model's one session (and its outputs whole). */
+  explains: boolean;
+  /** The model's batch dimension is fixed: a batch cannot be cut. */
+  fixedBatch: boolean;
+  batchSize: number;
+  modelBytes: number;
+}
+
+/**
+ * The intra-op threads of each session a batch is split over: one entry, all the threads, where
+ * the batch runs whole. `auto` makes two sessions of half the threads each where there is an even
+ * number of them, the model is at most AUTO_SPLIT_MAX_MODEL_BYTES and the job runs on the CPU
+ * alone; a number asks for that many (at most one a thread, and one an image of a batch).
+ */
+export function sessionThreads(o: SplitInputs): number[] {
+  if (!o.cpuOnly || o.explains || o.fixedBatch) return [o.threads];
+  const asked = o.setting === 'auto' ? (o.threads % 2 === 0 && o.modelBytes <= AUTO_SPLIT_MAX_MODEL_BYTES ? 2 : 1) : o.setting;
+  const n = Math.max(1, Math.min(asked, o.threads, o.batchSize));
+  return Array.from({ length: n }, (_, i) => Math.floor(o.threads / n) + (i < o.threads % n ? 1 : 0));
+}
+
+/**
+ * A batch of `rows` cut into contiguous parts, one a session, as even as they can be (the first
+ * take one more); fewer parts than sessions when there are fewer rows.
+ */
+export function partSizes(rows: number, sessions: number): number[] {
+  const n = Math.max(1, Math.min(sessions, rows));
+  return Array.from({ length: n }, (_, i) => Math.floor(rows / n) + (i < rows % n ? 1 : 0));
+}
