@@ -111,8 +111,8 @@ export const RunnerEnv = z
     /**
      * Added: the ONNX Runtime sessions each batch is split over on the CPU, in contiguous parts run
      * at once, INTRA_OP_THREADS shared between them (the same outputs: each image is computed
-     * alone). `auto`: two where INTRA_OP_THREADS is even and the model is at most 32 MiB (each
-     * session holds a copy), else one. Not with explanations, a fixed batch or a GPU provider.
+     * alone). `auto`: two where INTRA_OP_THREADS is even and the model is from 1 to 32 MiB (each
+     * session holds a copy; a smaller one is not what bounds a job), else one. Not with explanations, a fixed batch or a GPU provider.
      */
     SESSIONS: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
     /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { parseRunnerEnv } from '../../src/contract/index.ts';
-import { AUTO_SPLIT_MAX_MODEL_BYTES, partSizes, sessionThreads, type SplitInputs } from '../../src/runner/inference/session-split.ts';
+import {
+  AUTO_SPLIT_MAX_MODEL_BYTES,
+  AUTO_SPLIT_MIN_MODEL_BYTES,
+  partSizes,
+  sessionThreads,
+  type SplitInputs,
+} from '../../src/runner/inference/session-split.ts';
 
 const MiB = 2 ** 20;
 const base: SplitInputs = { setting: 'auto', threads: 2, cpuOnly: true, explains: false, fixedBatch: false, batchSize: 4, modelBytes: 12 * MiB };
@@ -10,10 +16,12 @@ describe('which sessions a batch is split over', () => {
     expect(sessionThreads(base)).toEqual([1, 1]);
     expect(sessionThreads({ ...base, threads: 8 })).toEqual([4, 4]);
     expect(sessionThreads({ ...base, modelBytes: AUTO_SPLIT_MAX_MODEL_BYTES })).toEqual([1, 1]);
+    expect(sessionThreads({ ...base, modelBytes: AUTO_SPLIT_MIN_MODEL_BYTES })).toEqual([1, 1]);
   });
 
-  it('auto: one session of all the threads for a larger model, an odd number of threads, or one thread', () => {
+  it('auto: one session of all the threads for a larger or a tiny model, an odd number of threads, or one thread', () => {
     expect(sessionThreads({ ...base, modelBytes: AUTO_SPLIT_MAX_MODEL_BYTES + 1 })).toEqual([2]);
+    expect(sessionThreads({ ...base, modelBytes: AUTO_SPLIT_MIN_MODEL_BYTES - 1 })).toEqual([2]);
     expect(sessionThreads({ ...base, threads: 3 })).toEqual([3]);
     expect(sessionThreads({ ...base, threads: 1 })).toEqual([1]);
   });

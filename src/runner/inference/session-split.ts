@@ -14,6 +14,14 @@ export type SessionsSetting = RunnerEnv['SESSIONS'];
 /** The largest model `auto` splits: a second copy of it, and its arena, are the memory it costs. */
 export const AUTO_SPLIT_MAX_MODEL_BYTES = 32 * 2 ** 20;
 
+/**
+ * The smallest: below it inference takes microseconds an image and the pipeline, not the session,
+ * bounds the job. bench:memory's colour classifier (708 bytes, 32x32) made 2,253-2,372 images/s
+ * split against 2,165-2,415 whole, and kept 14 MiB more (its peak at 100k images 1.08-1.10x its
+ * peak at 1k, against 1.06-1.07x).
+ */
+export const AUTO_SPLIT_MIN_MODEL_BYTES = 2 ** 20;
+
 export interface SplitInputs {
   setting: SessionsSetting;
   /** The intra-op threads of the job (INTRA_OP_THREADS). */
@@ -31,12 +39,13 @@ export interface SplitInputs {
 /**
  * The intra-op threads of each session a batch is split over: one entry, all the threads, where
  * the batch runs whole. `auto` makes two sessions of half the threads each where there is an even
- * number of them, the model is at most AUTO_SPLIT_MAX_MODEL_BYTES and the job runs on the CPU
- * alone; a number asks for that many (at most one a thread, and one an image of a batch).
+ * number of them, the model is from 1 to 32 MiB and the job runs on the CPU alone; a number asks
+ * for that many (at most one a thread, and one an image of a batch).
  */
 export function sessionThreads(o: SplitInputs): number[] {
   if (!o.cpuOnly || o.explains || o.fixedBatch) return [o.threads];
-  const asked = o.setting === 'auto' ? (o.threads % 2 === 0 && o.modelBytes <= AUTO_SPLIT_MAX_MODEL_BYTES ? 2 : 1) : o.setting;
+  const small = o.modelBytes >= AUTO_SPLIT_MIN_MODEL_BYTES && o.modelBytes <= AUTO_SPLIT_MAX_MODEL_BYTES;
+  const asked = o.setting === 'auto' ? (o.threads % 2 === 0 && small ? 2 : 1) : o.setting;
   const n = Math.max(1, Math.min(asked, o.threads, o.batchSize));
   return Array.from({ length: n }, (_, i) => Math.floor(o.threads / n) + (i < o.threads % n ? 1 : 0));
 }
