@@ -68,7 +68,7 @@ export async function runJob({ env, store, callbacks, log, signal, artifactsUri 
     xai: xaiMethod ? { method: xaiMethod, targetLayer: env.XAI_TARGET_LAYER } : undefined,
     uint8Input: env.UINT8_INPUT,
     candidateColumns: candidateColumnsFor(env),
-    split: { setting: env.SESSIONS, batchSize: env.BATCH_SIZE },
+    split: { setting: env.SESSIONS },
   });
   if (model.info.warning) log.warn({ provider: model.info.provider }, model.info.warning);
   log.info(

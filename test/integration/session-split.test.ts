@@ -8,12 +8,26 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseRunnerEnv, type ImageResult } from '../../src/contract/index.ts';
+import { WorkerSession } from '../../src/runner/inference/inference-session.ts';
 import { ObjectStore } from '../../src/runner/io/object-store.ts';
 import { runJob } from '../../src/runner/job.ts';
 import { writeSamples } from '../../src/samples/write-samples.ts';
 import { capturedLog } from '../support/captured-log.ts';
 
 let root: string;
+
+// Runs each session was handed in the job under way: counted on the real sessions.
+const runsBy = new Map<WorkerSession, number>();
+const run = WorkerSession.prototype.run;
+beforeAll(() => {
+  WorkerSession.prototype.run = function (this: WorkerSession, ...args: Parameters<WorkerSession['run']>) {
+    runsBy.set(this, (runsBy.get(this) ?? 0) + 1);
+    return run.apply(this, args);
+  };
+});
+afterAll(() => {
+  WorkerSession.prototype.run = run;
+});
 
 beforeAll(async () => {
   root = mkdtempSync(join(process.env.KINFER_TEST_DIR!, 'session-split-'));
@@ -23,6 +37,7 @@ beforeAll(async () => {
 /** A test run of `model` over `dataset` with SESSIONS=`sessions`: every image's result, the metrics, and how many sessions the runner opened. */
 async function testRun(task: string, model: string, dataset: string, split: string, sessions: string, extra: Record<string, string>) {
   const id = randomUUID();
+  runsBy.clear();
   const artifacts = pathToFileURL(mkdtempSync(join(root, 'artifacts-'))).href;
   const env = parseRunnerEnv({
     ARTIFACTS_URI: artifacts,
@@ -35,7 +50,7 @@ async function testRun(task: string, model: string, dataset: string, split: stri
     CHECKPOINT_PATH: pathToFileURL(join(root, model)).href,
     DATASET_PATH: pathToFileURL(join(root, dataset)).href,
     SPLIT: split,
-    BATCH_SIZE: '5',
+    BATCH_SIZE: extra.BATCH_SIZE ?? '5',
     INTRA_OP_THREADS: '3',
     SESSIONS: sessions,
     // This process's threads keep their priority (Jest's).
@@ -68,6 +83,7 @@ async function testRun(task: string, model: string, dataset: string, split: stri
       .sort((a, b) => a.image_index - b.image_index)
       .map(({ timings: _, ...r }) => (r.mask_path ? { ...r, mask_path: readFileSync(fileURLToPath(r.mask_path)).toString('base64') } : r)),
     sessions: (loaded.sessions as number | undefined) ?? 1,
+    runs: [...runsBy.values()],
   };
 }
 
@@ -81,6 +97,8 @@ describe('a batch split over sessions', () => {
     // Each part's head output cut down to its own candidate columns in the session (a threshold
     // from 0.1 up): its columns are not the other parts'.
     ['object_detection', 'shapes/detect/model.onnx', 'shapes/detect/data', 'val', { CONF_THRESHOLD: '0.25' }],
+    // Batches of one image: each goes whole to the least busy session, as a fixed batch does.
+    ['object_detection', 'shapes/detect/model.onnx', 'shapes/detect/data', 'val', { BATCH_SIZE: '1' }],
   ])(
     '%s (%s in %s/%s, %j): every image and the metrics as with one session',
     async (task, model, dataset, split, extra: Record<string, string>) => {
@@ -92,9 +110,16 @@ describe('a batch split over sessions', () => {
       expect(whole.images.length).toBeGreaterThan(5);
       expect(whole.images.length).toBe(files.filter((f) => /\.(png|jpe?g)$/.test(f) && !/(^|\/)(masks|labels)\//.test(f)).length);
       expect(whole.images.filter((r) => r.error !== null).length).toBe(1);
+      const decoded = whole.images.length - 1;
+      const batch = Number(extra.BATCH_SIZE ?? 5);
+      expect(whole.runs).toEqual([Math.ceil(decoded / batch)]);
       for (const sessions of ['2', '3']) {
         const split3 = await testRun(task, model, dataset, split, sessions, extra);
         expect(split3.sessions).toBe(Number(sessions));
+        // Batches of 5 (the last smaller): a part on every session while the batch has as many
+        // images. Batches of one: one run an image, on whichever session was free.
+        const runs = batch === 1 ? [decoded] : [...Array(Number(sessions)).keys()].map((s) => Math.floor(decoded / batch) + (decoded % batch > s ? 1 : 0));
+        expect(batch === 1 ? [split3.runs.reduce((a, b) => a + b, 0)] : split3.runs.sort().reverse()).toEqual(runs);
         expect(split3.images).toEqual(whole.images);
         expect(split3.metrics).toEqual(whole.metrics);
       }

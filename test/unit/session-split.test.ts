@@ -9,7 +9,7 @@ import {
 } from '../../src/runner/inference/session-split.ts';
 
 const MiB = 2 ** 20;
-const base: SplitInputs = { setting: 'auto', threads: 2, cpuOnly: true, explains: false, fixedBatch: false, batchSize: 4, modelBytes: 12 * MiB };
+const base: SplitInputs = { setting: 'auto', threads: 2, cpuOnly: true, explains: false, modelBytes: 12 * MiB };
 
 describe('which sessions a batch is split over', () => {
   it('auto: two of half the threads for a small model on the CPU, with an even number of threads', () => {
@@ -26,31 +26,29 @@ describe('which sessions a batch is split over', () => {
     expect(sessionThreads({ ...base, threads: 1 })).toEqual([1]);
   });
 
-  it('never splits for a GPU provider, explanations, a fixed batch or a batch of one', () => {
+  it('one session for a GPU provider and for explanations', () => {
     for (const setting of ['auto', 2] as const) {
       expect(sessionThreads({ ...base, setting, cpuOnly: false })).toEqual([2]);
       expect(sessionThreads({ ...base, setting, explains: true })).toEqual([2]);
-      expect(sessionThreads({ ...base, setting, fixedBatch: true })).toEqual([2]);
-      expect(sessionThreads({ ...base, setting, batchSize: 1 })).toEqual([2]);
     }
   });
 
-  it('a number: that many sessions, at most one a thread and one an image, the threads shared out', () => {
+  it('a number: that many sessions, at most one a thread, the threads shared out', () => {
     expect(sessionThreads({ ...base, setting: 1 })).toEqual([2]);
     expect(sessionThreads({ ...base, setting: 3, threads: 3, modelBytes: 500 * MiB })).toEqual([1, 1, 1]);
     expect(sessionThreads({ ...base, setting: 2, threads: 5 })).toEqual([3, 2]);
     expect(sessionThreads({ ...base, setting: 8, threads: 3 })).toEqual([1, 1, 1]);
-    expect(sessionThreads({ ...base, setting: 4, threads: 8, batchSize: 2 })).toEqual([4, 4]);
+    expect(sessionThreads({ ...base, setting: 4, threads: 8 })).toEqual([2, 2, 2, 2]);
   });
 
   it('uses every thread, none idle, each session at least one (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 1024 }), (setting, threads, batchSize) => {
-        const t = sessionThreads({ ...base, setting, threads, batchSize });
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), (setting, threads) => {
+        const t = sessionThreads({ ...base, setting, threads });
         expect(t.reduce((a, b) => a + b, 0)).toBe(threads);
         expect(Math.min(...t)).toBeGreaterThanOrEqual(1);
         expect(Math.max(...t) - Math.min(...t)).toBeLessThanOrEqual(1);
-        expect(t.length).toBe(Math.min(setting, threads, batchSize));
+        expect(t.length).toBe(Math.min(setting, threads));
       }),
     );
   });

@@ -89,6 +89,11 @@ export class WorkerSession {
     this.#post({ type: 'init', model: buffer, ...options }, [buffer]);
   }
 
+  /** Runs handed to the worker and not answered yet. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   static async open(
     model: Uint8Array,
     opts: SessionOptions & {

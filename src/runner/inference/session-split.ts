@@ -30,23 +30,22 @@ export interface SplitInputs {
   cpuOnly: boolean;
   /** Explanations read the model's one session (and its outputs whole). */
   explains: boolean;
-  /** The model's batch dimension is fixed: a batch cannot be cut. */
-  fixedBatch: boolean;
-  batchSize: number;
   modelBytes: number;
 }
 
 /**
- * The intra-op threads of each session a batch is split over: one entry, all the threads, where
- * the batch runs whole. `auto` makes two sessions of half the threads each where there is an even
- * number of them, the model is from 1 to 32 MiB and the job runs on the CPU alone; a number asks
- * for that many (at most one a thread, and one an image of a batch).
+ * The intra-op threads of each session: one entry, all the threads, for one session. `auto` makes
+ * two sessions of half the threads each where there is an even number of them, the model is from
+ * 1 to 32 MiB and the job runs on the CPU alone; a number asks for that many (at most one a
+ * thread). A batch is then cut into parts, one a session, where the model's batch dimension is
+ * dynamic, and goes whole to the least busy session where it is fixed (Ultralytics' default
+ * export: batch 1) or holds a single image.
  */
 export function sessionThreads(o: SplitInputs): number[] {
-  if (!o.cpuOnly || o.explains || o.fixedBatch) return [o.threads];
+  if (!o.cpuOnly || o.explains) return [o.threads];
   const small = o.modelBytes >= AUTO_SPLIT_MIN_MODEL_BYTES && o.modelBytes <= AUTO_SPLIT_MAX_MODEL_BYTES;
   const asked = o.setting === 'auto' ? (o.threads % 2 === 0 && small ? 2 : 1) : o.setting;
-  const n = Math.max(1, Math.min(asked, o.threads, o.batchSize));
+  const n = Math.max(1, Math.min(asked, o.threads));
   return Array.from({ length: n }, (_, i) => Math.floor(o.threads / n) + (i < o.threads % n ? 1 : 0));
 }
 

@@ -31,8 +31,8 @@ export interface LoadedModel {
   /** The model's session: explanations, the predictor's tensors and `info` are its. */
   session: WorkerSession;
   /**
-   * The sessions a batch of the pipeline is split over, `session` first: one part each, run at
-   * once (inference/session-split.ts); only `session` where a batch runs whole.
+   * The sessions the pipeline's batches run on, `session` first (inference/session-split.ts): a
+   * batch cut into parts, one each, run at once; or, for a fixed batch, whole on the least busy.
    */
   sessions: WorkerSession[];
   info: SessionInfo;
@@ -66,11 +66,8 @@ export interface LoadModelOptions extends SessionOptions {
    * session (model/candidate-columns.ts). Not with explanations, nor for end-to-end exports.
    */
   candidateColumns?: { conf: number } | undefined;
-  /**
-   * Split each batch of `batchSize` over sessions of their own (SESSIONS; inference/session-split.ts).
-   * Absent: one session of all the threads.
-   */
-  split?: { setting: SessionsSetting; batchSize: number } | undefined;
+  /** Sessions of their own for the pipeline's batches (SESSIONS; inference/session-split.ts). Absent: one session of all the threads. */
+  split?: { setting: SessionsSetting } | undefined;
 }
 
 async function readSidecar(store: ObjectStore, checkpointUri: string): Promise<Sidecar | undefined> {
@@ -117,8 +114,6 @@ export async function loadModel(store: ObjectStore, checkpointUri: string, opts:
         threads: opts.intraOpNumThreads,
         cpuOnly: opts.executionProviders.every((p) => p === 'cpu'),
         explains: opts.xai !== undefined,
-        fixedBatch: fixedBatch !== undefined,
-        batchSize: opts.split.batchSize,
         modelBytes: sessionBytes.byteLength,
       })
     : [opts.intraOpNumThreads];

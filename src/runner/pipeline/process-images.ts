@@ -100,7 +100,8 @@ export async function processImages<C>(
 
   /**
    * Hands the decoded images to the session workers as one batch (each queues its own): in
-   * contiguous parts, one a session, run at once; one part where the batch runs whole.
+   * contiguous parts, one a session, run at once; whole, to the least busy session, where the
+   * model's batch is fixed or the batch is one image.
    */
   const startBatch = async (batch: Decoded<C>[]): Promise<BatchOutput> => {
     if (batch.length === 0) return { parts: [], ms: 0 };
@@ -108,9 +109,11 @@ export async function processImages<C>(
     const uint8 = model.inputLayout === 'uint8-nhwc';
     const sizes = partSizes(rows, model.fixedBatch ? 1 : model.sessions.length);
     const starts = sizes.map((_, p) => sizes.slice(0, p).reduce((a, b) => a + b, 0));
+    // The least busy first: a batch of one part goes where no run waits (the first, on a tie).
+    const sessions = [...model.sessions].sort((a, b) => a.pending - b.pending);
     const parts = await Promise.all(
       sizes.map((size, p) => {
-        const session = model.sessions[p]!;
+        const session = sessions[p]!;
         const input = uint8 ? session.inputArray('uint8', size * plane) : session.inputArray('float32', size * plane);
         const images = batch.slice(starts[p], starts[p]! + size);
         images.forEach((d, i) => input.set(d.tensor!, i * plane));
