@@ -109,10 +109,12 @@ export const RunnerEnv = z
     /** Added: ONNX Runtime intra-op threads; default = CPUs available to this process. */
     INTRA_OP_THREADS: positiveInt.optional(),
     /**
-     * Added: the ONNX Runtime sessions each batch is split over on the CPU, in contiguous parts run
-     * at once, INTRA_OP_THREADS shared between them (the same outputs: each image is computed
-     * alone). `auto`: two where INTRA_OP_THREADS is even and the model is from 1 to 32 MiB (each
-     * session holds a copy; a smaller one is not what bounds a job), else one. Not with explanations, a fixed batch or a GPU provider.
+     * Added: the ONNX Runtime sessions a CPU runner runs its batches on, INTRA_OP_THREADS shared
+     * between them: each batch cut into contiguous parts run at once, or, for a model with a fixed
+     * batch (Ultralytics exports batch 1) and batches of one image, whole on the least busy one.
+     * The same outputs (each image is computed alone). `auto`: two where INTRA_OP_THREADS is even
+     * and the model is from 1 to 32 MiB (each session holds a copy; a smaller one is not what
+     * bounds a job), else one. One with explanations or a GPU provider.
      */
     SESSIONS: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
     /** Added: comma-separated execution providers in order of preference, e.g. `cuda,cpu`. */
