@@ -1,12 +1,13 @@
-// How many ONNX Runtime sessions a runner splits each batch over, and each one's threads.
+// How many ONNX Runtime sessions a runner runs its batches on, and each one's threads.
 //
 // ONNX Runtime cuts every operator into one piece per intra-op thread and waits at its end for the
 // slowest piece (MLAS: docs/scaling.md, "Why inference loses more than the runner takes"). When the
 // runner's own thread takes a core for a moment (a JPEG decode, YOLO's decode, the collector), the
 // piece on that core ends late and the session's other thread waits for it. Sessions of their own,
-// each running its part of the batch with its share of the threads, have no barrier between them:
-// a preempted session holds back only itself. The price is a copy of the model and its arena a
-// session, so `auto` splits only a model small enough that a second copy costs little.
+// each running its part of the batch (or a whole batch of its own) with its share of the threads,
+// have no barrier between them: a preempted session holds back only itself. The price is a copy of
+// the model and its arena a session, so `auto` makes two only for a model small enough that a
+// second copy costs little, and large enough that inference is what bounds the job.
 import type { RunnerEnv } from '../../contract/index.ts';
 
 export type SessionsSetting = RunnerEnv['SESSIONS'];
