@@ -21,6 +21,11 @@ export class ImageDecodeError extends Error {
     super(message);
     this.name = 'ImageDecodeError';
   }
+
+  /** The error for `bytes` that a decoder refused with `err`, in words that depend on the image alone (image/undecodable.ts). */
+  static of(err: unknown, bytes: Uint8Array): ImageDecodeError {
+    return new ImageDecodeError(`cannot decode image: ${undecodableReason(err, bytes)}`);
+  }
 }
 
 /** Python's round(): half to even. torchvision computes crop offsets with it. */
@@ -82,7 +87,7 @@ export async function preprocessClassificationWithGeometry(
     pixels = pilResize(data, info.width, info.height, 3, rw, rh, { left, top, width: cropW, height: cropH }, p.interpolation);
     geometry = { original: { width: info.width, height: info.height }, resized: { width: rw, height: rh }, left, top };
   } catch (err) {
-    throw new ImageDecodeError(`cannot decode image: ${undecodableReason(err, bytes)}`);
+    throw ImageDecodeError.of(err, bytes);
   }
   return { tensor: layout === 'uint8-nhwc' ? pixels : hwcToChw(pixels, cropH * cropW, p.mean, p.std), geometry };
 }

@@ -16,7 +16,6 @@ import { hwcToChw, ImageDecodeError, roundHalfEven, type InputLayout } from '../
 import { pixelBuffers } from '../image/buffer-pool.ts';
 import { directJpeg, sharpRgb, ON_THREAD_MAX_PIXELS } from '../image/decode-rgb.ts';
 import { turboJpeg } from '../image/turbo-jpeg.ts';
-import { undecodableReason } from '../image/undecodable.ts';
 
 export type LetterboxMode = 'predict' | 'val';
 
@@ -150,7 +149,7 @@ export async function letterboxTensor(
   try {
     lb = await letterbox(bytes, inputSize, mode);
   } catch (err) {
-    throw new ImageDecodeError(`cannot decode image: ${undecodableReason(err, bytes)}`);
+    throw ImageDecodeError.of(err, bytes);
   }
   const tensor = layout === 'uint8-nhwc' ? lb.pixels : hwcToChw(lb.pixels, inputSize[0] * inputSize[1], norm.mean, norm.std);
   return { tensor, pixels: lb.pixels, original: lb.original, geometry: lb.geometry };
