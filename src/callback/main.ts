@@ -33,12 +33,12 @@ try {
     },
   });
   const server = await listen(app, config.KINFER_CALLBACK_HOST, config.KINFER_CALLBACK_PORT);
-  await announcePort(server.port);
-  log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
   stopOnSignals(async () => {
     await server.close();
     await ds.destroy();
   }, log);
+  await announcePort(server.port);
+  log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
 } catch (err) {
   log.fatal({ err }, 'callback service failed to start');
   process.exit(1);

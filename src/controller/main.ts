@@ -237,6 +237,13 @@ try {
     }),
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
+  stopOnSignals(async () => {
+    await tier.stop();
+    // Live event streams end first (their clients reconnect elsewhere), or the server would wait for them.
+    await events.stop();
+    await server.close();
+    await ds.destroy();
+  }, log);
   await announcePort(server.port);
   log.info(
     {
@@ -248,13 +255,6 @@ try {
     },
     'controller listening',
   );
-  stopOnSignals(async () => {
-    await tier.stop();
-    // Live event streams end first (their clients reconnect elsewhere), or the server would wait for them.
-    await events.stop();
-    await server.close();
-    await ds.destroy();
-  }, log);
 } catch (err) {
   log.fatal({ err }, 'controller failed to start');
   process.exit(1);

@@ -173,7 +173,9 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
 /**
  * Writes the port a service listens on to KINFER_PORT_FILE when set: a launcher that asked for
  * port 0 learns which port the system picked, with no window in which another process could
- * take a port chosen in advance (kinfer serve, the tests).
+ * take a port chosen in advance (kinfer serve, the tests). Called once stopOnSignals is in place: a
+ * launcher may stop the service the moment its port is announced, and Node's own SIGTERM handling
+ * would end it by the signal, without its clean stop.
  */
 export async function announcePort(port: number): Promise<void> {
   const file = process.env.KINFER_PORT_FILE;

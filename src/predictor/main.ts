@@ -151,8 +151,6 @@ try {
     },
   );
   const server = await listen(app, config.KINFER_PREDICTOR_HOST, config.KINFER_PREDICTOR_PORT);
-  await announcePort(server.port);
-  log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
   // SIGHUP: every warm registered model loaded again beside the old session, then swapped.
   process.on('SIGHUP', () => reloadWarm('on SIGHUP'));
   // SIGTERM: not ready at once, no new connections, requests in flight finish (within the grace period).
@@ -172,6 +170,8 @@ try {
     await cache.close();
     await ds.destroy();
   }, log);
+  await announcePort(server.port);
+  log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
 } catch (err) {
   log.fatal({ err }, 'predictor failed to start');
   process.exit(1);
