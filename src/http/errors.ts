@@ -19,6 +19,10 @@ export const HTTP_ERRORS = {
   not_found: { status: 404, meaning: 'No such job, or no such endpoint.' },
   conflict: { status: 409, meaning: 'The job is already finished (cancel of a finished job; a callback after the end).' },
   payload_too_large: { status: 413, meaning: "The body is over the route's limit." },
+  unsupported_media_type: {
+    status: 415,
+    meaning: 'The body is not sent as JSON: `Content-Type: application/json` (curl `--data` alone sends a form).',
+  },
   rate_limited: {
     status: 429,
     meaning: 'Too many submissions from this caller in the last minute (KINFER_SUBMITS_PER_MINUTE); retry after `Retry-After` seconds.',

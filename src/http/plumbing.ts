@@ -1,7 +1,7 @@
 // Express pieces both services use: trace ids, request logs, JSON errors, health endpoints.
 import { randomUUID } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
-import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 import { HTTP_ERRORS, HttpError, type ErrorCode, type FieldProblem } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -17,12 +17,11 @@ declare module 'express-serve-static-core' {
 
 /** zod issues as `{field, message}`, the field as a dotted path (`input_config.image_paths.2`). */
 export function fieldProblems(error: z.ZodError): FieldProblem[] {
-  return error.issues.map((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      return { field: [...issue.path, ...issue.keys].join('.'), message: 'unknown field' };
-    }
+  return error.issues.flatMap((issue) => {
+    // One issue names every unknown key of an object: each is a field of its own.
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'unknown field' }));
     const field = issue.path.length > 0 ? issue.path.join('.') : '(body)';
-    return { field, message: issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message };
+    return [{ field, message: issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message }];
   });
 }
 
@@ -108,6 +107,28 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
+/**
+ * A body sent as something other than JSON, where a route reads JSON: 415, naming the header.
+ * express.json() would skip it, and the route see no body at all ("(body): is required"), the
+ * answer curl users got for `--data` without `-H 'Content-Type: application/json'`.
+ */
+export function requireJsonBodies(): RequestHandler {
+  return (req, _res, next) => {
+    // req.is: null when there is no body, false when the body is of another type. An empty one
+    // (`Content-Length: 0`, as fetch sends for a POST without a body) is no body either.
+    if (req.is('application/json') === false && req.header('content-length') !== '0') {
+      const type = req.header('content-type');
+      return next(
+        new HttpError(
+          'unsupported_media_type',
+          `the body must be sent as JSON (Content-Type: application/json), not ${type ? `as ${type}` : 'without a Content-Type'}`,
+        ),
+      );
+    }
+    next();
+  };
+}
+
 /** An HttpError that says when to come back (`retry_after_seconds`) says it in Retry-After too. */
 export function setRetryAfter(res: Response, err: HttpError): void {
   const retry = err.body.retry_after_seconds;
@@ -131,8 +152,25 @@ export function errorHandler(): ErrorRequestHandler {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) req.log.error({ err }, 'request failed');
     const code: ErrorCode = status === 500 ? 'internal_error' : status === 413 ? 'payload_too_large' : 'bad_request';
-    res.status(HTTP_ERRORS[code].status).json({ error: code, message: status === 500 ? 'internal error' : String(err.message) });
+    const message = status === 500 ? 'internal error' : err?.type === 'entity.parse.failed' ? unparsedBodyMessage(err) : String(err.message);
+    res.status(HTTP_ERRORS[code].status).json({ error: code, message });
   };
+}
+
+/**
+ * Why express.json() refused a body. Its strict mode takes only objects and arrays, and words the
+ * refusal of valid JSON as a syntax error (`Unexpected token 'n', "null" is not valid JSON`).
+ */
+function unparsedBodyMessage(err: { message?: unknown; body?: unknown }): string {
+  if (typeof err.body === 'string') {
+    try {
+      const value: unknown = JSON.parse(err.body);
+      return `the body must be a JSON object, not ${value === null ? 'null' : `a ${typeof value}`}`;
+    } catch {
+      // Not JSON at all: the parser's own words say where.
+    }
+  }
+  return `the body is not valid JSON: ${String(err.message)}`;
 }
 
 /**

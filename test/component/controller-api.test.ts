@@ -98,6 +98,40 @@ describe('errors from the catalog', () => {
     expect([again.status, again.body.error]).toEqual([409, 'conflict']);
   });
 
+  it('names each unknown field on its own, and says what a body that is not a JSON object is', async () => {
+    const created = tier.created.length;
+    const unknown = await api.call('POST', '/api/v1/test-runs', { ...valid(), model_uri: 'x', batch: 4 });
+    expect([unknown.status, unknown.body.error, unknown.body.fields]).toEqual([
+      400,
+      'validation_error',
+      [
+        { field: 'model_uri', message: 'unknown field' },
+        { field: 'batch', message: 'unknown field' },
+      ],
+    ]);
+    for (const [body, what] of [
+      ['null', 'null'],
+      [' 42', 'a number'],
+      ['"a test run"', 'a string'],
+      ['true', 'a boolean'],
+    ]) {
+      const res = await api.call('POST', '/api/v1/test-runs', body);
+      expect([body, res.status, res.body.error, res.body.message]).toEqual([body, 400, 'bad_request', `the body must be a JSON object, not ${what}`]);
+    }
+    // curl --data without a Content-Type sends a form; text/plain is a JSON body mislabelled.
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const res = await api.call('POST', '/api/v1/test-runs', JSON.stringify(valid()), { 'content-type': type });
+      expect([res.status, res.body.error, res.body.message]).toEqual([
+        415,
+        'unsupported_media_type',
+        `the body must be sent as JSON (Content-Type: application/json), not as ${type}`,
+      ]);
+    }
+    const broken = await api.call('POST', '/api/v1/test-runs', '{"not json');
+    expect([broken.status, broken.body.message]).toEqual([400, expect.stringMatching(/^the body is not valid JSON: \S/)]);
+    expect(tier.created.length).toBe(created);
+  });
+
   it('answers every error with a code from the catalog and its status', async () => {
     const replies = [
       await api.call('GET', '/api/v1/nowhere'),

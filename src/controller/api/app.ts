@@ -14,7 +14,7 @@ import { tokenRoutes } from './tokens.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
 import { HttpError, validationError } from '../../http/errors.ts';
-import { errorHandler, fieldProblems, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../../http/plumbing.ts';
+import { errorHandler, fieldProblems, healthRoutes, parseOr, rejectNulCharacters, requestContext, requireJsonBodies } from '../../http/plumbing.ts';
 import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
@@ -133,6 +133,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
     }
     next();
   });
+  app.use(requireJsonBodies());
   app.use(express.json({ limit: deps.maxBodyBytes ?? 2 * 2 ** 20 }));
   app.use(rejectNulCharacters('validation_error'));
 
