@@ -48,11 +48,15 @@ export interface ParsedPredict {
 
 const isMultipart = (req: Request) => (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
 
-/** Reads a multipart body: its files (at most `maxFiles`, each at most `maxBytes`) and text fields. */
+/**
+ * Reads a multipart body: its files (at most `maxFiles`, each at most `maxBytes`) and text fields;
+ * one file more is refused with `tooMany`, as the same request sent as JSON would be.
+ */
 function readMultipart(
   req: Request,
   maxBytes: number,
   maxFiles: number,
+  tooMany: () => HttpError,
 ): Promise<{ fields: Record<string, string>; files: Array<{ field: string; name: string; bytes: Buffer }> }> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -77,7 +81,7 @@ function readMultipart(
       stream.on('end', () => files.push({ field, name: info.filename || field, bytes: Buffer.concat(chunks) }));
     });
     parser.on('filesLimit', () => {
-      failure ??= new HttpError('payload_too_large', `at most ${maxFiles} images per request`);
+      failure ??= tooMany();
     });
     parser.on('error', (err: Error) => reject(new HttpError('bad_request', `malformed multipart body: ${err.message}`)));
     parser.on('close', () => (failure ? reject(failure) : resolve({ fields, files })));
@@ -87,10 +91,16 @@ function readMultipart(
 
 export const ONE_IMAGE = 'send exactly one image: the body (Content-Type image/*), a multipart file, image_url or image_base64';
 
+/** A batch over the predictor's bound (KINFER_PREDICT_MAX_BATCH_IMAGES), whichever form it came in. */
+const tooManyImages = (maxImages: number) =>
+  validationError([{ field: 'images', message: `at most ${maxImages} images per request (KINFER_PREDICT_MAX_BATCH_IMAGES)` }]);
+
 /** A single-image request in any of its forms. */
 export async function parsePredict(req: Request, maxBytes: number): Promise<ParsedPredict> {
   if (isMultipart(req)) {
-    const { fields, files } = await readMultipart(req, maxBytes, 1);
+    const { fields, files } = await readMultipart(req, maxBytes, 1, () =>
+      validationError([{ field: 'image', message: `${ONE_IMAGE} (several: /predict/batch)` }]),
+    );
     const parsed = parseOr(PredictRequest, fields, 'validation_error', 'prediction request');
     const images: ImageInput[] = files.map((f) => ({ field: f.field, name: f.name, bytes: f.bytes }));
     if (parsed.image_url) images.push({ field: 'image_url', name: parsed.image_url, uri: parsed.image_url });
@@ -112,7 +122,7 @@ export async function parsePredict(req: Request, maxBytes: number): Promise<Pars
 /** A batch request: JSON `images: [...]`, or multipart with one file part per image. */
 export async function parseBatch(req: Request, maxBytes: number, maxImages: number): Promise<ParsedPredict> {
   if (isMultipart(req)) {
-    const { fields, files } = await readMultipart(req, maxBytes, maxImages);
+    const { fields, files } = await readMultipart(req, maxBytes, maxImages, () => tooManyImages(maxImages));
     const parsed = parseOr(BatchPredictRequest.omit({ images: true }), fields, 'validation_error', 'prediction request');
     return { fields: parsed, images: files.map((f, i) => ({ field: `images.${i}`, name: f.name, bytes: f.bytes })) };
   }
@@ -122,7 +132,6 @@ export async function parseBatch(req: Request, maxBytes: number, maxImages: numb
       ? { field: `images.${n}.image_url`, name: i.image_url, uri: i.image_url }
       : { field: `images.${n}.image_base64`, name: `upload-${n}`, bytes: Buffer.from(i.image_base64!, 'base64') },
   );
-  if (images.length > maxImages)
-    throw validationError([{ field: 'images', message: `at most ${maxImages} images per request (KINFER_PREDICT_MAX_BATCH_IMAGES)` }]);
+  if (images.length > maxImages) throw tooManyImages(maxImages);
   return { fields: parsed, images };
 }

@@ -273,6 +273,30 @@ describe('the predictor', () => {
       images: Array.from({ length: 33 }, () => ({ image_url: imageUrl(image('red')) })),
     });
     expect([tooMany.status, tooMany.body.fields?.[0]?.field]).toEqual([400, 'images']);
+    // Too many files in a multipart body: refused as the same request in JSON is (it was 413,
+    // "at most 1 images per request").
+    const files = (n: number, field: string) => {
+      const f = new FormData();
+      f.set('model', 'colors');
+      for (let i = 0; i < n; i++) f.append(field, new Blob([new Uint8Array(image('red').bytes)], { type: 'image/png' }), `red-${i}.png`);
+      return f;
+    };
+    const twoForOne = await fetch(`${http.url}/api/v1/predict`, { method: 'POST', headers: access.bearer, body: files(2, 'image') });
+    expect([twoForOne.status, await twoForOne.json()]).toEqual([
+      400,
+      expect.objectContaining({
+        error: 'validation_error',
+        fields: [{ field: 'image', message: expect.stringMatching(/^send exactly one image: .*\/predict\/batch/) }],
+      }),
+    ]);
+    const overBatch = await fetch(`${http.url}/api/v1/predict/batch`, { method: 'POST', headers: access.bearer, body: files(33, 'file') });
+    expect([overBatch.status, await overBatch.json()]).toEqual([
+      400,
+      expect.objectContaining({
+        error: 'validation_error',
+        fields: [{ field: 'images', message: 'at most 32 images per request (KINFER_PREDICT_MAX_BATCH_IMAGES)' }],
+      }),
+    ]);
   });
 
   it('a reload loads the new file beside the old, misses the cache after, and loses no request under load', async () => {
