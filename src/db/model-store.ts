@@ -98,7 +98,10 @@ export class ModelStore {
     if (typeof parsed === 'string') return parsed;
     const entry = 'version' in parsed ? await this.get(parsed.name, parsed.version) : await this.inStage(parsed.name, parsed.stage);
     if (entry) return entry;
-    return 'version' in parsed ? `no registered model ${parsed.name}@${parsed.version}` : `${parsed.name} has no version in stage ${parsed.stage}`;
+    if ('version' in parsed) return `no registered model ${parsed.name}@${parsed.version}`;
+    // "has no version in stage" of a name never registered would say it is: a typo must show.
+    const [known] = (await this.#ds.query('SELECT 1 FROM models WHERE name = $1 LIMIT 1', [parsed.name])) as unknown[];
+    return known ? `${parsed.name} has no version in stage ${parsed.stage}` : `no registered model ${parsed.name}`;
   }
 
   /** The version of `name` in `stage` (the newest, for stages other than production). */

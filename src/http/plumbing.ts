@@ -161,7 +161,7 @@ export function errorHandler(): ErrorRequestHandler {
  * Why express.json() refused a body. Its strict mode takes only objects and arrays, and words the
  * refusal of valid JSON as a syntax error (`Unexpected token 'n', "null" is not valid JSON`).
  */
-function unparsedBodyMessage(err: { message?: unknown; body?: unknown }): string {
+export function unparsedBodyMessage(err: { message?: unknown; body?: unknown }): string {
   if (typeof err.body === 'string') {
     try {
       const value: unknown = JSON.parse(err.body);

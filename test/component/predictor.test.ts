@@ -473,14 +473,18 @@ describe('the Open Inference Protocol (v2)', () => {
       http.call('POST', '/v2/models/colors/infer', { inputs: [{ name: 'pixels', shape: [1, 3, 32, 32], datatype: 'FP32', data }] }),
       http.call('POST', '/v2/models/nosuch/infer', { inputs: [{ name: 'images', shape: [1, 3, 32, 32], datatype: 'FP32', data }] }),
       http.call('POST', '/v2/models/colors/infer', { inputs: 'none' }),
+      http.call('POST', '/v2/models/colors/infer', 'null'),
+      http.call('POST', '/v2/models/colors/infer', '{"inputs":'),
     ]);
-    expect(errors.map((e) => [e.status, typeof e.body.error])).toEqual([
-      [400, 'string'],
-      [400, 'string'],
-      [400, 'string'],
-      [400, 'string'],
-      [404, 'string'],
-      [400, 'string'],
+    expect(errors.map((e) => [e.status, e.body.error])).toEqual([
+      [400, 'input images: datatype FP32 expected, got INT64'],
+      [400, expect.stringMatching(/^input images: shape \[1, 3, 16, 16\] does not fit/)],
+      [400, 'input images: 3071 values for shape [1, 3, 32, 32] (3072)'],
+      [400, 'the model takes one input, images; got pixels'],
+      [404, 'no registered model nosuch'],
+      [400, expect.stringMatching(/^invalid inference request: inputs: /)],
+      [400, 'the body must be a JSON object, not null'],
+      [400, expect.stringMatching(/^the body is not valid JSON: \S/)],
     ]);
     const anonymous = await fetch(`${http.url}/v2/models/colors`);
     expect(anonymous.status).toBe(401);

@@ -127,6 +127,7 @@ describe('the model registry', () => {
     const refusals = [
       await run('colors@9.9.9'),
       await run('colors:staging'),
+      await run('colours'),
       await run('Colors!'),
       await run('colors', { checkpoint_path: model() }),
       await run(undefined),
@@ -134,6 +135,7 @@ describe('the model registry', () => {
     expect(refusals.map((r) => [r.status, r.body.fields?.[0]])).toEqual([
       [400, { field: 'model', message: 'no registered model colors@9.9.9' }],
       [400, { field: 'model', message: 'colors has no version in stage staging' }],
+      [400, { field: 'model', message: 'no registered model colours' }],
       [400, { field: 'model', message: 'the model name must be lowercase letters, digits, . _ - (at most 128)' }],
       [400, { field: 'model', message: 'set checkpoint_path or model, not both' }],
       [400, { field: 'checkpoint_path', message: 'is required (or model)' }],
