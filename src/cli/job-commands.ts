@@ -4,7 +4,7 @@
 //   kinfer open <id> (the dashboard's URL). `--output json` on every read verb.
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { takeServerSentEvents } from '../contract/index.ts';
+import { inDisplayOrder, takeServerSentEvents } from '../contract/index.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 
 export interface JobCommandContext {
@@ -62,7 +62,7 @@ function describe(print: (line: string) => void, j: JobView): void {
   print(`${j.id}  ${j.status}  ${j.task_type}  ${imagesDone(j.processed_images, j.total_images)} images  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`);
   if (j.error_message) print(`error: ${j.error_message}`);
   // Counts (evaluated_images, xai/explained_images) as the integers they are, scores to 4 places.
-  for (const [k, v] of Object.entries(j.overall_metrics ?? {}))
+  for (const [k, v] of inDisplayOrder(Object.entries(j.overall_metrics ?? {}), j.primary_metric_name))
     if (typeof v === 'number') print(`  ${k.padEnd(28)} ${Number.isInteger(v) && k.endsWith('images') ? v : v.toFixed(4)}`);
 }
 

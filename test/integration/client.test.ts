@@ -90,6 +90,12 @@ describe('the client API and the CLI client', () => {
     const shown = watched.stdout.split('\n');
     expect(shown).toContain(`  ${'evaluated_images'.padEnd(28)} ${3 * COLOR_CLASSES.length}`);
     expect(shown).toContain(`  ${'accuracy'.padEnd(28)} ${stored.overall_metrics.accuracy.toFixed(4)}`);
+    // The primary metric first, the rest by name (the stored object's keys come shortest first).
+    const numeric = Object.keys(stored.overall_metrics).filter((k) => typeof stored.overall_metrics[k] === 'number');
+    expect(shown.filter((l) => /^ {2}\S+ +[\d.]+$/.test(l)).map((l) => l.trim().split(/ +/)[0])).toEqual([
+      'accuracy',
+      ...numeric.filter((k) => k !== 'accuracy').sort(),
+    ]);
     const refused = await kinfer(['test-run', 'create', '--checkpoint', `${stack.s3Prefix}/none.onnx`, '--dataset', dataset, '--task', 'image_classification']);
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining(`checkpoint_path: no such object: ${stack.s3Prefix}/none.onnx`)]);
   }, 120_000);

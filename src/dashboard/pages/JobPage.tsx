@@ -2,6 +2,7 @@
 // updates itself until the job ends), metric cards, the per-class table, the confusion matrix, and
 // the per-image results, paged from the server (a run of 100k images is never loaded whole).
 import { useEffect, useState } from 'preact/hooks';
+import { inDisplayOrder } from '../../contract/metric-order.ts';
 import { api, blobUrl, events } from '../api.ts';
 import { ConfusionMatrix } from '../components/ConfusionMatrix.tsx';
 import { PrCurves } from '../components/PrCurves.tsx';
@@ -24,8 +25,8 @@ function Progress({ job }: { job: any }) {
   );
 }
 
-function MetricCards({ metrics }: { metrics: Record<string, unknown> }) {
-  const cards = Object.entries(metrics).filter(([, v]) => typeof v === 'number');
+function MetricCards({ metrics, primary }: { metrics: Record<string, unknown>; primary?: string | null }) {
+  const cards = inDisplayOrder(Object.entries(metrics), primary).filter(([, v]) => typeof v === 'number');
   return (
     <ul class="cards" aria-label="Metrics">
       {cards.map(([k, v]) => (
@@ -235,7 +236,7 @@ export function JobPage({ segment, id, query }: { segment: 'test-runs' | 'infere
       )}
       {segment === 'test-runs' && done && job.overall_metrics && (
         <>
-          <MetricCards metrics={job.overall_metrics} />
+          <MetricCards metrics={job.overall_metrics} primary={job.primary_metric_name} />
           {job.per_class_metrics && <PerClass rows={job.per_class_metrics} />}
           {job.per_class_metrics && <PrCurves rows={job.per_class_metrics} />}
           {job.confusion_matrix?.length > 0 && job.class_names && <ConfusionMatrix runId={id} classes={job.class_names} matrix={job.confusion_matrix} />}
