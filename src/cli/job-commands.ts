@@ -4,7 +4,7 @@
 //   kinfer open <id> (the dashboard's URL). `--output json` on every read verb.
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { inDisplayOrder, takeServerSentEvents } from '../contract/index.ts';
+import { inDisplayOrder, isImageCount, takeServerSentEvents } from '../contract/index.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 
 export interface JobCommandContext {
@@ -63,7 +63,7 @@ function describe(print: (line: string) => void, j: JobView): void {
   if (j.error_message) print(`error: ${j.error_message}`);
   // Counts (evaluated_images, xai/explained_images) as the integers they are, scores to 4 places.
   for (const [k, v] of inDisplayOrder(Object.entries(j.overall_metrics ?? {}), j.primary_metric_name))
-    if (typeof v === 'number') print(`  ${k.padEnd(28)} ${Number.isInteger(v) && k.endsWith('images') ? v : v.toFixed(4)}`);
+    if (typeof v === 'number') print(`  ${k.padEnd(28)} ${isImageCount(k, v) ? v : v.toFixed(4)}`);
 }
 
 /** Which kind a job id is (the CLI takes a bare id for watch and open). */

@@ -16,4 +16,4 @@ export * from './model-ref.ts';
 export * from './coco-rle.ts';
 export * from './drawing.ts';
 export * from './server-sent-events.ts';
-export * from './metric-order.ts';
+export * from './metric-display.ts';

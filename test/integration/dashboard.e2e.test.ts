@@ -262,6 +262,15 @@ describe('the dashboard in a browser', () => {
     // Each line has the run's 101 points.
     const points = await chart.locator('polyline').first().getAttribute('points');
     expect(points!.split(' ')).toHaveLength(101);
+    // The metric cards: the primary metric first, then by name; the count of images as the integer
+    // it is.
+    const cards = page.getByRole('list', { name: 'Metrics' }).getByRole('listitem');
+    const labels = await cards.locator('.label').allInnerTexts();
+    const names = Object.keys(run.overall_metrics).filter((k) => typeof run.overall_metrics[k] === 'number');
+    const rest = names.filter((k) => k !== run.primary_metric_name);
+    expect(labels).toEqual([run.primary_metric_name, ...rest.sort()]);
+    expect(labels[0]).toBe('bbox/mAP50-95');
+    expect(await cards.filter({ hasText: 'evaluated_images' }).locator('.value').innerText()).toBe(String(run.overall_metrics.evaluated_images));
     await screenshot(page, 'detection-run');
     expect(await accessibilityProblems(page)).toEqual([]);
     await page.close();

@@ -2,7 +2,7 @@
 // updates itself until the job ends), metric cards, the per-class table, the confusion matrix, and
 // the per-image results, paged from the server (a run of 100k images is never loaded whole).
 import { useEffect, useState } from 'preact/hooks';
-import { inDisplayOrder } from '../../contract/metric-order.ts';
+import { inDisplayOrder, isImageCount } from '../../contract/metric-display.ts';
 import { api, blobUrl, events } from '../api.ts';
 import { ConfusionMatrix } from '../components/ConfusionMatrix.tsx';
 import { PrCurves } from '../components/PrCurves.tsx';
@@ -32,7 +32,13 @@ function MetricCards({ metrics, primary }: { metrics: Record<string, unknown>; p
       {cards.map(([k, v]) => (
         <li>
           <span class="label">{k}</span>
-          <span class="value">{k.includes('accuracy') || k.startsWith('m') || k.includes('recall') || k.includes('precision') ? pct(v) : num(v)}</span>
+          <span class="value">
+            {isImageCount(k, v as number)
+              ? String(v)
+              : k.includes('accuracy') || k.startsWith('m') || k.includes('recall') || k.includes('precision')
+                ? pct(v)
+                : num(v)}
+          </span>
         </li>
       ))}
     </ul>
