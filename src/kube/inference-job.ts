@@ -109,8 +109,8 @@ const Input = z
 
 const Xai = z
   .object({
-    enabled: z.boolean().default(false),
-    method: XaiMethod.optional(),
+    enabled: z.boolean().default(false).describe("Explain the predictions (with method, or the task's default)."),
+    method: XaiMethod.optional().describe('Default: gradcam for classifiers, eigencam (gradient-free) for the other tasks.'),
     targetLayer: TargetLayer.optional().describe('ONNX tensor name of the layer to explain.'),
     numSamples: NumSamples.optional().describe('Perturbed samples (LIME, SHAP).'),
     images: XaiImages.optional(),
@@ -122,7 +122,7 @@ const Xai = z
 export const InferenceJobSpec = z
   .object({
     type: z.enum(['test_run', 'inference']).describe('test_run evaluates a labeled dataset (metrics); inference predicts on images.'),
-    taskType: TaskType,
+    taskType: TaskType.describe("The vision task the model serves; the model's own metadata must agree."),
     checkpointPath: StorageUriField.optional().describe('ONNX model: s3://bucket/key, file:///path or an absolute path (or spec.model).'),
     model: ModelRefField.optional().describe('A registered model instead of spec.checkpointPath: name@version, name:stage, or name (its production version).'),
     trainingJobId: TrainingJobId.optional().describe('Free-form reference to the training job that produced the checkpoint (test runs).'),
@@ -130,22 +130,40 @@ export const InferenceJobSpec = z
     input: Input.optional(),
     xai: Xai.optional(),
     resources: z
-      .object({ requests: z.record(z.string(), Quantity).optional(), limits: z.record(z.string(), Quantity).optional() })
+      .object({
+        requests: z.record(z.string(), Quantity).optional().describe('What the runner is given at least (cpu, memory).'),
+        limits: z.record(z.string(), Quantity).optional().describe('What it may use at most; GPUs here, as nvidia.com/gpu.'),
+      })
       .strict()
       .optional()
       .describe('The runner container\'s requests and limits; GPUs as limits["nvidia.com/gpu"].'),
-    nodeSelector: z.record(z.string(), z.string()).optional(),
-    tolerations: z.array(PassThrough).optional(),
-    affinity: PassThrough.optional(),
-    priorityClassName: z.string().max(253).optional(),
+    nodeSelector: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("The runner Pods' nodeSelector, in place of the controller's defaults (KINFER_RUNNER_POD_DEFAULTS)."),
+    tolerations: z.array(PassThrough).optional().describe("The runner Pods' tolerations (a tainted GPU node's), in place of the controller's defaults."),
+    affinity: PassThrough.optional().describe("The runner Pods' affinity, as a Pod spec takes it."),
+    priorityClassName: z.string().max(253).optional().describe("The runner Pods' PriorityClass."),
     parallelism: Parallelism.default(1).describe(
       'Shards: one Indexed batch/v1 Job of this many Pods, each taking one contiguous range of the image listing; metrics are over all of them.',
     ),
     backoffLimit: BackoffLimit.default(0).describe(
       'Retries of a runner Pod that crashed (a runner that reported failure is not retried); a retried Pod resumes after its committed images.',
     ),
-    activeDeadlineSeconds: z.number().int().min(1).optional(),
-    ttlSecondsAfterFinished: z.number().int().min(0).optional(),
+    activeDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("Seconds the runner Job may run (the batch/v1 Job's own limit); past them it is stopped and this job fails with DEADLINE_EXCEEDED."),
+    ttlSecondsAfterFinished: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'Seconds after the runner Job finishes before Kubernetes deletes it and its Pods (default KINFER_JOB_TTL_SECONDS, a day); this InferenceJob, its status and results stay.',
+      ),
     image: z.string().min(1).max(1024).optional().describe("Runner image override (default from the controller's configuration)."),
     queueName: z.string().min(1).max(253).optional().describe('Kueue LocalQueue; becomes the kueue.x-k8s.io/queue-name label of the Job.'),
   })
@@ -162,35 +180,46 @@ export const InferenceJobSpec = z
   });
 export type InferenceJobSpec = z.output<typeof InferenceJobSpec>;
 
+// As metav1.Condition, with its fields' descriptions in short.
 export const Condition = z.object({
-  type: z.string().max(316),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.number().int().min(0).optional(),
-  lastTransitionTime: z.string().meta({ format: 'date-time' }),
-  reason: z.string().max(1024),
-  message: z.string().max(32768),
+  type: z.string().max(316).describe('The condition (Admitted, JobCreated, Running, Completed, JobFailed, Failed, Cancelled).'),
+  status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+  observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation the condition was set for.'),
+  lastTransitionTime: z.string().meta({ format: 'date-time' }).describe('When the status last changed.'),
+  reason: z.string().max(1024).describe('Why, in CamelCase, for programs.'),
+  message: z.string().max(32768).describe('Why, in words, for people.'),
 });
 export type Condition = z.infer<typeof Condition>;
 
-export const InferenceJobStatus = z.object({
-  phase: z.enum(PHASES).optional(),
-  conditions: z
-    .array(Condition)
-    .optional()
-    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
-  jobId: z.string().optional().describe('Database id of the test run or inference job.'),
-  jobName: z.string().optional().describe('Name of the batch/v1 Job that runs the runner.'),
-  processedImages: z.number().int().optional(),
-  totalImages: z.number().int().optional(),
-  progressPercent: z.number().optional(),
-  progress: z.string().optional().describe('processed/total, for kubectl get.'),
-  primaryMetric: z.object({ name: z.string(), value: z.number(), display: z.string().describe('name=value, for kubectl get.') }).optional(),
-  resultsPath: z.string().optional(),
-  startTime: z.string().meta({ format: 'date-time' }).optional(),
-  completionTime: z.string().meta({ format: 'date-time' }).optional(),
-  message: z.string().optional(),
-  observedGeneration: z.number().int().optional(),
-});
+export const InferenceJobStatus = z
+  .object({
+    phase: z.enum(PHASES).optional().describe("Pending, Running, Completed, Failed or Cancelled (the REST API's status)."),
+    conditions: z
+      .array(Condition)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
+      .describe('Admitted, JobCreated, Running, Completed, JobFailed, Failed, Cancelled: each with its reason and message.'),
+    jobId: z.string().optional().describe('Database id of the test run or inference job.'),
+    jobName: z.string().optional().describe('Name of the batch/v1 Job that runs the runner.'),
+    processedImages: z.number().int().optional().describe('Images processed so far, over every shard (unreadable ones included).'),
+    totalImages: z.number().int().optional().describe('Images in the job, once the runner has listed them.'),
+    progressPercent: z.number().optional().describe('processedImages of totalImages, in percent.'),
+    progress: z.string().optional().describe('processed/total, for kubectl get.'),
+    primaryMetric: z
+      .object({
+        name: z.string().describe("The metric's name, as in the REST API's overall_metrics."),
+        value: z.number().describe('Its value.'),
+        display: z.string().describe('name=value, for kubectl get.'),
+      })
+      .optional()
+      .describe("A completed test run's headline metric (accuracy, bbox/mAP50-95, mIoU...)."),
+    resultsPath: z.string().optional().describe('Where the per-image results are (a results.json under the artifacts).'),
+    startTime: z.string().meta({ format: 'date-time' }).optional().describe('When the runner started.'),
+    completionTime: z.string().meta({ format: 'date-time' }).optional().describe('When it ended: completed, failed or cancelled.'),
+    message: z.string().optional().describe('Why the job failed, or was refused.'),
+    observedGeneration: z.number().int().optional().describe('The metadata.generation this status was written for.'),
+  })
+  .describe('What the controller has seen of the job (written by it only: the status subresource).');
 export type InferenceJobStatus = z.infer<typeof InferenceJobStatus>;
 
 export interface InferenceJob extends k8s.KubernetesObject {

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatedFiles } from '../../scripts/generate.ts';
 import { renderErrorCatalog } from '../../src/http/errors.ts';
+import { inferenceJobCrd } from '../../src/kube/crd.ts';
 import { CHART_DIR, REPO_ROOT } from '../../src/local/cluster/local-cluster.ts';
 
 describe('generated files', () => {
@@ -19,5 +20,18 @@ describe('generated files', () => {
   it("the README's error table is the catalog's", () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     expect(readme).toContain(`<!-- error-catalog -->\n${renderErrorCatalog()}\n<!-- /error-catalog -->`);
+  });
+
+  it("describes every field of the CRD for kubectl explain (an array item is its array's)", () => {
+    type Schema = { description?: string; properties?: Record<string, Schema>; items?: Schema };
+    const crd = inferenceJobCrd() as { spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } };
+    const undescribed: string[] = [];
+    const walk = (schema: Schema, path: string) => {
+      if (!schema.description) undescribed.push(path);
+      for (const [name, field] of Object.entries(schema.properties ?? {})) walk(field, `${path}.${name}`);
+      for (const [name, field] of Object.entries(schema.items?.properties ?? {})) walk(field, `${path}[].${name}`);
+    };
+    for (const version of crd.spec.versions) for (const top of ['spec', 'status']) walk(version.schema.openAPIV3Schema.properties![top]!, top);
+    expect(undescribed).toEqual([]);
   });
 });
