@@ -17,7 +17,7 @@ import type { JobStore, UpdateOutcome } from '../db/job-store.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
 import { HttpError } from '../http/errors.ts';
-import { errorHandler, healthRoutes, parseOr, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
+import { errorHandler, healthRoutes, noSuchEndpoint, parseOr, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 
 export interface CallbackAppDeps {
@@ -129,9 +129,7 @@ export function createCallbackApp({ store, verifier, log, ready }: CallbackAppDe
     res.json({ input_config: job.input_config });
   });
 
-  app.use((_req, _res) => {
-    throw new HttpError('not_found', 'no such endpoint');
-  });
+  app.use(noSuchEndpoint());
   app.use(errorHandler());
   return app;
 }

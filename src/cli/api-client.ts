@@ -18,7 +18,7 @@ export class ApiError extends Error {
     const code = (body as { error?: unknown } | undefined)?.error;
     if (fields.length > 0 && message.endsWith(listed.join('; '))) message = message.slice(0, -listed.join('; ').length).replace(/[:\s]+$/, '') || String(code);
     // Every service's answer to a path it does not serve: most likely a URL that is not the API's.
-    if (status === 404 && message === 'no such endpoint') message += `: is KINFER_API_URL the API's URL (such as ${API_URL_EXAMPLE})?`;
+    if (status === 404 && message.startsWith('no such endpoint')) message += `: is KINFER_API_URL the API's URL (such as ${API_URL_EXAMPLE})?`;
     super(`HTTP ${status}: ${message}${listed.map((l) => `\n  ${l}`).join('')}`);
     this.name = 'ApiError';
     this.status = status;

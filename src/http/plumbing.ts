@@ -129,6 +129,17 @@ export function requireJsonBodies(): RequestHandler {
   };
 }
 
+/**
+ * The last handler of a service: 404 naming what was asked (method and path; not the query, which
+ * may carry what must not be echoed), and where the routes are when the service says so.
+ */
+export function noSuchEndpoint(routes?: string): RequestHandler {
+  return (req, _res, next) => {
+    const asked = `${req.method} ${req.originalUrl.split('?', 1)[0]}`;
+    next(new HttpError('not_found', `no such endpoint: ${asked}${routes ? ` (see ${routes})` : ''}`));
+  };
+}
+
 /** An HttpError that says when to come back (`retry_after_seconds`) says it in Retry-After too. */
 export function setRetryAfter(res: Response, err: HttpError): void {
   const retry = err.body.retry_after_seconds;

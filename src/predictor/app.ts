@@ -14,7 +14,7 @@ import { CLASS_SCORE_METHODS, defaultXaiMethod } from '../contract/index.ts';
 import { HttpError, validationError, type FieldProblem } from '../http/errors.ts';
 import type { Logger } from '../http/logger.ts';
 import { metricsRoutes } from '../http/metrics.ts';
-import { errorHandler, healthRoutes, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
+import { errorHandler, healthRoutes, noSuchEndpoint, rejectNulCharacters, requestContext } from '../http/plumbing.ts';
 import { predictorMetrics } from './metrics.ts';
 import { InFlightLimit } from './in-flight.ts';
 import { oipRoutes } from './oip.ts';
@@ -313,9 +313,7 @@ export function createPredictorApp(deps: PredictorAppDeps): PredictorApp {
 
   oipRoutes(app, { predictor: deps.predictor, resolver, policy: deps.policy, authenticate, ready, inFlight });
 
-  app.use((_req, _res) => {
-    throw new HttpError('not_found', 'no such endpoint');
-  });
+  app.use(noSuchEndpoint());
   app.use((err: unknown, _req: Request, _res: Response, next: NextFunction) => {
     metrics.errors.inc({ reason: err instanceof HttpError ? String(err.body.error) : 'internal_error' });
     next(err);

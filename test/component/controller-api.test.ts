@@ -148,6 +148,9 @@ describe('errors from the catalog', () => {
       [400, 'validation_error'],
     ]);
     for (const r of replies) expect(HTTP_ERRORS[r.body.error as keyof typeof HTTP_ERRORS].status).toBe(r.status);
+    // What was asked, without its query (it may carry what must not be echoed), and where the routes are.
+    const nowhere = await api.call('PATCH', '/api/v1/models/colors/1?token=kinfer_secret');
+    expect([nowhere.status, nowhere.body.message]).toEqual([404, 'no such endpoint: PATCH /api/v1/models/colors/1 (see /api/v1/openapi.json)']);
   });
 });
 

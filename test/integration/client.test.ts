@@ -110,7 +110,8 @@ describe('the client API and the CLI client', () => {
     expect(await as({ KINFER_API_URL: `${root}/kinfer`, KINFER_TOKEN: stack.adminToken }, ['test-run', 'get', 'x'])).toEqual({
       code: 1,
       stdout: '',
-      stderr: "kinfer: error: HTTP 404: no such endpoint: is KINFER_API_URL the API's URL (such as http://127.0.0.1:8080/api/v1)?\n",
+      stderr:
+        "kinfer: error: HTTP 404: no such endpoint: GET /kinfer/test-runs/x (see /api/v1/openapi.json): is KINFER_API_URL the API's URL (such as http://127.0.0.1:8080/api/v1)?\n",
     });
     const args = ['test-run', 'create', '--checkpoint', 'file:///nowhere/m.onnx', '--dataset', dataset, '--task', 'image_classificatio'];
     expect(await kinfer(args)).toEqual({

@@ -14,7 +14,16 @@ import { tokenRoutes } from './tokens.ts';
 import type { Logger } from '../../http/logger.ts';
 import { metricsRoutes } from '../../http/metrics.ts';
 import { HttpError, validationError } from '../../http/errors.ts';
-import { errorHandler, fieldProblems, healthRoutes, parseOr, rejectNulCharacters, requestContext, requireJsonBodies } from '../../http/plumbing.ts';
+import {
+  errorHandler,
+  fieldProblems,
+  healthRoutes,
+  noSuchEndpoint,
+  parseOr,
+  rejectNulCharacters,
+  requestContext,
+  requireJsonBodies,
+} from '../../http/plumbing.ts';
 import { StorageUnavailableError, type Admission } from '../admission/admission.ts';
 import { definitionFromInferenceRequest, definitionFromTestRunRequest, type JobDefinition } from '../job-mapping.ts';
 import type { Tier } from '../tier.ts';
@@ -316,9 +325,7 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
 
   tokenRoutes(router, deps.tokens);
   app.use('/api/v1', router);
-  app.use((_req, _res) => {
-    throw new HttpError('not_found', 'no such endpoint');
-  });
+  app.use(noSuchEndpoint('/api/v1/openapi.json'));
   app.use(errorHandler());
   return app;
 }
