@@ -148,6 +148,16 @@ describe('errors from the catalog', () => {
       [400, 'validation_error'],
     ]);
     for (const r of replies) expect(HTTP_ERRORS[r.body.error as keyof typeof HTTP_ERRORS].status).toBe(r.status);
+    // A page's numbers: what is wanted, and what came.
+    const pages = await Promise.all(['limit=abc', 'limit=2&limit=3', 'skip=-1', 'limit=1e3'].map((q) => api.call('GET', `/api/v1/test-runs?${q}`)));
+    expect(pages.map((r) => [r.status, r.body.fields])).toEqual([
+      [400, [{ field: 'limit', message: 'a whole number from 1 to 1000, not "abc"' }]],
+      [400, [{ field: 'limit', message: 'a whole number from 1 to 1000, given once' }]],
+      [400, [{ field: 'skip', message: 'a whole number from 0 to 2147483647, not "-1"' }]],
+      [400, [{ field: 'limit', message: 'a whole number from 1 to 1000, not "1e3"' }]],
+    ]);
+    const page = await api.call('GET', '/api/v1/test-runs?limit=7&skip=0');
+    expect([page.status, page.body.limit, page.body.skip]).toEqual([200, 7, 0]);
     // What was asked, without its query (it may carry what must not be echoed), and where the routes are.
     const nowhere = await api.call('PATCH', '/api/v1/models/colors/1?token=kinfer_secret');
     expect([nowhere.status, nowhere.body.message]).toEqual([404, 'no such endpoint: PATCH /api/v1/models/colors/1 (see /api/v1/openapi.json)']);

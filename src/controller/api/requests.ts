@@ -60,9 +60,24 @@ export const CreateInferenceJob = z
   .strict();
 export type CreateInferenceJob = z.output<typeof CreateInferenceJob>;
 
+/**
+ * A whole number in a query string. Coerced, 'abc' or a parameter given twice was refused as
+ * "expected number, received NaN" and '1e3' taken as 1000: the refusal now says what is wanted and
+ * what came. Described to OpenAPI as the integer it is.
+ */
+function queryInteger(min: number, max: number, fallback: number) {
+  const wanted = `a whole number from ${min} to ${max}`;
+  return z
+    .string({ error: `${wanted}, given once` })
+    .meta({ type: 'integer', minimum: min, maximum: max, default: fallback })
+    .refine((v) => /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max, { error: (issue) => `${wanted}, not ${JSON.stringify(issue.input)}` })
+    .transform(Number)
+    .default(fallback);
+}
+
 const skipLimit = {
-  skip: z.coerce.number().int().min(0).max(2_147_483_647).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  skip: queryInteger(0, 2_147_483_647, 0),
+  limit: queryInteger(1, 1000, 100),
 };
 
 export const ListQuery = z.object({
