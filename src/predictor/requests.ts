@@ -9,7 +9,8 @@ import { ModelRefField, StorageUriField, TargetLayer, TaskType, XaiMethod } from
 import { HttpError, validationError } from '../http/errors.ts';
 import { parseOr } from '../http/plumbing.ts';
 
-const num = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v !== '' ? Number(v) : v), schema);
+/** A number sent as text (a query or multipart field); text that is no number stays text, and is refused as such (not as "received NaN"). */
+const num = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), schema);
 
 const modelFields = {
   model: ModelRefField.optional(),

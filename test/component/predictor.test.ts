@@ -152,6 +152,16 @@ describe('the predictor', () => {
       [400, 'image'],
     ]);
     expect(refusals[3]!.body.fields[0].message).toMatch(/unsupported image format|Input buffer/);
+    // A number sent as text that is none: refused as text, not as "received NaN".
+    const notANumber = await fetch(`${http.url}/api/v1/predict?model=colors&conf=abc`, {
+      method: 'POST',
+      headers: { ...access.bearer, 'content-type': 'image/png' },
+      body: new Uint8Array(image('red').bytes),
+    });
+    expect([notANumber.status, ((await notANumber.json()) as { fields: unknown }).fields]).toEqual([
+      400,
+      [{ field: 'conf', message: 'Invalid input: expected number, received string' }],
+    ]);
     // Too large: 413, not a 500.
     const big = await fetch(`${http.url}/api/v1/predict?model=colors`, {
       method: 'POST',
