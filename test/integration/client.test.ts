@@ -189,6 +189,21 @@ describe('the client API and the CLI client', () => {
     expect(cmp.disagreements.items[0].runs.map((r: { predicted_label: string }) => r.predicted_label)).toEqual([a.get(differing[0]!), b.get(differing[0]!)]);
     const refused = await http('GET', `/test-runs/compare?ids=${first.id}`);
     expect(refused.status).toBe(400);
+    const twice = await http('GET', `/test-runs/compare?ids=${first.id},${first.id}`);
+    expect([twice.status, JSON.parse(twice.text).fields]).toEqual([
+      400,
+      [{ field: 'ids', message: 'names a test run twice: name at least two different ones' }],
+    ]);
+    // A label filter with a typo: said so, naming the run's classes; a class with no such image: an empty page.
+    const typo = await http('GET', `/test-runs/${first.id}/images?true_label=purple&predicted_label=red`);
+    expect([typo.status, JSON.parse(typo.text).fields]).toEqual([
+      400,
+      [{ field: 'true_label', message: `"purple" is not a class of this test run (${first.class_names.join(', ')})` }],
+    ]);
+    const names: string[] = first.class_names;
+    const [t, p] = names.flatMap((_, i) => names.map((__, j) => [i, j])).find(([i, j]) => first.confusion_matrix[i][j] === 0)!;
+    const none = JSON.parse((await http('GET', `/test-runs/${first.id}/images?true_label=${names[t!]}&predicted_label=${names[p!]}`)).text);
+    expect([none.filtered_count, none.images]).toEqual([0, []]);
   });
 
   it('serves artifacts through the API, and deletes a finished run with its rows and artifacts', async () => {

@@ -274,6 +274,13 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       trueLabel: q.true_label,
       predictedLabel: q.predicted_label,
     });
+    // Nothing found for a label the run has no class of: a typo, said so rather than an empty page.
+    const classes = (run as TestRun).class_names;
+    if (page.filteredTotal === 0 && classes) {
+      const unknown = (['true_label', 'predicted_label'] as const).filter((f) => q[f] !== undefined && !classes.includes(q[f]!));
+      if (unknown.length > 0)
+        throw validationError(unknown.map((f) => ({ field: f, message: `${JSON.stringify(q[f])} is not a class of this test run (${classes.join(', ')})` })));
+    }
     res.json({
       total_count: page.counts.total,
       correct_count: page.counts.correct,

@@ -97,7 +97,13 @@ export const CompareQuery = z
     ids: z
       .string()
       .transform((s) => s.split(',').map((x) => x.trim()))
-      .pipe(z.array(z.string().min(1)).min(2, 'name at least two test runs').max(8, 'at most eight test runs')),
+      .pipe(
+        z
+          .array(z.string().min(1))
+          .min(2, 'name at least two test runs')
+          .max(8, 'at most eight test runs')
+          .refine((ids) => new Set(ids).size === ids.length, 'names a test run twice: name at least two different ones'),
+      ),
     ...skipLimit,
   })
   .strict();
