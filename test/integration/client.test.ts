@@ -201,8 +201,9 @@ describe('the client API and the CLI client', () => {
       [{ field: 'true_label', message: `"purple" is not a class of this test run (${first.class_names.join(', ')})` }],
     ]);
     const names: string[] = first.class_names;
-    const [t, p] = names.flatMap((_, i) => names.map((__, j) => [i, j])).find(([i, j]) => first.confusion_matrix[i][j] === 0)!;
-    const none = JSON.parse((await http('GET', `/test-runs/${first.id}/images?true_label=${names[t!]}&predicted_label=${names[p!]}`)).text);
+    const matrix: number[][] = first.confusion_matrix;
+    const [t, p] = names.flatMap((_, i) => names.map((__, j) => [i, j] as const)).find(([i, j]) => matrix[i]![j] === 0)!;
+    const none = JSON.parse((await http('GET', `/test-runs/${first.id}/images?true_label=${names[t]}&predicted_label=${names[p]}`)).text);
     expect([none.filtered_count, none.images]).toEqual([0, []]);
   });
 
