@@ -26,16 +26,23 @@ const agent = new NodeAgent({
   baseEnv: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/tmp', ...(env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: env.NODE_COMPILE_CACHE } : {}) },
   log: (msg) => process.stderr.write(`${msg}\n`),
 });
-await agent.start();
-process.stderr.write(`node agent ready\n`);
+// The clean stop is in place before the agent starts: `cluster up` reports the cluster up once the
+// Node is registered, and a `cluster down` right after must not find Node's own SIGTERM handling
+// (the process ended by the signal, its containers' processes left running).
+const started = agent.start();
 const stop = () => {
-  agent.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`node agent did not stop cleanly: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
-  );
+  started
+    .catch(() => undefined)
+    .then(() => agent.stop())
+    .then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`node agent did not stop cleanly: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
+await started;
+process.stderr.write(`node agent ready\n`);
