@@ -37,6 +37,8 @@ interface JobView {
   progress_percent: number;
   processed_images: number;
   total_images: number | null;
+  /** Images that could not be read (each has its error entry in the results); counted in processed_images. */
+  failed_images?: number;
   primary_metric_name?: string | null;
   primary_metric_value?: number | null;
   error_message: string | null;
@@ -59,7 +61,11 @@ function table(print: (line: string) => void, jobs: JobView[]): void {
 }
 
 function describe(print: (line: string) => void, j: JobView): void {
-  print(`${j.id}  ${j.status}  ${j.task_type}  ${imagesDone(j.processed_images, j.total_images)} images  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`);
+  // Unreadable images said beside the count, as the dashboard says them: a completed job may have some.
+  const unreadable = j.failed_images ? ` (${j.failed_images} could not be read)` : '';
+  print(
+    `${j.id}  ${j.status}  ${j.task_type}  ${imagesDone(j.processed_images, j.total_images)} images${unreadable}  ${metricOf(j)}${j.name ? `  ${j.name}` : ''}`,
+  );
   if (j.error_message) print(`error: ${j.error_message}`);
   // Counts (evaluated_images, xai/explained_images) as the integers they are, scores to 4 places.
   for (const [k, v] of inDisplayOrder(Object.entries(j.overall_metrics ?? {}), j.primary_metric_name))

@@ -88,6 +88,10 @@ describe('the client API and the CLI client', () => {
     const watched = await kinfer(['watch', first.id]);
     expect([watched.code, watched.stdout]).toEqual([0, expect.stringContaining(`${first.id}  completed`)]);
     const shown = watched.stdout.split('\n');
+    // The corrupt file of the dataset (one of 19), said beside the count.
+    expect(shown).toContain(
+      `${first.id}  completed  image_classification  19/19 images (1 could not be read)  accuracy=${stored.overall_metrics.accuracy.toFixed(4)}  good`,
+    );
     expect(shown).toContain(`  ${'evaluated_images'.padEnd(28)} ${3 * COLOR_CLASSES.length}`);
     expect(shown).toContain(`  ${'accuracy'.padEnd(28)} ${stored.overall_metrics.accuracy.toFixed(4)}`);
     // The primary metric first, the rest by name (the stored object's keys come shortest first).
