@@ -130,7 +130,7 @@ describe('the client API and the CLI client', () => {
       code: 1,
       stdout: '',
       stderr: expect.stringMatching(
-        /^kinfer: error: HTTP 400: validation_error\n {2}checkpoint_path: not an allowed storage location: file:\/\/\/nowhere\/m\.onnx is outside KINFER_ALLOWED_URIS \(s3:\/\/, file:\/\/\/[^)]+\)\n$/,
+        /^kinfer: error: HTTP 400: invalid test run\n {2}checkpoint_path: not an allowed storage location: file:\/\/\/nowhere\/m\.onnx is outside KINFER_ALLOWED_URIS \(s3:\/\/, file:\/\/\/[^)]+\)\n$/,
       ),
     });
     // A refusal whose message says more than its field.

@@ -171,7 +171,8 @@ export function createControllerApp(deps: ControllerAppDeps): express.Express {
       if (err instanceof StorageUnavailableError) throw new HttpError('storage_unavailable', err.message);
       throw err;
     }
-    if (!result.admitted) throw validationError(result.problems);
+    // Worded as the schema's refusals are ("invalid test run: ..."): the CLI heads its list with it.
+    if (!result.admitted) throw validationError(result.problems, def.kind === 'test_run' ? 'test run' : 'inference job');
     const owned = { created_by: caller.subject };
     return result.job.kind === 'test_run' ? store.createTestRun({ ...result.job.row, ...owned }) : store.createInferenceJob({ ...result.job.row, ...owned });
   };
