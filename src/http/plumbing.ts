@@ -163,16 +163,18 @@ export function errorHandler(): ErrorRequestHandler {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) req.log.error({ err }, 'request failed');
     const code: ErrorCode = status === 500 ? 'internal_error' : status === 413 ? 'payload_too_large' : 'bad_request';
-    const message = status === 500 ? 'internal error' : err?.type === 'entity.parse.failed' ? unparsedBodyMessage(err) : String(err.message);
+    const message = status === 500 ? 'internal error' : clientErrorMessage(err);
     res.status(HTTP_ERRORS[code].status).json({ error: code, message });
   };
 }
 
 /**
- * Why express.json() refused a body. Its strict mode takes only objects and arrays, and words the
- * refusal of valid JSON as a syntax error (`Unexpected token 'n', "null" is not valid JSON`).
+ * What a client is told of a 4xx that express.json() raised (a body it refused, one over the
+ * limit). Its strict mode takes only objects and arrays, and words the refusal of valid JSON as a
+ * syntax error (`Unexpected token 'n', "null" is not valid JSON`): that one is said as it is.
  */
-export function unparsedBodyMessage(err: { message?: unknown; body?: unknown }): string {
+export function clientErrorMessage(err: { type?: unknown; message?: unknown; body?: unknown }): string {
+  if (err.type !== 'entity.parse.failed') return String(err.message);
   if (typeof err.body === 'string') {
     try {
       const value: unknown = JSON.parse(err.body);

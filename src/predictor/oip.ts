@@ -11,7 +11,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import type { StoragePolicy } from '../controller/auth/storage-policy.ts';
 import { HttpError } from '../http/errors.ts';
-import { fieldProblems, setRetryAfter, unparsedBodyMessage } from '../http/plumbing.ts';
+import { clientErrorMessage, fieldProblems, setRetryAfter } from '../http/plumbing.ts';
 import type { InFlightLimit } from './in-flight.ts';
 import type { Predictor } from './predictor.ts';
 import type { ModelResolver, Resolved } from './resolver.ts';
@@ -159,9 +159,8 @@ export function oipRoutes(app: express.Express, deps: OipDeps): void {
     else if (err instanceof HttpError) {
       setRetryAfter(res, err);
       res.status(err.status).json({ error: err.message });
-    } else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status < 500) {
-      const bodyError = err as { status: number; type?: string; message: string };
-      res.status(bodyError.status).json({ error: bodyError.type === 'entity.parse.failed' ? unparsedBodyMessage(bodyError) : bodyError.message });
-    } else next(err);
+    } else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status < 500)
+      res.status((err as { status: number }).status).json({ error: clientErrorMessage(err as Error) });
+    else next(err);
   });
 }
