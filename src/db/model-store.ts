@@ -100,7 +100,7 @@ export class ModelStore {
     if (entry) return entry;
     if ('version' in parsed) return `no registered model ${parsed.name}@${parsed.version}`;
     // "has no version in stage" of a name never registered would say it is: a typo must show.
-    const [known] = (await this.#ds.query('SELECT 1 FROM models WHERE name = $1 LIMIT 1', [parsed.name])) as unknown[];
+    const known = (await this.list({ name: parsed.name })).length > 0;
     return known ? `${parsed.name} has no version in stage ${parsed.stage}` : `no registered model ${parsed.name}`;
   }
 
