@@ -4,7 +4,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
+import { guardProcess, listen, readyToServe, stopWithParent } from '../http/plumbing.ts';
 import { createCallbackApp } from './app.ts';
 import { TokenVerifier } from './token-verifier.ts';
 
@@ -33,11 +33,14 @@ try {
     },
   });
   const server = await listen(app, config.KINFER_CALLBACK_HOST, config.KINFER_CALLBACK_PORT);
-  stopOnSignals(async () => {
-    await server.close();
-    await ds.destroy();
-  }, log);
-  await announcePort(server.port);
+  await readyToServe(
+    server.port,
+    async () => {
+      await server.close();
+      await ds.destroy();
+    },
+    log,
+  );
   log.info({ host: config.KINFER_CALLBACK_HOST, port: server.port }, 'callback service listening');
 } catch (err) {
   log.fatal({ err }, 'callback service failed to start');

@@ -10,7 +10,7 @@ import { openDatabase } from '../db/data-source.ts';
 import { JobStore } from '../db/job-store.ts';
 import { pemFromEnv } from '../http/keys.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
+import { guardProcess, listen, readyToServe, stopWithParent } from '../http/plumbing.ts';
 import { StorageClient } from '../storage/object-store.ts';
 import { Admission } from './admission/admission.ts';
 import { ModelInspector } from './admission/model-inspector.ts';
@@ -237,14 +237,17 @@ try {
     }),
   });
   const server = await listen(app, config.KINFER_API_HOST, config.KINFER_API_PORT);
-  stopOnSignals(async () => {
-    await tier.stop();
-    // Live event streams end first (their clients reconnect elsewhere), or the server would wait for them.
-    await events.stop();
-    await server.close();
-    await ds.destroy();
-  }, log);
-  await announcePort(server.port);
+  await readyToServe(
+    server.port,
+    async () => {
+      await tier.stop();
+      // Live event streams end first (their clients reconnect elsewhere), or the server would wait for them.
+      await events.stop();
+      await server.close();
+      await ds.destroy();
+    },
+    log,
+  );
   log.info(
     {
       host: config.KINFER_API_HOST,

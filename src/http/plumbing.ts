@@ -224,11 +224,9 @@ export function listen(app: Express, host: string, port: number): Promise<{ port
 /**
  * Writes the port a service listens on to KINFER_PORT_FILE when set: a launcher that asked for
  * port 0 learns which port the system picked, with no window in which another process could
- * take a port chosen in advance (kinfer serve, the tests). Called once stopOnSignals is in place: a
- * launcher may stop the service the moment its port is announced, and Node's own SIGTERM handling
- * would end it by the signal, without its clean stop.
+ * take a port chosen in advance (kinfer serve, the tests).
  */
-export async function announcePort(port: number): Promise<void> {
+async function announcePort(port: number): Promise<void> {
   const file = process.env.KINFER_PORT_FILE;
   if (!file) return;
   // Written whole, then renamed: a reader never sees a half-written number.
@@ -260,7 +258,7 @@ export function stopWithParent(log?: Logger): void {
 }
 
 /** Runs `cleanup` once on SIGTERM, SIGINT or the parent's going (stopWithParent), then exits 0. */
-export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void {
+function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -276,6 +274,17 @@ export function stopOnSignals(cleanup: () => Promise<void>, log?: Logger): void 
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   onParentGone = stop;
+}
+
+/**
+ * A listening service says it is ready: its clean stop (`cleanup` on SIGTERM, SIGINT or the
+ * parent's going) in place first, then its port announced. In the other order a launcher that
+ * stops it the moment the port appears (kinfer serve, the tests) met Node's own SIGTERM handling,
+ * which ends the process by the signal, without its clean stop.
+ */
+export async function readyToServe(port: number, cleanup: () => Promise<void>, log?: Logger): Promise<void> {
+  stopOnSignals(cleanup, log);
+  await announcePort(port);
 }
 
 /**

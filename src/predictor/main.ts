@@ -14,7 +14,7 @@ import { MODEL_RELOADS_CHANNEL, ModelStore } from '../db/model-store.ts';
 import { listenChannels } from '../db/notifications.ts';
 import { TOKEN_CHANGES_CHANNEL, TokenStore } from '../db/token-store.ts';
 import { serviceLogger } from '../http/logger.ts';
-import { announcePort, guardProcess, listen, stopOnSignals, stopWithParent } from '../http/plumbing.ts';
+import { guardProcess, listen, readyToServe, stopWithParent } from '../http/plumbing.ts';
 import { ObjectStore } from '../runner/io/object-store.ts';
 import { createPredictorApp } from './app.ts';
 import { Predictor } from './predictor.ts';
@@ -154,23 +154,26 @@ try {
   // SIGHUP: every warm registered model loaded again beside the old session, then swapped.
   process.on('SIGHUP', () => reloadWarm('on SIGHUP'));
   // SIGTERM: not ready at once, no new connections, requests in flight finish (within the grace period).
-  stopOnSignals(async () => {
-    drain();
-    log.info({ grace_seconds: config.KINFER_PREDICTOR_GRACE_SECONDS }, 'draining');
-    const grace = setTimeout(() => {
-      log.warn('grace period over; stopping with requests in flight');
+  await readyToServe(
+    server.port,
+    async () => {
+      drain();
+      log.info({ grace_seconds: config.KINFER_PREDICTOR_GRACE_SECONDS }, 'draining');
+      const grace = setTimeout(() => {
+        log.warn('grace period over; stopping with requests in flight');
+        removeWorkDir();
+        process.exit(0);
+      }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
+      grace.unref();
+      await server.close();
+      await notices.stop();
+      await predictor.close();
       removeWorkDir();
-      process.exit(0);
-    }, config.KINFER_PREDICTOR_GRACE_SECONDS * 1000);
-    grace.unref();
-    await server.close();
-    await notices.stop();
-    await predictor.close();
-    removeWorkDir();
-    await cache.close();
-    await ds.destroy();
-  }, log);
-  await announcePort(server.port);
+      await cache.close();
+      await ds.destroy();
+    },
+    log,
+  );
   log.info({ host: config.KINFER_PREDICTOR_HOST, port: server.port }, 'predictor listening');
 } catch (err) {
   log.fatal({ err }, 'predictor failed to start');
